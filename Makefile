@@ -1,0 +1,25 @@
+# close_fdw: PGXS build.  "make installcheck" runs pg_regress against a
+# running server and emulator; test/run sets both up (see README.md).
+
+MODULE_big = close_fdw
+OBJS = \
+	src/close_fdw.o \
+	src/connection.o \
+	src/convert.o \
+	src/http.o \
+	src/json.o \
+	src/option.o \
+	src/pushdown.o
+
+EXTENSION = close_fdw
+DATA = close_fdw--0.1.sql
+PGFILEDESC = "close_fdw - foreign data wrapper for the Close CRM API"
+
+SHLIB_LINK = -lcurl -ljson-c
+
+REGRESS = setup options types read_lead read_id pushdown_join explain errors cancel
+REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=close_fdw
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

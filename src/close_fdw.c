@@ -1,0 +1,795 @@
+/*-------------------------------------------------------------------------
+ *
+ * close_fdw.c
+ *		  Module entry points, the planner callbacks (estimates, plain and
+ *		  parameterized paths, the plan), the scan callbacks in the order the
+ *		  executor calls them, and EXPLAIN.
+ *
+ * A scan is driven by one pushed condition: id values (one
+ * GET /custom_object/{id}/ each) or lead_id values (one paged listing
+ * GET /custom_object/?lead_id=... each).  The values are computed when the
+ * scan starts (from constants, parameters, init-plans, or the outer row of
+ * a nested loop), so prepared statements and joins push down as well as
+ * literals do.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/sysattr.h"
+#include "access/table.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/planmain.h"
+#include "optimizer/restrictinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "close_fdw.h"
+#include "compat.h"
+
+PG_MODULE_MAGIC;
+
+/*
+ * Cost model, in the planner's units (seq_page_cost = 1): a request is a
+ * network round trip, far dearer than a page read.  A scan without a
+ * usable condition cannot run at all, so its path costs so much that the
+ * planner takes any other (a parameterized nested loop, typically).
+ */
+#define CLOSE_REQUEST_COST		100.0
+#define CLOSE_ROW_COST			(cpu_tuple_cost * 10)
+#define CLOSE_ROWS_PER_LEAD		25.0
+#define CLOSE_UNLISTABLE_ROWS	1000000.0
+#define CLOSE_UNLISTABLE_COST	1.0e10
+
+/* Planner state, in the RelOptInfo's fdw_private. */
+typedef struct CloseRelInfo
+{
+	CloseKeyColumns keys;
+	char	   *table_type_id;	/* table option, or NULL */
+	int			page_size;
+	List	   *base_clauses;	/* baserestrictinfo, plus lateral clauses */
+} CloseRelInfo;
+
+/*
+ * The ForeignScan's fdw_private list; fdw_exprs holds the key value
+ * expression and, if FdwScanPrivateHasTypeExpr, the type value expression.
+ */
+enum FdwScanPrivateIndex
+{
+	/* Integer: CloseAccessKind */
+	FdwScanPrivateAccessKind,
+	/* Integer: 1 when the key expression yields an array (= ANY) */
+	FdwScanPrivateKeyIsArray,
+	/* Integer: 1 when fdw_exprs has a custom_object_type_id value */
+	FdwScanPrivateHasTypeExpr,
+	/* String: the request, as EXPLAIN shows it */
+	FdwScanPrivateRequest,
+	/* String: the key values, as EXPLAIN shows them ("" when inline) */
+	FdwScanPrivateKeyValues,
+	/* List of Integer: the attributes to convert (pull_varattnos style) */
+	FdwScanPrivateAttrsUsed
+};
+
+/* Executor state, in the ForeignScanState's fdw_state. */
+typedef struct CloseScanState
+{
+	MemoryContext scan_cxt;		/* lives as long as the scan */
+	MemoryContext keys_cxt;		/* the key values; reset per (re)scan */
+	MemoryContext page_cxt;		/* one answer and its parsed document */
+	UserMapping *user;
+	CloseAccessKind kind;
+	bool		key_is_array;
+	ExprState  *key_state;
+	ExprState  *type_state;		/* or NULL */
+	char	   *table_type_id;	/* or NULL */
+	int			page_size;
+	CloseRowConverter *conv;
+
+	/* the values this (re)scan requests */
+	bool		started;		/* start_scan has run for this (re)scan */
+	char	  **keys;
+	int			nkeys;
+	int			next_key;
+	char	   *type_filter;	/* custom_object_type_id, or NULL */
+
+	/* the answer being read */
+	char	   *current_key;
+	struct json_object *items;	/* a page's "data" array, or NULL */
+	struct json_object *record; /* a retrieved record, or NULL */
+	int			nitems;
+	int			next_item;
+	bool		has_more;
+	int			skip;
+
+	/* for EXPLAIN ANALYZE */
+	int64		requests;
+	int64		pages;
+	int64		records;
+} CloseScanState;
+
+PG_FUNCTION_INFO_V1(close_fdw_handler);
+
+void		_PG_init(void);
+
+static void closeGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
+								   Oid foreigntableid);
+static void closeGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
+								 Oid foreigntableid);
+static ForeignScan *closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
+										Oid foreigntableid, ForeignPath *best_path,
+										List *tlist, List *scan_clauses,
+										Plan *outer_plan);
+static void closeBeginForeignScan(ForeignScanState *node, int eflags);
+static TupleTableSlot *closeIterateForeignScan(ForeignScanState *node);
+static void closeReScanForeignScan(ForeignScanState *node);
+static void closeEndForeignScan(ForeignScanState *node);
+static void closeExplainForeignScan(ForeignScanState *node, ExplainState *es);
+
+void
+_PG_init(void)
+{
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not initialize libcurl")));
+}
+
+Datum
+close_fdw_handler(PG_FUNCTION_ARGS)
+{
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	routine->GetForeignRelSize = closeGetForeignRelSize;
+	routine->GetForeignPaths = closeGetForeignPaths;
+	routine->GetForeignPlan = closeGetForeignPlan;
+	routine->BeginForeignScan = closeBeginForeignScan;
+	routine->IterateForeignScan = closeIterateForeignScan;
+	routine->ReScanForeignScan = closeReScanForeignScan;
+	routine->EndForeignScan = closeEndForeignScan;
+	routine->ExplainForeignScan = closeExplainForeignScan;
+
+	PG_RETURN_POINTER(routine);
+}
+
+/*
+ * Rows and costs of a scan with the given pushdown; other_clauses are the
+ * conditions left to filter locally.
+ */
+static void
+estimate_scan(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
+			  ClosePushdown *pd, List *clauses,
+			  double *rows, Cost *startup_cost, Cost *total_cost)
+{
+	List	   *local = NIL;
+	ListCell   *lc;
+	double		fetched;
+	double		requests;
+	Selectivity sel;
+	QualCost	qcost;
+
+	foreach(lc, clauses)
+	{
+		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
+
+		if (rinfo != pd->key_rinfo && rinfo != pd->type_rinfo)
+			local = lappend(local, rinfo);
+	}
+
+	switch (pd->kind)
+	{
+		case CLOSE_ACCESS_BY_ID:
+			fetched = pd->key_count;
+			requests = pd->key_count;
+			break;
+		case CLOSE_ACCESS_BY_LEAD:
+			fetched = pd->key_count * CLOSE_ROWS_PER_LEAD;
+			requests = pd->key_count *
+				Max(1.0, ceil(CLOSE_ROWS_PER_LEAD / ri->page_size));
+			break;
+		default:
+			*rows = CLOSE_UNLISTABLE_ROWS;
+			*startup_cost = CLOSE_UNLISTABLE_COST;
+			*total_cost = CLOSE_UNLISTABLE_COST;
+			return;
+	}
+
+	sel = clauselist_selectivity(root, local, baserel->relid, JOIN_INNER, NULL);
+	cost_qual_eval(&qcost, local, root);
+	*rows = clamp_row_est(fetched * sel);
+	*startup_cost = CLOSE_REQUEST_COST + qcost.startup;
+	*total_cost = requests * CLOSE_REQUEST_COST + qcost.startup +
+		fetched * (CLOSE_ROW_COST + qcost.per_tuple);
+}
+
+static void
+closeGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
+					   Oid foreigntableid)
+{
+	CloseRelInfo *ri = palloc0(sizeof(CloseRelInfo));
+	ForeignTable *table = GetForeignTable(foreigntableid);
+	CloseServerOptions sopts;
+	ClosePushdown pd;
+	Cost		startup;
+	Cost		total;
+
+	close_get_server_options(GetForeignServer(table->serverid), &sopts);
+	ri->page_size = sopts.page_size;
+	ri->table_type_id = close_get_table_type_id(foreigntableid);
+	close_find_key_columns(foreigntableid, &ri->keys);
+
+	/* a LATERAL reference makes every path parameterized by it */
+	ri->base_clauses = baserel->baserestrictinfo;
+	if (!bms_is_empty(baserel->lateral_relids))
+	{
+		ParamPathInfo *ppi = get_baserel_parampathinfo(root, baserel,
+													   baserel->lateral_relids);
+
+		ri->base_clauses = list_concat_copy(ri->base_clauses, ppi->ppi_clauses);
+	}
+	baserel->fdw_private = ri;
+
+	close_classify_conditions(root, baserel, &ri->keys, ri->base_clauses, &pd);
+	estimate_scan(root, baserel, ri, &pd, ri->base_clauses,
+				  &baserel->rows, &startup, &total);
+}
+
+static void
+closeGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
+					 Oid foreigntableid)
+{
+	CloseRelInfo *ri = (CloseRelInfo *) baserel->fdw_private;
+	ClosePushdown pd;
+	double		rows;
+	Cost		startup;
+	Cost		total;
+	List	   *outers;
+	ListCell   *lc;
+
+	close_classify_conditions(root, baserel, &ri->keys, ri->base_clauses, &pd);
+	estimate_scan(root, baserel, ri, &pd, ri->base_clauses,
+				  &rows, &startup, &total);
+	add_path(baserel, (Path *)
+			 close_create_foreignscan_path(root, baserel, rows, startup, total,
+										   baserel->lateral_relids, NIL));
+
+	/* one parameterized path per set of outer relations that give a key */
+	outers = close_join_clause_outers(root, baserel, &ri->keys);
+	foreach(lc, outers)
+	{
+		Relids		required_outer = (Relids) lfirst(lc);
+		ParamPathInfo *ppi = get_baserel_parampathinfo(root, baserel,
+													   required_outer);
+		List	   *clauses = list_concat_copy(baserel->baserestrictinfo,
+											   ppi->ppi_clauses);
+
+		close_classify_conditions(root, baserel, &ri->keys, clauses, &pd);
+		if (pd.kind == CLOSE_ACCESS_NONE)
+			continue;
+		estimate_scan(root, baserel, ri, &pd, clauses, &rows, &startup, &total);
+		add_path(baserel, (Path *)
+				 close_create_foreignscan_path(root, baserel, rows, startup,
+											   total, required_outer, NIL));
+	}
+}
+
+/* A constant key value as text, or NULL if the value is not a constant. */
+static char *
+const_text(Expr *expr)
+{
+	while (expr && IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	if (expr == NULL || !IsA(expr, Const) || ((Const *) expr)->constisnull)
+		return NULL;
+	return TextDatumGetCString(((Const *) expr)->constvalue);
+}
+
+/*
+ * The request as EXPLAIN shows it: a single constant value inline, any
+ * other value as a {placeholder} with the values on a line of their own.
+ */
+static void
+describe_request(PlannerInfo *root, RelOptInfo *baserel, ClosePushdown *pd,
+				 char *table_type_id, char **request, char **key_values)
+{
+	StringInfoData buf;
+	char	   *key = pd->key_is_array ? NULL : const_text(pd->key_expr);
+	const char *prefix = pd->kind == CLOSE_ACCESS_BY_ID
+		? CLOSE_PREFIX_CUSTOM_OBJECT : CLOSE_PREFIX_LEAD;
+	char	   *desc;
+
+	*key_values = "";
+	if (key && !close_is_valid_id(key, prefix))
+	{
+		*request = psprintf("none (no Close %s has the value %s)",
+							pd->kind == CLOSE_ACCESS_BY_ID ? "id" : "lead_id",
+							quote_literal_cstr(key));
+		return;
+	}
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "GET /custom_object/");
+	if (pd->kind == CLOSE_ACCESS_BY_ID)
+	{
+		if (key)
+			close_append_path_segment(&buf, key);
+		else
+			appendStringInfoString(&buf, "{id}/");
+	}
+	else
+	{
+		if (key)
+			close_append_query_param(&buf, "lead_id", key);
+		else
+			appendStringInfoString(&buf, "?lead_id={lead_id}");
+		if (pd->type_expr)
+		{
+			char	   *type = const_text(pd->type_expr);
+
+			if (type)
+				close_append_query_param(&buf, "custom_object_type_id", type);
+			else
+				appendStringInfoString(&buf,
+									   "&custom_object_type_id={custom_object_type_id}");
+		}
+		else if (table_type_id)
+			close_append_query_param(&buf, "custom_object_type_id",
+									 table_type_id);
+	}
+	*request = buf.data;
+
+	if (key == NULL)
+	{
+		desc = close_describe_value(root, pd->key_expr);
+		*key_values = pd->key_is_array ? psprintf("ANY (%s)", desc) : desc;
+	}
+}
+
+static ForeignScan *
+closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
+					Oid foreigntableid, ForeignPath *best_path,
+					List *tlist, List *scan_clauses, Plan *outer_plan)
+{
+	CloseRelInfo *ri = (CloseRelInfo *) baserel->fdw_private;
+	ClosePushdown pd;
+	List	   *local_exprs = NIL;
+	List	   *fdw_exprs;
+	List	   *fdw_private;
+	List	   *attrs_list = NIL;
+	Bitmapset  *attrs_used = NULL;
+	ListCell   *lc;
+	char	   *request;
+	char	   *key_values;
+	int			attr;
+
+	close_classify_conditions(root, baserel, &ri->keys, scan_clauses, &pd);
+	if (pd.kind == CLOSE_ACCESS_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot list the custom objects of foreign table \"%s\" without a condition on lead_id or id",
+						get_rel_name(foreigntableid)),
+				 errdetail("The Close API lists custom objects one lead at a time."),
+				 errhint("Add a condition such as lead_id = '...', lead_id = ANY (...) or id = '...', or join lead_id to another table.")));
+
+	/* the pushed clauses are applied by the API; the rest stay local */
+	foreach(lc, scan_clauses)
+	{
+		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
+
+		if (rinfo->pseudoconstant)
+			continue;
+		if (rinfo == pd.key_rinfo || rinfo == pd.type_rinfo)
+			continue;
+		local_exprs = lappend(local_exprs, rinfo->clause);
+	}
+
+	fdw_exprs = list_make1(pd.key_expr);
+	if (pd.type_expr)
+		fdw_exprs = lappend(fdw_exprs, pd.type_expr);
+
+	/* convert only the columns the query uses */
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid,
+				   &attrs_used);
+	pull_varattnos((Node *) local_exprs, baserel->relid, &attrs_used);
+	attr = -1;
+	while ((attr = bms_next_member(attrs_used, attr)) >= 0)
+		attrs_list = lappend_int(attrs_list, attr);
+
+	describe_request(root, baserel, &pd, ri->table_type_id,
+					 &request, &key_values);
+
+	fdw_private = list_make5(makeInteger((int) pd.kind),
+							 makeInteger(pd.key_is_array ? 1 : 0),
+							 makeInteger(pd.type_expr ? 1 : 0),
+							 makeString(request),
+							 makeString(key_values));
+	fdw_private = lappend(fdw_private, attrs_list);
+
+	return make_foreignscan(tlist, local_exprs, baserel->relid, fdw_exprs,
+							fdw_private, NIL, NIL, outer_plan);
+}
+
+static void
+closeBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	Relation	rel = node->ss.ss_currentRelation;
+	ForeignTable *table;
+	CloseServerOptions sopts;
+	CloseScanState *fsstate;
+	List	   *fdw_private = fsplan->fdw_private;
+	Bitmapset  *attrs_used = NULL;
+	ListCell   *lc;
+	MemoryContext oldcxt;
+
+	/* EXPLAIN without ANALYZE makes no request and needs no state */
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+
+	fsstate = palloc0(sizeof(CloseScanState));
+	node->fdw_state = fsstate;
+
+	table = GetForeignTable(RelationGetRelid(rel));
+	fsstate->user = GetUserMapping(close_scan_user(node), table->serverid);
+	close_get_server_options(GetForeignServer(table->serverid), &sopts);
+	fsstate->page_size = sopts.page_size;
+	fsstate->table_type_id = close_get_table_type_id(RelationGetRelid(rel));
+
+	fsstate->kind = (CloseAccessKind)
+		intVal(list_nth(fdw_private, FdwScanPrivateAccessKind));
+	fsstate->key_is_array =
+		intVal(list_nth(fdw_private, FdwScanPrivateKeyIsArray)) != 0;
+	fsstate->key_state = ExecInitExpr(linitial(fsplan->fdw_exprs),
+									  (PlanState *) node);
+	if (intVal(list_nth(fdw_private, FdwScanPrivateHasTypeExpr)) != 0)
+		fsstate->type_state = ExecInitExpr(lsecond(fsplan->fdw_exprs),
+										   (PlanState *) node);
+
+	fsstate->scan_cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "close_fdw scan",
+											  ALLOCSET_DEFAULT_SIZES);
+	fsstate->keys_cxt = AllocSetContextCreate(fsstate->scan_cxt,
+											  "close_fdw keys",
+											  ALLOCSET_SMALL_SIZES);
+	fsstate->page_cxt = AllocSetContextCreate(fsstate->scan_cxt,
+											  "close_fdw page",
+											  ALLOCSET_DEFAULT_SIZES);
+
+	foreach(lc, (List *) list_nth(fdw_private, FdwScanPrivateAttrsUsed))
+		attrs_used = bms_add_member(attrs_used, lfirst_int(lc));
+	oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
+	fsstate->conv = close_make_row_converter(rel, attrs_used);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+static int
+compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * Work out this (re)scan's key values: evaluate the pushed expressions,
+ * drop NULLs, duplicates and values no Close id can have (no record could
+ * match them), and settle the type filter.
+ */
+static void
+start_scan(ForeignScanState *node)
+{
+	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
+	ExprContext *econtext = node->ss.ps.ps_ExprContext;
+	const char *prefix = fsstate->kind == CLOSE_ACCESS_BY_ID
+		? CLOSE_PREFIX_CUSTOM_OBJECT : CLOSE_PREFIX_LEAD;
+	MemoryContext oldcxt;
+	Datum		value;
+	bool		isnull;
+	int			i;
+
+	fsstate->started = true;
+	MemoryContextReset(fsstate->keys_cxt);
+	MemoryContextReset(fsstate->page_cxt);
+	fsstate->items = NULL;
+	fsstate->record = NULL;
+	fsstate->nitems = 0;
+	fsstate->next_item = 0;
+	fsstate->has_more = false;
+	fsstate->next_key = 0;
+	fsstate->nkeys = 0;
+	fsstate->keys = NULL;
+	fsstate->type_filter = fsstate->table_type_id;
+
+	oldcxt = MemoryContextSwitchTo(fsstate->keys_cxt);
+
+	if (fsstate->type_state)
+	{
+		char	   *type;
+
+		value = ExecEvalExpr(fsstate->type_state, econtext, &isnull);
+		if (isnull)
+			goto no_rows;
+		type = TextDatumGetCString(value);
+		if (!close_is_valid_id(type, CLOSE_PREFIX_TYPE) ||
+			(fsstate->table_type_id &&
+			 strcmp(type, fsstate->table_type_id) != 0))
+			goto no_rows;
+		fsstate->type_filter = type;
+	}
+
+	value = ExecEvalExpr(fsstate->key_state, econtext, &isnull);
+	if (isnull)
+		goto no_rows;
+
+	if (!fsstate->key_is_array)
+	{
+		char	   *key = TextDatumGetCString(value);
+
+		if (close_is_valid_id(key, prefix))
+		{
+			fsstate->keys = palloc(sizeof(char *));
+			fsstate->keys[fsstate->nkeys++] = key;
+		}
+	}
+	else
+	{
+		ArrayType  *array = DatumGetArrayTypeP(value);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		get_typlenbyvalalign(ARR_ELEMTYPE(array), &typlen, &typbyval, &typalign);
+		deconstruct_array(array, ARR_ELEMTYPE(array), typlen, typbyval,
+						  typalign, &elems, &nulls, &nelems);
+		fsstate->keys = palloc(sizeof(char *) * Max(nelems, 1));
+		for (i = 0; i < nelems; i++)
+		{
+			char	   *key;
+
+			if (nulls[i])
+				continue;
+			key = TextDatumGetCString(elems[i]);
+			if (close_is_valid_id(key, prefix))
+				fsstate->keys[fsstate->nkeys++] = key;
+		}
+		/* one request per distinct value */
+		if (fsstate->nkeys > 1)
+		{
+			int			n = 1;
+
+			qsort(fsstate->keys, fsstate->nkeys, sizeof(char *), compare_strings);
+			for (i = 1; i < fsstate->nkeys; i++)
+				if (strcmp(fsstate->keys[i], fsstate->keys[n - 1]) != 0)
+					fsstate->keys[n++] = fsstate->keys[i];
+			fsstate->nkeys = n;
+		}
+	}
+
+no_rows:
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* Request one page of a lead's listing, starting at fsstate->skip. */
+static void
+fetch_lead_page(CloseScanState *fsstate)
+{
+	CloseConnection *conn = close_get_connection(fsstate->user);
+	MemoryContext oldcxt;
+	StringInfoData path;
+	CloseResponse response;
+	struct json_object *root;
+	struct json_object *data;
+	const char *problem;
+	bool		has_more;
+
+	MemoryContextReset(fsstate->page_cxt);
+	fsstate->items = NULL;
+	oldcxt = MemoryContextSwitchTo(fsstate->page_cxt);
+
+	initStringInfo(&path);
+	appendStringInfoString(&path, "/custom_object/");
+	close_append_query_param(&path, "lead_id", fsstate->current_key);
+	if (fsstate->type_filter)
+		close_append_query_param(&path, "custom_object_type_id",
+								 fsstate->type_filter);
+	close_append_query_param(&path, "_skip", psprintf("%d", fsstate->skip));
+	close_append_query_param(&path, "_limit",
+							 psprintf("%d", fsstate->page_size));
+
+	close_http_get(conn, path.data, &response);
+	fsstate->requests++;
+	if (response.status != 200)
+		close_report_http_error(conn, "GET", path.data, &response);
+
+	root = close_json_parse(response.body, response.body_len,
+							fsstate->page_cxt, &problem);
+	if (problem)
+		close_report_bad_answer("GET", path.data,
+								psprintf("The body is not valid JSON: %s.", problem));
+	problem = close_json_list_page(root, &data, &has_more);
+	if (problem)
+		close_report_bad_answer("GET", path.data,
+								psprintf("Expected {\"data\": [...], \"has_more\": ...}, but %s.",
+										 problem));
+
+	fsstate->items = data;
+	fsstate->nitems = close_json_array_length(data);
+	fsstate->next_item = 0;
+	fsstate->has_more = has_more;
+	fsstate->pages++;
+
+	/* a page that promises more but brings nothing would never end */
+	if (has_more && fsstate->nitems == 0)
+		close_report_bad_answer("GET", path.data,
+								"The answer has \"has_more\": true but no records.");
+	fsstate->skip += fsstate->nitems;
+
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* Retrieve one record by id; a 404 means there is no such record. */
+static void
+fetch_by_id(CloseScanState *fsstate)
+{
+	CloseConnection *conn = close_get_connection(fsstate->user);
+	MemoryContext oldcxt;
+	StringInfoData path;
+	CloseResponse response;
+	struct json_object *root;
+	struct json_object *type;
+	const char *problem;
+
+	MemoryContextReset(fsstate->page_cxt);
+	fsstate->record = NULL;
+	fsstate->nitems = 0;
+	fsstate->next_item = 0;
+	fsstate->has_more = false;
+	oldcxt = MemoryContextSwitchTo(fsstate->page_cxt);
+
+	initStringInfo(&path);
+	appendStringInfoString(&path, "/custom_object/");
+	close_append_path_segment(&path, fsstate->current_key);
+
+	close_http_get(conn, path.data, &response);
+	fsstate->requests++;
+	if (response.status == 404)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return;
+	}
+	if (response.status != 200)
+		close_report_http_error(conn, "GET", path.data, &response);
+
+	root = close_json_parse(response.body, response.body_len,
+							fsstate->page_cxt, &problem);
+	if (problem)
+		close_report_bad_answer("GET", path.data,
+								psprintf("The body is not valid JSON: %s.", problem));
+	if (close_json_kind(root) != CLOSE_JSON_OBJECT)
+		close_report_bad_answer("GET", path.data,
+								"Expected a custom object record.");
+	fsstate->pages++;
+
+	/* the table shows one type only: a record of another type is not in it */
+	if (fsstate->type_filter)
+	{
+		const char *type_text = NULL;
+		size_t		len;
+
+		type = close_json_object_get(root, CLOSE_KEY_TYPE_ID);
+		if (type && close_json_kind(type) == CLOSE_JSON_STRING)
+			type_text = close_json_scalar_text(type, &len);
+		if (type_text == NULL || strcmp(type_text, fsstate->type_filter) != 0)
+		{
+			MemoryContextSwitchTo(oldcxt);
+			return;
+		}
+	}
+
+	fsstate->record = root;
+	fsstate->nitems = 1;
+	MemoryContextSwitchTo(oldcxt);
+}
+
+static TupleTableSlot *
+closeIterateForeignScan(ForeignScanState *node)
+{
+	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+
+	/* parameters of a nested loop are set only once rows are asked for */
+	if (!fsstate->started)
+		start_scan(node);
+
+	ExecClearTuple(slot);
+	for (;;)
+	{
+		if (fsstate->next_item < fsstate->nitems)
+		{
+			struct json_object *record = fsstate->items
+				? close_json_array_get(fsstate->items, fsstate->next_item)
+				: fsstate->record;
+
+			fsstate->next_item++;
+			close_convert_record(fsstate->conv, record,
+								 slot->tts_values, slot->tts_isnull);
+			ExecStoreVirtualTuple(slot);
+			fsstate->records++;
+			return slot;
+		}
+
+		if (fsstate->items && fsstate->has_more)
+		{
+			fetch_lead_page(fsstate);
+			continue;
+		}
+
+		if (fsstate->next_key >= fsstate->nkeys)
+			return slot;
+
+		fsstate->current_key = fsstate->keys[fsstate->next_key++];
+		if (fsstate->kind == CLOSE_ACCESS_BY_LEAD)
+		{
+			fsstate->skip = 0;
+			fetch_lead_page(fsstate);
+		}
+		else
+			fetch_by_id(fsstate);
+	}
+}
+
+static void
+closeReScanForeignScan(ForeignScanState *node)
+{
+	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
+
+	fsstate->started = false;
+}
+
+static void
+closeEndForeignScan(ForeignScanState *node)
+{
+	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
+
+	/* the statistics stay for EXPLAIN ANALYZE, which runs after this */
+	if (fsstate)
+		MemoryContextReset(fsstate->scan_cxt);
+}
+
+static void
+closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	List	   *fdw_private = ((ForeignScan *) node->ss.ps.plan)->fdw_private;
+	CloseAccessKind kind = (CloseAccessKind)
+		intVal(list_nth(fdw_private, FdwScanPrivateAccessKind));
+	char	   *key_values = strVal(list_nth(fdw_private, FdwScanPrivateKeyValues));
+
+	ExplainPropertyText("Close Request",
+						strVal(list_nth(fdw_private, FdwScanPrivateRequest)), es);
+	if (key_values[0] != '\0')
+		ExplainPropertyText(kind == CLOSE_ACCESS_BY_ID ? "Close id" : "Close lead_id",
+							key_values, es);
+
+	if (es->analyze && node->fdw_state)
+	{
+		CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
+
+		ExplainPropertyInteger("Close Requests", NULL, fsstate->requests, es);
+		ExplainPropertyInteger("Close Pages", NULL, fsstate->pages, es);
+		ExplainPropertyInteger("Close Records", NULL, fsstate->records, es);
+	}
+}

@@ -1,0 +1,204 @@
+/*-------------------------------------------------------------------------
+ *
+ * close_fdw.h
+ *		  Structures and prototypes shared by close_fdw's files.  The
+ *		  prototypes are grouped by the file that defines them, so this
+ *		  header is also the map of the code.
+ *
+ * json-c's "json_object" typedef clashes with PostgreSQL's SQL function of
+ * the same name, so JSON values only appear here as the opaque
+ * "struct json_object", and json-c's own headers are included by json.c
+ * alone.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CLOSE_FDW_H
+#define CLOSE_FDW_H
+
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "access/attnum.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "nodes/pathnodes.h"
+#include "utils/relcache.h"
+
+struct json_object;
+
+/* The record keys that close_fdw treats specially. */
+#define CLOSE_KEY_ID				"id"
+#define CLOSE_KEY_LEAD_ID			"lead_id"
+#define CLOSE_KEY_TYPE_ID			"custom_object_type_id"
+#define CLOSE_KEY_CUSTOM			"custom"
+#define CLOSE_CUSTOM_PREFIX			"custom."
+
+/* Id prefixes (see the API sheet: prefix and base62 characters). */
+#define CLOSE_PREFIX_CUSTOM_OBJECT	"custobj_"
+#define CLOSE_PREFIX_LEAD			"lead_"
+#define CLOSE_PREFIX_TYPE			"cotype_"
+
+/* A response body larger than this is refused rather than buffered. */
+#define CLOSE_MAX_RESPONSE_BYTES	(64 * 1024 * 1024)
+
+/*
+ * Options, read once into typed structs by option.c; nothing else walks
+ * DefElem lists.
+ */
+typedef struct CloseServerOptions
+{
+	char	   *api_url;		/* base URL, without a trailing slash */
+	int			timeout_ms;		/* whole request */
+	int			connect_timeout_ms;
+	int			page_size;		/* _limit of listings */
+} CloseServerOptions;
+
+typedef struct CloseUserOptions
+{
+	char	   *api_key;		/* HTTP Basic user name, empty password */
+	char	   *oauth_token;	/* Bearer token */
+} CloseUserOptions;
+
+/*
+ * A cached HTTP session for one user mapping (connection.c).  The handle
+ * keeps its TCP/TLS connection alive between statements.
+ */
+typedef struct CloseConnection
+{
+	Oid			umid;			/* hash key: the user mapping's OID */
+	CURL	   *curl;			/* NULL until made, or after an error */
+	bool		invalidated;	/* options changed: rebuild before use */
+	uint32		server_hashvalue;
+	uint32		mapping_hashvalue;
+	char	   *server_name;	/* for messages; TopMemoryContext */
+	CloseServerOptions server;	/* strings in TopMemoryContext */
+	struct curl_slist *headers; /* fixed request headers, incl. auth */
+	char		errbuf[CURL_ERROR_SIZE];
+} CloseConnection;
+
+/* One HTTP answer (http.c); the body lives in the caller's context. */
+typedef struct CloseResponse
+{
+	long		status;
+	char	   *body;			/* NUL-terminated; may be empty */
+	size_t		body_len;
+	char		retry_after[64];	/* raw header values, "" if absent */
+	char		rate_limit[128];
+} CloseResponse;
+
+/* How a scan reaches its records (pushdown.c decides, close_fdw.c runs). */
+typedef enum CloseAccessKind
+{
+	CLOSE_ACCESS_NONE,			/* no usable condition: cannot be listed */
+	CLOSE_ACCESS_BY_LEAD,		/* GET /custom_object/?lead_id=..., paged */
+	CLOSE_ACCESS_BY_ID			/* GET /custom_object/{id}/ */
+} CloseAccessKind;
+
+/* The attribute numbers of the columns whose conditions can be pushed. */
+typedef struct CloseKeyColumns
+{
+	AttrNumber	id_attno;		/* InvalidAttrNumber when absent */
+	AttrNumber	lead_attno;
+	AttrNumber	type_attno;
+} CloseKeyColumns;
+
+/* The outcome of looking at a scan's conditions (pushdown.c). */
+typedef struct ClosePushdown
+{
+	CloseAccessKind kind;
+	RestrictInfo *key_rinfo;	/* the clause that drives the requests */
+	Expr	   *key_expr;		/* its value side, evaluated at run time */
+	bool		key_is_array;	/* = ANY (array) rather than = value */
+	double		key_count;		/* estimated number of distinct values */
+	RestrictInfo *type_rinfo;	/* custom_object_type_id = value, or NULL */
+	Expr	   *type_expr;
+} ClosePushdown;
+
+/*
+ * A column's conversion from a JSON value (convert.c); built once per
+ * scan, so the per-row path does no catalog lookups.
+ */
+typedef struct CloseColumn CloseColumn;
+
+typedef struct CloseRowConverter
+{
+	char	   *relname;
+	int			natts;			/* of the tuple descriptor */
+	int			ncolumns;		/* columns that are converted */
+	CloseColumn *columns;
+} CloseRowConverter;
+
+/* JSON value kinds, as json.c reports them. */
+typedef enum CloseJsonKind
+{
+	CLOSE_JSON_NULL,
+	CLOSE_JSON_BOOL,
+	CLOSE_JSON_NUMBER,
+	CLOSE_JSON_STRING,
+	CLOSE_JSON_ARRAY,
+	CLOSE_JSON_OBJECT
+} CloseJsonKind;
+
+/* in option.c */
+extern void close_get_server_options(ForeignServer *server,
+									 CloseServerOptions *opts);
+extern void close_get_user_options(UserMapping *user, CloseUserOptions *opts);
+extern char *close_get_table_type_id(Oid relid);
+extern char *close_get_column_key(Oid relid, AttrNumber attnum,
+								  const char *attname);
+extern bool close_is_valid_id(const char *value, const char *prefix);
+
+/* in connection.c */
+extern CloseConnection *close_get_connection(UserMapping *user);
+
+/* in http.c */
+extern void close_http_get(CloseConnection *conn, const char *path,
+						   CloseResponse *response);
+extern void close_report_http_error(CloseConnection *conn, const char *method,
+									const char *path,
+									CloseResponse *response) pg_attribute_noreturn();
+extern void close_report_bad_answer(const char *method, const char *path,
+									const char *problem) pg_attribute_noreturn();
+extern void close_append_query_param(StringInfo buf, const char *name,
+									 const char *value);
+extern void close_append_path_segment(StringInfo buf, const char *value);
+
+/* in json.c */
+extern struct json_object *close_json_parse(const char *text, size_t len,
+											MemoryContext owner,
+											const char **error);
+extern CloseJsonKind close_json_kind(struct json_object *value);
+extern const char *close_json_kind_name(CloseJsonKind kind);
+extern const char *close_json_scalar_text(struct json_object *value,
+										  size_t *len);
+extern bool close_json_bool(struct json_object *value);
+extern char *close_json_serialize(struct json_object *value);
+extern int	close_json_array_length(struct json_object *array);
+extern struct json_object *close_json_array_get(struct json_object *array,
+												int index);
+extern struct json_object *close_json_object_get(struct json_object *object,
+												 const char *key);
+extern char *close_json_custom_values(struct json_object *record);
+extern const char *close_json_list_page(struct json_object *root,
+										struct json_object **data,
+										bool *has_more);
+extern char *close_json_error_text(const char *body, size_t len);
+
+/* in convert.c */
+extern CloseRowConverter *close_make_row_converter(Relation rel,
+												   Bitmapset *attrs_used);
+extern void close_convert_record(CloseRowConverter *conv,
+								 struct json_object *record,
+								 Datum *values, bool *nulls);
+
+/* in pushdown.c */
+extern void close_find_key_columns(Oid relid, CloseKeyColumns *keys);
+extern void close_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
+									  const CloseKeyColumns *keys,
+									  List *rinfos, ClosePushdown *out);
+extern List *close_join_clause_outers(PlannerInfo *root, RelOptInfo *baserel,
+									  const CloseKeyColumns *keys);
+extern char *close_describe_value(PlannerInfo *root, Expr *expr);
+
+#endif							/* CLOSE_FDW_H */

@@ -1,0 +1,111 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *		  Every PostgreSQL and libcurl version difference close_fdw knows of,
+ *		  as static inline wrappers, so that the rest of the code is written
+ *		  once against one API.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CLOSE_FDW_COMPAT_H
+#define CLOSE_FDW_COMPAT_H
+
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "nodes/pathnodes.h"
+#include "nodes/plannodes.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "common/base64.h"
+#include "parser/parsetree.h"
+
+/*
+ * The role whose user mapping a foreign scan uses: the view owner for a
+ * scan inside a view, else the current user.  PostgreSQL 16 moved the
+ * checkAsUser from the range table entry to the plan node.
+ */
+static inline Oid
+close_scan_user(ForeignScanState *node)
+{
+#if PG_VERSION_NUM >= 160000
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+
+	return OidIsValid(fsplan->checkAsUser) ? fsplan->checkAsUser : GetUserId();
+#else
+	EState	   *estate = node->ss.ps.state;
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	int			rtindex;
+	RangeTblEntry *rte;
+
+	rtindex = fsplan->scan.scanrelid;
+	if (rtindex == 0)
+		rtindex = bms_next_member(fsplan->fs_relids, -1);
+	rte = exec_rt_fetch(rtindex, estate);
+	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+#endif
+}
+
+/*
+ * create_foreignscan_path gained a disabled_nodes count in 18 and
+ * fdw_restrictinfo in 17.
+ */
+static inline ForeignPath *
+close_create_foreignscan_path(PlannerInfo *root, RelOptInfo *rel,
+							  double rows, Cost startup_cost, Cost total_cost,
+							  Relids required_outer, List *fdw_private)
+{
+#if PG_VERSION_NUM >= 180000
+	return create_foreignscan_path(root, rel, NULL, rows, 0,
+								   startup_cost, total_cost, NIL,
+								   required_outer, NULL, NIL, fdw_private);
+#elif PG_VERSION_NUM >= 170000
+	return create_foreignscan_path(root, rel, NULL, rows,
+								   startup_cost, total_cost, NIL,
+								   required_outer, NULL, NIL, fdw_private);
+#else
+	return create_foreignscan_path(root, rel, NULL, rows,
+								   startup_cost, total_cost, NIL,
+								   required_outer, NULL, fdw_private);
+#endif
+}
+
+/* pull_varnos took the PlannerInfo from 14 on. */
+static inline Relids
+close_pull_varnos(PlannerInfo *root, Node *node)
+{
+#if PG_VERSION_NUM >= 140000
+	return pull_varnos(root, node);
+#else
+	return pull_varnos(node);
+#endif
+}
+
+/* libcurl 7.85 replaced the protocol bitmasks by strings. */
+static inline void
+close_curl_limit_protocols(CURL *curl)
+{
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
+	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
+#endif
+}
+
+/*
+ * pg_b64_encode takes its input as uint8 from 18 on; a void pointer
+ * converts to either.
+ */
+static inline int
+close_base64_encode(const char *src, int len, char *dst, int dstlen)
+{
+	return pg_b64_encode((const void *) src, len, dst, dstlen);
+}
+
+#endif							/* CLOSE_FDW_COMPAT_H */

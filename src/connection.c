@@ -1,0 +1,202 @@
+/*-------------------------------------------------------------------------
+ *
+ * connection.c
+ *		  The per-user-mapping cache of HTTP sessions.  Each entry owns one
+ *		  libcurl easy handle, which keeps its connection to the API alive
+ *		  across statements, and the request headers that carry the
+ *		  credential.  ALTER SERVER and ALTER USER MAPPING invalidate the
+ *		  entries they concern through syscache callbacks; an invalidated
+ *		  entry is rebuilt the next time it is asked for, never while a
+ *		  request may be using it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_user_mapping.h"
+#include "miscadmin.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "close_fdw.h"
+#include "compat.h"
+
+static HTAB *ConnectionHash = NULL;
+
+static void close_release_entry(CloseConnection *entry);
+static void close_build_entry(CloseConnection *entry, UserMapping *user);
+static void close_inval_callback(Datum arg, int cacheid, uint32 hashvalue);
+
+/*
+ * Return the session for a user mapping, building it (or rebuilding it
+ * after its options changed) as needed.
+ */
+CloseConnection *
+close_get_connection(UserMapping *user)
+{
+	CloseConnection *entry;
+	bool		found;
+
+	if (ConnectionHash == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(CloseConnection);
+		ConnectionHash = hash_create("close_fdw connections", 8, &ctl,
+									 HASH_ELEM | HASH_BLOBS);
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID,
+									  close_inval_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID,
+									  close_inval_callback, (Datum) 0);
+	}
+
+	entry = hash_search(ConnectionHash, &user->umid, HASH_ENTER, &found);
+	if (!found)
+	{
+		/* zero everything but the key, so that release is always safe */
+		memset(((char *) entry) + sizeof(Oid), 0,
+			   sizeof(CloseConnection) - sizeof(Oid));
+	}
+
+	if (entry->curl == NULL || entry->invalidated)
+	{
+		close_release_entry(entry);
+		close_build_entry(entry, user);
+	}
+	return entry;
+}
+
+/* Free everything an entry owns; safe on a partly built entry. */
+static void
+close_release_entry(CloseConnection *entry)
+{
+	if (entry->curl)
+		curl_easy_cleanup(entry->curl);
+	entry->curl = NULL;
+	if (entry->headers)
+		curl_slist_free_all(entry->headers);
+	entry->headers = NULL;
+	if (entry->server_name)
+		pfree(entry->server_name);
+	entry->server_name = NULL;
+	if (entry->server.api_url)
+		pfree(entry->server.api_url);
+	entry->server.api_url = NULL;
+	entry->invalidated = false;
+}
+
+/* Append one header line to the entry's list, which the entry owns. */
+static void
+append_header(CloseConnection *entry, const char *line)
+{
+	struct curl_slist *list = curl_slist_append(entry->headers, line);
+
+	if (list == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	entry->headers = list;
+}
+
+/*
+ * Make the entry's handle and headers.  Anything allocated is attached to
+ * the entry before the next thing that can fail, so an error leaves an
+ * entry that close_release_entry frees on the next call.
+ */
+static void
+close_build_entry(CloseConnection *entry, UserMapping *user)
+{
+	ForeignServer *server = GetForeignServer(user->serverid);
+	CloseServerOptions sopts;
+	CloseUserOptions uopts;
+	StringInfoData auth;
+
+	close_get_server_options(server, &sopts);
+	close_get_user_options(user, &uopts);
+	if (uopts.api_key == NULL && uopts.oauth_token == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("user mapping for server \"%s\" has no credential",
+						server->servername),
+				 errhint("Set \"api_key\" or \"oauth_token\" with ALTER USER MAPPING.")));
+
+	entry->server_name = MemoryContextStrdup(TopMemoryContext,
+											 server->servername);
+	entry->server = sopts;
+	entry->server.api_url = MemoryContextStrdup(TopMemoryContext, sopts.api_url);
+	entry->server_hashvalue =
+		GetSysCacheHashValue1(FOREIGNSERVEROID,
+							  ObjectIdGetDatum(server->serverid));
+	entry->mapping_hashvalue =
+		GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(user->umid));
+
+	/*
+	 * The credential goes into a header built here, once: Basic with the key
+	 * as user name and an empty password, or Bearer.
+	 */
+	initStringInfo(&auth);
+	if (uopts.api_key)
+	{
+		StringInfoData plain;
+		int			enclen;
+
+		initStringInfo(&plain);
+		appendStringInfo(&plain, "%s:", uopts.api_key);
+		enclen = pg_b64_enc_len(plain.len);
+		appendStringInfoString(&auth, "Authorization: Basic ");
+		enlargeStringInfo(&auth, enclen + 1);
+		auth.len += close_base64_encode(plain.data, plain.len,
+										auth.data + auth.len, enclen);
+		auth.data[auth.len] = '\0';
+		explicit_bzero(plain.data, plain.len);
+		pfree(plain.data);
+	}
+	else
+		appendStringInfo(&auth, "Authorization: Bearer %s", uopts.oauth_token);
+
+	PG_TRY();
+	{
+		append_header(entry, "Accept: application/json");
+		append_header(entry, auth.data);
+		/* an empty Expect stops curl from waiting for "100 Continue" */
+		append_header(entry, "Expect:");
+		append_header(entry, "x-tz-offset: 0");
+	}
+	PG_FINALLY();
+	{
+		explicit_bzero(auth.data, auth.len);
+		pfree(auth.data);
+	}
+	PG_END_TRY();
+
+	entry->curl = curl_easy_init();
+	if (entry->curl == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create an HTTP handle")));
+}
+
+/*
+ * A server or user mapping changed: mark the entries that use it, or all
+ * of them when the callback does not say which.
+ */
+static void
+close_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS scan;
+	CloseConnection *entry;
+
+	hash_seq_init(&scan, ConnectionHash);
+	while ((entry = (CloseConnection *) hash_seq_search(&scan)) != NULL)
+	{
+		if (hashvalue == 0 ||
+			(cacheid == FOREIGNSERVEROID &&
+			 entry->server_hashvalue == hashvalue) ||
+			(cacheid == USERMAPPINGOID &&
+			 entry->mapping_hashvalue == hashvalue))
+			entry->invalidated = true;
+	}
+}

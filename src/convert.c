@@ -1,0 +1,468 @@
+/*-------------------------------------------------------------------------
+ *
+ * convert.c
+ *		  JSON values of a Close record into the Datums of a foreign table's
+ *		  columns.  Everything a column needs (its record key, type class,
+ *		  input function) is looked up once per scan; a conversion error
+ *		  names the column, the foreign table and the value.
+ *
+ * A value that does not fit its column is an error, never a NULL.  Where
+ * the text form would be read differently depending on session settings
+ * (timestamps without an offset), the value is read as UTC, as the API
+ * sheet says.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "access/tupdesc.h"
+#include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "nodes/bitmapset.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/timestamp.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "close_fdw.h"
+
+/* How a JSON value is read for a type. */
+typedef enum ValueClass
+{
+	VC_TEXT,					/* any scalar's text; containers as JSON text */
+	VC_INTEGER,					/* a number (or numeric string) with no fraction */
+	VC_NUMBER,					/* a number, or a string the type accepts */
+	VC_BOOL,
+	VC_DATE,
+	VC_TIMESTAMP,				/* read as UTC wall time */
+	VC_TIMESTAMPTZ,
+	VC_JSON						/* the value as JSON text */
+} ValueClass;
+
+struct CloseColumn
+{
+	AttrNumber	attnum;
+	char	   *attname;
+	char	   *key;			/* record key */
+	bool		custom_map;		/* json(b) holding every custom.* key */
+	Oid			typid;			/* the column's type */
+	bool		is_array;
+	/* the scalar (or array element) type and how to read it */
+	Oid			scalar_typid;
+	int32		typmod;
+	bool		is_domain;
+	ValueClass	vclass;
+	FmgrInfo	input;
+	Oid			ioparam;
+	int16		elemlen;
+	bool		elembyval;
+	char		elemalign;
+	void	   *domain_extra;	/* domain_check's cache */
+};
+
+/* What the error context callback reports. */
+typedef struct ConvertErrorContext
+{
+	CloseRowConverter *conv;
+	CloseColumn *column;
+	struct json_object *value;
+} ConvertErrorContext;
+
+static ValueClass
+classify_type(Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			return VC_INTEGER;
+		case NUMERICOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+			return VC_NUMBER;
+		case BOOLOID:
+			return VC_BOOL;
+		case DATEOID:
+			return VC_DATE;
+		case TIMESTAMPOID:
+			return VC_TIMESTAMP;
+		case TIMESTAMPTZOID:
+			return VC_TIMESTAMPTZ;
+		case JSONOID:
+		case JSONBOID:
+			return VC_JSON;
+		default:
+			return VC_TEXT;
+	}
+}
+
+/*
+ * Build the converter for the columns in attrs_used (attribute numbers
+ * offset by FirstLowInvalidHeapAttributeNumber, as pull_varattnos makes
+ * them; NULL means every column).  Allocated in CurrentMemoryContext.
+ */
+CloseRowConverter *
+close_make_row_converter(Relation rel, Bitmapset *attrs_used)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	CloseRowConverter *conv = palloc0(sizeof(CloseRowConverter));
+	bool		whole_row;
+	int			i;
+
+	whole_row = attrs_used == NULL ||
+		bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs_used);
+	conv->relname = pstrdup(RelationGetRelationName(rel));
+	conv->natts = tupdesc->natts;
+	conv->columns = palloc0(sizeof(CloseColumn) * Max(tupdesc->natts, 1));
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		CloseColumn *col;
+		Oid			elemtype;
+		Oid			inputfn;
+
+		if (att->attisdropped)
+			continue;
+		if (!whole_row &&
+			!bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber,
+						   attrs_used))
+			continue;
+
+		col = &conv->columns[conv->ncolumns++];
+		col->attnum = att->attnum;
+		col->attname = pstrdup(NameStr(att->attname));
+		col->key = close_get_column_key(RelationGetRelid(rel), att->attnum,
+										col->attname);
+		col->typid = att->atttypid;
+		col->typmod = att->atttypmod;
+
+		elemtype = get_element_type(getBaseType(att->atttypid));
+		col->is_array = OidIsValid(elemtype);
+		col->scalar_typid = col->is_array ? elemtype : att->atttypid;
+		col->is_domain = getBaseType(col->scalar_typid) != col->scalar_typid;
+		col->vclass = classify_type(col->scalar_typid);
+		col->custom_map = !col->is_array && col->vclass == VC_JSON &&
+			strcmp(col->key, CLOSE_KEY_CUSTOM) == 0;
+
+		getTypeInputInfo(col->scalar_typid, &inputfn, &col->ioparam);
+		fmgr_info(inputfn, &col->input);
+		get_typlenbyvalalign(col->scalar_typid, &col->elemlen,
+							 &col->elembyval, &col->elemalign);
+	}
+	return conv;
+}
+
+static void
+conversion_error_callback(void *arg)
+{
+	ConvertErrorContext *ctx = (ConvertErrorContext *) arg;
+	char	   *value;
+	int			len;
+
+	if (ctx->column == NULL)
+		return;
+	if (ctx->value == NULL)
+	{
+		errcontext("column \"%s\" of foreign table \"%s\"",
+				   ctx->column->attname, ctx->conv->relname);
+		return;
+	}
+	value = close_json_serialize(ctx->value);
+	len = strlen(value);
+	if (!pg_verifymbstr(value, len, true))
+		value = "(not valid in the server encoding)";
+	else if (len > 200)
+	{
+		len = pg_mbcliplen(value, len, 200);
+		value = psprintf("%.*s...", len, value);
+	}
+	errcontext("column \"%s\" of foreign table \"%s\", value %s",
+			   ctx->column->attname, ctx->conv->relname, value);
+}
+
+static void pg_attribute_noreturn()
+report_mismatch(CloseColumn *col, struct json_object *value)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+			 errmsg("cannot convert a JSON %s to type %s",
+					close_json_kind_name(close_json_kind(value)),
+					format_type_be(col->scalar_typid))));
+}
+
+/* UTF-8 text from the API, checked and converted to the server encoding. */
+static char *
+server_text(const char *text, size_t len)
+{
+	if (strlen(text) != len)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+				 errmsg("a JSON string with a null character cannot be stored in a column")));
+	return pg_any_to_server(text, (int) len, PG_UTF8);
+}
+
+static Datum
+call_input(CloseColumn *col, char *text)
+{
+	return InputFunctionCall(&col->input, text, col->ioparam, col->typmod);
+}
+
+/*
+ * The text of a scalar, in the server encoding.  Containers become JSON
+ * text only when allowed.
+ */
+static char *
+scalar_text(CloseColumn *col, struct json_object *value, bool containers_ok)
+{
+	CloseJsonKind kind = close_json_kind(value);
+	const char *text;
+	size_t		len;
+
+	if (kind == CLOSE_JSON_ARRAY || kind == CLOSE_JSON_OBJECT)
+	{
+		if (!containers_ok)
+			report_mismatch(col, value);
+		text = close_json_serialize(value);
+		return server_text(text, strlen(text));
+	}
+	text = close_json_scalar_text(value, &len);
+	if (text == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("JSON number is too large to be read exactly")));
+	return server_text(text, len);
+}
+
+/* A timestamp string as timestamptz, read as UTC when it has no offset. */
+static TimestampTz
+read_utc_timestamp(const char *text, int32 typmod)
+{
+	const char *time_part = NULL;
+
+	if (strlen(text) > 10 && (text[10] == 'T' || text[10] == 't' ||
+							  text[10] == ' '))
+		time_part = text + 11;
+	if (time_part == NULL || strpbrk(time_part, "Zz+-") == NULL)
+	{
+		/* no offset: the API means UTC, whatever the session's TimeZone */
+		text = psprintf("%s%s", text, time_part ? "+00" : " 00:00:00+00");
+	}
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+												   CStringGetDatum(text),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(typmod)));
+}
+
+/* Whole numbers only: 12 and 12.0 fit an integer column, 12.5 does not. */
+static Datum
+read_integer(CloseColumn *col, char *text)
+{
+	if (strpbrk(text, ".eE") != NULL)
+	{
+		Datum		n = DirectFunctionCall3(numeric_in, CStringGetDatum(text),
+											ObjectIdGetDatum(InvalidOid),
+											Int32GetDatum(-1));
+		Datum		t = DirectFunctionCall2(numeric_trunc, n, Int32GetDatum(0));
+
+		if (!DatumGetBool(DirectFunctionCall2(numeric_eq, n, t)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid input syntax for type %s: \"%s\"",
+							format_type_be(col->scalar_typid), text),
+					 errdetail("The value has a fractional part.")));
+		text = DatumGetCString(DirectFunctionCall1(numeric_out, t));
+	}
+	return call_input(col, text);
+}
+
+static Datum
+check_domain(CloseColumn *col, Datum value)
+{
+	if (col->is_domain)
+		domain_check(value, false, col->scalar_typid, &col->domain_extra,
+					 CurrentMemoryContext);
+	return value;
+}
+
+/* One non-null JSON value into the column's scalar (or element) type. */
+static Datum
+convert_scalar(CloseColumn *col, struct json_object *value)
+{
+	CloseJsonKind kind = close_json_kind(value);
+
+	switch (col->vclass)
+	{
+		case VC_JSON:
+			{
+				char	   *text = close_json_serialize(value);
+
+				return call_input(col, server_text(text, strlen(text)));
+			}
+		case VC_TEXT:
+			return call_input(col, scalar_text(col, value, true));
+		case VC_INTEGER:
+			if (kind != CLOSE_JSON_NUMBER && kind != CLOSE_JSON_STRING)
+				report_mismatch(col, value);
+			return read_integer(col, scalar_text(col, value, false));
+		case VC_NUMBER:
+			if (kind != CLOSE_JSON_NUMBER && kind != CLOSE_JSON_STRING)
+				report_mismatch(col, value);
+			return call_input(col, scalar_text(col, value, false));
+		case VC_BOOL:
+			if (kind == CLOSE_JSON_BOOL)
+				return check_domain(col, BoolGetDatum(close_json_bool(value)));
+			if (kind != CLOSE_JSON_STRING)
+				report_mismatch(col, value);
+			return call_input(col, scalar_text(col, value, false));
+		case VC_DATE:
+			{
+				char	   *text;
+				TimestampTz ts;
+				DateADT		date;
+
+				if (kind != CLOSE_JSON_STRING)
+					report_mismatch(col, value);
+				text = scalar_text(col, value, false);
+				if (strlen(text) <= 10)
+					return call_input(col, text);
+				/* a datetime in a date column: its date in UTC */
+				ts = read_utc_timestamp(text, -1);
+				if (TIMESTAMP_IS_NOBEGIN(ts))
+					DATE_NOBEGIN(date);
+				else if (TIMESTAMP_IS_NOEND(ts))
+					DATE_NOEND(date);
+				else
+				{
+					date = (DateADT) (ts / USECS_PER_DAY);
+					if (ts < 0 && ts % USECS_PER_DAY != 0)
+						date--;
+				}
+				return check_domain(col, DateADTGetDatum(date));
+			}
+		case VC_TIMESTAMP:
+		case VC_TIMESTAMPTZ:
+			{
+				TimestampTz ts;
+
+				if (kind != CLOSE_JSON_STRING)
+					report_mismatch(col, value);
+				ts = read_utc_timestamp(scalar_text(col, value, false),
+										col->typmod);
+
+				/*
+				 * timestamp and timestamptz share a representation: the
+				 * instant as UTC wall time is the same number.
+				 */
+				return check_domain(col, TimestampTzGetDatum(ts));
+			}
+	}
+	elog(ERROR, "unexpected value class %d", (int) col->vclass);
+	return (Datum) 0;
+}
+
+/* A JSON array into a one-dimensional array of the element type. */
+static Datum
+convert_array(CloseColumn *col, struct json_object *value)
+{
+	int			n;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			dims[1];
+	int			lbs[1] = {1};
+	int			i;
+	Datum		result;
+
+	if (close_json_kind(value) != CLOSE_JSON_ARRAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+				 errmsg("cannot convert a JSON %s to type %s",
+						close_json_kind_name(close_json_kind(value)),
+						format_type_be(col->typid)),
+				 errhint("An array column needs a JSON array.")));
+
+	n = close_json_array_length(value);
+	if (n == 0)
+		result = PointerGetDatum(construct_empty_array(col->scalar_typid));
+	else
+	{
+		elems = palloc(sizeof(Datum) * n);
+		nulls = palloc(sizeof(bool) * n);
+		for (i = 0; i < n; i++)
+		{
+			struct json_object *elem = close_json_array_get(value, i);
+
+			nulls[i] = (elem == NULL || close_json_kind(elem) == CLOSE_JSON_NULL);
+			elems[i] = nulls[i] ? (Datum) 0 : convert_scalar(col, elem);
+		}
+		dims[0] = n;
+		result = PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+													col->scalar_typid,
+													col->elemlen,
+													col->elembyval,
+													col->elemalign));
+	}
+	if (getBaseType(col->typid) != col->typid)
+		domain_check(result, false, col->typid, &col->domain_extra,
+					 CurrentMemoryContext);
+	return result;
+}
+
+/*
+ * Fill values/nulls (natts long) from one record.  A missing key or a JSON
+ * null is NULL.  Allocates in CurrentMemoryContext, which the caller resets
+ * per row.
+ */
+void
+close_convert_record(CloseRowConverter *conv, struct json_object *record,
+					 Datum *values, bool *nulls)
+{
+	ConvertErrorContext ctx;
+	ErrorContextCallback errcallback;
+	int			i;
+
+	memset(nulls, true, sizeof(bool) * conv->natts);
+
+	ctx.conv = conv;
+	ctx.column = NULL;
+	ctx.value = NULL;
+	errcallback.callback = conversion_error_callback;
+	errcallback.arg = &ctx;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	for (i = 0; i < conv->ncolumns; i++)
+	{
+		CloseColumn *col = &conv->columns[i];
+		struct json_object *value;
+		int			att = col->attnum - 1;
+
+		ctx.column = col;
+		ctx.value = NULL;
+		if (col->custom_map)
+		{
+			char	   *text = close_json_custom_values(record);
+
+			values[att] = call_input(col, server_text(text, strlen(text)));
+			nulls[att] = false;
+			continue;
+		}
+
+		value = close_json_object_get(record, col->key);
+		if (value == NULL || close_json_kind(value) == CLOSE_JSON_NULL)
+			continue;
+		ctx.value = value;
+		values[att] = col->is_array ? convert_array(col, value)
+			: convert_scalar(col, value);
+		nulls[att] = false;
+	}
+
+	error_context_stack = errcallback.previous;
+}

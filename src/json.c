@@ -1,0 +1,372 @@
+/*-------------------------------------------------------------------------
+ *
+ * json.c
+ *		  The only user of json-c: parses API answers, walks pages and
+ *		  records, and reads the API's error bodies.  A parsed document is
+ *		  owned by a memory context, whose reset frees it, so no error path
+ *		  can leak one.
+ *
+ * This file must not include utils/builtins.h: json-c's "json_object"
+ * typedef clashes with the SQL function of that name declared there.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <json-c/json.h>
+
+#include "lib/stringinfo.h"
+
+#include "close_fdw.h"
+
+#define CLOSE_JSON_MAX_DEPTH	64
+
+static void
+free_document(void *arg)
+{
+	json_object_put((json_object *) arg);
+}
+
+/*
+ * Parse a whole body.  The document is freed when owner is reset or
+ * deleted.  Returns NULL and sets *error when the text is not one complete
+ * JSON value.
+ */
+struct json_object *
+close_json_parse(const char *text, size_t len, MemoryContext owner,
+				 const char **error)
+{
+	MemoryContextCallback *callback;
+	json_tokener *tok;
+	json_object *root;
+	enum json_tokener_error jerr;
+	size_t		consumed;
+
+	*error = NULL;
+	if (len > INT_MAX)
+	{
+		*error = "body too large";
+		return NULL;
+	}
+
+	/* allocate first: nothing may fail between parsing and owning */
+	callback = MemoryContextAlloc(owner, sizeof(MemoryContextCallback));
+
+	tok = json_tokener_new_ex(CLOSE_JSON_MAX_DEPTH);
+	if (tok == NULL)
+	{
+		*error = "out of memory";
+		return NULL;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	root = json_tokener_parse_ex(tok, text, (int) len);
+	jerr = json_tokener_get_error(tok);
+	consumed = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+
+	if (root == NULL || jerr != json_tokener_success)
+	{
+		if (root)
+			json_object_put(root);
+		*error = (jerr == json_tokener_continue)
+			? "the body ends before the JSON value does"
+			: json_tokener_error_desc(jerr);
+		return NULL;
+	}
+
+	callback->func = free_document;
+	callback->arg = root;
+	MemoryContextRegisterResetCallback(owner, callback);
+
+	/* anything but white space after the value means a mangled body */
+	for (; consumed < len; consumed++)
+	{
+		char		c = text[consumed];
+
+		if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+		{
+			*error = "unexpected text after the JSON value";
+			return NULL;
+		}
+	}
+	return root;
+}
+
+CloseJsonKind
+close_json_kind(struct json_object *value)
+{
+	switch (json_object_get_type(value))
+	{
+		case json_type_null:
+			return CLOSE_JSON_NULL;
+		case json_type_boolean:
+			return CLOSE_JSON_BOOL;
+		case json_type_double:
+		case json_type_int:
+			return CLOSE_JSON_NUMBER;
+		case json_type_string:
+			return CLOSE_JSON_STRING;
+		case json_type_array:
+			return CLOSE_JSON_ARRAY;
+		case json_type_object:
+			return CLOSE_JSON_OBJECT;
+	}
+	return CLOSE_JSON_NULL;
+}
+
+const char *
+close_json_kind_name(CloseJsonKind kind)
+{
+	switch (kind)
+	{
+		case CLOSE_JSON_NULL:
+			return "null";
+		case CLOSE_JSON_BOOL:
+			return "boolean";
+		case CLOSE_JSON_NUMBER:
+			return "number";
+		case CLOSE_JSON_STRING:
+			return "string";
+		case CLOSE_JSON_ARRAY:
+			return "array";
+		case CLOSE_JSON_OBJECT:
+			return "object";
+	}
+	return "unknown";
+}
+
+/*
+ * The text of a string (its value) or of a number or boolean (as written
+ * in the document: json-c keeps the original text of a decimal number).
+ * The result belongs to the document.  NULL for an integer too large to be
+ * represented faithfully.
+ */
+const char *
+close_json_scalar_text(struct json_object *value, size_t *len)
+{
+	if (json_object_get_type(value) == json_type_string)
+	{
+		*len = (size_t) json_object_get_string_len(value);
+		return json_object_get_string(value);
+	}
+	else if (json_object_get_type(value) == json_type_int)
+	{
+		/*
+		 * json-c saturates integers beyond 64 bits and keeps no original
+		 * text for them: a value at a limit may have been cut, so refuse it.
+		 */
+		int64_t		i = json_object_get_int64(value);
+
+		if (i == INT64_MAX || i == INT64_MIN ||
+			json_object_get_uint64(value) == UINT64_MAX)
+		{
+			*len = 0;
+			return NULL;
+		}
+	}
+
+	/* a number or boolean as written in the document */
+	{
+		const char *text = json_object_to_json_string_ext(value,
+														  JSON_C_TO_STRING_PLAIN);
+
+		*len = strlen(text);
+		return text;
+	}
+}
+
+bool
+close_json_bool(struct json_object *value)
+{
+	return json_object_get_boolean(value) != 0;
+}
+
+/* Any value as compact JSON text, palloc'd. */
+char *
+close_json_serialize(struct json_object *value)
+{
+	return pstrdup(json_object_to_json_string_ext(value,
+												  JSON_C_TO_STRING_PLAIN |
+												  JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+int
+close_json_array_length(struct json_object *array)
+{
+	return (int) json_object_array_length(array);
+}
+
+struct json_object *
+close_json_array_get(struct json_object *array, int index)
+{
+	return json_object_array_get_idx(array, (size_t) index);
+}
+
+/* A member of an object, or NULL when the key is absent. */
+struct json_object *
+close_json_object_get(struct json_object *object, const char *key)
+{
+	json_object *value;
+
+	if (!json_object_object_get_ex(object, key, &value))
+		return NULL;
+	return value;
+}
+
+/*
+ * The record's flat "custom.<cf_id>" keys as one JSON object keyed by
+ * cf_id, palloc'd text.  A record without custom values gives "{}".
+ */
+char *
+close_json_custom_values(struct json_object *record)
+{
+	StringInfoData buf;
+	size_t		plen = strlen(CLOSE_CUSTOM_PREFIX);
+	bool		first = true;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	{
+	json_object_object_foreach(record, key, value)
+	{
+		json_object *name;
+
+		if (strncmp(key, CLOSE_CUSTOM_PREFIX, plen) != 0)
+			continue;
+		if (!first)
+			appendStringInfoChar(&buf, ',');
+		first = false;
+		/* a json-c string serialises the key with correct escaping */
+		name = json_object_new_string(key + plen);
+		if (name == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+		appendStringInfoString(&buf,
+							   json_object_to_json_string_ext(name,
+															  JSON_C_TO_STRING_PLAIN |
+															  JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(name);
+		appendStringInfoChar(&buf, ':');
+		appendStringInfoString(&buf,
+							   json_object_to_json_string_ext(value,
+															  JSON_C_TO_STRING_PLAIN |
+															  JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/*
+ * Check that a listing answer is {"data": [objects...], "has_more": bool}
+ * and return its parts; on a wrong shape, return what is wrong.
+ */
+const char *
+close_json_list_page(struct json_object *root, struct json_object **data,
+					 bool *has_more)
+{
+	json_object *more;
+	size_t		n;
+	size_t		i;
+
+	if (!json_object_is_type(root, json_type_object))
+		return "the answer is not a JSON object";
+	if (!json_object_object_get_ex(root, "data", data) ||
+		!json_object_is_type(*data, json_type_array))
+		return "the answer has no \"data\" array";
+	if (!json_object_object_get_ex(root, "has_more", &more) ||
+		!json_object_is_type(more, json_type_boolean))
+		return "the answer has no boolean \"has_more\"";
+	*has_more = json_object_get_boolean(more) != 0;
+	n = json_object_array_length(*data);
+	for (i = 0; i < n; i++)
+		if (!json_object_is_type(json_object_array_get_idx(*data, i),
+								 json_type_object))
+			return "an item of \"data\" is not a JSON object";
+	return NULL;
+}
+
+static void
+append_json_text(StringInfo buf, json_object *value)
+{
+	if (json_object_is_type(value, json_type_string))
+		appendStringInfoString(buf, json_object_get_string(value));
+	else
+		appendStringInfoString(buf,
+							   json_object_to_json_string_ext(value,
+															  JSON_C_TO_STRING_PLAIN |
+															  JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/*
+ * The human-readable part of an error body: "error" (a string, or an object
+ * with "message"), "errors" and "field-errors" ("field: message" pairs),
+ * else the body text itself.  Returns NULL for an empty body.  The
+ * document parsed here is freed before returning.
+ */
+char *
+close_json_error_text(const char *body, size_t len)
+{
+	json_tokener *tok;
+	json_object *root;
+	json_object *value;
+	StringInfoData buf;
+
+	if (body == NULL || len == 0)
+		return NULL;
+	tok = json_tokener_new();
+	if (tok == NULL)
+		return pnstrdup(body, len);
+	root = json_tokener_parse_ex(tok, body, (int) Min(len, INT_MAX));
+	json_tokener_free(tok);
+	if (root == NULL || !json_object_is_type(root, json_type_object))
+	{
+		if (root)
+			json_object_put(root);
+		return pnstrdup(body, len);
+	}
+
+	initStringInfo(&buf);
+	if (json_object_object_get_ex(root, "error", &value))
+	{
+		json_object *message;
+
+		if (json_object_is_type(value, json_type_object) &&
+			json_object_object_get_ex(value, "message", &message))
+			append_json_text(&buf, message);
+		else
+			append_json_text(&buf, value);
+	}
+	if (json_object_object_get_ex(root, "errors", &value) &&
+		json_object_is_type(value, json_type_array))
+	{
+		size_t		i;
+
+		for (i = 0; i < json_object_array_length(value); i++)
+		{
+			if (buf.len > 0)
+				appendStringInfoString(&buf, "; ");
+			append_json_text(&buf, json_object_array_get_idx(value, i));
+		}
+	}
+	if (json_object_object_get_ex(root, "field-errors", &value) &&
+		json_object_is_type(value, json_type_object))
+	{
+		json_object_object_foreach(value, field, message)
+		{
+			if (buf.len > 0)
+				appendStringInfoString(&buf, "; ");
+			appendStringInfo(&buf, "%s: ", field);
+			append_json_text(&buf, message);
+		}
+	}
+	json_object_put(root);
+
+	if (buf.len == 0)
+	{
+		pfree(buf.data);
+		return pnstrdup(body, len);
+	}
+	return buf.data;
+}

@@ -1,0 +1,396 @@
+/*-------------------------------------------------------------------------
+ *
+ * option.c
+ *		  The options close_fdw accepts, where each is allowed, the validator
+ *		  that enforces that, and the readers that turn catalog options into
+ *		  typed structs.  The validator and the readers share one parser per
+ *		  option, so a value is never interpreted two ways.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/reloptions.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "catalog/pg_user_mapping.h"
+#include "catalog/pg_attribute.h"
+#include "commands/defrem.h"
+#include "fmgr.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "close_fdw.h"
+
+/* One accepted option and the catalog whose objects may carry it. */
+typedef struct CloseOption
+{
+	const char *name;
+	Oid			context;
+	bool		secret;			/* never echo the value */
+} CloseOption;
+
+static const CloseOption close_options[] = {
+	{"api_url", ForeignServerRelationId, false},
+	{"timeout_ms", ForeignServerRelationId, false},
+	{"connect_timeout_ms", ForeignServerRelationId, false},
+	{"page_size", ForeignServerRelationId, false},
+	{"api_key", UserMappingRelationId, true},
+	{"oauth_token", UserMappingRelationId, true},
+	{"custom_object_type_id", ForeignTableRelationId, false},
+	{"field", AttributeRelationId, false},
+	{NULL, InvalidOid, false}
+};
+
+#define DEFAULT_API_URL				"https://api.close.com/api/v1"
+#define DEFAULT_TIMEOUT_MS			30000
+#define DEFAULT_CONNECT_TIMEOUT_MS	10000
+#define DEFAULT_PAGE_SIZE			100
+#define MAX_PAGE_SIZE				1000
+
+PG_FUNCTION_INFO_V1(close_fdw_validator);
+
+static const CloseOption *
+find_option(const char *name)
+{
+	const CloseOption *opt;
+
+	for (opt = close_options; opt->name; opt++)
+		if (strcmp(opt->name, name) == 0)
+			return opt;
+	return NULL;
+}
+
+static void pg_attribute_noreturn()
+report_invalid_option(DefElem *def, Oid context)
+{
+	const CloseOption *opt;
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (opt = close_options; opt->name; opt++)
+	{
+		if (opt->context == context)
+			appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", opt->name);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+			 errmsg("invalid option \"%s\"", def->defname),
+			 buf.len > 0
+			 ? errhint("Valid options in this context are: %s", buf.data)
+			 : errhint("There are no valid options in this context.")));
+}
+
+static void pg_attribute_noreturn()
+report_invalid_value(const char *name, const char *value, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+			 value ? errmsg("invalid value for option \"%s\": \"%s\"", name, value)
+			 : errmsg("invalid value for option \"%s\"", name),
+			 errdetail("%s", detail)));
+}
+
+static int
+parse_int_option(DefElem *def, int min, int max)
+{
+	char	   *value = defGetString(def);
+	int			result;
+
+	if (!parse_int(value, &result, 0, NULL) || result < min || result > max)
+		report_invalid_value(def->defname, value,
+							 psprintf("The value must be an integer from %d to %d.",
+									  min, max));
+	return result;
+}
+
+/*
+ * True when host (as written in a URL authority) is a loopback address,
+ * where plain http is allowed for tests.
+ */
+static bool
+is_loopback_host(const char *host, size_t len)
+{
+	if (len == strlen("localhost") && strncmp(host, "localhost", len) == 0)
+		return true;
+	if (len == strlen("[::1]") && strncmp(host, "[::1]", len) == 0)
+		return true;
+	if (len >= 4 && strncmp(host, "127.", 4) == 0)
+	{
+		size_t		i;
+
+		for (i = 4; i < len; i++)
+			if (!(isdigit((unsigned char) host[i]) || host[i] == '.'))
+				return false;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * api_url: http(s) only, https unless the host is loopback, no credentials,
+ * query or fragment (they would be sent, shown or mangled with every path).
+ * Returns the URL without trailing slashes.
+ */
+static char *
+parse_api_url(const char *value)
+{
+	const char *rest;
+	size_t		hostlen;
+	char	   *url;
+	size_t		len;
+	bool		https;
+
+	if (pg_strncasecmp(value, "https://", 8) == 0)
+	{
+		https = true;
+		rest = value + 8;
+	}
+	else if (pg_strncasecmp(value, "http://", 7) == 0)
+	{
+		https = false;
+		rest = value + 7;
+	}
+	else
+		report_invalid_value("api_url", value,
+							 "The URL must start with https://.");
+
+	hostlen = strcspn(rest, "/?#");
+	if (hostlen == 0)
+		report_invalid_value("api_url", value, "The URL has no host.");
+	if (memchr(rest, '@', hostlen) != NULL)
+		report_invalid_value("api_url", NULL,
+							 "The URL must not contain credentials; put them in a user mapping.");
+	if (strpbrk(value, "?# \t\r\n") != NULL)
+		report_invalid_value("api_url", value,
+							 "The URL must not contain a query, a fragment or white space.");
+
+	if (!https)
+	{
+		size_t		namelen = hostlen;
+		const char *colon;
+
+		/* the host without a port; an IPv6 literal keeps its brackets */
+		if (rest[0] == '[')
+		{
+			const char *close = memchr(rest, ']', hostlen);
+
+			if (close)
+				namelen = close - rest + 1;
+		}
+		else if ((colon = memchr(rest, ':', hostlen)) != NULL)
+			namelen = colon - rest;
+		if (!is_loopback_host(rest, namelen))
+			report_invalid_value("api_url", value,
+								 "Plain http is allowed only for a loopback host; use https.");
+	}
+
+	url = pstrdup(value);
+	len = strlen(url);
+	while (len > 0 && url[len - 1] == '/')
+		url[--len] = '\0';
+	return url;
+}
+
+/*
+ * A credential goes into an HTTP header: refuse what could break out of
+ * it.  The value itself is never shown.
+ */
+static char *
+parse_secret(DefElem *def)
+{
+	char	   *value = defGetString(def);
+	const char *p;
+
+	if (value[0] == '\0')
+		report_invalid_value(def->defname, NULL, "The value must not be empty.");
+	for (p = value; *p; p++)
+	{
+		if ((unsigned char) *p < 0x20 || *p == 0x7f)
+			report_invalid_value(def->defname, NULL,
+								 "The value must not contain control characters.");
+		if (*p == ':' && strcmp(def->defname, "api_key") == 0)
+			report_invalid_value(def->defname, NULL,
+								 "An API key cannot contain a colon.");
+	}
+	return value;
+}
+
+/*
+ * True if value is the prefix followed by one or more base62 characters:
+ * the only shape a Close id has.  Values of any other shape are never put
+ * into a request path.
+ */
+bool
+close_is_valid_id(const char *value, const char *prefix)
+{
+	size_t		plen = strlen(prefix);
+	const char *p;
+
+	if (strncmp(value, prefix, plen) != 0 || value[plen] == '\0')
+		return false;
+	for (p = value + plen; *p; p++)
+		if (!isalnum((unsigned char) *p) || !isascii((unsigned char) *p))
+			return false;
+	return (p - value) <= 200;
+}
+
+static char *
+parse_type_id(DefElem *def)
+{
+	char	   *value = defGetString(def);
+
+	if (!close_is_valid_id(value, CLOSE_PREFIX_TYPE))
+		report_invalid_value(def->defname, value,
+							 "A custom object type id is \"cotype_\" followed by letters and digits.");
+	return value;
+}
+
+static char *
+parse_field(DefElem *def)
+{
+	char	   *value = defGetString(def);
+
+	if (value[0] == '\0')
+		report_invalid_value(def->defname, value, "The value must not be empty.");
+	return value;
+}
+
+/*
+ * Validate the options of one object; called by CREATE and ALTER with the
+ * complete resulting option list.
+ */
+Datum
+close_fdw_validator(PG_FUNCTION_ARGS)
+{
+	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid			catalog = PG_GETARG_OID(1);
+	ListCell   *cell;
+	int			credentials = 0;
+
+	foreach(cell, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+		const CloseOption *opt = find_option(def->defname);
+
+		if (opt == NULL || opt->context != catalog)
+		{
+			if (opt && opt->secret)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("option \"%s\" is allowed only on a user mapping",
+								def->defname),
+						 errhint("Use CREATE USER MAPPING ... OPTIONS (%s '...').",
+								 def->defname)));
+			report_invalid_option(def, catalog);
+		}
+
+		if (strcmp(def->defname, "api_url") == 0)
+			(void) parse_api_url(defGetString(def));
+		else if (strcmp(def->defname, "timeout_ms") == 0)
+			(void) parse_int_option(def, 1, INT_MAX);
+		else if (strcmp(def->defname, "connect_timeout_ms") == 0)
+			(void) parse_int_option(def, 1, INT_MAX);
+		else if (strcmp(def->defname, "page_size") == 0)
+			(void) parse_int_option(def, 1, MAX_PAGE_SIZE);
+		else if (strcmp(def->defname, "api_key") == 0 ||
+				 strcmp(def->defname, "oauth_token") == 0)
+		{
+			(void) parse_secret(def);
+			credentials++;
+		}
+		else if (strcmp(def->defname, "custom_object_type_id") == 0)
+			(void) parse_type_id(def);
+		else if (strcmp(def->defname, "field") == 0)
+			(void) parse_field(def);
+	}
+
+	if (catalog == UserMappingRelationId && credentials != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("a user mapping for close_fdw needs exactly one of \"api_key\" and \"oauth_token\""),
+				 errhint("Use OPTIONS (api_key '...') for an API key or OPTIONS (oauth_token '...') for an OAuth access token.")));
+
+	PG_RETURN_VOID();
+}
+
+void
+close_get_server_options(ForeignServer *server, CloseServerOptions *opts)
+{
+	ListCell   *cell;
+
+	opts->api_url = DEFAULT_API_URL;
+	opts->timeout_ms = DEFAULT_TIMEOUT_MS;
+	opts->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+	opts->page_size = DEFAULT_PAGE_SIZE;
+
+	foreach(cell, server->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "api_url") == 0)
+			opts->api_url = parse_api_url(defGetString(def));
+		else if (strcmp(def->defname, "timeout_ms") == 0)
+			opts->timeout_ms = parse_int_option(def, 1, INT_MAX);
+		else if (strcmp(def->defname, "connect_timeout_ms") == 0)
+			opts->connect_timeout_ms = parse_int_option(def, 1, INT_MAX);
+		else if (strcmp(def->defname, "page_size") == 0)
+			opts->page_size = parse_int_option(def, 1, MAX_PAGE_SIZE);
+	}
+}
+
+void
+close_get_user_options(UserMapping *user, CloseUserOptions *opts)
+{
+	ListCell   *cell;
+
+	opts->api_key = NULL;
+	opts->oauth_token = NULL;
+	foreach(cell, user->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "api_key") == 0)
+			opts->api_key = parse_secret(def);
+		else if (strcmp(def->defname, "oauth_token") == 0)
+			opts->oauth_token = parse_secret(def);
+	}
+}
+
+/* The table's custom_object_type_id option, or NULL. */
+char *
+close_get_table_type_id(Oid relid)
+{
+	ForeignTable *table = GetForeignTable(relid);
+	ListCell   *cell;
+
+	foreach(cell, table->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "custom_object_type_id") == 0)
+			return parse_type_id(def);
+	}
+	return NULL;
+}
+
+/* The record key a column reads: its "field" option, else its name. */
+char *
+close_get_column_key(Oid relid, AttrNumber attnum, const char *attname)
+{
+	List	   *options = GetForeignColumnOptions(relid, attnum);
+	ListCell   *cell;
+
+	foreach(cell, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "field") == 0)
+			return parse_field(def);
+	}
+	return pstrdup(attname);
+}
