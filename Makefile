@@ -17,7 +17,7 @@ PGFILEDESC = "close_fdw - foreign data wrapper for the Close CRM API"
 
 SHLIB_LINK = -lcurl -ljson-c
 
-REGRESS = setup options types read_lead read_id pushdown_join explain errors cancel
+REGRESS = setup options types read_lead read_id joins explain connection errors cancel memory
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=close_fdw
 
 PG_CONFIG ?= pg_config

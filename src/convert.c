@@ -166,6 +166,7 @@ conversion_error_callback(void *arg)
 	ConvertErrorContext *ctx = (ConvertErrorContext *) arg;
 	char	   *value;
 	int			len;
+	size_t		textlen;
 
 	if (ctx->column == NULL)
 		return;
@@ -175,7 +176,11 @@ conversion_error_callback(void *arg)
 				   ctx->column->attname, ctx->conv->relname);
 		return;
 	}
-	value = close_json_serialize(ctx->value);
+	if (close_json_kind(ctx->value) == CLOSE_JSON_NUMBER &&
+		close_json_scalar_text(ctx->value, &textlen) == NULL)
+		value = "(an integer beyond 64 bits)";
+	else
+		value = close_json_serialize(ctx->value);
 	len = strlen(value);
 	if (!pg_verifymbstr(value, len, true))
 		value = "(not valid in the server encoding)";

@@ -1,0 +1,20 @@
+-- memory: a scan holds one page at a time, however many rows it returns.
+-- Memory in use is sampled every 1,000th row of 20,000 objects on two
+-- leads; it must not grow with the rows read.
+\set lead_a 'lead_MemoryA000000000000000000000000000000000000'
+\set lead_b 'lead_MemoryB000000000000000000000000000000000000'
+SELECT emulator_reset();
+SELECT emulator_call('POST', '/_emulator/objects', format(
+  '{"lead_id": "%s", "custom_object_type_id": "cotype_1h5m6uHM9BZOpwVhyRJb4Y", "count": 10000, "name_prefix": "Bulk"}',
+  lead)) FROM unnest(ARRAY[:'lead_a', :'lead_b']) AS lead;
+
+CREATE FUNCTION backend_memory() RETURNS bigint LANGUAGE sql AS $$
+  SELECT sum(used_bytes)::bigint FROM pg_backend_memory_contexts
+$$;
+SELECT count(*) AS rows, count(mem) AS samples,
+       max(mem) - min(mem) < 64 * 1024 AS memory_flat
+  FROM (SELECT CASE WHEN name LIKE '%000' THEN backend_memory() END AS mem
+          FROM close_custom_objects WHERE lead_id IN (:'lead_a', :'lead_b')) s;
+SELECT count(*) AS pages FROM emulator_requests();
+SELECT emulator_reset();
+DROP FUNCTION backend_memory();

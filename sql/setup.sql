@@ -1,0 +1,88 @@
+-- setup: the extension, a server on the emulator, the table from the README,
+-- and helpers that read and steer the emulator (request log, faults).
+-- Later test files rely on what this one creates.
+\getenv emulator_url CLOSE_EMULATOR_URL
+\getenv api_url CLOSE_API_URL
+
+CREATE EXTENSION IF NOT EXISTS close_fdw;
+CREATE SERVER close FOREIGN DATA WRAPPER close_fdw OPTIONS (api_url :'api_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER close OPTIONS (api_key 'api_test_key');
+
+CREATE FOREIGN TABLE close_custom_objects (
+  id text, custom_object_type_id text, lead_id text, name text,
+  organization_id text, created_by text, updated_by text,
+  date_created timestamptz, date_updated timestamptz,
+  custom jsonb,
+  status text OPTIONS (field 'custom.cf_cSh3fWT3rEJ1BFSezme2YAG6bPrZV5wUWKKrW4iN19g')
+) SERVER close;
+
+-- Emulator helpers.  A call runs curl on the server's host through
+-- COPY FROM PROGRAM; each line of the answer is a row.
+CREATE TABLE emulator_settings (url text NOT NULL);
+INSERT INTO emulator_settings VALUES (:'emulator_url');
+
+CREATE FUNCTION emulator_call(method text, path text, body text DEFAULT '{}')
+RETURNS SETOF text LANGUAGE plpgsql SET client_min_messages = warning AS $$
+DECLARE
+  cmd text := format('curl -sS --fail -X %s -H %s --data-binary %s %s',
+                     method, '''Content-Type: application/json''',
+                     '''' || replace(body, '''', '''\''''') || '''',
+                     (SELECT url FROM emulator_settings) || path);
+BEGIN
+  IF method = 'GET' THEN
+    cmd := format('curl -sS --fail %s', (SELECT url FROM emulator_settings) || path);
+  END IF;
+  CREATE TEMP TABLE IF NOT EXISTS emulator_output (n bigserial, line text);
+  TRUNCATE emulator_output;
+  EXECUTE format('COPY emulator_output (line) FROM PROGRAM %L WITH (FORMAT csv, QUOTE %L, DELIMITER %L)',
+                 cmd, E'\x01', E'\x02');
+  RETURN QUERY SELECT line FROM emulator_output ORDER BY n;
+END $$;
+
+-- the API requests received since the last clear, without the /api/v1
+-- prefix, in arrival order; then the log is cleared
+CREATE FUNCTION emulator_requests() RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+  lines text[] := ARRAY(SELECT regexp_replace(line, '^(\S+) /api/v1', '\1 ')
+                          FROM emulator_call('GET', '/_emulator/log') AS line);
+BEGIN
+  PERFORM emulator_call('POST', '/_emulator/log/clear');
+  RETURN QUERY SELECT unnest(lines);
+END $$;
+
+CREATE FUNCTION emulator_clear() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM emulator_call('POST', '/_emulator/log/clear');
+END $$;
+
+-- add a fault rule (see test/close_emulator.py); cleared by emulator_reset()
+CREATE FUNCTION emulator_fault(rule jsonb) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM emulator_call('POST', '/_emulator/faults', rule::text);
+END $$;
+
+-- back to the sample data, no faults, empty log
+CREATE FUNCTION emulator_reset() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM emulator_call('POST', '/_emulator/reset');
+END $$;
+
+SELECT emulator_reset();
+-- the helpers reach the emulator, and its log starts empty
+SELECT * FROM emulator_requests();
+SELECT id, name FROM close_custom_objects
+ WHERE lead_id = 'lead_hwnL36A2iEMSLIlmGhsdrcmOJzTUzqEHwr66wrA1K2T' ORDER BY id;
+SELECT * FROM emulator_requests();
+
+-- the JSON log entries since the last clear (method, raw_path, auth label,
+-- client_port, headers, status); then the log is cleared
+CREATE FUNCTION emulator_log_entries() RETURNS SETOF jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  doc jsonb := (SELECT string_agg(line, E'\n')
+                  FROM emulator_call('GET', '/_emulator/log?format=json') AS line)::jsonb;
+BEGIN
+  PERFORM emulator_call('POST', '/_emulator/log/clear');
+  RETURN QUERY SELECT jsonb_array_elements(doc);
+END $$;

@@ -1,0 +1,103 @@
+# test/lib.sh: what the test run and the demo share.  Installs what a fresh
+# Debian 12 machine lacks, builds and installs the extension, and starts a
+# throwaway PostgreSQL cluster and the Close API emulator, both stopped and
+# removed on exit.  Sourced, not run.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_MAJOR=${PG_MAJOR:-15}
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Install the packages the build and the tests need, if any is missing.
+ensure_packages() {
+	local pkgs="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcurl4-openssl-dev libjson-c-dev python3 curl make gcc"
+	local missing=""
+	for p in $pkgs; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		echo "installing:$missing"
+		as_root apt-get update -qq
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+	fi
+	export PATH="/usr/lib/postgresql/$PG_MAJOR/bin:$PATH"
+	PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+	[ -x "$PG_CONFIG" ] || PG_CONFIG=/usr/bin/pg_config
+	export PG_CONFIG
+}
+
+build_and_install() {
+	make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" COPT=-Werror >/dev/null
+	as_root make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+}
+
+# The directory for the cluster, the sockets, the logs and the emulator's
+# port file; readable by the postgres OS user that runs the server.
+make_workdir() {
+	WORKDIR=$(mktemp -d /tmp/close_fdw_test.XXXXXX)
+	chmod 755 "$WORKDIR"
+	trap cleanup EXIT
+}
+
+cleanup() {
+	local rc=$?
+	if [ -n "${PGDATA_DIR:-}" ] && [ -f "$PGDATA_DIR/postmaster.pid" ]; then
+		run_as_pg pg_ctl -D "$PGDATA_DIR" -m immediate stop >/dev/null 2>&1 || true
+	fi
+	if [ -n "${EMULATOR_PID:-}" ]; then
+		kill "$EMULATOR_PID" 2>/dev/null || true
+		wait "$EMULATOR_PID" 2>/dev/null || true
+	fi
+	if [ -n "${WORKDIR:-}" ] && [ -z "${KEEP_WORKDIR:-}" ]; then
+		rm -rf "$WORKDIR"
+	fi
+	exit $rc
+}
+
+# initdb and postgres refuse to run as root: run them as "postgres" then.
+run_as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- env PATH="$PATH" "$@"
+	else
+		"$@"
+	fi
+}
+
+# A cluster reachable only through a socket under WORKDIR.  The server's
+# environment has no proxy settings, so requests to the emulator on
+# loopback never go anywhere else.
+start_cluster() {
+	PGDATA_DIR=$WORKDIR/data
+	PGSOCKET_DIR=$WORKDIR/socket
+	if [ "$(id -u)" -eq 0 ]; then
+		install -d -o postgres -g postgres "$PGDATA_DIR" "$PGSOCKET_DIR"
+	else
+		mkdir -p "$PGDATA_DIR" "$PGSOCKET_DIR"
+	fi
+	run_as_pg initdb -D "$PGDATA_DIR" -A trust -U postgres -E UTF8 \
+		--locale=C.UTF-8 --no-sync >"$WORKDIR/initdb.log" 2>&1 ||
+		{ cat "$WORKDIR/initdb.log"; return 1; }
+	run_as_pg env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY \
+		-u all_proxy -u ALL_PROXY \
+		pg_ctl -D "$PGDATA_DIR" -w -l "$PGDATA_DIR/server.log" \
+		-o "-k $PGSOCKET_DIR -c listen_addresses= -c port=5432 -c fsync=off" \
+		start >/dev/null || { tail -n 20 "$PGDATA_DIR/server.log"; return 1; }
+	export PGHOST=$PGSOCKET_DIR PGPORT=5432 PGUSER=postgres
+}
+
+start_emulator() {
+	python3 "$REPO/test/close_emulator.py" --port 0 \
+		--port-file "$WORKDIR/emulator.port" --quiet "$@" \
+		>"$WORKDIR/emulator.log" 2>&1 &
+	EMULATOR_PID=$!
+	local i
+	for i in $(seq 1 100); do
+		[ -s "$WORKDIR/emulator.port" ] && break
+		sleep 0.1
+	done
+	[ -s "$WORKDIR/emulator.port" ] || { cat "$WORKDIR/emulator.log"; return 1; }
+	export CLOSE_EMULATOR_URL="http://127.0.0.1:$(cat "$WORKDIR/emulator.port")"
+	export CLOSE_API_URL="$CLOSE_EMULATOR_URL/api/v1"
+}

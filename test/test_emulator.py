@@ -1,0 +1,799 @@
+#!/usr/bin/env python3
+"""Tests of the Close API emulator itself (test/close_emulator.py).
+
+Starts the emulator as a subprocess on a free port (via --port-file) and
+checks its behaviour over HTTP.  Standard library only.
+
+    cd /work/main && python3 -m unittest test.test_emulator -v
+    python3 test/test_emulator.py
+"""
+
+import base64
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from decimal import Decimal
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EMULATOR = os.path.join(HERE, "close_emulator.py")
+sys.path.insert(0, HERE)
+import close_emulator as emu  # noqa: E402  (constants only; the server runs as a subprocess)
+
+S = emu.TYPE_SUBSCRIPTION
+R = emu.TYPE_RESOURCE
+D = emu.TYPE_DEVICE
+CF_AMOUNT = emu.CF[S, "number"]
+CF_BALANCE = emu.CF[S, "number2"]
+CF_RENEWED = emu.CF[S, "datetime"]
+CF_START = emu.CF[S, "date"]
+CF_LABELS = emu.CF[S, "multi_text"]
+CF_CHANNELS = emu.CF[S, "multi_choices"]
+CF_PLAN = emu.CF[S, "text"]
+CF_STATUS = emu.CF_SUBSCRIPTION_STATUS
+
+
+def basic(key, password=""):
+    return "Basic " + base64.b64encode(("%s:%s" % (key, password)).encode()).decode()
+
+
+AUTH_TEST = basic("api_test_key")
+SECRETS = ["api_test_key", "api_alice_key", "api_bob_key", "oauth_test_token",
+           base64.b64encode(b"api_test_key:").decode(), base64.b64encode(b"api_alice_key:").decode(),
+           base64.b64encode(b"api_test_key:secret").decode(), "Basic ", "Bearer "]
+
+
+def start_emulator(*args):
+    """Start an emulator subprocess; returns (process, port, port file path)."""
+    tmpdir = tempfile.mkdtemp(prefix="close_emu_")
+    port_file = os.path.join(tmpdir, "port")
+    proc = subprocess.Popen([sys.executable, EMULATOR, "--port", "0", "--port-file", port_file,
+                             "--quiet", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(port_file):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError("emulator did not start")
+        time.sleep(0.02)
+    with open(port_file) as f:
+        port = int(f.read())
+    return proc, port, port_file
+
+
+def stop_emulator(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+PROC = PORT = None
+
+
+def setUpModule():
+    global PROC, PORT
+    PROC, PORT, _ = start_emulator()
+
+
+def tearDownModule():
+    stop_emulator(PROC)
+
+
+class Resp:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body, parse_float=Decimal)
+
+    def header(self, name):
+        return self.headers.get(name)
+
+
+def request(method, path, body=None, auth=AUTH_TEST, headers=None, raw=None, timeout=10, port=None):
+    """One request on a fresh connection.  body: JSON value; raw: bytes sent as is."""
+    conn = http.client.HTTPConnection("127.0.0.1", port or PORT, timeout=timeout)
+    hdrs = {}
+    if auth:
+        hdrs["Authorization"] = auth
+    data = raw
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs["Content-Type"] = "application/json"
+    hdrs.update(headers or {})
+    try:
+        conn.request(method, path, body=data, headers=hdrs)
+        r = conn.getresponse()
+        payload = r.read()
+        return Resp(r.status, r.headers, payload)
+    finally:
+        conn.close()
+
+
+def control(method, path, body=None):
+    r = request(method, "/_emulator/" + path, body=body, auth=None)
+    assert r.status in (200, 204), (path, r.status, r.body)
+    return r
+
+
+def api_log():
+    return control("GET", "log").body.decode()
+
+
+def api_log_json():
+    return control("GET", "log?format=json").json()
+
+
+def objects_path(lead, **params):
+    q = "&".join("%s=%s" % kv for kv in params.items())
+    return "/api/v1/custom_object/?lead_id=%s%s" % (lead, "&" + q if q else "")
+
+
+class EmulatorTest(unittest.TestCase):
+    def setUp(self):
+        control("POST", "reset")
+
+    def assertStatus(self, r, status):
+        self.assertEqual(r.status, status, r.body[:500])
+
+    def new_subscription(self, **custom):
+        body = {"custom_object_type_id": S, "lead_id": emu.LEAD_ONE, "name": "New"}
+        body.update(custom)
+        r = request("POST", "/api/v1/custom_object/", body)
+        self.assertStatus(r, 201)
+        return r.json()
+
+
+class AuthTests(EmulatorTest):
+    PATH = objects_path(emu.LEAD_ONE)
+
+    def test_basic_with_empty_password(self):
+        for key in ("api_test_key", "api_alice_key", "api_bob_key"):
+            self.assertStatus(request("GET", self.PATH, auth=basic(key)), 200)
+
+    def test_bearer(self):
+        self.assertStatus(request("GET", self.PATH, auth="Bearer oauth_test_token"), 200)
+
+    def test_rejections(self):
+        for auth in (None, basic("wrong_key"), basic("api_test_key", "secret"), "Basic !!!notbase64",
+                     "Bearer wrong", "Bearer api_test_key", "Token api_test_key", basic("api_test_key")[:-2],
+                     "Basic " + base64.b64encode(b"api_test_key").decode()):
+            r = request("GET", self.PATH, auth=auth)
+            self.assertStatus(r, 401)
+            self.assertEqual(r.json(), {"error": "Unauthorized"})
+            self.assertTrue(r.header("RateLimit"))
+
+    def test_labels_in_log_and_created_by(self):
+        control("POST", "log/clear")
+        request("GET", self.PATH, auth=basic("api_alice_key"))
+        request("GET", self.PATH, auth="Bearer oauth_test_token")
+        request("GET", self.PATH, auth=None)
+        request("GET", self.PATH, auth=basic("nope"))
+        self.assertEqual([e["auth"] for e in api_log_json()], ["alice", "oauth", "none", "invalid"])
+        r = request("POST", "/api/v1/custom_object/",
+                    {"custom_object_type_id": S, "lead_id": emu.LEAD_ONE, "name": "x"}, auth=basic("api_bob_key"))
+        self.assertEqual(r.json()["created_by"], emu.USERS["bob"])
+
+
+class ListTests(EmulatorTest):
+    def test_big_lead_pages(self):
+        names, flags = [], []
+        for skip in (0, 100, 200):
+            r = request("GET", objects_path(emu.LEAD_BIG, _skip=skip, _limit=100))
+            self.assertStatus(r, 200)
+            doc = r.json()
+            self.assertEqual(set(doc), {"data", "has_more"})
+            names += [o["name"] for o in doc["data"]]
+            flags.append(doc["has_more"])
+        self.assertEqual(flags, [True, True, False])
+        self.assertEqual(names, ["Item %03d" % n for n in range(1, 251)])
+        r = request("GET", objects_path(emu.LEAD_BIG, _skip=250)).json()
+        self.assertEqual(r, {"data": [], "has_more": False})
+
+    def test_default_limit_and_order(self):
+        doc = request("GET", objects_path(emu.LEAD_BIG)).json()
+        self.assertEqual(len(doc["data"]), 100)
+        self.assertTrue(doc["has_more"])
+        keys = [(o["date_created"], o["id"]) for o in doc["data"]]
+        self.assertEqual(keys, sorted(keys))
+
+    def test_lead_id_required(self):
+        for path in ("/api/v1/custom_object/", "/api/v1/custom_object/?lead_id=",
+                     "/api/v1/custom_object/?_limit=5"):
+            r = request("GET", path)
+            self.assertStatus(r, 400)
+            self.assertEqual(r.json(), {"errors": [], "field-errors": {"lead_id": "This field is required."}})
+
+    def test_unknown_and_empty_leads(self):
+        for lead in ("lead_" + "x" * 43, emu.LEAD_EMPTY, "garbage"):
+            self.assertEqual(request("GET", objects_path(lead)).json(), {"data": [], "has_more": False})
+        self.assertEqual(len(request("GET", objects_path(emu.LEAD_ONE)).json()["data"]), 1)
+
+    def test_limit_and_skip_caps(self):
+        for bad in ("101", "0", "-1", "abc", "1.5", ""):
+            r = request("GET", objects_path(emu.LEAD_BIG, _limit=bad))
+            self.assertStatus(r, 400)
+            self.assertIn("_limit", r.json()["field-errors"])
+        self.assertIn("less than or equal to 100",
+                      request("GET", objects_path(emu.LEAD_BIG, _limit=101)).json()["field-errors"]["_limit"])
+        self.assertStatus(request("GET", objects_path(emu.LEAD_BIG, _limit=100)), 200)
+        self.assertStatus(request("GET", objects_path(emu.LEAD_BIG, _skip=10000)), 200)
+        r = request("GET", objects_path(emu.LEAD_BIG, _skip=10001))
+        self.assertStatus(r, 400)
+        self.assertIn("less than or equal to", r.body.decode())
+        self.assertStatus(request("GET", objects_path(emu.LEAD_BIG, _skip=-1)), 400)
+        control("POST", "config", {"max_limit": 10, "max_skip": 20})
+        self.assertStatus(request("GET", objects_path(emu.LEAD_BIG, _limit=11)), 400)
+        self.assertStatus(request("GET", objects_path(emu.LEAD_BIG, _skip=21)), 400)
+        self.assertEqual(len(request("GET", objects_path(emu.LEAD_BIG)).json()["data"]), 10)
+
+    def test_fields(self):
+        path = objects_path(emu.LEAD_MIXED, _fields="id,name,custom.%s,nonexistent" % CF_AMOUNT)
+        data = request("GET", path).json()["data"]
+        self.assertEqual([list(o) for o in data],
+                         [["id", "name", "custom." + CF_AMOUNT]] * 2 + [["id", "name"]])
+        self.assertEqual(data[1]["custom." + CF_AMOUNT], Decimal("12.50"))
+
+    def test_type_filter(self):
+        data = request("GET", objects_path(emu.LEAD_MIXED, custom_object_type_id=S)).json()["data"]
+        self.assertEqual([o["id"] for o in data], [emu.OBJ_MIXED_ALPHA, emu.OBJ_MIXED_BETA])
+        data = request("GET", objects_path(emu.LEAD_MIXED, custom_object_type_id=R)).json()["data"]
+        self.assertEqual([o["id"] for o in data], [emu.OBJ_MIXED_GAMMA])
+        self.assertEqual(request("GET", objects_path(emu.LEAD_MIXED, custom_object_type_id=D)).json()["data"], [])
+
+    def test_mixed_values_verbatim(self):
+        r = request("GET", objects_path(emu.LEAD_MIXED))
+        text = r.body.decode()
+        self.assertIn('"custom.%s":12.50' % CF_AMOUNT, text)
+        self.assertIn('"custom.%s":12345678901234.5678' % CF_BALANCE, text)
+        self.assertIn('"custom.%s":-17.25' % CF_BALANCE, text)
+        alpha, beta, gamma = r.json()["data"]
+        self.assertEqual(alpha["custom." + CF_LABELS], ["alpha", "Zürich ✓", 'say "hi"'])
+        self.assertIs(alpha["custom." + emu.CF[S, "hidden"]], True)
+        self.assertEqual(alpha["custom." + CF_STATUS], "active")
+        self.assertEqual(alpha["custom." + CF_RENEWED], "2021-03-15T10:30:00.000000+00:00")
+        self.assertEqual([k for k in gamma if k.startswith("custom.")], [])
+        self.assertEqual(len(gamma), 9)
+
+    def test_sheet_record(self):
+        r = request("GET", "/api/v1/custom_object/%s/" % emu.OBJ_SHEET)
+        self.assertStatus(r, 200)
+        rec = r.json()
+        self.assertEqual(rec["custom_object_type_id"], "cotype_1h5m6uHM9BZOpwVhyRJb4Y")
+        self.assertEqual(rec["lead_id"], "lead_hwnL36A2iEMSLIlmGhsdrcmOJzTUzqEHwr66wrA1K2T")
+        self.assertEqual(rec["name"], "Resource")
+        self.assertEqual(rec["date_created"], "2020-08-04T16:45:35.367000+00:00")
+        self.assertEqual(rec["date_updated"], "2020-08-04T17:37:56.439000+00:00")
+        self.assertEqual(rec["custom.cf_jnxTQDKnSxCEBtD5dvZdNgTzC3CqeyWUyU349PBA9Wf"],
+                         "custobj_v0VS1AZAg8LjnpBm1hZz83UZ3yWK0n9SdVV5i8yC6he")
+        self.assertRegex(rec["organization_id"], r"^orga_\w+$")
+        self.assertRegex(rec["created_by"], r"^user_\w+$")
+        r = request("GET", "/api/v1/custom_object/%s/?_fields=id,lead_id" % emu.OBJ_SHEET)
+        self.assertEqual(list(r.json()), ["id", "lead_id"])
+
+    def test_retrieve_404(self):
+        for oid in ("custobj_" + "Z" * 43, "custobj_bad-id", "lead_" + "a" * 43, "x", "custobj_%2E%2E"):
+            r = request("GET", "/api/v1/custom_object/%s/" % oid)
+            self.assertStatus(r, 404)
+            self.assertIn("error", r.json())
+
+    def test_sample_counts(self):
+        counts = control("GET", "data/leads").json()
+        for key, lead in emu.SAMPLE_LEADS.items():
+            self.assertEqual(counts[lead], emu.SAMPLE_LEAD_COUNTS[key], key)
+        for lead in counts:
+            self.assertRegex(lead, r"^lead_[0-9A-Za-z]{43}$")
+        for lead in emu.LEAD_PLAIN:
+            self.assertTrue(2 <= counts[lead] <= 4)
+
+    def test_method_override(self):
+        r = request("POST", "/api/v1/custom_object/", {"_params": {"lead_id": emu.LEAD_BIG, "_limit": 5,
+                                                                   "_fields": ["id", "name"]}},
+                    headers={"x-http-method-override": "GET"})
+        self.assertStatus(r, 200)
+        doc = r.json()
+        self.assertEqual([o["name"] for o in doc["data"]], ["Item 00%d" % i for i in range(1, 6)])
+        self.assertEqual(list(doc["data"][0]), ["id", "name"])
+
+
+class WriteTests(EmulatorTest):
+    def test_create(self):
+        rec = self.new_subscription(**{
+            "custom." + CF_AMOUNT: 12.50, "custom." + CF_RENEWED: "2021-01-01T10:00:00+02:00",
+            "custom." + CF_LABELS: ["a", "Zürich ✓"], "custom." + CF_STATUS: None,
+            "custom." + CF_START: "2024-02-29"})
+        self.assertRegex(rec["id"], r"^custobj_[0-9A-Za-z]{43}$")
+        self.assertEqual(rec["custom." + CF_RENEWED], "2021-01-01T08:00:00.000000+00:00")
+        self.assertNotIn("custom." + CF_STATUS, rec)
+        self.assertEqual(rec["created_by"], emu.USERS["test"])
+        self.assertEqual(rec["date_created"], rec["date_updated"])
+        self.assertRegex(rec["date_created"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")
+        got = request("GET", "/api/v1/custom_object/%s/" % rec["id"]).json()
+        self.assertEqual(got, rec)
+        last = request("GET", objects_path(emu.LEAD_ONE)).json()["data"][-1]
+        self.assertEqual(last["id"], rec["id"])
+
+    def test_number_text_preserved(self):
+        raw = ('{"custom_object_type_id": "%s", "lead_id": "%s", "name": "n", "custom.%s": 12345678901234.5678}'
+               % (S, emu.LEAD_ONE, CF_AMOUNT)).encode()
+        r = request("POST", "/api/v1/custom_object/", raw=raw, headers={"Content-Type": "application/json"})
+        self.assertStatus(r, 201)
+        self.assertIn(b'12345678901234.5678', r.body)
+
+    def test_create_required(self):
+        r = request("POST", "/api/v1/custom_object/", {})
+        self.assertStatus(r, 400)
+        self.assertEqual(set(r.json()["field-errors"]), {"custom_object_type_id", "lead_id", "name"})
+        r = request("POST", "/api/v1/custom_object/",
+                    {"custom_object_type_id": "cotype_" + "N" * 22, "lead_id": "lead_" + "N" * 43, "name": ""})
+        self.assertEqual(set(r.json()["field-errors"]), {"custom_object_type_id", "lead_id", "name"})
+
+    def test_create_strict_keys(self):
+        base = {"custom_object_type_id": S, "lead_id": emu.LEAD_ONE, "name": "N"}
+        for key in emu.READ_ONLY_KEYS + ("foo", "custom", "custom." + emu.CF[R, "text"], "custom.cf_nope"):
+            r = request("POST", "/api/v1/custom_object/", dict(base, **{key: "x"}))
+            self.assertStatus(r, 400)
+            self.assertEqual(list(r.json()["field-errors"]), [key])
+        self.assertEqual(control("GET", "data/leads").json()[emu.LEAD_ONE], 1)
+
+    def test_create_value_validation(self):
+        bad = {
+            CF_AMOUNT: ["12", True, "x", [1]],
+            CF_START: ["2021-13-01", "2021-1-1", 20210101, "2021-01-01T00:00:00+00:00"],
+            CF_RENEWED: ["2021-01-01", "2021-01-01T10:00:00", "yesterday"],
+            CF_STATUS: ["ACTIVE", "unknown", 1, ["active"]],
+            CF_LABELS: ["single", [1], [None]],
+            CF_CHANNELS: ["email", ["fax"]],
+            CF_PLAN: [1, ["a"]],
+            emu.CF[S, "user"]: ["alice", "cont_abc"],
+            emu.CF[S, "custom_object"]: ["custobj_short"],
+            emu.CF[S, "hidden"]: [[1], {"a": 1}],
+        }
+        for fid, values in bad.items():
+            for value in values:
+                r = request("POST", "/api/v1/custom_object/",
+                            {"custom_object_type_id": S, "lead_id": emu.LEAD_ONE, "name": "N",
+                             "custom." + fid: value})
+                self.assertStatus(r, 400)
+                self.assertIn("custom." + fid, r.json()["field-errors"], (fid, value))
+
+    def test_update(self):
+        rec = self.new_subscription(**{"custom." + CF_AMOUNT: 1, "custom." + CF_PLAN: "p"})
+        path = "/api/v1/custom_object/%s/" % rec["id"]
+        r = request("PUT", path, {"name": "Renamed", "custom." + CF_AMOUNT: None,
+                                  "custom." + CF_STATUS: "cancelled", "lead_id": emu.LEAD_ONE},
+                    auth=basic("api_alice_key"))
+        self.assertStatus(r, 200)
+        new = r.json()
+        self.assertEqual(new["name"], "Renamed")
+        self.assertNotIn("custom." + CF_AMOUNT, new)
+        self.assertEqual(new["custom." + CF_PLAN], "p")
+        self.assertEqual(new["custom." + CF_STATUS], "cancelled")
+        self.assertGreater(new["date_updated"], rec["date_updated"])
+        self.assertEqual(new["date_created"], rec["date_created"])
+        self.assertEqual(new["updated_by"], emu.USERS["alice"])
+        self.assertEqual(new["created_by"], emu.USERS["test"])
+        self.assertEqual(request("GET", path).json(), new)
+
+    def test_update_strict(self):
+        path = "/api/v1/custom_object/%s/" % emu.OBJ_MIXED_ALPHA
+        before = request("GET", path).json()
+        for body in ({"lead_id": emu.LEAD_BIG}, {"custom_object_type_id": R}, {"id": emu.OBJ_MIXED_ALPHA},
+                     {"date_updated": before["date_updated"]}, {"foo": 1}, {"name": None},
+                     {"custom." + emu.CF[R, "text"]: "x"}, {"custom." + CF_STATUS: "nope"}):
+            r = request("PUT", path, body)
+            self.assertStatus(r, 400)
+            self.assertEqual(list(r.json()["field-errors"]), list(body))
+        self.assertEqual(request("GET", path).json(), before)
+        self.assertStatus(request("PUT", "/api/v1/custom_object/custobj_%s/" % ("Q" * 43), {"name": "x"}), 404)
+        self.assertStatus(request("PATCH", path, {"name": "x"}), 405)
+
+    def test_delete(self):
+        path = "/api/v1/custom_object/%s/" % emu.OBJ_MIXED_BETA
+        r = request("DELETE", path)
+        self.assertStatus(r, 204)
+        self.assertEqual(r.body, b"")
+        self.assertIsNone(r.header("Content-Length"))
+        self.assertStatus(request("GET", path), 404)
+        self.assertStatus(request("DELETE", path), 404)
+        ids = [o["id"] for o in request("GET", objects_path(emu.LEAD_MIXED)).json()["data"]]
+        self.assertEqual(ids, [emu.OBJ_MIXED_ALPHA, emu.OBJ_MIXED_GAMMA])
+        ids = [o["id"] for o in request("GET", objects_path(emu.LEAD_MIXED, custom_object_type_id=S)).json()["data"]]
+        self.assertEqual(ids, [emu.OBJ_MIXED_ALPHA])
+
+    def test_deterministic_ids_after_reset(self):
+        first = self.new_subscription()
+        control("POST", "reset")
+        second = self.new_subscription()
+        self.assertEqual((first["id"], first["date_created"]), (second["id"], second["date_created"]))
+        self.assertStatus(request("GET", "/api/v1/custom_object/%s/" % first["id"]), 200)
+
+
+class TypeAndLeadTests(EmulatorTest):
+    def test_types(self):
+        r = request("GET", "/api/v1/custom_object_type/")
+        self.assertStatus(r, 200)
+        doc = r.json()
+        self.assertEqual(list(doc), ["data"])
+        types = {t["id"]: t for t in doc["data"]}
+        self.assertEqual(types[R]["name"], "Resource")
+        self.assertEqual(types[emu.TYPE_EMPTY]["fields"], [])
+        for t in doc["data"]:
+            self.assertRegex(t["id"], r"^cotype_[0-9A-Za-z]{22}$")
+            for k in ("date_created", "date_updated"):
+                self.assertRegex(t[k], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$")
+            for k in ("name_plural", "description", "api_create_only", "back_reference_fields"):
+                self.assertIn(k, t)
+            for f in t["fields"]:
+                self.assertRegex(f["id"], r"^cf_[0-9A-Za-z]{43}$")
+        fields = {f["id"]: f for t in doc["data"] for f in t["fields"]}
+        self.assertEqual(fields[emu.CF_RESOURCE_PARENT]["type"], "custom_object")
+        self.assertEqual(fields[emu.CF_RESOURCE_PARENT]["referenced_custom_type_id"], R)
+        self.assertEqual(fields[CF_STATUS]["choices"], ["active", "paused", "cancelled"])
+        self.assertNotIn("choices", fields[emu.CF[R, "choices"]])
+        kinds = {(f["type"], f["accepts_multiple_values"]) for f in types[S]["fields"]}
+        for kind in ("text", "textarea", "number", "date", "datetime", "choices", "user", "contact",
+                     "custom_object", "hidden", "future_type"):
+            self.assertIn((kind, False), kinds)
+        self.assertIn(("text", True), kinds)
+        self.assertIn(("choices", True), kinds)
+        self.assertIn(emu.AWKWARD_NAME, [f["name"] for f in types[S]["fields"]])
+        back = [f["id"] for f in types[R]["back_reference_fields"]]
+        self.assertIn(emu.CF[S, "custom_object"], back)
+
+    def test_fields_endpoints(self):
+        collected, skip = [], 0
+        while True:
+            doc = request("GET", "/api/v1/custom_field/custom_object_type/?_limit=10&_skip=%d" % skip).json()
+            collected += doc["data"]
+            skip += 10
+            if not doc["has_more"]:
+                break
+        self.assertEqual([f["id"] for f in collected], [spec[2] for spec in emu.FIELD_SPECS])
+        fid = emu.CF[R, "choices"]
+        r = request("GET", "/api/v1/custom_field/custom_object_type/%s/" % fid)
+        self.assertEqual(r.json()["choices"], ["low", "medium", "high"])
+        self.assertStatus(request("GET", "/api/v1/custom_field/custom_object_type/cf_%s/" % ("n" * 43)), 404)
+        self.assertStatus(request("GET", "/api/v1/custom_field/custom_object_type/?_limit=1000"), 400)
+
+    def test_leads(self):
+        doc = request("GET", "/api/v1/lead/?_limit=4").json()
+        self.assertEqual(doc["total_results"], len(emu.SAMPLE_LEADS))
+        self.assertTrue(doc["has_more"])
+        self.assertEqual(len(doc["data"]), 4)
+        lead = request("GET", "/api/v1/lead/%s/" % emu.LEAD_BIG).json()
+        for k in ("id", "name", "display_name", "status_id", "status_label", "date_created", "date_updated"):
+            self.assertIn(k, lead)
+        doc = request("GET", "/api/v1/lead/?_skip=8&_fields=id").json()
+        self.assertEqual(doc["data"], [{"id": emu.LEAD_EMPTY}, {"id": emu.LEAD_BIG}])
+        self.assertFalse(doc["has_more"])
+        self.assertStatus(request("GET", "/api/v1/lead/lead_%s/" % ("n" * 43)), 404)
+
+
+class HttpTests(EmulatorTest):
+    def test_ratelimit_header_everywhere(self):
+        cases = [("GET", objects_path(emu.LEAD_ONE), None, 200),
+                 ("GET", "/api/v1/custom_object/", None, 400),
+                 ("GET", "/api/v1/nothing/", None, 404),
+                 ("PATCH", "/api/v1/custom_object/", None, 405),
+                 ("POST", "/api/v1/custom_object/", {"custom_object_type_id": S, "lead_id": emu.LEAD_ONE,
+                                                     "name": "x"}, 201)]
+        for method, path, body, status in cases:
+            r = request(method, path, body)
+            self.assertStatus(r, status)
+            self.assertRegex(r.header("RateLimit"), r"^limit=\d+, remaining=\d+, reset=[\d.]+$")
+            self.assertEqual(r.header("Content-Type"), "application/json")
+        new_id = json.loads(r.body)["id"]
+        r = request("DELETE", "/api/v1/custom_object/%s/" % new_id)
+        self.assertStatus(r, 204)
+        self.assertTrue(r.header("RateLimit"))
+        r = request("GET", objects_path(emu.LEAD_ONE), auth=None)
+        self.assertStatus(r, 401)
+        self.assertTrue(r.header("RateLimit"))
+
+    def test_remaining_counts_down(self):
+        rem = [int(re.search(r"remaining=(\d+)", request("GET", "/api/v1/custom_object_type/")
+                             .header("RateLimit")).group(1)) for _ in range(3)]
+        self.assertEqual(rem[0] - rem[2], 2)
+
+    def test_rate_limit_429(self):
+        control("POST", "config", {"rate_limit_per_sec": 3})
+        path = objects_path(emu.LEAD_ONE)
+        codes = [request("GET", path).status for _ in range(3)]
+        self.assertEqual(codes, [200, 200, 200])
+        r = request("GET", path)
+        self.assertStatus(r, 429)
+        self.assertEqual(r.json()["error"]["message"], "API rate limit exceeded")
+        self.assertGreater(r.json()["error"]["rate_reset"], 0)
+        self.assertGreaterEqual(int(r.header("Retry-After")), 1)
+        self.assertRegex(r.header("RateLimit"), r"^limit=3, remaining=0, reset=")
+        # other endpoint group and other key are separate
+        self.assertStatus(request("GET", "/api/v1/custom_object_type/"), 200)
+        self.assertStatus(request("GET", "/api/v1/custom_object/%s/" % emu.OBJ_ONE), 200)
+        self.assertStatus(request("GET", path, auth=basic("api_alice_key")), 200)
+        time.sleep(float(r.json()["error"]["rate_reset"]) + 0.05)
+        self.assertStatus(request("GET", path), 200)
+
+    def test_keep_alive(self):
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=5)
+        try:
+            for _ in range(3):
+                conn.request("GET", objects_path(emu.LEAD_ONE), headers={"Authorization": AUTH_TEST})
+                r = conn.getresponse()
+                r.read()
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.version, 11)
+            conn.request("DELETE", "/api/v1/custom_object/%s/" % emu.OBJ_ONE, headers={"Authorization": AUTH_TEST})
+            r = conn.getresponse()
+            self.assertEqual((r.status, r.read()), (204, b""))
+            conn.request("GET", "/_emulator/health")
+            r = conn.getresponse()
+            self.assertEqual(json.loads(r.read()), {"ok": True})
+        finally:
+            conn.close()
+
+    def test_bad_input(self):
+        hdr = {"Content-Type": "application/json"}
+        r = request("POST", "/api/v1/custom_object/", raw=b"{not json", headers=hdr)
+        self.assertStatus(r, 400)
+        self.assertIn("error", r.json())
+        self.assertStatus(request("POST", "/api/v1/custom_object/", raw=b"[1,2]", headers=hdr), 400)
+        self.assertStatus(request("POST", "/api/v1/custom_object/", raw=b'{"a": NaN}', headers=hdr), 400)
+        self.assertStatus(request("POST", "/api/v1/custom_object/", raw=b"\xff\xfe", headers=hdr), 400)
+        self.assertStatus(request("POST", "/api/v1/custom_object/", raw=b"", headers=hdr), 400)
+        self.assertStatus(request("POST", "/api/v1/custom_object/", raw=b"{}",
+                                  headers={"Content-Type": "application/x-www-form-urlencoded"}), 415)
+        self.assertStatus(request("GET", "/api/v1/custom_object/?lead_id=%zz"), 400)
+        self.assertStatus(request("GET", "/api/v1/custom_object/%ff/"), 400)
+        self.assertStatus(request("GET", "/api/v1/custom_object"), 404)
+        self.assertStatus(request("GET", "/api/v1/"), 404)
+        self.assertStatus(request("GET", "/elsewhere"), 404)
+        self.assertStatus(request("HEAD", objects_path(emu.LEAD_ONE)), 405)
+        self.assertStatus(request("FOO", objects_path(emu.LEAD_ONE)), 405)
+        self.assertStatus(request("DELETE", "/api/v1/custom_object/"), 405)
+        self.assertStatus(request("HEAD", "/_emulator/log", auth=None), 405)
+        self.assertStatus(request("GET", "/_emulator/nothing", auth=None), 404)
+        self.assertStatus(request("POST", "/_emulator/config", {"bogus": 1}, auth=None), 400)
+        self.assertStatus(request("POST", "/_emulator/faults", {"action": "explode"}, auth=None), 400)
+        # a broken request line gets an answer, and the server lives on
+        with socket.create_connection(("127.0.0.1", PORT), timeout=5) as s:
+            s.sendall(b"GARBAGE\r\n\r\n")
+            self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 400"))
+        self.assertStatus(request("GET", objects_path(emu.LEAD_ONE)), 200)
+
+    def test_chunked_body(self):
+        body = json.dumps({"custom_object_type_id": S, "lead_id": emu.LEAD_ONE, "name": "chunky"}).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=5)
+        try:
+            conn.request("POST", "/api/v1/custom_object/", body=iter([body[:10], body[10:]]),
+                         headers={"Authorization": AUTH_TEST, "Content-Type": "application/json"},
+                         encode_chunked=True)
+            r = conn.getresponse()
+            self.assertEqual(r.status, 201)
+            self.assertEqual(json.loads(r.read())["name"], "chunky")
+        finally:
+            conn.close()
+
+
+class LogTests(EmulatorTest):
+    def test_text_log(self):
+        control("POST", "log/clear")
+        raw_path = "/api/v1/custom_object/?_fields=id,name&lead_id=%s&z=%%41+b&z=1" % emu.LEAD_ONE
+        request("GET", raw_path)
+        body = ('{ "name" : "N",  "lead_id": "%s", "custom_object_type_id": "%s", "custom.%s": 12.50,'
+                ' "custom.%s": ["Zürich ✓", "q\\"x"] }' % (emu.LEAD_ONE, S, CF_AMOUNT, CF_LABELS))
+        request("POST", "/api/v1/custom_object/", raw=body.encode(), headers={"Content-Type": "application/json"})
+        request("PUT", "/api/v1/custom_object/%s/" % emu.OBJ_ONE, raw=b"not\njson",
+                headers={"Content-Type": "text/plain"})
+        request("GET", "/_emulator/data/leads", auth=None)   # control calls are not logged
+        request("GET", "/api/v1/lead/", auth="Bearer oauth_test_token")
+        expected = [
+            "GET " + raw_path,
+            'POST /api/v1/custom_object/ {"custom.%s":12.50,"custom.%s":["Zürich ✓","q\\"x"],'
+            '"custom_object_type_id":"%s","lead_id":"%s","name":"N"}' % (CF_AMOUNT, CF_LABELS, S, emu.LEAD_ONE),
+            "PUT /api/v1/custom_object/%s/ not\\njson" % emu.OBJ_ONE,
+            "GET /api/v1/lead/",
+        ]
+        self.assertEqual(api_log(), "\n".join(expected) + "\n")
+
+    def test_json_log_and_no_credentials(self):
+        control("POST", "log/clear")
+        request("GET", objects_path(emu.LEAD_ONE, _fields="id%2Cname"), headers={"X-Custom": "v"})
+        request("POST", "/api/v1/custom_object/", {"custom_object_type_id": S, "lead_id": emu.LEAD_ONE,
+                                                   "name": "N"}, auth=basic("api_alice_key"))
+        request("GET", "/api/v1/lead/", auth="Bearer oauth_test_token")
+        request("GET", "/api/v1/lead/", auth=basic("api_test_key", "secret"))
+        request("GET", "/api/v1/lead/", auth="Bearer oauth_test_token_wrong")
+        entries = api_log_json()
+        self.assertEqual(len(entries), 5)
+        e = entries[0]
+        self.assertEqual(set(e), {"method", "raw_path", "path", "query", "body", "status", "auth",
+                                  "client_port", "headers", "time"})
+        self.assertIsInstance(e["client_port"], int)
+        self.assertEqual(e["raw_path"], objects_path(emu.LEAD_ONE, _fields="id%2Cname"))
+        self.assertEqual(e["path"], "/api/v1/custom_object/")
+        self.assertEqual(e["query"], {"lead_id": [emu.LEAD_ONE], "_fields": ["id,name"]})
+        self.assertIsNone(e["body"])
+        self.assertEqual((e["status"], e["auth"]), (200, "test"))
+        self.assertEqual(e["headers"]["x-custom"], "v")
+        for entry in entries:
+            self.assertNotIn("authorization", entry["headers"])
+            self.assertEqual(entry["headers"], {k.lower(): v for k, v in entry["headers"].items()})
+        self.assertEqual(entries[1]["body"]["name"], "N")
+        self.assertEqual([x["status"] for x in entries], [200, 201, 200, 401, 401])
+        self.assertEqual([x["auth"] for x in entries], ["test", "alice", "oauth", "invalid", "invalid"])
+        everything = control("GET", "log?format=json").body.decode() + api_log()
+        for secret in SECRETS:
+            self.assertNotIn(secret, everything)
+        control("POST", "log/clear")
+        self.assertEqual(api_log(), "")
+
+
+class FaultTests(EmulatorTest):
+    PATH = objects_path(emu.LEAD_ONE)
+
+    def add(self, **rule):
+        return control("POST", "faults", rule).json()
+
+    def test_status_times_and_matching(self):
+        self.add(path_prefix="/api/v1/custom_object/", action="status", status=503, times=2,
+                 headers={"Retry-After": "0"})
+        self.assertStatus(request("GET", "/api/v1/lead/"), 200)   # prefix does not match
+        r = request("GET", self.PATH)
+        self.assertStatus(r, 503)
+        self.assertEqual(r.json(), {"error": "injected"})
+        self.assertEqual(r.header("Retry-After"), "0")
+        self.assertTrue(r.header("RateLimit"))
+        self.assertStatus(request("GET", self.PATH), 503)
+        self.assertStatus(request("GET", self.PATH), 200)
+        self.add(method="POST", action="status", status=502, body="plain text", times=-1,
+                 headers={"Content-Type": "text/plain", "RateLimit": None})
+        self.assertStatus(request("GET", self.PATH), 200)
+        for _ in range(3):
+            r = request("POST", "/api/v1/custom_object/", {"name": "x"})
+            self.assertEqual((r.status, r.body), (502, b"plain text"))
+            self.assertIsNone(r.header("RateLimit"))
+        self.assertEqual(len(control("GET", "faults").json()["rules"]), 1)
+        control("DELETE", "faults")
+        self.assertStatus(request("POST", "/api/v1/custom_object/", {"name": "x"}), 400)
+        statuses = [e["status"] for e in api_log_json()]
+        self.assertEqual(statuses, [200, 503, 503, 200, 200, 502, 502, 502, 400])
+
+    def test_drop(self):
+        self.add(action="drop")
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            request("GET", self.PATH)
+        self.assertStatus(request("GET", self.PATH), 200)
+        self.assertEqual([e["status"] for e in api_log_json()], [0, 200])
+
+    def test_hang(self):
+        self.add(action="hang", seconds=5)
+        t0 = time.monotonic()
+        with self.assertRaises((TimeoutError, socket.timeout)):
+            request("GET", self.PATH, timeout=0.3)
+        self.assertLess(time.monotonic() - t0, 2)
+        self.add(action="hang", seconds=0.2)
+        t0 = time.monotonic()
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            request("GET", self.PATH)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.2)
+        self.assertEqual([e["status"] for e in api_log_json()], [0, 0])
+
+    def test_garbage(self):
+        self.add(action="garbage")
+        r = request("GET", self.PATH)
+        self.assertEqual((r.status, r.body), (200, b"<html>oops</html>"))
+        self.assertTrue(r.header("Content-Type").startswith("text/html"))
+
+    def test_truncate(self):
+        self.add(action="truncate", method="POST")
+        body = {"custom_object_type_id": S, "lead_id": emu.LEAD_ONE, "name": "half"}
+        with self.assertRaises(http.client.IncompleteRead):
+            request("POST", "/api/v1/custom_object/", body)
+        # the request was processed: the object exists
+        self.assertEqual(control("GET", "data/leads").json()[emu.LEAD_ONE], 2)
+        self.assertEqual(api_log_json()[-1]["status"], 201)
+
+    def test_delay_and_latency(self):
+        self.add(action="delay", seconds=0.3)
+        t0 = time.monotonic()
+        self.assertStatus(request("GET", self.PATH), 200)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+        control("POST", "config", {"latency_ms": 200})
+        t0 = time.monotonic()
+        self.assertStatus(request("GET", self.PATH), 200)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.2)
+        t0 = time.monotonic()
+        control("GET", "health")
+        self.assertLess(time.monotonic() - t0, 0.15)   # latency is for the API only
+
+
+class ControlTests(EmulatorTest):
+    def test_reset(self):
+        control("POST", "config", {"latency_ms": 5, "max_limit": 7})
+        control("POST", "faults", {"action": "status", "times": -1, "path_prefix": "/api/v1/lead/"})
+        request("DELETE", "/api/v1/custom_object/%s/" % emu.OBJ_SHEET)
+        self.new_subscription()
+        control("POST", "reset")
+        self.assertEqual(control("GET", "config").json(),
+                         {"latency_ms": 0, "max_limit": 100, "max_skip": 10000, "rate_limit_per_sec": 0})
+        self.assertEqual(control("GET", "faults").json()["rules"], [])
+        self.assertEqual(api_log(), "")
+        self.assertStatus(request("GET", "/api/v1/custom_object/%s/" % emu.OBJ_SHEET), 200)
+        self.assertEqual(control("GET", "data/leads").json()[emu.LEAD_ONE], 1)
+
+    def test_data_objects(self):
+        objs = control("GET", "data/objects?lead_id=%s" % emu.LEAD_MIXED).json()
+        self.assertEqual([o["id"] for o in objs], [emu.OBJ_MIXED_ALPHA, emu.OBJ_MIXED_BETA, emu.OBJ_MIXED_GAMMA])
+
+    def test_bulk_objects_fast(self):
+        lead = emu.pad_id("lead_", "Bench", 43)
+        t0 = time.monotonic()
+        r = control("POST", "objects", {"lead_id": lead, "custom_object_type_id": D, "count": 50000,
+                                        "name_prefix": "Bulk"})
+        self.assertEqual(r.json(), {"created": 50000})
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertEqual(control("GET", "data/leads").json()[lead], 50000)
+        control("POST", "config", {"max_skip": 100000})
+        t0 = time.monotonic()
+        doc = request("GET", objects_path(lead, _skip=49950, _limit=100)).json()
+        self.assertLess(time.monotonic() - t0, 0.5)
+        self.assertEqual(len(doc["data"]), 50)
+        self.assertFalse(doc["has_more"])
+        self.assertEqual(doc["data"][-1]["name"], "Bulk 50000")
+        self.assertEqual(request("GET", "/api/v1/lead/%s/" % lead).json()["id"], lead)
+        self.assertStatus(request("POST", "/_emulator/objects", {"lead_id": "lead_x", "custom_object_type_id": D,
+                                                                 "count": 1}, auth=None), 400)
+
+
+class ProcessTests(unittest.TestCase):
+    def test_sigterm_and_sigint_exit_cleanly(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            proc, port, port_file = start_emulator("--data", "empty")
+            try:
+                self.assertEqual(request("GET", "/api/v1/lead/", port=port).json()["total_results"], 0)
+                # a hung request and an idle keep-alive connection must not block shutdown
+                request("POST", "/_emulator/faults", {"action": "hang"}, auth=None, port=port)
+                idle = socket.create_connection(("127.0.0.1", port))
+                hung = socket.create_connection(("127.0.0.1", port))
+                hung.sendall(b"GET /api/v1/lead/ HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep(0.1)
+                t0 = time.monotonic()
+                proc.send_signal(sig)
+                self.assertEqual(proc.wait(5), 0)
+                self.assertLess(time.monotonic() - t0, 3)
+                self.assertFalse(os.path.exists(port_file))
+                idle.close()
+                hung.close()
+            finally:
+                stop_emulator(proc)
+
+    def test_command_line_options(self):
+        proc, port, _ = start_emulator("--max-limit", "5", "--rate-limit-per-sec", "2", "--latency-ms", "1")
+        try:
+            cfg = request("GET", "/_emulator/config", auth=None, port=port).json()
+            self.assertEqual(cfg, {"latency_ms": 1, "max_limit": 5, "max_skip": 10000, "rate_limit_per_sec": 2})
+            path = objects_path(emu.LEAD_BIG, _limit=6)
+            self.assertEqual(request("GET", path, port=port).status, 400)
+            self.assertEqual(request("GET", path, port=port).status, 400)
+            self.assertEqual(request("GET", path, port=port).status, 429)
+        finally:
+            stop_emulator(proc)
+
+
+if __name__ == "__main__":
+    unittest.main()
