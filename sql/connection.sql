@@ -34,6 +34,24 @@ ALTER SERVER close OPTIONS (SET api_url :'api_url');
 SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
 SELECT e->>'auth' AS auth, e->>'status' AS status FROM emulator_log_entries() e;
 
+-- a change that arrives while another session's scan is under way is used
+-- from that scan's next request on, and by every later statement
+CREATE EXTENSION dblink;
+SELECT dblink_connect('other', format('host=%s port=%s dbname=%s',
+  current_setting('unix_socket_directories'), current_setting('port'), current_database()));
+SELECT dblink_exec('other', 'BEGIN');
+SELECT dblink_exec('other', 'DECLARE c CURSOR FOR SELECT name FROM close_custom_objects WHERE lead_id = ''lead_Big0000000000000000000000000000000000000000''');
+SELECT * FROM dblink('other', 'FETCH 1 FROM c') AS t(name text);
+ALTER USER MAPPING FOR CURRENT_USER SERVER close OPTIONS (SET api_key 'api_alice_key');
+SELECT * FROM dblink('other', 'SELECT count(*) FROM pg_class WHERE false') AS t(n bigint);
+SELECT count(*) FROM dblink('other', 'FETCH 200 FROM c') AS t(name text);
+SELECT dblink_exec('other', 'COMMIT');
+SELECT * FROM dblink('other', 'SELECT count(*) FROM close_custom_objects WHERE lead_id = ''lead_One0000000000000000000000000000000000000000''') AS t(n bigint);
+SELECT e->>'auth' AS auth, e->'query'->>'_skip' AS skip FROM emulator_log_entries() e;
+SELECT dblink_disconnect('other');
+DROP EXTENSION dblink;
+ALTER USER MAPPING FOR CURRENT_USER SERVER close OPTIONS (SET api_key 'api_test_key');
+
 -- each role its own mapping; a role without one cannot read
 CREATE ROLE regress_alice;
 CREATE ROLE regress_nomap;

@@ -78,6 +78,12 @@ SELECT fail_next('{"action": "status", "status": 200, "body": "[\"not a record\"
 SELECT count(*) FROM close_custom_objects WHERE id = 'custobj_OnlyOne000000000000000000000000000000000000';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 
+-- a server that ignores _skip would page forever: a repeated page is an error
+SELECT fail_next('{"action": "status", "status": 200, "times": 3, "body": "{\"data\": [{\"id\": \"custobj_a\"}], \"has_more\": true}"}');
+SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+\echo SQLSTATE :SQLSTATE
+SELECT emulator_reset();
+
 -- a failure on a later page fails the statement: never a short result
 SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "delay", "seconds": 0, "times": 1}');
 SELECT fail_next('{"action": "status", "status": 503, "body": "{\"error\": \"Service unavailable\"}"}');

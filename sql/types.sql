@@ -105,3 +105,19 @@ SELECT t FROM typed WHERE lead_id = 'lead_x';  -- ERROR
 SELECT serve_records('[{"id": "custobj_e", "n": "twelve"}]');
 SELECT id FROM typed WHERE lead_id = 'lead_x';
 SELECT * FROM emulator_requests();
+
+-- domains: checked on every row (their check's cache must outlive a row)
+CREATE DOMAIN recent_ts AS timestamptz CHECK (VALUE > '2000-01-01');
+CREATE DOMAIN yes_no AS bool;
+CREATE DOMAIN short_labels AS text[] CHECK (cardinality(VALUE) < 3);
+CREATE FOREIGN TABLE typed_domains (id text, lead_id text, ts recent_ts, b yes_no, labels short_labels)
+  SERVER close;
+SELECT serve_records('[{"id": "custobj_1", "ts": "2020-01-01T00:00:00+00:00", "b": true, "labels": ["a"]},
+                       {"id": "custobj_2", "ts": "2021-01-01T00:00:00+00:00", "b": false, "labels": []},
+                       {"id": "custobj_3", "ts": "1999-01-01T00:00:00+00:00", "b": true, "labels": ["a", "b"]}]');
+SELECT id, ts, b, labels FROM typed_domains WHERE lead_id = 'lead_x';  -- ERROR
+SELECT serve_records('[{"id": "custobj_1", "labels": ["a"]}, {"id": "custobj_2", "labels": ["a", "b", "c"]}]');
+SELECT id, labels FROM typed_domains WHERE lead_id = 'lead_x';  -- ERROR
+SELECT serve_records('[{"id": "custobj_1", "ts": "2020-01-01T00:00:00+00:00", "b": true}, {"id": "custobj_2", "ts": "2022-02-02T00:00:00+00:00", "b": false}]');
+SELECT id, ts, b FROM typed_domains WHERE lead_id = 'lead_x' ORDER BY id;
+SELECT count(*) FROM emulator_requests();

@@ -114,6 +114,7 @@ typedef struct CloseScanState
 	int			next_item;
 	bool		has_more;
 	int			skip;
+	char		first_id[128];	/* of the previous page, to spot a repeat */
 
 	/* for EXPLAIN ANALYZE */
 	int64		requests;
@@ -161,6 +162,18 @@ close_fdw_handler(PG_FUNCTION_ARGS)
 	routine->ReScanForeignScan = closeReScanForeignScan;
 	routine->EndForeignScan = closeEndForeignScan;
 	routine->ExplainForeignScan = closeExplainForeignScan;
+
+	routine->AddForeignUpdateTargets = closeAddForeignUpdateTargets;
+	routine->PlanForeignModify = closePlanForeignModify;
+	routine->BeginForeignModify = closeBeginForeignModify;
+	routine->ExecForeignInsert = closeExecForeignInsert;
+	routine->ExecForeignUpdate = closeExecForeignUpdate;
+	routine->ExecForeignDelete = closeExecForeignDelete;
+	routine->EndForeignModify = closeEndForeignModify;
+	routine->BeginForeignInsert = closeBeginForeignInsert;
+	routine->EndForeignInsert = closeEndForeignInsert;
+	routine->IsForeignRelUpdatable = closeIsForeignRelUpdatable;
+	routine->ExplainForeignModify = closeExplainForeignModify;
 
 	PG_RETURN_POINTER(routine);
 }
@@ -610,10 +623,10 @@ fetch_lead_page(CloseScanState *fsstate)
 	close_append_query_param(&path, "_limit",
 							 psprintf("%d", fsstate->page_size));
 
-	close_http_get(conn, path.data, &response);
+	close_http_request(conn, "GET", path.data, NULL, &response);
 	fsstate->requests++;
 	if (response.status != 200)
-		close_report_http_error(conn, "GET", path.data, &response);
+		close_report_http_error(conn, "GET", path.data, &response, NULL);
 
 	root = close_json_parse(response.body, response.body_len,
 							fsstate->page_cxt, &problem);
@@ -636,6 +649,22 @@ fetch_lead_page(CloseScanState *fsstate)
 	if (has_more && fsstate->nitems == 0)
 		close_report_bad_answer("GET", path.data,
 								"The answer has \"has_more\": true but no records.");
+
+	/* nor would paging through a server that ignores _skip */
+	if (fsstate->nitems > 0)
+	{
+		struct json_object *id = close_json_object_get(close_json_array_get(data, 0),
+													   CLOSE_KEY_ID);
+		const char *text = NULL;
+		size_t		len;
+
+		if (id && close_json_kind(id) == CLOSE_JSON_STRING)
+			text = close_json_scalar_text(id, &len);
+		if (text && fsstate->skip > 0 && strcmp(text, fsstate->first_id) == 0)
+			close_report_bad_answer("GET", path.data,
+									"The page repeats the previous page.");
+		strlcpy(fsstate->first_id, text ? text : "", sizeof(fsstate->first_id));
+	}
 	fsstate->skip += fsstate->nitems;
 
 	MemoryContextSwitchTo(oldcxt);
@@ -664,7 +693,7 @@ fetch_by_id(CloseScanState *fsstate)
 	appendStringInfoString(&path, "/custom_object/");
 	close_append_path_segment(&path, fsstate->current_key);
 
-	close_http_get(conn, path.data, &response);
+	close_http_request(conn, "GET", path.data, NULL, &response);
 	fsstate->requests++;
 	if (response.status == 404)
 	{
@@ -672,7 +701,7 @@ fetch_by_id(CloseScanState *fsstate)
 		return;
 	}
 	if (response.status != 200)
-		close_report_http_error(conn, "GET", path.data, &response);
+		close_report_http_error(conn, "GET", path.data, &response, NULL);
 
 	root = close_json_parse(response.body, response.body_len,
 							fsstate->page_cxt, &problem);
@@ -765,7 +794,7 @@ closeEndForeignScan(ForeignScanState *node)
 {
 	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
 
-	/* the statistics stay for EXPLAIN ANALYZE, which runs after this */
+	/* keep the statistics in fdw_state; the data can go */
 	if (fsstate)
 		MemoryContextReset(fsstate->scan_cxt);
 }

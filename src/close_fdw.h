@@ -22,10 +22,13 @@
 #include "access/attnum.h"
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
+#include "nodes/execnodes.h"
 #include "nodes/pathnodes.h"
+#include "nodes/plannodes.h"
 #include "utils/relcache.h"
 
 struct json_object;
+struct ExplainState;
 
 /* The record keys that close_fdw treats specially. */
 #define CLOSE_KEY_ID				"id"
@@ -74,6 +77,7 @@ typedef struct CloseConnection
 	char	   *server_name;	/* for messages; TopMemoryContext */
 	CloseServerOptions server;	/* strings in TopMemoryContext */
 	struct curl_slist *headers; /* fixed request headers, incl. auth */
+	struct curl_slist *json_headers;	/* the same, for a JSON body */
 	char		errbuf[CURL_ERROR_SIZE];
 } CloseConnection;
 
@@ -129,6 +133,13 @@ typedef struct CloseRowConverter
 	CloseColumn *columns;
 } CloseRowConverter;
 
+/* One member of a JSON object: its key and its value as JSON text. */
+typedef struct CloseJsonMember
+{
+	char	   *key;
+	char	   *value;
+} CloseJsonMember;
+
 /* JSON value kinds, as json.c reports them. */
 typedef enum CloseJsonKind
 {
@@ -153,11 +164,12 @@ extern bool close_is_valid_id(const char *value, const char *prefix);
 extern CloseConnection *close_get_connection(UserMapping *user);
 
 /* in http.c */
-extern void close_http_get(CloseConnection *conn, const char *path,
-						   CloseResponse *response);
+extern void close_http_request(CloseConnection *conn, const char *method,
+							   const char *path, const char *body,
+							   CloseResponse *response);
 extern void close_report_http_error(CloseConnection *conn, const char *method,
-									const char *path,
-									CloseResponse *response) pg_attribute_noreturn();
+									const char *path, CloseResponse *response,
+									CloseRowConverter *conv) pg_attribute_noreturn();
 extern void close_report_bad_answer(const char *method, const char *path,
 									const char *problem) pg_attribute_noreturn();
 extern void close_append_query_param(StringInfo buf, const char *name,
@@ -183,7 +195,9 @@ extern char *close_json_custom_values(struct json_object *record);
 extern const char *close_json_list_page(struct json_object *root,
 										struct json_object **data,
 										bool *has_more);
-extern char *close_json_error_text(const char *body, size_t len);
+extern char *close_json_error_text(const char *body, size_t len,
+								   CloseRowConverter *conv);
+extern List *close_json_object_members(struct json_object *object);
 
 /* in convert.c */
 extern CloseRowConverter *close_make_row_converter(Relation rel,
@@ -191,6 +205,45 @@ extern CloseRowConverter *close_make_row_converter(Relation rel,
 extern void close_convert_record(CloseRowConverter *conv,
 								 struct json_object *record,
 								 Datum *values, bool *nulls);
+extern bool close_is_custom_map_column(Oid typid, const char *key);
+extern const char *close_column_key(CloseRowConverter *conv, AttrNumber attnum);
+extern bool close_column_is_custom_map(CloseRowConverter *conv,
+									   AttrNumber attnum);
+extern const char *close_column_for_key(CloseRowConverter *conv,
+										const char *key);
+extern void close_append_json_value(StringInfo buf, CloseRowConverter *conv,
+									AttrNumber attnum, Datum value,
+									bool isnull);
+
+/* in modify.c */
+extern void closeAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+										 RangeTblEntry *target_rte,
+										 Relation target_relation);
+extern List *closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
+									Index resultRelation, int subplan_index);
+extern void closeBeginForeignModify(ModifyTableState *mtstate,
+									ResultRelInfo *rinfo, List *fdw_private,
+									int subplan_index, int eflags);
+extern TupleTableSlot *closeExecForeignInsert(EState *estate,
+											  ResultRelInfo *rinfo,
+											  TupleTableSlot *slot,
+											  TupleTableSlot *planSlot);
+extern TupleTableSlot *closeExecForeignUpdate(EState *estate,
+											  ResultRelInfo *rinfo,
+											  TupleTableSlot *slot,
+											  TupleTableSlot *planSlot);
+extern TupleTableSlot *closeExecForeignDelete(EState *estate,
+											  ResultRelInfo *rinfo,
+											  TupleTableSlot *slot,
+											  TupleTableSlot *planSlot);
+extern void closeEndForeignModify(EState *estate, ResultRelInfo *rinfo);
+extern void closeBeginForeignInsert(ModifyTableState *mtstate,
+									ResultRelInfo *rinfo);
+extern void closeEndForeignInsert(EState *estate, ResultRelInfo *rinfo);
+extern int	closeIsForeignRelUpdatable(Relation rel);
+extern void closeExplainForeignModify(ModifyTableState *mtstate,
+									  ResultRelInfo *rinfo, List *fdw_private,
+									  int subplan_index, struct ExplainState *es);
 
 /* in pushdown.c */
 extern void close_find_key_columns(Oid relid, CloseKeyColumns *keys);

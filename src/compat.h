@@ -19,6 +19,7 @@
 #include "nodes/execnodes.h"
 #include "nodes/pathnodes.h"
 #include "nodes/plannodes.h"
+#include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
 #include "common/base64.h"
@@ -71,6 +72,40 @@ close_create_foreignscan_path(PlannerInfo *root, RelOptInfo *rel,
 	return create_foreignscan_path(root, rel, NULL, rows,
 								   startup_cost, total_cost, NIL,
 								   required_outer, NULL, fdw_private);
+#endif
+}
+
+/*
+ * The role whose user mapping a modification uses; a row routed to a
+ * foreign partition has no range table index of its own.
+ */
+static inline Oid
+close_modify_user(ResultRelInfo *rinfo, EState *estate)
+{
+#if PG_VERSION_NUM >= 160000
+	return ExecGetResultRelCheckAsUser(rinfo, estate);
+#else
+	Index		rtindex = rinfo->ri_RangeTableIndex;
+	RangeTblEntry *rte;
+
+	if (rtindex == 0 && rinfo->ri_RootResultRelInfo)
+		rtindex = rinfo->ri_RootResultRelInfo->ri_RangeTableIndex;
+	if (rtindex == 0)
+		return GetUserId();
+	rte = exec_rt_fetch(rtindex, estate);
+	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+#endif
+}
+
+/* The columns an UPDATE assigns, generated ones included. */
+static inline Bitmapset *
+close_updated_columns(PlannerInfo *root, RelOptInfo *baserel,
+					  RangeTblEntry *rte)
+{
+#if PG_VERSION_NUM >= 150000
+	return get_rel_all_updated_cols(root, baserel);
+#else
+	return bms_union(rte->updatedCols, rte->extraUpdatedCols);
 #endif
 }
 

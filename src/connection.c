@@ -6,13 +6,15 @@
  *		  across statements, and the request headers that carry the
  *		  credential.  ALTER SERVER and ALTER USER MAPPING invalidate the
  *		  entries they concern through syscache callbacks; an invalidated
- *		  entry is rebuilt the next time it is asked for, never while a
- *		  request may be using it.
+ *		  entry is rebuilt (from the catalogs, not the caller's copies) the
+ *		  next time it is asked for, and freed at the end of the transaction
+ *		  if nothing asked; never while a request may be using it.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_user_mapping.h"
 #include "miscadmin.h"
 #include "utils/hsearch.h"
@@ -28,6 +30,7 @@ static HTAB *ConnectionHash = NULL;
 static void close_release_entry(CloseConnection *entry);
 static void close_build_entry(CloseConnection *entry, UserMapping *user);
 static void close_inval_callback(Datum arg, int cacheid, uint32 hashvalue);
+static void close_xact_release(XactEvent event, void *arg);
 
 /*
  * Return the session for a user mapping, building it (or rebuilding it
@@ -51,6 +54,7 @@ close_get_connection(UserMapping *user)
 									  close_inval_callback, (Datum) 0);
 		CacheRegisterSyscacheCallback(USERMAPPINGOID,
 									  close_inval_callback, (Datum) 0);
+		RegisterXactCallback(close_xact_release, NULL);
 	}
 
 	entry = hash_search(ConnectionHash, &user->umid, HASH_ENTER, &found);
@@ -79,6 +83,9 @@ close_release_entry(CloseConnection *entry)
 	if (entry->headers)
 		curl_slist_free_all(entry->headers);
 	entry->headers = NULL;
+	if (entry->json_headers)
+		curl_slist_free_all(entry->json_headers);
+	entry->json_headers = NULL;
 	if (entry->server_name)
 		pfree(entry->server_name);
 	entry->server_name = NULL;
@@ -88,17 +95,20 @@ close_release_entry(CloseConnection *entry)
 	entry->invalidated = false;
 }
 
-/* Append one header line to the entry's list, which the entry owns. */
+/*
+ * Append one header line to a list the entry owns (the list pointer is
+ * stored back at once, so an error leaves nothing unowned).
+ */
 static void
-append_header(CloseConnection *entry, const char *line)
+append_header(struct curl_slist **list, const char *line)
 {
-	struct curl_slist *list = curl_slist_append(entry->headers, line);
+	struct curl_slist *appended = curl_slist_append(*list, line);
 
-	if (list == NULL)
+	if (appended == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
-	entry->headers = list;
+	*list = appended;
 }
 
 /*
@@ -109,11 +119,17 @@ append_header(CloseConnection *entry, const char *line)
 static void
 close_build_entry(CloseConnection *entry, UserMapping *user)
 {
-	ForeignServer *server = GetForeignServer(user->serverid);
+	ForeignServer *server;
 	CloseServerOptions sopts;
 	CloseUserOptions uopts;
 	StringInfoData auth;
 
+	/*
+	 * Read the server and the mapping afresh: the caller's copies may predate
+	 * the very change that invalidated the entry.
+	 */
+	server = GetForeignServer(user->serverid);
+	user = GetUserMapping(user->userid, user->serverid);
 	close_get_server_options(server, &sopts);
 	close_get_user_options(user, &uopts);
 	if (uopts.api_key == NULL && uopts.oauth_token == NULL)
@@ -159,11 +175,18 @@ close_build_entry(CloseConnection *entry, UserMapping *user)
 
 	PG_TRY();
 	{
-		append_header(entry, "Accept: application/json");
-		append_header(entry, auth.data);
-		/* an empty Expect stops curl from waiting for "100 Continue" */
-		append_header(entry, "Expect:");
-		append_header(entry, "x-tz-offset: 0");
+		struct curl_slist **lists[2] = {&entry->headers, &entry->json_headers};
+		int			i;
+
+		for (i = 0; i < 2; i++)
+		{
+			append_header(lists[i], "Accept: application/json");
+			append_header(lists[i], auth.data);
+			/* an empty Expect stops curl from waiting for "100 Continue" */
+			append_header(lists[i], "Expect:");
+			append_header(lists[i], "x-tz-offset: 0");
+		}
+		append_header(&entry->json_headers, "Content-Type: application/json");
 	}
 	PG_FINALLY();
 	{
@@ -198,5 +221,30 @@ close_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 			(cacheid == USERMAPPINGOID &&
 			 entry->mapping_hashvalue == hashvalue))
 			entry->invalidated = true;
+	}
+}
+
+/*
+ * At the end of a transaction no request is under way: free the sessions
+ * whose server or mapping changed or went away, so that a dropped
+ * mapping's credential does not stay in memory.
+ */
+static void
+close_xact_release(XactEvent event, void *arg)
+{
+	HASH_SEQ_STATUS scan;
+	CloseConnection *entry;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT &&
+		event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	hash_seq_init(&scan, ConnectionHash);
+	while ((entry = (CloseConnection *) hash_seq_search(&scan)) != NULL)
+	{
+		if (!entry->invalidated)
+			continue;
+		close_release_entry(entry);
+		hash_search(ConnectionHash, &entry->umid, HASH_REMOVE, NULL);
 	}
 }

@@ -26,6 +26,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
 #include "utils/timestamp.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -60,10 +62,14 @@ struct CloseColumn
 	ValueClass	vclass;
 	FmgrInfo	input;
 	Oid			ioparam;
+	FmgrInfo	output;
 	int16		elemlen;
 	bool		elembyval;
 	char		elemalign;
-	void	   *domain_extra;	/* domain_check's cache */
+	/* domain_check's caches, in the converter's context (see cxt) */
+	void	   *scalar_domain_extra;
+	void	   *array_domain_extra;
+	MemoryContext cxt;
 };
 
 /* What the error context callback reports. */
@@ -104,6 +110,19 @@ classify_type(Oid typid)
 }
 
 /*
+ * True for the column that holds every custom.* key as one object: a json
+ * or jsonb column (not an array) reading the key "custom".
+ */
+bool
+close_is_custom_map_column(Oid typid, const char *key)
+{
+	Oid			base = getBaseType(typid);
+
+	return (base == JSONOID || base == JSONBOID) &&
+		strcmp(key, CLOSE_KEY_CUSTOM) == 0;
+}
+
+/*
  * Build the converter for the columns in attrs_used (attribute numbers
  * offset by FirstLowInvalidHeapAttributeNumber, as pull_varattnos makes
  * them; NULL means every column).  Allocated in CurrentMemoryContext.
@@ -128,6 +147,8 @@ close_make_row_converter(Relation rel, Bitmapset *attrs_used)
 		CloseColumn *col;
 		Oid			elemtype;
 		Oid			inputfn;
+		Oid			outputfn;
+		bool		isvarlena;
 
 		if (att->attisdropped)
 			continue;
@@ -143,17 +164,19 @@ close_make_row_converter(Relation rel, Bitmapset *attrs_used)
 										col->attname);
 		col->typid = att->atttypid;
 		col->typmod = att->atttypmod;
+		col->cxt = CurrentMemoryContext;
 
 		elemtype = get_element_type(getBaseType(att->atttypid));
 		col->is_array = OidIsValid(elemtype);
 		col->scalar_typid = col->is_array ? elemtype : att->atttypid;
 		col->is_domain = getBaseType(col->scalar_typid) != col->scalar_typid;
 		col->vclass = classify_type(col->scalar_typid);
-		col->custom_map = !col->is_array && col->vclass == VC_JSON &&
-			strcmp(col->key, CLOSE_KEY_CUSTOM) == 0;
+		col->custom_map = close_is_custom_map_column(att->atttypid, col->key);
 
 		getTypeInputInfo(col->scalar_typid, &inputfn, &col->ioparam);
 		fmgr_info(inputfn, &col->input);
+		getTypeOutputInfo(col->scalar_typid, &outputfn, &isvarlena);
+		fmgr_info(outputfn, &col->output);
 		get_typlenbyvalalign(col->scalar_typid, &col->elemlen,
 							 &col->elembyval, &col->elemalign);
 	}
@@ -292,8 +315,8 @@ static Datum
 check_domain(CloseColumn *col, Datum value)
 {
 	if (col->is_domain)
-		domain_check(value, false, col->scalar_typid, &col->domain_extra,
-					 CurrentMemoryContext);
+		domain_check(value, false, col->scalar_typid,
+					 &col->scalar_domain_extra, col->cxt);
 	return value;
 }
 
@@ -415,8 +438,8 @@ convert_array(CloseColumn *col, struct json_object *value)
 													col->elemalign));
 	}
 	if (getBaseType(col->typid) != col->typid)
-		domain_check(result, false, col->typid, &col->domain_extra,
-					 CurrentMemoryContext);
+		domain_check(result, false, col->typid, &col->array_domain_extra,
+					 col->cxt);
 	return result;
 }
 
@@ -470,4 +493,180 @@ close_convert_record(CloseRowConverter *conv, struct json_object *record,
 	}
 
 	error_context_stack = errcallback.previous;
+}
+
+/* The converter's column for an attribute, or NULL if it has none. */
+static CloseColumn *
+find_column(CloseRowConverter *conv, AttrNumber attnum)
+{
+	int			i;
+
+	for (i = 0; i < conv->ncolumns; i++)
+		if (conv->columns[i].attnum == attnum)
+			return &conv->columns[i];
+	return NULL;
+}
+
+/* The record key an attribute maps to (NULL if not converted). */
+const char *
+close_column_key(CloseRowConverter *conv, AttrNumber attnum)
+{
+	CloseColumn *col = find_column(conv, attnum);
+
+	return col ? col->key : NULL;
+}
+
+/* True when the attribute is the json(b) column holding all custom.* keys. */
+bool
+close_column_is_custom_map(CloseRowConverter *conv, AttrNumber attnum)
+{
+	CloseColumn *col = find_column(conv, attnum);
+
+	return col && col->custom_map;
+}
+
+/*
+ * The column a record key is read into, for messages: the column mapped to
+ * the key, else the custom json(b) column for a custom.* key, else NULL.
+ */
+const char *
+close_column_for_key(CloseRowConverter *conv, const char *key)
+{
+	int			i;
+
+	for (i = 0; i < conv->ncolumns; i++)
+		if (!conv->columns[i].custom_map && strcmp(conv->columns[i].key, key) == 0)
+			return conv->columns[i].attname;
+	if (strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) == 0)
+		for (i = 0; i < conv->ncolumns; i++)
+			if (conv->columns[i].custom_map)
+				return conv->columns[i].attname;
+	return NULL;
+}
+
+static void pg_attribute_noreturn()
+report_unsendable(CloseColumn *col, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+			 errmsg("cannot send the value of column \"%s\" to the Close API",
+					col->attname),
+			 errdetail("%s", why)));
+}
+
+/* "YYYY-MM-DD", whatever the DateStyle. */
+static void
+append_json_date(StringInfo buf, CloseColumn *col, DateADT date)
+{
+	int			year;
+	int			month;
+	int			day;
+
+	if (DATE_NOT_FINITE(date))
+		report_unsendable(col, "Close dates are finite.");
+	j2date(date + POSTGRES_EPOCH_JDATE, &year, &month, &day);
+	if (year < 1 || year > 9999)
+		report_unsendable(col, "Close dates have years 1 to 9999.");
+	appendStringInfo(buf, "\"%04d-%02d-%02d\"", year, month, day);
+}
+
+/* ISO 8601 in UTC, as Close writes its own dates, whatever the TimeZone. */
+static void
+append_json_timestamp(StringInfo buf, CloseColumn *col, Timestamp ts)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (TIMESTAMP_NOT_FINITE(ts) ||
+		timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+		report_unsendable(col, "Close timestamps are finite.");
+	if (tm.tm_year < 1 || tm.tm_year > 9999)
+		report_unsendable(col, "Close timestamps have years 1 to 9999.");
+	appendStringInfo(buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00\"",
+					 tm.tm_year, tm.tm_mon, tm.tm_mday,
+					 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+}
+
+/* One non-null scalar (or array element) as JSON. */
+static void
+append_json_scalar(StringInfo buf, CloseColumn *col, Datum value)
+{
+	char	   *text;
+
+	switch (col->vclass)
+	{
+		case VC_INTEGER:
+		case VC_NUMBER:
+			text = OutputFunctionCall(&col->output, value);
+			if (pg_strcasecmp(text, "NaN") == 0 || strstr(text, "nfinity") != NULL)
+				report_unsendable(col, "JSON has no NaN or infinity.");
+			appendStringInfoString(buf, text);
+			return;
+		case VC_BOOL:
+			appendStringInfoString(buf, DatumGetBool(value) ? "true" : "false");
+			return;
+		case VC_DATE:
+			append_json_date(buf, col, DatumGetDateADT(value));
+			return;
+		case VC_TIMESTAMP:
+		case VC_TIMESTAMPTZ:
+			/* both are the instant as UTC wall time (see convert_scalar) */
+			append_json_timestamp(buf, col, DatumGetTimestamp(value));
+			return;
+		case VC_JSON:
+			/* json and jsonb output is JSON text already */
+			appendStringInfoString(buf, OutputFunctionCall(&col->output, value));
+			return;
+		case VC_TEXT:
+			escape_json(buf, OutputFunctionCall(&col->output, value));
+			return;
+	}
+	elog(ERROR, "unexpected value class %d", (int) col->vclass);
+}
+
+/*
+ * A column's value as JSON, the reverse of close_convert_record: NULL is
+ * null, an array a JSON array, a date "YYYY-MM-DD", a timestamp ISO 8601 in
+ * UTC, json(b) as it is, numbers as numbers, anything else a string.
+ */
+void
+close_append_json_value(StringInfo buf, CloseRowConverter *conv,
+						AttrNumber attnum, Datum value, bool isnull)
+{
+	CloseColumn *col = find_column(conv, attnum);
+	ArrayType  *array;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	if (col == NULL)
+		elog(ERROR, "column %d has no converter", attnum);
+	if (isnull)
+	{
+		appendStringInfoString(buf, "null");
+		return;
+	}
+	if (!col->is_array)
+	{
+		append_json_scalar(buf, col, value);
+		return;
+	}
+
+	array = DatumGetArrayTypeP(value);
+	if (ARR_NDIM(array) > 1)
+		report_unsendable(col, "Only one-dimensional arrays can be sent.");
+	deconstruct_array(array, col->scalar_typid, col->elemlen, col->elembyval,
+					  col->elemalign, &elems, &nulls, &n);
+	appendStringInfoChar(buf, '[');
+	for (i = 0; i < n; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(buf, ',');
+		if (nulls[i])
+			appendStringInfoString(buf, "null");
+		else
+			append_json_scalar(buf, col, elems[i]);
+	}
+	appendStringInfoChar(buf, ']');
 }

@@ -188,23 +188,31 @@ printable_text(const char *text, size_t len)
 }
 
 /*
- * Send one request and return the answer, whatever its status.  Transport
- * failures, cancellation and oversized bodies are errors here; the caller
- * decides which statuses it accepts and reports the rest with
- * close_report_http_error.  The body is allocated in CurrentMemoryContext.
+ * Send one request and return the answer, whatever its status.  body is
+ * JSON text or NULL.  Transport failures, cancellation and oversized bodies
+ * are errors here; the caller decides which statuses it accepts and reports
+ * the rest with close_report_http_error.  The answer's body is allocated in
+ * CurrentMemoryContext.
+ *
+ * libcurl repeats a request by itself, once, when a reused keep-alive
+ * connection turns out to be closed before any answer arrived.  That is
+ * harmless for GET, PUT (the same change again) and DELETE (a 404 the
+ * second time), but a POST may already have created a record, so a POST
+ * always goes out on a fresh connection, which libcurl never retries.
  */
 void
-close_http_get(CloseConnection *conn, const char *path,
-			   CloseResponse *response)
+close_http_request(CloseConnection *conn, const char *method,
+				   const char *path, const char *body,
+				   CloseResponse *response)
 {
 	CURL	   *curl = conn->curl;
-	BodyBuffer	body;
+	BodyBuffer	answer;
 	char	   *url;
 	CURLcode	rc;
 
 	memset(response, 0, sizeof(*response));
-	memset(&body, 0, sizeof(body));
-	body.context = CurrentMemoryContext;
+	memset(&answer, 0, sizeof(answer));
+	answer.context = CurrentMemoryContext;
 	url = psprintf("%s%s", conn->server.api_url, path);
 	conn->errbuf[0] = '\0';
 
@@ -222,15 +230,32 @@ close_http_get(CloseConnection *conn, const char *path,
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, CLOSE_USER_AGENT);
 	curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, conn->errbuf);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, conn->headers);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_body);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_header);
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, response);
 	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, check_interrupts);
-	curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
+
+	if (body)
+	{
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, conn->json_headers);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+						 (curl_off_t) strlen(body));
+	}
+	else
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, conn->headers);
+	if (strcmp(method, "GET") == 0)
+		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+	else if (strcmp(method, "POST") == 0)
+	{
+		curl_easy_setopt(curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
+	}
+	else
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 
 	rc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
@@ -242,21 +267,21 @@ close_http_get(CloseConnection *conn, const char *path,
 		ereport(ERROR,
 				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("canceling Close API request due to a pending interrupt"),
-				 errcontext("Close API request: GET %s", path)));
+				 errcontext("Close API request: %s %s", method, path)));
 	}
-	if (body.too_large)
+	if (answer.too_large)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("Close API response is larger than %d bytes",
 						CLOSE_MAX_RESPONSE_BYTES),
-				 errcontext("Close API request: GET %s", path)));
-	if (body.out_of_memory)
+				 errcontext("Close API request: %s %s", method, path)));
+	if (answer.out_of_memory)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory"),
 				 errdetail("Could not buffer a Close API response of %zu bytes.",
-						   body.len),
-				 errcontext("Close API request: GET %s", path)));
+						   answer.len),
+				 errcontext("Close API request: %s %s", method, path)));
 	if (rc != CURLE_OK)
 	{
 		bool		connecting = (rc == CURLE_COULDNT_RESOLVE_HOST ||
@@ -265,46 +290,58 @@ close_http_get(CloseConnection *conn, const char *path,
 								  rc == CURLE_SSL_CONNECT_ERROR ||
 								  rc == CURLE_PEER_FAILED_VERIFICATION ||
 								  (rc == CURLE_OPERATION_TIMEDOUT &&
-								   response->status == 0 && body.len == 0));
+								   response->status == 0 && answer.len == 0));
 
 		if (rc == CURLE_OPERATION_TIMEDOUT)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("Close API request timed out"),
 					 errdetail_internal("%s", conn->errbuf),
-					 errhint("The server options \"timeout_ms\" and \"connect_timeout_ms\" of server \"%s\" set the limits.",
-							 conn->server_name),
-					 errcontext("Close API request: GET %s", path)));
+					 strcmp(method, "GET") != 0
+					 ? errhint("The request may have reached Close and taken effect; check before repeating it.")
+					 : errhint("The server options \"timeout_ms\" and \"connect_timeout_ms\" of server \"%s\" set the limits.",
+							   conn->server_name),
+					 errcontext("Close API request: %s %s", method, path)));
+		if (connecting)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+					 errmsg("could not connect to the Close API at server \"%s\": %s",
+							conn->server_name, curl_easy_strerror(rc)),
+					 conn->errbuf[0] ? errdetail_internal("%s", conn->errbuf) : 0,
+					 errcontext("Close API request: %s %s", method, path)));
 		ereport(ERROR,
-				(errcode(connecting ? ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION
-						 : ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not %s the Close API at server \"%s\": %s",
-						connecting ? "connect to" : "read from",
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not read from the Close API at server \"%s\": %s",
 						conn->server_name, curl_easy_strerror(rc)),
 				 conn->errbuf[0] ? errdetail_internal("%s", conn->errbuf) : 0,
-				 errcontext("Close API request: GET %s", path)));
+				 strcmp(method, "GET") != 0
+				 ? errhint("The request may have reached Close and taken effect; check before repeating it.")
+				 : 0,
+				 errcontext("Close API request: %s %s", method, path)));
 	}
 
-	if (body.data == NULL)
+	if (answer.data == NULL)
 	{
-		body.data = MemoryContextAllocZero(body.context, 1);
-		body.len = 0;
+		answer.data = MemoryContextAllocZero(answer.context, 1);
+		answer.len = 0;
 	}
-	response->body = body.data;
-	response->body_len = body.len;
+	response->body = answer.data;
+	response->body_len = answer.len;
 	pfree(url);
 }
 
 /*
  * The one reporter of unexpected HTTP statuses: picks the SQLSTATE, puts
- * the API's message into the detail and the request into the context.
+ * the API's message into the detail (naming the column of each field in
+ * error when conv is given) and the request into the context.
  */
 void
 close_report_http_error(CloseConnection *conn, const char *method,
-						const char *path, CloseResponse *response)
+						const char *path, CloseResponse *response,
+						CloseRowConverter *conv)
 {
 	char	   *remote = close_json_error_text(response->body,
-											   response->body_len);
+											   response->body_len, conv);
 	char	   *detail = remote ? printable_text(remote, strlen(remote)) : NULL;
 	long		status = response->status;
 
@@ -321,7 +358,7 @@ close_report_http_error(CloseConnection *conn, const char *method,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("Close API refused access (HTTP status 403)"),
 				 detail ? errdetail_internal("%s", detail) : 0,
-				 errhint("The Close user behind the credential may lack the permission for this resource."),
+				 errhint("The Close user whose \"api_key\" or \"oauth_token\" the user mapping holds may lack the permission for this resource."),
 				 errcontext("Close API request: %s %s", method, path)));
 	if (status == 429)
 		ereport(ERROR,

@@ -16,6 +16,8 @@
 #include <json-c/json.h>
 
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "utils/json.h"
 
 #include "close_fdw.h"
 
@@ -229,24 +231,12 @@ close_json_custom_values(struct json_object *record)
 	{
 	json_object_object_foreach(record, key, value)
 	{
-		json_object *name;
-
 		if (strncmp(key, CLOSE_CUSTOM_PREFIX, plen) != 0)
 			continue;
 		if (!first)
 			appendStringInfoChar(&buf, ',');
 		first = false;
-		/* a json-c string serialises the key with correct escaping */
-		name = json_object_new_string(key + plen);
-		if (name == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory")));
-		appendStringInfoString(&buf,
-							   json_object_to_json_string_ext(name,
-															  JSON_C_TO_STRING_PLAIN |
-															  JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(name);
+		escape_json(&buf, key + plen);
 		appendStringInfoChar(&buf, ':');
 		appendStringInfoString(&buf,
 							   json_object_to_json_string_ext(value,
@@ -301,31 +291,24 @@ append_json_text(StringInfo buf, json_object *value)
 
 /*
  * The human-readable part of an error body: "error" (a string, or an object
- * with "message"), "errors" and "field-errors" ("field: message" pairs),
- * else the body text itself.  Returns NULL for an empty body.  The
- * document parsed here is freed before returning.
+ * with "message"), "errors" and "field-errors" ("field: message" pairs,
+ * naming the column a field maps to when conv is given), else the body text
+ * itself.  Returns NULL for an empty body.  The document parsed here
+ * belongs to CurrentMemoryContext.
  */
 char *
-close_json_error_text(const char *body, size_t len)
+close_json_error_text(const char *body, size_t len, CloseRowConverter *conv)
 {
-	json_tokener *tok;
+	const char *problem;
 	json_object *root;
 	json_object *value;
 	StringInfoData buf;
 
 	if (body == NULL || len == 0)
 		return NULL;
-	tok = json_tokener_new();
-	if (tok == NULL)
+	root = close_json_parse(body, len, CurrentMemoryContext, &problem);
+	if (problem || !json_object_is_type(root, json_type_object))
 		return pnstrdup(body, len);
-	root = json_tokener_parse_ex(tok, body, (int) Min(len, INT_MAX));
-	json_tokener_free(tok);
-	if (root == NULL || !json_object_is_type(root, json_type_object))
-	{
-		if (root)
-			json_object_put(root);
-		return pnstrdup(body, len);
-	}
 
 	initStringInfo(&buf);
 	if (json_object_object_get_ex(root, "error", &value))
@@ -355,18 +338,41 @@ close_json_error_text(const char *body, size_t len)
 	{
 		json_object_object_foreach(value, field, message)
 		{
+			const char *column = conv ? close_column_for_key(conv, field) : NULL;
+
 			if (buf.len > 0)
 				appendStringInfoString(&buf, "; ");
-			appendStringInfo(&buf, "%s: ", field);
+			if (column)
+				appendStringInfo(&buf, "%s (column \"%s\"): ", field, column);
+			else
+				appendStringInfo(&buf, "%s: ", field);
 			append_json_text(&buf, message);
 		}
 	}
-	json_object_put(root);
-
 	if (buf.len == 0)
 	{
 		pfree(buf.data);
 		return pnstrdup(body, len);
 	}
 	return buf.data;
+}
+
+/*
+ * The members of a JSON object, in document order, each value as compact
+ * JSON text; NIL for an empty object.  The caller checks it is an object.
+ */
+List *
+close_json_object_members(struct json_object *object)
+{
+	List	   *members = NIL;
+
+	json_object_object_foreach(object, key, value)
+	{
+		CloseJsonMember *member = palloc(sizeof(CloseJsonMember));
+
+		member->key = pstrdup(key);
+		member->value = close_json_serialize(value);
+		members = lappend(members, member);
+	}
+	return members;
 }

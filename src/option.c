@@ -156,7 +156,7 @@ parse_api_url(const char *value)
 		rest = value + 7;
 	}
 	else
-		report_invalid_value("api_url", value,
+		report_invalid_value("api_url", strchr(value, '@') ? NULL : value,
 							 "The URL must start with https://.");
 
 	hostlen = strcspn(rest, "/?#");

@@ -1,0 +1,65 @@
+-- writes_bulk: many rows at once (INSERT ... SELECT, multi-row VALUES,
+-- COPY); what a failing statement had already written is reported; a POST
+-- is never sent twice.
+\set VERBOSITY default
+\set one 'lead_One0000000000000000000000000000000000000000'
+SELECT emulator_reset();
+CREATE FOREIGN TABLE devices (
+  id text, lead_id text, name text,
+  weight numeric OPTIONS (field 'custom.cf_DeviceWeight0000000000000000000000000000000')
+) SERVER close OPTIONS (custom_object_type_id 'cotype_Device0000000000000000');
+
+INSERT INTO devices (lead_id, name, weight)
+SELECT :'one', 'Device ' || i, i * 1.5 FROM generate_series(1, 25) i;
+INSERT INTO devices (lead_id, name) VALUES (:'one', 'V1'), (:'one', 'V2'), (:'one', 'V3');
+COPY devices (lead_id, name, weight) FROM STDIN;
+lead_One0000000000000000000000000000000000000000	Copied 1	1
+lead_One0000000000000000000000000000000000000000	Copied 2	\N
+\.
+SELECT count(*), sum(weight) FROM devices WHERE lead_id = :'one';
+SELECT count(*) FILTER (WHERE r LIKE 'POST %') AS posts, count(*) FILTER (WHERE r LIKE 'GET %') AS gets
+  FROM emulator_requests() r;
+-- COPY does not know the statement's columns: it sends every writable column
+SELECT emulator_clear();
+COPY devices (lead_id, name) FROM STDIN;
+lead_One0000000000000000000000000000000000000000	Copied 3
+\.
+SELECT * FROM emulator_requests();
+
+-- a failure after some rows were created says which ones stay in Close
+SELECT emulator_reset();
+SELECT emulator_fault('{"method": "POST", "action": "delay", "seconds": 0, "times": 2}');
+SELECT emulator_fault('{"method": "POST", "action": "status", "status": 503, "body": "{\"error\": \"Service unavailable\"}", "times": 1}');
+INSERT INTO devices (lead_id, name) SELECT :'one', 'Batch ' || i FROM generate_series(1, 5) i;  -- ERROR
+SELECT name FROM devices WHERE lead_id = :'one' AND name LIKE 'Batch%' ORDER BY name;
+-- a failure elsewhere in the statement: the rollback warns
+SELECT emulator_clear();
+INSERT INTO devices (lead_id, name) SELECT :'one', 'Div ' || (10 / (2 - i)) FROM generate_series(1, 2) i;  -- ERROR
+-- as does an explicit ROLLBACK, also of a savepoint
+BEGIN;
+UPDATE devices SET weight = 1 WHERE lead_id = :'one' AND name LIKE 'Batch%';
+SAVEPOINT s;
+DELETE FROM devices WHERE lead_id = :'one' AND name LIKE 'Div%';
+ROLLBACK TO SAVEPOINT s;
+ROLLBACK;
+-- many ids are counted, not all listed
+BEGIN;
+INSERT INTO devices (lead_id, name) SELECT :'one', 'Many ' || i FROM generate_series(1, 23) i;
+ROLLBACK;
+SELECT count(*) FILTER (WHERE r LIKE 'POST %') AS posts, count(*) FILTER (WHERE r LIKE 'PUT %') AS puts,
+       count(*) FILTER (WHERE r LIKE 'DELETE %') AS deletes
+  FROM emulator_requests() r;
+
+-- a POST whose answer is lost is not repeated, and the error says it may have worked
+SELECT emulator_reset();
+SELECT count(*) FROM devices WHERE lead_id = :'one';
+SELECT emulator_clear();
+SELECT emulator_fault('{"method": "POST", "action": "truncate", "times": 1}');
+INSERT INTO devices (lead_id, name) VALUES (:'one', 'Lost answer');  -- ERROR
+-- with a kept-alive connection from a read, libcurl would repeat a request
+-- dropped on it: a POST does not go out on such a connection
+SELECT count(*) FROM devices WHERE lead_id = :'one';
+SELECT emulator_fault('{"method": "POST", "action": "drop", "times": 1}');
+INSERT INTO devices (lead_id, name) VALUES (:'one', 'Dropped');  -- ERROR
+SELECT count(*) FILTER (WHERE r LIKE 'POST %') AS posts FROM emulator_requests() r;
+SELECT name FROM devices WHERE lead_id = :'one' ORDER BY name;

@@ -1,0 +1,888 @@
+/*-------------------------------------------------------------------------
+ *
+ * modify.c
+ *		  INSERT, UPDATE and DELETE as POST, PUT and DELETE requests, with
+ *		  RETURNING filled from what Close answers, and the write log that
+ *		  tells a user what was written to Close when a statement or a
+ *		  transaction fails (the API cannot roll anything back).
+ *
+ * What a statement may write is settled before any request: columns that
+ * map to read-only fields, to lead_id or custom_object_type_id (UPDATE), or
+ * to no Close field are refused at plan time or before the row's request.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/appendinfo.h"
+#include "optimizer/optimizer.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "close_fdw.h"
+#include "compat.h"
+
+/* Names of the junk columns that carry the row to UPDATE/DELETE. */
+#define CLOSE_ID_JUNK		"close_id"
+#define CLOSE_WHOLEROW_JUNK	"wholerow"
+
+/* How many ids a failure report lists before it only counts. */
+#define CLOSE_REPORTED_IDS	20
+
+/* The ModifyTable's fdw_private for a foreign table. */
+enum FdwModifyPrivateIndex
+{
+	/* List of Integer: the attribute numbers whose values are sent */
+	FdwModifyPrivateTargetAttrs,
+	/* Integer: 1 when the statement has a RETURNING list */
+	FdwModifyPrivateHasReturning
+};
+
+/* What writing a column means. */
+typedef enum ColumnKind
+{
+	COLUMN_NAME,				/* "name" */
+	COLUMN_LEAD,				/* "lead_id": set on create only */
+	COLUMN_TYPE,				/* "custom_object_type_id": create only */
+	COLUMN_CUSTOM_FIELD,		/* "custom.<cf_id>" */
+	COLUMN_CUSTOM_MAP,			/* json(b) "custom": one key per field */
+	COLUMN_READ_ONLY,			/* id, dates, creator...: set by Close */
+	COLUMN_UNKNOWN				/* a key Close does not take */
+} ColumnKind;
+
+static const char *const read_only_keys[] = {
+	"id", "organization_id", "created_by", "updated_by",
+	"date_created", "date_updated", NULL
+};
+
+/*
+ * What was written to Close by the statements of the current transaction,
+ * per table and kind of write, so that a failure can say what stays.
+ * Kept in TopMemoryContext; dropped at the end of the (sub)transaction.
+ */
+typedef struct CloseWriteLog
+{
+	int			nest_level;		/* (sub)transaction that wrote */
+	char		relname[NAMEDATALEN];
+	const char *verb;			/* "created", "updated", "deleted" */
+	int64		count;
+	int64		reported;		/* count already told in an error */
+	StringInfoData ids;			/* the first CLOSE_REPORTED_IDS ids */
+} CloseWriteLog;
+
+static List *write_logs = NIL;
+static bool write_log_callbacks = false;
+
+/* Executor state of one foreign table's modification. */
+typedef struct CloseModifyState
+{
+	Relation	rel;
+	CmdType		operation;
+	UserMapping *user;
+	CloseRowConverter *conv;	/* every column: bodies and RETURNING */
+	ColumnKind *kinds;			/* by attribute number - 1 */
+	List	   *target_attrs;
+	bool		has_returning;
+	char	   *table_type_id;
+	AttrNumber	id_junk;		/* in the subplan's output */
+	AttrNumber	wholerow_junk;
+	MemoryContext row_cxt;		/* reset for every row */
+	CloseWriteLog *log;
+} CloseModifyState;
+
+static void close_xact_callback(XactEvent event, void *arg);
+static void close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								   SubTransactionId parentSubid, void *arg);
+
+/*
+ * The kind of a column, from the record key it maps to.  The one place
+ * that decides what a column may write.
+ */
+static ColumnKind
+column_kind(Relation rel, Form_pg_attribute att, const char **keyp)
+{
+	char	   *key = close_get_column_key(RelationGetRelid(rel), att->attnum,
+										   NameStr(att->attname));
+	int			i;
+
+	if (keyp)
+		*keyp = key;
+	if (close_is_custom_map_column(att->atttypid, key))
+		return COLUMN_CUSTOM_MAP;
+	if (strcmp(key, "name") == 0)
+		return COLUMN_NAME;
+	if (strcmp(key, CLOSE_KEY_LEAD_ID) == 0)
+		return COLUMN_LEAD;
+	if (strcmp(key, CLOSE_KEY_TYPE_ID) == 0)
+		return COLUMN_TYPE;
+	if (strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) == 0 &&
+		key[strlen(CLOSE_CUSTOM_PREFIX)] != '\0')
+		return COLUMN_CUSTOM_FIELD;
+	for (i = 0; read_only_keys[i]; i++)
+		if (strcmp(key, read_only_keys[i]) == 0)
+			return COLUMN_READ_ONLY;
+	return COLUMN_UNKNOWN;
+}
+
+/* ---- write log ---- */
+
+static CloseWriteLog *
+write_log_for(Relation rel, const char *verb)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	CloseWriteLog *log;
+	MemoryContext oldcxt;
+	ListCell   *lc;
+
+	if (!write_log_callbacks)
+	{
+		RegisterXactCallback(close_xact_callback, NULL);
+		RegisterSubXactCallback(close_subxact_callback, NULL);
+		write_log_callbacks = true;
+	}
+
+	foreach(lc, write_logs)
+	{
+		log = (CloseWriteLog *) lfirst(lc);
+		if (log->nest_level == level && log->verb == verb &&
+			strcmp(log->relname, RelationGetRelationName(rel)) == 0)
+			return log;
+	}
+
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	log = palloc0(sizeof(CloseWriteLog));
+	log->nest_level = level;
+	strlcpy(log->relname, RelationGetRelationName(rel), NAMEDATALEN);
+	log->verb = verb;
+	initStringInfo(&log->ids);
+	write_logs = lappend(write_logs, log);
+	MemoryContextSwitchTo(oldcxt);
+	return log;
+}
+
+static void
+write_log_add(CloseWriteLog *log, const char *id)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+
+	log->count++;
+	if (log->count <= CLOSE_REPORTED_IDS)
+		appendStringInfo(&log->ids, "%s%s", log->ids.len > 0 ? ", " : "", id);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * A sentence saying what a log's writes were, palloc'd: "Created in Close
+ * by this transaction, which Close cannot undo: 2 custom objects of foreign
+ * table "t": custobj_a, custobj_b."
+ */
+static char *
+write_log_text(CloseWriteLog *log)
+{
+	return psprintf("%c%s in Close by this transaction, which Close cannot undo: %lld custom object%s of foreign table \"%s\": %s%s.",
+					pg_toupper((unsigned char) log->verb[0]), log->verb + 1,
+					(long long) log->count, log->count == 1 ? "" : "s",
+					log->relname, log->ids.data,
+					log->count > CLOSE_REPORTED_IDS
+					? psprintf(" and %lld more",
+							   (long long) (log->count - CLOSE_REPORTED_IDS))
+					: "");
+}
+
+/*
+ * The (sub)transaction at level and deeper ends: on abort, warn about
+ * writes no error has told of yet; on commit, a subtransaction's writes
+ * become its parent's.
+ */
+static void
+write_logs_end(int level, bool abort)
+{
+	List	   *kept = NIL;
+	ListCell   *lc;
+	MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+
+	foreach(lc, write_logs)
+	{
+		CloseWriteLog *log = (CloseWriteLog *) lfirst(lc);
+
+		if (log->nest_level < level)
+		{
+			kept = lappend(kept, log);
+			continue;
+		}
+		if (!abort && level > 1)
+		{
+			log->nest_level = level - 1;
+			kept = lappend(kept, log);
+			continue;
+		}
+		if (abort && log->count > log->reported)
+			ereport(WARNING,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("rolled back changes to foreign table \"%s\" stay in Close", log->relname),
+					 errdetail_internal("%s", write_log_text(log))));
+		pfree(log->ids.data);
+		pfree(log);
+	}
+	list_free(write_logs);
+	write_logs = kept;
+	MemoryContextSwitchTo(oldcxt);
+}
+
+static void
+close_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			write_logs_end(1, true);
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			write_logs_end(1, false);
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		write_logs_end(GetCurrentTransactionNestLevel(), true);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		write_logs_end(GetCurrentTransactionNestLevel(), false);
+}
+
+/* ---- planning ---- */
+
+/*
+ * UPDATE and DELETE find their row by the id column, carried up from the
+ * scan as a junk column; DELETE ... RETURNING also carries the whole row,
+ * which is what it returns.
+ */
+void
+closeAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+							 RangeTblEntry *target_rte,
+							 Relation target_relation)
+{
+	CloseKeyColumns keys;
+	Form_pg_attribute att;
+	Var		   *var;
+
+	close_find_key_columns(RelationGetRelid(target_relation), &keys);
+	if (keys.id_attno == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot update or delete rows of foreign table \"%s\" without an id column",
+						RelationGetRelationName(target_relation)),
+				 errhint("Add a column \"id\", or a column with OPTIONS (field 'id'): Close finds a record by its id.")));
+
+	att = TupleDescAttr(RelationGetDescr(target_relation), keys.id_attno - 1);
+	var = makeVar(rtindex, keys.id_attno, att->atttypid, att->atttypmod,
+				  att->attcollation, 0);
+	add_row_identity_var(root, var, rtindex, CLOSE_ID_JUNK);
+
+	if (root->parse->commandType == CMD_DELETE &&
+		root->parse->returningList != NIL)
+		add_row_identity_var(root,
+							 makeWholeRowVar(target_rte, rtindex, 0, false),
+							 rtindex, CLOSE_WHOLEROW_JUNK);
+}
+
+static void pg_attribute_noreturn()
+refuse_update_column(Relation rel, Form_pg_attribute att, ColumnKind kind,
+					 const char *key)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot change column \"%s\" of foreign table \"%s\"",
+					NameStr(att->attname), RelationGetRelationName(rel)),
+			 kind == COLUMN_READ_ONLY
+			 ? errdetail("The column maps to the read-only field \"%s\", which Close sets.", key)
+			 : kind == COLUMN_UNKNOWN
+			 ? errdetail("The column maps to \"%s\", which is not a field Close can change.", key)
+			 : errdetail("A Close custom object keeps its \"%s\" for life.", key),
+			 kind == COLUMN_LEAD || kind == COLUMN_TYPE
+			 ? errhint("Insert a new record and delete the old one instead.") : 0));
+}
+
+/*
+ * Settle which columns a statement sends: for INSERT those it supplies
+ * (explicitly or by a column DEFAULT), for UPDATE those it assigns, and
+ * refuse the assignments Close would not take.
+ */
+List *
+closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
+					   Index resultRelation, int subplan_index)
+{
+	RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
+	Relation	rel = table_open(rte->relid, NoLock);
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	List	   *target_attrs = NIL;
+	bool		has_returning;
+	ListCell   *lc;
+
+	if (plan->onConflictAction != ONCONFLICT_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("INSERT ... ON CONFLICT is not supported by close_fdw")));
+
+	if (plan->operation == CMD_INSERT)
+	{
+		foreach(lc, root->parse->targetList)
+		{
+			TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+			if (!tle->resjunk)
+				target_attrs = lappend_int(target_attrs, tle->resno);
+		}
+	}
+	else if (plan->operation == CMD_UPDATE)
+	{
+		RelOptInfo *baserel = find_base_rel(root, resultRelation);
+		Bitmapset  *updated = close_updated_columns(root, baserel, rte);
+		int			col = -1;
+
+		while ((col = bms_next_member(updated, col)) >= 0)
+		{
+			AttrNumber	attnum = col + FirstLowInvalidHeapAttributeNumber;
+			Form_pg_attribute att;
+			const char *key;
+			ColumnKind	kind;
+
+			if (attnum <= InvalidAttrNumber)
+				continue;
+			att = TupleDescAttr(tupdesc, attnum - 1);
+			kind = column_kind(rel, att, &key);
+			if (kind == COLUMN_READ_ONLY || kind == COLUMN_UNKNOWN ||
+				kind == COLUMN_LEAD || kind == COLUMN_TYPE)
+				refuse_update_column(rel, att, kind, key);
+			target_attrs = lappend_int(target_attrs, attnum);
+		}
+	}
+
+	has_returning = plan->returningLists != NIL &&
+		list_nth(plan->returningLists, subplan_index) != NIL;
+
+	table_close(rel, NoLock);
+	return list_make2(target_attrs, makeInteger(has_returning ? 1 : 0));
+}
+
+/* ---- execution ---- */
+
+static CloseModifyState *
+create_modify_state(EState *estate, ResultRelInfo *rinfo, CmdType operation,
+					List *target_attrs, bool has_returning)
+{
+	Relation	rel = rinfo->ri_RelationDesc;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	CloseModifyState *st = palloc0(sizeof(CloseModifyState));
+	ForeignTable *table = GetForeignTable(RelationGetRelid(rel));
+	int			i;
+
+	st->rel = rel;
+	st->operation = operation;
+	st->user = GetUserMapping(close_modify_user(rinfo, estate), table->serverid);
+	st->conv = close_make_row_converter(rel, NULL);
+	st->kinds = palloc(sizeof(ColumnKind) * Max(tupdesc->natts, 1));
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		st->kinds[i] = att->attisdropped ? COLUMN_UNKNOWN
+			: column_kind(rel, att, NULL);
+	}
+	st->target_attrs = target_attrs;
+	st->has_returning = has_returning;
+	st->table_type_id = close_get_table_type_id(RelationGetRelid(rel));
+	st->row_cxt = AllocSetContextCreate(CurrentMemoryContext,
+										"close_fdw modify row",
+										ALLOCSET_DEFAULT_SIZES);
+	st->log = write_log_for(rel, operation == CMD_INSERT ? "created"
+							: operation == CMD_UPDATE ? "updated" : "deleted");
+	return st;
+}
+
+void
+closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+						List *fdw_private, int subplan_index, int eflags)
+{
+	CloseModifyState *st;
+	CmdType		operation = mtstate->operation;
+
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+
+	st = create_modify_state(mtstate->ps.state, rinfo, operation,
+							 (List *) list_nth(fdw_private,
+											   FdwModifyPrivateTargetAttrs),
+							 intVal(list_nth(fdw_private,
+											 FdwModifyPrivateHasReturning)) != 0);
+	if (operation == CMD_UPDATE || operation == CMD_DELETE)
+	{
+		Plan	   *subplan = outerPlanState(mtstate)->plan;
+
+		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist,
+														CLOSE_ID_JUNK);
+		if (!AttributeNumberIsValid(st->id_junk))
+			elog(ERROR, "could not find junk column \"%s\"", CLOSE_ID_JUNK);
+		st->wholerow_junk = ExecFindJunkAttributeInTlist(subplan->targetlist,
+															  CLOSE_WHOLEROW_JUNK);
+	}
+	rinfo->ri_FdwState = st;
+}
+
+/* COPY into a foreign table, and rows routed to a foreign partition. */
+void
+closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rinfo->ri_RelationDesc);
+	List	   *target_attrs = NIL;
+	int			i;
+
+	/* the statement's column list is not known here: send every column */
+	for (i = 0; i < tupdesc->natts; i++)
+		if (!TupleDescAttr(tupdesc, i)->attisdropped)
+			target_attrs = lappend_int(target_attrs, i + 1);
+	rinfo->ri_FdwState = create_modify_state(mtstate->ps.state, rinfo,
+											 CMD_INSERT, target_attrs,
+											 rinfo->ri_returningList != NIL);
+}
+
+/* Append "key": to a body, refusing a key the body already has. */
+static void
+append_key(StringInfo body, List **keys, const char *key, const char *column)
+{
+	ListCell   *lc;
+
+	foreach(lc, *keys)
+		if (strcmp((char *) lfirst(lc), key) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("the field \"%s\" is given twice", key),
+					 errdetail("Column \"%s\" sets a field that another column already sets.",
+							   column)));
+	*keys = lappend(*keys, (char *) key);
+	if (body->len > 1)
+		appendStringInfoChar(body, ',');
+	escape_json(body, key);
+	appendStringInfoChar(body, ':');
+}
+
+/* The members of a custom json(b) value as "custom.<key>": value. */
+static void
+append_custom_map(CloseModifyState *st, StringInfo body, List **keys,
+				  Form_pg_attribute att, Datum value)
+{
+	Oid			outputfn;
+	bool		isvarlena;
+	char	   *text;
+	const char *problem;
+	struct json_object *object;
+	ListCell   *lc;
+
+	getTypeOutputInfo(att->atttypid, &outputfn, &isvarlena);
+	text = OidOutputFunctionCall(outputfn, value);
+	object = close_json_parse(text, strlen(text), CurrentMemoryContext, &problem);
+
+	if (problem || close_json_kind(object) != CLOSE_JSON_OBJECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("column \"%s\" must hold a JSON object keyed by custom field id",
+						NameStr(att->attname))));
+	foreach(lc, close_json_object_members(object))
+	{
+		CloseJsonMember *member = (CloseJsonMember *) lfirst(lc);
+
+		append_key(body, keys, psprintf("%s%s", CLOSE_CUSTOM_PREFIX, member->key),
+				   NameStr(att->attname));
+		appendStringInfoString(body, member->value);
+	}
+}
+
+static void pg_attribute_noreturn()
+refuse_insert_column(CloseModifyState *st, Form_pg_attribute att,
+					 ColumnKind kind)
+{
+	const char *key = close_column_key(st->conv, att->attnum);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot insert a value into column \"%s\" of foreign table \"%s\"",
+					NameStr(att->attname), RelationGetRelationName(st->rel)),
+			 kind == COLUMN_READ_ONLY
+			 ? errdetail("The column maps to the read-only field \"%s\", which Close sets.", key)
+			 : errdetail("The column maps to \"%s\", which is not a field Close takes.", key)));
+}
+
+/*
+ * The JSON body for one row: the target columns' fields, by kind.  For
+ * INSERT also the table's type and the checks Close would otherwise make
+ * with a 400 after the request.
+ */
+static char *
+build_body(CloseModifyState *st, TupleTableSlot *slot)
+{
+	TupleDesc	tupdesc = RelationGetDescr(st->rel);
+	StringInfoData body;
+	List	   *keys = NIL;
+	bool		insert = st->operation == CMD_INSERT;
+	bool		has_type = false;
+	bool		has_lead = false;
+	bool		has_name = false;
+	ListCell   *lc;
+
+	slot_getallattrs(slot);
+	initStringInfo(&body);
+	appendStringInfoChar(&body, '{');
+
+	foreach(lc, st->target_attrs)
+	{
+		AttrNumber	attnum = lfirst_int(lc);
+		Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
+		ColumnKind	kind = st->kinds[attnum - 1];
+		const char *key = close_column_key(st->conv, attnum);
+		Datum		value = slot->tts_values[attnum - 1];
+		bool		isnull = slot->tts_isnull[attnum - 1];
+
+		if (att->attisdropped)
+			continue;
+		switch (kind)
+		{
+			case COLUMN_READ_ONLY:
+			case COLUMN_UNKNOWN:
+				if (!isnull)
+					refuse_insert_column(st, att, kind);
+				continue;
+			case COLUMN_TYPE:
+				if (isnull)
+					continue;
+				if (st->table_type_id &&
+					strcmp(TextDatumGetCString(value), st->table_type_id) != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_CHECK_VIOLATION),
+							 errmsg("custom_object_type_id \"%s\" conflicts with the type of foreign table \"%s\"",
+									TextDatumGetCString(value),
+									RelationGetRelationName(st->rel)),
+							 errdetail("The table has OPTIONS (custom_object_type_id '%s').",
+									   st->table_type_id)));
+				has_type = true;
+				break;
+			case COLUMN_LEAD:
+				if (isnull)
+					continue;
+				has_lead = true;
+				break;
+			case COLUMN_NAME:
+				if (isnull && insert)
+					continue;
+				if (isnull)
+					ereport(ERROR,
+							(errcode(ERRCODE_NOT_NULL_VIOLATION),
+							 errmsg("column \"%s\" of foreign table \"%s\" cannot be set to NULL",
+									NameStr(att->attname),
+									RelationGetRelationName(st->rel)),
+							 errdetail("Every Close custom object has a name.")));
+				has_name = true;
+				break;
+			case COLUMN_CUSTOM_FIELD:
+				break;
+			case COLUMN_CUSTOM_MAP:
+				if (isnull && insert)
+					continue;
+				if (isnull)
+					ereport(ERROR,
+							(errcode(ERRCODE_NOT_NULL_VIOLATION),
+							 errmsg("column \"%s\" of foreign table \"%s\" cannot be set to NULL",
+									NameStr(att->attname),
+									RelationGetRelationName(st->rel)),
+							 errhint("To clear a custom field, set its key to null: '{\"cf_...\": null}'.")));
+				append_custom_map(st, &body, &keys, att, value);
+				continue;
+		}
+		append_key(&body, &keys, key, NameStr(att->attname));
+		close_append_json_value(&body, st->conv, attnum, value, isnull);
+	}
+
+	if (insert)
+	{
+		if (!has_type && st->table_type_id)
+		{
+			append_key(&body, &keys, CLOSE_KEY_TYPE_ID, "(table option)");
+			escape_json(&body, st->table_type_id);
+			has_type = true;
+		}
+		if (!has_lead || !has_name || !has_type)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("a new Close custom object needs a %s",
+							!has_lead ? "lead_id" : !has_name ? "name"
+							: "custom_object_type_id"),
+					 errdetail("Close requires lead_id, name and custom_object_type_id to create a custom object."),
+					 !has_type
+					 ? errhint("Insert a value into a column mapped to custom_object_type_id, or give the table OPTIONS (custom_object_type_id '...').")
+					 : 0));
+	}
+	appendStringInfoChar(&body, '}');
+	return body.data;
+}
+
+/* The id of the row to change, from the scan's junk column. */
+static char *
+row_id(CloseModifyState *st, TupleTableSlot *planSlot)
+{
+	bool		isnull;
+	Datum		value = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
+	char	   *id;
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("a row of foreign table \"%s\" has no id",
+						RelationGetRelationName(st->rel))));
+	id = TextDatumGetCString(value);
+	if (!close_is_valid_id(id, CLOSE_PREFIX_CUSTOM_OBJECT))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("\"%s\" is not a Close custom object id", id)));
+	return id;
+}
+
+/*
+ * Send one write; on success return the parsed answer (NULL for DELETE).
+ * An error says what the statement had already written.  *missing is set
+ * for a 404 on an existing id (the record is gone).
+ */
+static struct json_object *
+send_write(CloseModifyState *st, const char *method, const char *path,
+		   const char *body, bool *missing)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	struct json_object *record = NULL;
+
+	*missing = false;
+	PG_TRY();
+	{
+		CloseConnection *conn = close_get_connection(st->user);
+		CloseResponse response;
+		const char *problem;
+
+		close_http_request(conn, method, path, body, &response);
+		if (response.status == 404 && st->operation != CMD_INSERT)
+			*missing = true;
+		else if (st->operation == CMD_DELETE)
+		{
+			/* 204 with no body; older resources answer 200 {} */
+			if (response.status != 204 && response.status != 200)
+				close_report_http_error(conn, method, path, &response, st->conv);
+		}
+		else
+		{
+			struct json_object *id;
+
+			if (response.status != (st->operation == CMD_INSERT ? 201 : 200) &&
+				response.status != 200)
+				close_report_http_error(conn, method, path, &response, st->conv);
+			record = close_json_parse(response.body, response.body_len,
+									  CurrentMemoryContext, &problem);
+			if (problem)
+				close_report_bad_answer(method, path,
+										psprintf("The body is not valid JSON: %s.", problem));
+			id = close_json_kind(record) == CLOSE_JSON_OBJECT
+				? close_json_object_get(record, CLOSE_KEY_ID) : NULL;
+			if (id == NULL || close_json_kind(id) != CLOSE_JSON_STRING)
+				close_report_bad_answer(method, path,
+										"Expected the custom object record, with its id.");
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		char	   *written;
+
+		if (st->log->count <= st->log->reported)
+			PG_RE_THROW();
+
+		/* add what stays written in Close to the error's detail */
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		written = write_log_text(st->log);
+		edata->detail = edata->detail
+			? psprintf("%s\n%s", edata->detail, written) : written;
+		st->log->reported = st->log->count;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return record;
+}
+
+/* Fill the slot from the record Close answered with, for RETURNING. */
+static TupleTableSlot *
+store_returned(CloseModifyState *st, TupleTableSlot *slot,
+			   struct json_object *record)
+{
+	if (!st->has_returning)
+		return slot;
+	ExecClearTuple(slot);
+	close_convert_record(st->conv, record, slot->tts_values, slot->tts_isnull);
+	ExecStoreVirtualTuple(slot);
+	return slot;
+}
+
+static const char *
+record_id(struct json_object *record)
+{
+	size_t		len;
+
+	return close_json_scalar_text(close_json_object_get(record, CLOSE_KEY_ID),
+								  &len);
+}
+
+TupleTableSlot *
+closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
+					   TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	CloseModifyState *st = (CloseModifyState *) rinfo->ri_FdwState;
+	MemoryContext oldcxt;
+	struct json_object *record;
+	bool		missing;
+
+	MemoryContextReset(st->row_cxt);
+	oldcxt = MemoryContextSwitchTo(st->row_cxt);
+	record = send_write(st, "POST", "/custom_object/", build_body(st, slot),
+						&missing);
+	write_log_add(st->log, record_id(record));
+	slot = store_returned(st, slot, record);
+	MemoryContextSwitchTo(oldcxt);
+	return slot;
+}
+
+TupleTableSlot *
+closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
+					   TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	CloseModifyState *st = (CloseModifyState *) rinfo->ri_FdwState;
+	MemoryContext oldcxt;
+	StringInfoData path;
+	struct json_object *record;
+	bool		missing;
+	char	   *id;
+
+	MemoryContextReset(st->row_cxt);
+	oldcxt = MemoryContextSwitchTo(st->row_cxt);
+	id = row_id(st, planSlot);
+	initStringInfo(&path);
+	appendStringInfoString(&path, "/custom_object/");
+	close_append_path_segment(&path, id);
+	record = send_write(st, "PUT", path.data, build_body(st, slot), &missing);
+	MemoryContextSwitchTo(oldcxt);
+	if (missing)
+		return NULL;			/* deleted meanwhile: not updated */
+	write_log_add(st->log, id);
+	return store_returned(st, slot, record);
+}
+
+TupleTableSlot *
+closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
+					   TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	CloseModifyState *st = (CloseModifyState *) rinfo->ri_FdwState;
+	MemoryContext oldcxt;
+	StringInfoData path;
+	bool		missing;
+	char	   *id;
+
+	MemoryContextReset(st->row_cxt);
+	oldcxt = MemoryContextSwitchTo(st->row_cxt);
+	id = row_id(st, planSlot);
+	initStringInfo(&path);
+	appendStringInfoString(&path, "/custom_object/");
+	close_append_path_segment(&path, id);
+	(void) send_write(st, "DELETE", path.data, NULL, &missing);
+	MemoryContextSwitchTo(oldcxt);
+	if (missing)
+		return NULL;			/* already gone: not deleted by us */
+	write_log_add(st->log, id);
+
+	/* RETURNING shows the row as it was read */
+	if (st->has_returning && AttributeNumberIsValid(st->wholerow_junk))
+	{
+		bool		isnull;
+		Datum		wholerow = ExecGetJunkAttribute(planSlot, st->wholerow_junk,
+													&isnull);
+
+		ExecClearTuple(slot);
+		if (!isnull)
+		{
+			HeapTupleHeader header = DatumGetHeapTupleHeader(wholerow);
+			HeapTupleData tuple;
+
+			tuple.t_len = HeapTupleHeaderGetDatumLength(header);
+			ItemPointerSetInvalid(&tuple.t_self);
+			tuple.t_tableOid = InvalidOid;
+			tuple.t_data = header;
+			heap_deform_tuple(&tuple, slot->tts_tupleDescriptor,
+							  slot->tts_values, slot->tts_isnull);
+			ExecStoreVirtualTuple(slot);
+		}
+	}
+	return slot;
+}
+
+void
+closeEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+{
+	/* the write log stays until the transaction ends */
+}
+
+void
+closeEndForeignInsert(EState *estate, ResultRelInfo *rinfo)
+{
+}
+
+int
+closeIsForeignRelUpdatable(Relation rel)
+{
+	return (1 << CMD_INSERT) | (1 << CMD_UPDATE) | (1 << CMD_DELETE);
+}
+
+void
+closeExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+						  List *fdw_private, int subplan_index,
+						  ExplainState *es)
+{
+	const char *request;
+
+	switch (mtstate->operation)
+	{
+		case CMD_INSERT:
+			request = "POST /custom_object/ (one per row)";
+			break;
+		case CMD_UPDATE:
+			request = "PUT /custom_object/{id}/ (one per row read)";
+			break;
+		default:
+			request = "DELETE /custom_object/{id}/ (one per row read)";
+			break;
+	}
+	ExplainPropertyText("Close Request", request, es);
+}
