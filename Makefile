@@ -18,7 +18,7 @@ PGFILEDESC = "close_fdw - foreign data wrapper for the Close CRM API"
 
 SHLIB_LINK = -lcurl -ljson-c
 
-REGRESS = setup options types read_lead read_id joins explain connection errors cancel memory writes writes_bulk
+REGRESS = setup options types read_lead read_id joins explain connection errors cancel memory writes writes_bulk writes_direct
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=close_fdw
 
 PG_CONFIG ?= pg_config

@@ -32,9 +32,17 @@ SELECT emulator_fault('{"method": "POST", "action": "delay", "seconds": 0, "time
 SELECT emulator_fault('{"method": "POST", "action": "status", "status": 503, "body": "{\"error\": \"Service unavailable\"}", "times": 1}');
 INSERT INTO devices (lead_id, name) SELECT :'one', 'Batch ' || i FROM generate_series(1, 5) i;  -- ERROR
 SELECT name FROM devices WHERE lead_id = :'one' AND name LIKE 'Batch%' ORDER BY name;
--- a failure elsewhere in the statement: the rollback warns
+-- a failure elsewhere in the statement: the rollback warns (caught here so
+-- that the warning and the error reach psql in a fixed order)
 SELECT emulator_clear();
-INSERT INTO devices (lead_id, name) SELECT :'one', 'Div ' || (10 / (2 - i)) FROM generate_series(1, 2) i;  -- ERROR
+DO $$
+BEGIN
+  INSERT INTO devices (lead_id, name)
+  SELECT 'lead_One0000000000000000000000000000000000000000', 'Div ' || (10 / (2 - i))
+    FROM generate_series(1, 2) i;
+EXCEPTION WHEN division_by_zero THEN
+  RAISE NOTICE 'the insert failed: %', SQLERRM;
+END $$;
 -- as does an explicit ROLLBACK, also of a savepoint
 BEGIN;
 UPDATE devices SET weight = 1 WHERE lead_id = :'one' AND name LIKE 'Batch%';

@@ -64,26 +64,6 @@ typedef struct CloseRelInfo
 	List	   *base_clauses;	/* baserestrictinfo, plus lateral clauses */
 } CloseRelInfo;
 
-/*
- * The ForeignScan's fdw_private list; fdw_exprs holds the key value
- * expression and, if FdwScanPrivateHasTypeExpr, the type value expression.
- */
-enum FdwScanPrivateIndex
-{
-	/* Integer: CloseAccessKind */
-	FdwScanPrivateAccessKind,
-	/* Integer: 1 when the key expression yields an array (= ANY) */
-	FdwScanPrivateKeyIsArray,
-	/* Integer: 1 when fdw_exprs has a custom_object_type_id value */
-	FdwScanPrivateHasTypeExpr,
-	/* String: the request, as EXPLAIN shows it */
-	FdwScanPrivateRequest,
-	/* String: the key values, as EXPLAIN shows them ("" when inline) */
-	FdwScanPrivateKeyValues,
-	/* List of Integer: the attributes to convert (pull_varattnos style) */
-	FdwScanPrivateAttrsUsed
-};
-
 /* Executor state, in the ForeignScanState's fdw_state. */
 typedef struct CloseScanState
 {
@@ -174,6 +154,11 @@ close_fdw_handler(PG_FUNCTION_ARGS)
 	routine->EndForeignInsert = closeEndForeignInsert;
 	routine->IsForeignRelUpdatable = closeIsForeignRelUpdatable;
 	routine->ExplainForeignModify = closeExplainForeignModify;
+	routine->PlanDirectModify = closePlanDirectModify;
+	routine->BeginDirectModify = closeBeginDirectModify;
+	routine->IterateDirectModify = closeIterateDirectModify;
+	routine->EndDirectModify = closeEndDirectModify;
+	routine->ExplainDirectModify = closeExplainDirectModify;
 
 	PG_RETURN_POINTER(routine);
 }
@@ -495,9 +480,75 @@ compare_strings(const void *a, const void *b)
 }
 
 /*
- * Work out this (re)scan's key values: evaluate the pushed expressions,
- * drop NULLs, duplicates and values no Close id can have (no record could
- * match them), and settle the type filter.
+ * The values a pushed key expression yields, without NULLs, duplicates and
+ * values no Close id with this prefix can have (no record could match
+ * them).  Returns how many; *keys is palloc'd in CurrentMemoryContext.
+ */
+int
+close_evaluate_keys(ExprState *state, bool is_array, const char *prefix,
+					ExprContext *econtext, char ***keys)
+{
+	Datum		value;
+	bool		isnull;
+	int			nkeys = 0;
+	int			i;
+
+	*keys = NULL;
+	value = ExecEvalExpr(state, econtext, &isnull);
+	if (isnull)
+		return 0;
+
+	if (!is_array)
+	{
+		char	   *key = TextDatumGetCString(value);
+
+		if (!close_is_valid_id(key, prefix))
+			return 0;
+		*keys = palloc(sizeof(char *));
+		(*keys)[nkeys++] = key;
+		return nkeys;
+	}
+	else
+	{
+		ArrayType  *array = DatumGetArrayTypeP(value);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		get_typlenbyvalalign(ARR_ELEMTYPE(array), &typlen, &typbyval, &typalign);
+		deconstruct_array(array, ARR_ELEMTYPE(array), typlen, typbyval,
+						  typalign, &elems, &nulls, &nelems);
+		*keys = palloc(sizeof(char *) * Max(nelems, 1));
+		for (i = 0; i < nelems; i++)
+		{
+			char	   *key;
+
+			if (nulls[i])
+				continue;
+			key = TextDatumGetCString(elems[i]);
+			if (close_is_valid_id(key, prefix))
+				(*keys)[nkeys++] = key;
+		}
+		/* one request per distinct value */
+		if (nkeys > 1)
+		{
+			int			n = 1;
+
+			qsort(*keys, nkeys, sizeof(char *), compare_strings);
+			for (i = 1; i < nkeys; i++)
+				if (strcmp((*keys)[i], (*keys)[n - 1]) != 0)
+					(*keys)[n++] = (*keys)[i];
+			nkeys = n;
+		}
+		return nkeys;
+	}
+}
+
+/*
+ * Work out this (re)scan's key values and settle the type filter.
  */
 static void
 start_scan(ForeignScanState *node)
@@ -509,7 +560,6 @@ start_scan(ForeignScanState *node)
 	MemoryContext oldcxt;
 	Datum		value;
 	bool		isnull;
-	int			i;
 
 	fsstate->started = true;
 	MemoryContextReset(fsstate->keys_cxt);
@@ -541,56 +591,9 @@ start_scan(ForeignScanState *node)
 		fsstate->type_filter = type;
 	}
 
-	value = ExecEvalExpr(fsstate->key_state, econtext, &isnull);
-	if (isnull)
-		goto no_rows;
-
-	if (!fsstate->key_is_array)
-	{
-		char	   *key = TextDatumGetCString(value);
-
-		if (close_is_valid_id(key, prefix))
-		{
-			fsstate->keys = palloc(sizeof(char *));
-			fsstate->keys[fsstate->nkeys++] = key;
-		}
-	}
-	else
-	{
-		ArrayType  *array = DatumGetArrayTypeP(value);
-		Datum	   *elems;
-		bool	   *nulls;
-		int			nelems;
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
-
-		get_typlenbyvalalign(ARR_ELEMTYPE(array), &typlen, &typbyval, &typalign);
-		deconstruct_array(array, ARR_ELEMTYPE(array), typlen, typbyval,
-						  typalign, &elems, &nulls, &nelems);
-		fsstate->keys = palloc(sizeof(char *) * Max(nelems, 1));
-		for (i = 0; i < nelems; i++)
-		{
-			char	   *key;
-
-			if (nulls[i])
-				continue;
-			key = TextDatumGetCString(elems[i]);
-			if (close_is_valid_id(key, prefix))
-				fsstate->keys[fsstate->nkeys++] = key;
-		}
-		/* one request per distinct value */
-		if (fsstate->nkeys > 1)
-		{
-			int			n = 1;
-
-			qsort(fsstate->keys, fsstate->nkeys, sizeof(char *), compare_strings);
-			for (i = 1; i < fsstate->nkeys; i++)
-				if (strcmp(fsstate->keys[i], fsstate->keys[n - 1]) != 0)
-					fsstate->keys[n++] = fsstate->keys[i];
-			fsstate->nkeys = n;
-		}
-	}
+	fsstate->nkeys = close_evaluate_keys(fsstate->key_state,
+										 fsstate->key_is_array, prefix,
+										 econtext, &fsstate->keys);
 
 no_rows:
 	MemoryContextSwitchTo(oldcxt);

@@ -151,6 +151,37 @@ typedef enum CloseJsonKind
 	CLOSE_JSON_OBJECT
 } CloseJsonKind;
 
+/*
+ * The ForeignScan's fdw_private list; fdw_exprs holds the key value
+ * expression and, if FdwScanPrivateHasTypeExpr, the type value expression.
+ */
+enum FdwScanPrivateIndex
+{
+	/* Integer: CloseAccessKind */
+	FdwScanPrivateAccessKind,
+	/* Integer: 1 when the key expression yields an array (= ANY) */
+	FdwScanPrivateKeyIsArray,
+	/* Integer: 1 when fdw_exprs has a custom_object_type_id value */
+	FdwScanPrivateHasTypeExpr,
+	/* String: the request, as EXPLAIN shows it */
+	FdwScanPrivateRequest,
+	/* String: the key values, as EXPLAIN shows them ("" when inline) */
+	FdwScanPrivateKeyValues,
+	/* List of Integer: the attributes to convert (pull_varattnos style) */
+	FdwScanPrivateAttrsUsed,
+	/* for a direct UPDATE/DELETE (modify.c), also: */
+	/* List of Integer: the attributes an UPDATE sets; their value
+	 * expressions follow the key expression in fdw_exprs */
+	FdwScanPrivateDirectAttrs,
+	/* Integer: 1 when the statement sets the command's row count */
+	FdwScanPrivateDirectSetTag
+};
+
+/* in close_fdw.c */
+extern int	close_evaluate_keys(ExprState *state, bool is_array,
+								const char *prefix, ExprContext *econtext,
+								char ***keys);
+
 /* in option.c */
 extern void close_get_server_options(ForeignServer *server,
 									 CloseServerOptions *opts);
@@ -241,6 +272,13 @@ extern void closeBeginForeignInsert(ModifyTableState *mtstate,
 									ResultRelInfo *rinfo);
 extern void closeEndForeignInsert(EState *estate, ResultRelInfo *rinfo);
 extern int	closeIsForeignRelUpdatable(Relation rel);
+extern bool closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
+								  Index resultRelation, int subplan_index);
+extern void closeBeginDirectModify(ForeignScanState *node, int eflags);
+extern TupleTableSlot *closeIterateDirectModify(ForeignScanState *node);
+extern void closeEndDirectModify(ForeignScanState *node);
+extern void closeExplainDirectModify(ForeignScanState *node,
+									 struct ExplainState *es);
 extern void closeExplainForeignModify(ModifyTableState *mtstate,
 									  ResultRelInfo *rinfo, List *fdw_private,
 									  int subplan_index, struct ExplainState *es);

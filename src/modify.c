@@ -24,6 +24,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/appendinfo.h"
+#include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
@@ -103,6 +104,7 @@ typedef struct CloseModifyState
 	CloseWriteLog *log;
 } CloseModifyState;
 
+static void check_update_columns(Relation rel, List *attnos);
 static void close_xact_callback(XactEvent event, void *arg);
 static void close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								   SubTransactionId parentSubid, void *arg);
@@ -335,7 +337,6 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 {
 	RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
 	Relation	rel = table_open(rte->relid, NoLock);
-	TupleDesc	tupdesc = RelationGetDescr(rel);
 	List	   *target_attrs = NIL;
 	bool		has_returning;
 	ListCell   *lc;
@@ -364,19 +365,11 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 		while ((col = bms_next_member(updated, col)) >= 0)
 		{
 			AttrNumber	attnum = col + FirstLowInvalidHeapAttributeNumber;
-			Form_pg_attribute att;
-			const char *key;
-			ColumnKind	kind;
 
-			if (attnum <= InvalidAttrNumber)
-				continue;
-			att = TupleDescAttr(tupdesc, attnum - 1);
-			kind = column_kind(rel, att, &key);
-			if (kind == COLUMN_READ_ONLY || kind == COLUMN_UNKNOWN ||
-				kind == COLUMN_LEAD || kind == COLUMN_TYPE)
-				refuse_update_column(rel, att, kind, key);
-			target_attrs = lappend_int(target_attrs, attnum);
+			if (attnum > InvalidAttrNumber)
+				target_attrs = lappend_int(target_attrs, attnum);
 		}
+		check_update_columns(rel, target_attrs);
 	}
 
 	has_returning = plan->returningLists != NIL &&
@@ -885,4 +878,254 @@ closeExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 			break;
 	}
 	ExplainPropertyText("Close Request", request, es);
+}
+
+/* ---- direct modification: UPDATE/DELETE by id without reading first ---- */
+
+/* Executor state of a direct modification, in the ForeignScanState. */
+typedef struct CloseDirectState
+{
+	CloseModifyState *st;		/* bodies, requests, write log */
+	ExprState  *key_state;
+	bool		key_is_array;
+	List	   *set_states;		/* ExprState per target attribute */
+	TupleTableSlot *values;		/* the SET values, for build_body */
+	bool		set_processed;
+	bool		done;
+} CloseDirectState;
+
+/* Refuse an UPDATE of a column Close would not change (plan time). */
+static void
+check_update_columns(Relation rel, List *attnos)
+{
+	ListCell   *lc;
+
+	foreach(lc, attnos)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
+											  lfirst_int(lc) - 1);
+		const char *key;
+		ColumnKind	kind = column_kind(rel, att, &key);
+
+		if (kind == COLUMN_READ_ONLY || kind == COLUMN_UNKNOWN ||
+			kind == COLUMN_LEAD || kind == COLUMN_TYPE)
+			refuse_update_column(rel, att, kind, key);
+	}
+}
+
+static bool
+refers_to_rel(PlannerInfo *root, Node *node, Index relid)
+{
+	return bms_is_member(relid, close_pull_varnos(root, node));
+}
+
+/*
+ * UPDATE or DELETE can skip reading the rows when the scan retrieves them
+ * by id and nothing needs their old values: no local filter, no RETURNING,
+ * no type restriction to check, SET values computed without the row (and
+ * not volatile: they are computed once for all ids).  The scan then
+ * becomes the modification.
+ */
+bool
+closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
+					  Index resultRelation, int subplan_index)
+{
+	Plan	   *subplan = outerPlan(plan);
+	ForeignScan *fscan;
+	List	   *set_exprs = NIL;
+	List	   *target_attrs = NIL;
+	char	   *request;
+	char	   *path;
+	ListCell   *lc;
+
+	if (plan->operation != CMD_UPDATE && plan->operation != CMD_DELETE)
+		return false;
+	if (subplan == NULL || !IsA(subplan, ForeignScan))
+		return false;
+	fscan = (ForeignScan *) subplan;
+	if (fscan->scan.scanrelid != resultRelation || fscan->scan.plan.qual != NIL)
+		return false;
+	if (intVal(list_nth(fscan->fdw_private, FdwScanPrivateAccessKind)) !=
+		CLOSE_ACCESS_BY_ID)
+		return false;
+	if (plan->returningLists != NIL &&
+		list_nth(plan->returningLists, subplan_index) != NIL)
+		return false;
+
+	/*
+	 * A table of one type must not change a record of another type that has
+	 * the id: only the read (which checks the type) can tell.
+	 */
+	if (close_get_table_type_id(planner_rt_fetch(resultRelation, root)->relid))
+		return false;
+
+	if (plan->operation == CMD_UPDATE)
+	{
+		RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
+		Relation	rel;
+		ListCell   *lc2;
+
+		/* the first entries, one per assigned column, hold the new values */
+		get_translated_update_targetlist(root, resultRelation,
+										 &set_exprs, &target_attrs);
+		forboth(lc, set_exprs, lc2, target_attrs)
+		{
+			Expr	   *expr = lfirst_node(TargetEntry, lc)->expr;
+
+			if (refers_to_rel(root, (Node *) expr, resultRelation) ||
+				contain_volatile_functions((Node *) expr) ||
+				contain_subplans((Node *) expr))
+				return false;
+		}
+		rel = table_open(rte->relid, NoLock);
+		check_update_columns(rel, target_attrs);
+		table_close(rel, NoLock);
+
+		/* fdw_exprs: the key expression, then one value per attribute */
+		forboth(lc, set_exprs, lc2, target_attrs)
+			fscan->fdw_exprs = lappend(fscan->fdw_exprs,
+									   lfirst_node(TargetEntry, lc)->expr);
+	}
+
+	/* the scan's "GET /custom_object/..." becomes this statement's request */
+	request = strVal(list_nth(fscan->fdw_private, FdwScanPrivateRequest));
+	path = strchr(request, '/');
+	if (path && strncmp(request, "GET ", 4) == 0)
+		request = psprintf("%s %s (no read first)",
+						   plan->operation == CMD_UPDATE ? "PUT" : "DELETE",
+						   path);
+	list_nth_cell(fscan->fdw_private, FdwScanPrivateRequest)->ptr_value =
+		makeString(request);
+
+	fscan->operation = plan->operation;
+	fscan->resultRelation = resultRelation;
+	fscan->fdw_private = lappend(fscan->fdw_private, target_attrs);
+	fscan->fdw_private = lappend(fscan->fdw_private,
+								 makeInteger(plan->canSetTag ? 1 : 0));
+	/*
+	 * The scan returns no rows; its target list stays, since the executor
+	 * looks up the junk columns in it (as for a scan that reads).
+	 */
+	return true;
+}
+
+void
+closeBeginDirectModify(ForeignScanState *node, int eflags)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	List	   *fdw_private = fsplan->fdw_private;
+	CloseDirectState *ds;
+	ListCell   *lc;
+
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+
+	ds = palloc0(sizeof(CloseDirectState));
+	ds->st = create_modify_state(node->ss.ps.state, node->resultRelInfo,
+								 fsplan->operation,
+								 (List *) list_nth(fdw_private,
+												   FdwScanPrivateDirectAttrs),
+								 false);
+	ds->key_is_array =
+		intVal(list_nth(fdw_private, FdwScanPrivateKeyIsArray)) != 0;
+	ds->set_processed =
+		intVal(list_nth(fdw_private, FdwScanPrivateDirectSetTag)) != 0;
+	ds->key_state = ExecInitExpr(linitial(fsplan->fdw_exprs), (PlanState *) node);
+	for_each_from(lc, fsplan->fdw_exprs, 1)
+		ds->set_states = lappend(ds->set_states,
+								 ExecInitExpr((Expr *) lfirst(lc),
+											  (PlanState *) node));
+	ds->values = MakeSingleTupleTableSlot(RelationGetDescr(ds->st->rel),
+										  &TTSOpsVirtual);
+	node->fdw_state = ds;
+}
+
+/*
+ * All the work happens in the first call: compute the ids and the SET
+ * values once, send one PUT or DELETE per id, count what existed.
+ */
+TupleTableSlot *
+closeIterateDirectModify(ForeignScanState *node)
+{
+	CloseDirectState *ds = (CloseDirectState *) node->fdw_state;
+	CloseModifyState *st = ds->st;
+	ExprContext *econtext = node->ss.ps.ps_ExprContext;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	MemoryContext oldcxt;
+	char	  **ids;
+	int			nids;
+	char	   *body = NULL;
+	int64		done = 0;
+	int			i;
+
+	if (ds->done)
+		return ExecClearTuple(slot);
+	ds->done = true;
+
+	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_query_memory);
+	nids = close_evaluate_keys(ds->key_state, ds->key_is_array,
+							   CLOSE_PREFIX_CUSTOM_OBJECT, econtext, &ids);
+	if (st->operation == CMD_UPDATE && nids > 0)
+	{
+		ListCell   *lc;
+		ListCell   *lc2;
+
+		ExecClearTuple(ds->values);
+		memset(ds->values->tts_isnull, true,
+			   sizeof(bool) * ds->values->tts_tupleDescriptor->natts);
+		forboth(lc, ds->set_states, lc2, st->target_attrs)
+		{
+			AttrNumber	attnum = lfirst_int(lc2);
+
+			ds->values->tts_values[attnum - 1] =
+				ExecEvalExpr((ExprState *) lfirst(lc), econtext,
+							 &ds->values->tts_isnull[attnum - 1]);
+		}
+		ExecStoreVirtualTuple(ds->values);
+		body = build_body(st, ds->values);
+	}
+
+	for (i = 0; i < nids; i++)
+	{
+		StringInfoData path;
+		bool		missing;
+
+		CHECK_FOR_INTERRUPTS();
+		initStringInfo(&path);
+		appendStringInfoString(&path, "/custom_object/");
+		close_append_path_segment(&path, ids[i]);
+		(void) send_write(st, st->operation == CMD_UPDATE ? "PUT" : "DELETE",
+						  path.data, body, &missing);
+		if (missing)
+			continue;			/* no such record: nothing changed */
+		write_log_add(st->log, ids[i]);
+		done++;
+		MemoryContextReset(st->row_cxt);
+	}
+	MemoryContextSwitchTo(oldcxt);
+
+	if (ds->set_processed)
+		node->ss.ps.state->es_processed += done;
+	return ExecClearTuple(slot);
+}
+
+void
+closeEndDirectModify(ForeignScanState *node)
+{
+	CloseDirectState *ds = (CloseDirectState *) node->fdw_state;
+
+	if (ds)
+		ExecDropSingleTupleTableSlot(ds->values);
+}
+
+void
+closeExplainDirectModify(ForeignScanState *node, ExplainState *es)
+{
+	List	   *fdw_private = ((ForeignScan *) node->ss.ps.plan)->fdw_private;
+	char	   *key_values = strVal(list_nth(fdw_private, FdwScanPrivateKeyValues));
+
+	ExplainPropertyText("Close Request",
+						strVal(list_nth(fdw_private, FdwScanPrivateRequest)), es);
+	if (key_values[0] != '\0')
+		ExplainPropertyText("Close id", key_values, es);
 }
