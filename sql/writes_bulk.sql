@@ -26,6 +26,24 @@ lead_One0000000000000000000000000000000000000000	Copied 3
 \.
 SELECT * FROM emulator_requests();
 
+-- batch insert (batch_size on the table or the server): a batch's POSTs are
+-- sent one by one; RETURNING needs each answer, so it inserts row by row
+ALTER FOREIGN TABLE devices OPTIONS (ADD batch_size '10');
+EXPLAIN (VERBOSE, COSTS OFF)
+INSERT INTO devices (lead_id, name) SELECT :'one', 'Batched ' || i FROM generate_series(1, 12) i;
+EXPLAIN (VERBOSE, COSTS OFF)
+INSERT INTO devices (lead_id, name) VALUES (:'one', 'Returned') RETURNING name;
+SELECT emulator_clear();
+INSERT INTO devices (lead_id, name) SELECT :'one', 'Batched ' || i FROM generate_series(1, 12) i;
+INSERT INTO devices (lead_id, name) VALUES (:'one', 'Returned') RETURNING name;
+SELECT count(*) FILTER (WHERE r LIKE 'POST %') AS posts FROM emulator_requests() r;
+ALTER FOREIGN TABLE devices OPTIONS (SET batch_size '0');  -- ERROR
+ALTER FOREIGN TABLE devices OPTIONS (DROP batch_size);
+ALTER SERVER close OPTIONS (ADD batch_size '5');
+INSERT INTO devices (lead_id, name) SELECT :'one', 'Server batched ' || i FROM generate_series(1, 7) i;
+ALTER SERVER close OPTIONS (DROP batch_size);
+SELECT count(*) FROM devices WHERE lead_id = :'one' AND name LIKE '%atched%';
+
 -- a failure after some rows were created says which ones stay in Close
 SELECT emulator_reset();
 SELECT emulator_fault('{"method": "POST", "action": "delay", "seconds": 0, "times": 2}');

@@ -154,6 +154,8 @@ close_fdw_handler(PG_FUNCTION_ARGS)
 	routine->EndForeignInsert = closeEndForeignInsert;
 	routine->IsForeignRelUpdatable = closeIsForeignRelUpdatable;
 	routine->ExplainForeignModify = closeExplainForeignModify;
+	close_set_batch_insert(routine, closeGetForeignModifyBatchSize,
+						   closeExecForeignBatchInsert);
 	routine->PlanDirectModify = closePlanDirectModify;
 	routine->BeginDirectModify = closeBeginDirectModify;
 	routine->IterateDirectModify = closeIterateDirectModify;

@@ -55,6 +55,7 @@ typedef struct CloseServerOptions
 	int			timeout_ms;		/* whole request */
 	int			connect_timeout_ms;
 	int			page_size;		/* _limit of listings */
+	int			batch_size;		/* rows per batch insert */
 } CloseServerOptions;
 
 typedef struct CloseUserOptions
@@ -187,6 +188,7 @@ extern void close_get_server_options(ForeignServer *server,
 									 CloseServerOptions *opts);
 extern void close_get_user_options(UserMapping *user, CloseUserOptions *opts);
 extern char *close_get_table_type_id(Oid relid);
+extern int	close_get_batch_size(Oid relid);
 extern char *close_get_column_key(Oid relid, AttrNumber attnum,
 								  const char *attname);
 extern bool close_is_valid_id(const char *value, const char *prefix);
@@ -268,6 +270,12 @@ extern TupleTableSlot *closeExecForeignDelete(EState *estate,
 											  TupleTableSlot *slot,
 											  TupleTableSlot *planSlot);
 extern void closeEndForeignModify(EState *estate, ResultRelInfo *rinfo);
+extern int	closeGetForeignModifyBatchSize(ResultRelInfo *rinfo);
+extern TupleTableSlot **closeExecForeignBatchInsert(EState *estate,
+													ResultRelInfo *rinfo,
+													TupleTableSlot **slots,
+													TupleTableSlot **planSlots,
+													int *numSlots);
 extern void closeBeginForeignInsert(ModifyTableState *mtstate,
 									ResultRelInfo *rinfo);
 extern void closeEndForeignInsert(EState *estate, ResultRelInfo *rinfo);

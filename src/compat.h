@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "executor/executor.h"
+#include "foreign/fdwapi.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "nodes/pathnodes.h"
@@ -106,6 +107,33 @@ close_updated_columns(PlannerInfo *root, RelOptInfo *baserel,
 	return get_rel_all_updated_cols(root, baserel);
 #else
 	return bms_union(rte->updatedCols, rte->extraUpdatedCols);
+#endif
+}
+
+/* Batch insert came in 14; before, rows are inserted one by one. */
+static inline void
+close_set_batch_insert(FdwRoutine *routine,
+					   int (*batch_size) (ResultRelInfo *rinfo),
+					   TupleTableSlot **(*batch_insert) (EState *estate,
+														 ResultRelInfo *rinfo,
+														 TupleTableSlot **slots,
+														 TupleTableSlot **planSlots,
+														 int *numSlots))
+{
+#if PG_VERSION_NUM >= 140000
+	routine->GetForeignModifyBatchSize = batch_size;
+	routine->ExecForeignBatchInsert = batch_insert;
+#endif
+}
+
+/* The batch size the executor settled on (always 1 before 14). */
+static inline int
+close_batch_size_of(ResultRelInfo *rinfo)
+{
+#if PG_VERSION_NUM >= 140000
+	return rinfo->ri_BatchSize;
+#else
+	return 1;
 #endif
 }
 

@@ -17,6 +17,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "commands/trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
@@ -841,6 +842,35 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	return slot;
 }
 
+/*
+ * Rows per batch insert: the batch_size option, but 1 where a row's answer
+ * is needed before the next row (RETURNING, row triggers) as postgres_fdw
+ * does.  A batch's POSTs go out one after another, each as a single INSERT's.
+ */
+int
+closeGetForeignModifyBatchSize(ResultRelInfo *rinfo)
+{
+	if (rinfo->ri_projectReturning != NULL ||
+		(rinfo->ri_TrigDesc &&
+		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
+		  rinfo->ri_TrigDesc->trig_insert_after_row)))
+		return 1;
+	return close_get_batch_size(RelationGetRelid(rinfo->ri_RelationDesc));
+}
+
+TupleTableSlot **
+closeExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+							TupleTableSlot **slots, TupleTableSlot **planSlots,
+							int *numSlots)
+{
+	int			i;
+
+	for (i = 0; i < *numSlots; i++)
+		slots[i] = closeExecForeignInsert(estate, rinfo, slots[i],
+										  planSlots ? planSlots[i] : NULL);
+	return slots;
+}
+
 void
 closeEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 {
@@ -878,6 +908,9 @@ closeExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 			break;
 	}
 	ExplainPropertyText("Close Request", request, es);
+	if (es->verbose && mtstate->operation == CMD_INSERT &&
+		close_batch_size_of(rinfo) > 1)
+		ExplainPropertyInteger("Batch Size", NULL, close_batch_size_of(rinfo), es);
 }
 
 /* ---- direct modification: UPDATE/DELETE by id without reading first ---- */

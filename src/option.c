@@ -39,6 +39,8 @@ static const CloseOption close_options[] = {
 	{"timeout_ms", ForeignServerRelationId, false},
 	{"connect_timeout_ms", ForeignServerRelationId, false},
 	{"page_size", ForeignServerRelationId, false},
+	{"batch_size", ForeignServerRelationId, false},
+	{"batch_size", ForeignTableRelationId, false},
 	{"api_key", UserMappingRelationId, true},
 	{"oauth_token", UserMappingRelationId, true},
 	{"custom_object_type_id", ForeignTableRelationId, false},
@@ -51,18 +53,26 @@ static const CloseOption close_options[] = {
 #define DEFAULT_CONNECT_TIMEOUT_MS	10000
 #define DEFAULT_PAGE_SIZE			100
 #define MAX_PAGE_SIZE				1000
+#define MAX_BATCH_SIZE				1000
 
 PG_FUNCTION_INFO_V1(close_fdw_validator);
 
+/* The option of that name allowed in context, else any of that name. */
 static const CloseOption *
-find_option(const char *name)
+find_option(const char *name, Oid context)
 {
 	const CloseOption *opt;
+	const CloseOption *found = NULL;
 
 	for (opt = close_options; opt->name; opt++)
-		if (strcmp(opt->name, name) == 0)
+	{
+		if (strcmp(opt->name, name) != 0)
+			continue;
+		if (opt->context == context)
 			return opt;
-	return NULL;
+		found = opt;
+	}
+	return found;
 }
 
 static void pg_attribute_noreturn()
@@ -275,7 +285,7 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 	foreach(cell, options)
 	{
 		DefElem    *def = (DefElem *) lfirst(cell);
-		const CloseOption *opt = find_option(def->defname);
+		const CloseOption *opt = find_option(def->defname, catalog);
 
 		if (opt == NULL || opt->context != catalog)
 		{
@@ -297,6 +307,8 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 			(void) parse_int_option(def, 1, INT_MAX);
 		else if (strcmp(def->defname, "page_size") == 0)
 			(void) parse_int_option(def, 1, MAX_PAGE_SIZE);
+		else if (strcmp(def->defname, "batch_size") == 0)
+			(void) parse_int_option(def, 1, MAX_BATCH_SIZE);
 		else if (strcmp(def->defname, "api_key") == 0 ||
 				 strcmp(def->defname, "oauth_token") == 0)
 		{
@@ -327,6 +339,7 @@ close_get_server_options(ForeignServer *server, CloseServerOptions *opts)
 	opts->timeout_ms = DEFAULT_TIMEOUT_MS;
 	opts->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
 	opts->page_size = DEFAULT_PAGE_SIZE;
+	opts->batch_size = 1;
 
 	foreach(cell, server->options)
 	{
@@ -340,6 +353,8 @@ close_get_server_options(ForeignServer *server, CloseServerOptions *opts)
 			opts->connect_timeout_ms = parse_int_option(def, 1, INT_MAX);
 		else if (strcmp(def->defname, "page_size") == 0)
 			opts->page_size = parse_int_option(def, 1, MAX_PAGE_SIZE);
+		else if (strcmp(def->defname, "batch_size") == 0)
+			opts->batch_size = parse_int_option(def, 1, MAX_BATCH_SIZE);
 	}
 }
 
@@ -393,4 +408,23 @@ close_get_column_key(Oid relid, AttrNumber attnum, const char *attname)
 			return parse_field(def);
 	}
 	return pstrdup(attname);
+}
+
+/* The table's batch_size option, else the server's, else 1. */
+int
+close_get_batch_size(Oid relid)
+{
+	ForeignTable *table = GetForeignTable(relid);
+	CloseServerOptions sopts;
+	ListCell   *cell;
+
+	foreach(cell, table->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "batch_size") == 0)
+			return parse_int_option(def, 1, MAX_BATCH_SIZE);
+	}
+	close_get_server_options(GetForeignServer(table->serverid), &sopts);
+	return sopts.batch_size;
 }
