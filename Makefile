@@ -10,7 +10,8 @@ OBJS = \
 	src/json.o \
 	src/modify.o \
 	src/option.o \
-	src/pushdown.o
+	src/pushdown.o \
+	src/search.o
 
 EXTENSION = close_fdw
 DATA = close_fdw--0.1.sql
@@ -18,7 +19,7 @@ PGFILEDESC = "close_fdw - foreign data wrapper for the Close CRM API"
 
 SHLIB_LINK = -lcurl -ljson-c
 
-REGRESS = setup options types read_lead read_id joins explain connection errors cancel memory writes writes_bulk writes_direct
+REGRESS = setup options types read_lead read_id joins search explain connection errors cancel memory writes writes_bulk writes_direct
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=close_fdw
 
 PG_CONFIG ?= pg_config

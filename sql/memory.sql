@@ -16,5 +16,21 @@ SELECT count(*) AS rows, count(mem) AS samples,
   FROM (SELECT CASE WHEN name LIKE '%000' THEN backend_memory() END AS mem
           FROM close_custom_objects WHERE lead_id IN (:'lead_a', :'lead_b')) s;
 SELECT count(*) AS pages FROM emulator_requests();
+
+-- a search through 50,000 objects of one type (five slices of at most
+-- 10,000): memory stays flat too
+SELECT emulator_reset();
+SELECT sum((l::json->>'created')::int)
+  FROM generate_series(1, 5) i,
+       LATERAL emulator_call('POST', '/_emulator/objects', format(
+         '{"lead_id": "lead_%s", "custom_object_type_id": "cotype_Device0000000000000000", "count": 10000, "name_prefix": "Bulk"}',
+         rpad('Many' || i, 43, '0'))) l;
+SELECT count(*) AS rows, count(mem) AS samples,
+       max(mem) - min(mem) < 64 * 1024 AS memory_flat
+  FROM (SELECT CASE WHEN name LIKE '%000' THEN backend_memory() END AS mem
+          FROM close_custom_objects WHERE custom_object_type_id = 'cotype_Device0000000000000000') s;
+SELECT count(*) AS requests,
+       count(*) FILTER (WHERE r LIKE '%"cursor":null%') AS slices
+  FROM emulator_requests() r;
 SELECT emulator_reset();
 DROP FUNCTION backend_memory();

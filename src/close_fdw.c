@@ -30,6 +30,7 @@
 #include "optimizer/cost.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
+#include "optimizer/paths.h"
 #include "optimizer/planmain.h"
 #include "optimizer/restrictinfo.h"
 #include "utils/array.h"
@@ -45,15 +46,17 @@ PG_MODULE_MAGIC;
 
 /*
  * Cost model, in the planner's units (seq_page_cost = 1): a request is a
- * network round trip, far dearer than a page read.  A scan without a
- * usable condition cannot run at all, so its path costs so much that the
- * planner takes any other (a parameterized nested loop, typically).
+ * network round trip, far dearer than a page read.  A scan without a lead
+ * or id condition searches the whole organisation, which the planner
+ * should take only when nothing narrower (a per-lead listing, a
+ * parameterized nested loop) is there.
  */
 #define CLOSE_REQUEST_COST		100.0
 #define CLOSE_ROW_COST			(cpu_tuple_cost * 10)
 #define CLOSE_ROWS_PER_LEAD		25.0
-#define CLOSE_UNLISTABLE_ROWS	1000000.0
-#define CLOSE_UNLISTABLE_COST	1.0e10
+#define CLOSE_SEARCH_ROWS		100000.0	/* a guess at an organisation */
+#define CLOSE_SEARCH_PAGE		200
+#define CLOSE_SEARCH_REQUEST_COST (CLOSE_REQUEST_COST * 2)	/* rate-limited */
 
 /* Planner state, in the RelOptInfo's fdw_private. */
 typedef struct CloseRelInfo
@@ -78,6 +81,16 @@ typedef struct CloseScanState
 	char	   *table_type_id;	/* or NULL */
 	int			page_size;
 	CloseRowConverter *conv;
+
+	/* a search (CLOSE_ACCESS_SEARCH) */
+	List	   *value_states;	/* ExprStates of its condition values */
+	List	   *search_nodes;
+	List	   *search_keys;	/* record keys asked for */
+	bool		search_all_custom;
+	int			search_limit;
+	List	   *custom_keys;	/* every custom field's key, once fetched */
+	CloseSearchState *search;
+	int64		search_requests;	/* of the searches before a rescan */
 
 	/* the values this (re)scan requests */
 	bool		started;		/* start_scan has run for this (re)scan */
@@ -201,9 +214,15 @@ estimate_scan(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 				Max(1.0, ceil(CLOSE_ROWS_PER_LEAD / ri->page_size));
 			break;
 		default:
-			*rows = CLOSE_UNLISTABLE_ROWS;
-			*startup_cost = CLOSE_UNLISTABLE_COST;
-			*total_cost = CLOSE_UNLISTABLE_COST;
+			/* pushed conditions narrow what is fetched, about as much */
+			sel = clauselist_selectivity(root, clauses, baserel->relid,
+										 JOIN_INNER, NULL);
+			cost_qual_eval(&qcost, clauses, root);
+			*rows = clamp_row_est(CLOSE_SEARCH_ROWS * sel);
+			requests = ceil(*rows / CLOSE_SEARCH_PAGE) + 1;
+			*startup_cost = CLOSE_SEARCH_REQUEST_COST + qcost.startup;
+			*total_cost = requests * CLOSE_SEARCH_REQUEST_COST + qcost.startup +
+				*rows * (CLOSE_ROW_COST + qcost.per_tuple);
 			return;
 	}
 
@@ -247,6 +266,37 @@ closeGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 				  &baserel->rows, &startup, &total);
 }
 
+/*
+ * The query's ORDER BY, when it is date_created ascending (nulls last, the
+ * default): the order a search returns.  NIL otherwise.
+ */
+static List *
+date_created_pathkeys(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri)
+{
+	PathKey    *pathkey;
+	ListCell   *lc;
+
+	if (ri->keys.date_created_attno == InvalidAttrNumber ||
+		list_length(root->query_pathkeys) != 1)
+		return NIL;
+	pathkey = linitial(root->query_pathkeys);
+	if (!close_pathkey_is_ascending(pathkey) || pathkey->pk_nulls_first)
+		return NIL;
+	foreach(lc, pathkey->pk_eclass->ec_members)
+	{
+		EquivalenceMember *em = (EquivalenceMember *) lfirst(lc);
+		Var		   *var = (Var *) em->em_expr;
+
+		while (var && IsA(var, RelabelType))
+			var = (Var *) ((RelabelType *) var)->arg;
+		if (var && IsA(var, Var) && var->varno == baserel->relid &&
+			var->varattno == ri->keys.date_created_attno &&
+			var->varlevelsup == 0)
+			return root->query_pathkeys;
+	}
+	return NIL;
+}
+
 static void
 closeGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 					 Oid foreigntableid)
@@ -264,7 +314,19 @@ closeGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 				  &rows, &startup, &total);
 	add_path(baserel, (Path *)
 			 close_create_foreignscan_path(root, baserel, rows, startup, total,
-										   baserel->lateral_relids, NIL));
+										   NIL, baserel->lateral_relids, NIL));
+
+	/* a search returns its rows by date_created: ORDER BY that is free */
+	if (pd.kind == CLOSE_ACCESS_SEARCH)
+	{
+		List	   *pathkeys = date_created_pathkeys(root, baserel, ri);
+
+		if (pathkeys)
+			add_path(baserel, (Path *)
+					 close_create_foreignscan_path(root, baserel, rows, startup,
+												   total, pathkeys,
+												   baserel->lateral_relids, NIL));
+	}
 
 	/* one parameterized path per set of outer relations that give a key */
 	outers = close_join_clause_outers(root, baserel, &ri->keys);
@@ -277,12 +339,12 @@ closeGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 											   ppi->ppi_clauses);
 
 		close_classify_conditions(root, baserel, &ri->keys, clauses, &pd);
-		if (pd.kind == CLOSE_ACCESS_NONE)
+		if (pd.kind == CLOSE_ACCESS_SEARCH)
 			continue;
 		estimate_scan(root, baserel, ri, &pd, clauses, &rows, &startup, &total);
 		add_path(baserel, (Path *)
 				 close_create_foreignscan_path(root, baserel, rows, startup,
-											   total, required_outer, NIL));
+											   total, NIL, required_outer, NIL));
 	}
 }
 
@@ -358,6 +420,136 @@ describe_request(PlannerInfo *root, RelOptInfo *baserel, ClosePushdown *pd,
 	}
 }
 
+/* The attributes a scan must convert: its output and its local filters. */
+static Bitmapset *
+attributes_used(RelOptInfo *baserel, List *local_exprs)
+{
+	Bitmapset  *attrs_used = NULL;
+
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid,
+				   &attrs_used);
+	pull_varattnos((Node *) local_exprs, baserel->relid, &attrs_used);
+	return attrs_used;
+}
+
+/*
+ * A search plan: the conditions the search evaluates become query nodes
+ * (their values in fdw_exprs); those it evaluates exactly leave the local
+ * filter, the others stay in it.  A LIMIT is passed on when nothing after
+ * the scan can drop or reorder rows.
+ */
+static ForeignScan *
+plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
+			ForeignPath *best_path, List *tlist, List *scan_clauses,
+			Plan *outer_plan)
+{
+	Oid			relid = planner_rt_fetch(baserel->relid, root)->relid;
+	CloseSearchPushdown sp;
+	CloseSearchValues vals;
+	List	   *local_exprs = NIL;
+	List	   *attrs_list = NIL;
+	List	   *field_keys = NIL;
+	List	   *fdw_private;
+	Bitmapset  *attrs_used;
+	bool		all_custom = false;
+	bool		whole_row;
+	double		limit = -1;
+	int			n;
+	int			i;
+	int			attr;
+	ListCell   *lc;
+	char	   *query;
+
+	close_search_conditions(root, baserel, scan_clauses, &sp);
+	foreach(lc, scan_clauses)
+	{
+		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
+
+		if (rinfo->pseudoconstant || list_member_ptr(sp.exact_rinfos, rinfo))
+			continue;
+		local_exprs = lappend(local_exprs, rinfo->clause);
+	}
+
+	/* ask for the keys of the columns used, and always id, date_created */
+	attrs_used = attributes_used(baserel, local_exprs);
+	whole_row = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs_used);
+	{
+		Relation	rel = table_open(relid, NoLock);
+		TupleDesc	tupdesc = RelationGetDescr(rel);
+
+		for (i = 0; i < tupdesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+			char	   *key;
+
+			if (att->attisdropped ||
+				(!whole_row &&
+				 !bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber,
+								attrs_used)))
+				continue;
+			key = close_get_column_key(relid, att->attnum, NameStr(att->attname));
+			if (close_is_custom_map_column(att->atttypid, key))
+				all_custom = true;
+			else
+				field_keys = lappend(field_keys, makeString(key));
+		}
+		table_close(rel, NoLock);
+	}
+	attr = -1;
+	while ((attr = bms_next_member(attrs_used, attr)) >= 0)
+		attrs_list = lappend_int(attrs_list, attr);
+
+	if (root->limit_tuples > 0 && local_exprs == NIL &&
+		bms_membership(root->all_baserels) == BMS_SINGLETON &&
+		(root->query_pathkeys == NIL ||
+		 pathkeys_contained_in(root->query_pathkeys, best_path->path.pathkeys)))
+		limit = root->limit_tuples;
+
+	/* what EXPLAIN shows: constants as they are, other values described */
+	n = list_length(sp.values);
+	vals.values = palloc0(sizeof(Datum) * Max(n, 1));
+	vals.nulls = palloc0(sizeof(bool) * Max(n, 1));
+	vals.types = palloc0(sizeof(Oid) * Max(n, 1));
+	vals.known = palloc0(sizeof(bool) * Max(n, 1));
+	vals.descriptions = palloc0(sizeof(char *) * Max(n, 1));
+	i = 0;
+	foreach(lc, sp.values)
+	{
+		Const	   *c = (Const *) lfirst(lc);
+
+		if (IsA(c, Const))
+		{
+			vals.known[i] = true;
+			vals.values[i] = c->constvalue;
+			vals.nulls[i] = c->constisnull;
+			vals.types[i] = c->consttype;
+		}
+		else
+			vals.descriptions[i] = close_describe_value(root, (Expr *) c);
+		i++;
+	}
+	query = close_search_render_query(sp.nodes, ri->table_type_id, &vals);
+
+	fdw_private = list_make5(makeInteger(CLOSE_ACCESS_SEARCH),
+							 makeInteger(0),
+							 makeInteger(0),
+							 makeString("POST /data/search/"),
+							 makeString(close_search_render_explain(query,
+																	close_search_render_fields(all_custom
+																							   ? lappend(list_copy(field_keys), makeString("custom.*"))
+																							   : field_keys),
+																	limit > 0 ? Min(limit, CLOSE_SEARCH_PAGE) : CLOSE_SEARCH_PAGE,
+																	(int64) limit)));
+	fdw_private = lappend(fdw_private, attrs_list);
+	fdw_private = lappend(fdw_private, sp.nodes);
+	fdw_private = lappend(fdw_private, field_keys);
+	fdw_private = lappend(fdw_private, makeInteger(all_custom ? 1 : 0));
+	fdw_private = lappend(fdw_private, makeInteger((int) Min(limit, INT_MAX)));
+
+	return make_foreignscan(tlist, local_exprs, baserel->relid, sp.values,
+							fdw_private, NIL, NIL, outer_plan);
+}
+
 static ForeignScan *
 closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 					Oid foreigntableid, ForeignPath *best_path,
@@ -369,20 +561,16 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	List	   *fdw_exprs;
 	List	   *fdw_private;
 	List	   *attrs_list = NIL;
-	Bitmapset  *attrs_used = NULL;
+	Bitmapset  *attrs_used;
 	ListCell   *lc;
 	char	   *request;
 	char	   *key_values;
 	int			attr;
 
 	close_classify_conditions(root, baserel, &ri->keys, scan_clauses, &pd);
-	if (pd.kind == CLOSE_ACCESS_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot list the custom objects of foreign table \"%s\" without a condition on lead_id or id",
-						get_rel_name(foreigntableid)),
-				 errdetail("The Close API lists custom objects one lead at a time."),
-				 errhint("Add a condition such as lead_id = '...', lead_id = ANY (...) or id = '...', or join lead_id to another table.")));
+	if (pd.kind == CLOSE_ACCESS_SEARCH)
+		return plan_search(root, baserel, ri, best_path, tlist, scan_clauses,
+						   outer_plan);
 
 	/* the pushed clauses are applied by the API; the rest stay local */
 	foreach(lc, scan_clauses)
@@ -401,9 +589,7 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 		fdw_exprs = lappend(fdw_exprs, pd.type_expr);
 
 	/* convert only the columns the query uses */
-	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid,
-				   &attrs_used);
-	pull_varattnos((Node *) local_exprs, baserel->relid, &attrs_used);
+	attrs_used = attributes_used(baserel, local_exprs);
 	attr = -1;
 	while ((attr = bms_next_member(attrs_used, attr)) >= 0)
 		attrs_list = lappend_int(attrs_list, attr);
@@ -417,6 +603,10 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 							 makeString(request),
 							 makeString(key_values));
 	fdw_private = lappend(fdw_private, attrs_list);
+	fdw_private = lappend(fdw_private, NIL);	/* not a search */
+	fdw_private = lappend(fdw_private, NIL);
+	fdw_private = lappend(fdw_private, makeInteger(0));
+	fdw_private = lappend(fdw_private, makeInteger(-1));
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, fdw_exprs,
 							fdw_private, NIL, NIL, outer_plan);
@@ -452,11 +642,27 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 		intVal(list_nth(fdw_private, FdwScanPrivateAccessKind));
 	fsstate->key_is_array =
 		intVal(list_nth(fdw_private, FdwScanPrivateKeyIsArray)) != 0;
-	fsstate->key_state = ExecInitExpr(linitial(fsplan->fdw_exprs),
-									  (PlanState *) node);
-	if (intVal(list_nth(fdw_private, FdwScanPrivateHasTypeExpr)) != 0)
-		fsstate->type_state = ExecInitExpr(lsecond(fsplan->fdw_exprs),
-										   (PlanState *) node);
+	if (fsstate->kind == CLOSE_ACCESS_SEARCH)
+	{
+		fsstate->value_states = ExecInitExprList(fsplan->fdw_exprs,
+												 (PlanState *) node);
+		fsstate->search_nodes = (List *) list_nth(fdw_private,
+												  FdwScanPrivateSearchNodes);
+		fsstate->search_keys = (List *) list_nth(fdw_private,
+												 FdwScanPrivateSearchFields);
+		fsstate->search_all_custom =
+			intVal(list_nth(fdw_private, FdwScanPrivateSearchAllCustom)) != 0;
+		fsstate->search_limit =
+			intVal(list_nth(fdw_private, FdwScanPrivateSearchLimit));
+	}
+	else
+	{
+		fsstate->key_state = ExecInitExpr(linitial(fsplan->fdw_exprs),
+										  (PlanState *) node);
+		if (intVal(list_nth(fdw_private, FdwScanPrivateHasTypeExpr)) != 0)
+			fsstate->type_state = ExecInitExpr(lsecond(fsplan->fdw_exprs),
+											   (PlanState *) node);
+	}
 
 	fsstate->scan_cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "close_fdw scan",
@@ -550,6 +756,63 @@ close_evaluate_keys(ExprState *state, bool is_array, const char *prefix,
 }
 
 /*
+ * Start a search: the condition values computed now give the query; the
+ * keys asked for are the columns', and every custom field's when a custom
+ * json column is used (read once per scan from the type definitions).
+ */
+static void
+start_search(ForeignScanState *node)
+{
+	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
+	ExprContext *econtext = node->ss.ps.ps_ExprContext;
+	int			n = list_length(fsstate->value_states);
+	CloseSearchValues vals;
+	List	   *keys = fsstate->search_keys;
+	ListCell   *lc;
+	int			i = 0;
+	char	   *query;
+
+	vals.values = palloc0(sizeof(Datum) * Max(n, 1));
+	vals.nulls = palloc0(sizeof(bool) * Max(n, 1));
+	vals.types = palloc0(sizeof(Oid) * Max(n, 1));
+	vals.known = palloc0(sizeof(bool) * Max(n, 1));
+	vals.descriptions = NULL;
+	foreach(lc, fsstate->value_states)
+	{
+		ExprState  *state = (ExprState *) lfirst(lc);
+
+		vals.values[i] = ExecEvalExpr(state, econtext, &vals.nulls[i]);
+		vals.types[i] = exprType((Node *) state->expr);
+		vals.known[i] = true;
+		i++;
+	}
+	query = close_search_render_query(fsstate->search_nodes,
+									  fsstate->table_type_id, &vals);
+
+	if (fsstate->search_all_custom)
+	{
+		if (fsstate->custom_keys == NIL)
+		{
+			MemoryContext oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
+
+			fsstate->custom_keys = close_search_custom_keys(fsstate->user,
+															fsstate->table_type_id,
+															fsstate->page_cxt);
+			MemoryContextSwitchTo(oldcxt);
+			fsstate->requests++;
+		}
+		keys = list_concat_copy(keys, fsstate->custom_keys);
+	}
+
+	fsstate->search = close_search_begin(fsstate->keys_cxt, fsstate->user, query,
+										 close_search_render_fields(keys),
+										 fsstate->search_limit > 0
+										 ? Min(fsstate->search_limit, CLOSE_SEARCH_PAGE)
+										 : CLOSE_SEARCH_PAGE,
+										 fsstate->search_limit);
+}
+
+/*
  * Work out this (re)scan's key values and settle the type filter.
  */
 static void
@@ -564,6 +827,9 @@ start_scan(ForeignScanState *node)
 	bool		isnull;
 
 	fsstate->started = true;
+	if (fsstate->search)
+		fsstate->search_requests += close_search_requests(fsstate->search);
+	fsstate->search = NULL;
 	MemoryContextReset(fsstate->keys_cxt);
 	MemoryContextReset(fsstate->page_cxt);
 	fsstate->items = NULL;
@@ -577,6 +843,13 @@ start_scan(ForeignScanState *node)
 	fsstate->type_filter = fsstate->table_type_id;
 
 	oldcxt = MemoryContextSwitchTo(fsstate->keys_cxt);
+
+	if (fsstate->kind == CLOSE_ACCESS_SEARCH)
+	{
+		start_search(node);
+		MemoryContextSwitchTo(oldcxt);
+		return;
+	}
 
 	if (fsstate->type_state)
 	{
@@ -750,6 +1023,18 @@ closeIterateForeignScan(ForeignScanState *node)
 		start_scan(node);
 
 	ExecClearTuple(slot);
+	if (fsstate->kind == CLOSE_ACCESS_SEARCH)
+	{
+		struct json_object *record = close_search_next(fsstate->search);
+
+		if (record == NULL)
+			return slot;
+		close_convert_record(fsstate->conv, record,
+							 slot->tts_values, slot->tts_isnull);
+		ExecStoreVirtualTuple(slot);
+		fsstate->records++;
+		return slot;
+	}
 	for (;;)
 	{
 		if (fsstate->next_item < fsstate->nitems)
@@ -815,15 +1100,20 @@ closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	ExplainPropertyText("Close Request",
 						strVal(list_nth(fdw_private, FdwScanPrivateRequest)), es);
 	if (key_values[0] != '\0')
-		ExplainPropertyText(kind == CLOSE_ACCESS_BY_ID ? "Close id" : "Close lead_id",
-							key_values, es);
+		ExplainPropertyText(kind == CLOSE_ACCESS_BY_ID ? "Close id"
+							: kind == CLOSE_ACCESS_BY_LEAD ? "Close lead_id"
+							: "Close Search", key_values, es);
 
 	if (es->analyze && node->fdw_state)
 	{
 		CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
+		int64		search_requests = fsstate->search_requests +
+			close_search_requests(fsstate->search);
 
-		ExplainPropertyInteger("Close Requests", NULL, fsstate->requests, es);
-		ExplainPropertyInteger("Close Pages", NULL, fsstate->pages, es);
+		ExplainPropertyInteger("Close Requests", NULL,
+							   fsstate->requests + search_requests, es);
+		ExplainPropertyInteger("Close Pages", NULL,
+							   fsstate->pages + search_requests, es);
 		ExplainPropertyInteger("Close Records", NULL, fsstate->records, es);
 	}
 }

@@ -26,6 +26,8 @@
 #include "nodes/pathnodes.h"
 #include "nodes/plannodes.h"
 #include "utils/relcache.h"
+#include "datatype/timestamp.h"
+#include "utils/date.h"
 
 struct json_object;
 struct ExplainState;
@@ -95,10 +97,54 @@ typedef struct CloseResponse
 /* How a scan reaches its records (pushdown.c decides, close_fdw.c runs). */
 typedef enum CloseAccessKind
 {
-	CLOSE_ACCESS_NONE,			/* no usable condition: cannot be listed */
+	CLOSE_ACCESS_SEARCH,		/* no lead or id: POST /data/search/ */
 	CLOSE_ACCESS_BY_LEAD,		/* GET /custom_object/?lead_id=..., paged */
 	CLOSE_ACCESS_BY_ID			/* GET /custom_object/{id}/ */
 } CloseAccessKind;
+
+/*
+ * A search query node, encoded as a List so that it can live in a plan's
+ * fdw_private (pushdown.c builds them, search.c renders them):
+ *   AND / OR:  (kind, negate, child nodes...)
+ *   COND:      (kind, negate, field JSON, condition, operator, value index)
+ * where the value index points into the scan's fdw_exprs.
+ */
+#define CLOSE_SEARCH_AND		1
+#define CLOSE_SEARCH_OR			2
+#define CLOSE_SEARCH_COND		3
+/* conditions */
+#define CLOSE_SEARCH_TERM		1	/* exact values (ids) */
+#define CLOSE_SEARCH_TEXT		2	/* text exact_value (may ignore case) */
+#define CLOSE_SEARCH_NUMBER		3	/* number_range, bounds inclusive */
+#define CLOSE_SEARCH_MOMENT		4	/* moment_range, widened by a second */
+#define CLOSE_SEARCH_DATE		5	/* moment_range of a date, widened a day */
+/* operators, with the column on the left */
+#define CLOSE_SEARCH_OP_EQ		1
+#define CLOSE_SEARCH_OP_ANY		2	/* = ANY (array) */
+#define CLOSE_SEARCH_OP_LE		3	/* < or <= */
+#define CLOSE_SEARCH_OP_GE		4	/* > or >= */
+
+typedef struct CloseSearchPushdown
+{
+	List	   *nodes;			/* query nodes to AND together */
+	List	   *values;			/* their value expressions, by index */
+	List	   *exact_rinfos;	/* clauses the API applies exactly */
+} CloseSearchPushdown;
+
+/*
+ * The values of a search's conditions, by index: known at run time; at plan
+ * time (EXPLAIN) only constants are, the rest shown by description.
+ */
+typedef struct CloseSearchValues
+{
+	Datum	   *values;
+	bool	   *nulls;
+	Oid		   *types;
+	bool	   *known;
+	char	  **descriptions;
+} CloseSearchValues;
+
+typedef struct CloseSearchState CloseSearchState;
 
 /* The attribute numbers of the columns whose conditions can be pushed. */
 typedef struct CloseKeyColumns
@@ -106,6 +152,7 @@ typedef struct CloseKeyColumns
 	AttrNumber	id_attno;		/* InvalidAttrNumber when absent */
 	AttrNumber	lead_attno;
 	AttrNumber	type_attno;
+	AttrNumber	date_created_attno; /* a timestamp(tz) column, for ORDER BY */
 } CloseKeyColumns;
 
 /* The outcome of looking at a scan's conditions (pushdown.c). */
@@ -170,6 +217,14 @@ enum FdwScanPrivateIndex
 	FdwScanPrivateKeyValues,
 	/* List of Integer: the attributes to convert (pull_varattnos style) */
 	FdwScanPrivateAttrsUsed,
+	/* List: the search's query nodes (NIL unless a search) */
+	FdwScanPrivateSearchNodes,
+	/* List of String: the record keys the search asks for (_fields) */
+	FdwScanPrivateSearchFields,
+	/* Integer: 1 when all custom fields are needed (a custom json column) */
+	FdwScanPrivateSearchAllCustom,
+	/* Integer: the rows a LIMIT needs, when safe to tell the API; else -1 */
+	FdwScanPrivateSearchLimit,
 	/* for a direct UPDATE/DELETE (modify.c), also: */
 	/* List of Integer: the attributes an UPDATE sets; their value
 	 * expressions follow the key expression in fdw_exprs */
@@ -182,6 +237,23 @@ enum FdwScanPrivateIndex
 extern int	close_evaluate_keys(ExprState *state, bool is_array,
 								const char *prefix, ExprContext *econtext,
 								char ***keys);
+
+/* in search.c */
+extern char *close_search_render_query(List *nodes, const char *type_id,
+									   CloseSearchValues *vals);
+extern char *close_search_render_fields(List *keys);
+extern char *close_search_render_explain(const char *query, const char *fields,
+										 int page_limit, int64 results_limit);
+extern CloseSearchState *close_search_begin(MemoryContext parent,
+											UserMapping *user,
+											const char *query,
+											const char *fields,
+											int page_limit,
+											int64 results_limit);
+extern struct json_object *close_search_next(CloseSearchState *ss);
+extern int64 close_search_requests(CloseSearchState *ss);
+extern List *close_search_custom_keys(UserMapping *user, const char *type_id,
+									  MemoryContext scratch);
 
 /* in option.c */
 extern void close_get_server_options(ForeignServer *server,
@@ -231,6 +303,9 @@ extern const char *close_json_list_page(struct json_object *root,
 extern char *close_json_error_text(const char *body, size_t len,
 								   CloseRowConverter *conv);
 extern List *close_json_object_members(struct json_object *object);
+extern List *close_json_type_field_keys(struct json_object *root,
+										const char *type_id,
+										const char **problem);
 
 /* in convert.c */
 extern CloseRowConverter *close_make_row_converter(Relation rel,
@@ -239,6 +314,8 @@ extern void close_convert_record(CloseRowConverter *conv,
 								 struct json_object *record,
 								 Datum *values, bool *nulls);
 extern bool close_is_custom_map_column(Oid typid, const char *key);
+extern bool close_format_date(StringInfo buf, DateADT date);
+extern bool close_format_timestamp(StringInfo buf, TimestampTz ts);
 extern const char *close_column_key(CloseRowConverter *conv, AttrNumber attnum);
 extern bool close_column_is_custom_map(CloseRowConverter *conv,
 									   AttrNumber attnum);
@@ -299,5 +376,7 @@ extern void close_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
 extern List *close_join_clause_outers(PlannerInfo *root, RelOptInfo *baserel,
 									  const CloseKeyColumns *keys);
 extern char *close_describe_value(PlannerInfo *root, Expr *expr);
+extern void close_search_conditions(PlannerInfo *root, RelOptInfo *baserel,
+									List *rinfos, CloseSearchPushdown *out);
 
 #endif							/* CLOSE_FDW_H */

@@ -23,6 +23,7 @@
 #include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
+#include "access/stratnum.h"
 #include "common/base64.h"
 #include "parser/parsetree.h"
 
@@ -59,20 +60,32 @@ close_scan_user(ForeignScanState *node)
 static inline ForeignPath *
 close_create_foreignscan_path(PlannerInfo *root, RelOptInfo *rel,
 							  double rows, Cost startup_cost, Cost total_cost,
-							  Relids required_outer, List *fdw_private)
+							  List *pathkeys, Relids required_outer,
+							  List *fdw_private)
 {
 #if PG_VERSION_NUM >= 180000
 	return create_foreignscan_path(root, rel, NULL, rows, 0,
-								   startup_cost, total_cost, NIL,
+								   startup_cost, total_cost, pathkeys,
 								   required_outer, NULL, NIL, fdw_private);
 #elif PG_VERSION_NUM >= 170000
 	return create_foreignscan_path(root, rel, NULL, rows,
-								   startup_cost, total_cost, NIL,
+								   startup_cost, total_cost, pathkeys,
 								   required_outer, NULL, NIL, fdw_private);
 #else
 	return create_foreignscan_path(root, rel, NULL, rows,
-								   startup_cost, total_cost, NIL,
+								   startup_cost, total_cost, pathkeys,
 								   required_outer, NULL, fdw_private);
+#endif
+}
+
+/* PathKey's strategy became a compare type in 18. */
+static inline bool
+close_pathkey_is_ascending(PathKey *pathkey)
+{
+#if PG_VERSION_NUM >= 180000
+	return pathkey->pk_cmptype == COMPARE_LT;
+#else
+	return pathkey->pk_strategy == BTLessStrategyNumber;
 #endif
 }
 

@@ -554,37 +554,44 @@ report_unsendable(CloseColumn *col, const char *why)
 			 errdetail("%s", why)));
 }
 
-/* "YYYY-MM-DD", whatever the DateStyle. */
-static void
-append_json_date(StringInfo buf, CloseColumn *col, DateADT date)
+/*
+ * A date as "YYYY-MM-DD" (with quotes), whatever the DateStyle; false if
+ * Close cannot hold it (infinite, or outside years 1 to 9999).
+ */
+bool
+close_format_date(StringInfo buf, DateADT date)
 {
 	int			year;
 	int			month;
 	int			day;
 
 	if (DATE_NOT_FINITE(date))
-		report_unsendable(col, "Close dates are finite.");
+		return false;
 	j2date(date + POSTGRES_EPOCH_JDATE, &year, &month, &day);
 	if (year < 1 || year > 9999)
-		report_unsendable(col, "Close dates have years 1 to 9999.");
+		return false;
 	appendStringInfo(buf, "\"%04d-%02d-%02d\"", year, month, day);
+	return true;
 }
 
-/* ISO 8601 in UTC, as Close writes its own dates, whatever the TimeZone. */
-static void
-append_json_timestamp(StringInfo buf, CloseColumn *col, Timestamp ts)
+/*
+ * An instant as ISO 8601 in UTC (with quotes), as Close writes its own
+ * dates, whatever the TimeZone; false if Close cannot hold it.
+ */
+bool
+close_format_timestamp(StringInfo buf, TimestampTz ts)
 {
 	struct pg_tm tm;
 	fsec_t		fsec;
 
 	if (TIMESTAMP_NOT_FINITE(ts) ||
-		timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
-		report_unsendable(col, "Close timestamps are finite.");
-	if (tm.tm_year < 1 || tm.tm_year > 9999)
-		report_unsendable(col, "Close timestamps have years 1 to 9999.");
+		timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0 ||
+		tm.tm_year < 1 || tm.tm_year > 9999)
+		return false;
 	appendStringInfo(buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00\"",
 					 tm.tm_year, tm.tm_mon, tm.tm_mday,
 					 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+	return true;
 }
 
 /* One non-null scalar (or array element) as JSON. */
@@ -606,12 +613,14 @@ append_json_scalar(StringInfo buf, CloseColumn *col, Datum value)
 			appendStringInfoString(buf, DatumGetBool(value) ? "true" : "false");
 			return;
 		case VC_DATE:
-			append_json_date(buf, col, DatumGetDateADT(value));
+			if (!close_format_date(buf, DatumGetDateADT(value)))
+				report_unsendable(col, "Close dates are finite, with years 1 to 9999.");
 			return;
 		case VC_TIMESTAMP:
 		case VC_TIMESTAMPTZ:
 			/* both are the instant as UTC wall time (see convert_scalar) */
-			append_json_timestamp(buf, col, DatumGetTimestamp(value));
+			if (!close_format_timestamp(buf, DatumGetTimestampTz(value)))
+				report_unsendable(col, "Close timestamps are finite, with years 1 to 9999.");
 			return;
 		case VC_JSON:
 			/* json and jsonb output is JSON text already */

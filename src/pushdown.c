@@ -24,6 +24,7 @@
 #include "parser/parsetree.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
@@ -48,6 +49,7 @@ close_find_key_columns(Oid relid, CloseKeyColumns *keys)
 	keys->id_attno = InvalidAttrNumber;
 	keys->lead_attno = InvalidAttrNumber;
 	keys->type_attno = InvalidAttrNumber;
+	keys->date_created_attno = InvalidAttrNumber;
 	for (i = 0; i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
@@ -64,6 +66,11 @@ close_find_key_columns(Oid relid, CloseKeyColumns *keys)
 		else if (strcmp(key, CLOSE_KEY_TYPE_ID) == 0 &&
 				 keys->type_attno == InvalidAttrNumber)
 			keys->type_attno = att->attnum;
+		else if (strcmp(key, "date_created") == 0 &&
+				 keys->date_created_attno == InvalidAttrNumber &&
+				 (getBaseType(att->atttypid) == TIMESTAMPTZOID ||
+				  getBaseType(att->atttypid) == TIMESTAMPOID))
+			keys->date_created_attno = att->attnum;
 	}
 	table_close(rel, NoLock);
 }
@@ -187,7 +194,7 @@ close_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
 	int			best_rank = 0;
 
 	memset(out, 0, sizeof(*out));
-	out->kind = CLOSE_ACCESS_NONE;
+	out->kind = CLOSE_ACCESS_SEARCH;	/* unless a lead or id condition */
 
 	foreach(lc, rinfos)
 	{
@@ -195,7 +202,7 @@ close_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
 		Expr	   *value;
 		bool		is_array;
 		int			rank = 0;
-		CloseAccessKind kind = CLOSE_ACCESS_NONE;
+		CloseAccessKind kind = CLOSE_ACCESS_SEARCH;
 
 		if (rinfo->pseudoconstant)
 			continue;
@@ -352,4 +359,291 @@ close_describe_value(PlannerInfo *root, Expr *expr)
 		contains_param_walker((Node *) expr, NULL))
 		return pstrdup("(expression)");
 	return deparse_expression((Node *) expr, NIL, false, false);
+}
+
+/* ---- Advanced Filtering: conditions as search query nodes ---- */
+
+typedef struct SearchContext
+{
+	PlannerInfo *root;
+	Index		relid;			/* the rel's range table index */
+	Oid			reloid;
+	List	   *values;			/* value expressions, by index */
+} SearchContext;
+
+static bool
+is_id_like_key(const char *key)
+{
+	return strcmp(key, CLOSE_KEY_ID) == 0 ||
+		strcmp(key, CLOSE_KEY_LEAD_ID) == 0 ||
+		strcmp(key, CLOSE_KEY_TYPE_ID) == 0;
+}
+
+/* The search API's reference to a record key, as JSON; NULL if none. */
+static char *
+search_field_json(const char *key)
+{
+	StringInfoData buf;
+	size_t		plen = strlen(CLOSE_CUSTOM_PREFIX);
+
+	initStringInfo(&buf);
+	if (strncmp(key, CLOSE_CUSTOM_PREFIX, plen) == 0 && key[plen] != '\0')
+	{
+		appendStringInfoString(&buf, "{\"type\": \"custom_field\", \"custom_field_id\": ");
+		escape_json(&buf, key + plen);
+	}
+	else if (is_id_like_key(key) || strcmp(key, "name") == 0 ||
+			 strcmp(key, "date_created") == 0 || strcmp(key, "date_updated") == 0)
+	{
+		appendStringInfoString(&buf, "{\"type\": \"regular_field\", \"object_type\": \"custom_object\", \"field_name\": ");
+		escape_json(&buf, key);
+	}
+	else
+		return NULL;
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+static List *
+make_search_cond(SearchContext *cx, const char *field, int cond, int op,
+				 Expr *value, bool negate)
+{
+	cx->values = lappend(cx->values, value);
+	return lappend(list_make5(makeInteger(CLOSE_SEARCH_COND),
+							  makeInteger(negate ? 1 : 0),
+							  makeString(pstrdup(field)), makeInteger(cond),
+							  makeInteger(op)),
+				   makeInteger(list_length(cx->values) - 1));
+}
+
+static bool
+is_numeric_type(Oid typid)
+{
+	return typid == INT2OID || typid == INT4OID || typid == INT8OID ||
+		typid == NUMERICOID || typid == FLOAT4OID || typid == FLOAT8OID;
+}
+
+/* "<" for "<" with the column on the left, ">" when it is on the right... */
+static int
+range_op(const char *opname, bool commuted)
+{
+	if (strcmp(opname, "=") == 0)
+		return CLOSE_SEARCH_OP_EQ;
+	if (strcmp(opname, "<") == 0 || strcmp(opname, "<=") == 0)
+		return commuted ? CLOSE_SEARCH_OP_GE : CLOSE_SEARCH_OP_LE;
+	if (strcmp(opname, ">") == 0 || strcmp(opname, ">=") == 0)
+		return commuted ? CLOSE_SEARCH_OP_LE : CLOSE_SEARCH_OP_GE;
+	return 0;
+}
+
+/*
+ * A condition "column op value" as a search node, or NULL.  *exact tells
+ * whether the API applies it with SQL's meaning; otherwise the node finds
+ * a superset (looser text matching, bounds widened past any precision
+ * difference) and the condition stays a local filter too.
+ */
+static List *
+translate_comparison(SearchContext *cx, Expr *clause, bool *exact)
+{
+	Var		   *var;
+	Expr	   *value;
+	Oid			opno;
+	Oid			collation;
+	bool		commuted = false;
+	bool		is_array = false;
+	char	   *key;
+	char	   *field;
+	Oid			coltype;
+
+	if (IsA(clause, OpExpr) && list_length(((OpExpr *) clause)->args) == 2)
+	{
+		OpExpr	   *op = (OpExpr *) clause;
+
+		var = (Var *) strip_relabel(linitial(op->args));
+		value = lsecond(op->args);
+		if (!(IsA(var, Var) && var->varno == cx->relid))
+		{
+			var = (Var *) strip_relabel(lsecond(op->args));
+			value = linitial(op->args);
+			commuted = true;
+		}
+		opno = op->opno;
+		collation = op->inputcollid;
+	}
+	else if (IsA(clause, ScalarArrayOpExpr))
+	{
+		ScalarArrayOpExpr *saop = (ScalarArrayOpExpr *) clause;
+
+		if (!saop->useOr || list_length(saop->args) != 2)
+			return NULL;
+		var = (Var *) strip_relabel(linitial(saop->args));
+		value = lsecond(saop->args);
+		opno = saop->opno;
+		collation = saop->inputcollid;
+		is_array = true;
+	}
+	else
+		return NULL;
+
+	if (!IsA(var, Var) || var->varno != cx->relid || var->varlevelsup != 0 ||
+		var->varattno <= 0 || !is_outside_value(cx->root, value, cx->relid))
+		return NULL;
+
+	key = close_get_column_key(cx->reloid, var->varattno,
+							   get_attname(cx->reloid, var->varattno, false));
+	field = search_field_json(key);
+	coltype = getBaseType(get_atttype(cx->reloid, var->varattno));
+	if (field == NULL)
+		return NULL;
+
+	/* ids: exact, and so also negatable */
+	if (is_id_like_key(key))
+	{
+		*exact = true;
+		if (is_exact_text_equality(opno, collation))
+			return make_search_cond(cx, field, CLOSE_SEARCH_TERM,
+									is_array ? CLOSE_SEARCH_OP_ANY : CLOSE_SEARCH_OP_EQ,
+									value, false);
+		if (!is_array && opno == get_negator(TextEqualOperator) &&
+			(!OidIsValid(collation) || get_collation_isdeterministic(collation)))
+			return make_search_cond(cx, field, CLOSE_SEARCH_TERM,
+									CLOSE_SEARCH_OP_EQ, value, true);
+		return NULL;
+	}
+
+	*exact = false;
+	/* text: Close's exact_value may ignore case; recheck locally */
+	if ((coltype == TEXTOID || coltype == VARCHAROID) &&
+		is_exact_text_equality(opno, collation))
+		return make_search_cond(cx, field, CLOSE_SEARCH_TEXT,
+								is_array ? CLOSE_SEARCH_OP_ANY : CLOSE_SEARCH_OP_EQ,
+								value, false);
+	if (is_array)
+		return NULL;
+
+	/* ranges, on the same type on both sides */
+	{
+		int			op = range_op(get_opname(opno), commuted);
+		Oid			valtype = exprType((Node *) value);
+
+		if (op == 0)
+			return NULL;
+		if ((coltype == TIMESTAMPTZOID || coltype == TIMESTAMPOID) &&
+			valtype == coltype)
+			return make_search_cond(cx, field, CLOSE_SEARCH_MOMENT, op, value, false);
+		if (coltype == DATEOID && valtype == DATEOID &&
+			strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) == 0)
+			return make_search_cond(cx, field, CLOSE_SEARCH_DATE, op, value, false);
+		if (is_numeric_type(coltype) && is_numeric_type(valtype) &&
+			strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) == 0)
+			return make_search_cond(cx, field, CLOSE_SEARCH_NUMBER, op, value, false);
+	}
+	return NULL;
+}
+
+/* A constant with no NULL in it (nor in its elements, for an array). */
+static bool
+is_non_null_const(Expr *expr)
+{
+	Const	   *c = (Const *) strip_relabel(expr);
+
+	if (!IsA(c, Const) || c->constisnull)
+		return false;
+	if (type_is_array(c->consttype))
+		return !array_contains_nulls(DatumGetArrayTypeP(c->constvalue));
+	return true;
+}
+
+/* An expression as a search node (AND, OR, NOT of comparisons), or NULL. */
+static List *
+translate_search(SearchContext *cx, Expr *expr, bool *exact)
+{
+	if (IsA(expr, BoolExpr))
+	{
+		BoolExpr   *b = (BoolExpr *) expr;
+		List	   *node;
+		ListCell   *lc;
+		bool		all_exact = true;
+
+		if (b->boolop == NOT_EXPR)
+		{
+			int			first = list_length(cx->values);
+			List	   *child = translate_search(cx, linitial(b->args), exact);
+			int			i;
+
+			/*
+			 * The negation of a superset is a subset: only exact conditions.
+			 * And SQL's NOT of a NULL comparison is not true, which a
+			 * negated search node cannot say: only non-null constants.
+			 */
+			if (child == NULL || !*exact)
+				return NULL;
+			for (i = first; i < list_length(cx->values); i++)
+				if (!is_non_null_const(list_nth(cx->values, i)))
+					return NULL;
+			return list_make3(makeInteger(CLOSE_SEARCH_AND), makeInteger(1), child);
+		}
+
+		node = list_make2(makeInteger(b->boolop == AND_EXPR ? CLOSE_SEARCH_AND
+									  : CLOSE_SEARCH_OR),
+						  makeInteger(0));
+		foreach(lc, b->args)
+		{
+			bool		child_exact;
+			List	   *child = translate_search(cx, lfirst(lc), &child_exact);
+
+			if (child == NULL)
+			{
+				/* an OR needs all its branches; an AND can drop some */
+				if (b->boolop == OR_EXPR)
+					return NULL;
+				all_exact = false;
+				continue;
+			}
+			all_exact = all_exact && child_exact;
+			node = lappend(node, child);
+		}
+		if (list_length(node) == 2)
+			return NULL;
+		*exact = all_exact;
+		return node;
+	}
+	return translate_comparison(cx, expr, exact);
+}
+
+/*
+ * The conditions a search can evaluate, as query nodes to AND together,
+ * their value expressions, and the clauses the API applies exactly (which
+ * need no local recheck).
+ */
+void
+close_search_conditions(PlannerInfo *root, RelOptInfo *baserel, List *rinfos,
+						CloseSearchPushdown *out)
+{
+	SearchContext cx;
+	ListCell   *lc;
+
+	cx.root = root;
+	cx.relid = baserel->relid;
+	cx.reloid = planner_rt_fetch(baserel->relid, root)->relid;
+	cx.values = NIL;
+	out->nodes = NIL;
+	out->exact_rinfos = NIL;
+
+	foreach(lc, rinfos)
+	{
+		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
+		bool		exact = false;
+		List	   *node;
+
+		if (rinfo->pseudoconstant)
+			continue;
+		node = translate_search(&cx, rinfo->clause, &exact);
+		if (node == NULL)
+			continue;
+		out->nodes = lappend(out->nodes, node);
+		if (exact)
+			out->exact_rinfos = lappend(out->exact_rinfos, rinfo);
+	}
+	out->values = cx.values;
 }

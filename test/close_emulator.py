@@ -19,14 +19,15 @@ What it emulates (all under /api/v1/, every path ends with a slash):
   GET    /custom_field/custom_object_type/{cf_id}/
   GET    /lead/?_skip&_limit&_fields           {"data", "has_more", "total_results"}
   GET    /lead/{id}/
+  POST   /data/search/                         Advanced Filtering of custom objects (below)
 
   plus: HTTP Basic (API key as user name, empty password) and Bearer auth,
   "RateLimit" headers on every API answer, optional 429 rate limiting,
   "POST + x-http-method-override: GET" with {"_params": {...}} bodies,
   per-request latency, fault injection and a request log.
 
-What it does NOT emulate: Advanced Filtering (POST /data/search/ answers 404),
-contacts, opportunities, webhooks, the 402 plan limit.
+What it does NOT emulate: searching anything but custom objects, contacts,
+opportunities, webhooks, the 402 plan limit.
 
 Behaviour notes (where the sheet leaves room, the strict reading is taken):
   * Order of checks on an API request: fault rule, latency, malformed URL (400),
@@ -65,6 +66,57 @@ Behaviour notes (where the sheet leaves room, the strict reading is taken):
     headers (lower-cased, no Authorization / Proxy-Authorization), time (Unix
     seconds, float).  Control requests are never logged.
 
+Advanced Filtering, POST /api/v1/data/search/ (same pipeline as every API
+request: fault rules, latency, auth, RateLimit header and 429, JSON body, log).
+Body keys (anything else -> 400 field-errors "Unknown key."):
+  * query (required): a tree of nodes, each may carry "negate": true --
+      {"type": "and"|"or", "queries": [node, ...]}   (empty and: true, empty or: false)
+      {"type": "object_type", "object_type": "custom_object"}   (any other type matches nothing)
+      {"type": "match_all"}
+      {"type": "field_condition", "field": F, "condition": C}
+    F: {"type": "regular_field", "object_type": "custom_object", "field_name": N}, N one of
+       id, lead_id, custom_object_type_id, name, date_created, date_updated,
+       organization_id, created_by, updated_by;  or
+       {"type": "custom_field", "custom_field_id": "cf_..."} (a known field; reads "custom.cf_...").
+    C: {"type": "term", "values": [...]}             exact, case-sensitive, type-strict equality
+       {"type": "text", "mode": M, "value": "..."}   M exact_value: casefold equality of the whole
+                                                     value (looser than SQL =); phrase, full_words,
+                                                     beginning_of_words: casefold substring
+       {"type": "number_range", "gt"/"gte"/"lt"/"lte": number, ...}   numbers only
+       {"type": "moment_range", "on_or_after": T, "before": T}   (one or both), T either
+           {"type": "fixed_utc", "value": ISO 8601 with offset} or {"type": "fixed_local_date",
+           "value": "YYYY-MM-DD", "which": "start"|"end"} (that day's / the next day's 00:00 UTC;
+           x-tz-offset is not read, it is taken as 0).  A "YYYY-MM-DD" value is its 00:00 UTC.
+    A multi-value (array) field matches when any element does.  A missing or null value never
+    matches a condition, so a negated condition matches records lacking the field.
+    Unknown node/field/condition types, unknown keys in a node, bad values -> 400
+    {"error": "<where>: <what is wrong>"}, e.g. "query.queries[1].condition.type: ...".
+  * _fields: {"custom_object": ["id", "name", "custom.cf_...", ...]}; items are
+    {"__object_type": "custom_object", "id": ..., <each requested key the record has>};
+    without _fields only __object_type and id.  Other object types' lists are ignored.
+  * _limit: 1..200, default 100 (else 400 field-errors "_limit").
+  * sort: [{"field": F, "direction": "asc"|"desc"}, ...], ties by id ascending, records
+    lacking the value last in either direction, arrays by their first element.  Without
+    sort: date_created DESCENDING, then id.
+  * results_limit (integer >= 1): caps the objects the whole query returns.
+  * include_counts: true adds "count": {"total": N}, N the true number of matches
+    (not capped by search_max_results or results_limit).
+  * cursor: null/absent for the first page, then the previous answer's cursor.
+Answer: {"data": [...], "cursor": "<opaque>" | null[, "count": {"total": N}]}; the cursor is
+null once no more objects will be returned.  The first page evaluates and sorts the query
+once and keeps the matching ids (at most min(search_max_results, results_limit)) server-side;
+later pages only slice that list (objects deleted meanwhile are skipped, so a page may be
+short; values are read when the page is served).  One query (first page plus its cursor
+chain) returns at most search_max_results objects (default 10000, Close's silent cap): then
+the cursor is null although count.total is larger.  Every answer issues a new cursor that
+expires cursor_ttl seconds (default 30; the value when it was issued) after that answer; a
+cursor may be replayed (same page again) until then.  An expired/unknown cursor -> 400
+{"error": "Cursor expired or invalid."}; a cursor with a different query, sort, _fields or
+results_limit -> 400 (_limit and include_counts may change between pages).  Expired cursor
+states are dropped on every search request and on GET /_emulator/data/search_state.
+The search endpoint's rate-limit groups use search_rate_limit_per_sec (0: never 429, header
+limit 100) instead of rate_limit_per_sec.
+
 Numbers in request bodies are kept exactly as written (12.50 stays 12.50,
 12345678901234.5678 keeps every digit): JSON is parsed with Decimal and
 written back verbatim.  Timestamps come from a deterministic clock (sample
@@ -82,10 +134,14 @@ Control API (no auth, never logged), under /_emulator/:
   POST   /_emulator/reset                      data, log, faults, config reset; 204
   GET    /_emulator/config                     current config
   POST   /_emulator/config                     {"latency_ms", "max_limit", "max_skip",
-                                                "rate_limit_per_sec"} (any subset); 204
+                                                "rate_limit_per_sec", "cursor_ttl",
+                                                "search_max_results" (>= 1),
+                                                "search_rate_limit_per_sec"} (any subset,
+                                                integers); 204
   POST   /_emulator/objects                    bulk create -> 200 {"created": N}
   GET    /_emulator/data/leads                 {lead_id: object count, ...}
   GET    /_emulator/data/objects?lead_id=L     [records exactly as stored]
+  GET    /_emulator/data/search_state          {"live_cursors": N} (after dropping expired ones)
 
 Sample data (--data sample; --data empty keeps the types and fields but has
 no leads and no objects).  Lead ids (see SAMPLE_LEADS):
@@ -121,7 +177,8 @@ Mixed lead objects, in list order (custom keys shown by field name; see FIELD_SP
 
 Run: python3 test/close_emulator.py [--port 0] [--port-file PATH] [--latency-ms 0]
      [--data sample|empty] [--max-limit 100] [--max-skip 10000]
-     [--rate-limit-per-sec 0] [--quiet]
+     [--rate-limit-per-sec 0] [--cursor-ttl 30] [--search-max-results 10000]
+     [--search-rate-limit-per-sec 0] [--quiet]
 """
 
 import argparse
@@ -130,12 +187,16 @@ import binascii
 import bisect
 import collections
 import datetime as dt
+import functools
+import heapq
 import json
 import json.encoder
 import math
+import operator
 import os
 import random
 import re
+import secrets
 import signal
 import socket
 import socketserver
@@ -505,6 +566,8 @@ class Store:
             self.log = []
             self.faults = []
             self.windows = {}
+            self.cursors = {}             # search cursor token -> (query state, position, expiry)
+            self.cursor_heap = []         # (expiry, token), for garbage collection
             self.release_hangs()
             self.rng = random.Random(ID_SEED)
             self.clock = Clock(RUNTIME_CLOCK_START, RUNTIME_CLOCK_STEP)
@@ -516,6 +579,20 @@ class Store:
             self.by_lead_type = {}        # (lead id, type id) -> records, same order
             if self.dataset == "sample":
                 build_sample(self)
+
+    def gc_cursors(self, now):
+        """Drop every search cursor whose expiry (time.monotonic()) has passed."""
+        heap = self.cursor_heap
+        while heap and heap[0][0] <= now:
+            _expiry, token = heapq.heappop(heap)
+            self.cursors.pop(token, None)
+
+    def issue_cursor(self, state, position):
+        token = secrets.token_urlsafe(24)
+        expiry = time.monotonic() + self.config["cursor_ttl"]
+        self.cursors[token] = (state, position, expiry)
+        heapq.heappush(self.cursor_heap, (expiry, token))
+        return token
 
     def release_hangs(self):
         """Wake every request held by a `hang` fault (they then close without answer)."""
@@ -759,7 +836,9 @@ API_ROUTES = [
      "/api/v1/custom_field/custom_object_type/{id}/", {"GET": "api_get_field"}),
     (re.compile(r"/api/v1/lead/"), "/api/v1/lead/", {"GET": "api_list_leads"}),
     (re.compile(r"/api/v1/lead/([^/]+)/"), "/api/v1/lead/{id}/", {"GET": "api_get_lead"}),
+    (re.compile(r"/api/v1/data/search/"), "/api/v1/data/search/", {"POST": "api_search"}),
 ]
+SEARCH_TEMPLATE = "/api/v1/data/search/"   # its rate-limit groups use search_rate_limit_per_sec
 
 CONTROL_ROUTES = {
     "/_emulator/health": {"GET": "ctl_health"},
@@ -771,10 +850,13 @@ CONTROL_ROUTES = {
     "/_emulator/objects": {"POST": "ctl_bulk_objects"},
     "/_emulator/data/leads": {"GET": "ctl_data_leads"},
     "/_emulator/data/objects": {"GET": "ctl_data_objects"},
+    "/_emulator/data/search_state": {"GET": "ctl_search_state"},
 }
 
 FAULT_ACTIONS = ("status", "hang", "drop", "garbage", "truncate", "delay")
-CONFIG_KEYS = ("latency_ms", "max_limit", "max_skip", "rate_limit_per_sec")
+CONFIG_KEYS = ("latency_ms", "max_limit", "max_skip", "rate_limit_per_sec",
+               "cursor_ttl", "search_max_results", "search_rate_limit_per_sec")
+CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1}   # others: 0
 
 
 class ApiError(Exception):
@@ -798,6 +880,317 @@ class BodyError(Exception):
 def fmt_seconds(x):
     s = ("%.3f" % max(0.0, x)).rstrip("0").rstrip(".")
     return s or "0"
+
+
+# ---------------------------------------------------------------------------
+# Advanced Filtering (POST /data/search/): query compiler and sorting
+# ---------------------------------------------------------------------------
+
+SEARCH_DEFAULT_LIMIT = 100
+SEARCH_MAX_LIMIT = 200
+SEARCH_BODY_KEYS = ("query", "_fields", "_limit", "sort", "results_limit", "include_counts", "cursor")
+SEARCH_REGULAR_FIELDS = ("id", "lead_id", "custom_object_type_id", "name", "date_created", "date_updated",
+                         "organization_id", "created_by", "updated_by")
+SEARCH_TEXT_MODES = ("exact_value", "phrase", "full_words", "beginning_of_words")
+SEARCH_BAD_CURSOR = "Cursor expired or invalid."
+
+
+def _search_bad(where, message):
+    raise ApiError(400, {"error": "%s: %s" % (where, message)})
+
+
+def _search_keys(node, where, allowed):
+    """node must be a JSON object whose keys are all in `allowed`."""
+    if not isinstance(node, dict):
+        _search_bad(where, "must be a JSON object")
+    extra = [k for k in node if k not in allowed]
+    if extra:
+        _search_bad(where, "unknown key%s %s (allowed: %s)" % (
+            "s" if len(extra) > 1 else "", ", ".join(to_json(k) for k in extra), ", ".join(allowed)))
+
+
+def _is_number(v):
+    return isinstance(v, (int, Decimal)) and not isinstance(v, bool)
+
+
+CANONICAL_TS_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_instant(text):
+    try:
+        if DATE_RE.fullmatch(text):
+            return fmt_ts(dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), UTC))
+        if DATETIME_RE.fullmatch(text):
+            return fmt_ts(dt.datetime.fromisoformat(text).astimezone(UTC))
+    except (ValueError, OverflowError):
+        pass
+    return None
+
+
+def _value_instant(text):
+    """A record value as a canonical UTC timestamp string (fmt_ts form, so
+    instants compare as strings): "YYYY-MM-DD" is that date's 00:00 UTC, an
+    ISO 8601 date-time needs an offset; anything else: None."""
+    if CANONICAL_TS_RE.fullmatch(text):      # how the emulator stores every date-time
+        return text
+    if len(text) == 10 and DATE_RE.fullmatch(text):
+        return text + "T00:00:00.000000+00:00"
+    return _parse_instant(text)
+
+
+def compile_search_field(store, field, where):
+    """A field reference -> the record key it reads."""
+    if not isinstance(field, dict):
+        _search_bad(where, "must be a JSON object")
+    ftype = field.get("type")
+    if ftype == "regular_field":
+        _search_keys(field, where, ("type", "object_type", "field_name"))
+        if field.get("object_type") != "custom_object":
+            _search_bad(where + ".object_type", "only \"custom_object\" fields can be used here")
+        name = field.get("field_name")
+        if not isinstance(name, str) or name not in SEARCH_REGULAR_FIELDS:
+            _search_bad(where + ".field_name", "unknown custom_object field %s (known: %s)" % (
+                to_json(name), ", ".join(SEARCH_REGULAR_FIELDS)))
+        return name
+    if ftype == "custom_field":
+        _search_keys(field, where, ("type", "custom_field_id", "object_type"))
+        if field.get("object_type", "custom_object") != "custom_object":
+            _search_bad(where + ".object_type", "only \"custom_object\" fields can be used here")
+        fid = field.get("custom_field_id")
+        if not isinstance(fid, str) or fid not in store.fields:
+            _search_bad(where + ".custom_field_id", "unknown custom field %s" % to_json(fid))
+        return "custom." + fid
+    _search_bad(where + ".type", "unknown field type %s (use \"regular_field\" or \"custom_field\")"
+                % to_json(ftype))
+
+
+def compile_search_moment(m, where):
+    """A moment -> canonical UTC timestamp string (see _value_instant)."""
+    if not isinstance(m, dict):
+        _search_bad(where, "must be a JSON object")
+    mtype = m.get("type")
+    if mtype == "fixed_utc":
+        _search_keys(m, where, ("type", "value"))
+        v = m.get("value")
+        if isinstance(v, str) and DATETIME_RE.fullmatch(v):
+            try:
+                return fmt_ts(dt.datetime.fromisoformat(v).astimezone(UTC))
+            except (ValueError, OverflowError):
+                pass
+        _search_bad(where + ".value", "must be an ISO 8601 date-time with a UTC offset, got %s" % to_json(v))
+    if mtype == "fixed_local_date":
+        _search_keys(m, where, ("type", "value", "which"))
+        v = m.get("value")
+        day = None
+        if isinstance(v, str) and DATE_RE.fullmatch(v):
+            try:
+                day = dt.date.fromisoformat(v)
+            except ValueError:
+                pass
+        if day is None:
+            _search_bad(where + ".value", "must be a date YYYY-MM-DD, got %s" % to_json(v))
+        which = m.get("which")
+        if which not in ("start", "end"):
+            _search_bad(where + ".which", "must be \"start\" or \"end\"")
+        # x-tz-offset is taken as 0: local dates are UTC dates.
+        if which == "end":
+            if day == dt.date.max:
+                _search_bad(where + ".value", "the day after %s cannot be represented" % v)
+            day += dt.timedelta(days=1)
+        return fmt_ts(dt.datetime.combine(day, dt.time(), UTC))
+    _search_bad(where + ".type", "unknown moment type %s (use \"fixed_utc\" or \"fixed_local_date\")"
+                % to_json(mtype))
+
+
+def compile_search_condition(cond, where):
+    """A condition -> test(value) for one non-null scalar value."""
+    if not isinstance(cond, dict):
+        _search_bad(where, "must be a JSON object")
+    ctype = cond.get("type")
+    if ctype == "term":
+        _search_keys(cond, where, ("type", "values"))
+        values = cond.get("values")
+        if not isinstance(values, list) or any(isinstance(v, (list, dict)) or v is None for v in values):
+            _search_bad(where + ".values", "must be a list of strings, numbers or booleans")
+        strings = frozenset(v for v in values if isinstance(v, str))
+        numbers = frozenset(v for v in values if _is_number(v))   # equal numbers hash alike
+        bools = tuple(v for v in values if isinstance(v, bool))
+
+        def test(x):
+            if isinstance(x, str):
+                return x in strings
+            if isinstance(x, bool):
+                return any(x is b for b in bools)
+            if _is_number(x):
+                return x in numbers
+            return False
+        return test
+    if ctype == "text":
+        _search_keys(cond, where, ("type", "mode", "value"))
+        mode = cond.get("mode")
+        if mode not in SEARCH_TEXT_MODES:
+            _search_bad(where + ".mode", "unknown text mode %s (known: %s)" % (to_json(mode), ", ".join(SEARCH_TEXT_MODES)))
+        value = cond.get("value")
+        if not isinstance(value, str):
+            _search_bad(where + ".value", "must be a string")
+        target = value.casefold()
+        if mode == "exact_value":
+            return lambda x: isinstance(x, str) and x.casefold() == target
+        return lambda x: isinstance(x, str) and target in x.casefold()
+    if ctype == "number_range":
+        _search_keys(cond, where, ("type", "gt", "gte", "lt", "lte"))
+        bounds = {k: cond[k] for k in ("gt", "gte", "lt", "lte") if k in cond}
+        if not bounds:
+            _search_bad(where, "a number_range needs at least one of gt, gte, lt, lte")
+        for k, v in bounds.items():
+            if not _is_number(v):
+                _search_bad(where + "." + k, "must be a number")
+        gt, gte, lt, lte = (bounds.get(k) for k in ("gt", "gte", "lt", "lte"))
+
+        def test(x):
+            return (_is_number(x) and (gt is None or x > gt) and (gte is None or x >= gte)
+                    and (lt is None or x < lt) and (lte is None or x <= lte))
+        return test
+    if ctype == "moment_range":
+        _search_keys(cond, where, ("type", "on_or_after", "before"))
+        if "on_or_after" not in cond and "before" not in cond:
+            _search_bad(where, "a moment_range needs on_or_after, before or both")
+        low = compile_search_moment(cond["on_or_after"], where + ".on_or_after") if "on_or_after" in cond else None
+        high = compile_search_moment(cond["before"], where + ".before") if "before" in cond else None
+
+        def test(x):
+            if not isinstance(x, str):
+                return False
+            t = _value_instant(x)
+            return t is not None and (low is None or t >= low) and (high is None or t < high)
+        return test
+    _search_bad(where + ".type", "unknown condition type %s (known: term, text, number_range, moment_range)"
+                % to_json(ctype))
+
+
+def compile_search_query(store, node, where="query"):
+    """A query node -> predicate(record) -> bool; 400 {"error"} naming what is wrong."""
+    if not isinstance(node, dict):
+        _search_bad(where, "a query node must be a JSON object")
+    ntype = node.get("type")
+    negate = node.get("negate", False)
+    if not isinstance(negate, bool):
+        _search_bad(where + ".negate", "must be true or false")
+    if ntype in ("and", "or"):
+        _search_keys(node, where, ("type", "queries", "negate"))
+        subs = node.get("queries")
+        if not isinstance(subs, list):
+            _search_bad(where + ".queries", "must be a list of query nodes")
+        preds = tuple(compile_search_query(store, q, "%s.queries[%d]" % (where, i)) for i, q in enumerate(subs))
+        if ntype == "and":
+            def pred(rec):
+                return all(p(rec) for p in preds)
+        else:
+            def pred(rec):
+                return any(p(rec) for p in preds)
+    elif ntype == "object_type":
+        _search_keys(node, where, ("type", "object_type", "negate"))
+        otype = node.get("object_type")
+        if not isinstance(otype, str):
+            _search_bad(where + ".object_type", "must be a string")
+        result = otype == "custom_object"     # the only kind of object stored here
+
+        def pred(rec):
+            return result
+    elif ntype == "match_all":
+        _search_keys(node, where, ("type", "negate"))
+
+        def pred(rec):
+            return True
+    elif ntype == "field_condition":
+        _search_keys(node, where, ("type", "field", "condition", "negate"))
+        if "field" not in node or "condition" not in node:
+            _search_bad(where, "a field_condition needs \"field\" and \"condition\"")
+        key = compile_search_field(store, node["field"], where + ".field")
+        test = compile_search_condition(node["condition"], where + ".condition")
+
+        def pred(rec):
+            v = rec.get(key)
+            if v is None:
+                return False
+            if isinstance(v, list):
+                return any(x is not None and test(x) for x in v)
+            return test(v)
+    elif ntype is None:
+        _search_bad(where, "missing node \"type\"")
+    else:
+        _search_bad(where + ".type", "unknown query node type %s (known: and, or, object_type, match_all, "
+                    "field_condition)" % to_json(ntype))
+    if negate:
+        inner = pred
+
+        def pred(rec):
+            return not inner(rec)
+    return pred
+
+
+def compile_search_sort(store, sort):
+    """The sort list -> [(record key, descending?)]; default date_created descending."""
+    if sort is None:
+        return [("date_created", True)]
+    if not isinstance(sort, list):
+        _search_bad("sort", "must be a list of {\"field\": ..., \"direction\": \"asc\"|\"desc\"}")
+    out = []
+    for i, item in enumerate(sort):
+        where = "sort[%d]" % i
+        _search_keys(item, where, ("field", "direction"))
+        if "field" not in item:
+            _search_bad(where, "missing \"field\"")
+        key = compile_search_field(store, item["field"], where + ".field")
+        direction = item.get("direction")
+        if direction not in ("asc", "desc"):
+            _search_bad(where + ".direction", "must be \"asc\" or \"desc\"")
+        out.append((key, direction == "desc"))
+    return out
+
+
+def _sort_value(v):
+    """Comparable form of a value (None: missing).  Arrays sort by their first element."""
+    if isinstance(v, list):
+        v = v[0] if v else None
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return (0, v)
+    if _is_number(v):
+        return (1, v)
+    if isinstance(v, str):
+        return (2, v)
+    return (3, to_json(v, sort_keys=True))
+
+
+def sort_search_results(records, spec):
+    """Sort in place by spec, ties by id ascending; missing values last in both directions."""
+    records.sort(key=operator.itemgetter("id"))
+    for key, desc in reversed(spec):
+        values = [r.get(key) for r in records]
+        if all(type(v) is str for v in values) or all(_is_number(v) for v in values):
+            records.sort(key=operator.itemgetter(key), reverse=desc)    # fast path, nothing missing
+            continue
+        present, missing = ((1,), (0,)) if desc else ((0,), (1,))
+
+        def sort_key_of(rec, key=key, present=present, missing=missing):
+            sv = _sort_value(rec.get(key))
+            return missing if sv is None else present + (sv,)
+        records.sort(key=sort_key_of, reverse=desc)   # stable, also with reverse=True
+
+
+def parse_search_fields(value):
+    """_fields -> the list of custom_object keys to return (other object types ignored)."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        _search_bad("_fields", "must be an object such as {\"custom_object\": [\"id\", \"name\"]}")
+    for otype, names in value.items():
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            _search_bad("_fields." + otype, "must be a list of field names")
+    return value.get("custom_object", [])
 
 
 class Request:
@@ -1300,6 +1693,76 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, {"error": "Lead not found"})
             return 200, self._project(lead, self._fields(req)), []
 
+    def api_search(self, req, label, match, body):
+        """Advanced Filtering: see the module docstring."""
+        store = self.store
+        errors = {}
+        for k in body:
+            if k not in SEARCH_BODY_KEYS:
+                errors[k] = "Unknown key."
+        if "query" not in body:
+            errors["query"] = "This field is required."
+        limit = body.get("_limit", SEARCH_DEFAULT_LIMIT)
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            errors["_limit"] = "A valid integer is required."
+        elif limit < 1:
+            errors["_limit"] = "Ensure this value is greater than or equal to 1."
+        elif limit > SEARCH_MAX_LIMIT:
+            errors["_limit"] = "Ensure this value is less than or equal to %d." % SEARCH_MAX_LIMIT
+        results_limit = body.get("results_limit")
+        if results_limit is not None and (isinstance(results_limit, bool) or not isinstance(results_limit, int)
+                                          or results_limit < 1):
+            errors["results_limit"] = "Must be an integer >= 1."
+        include_counts = body.get("include_counts", False)
+        if not isinstance(include_counts, bool):
+            errors["include_counts"] = "Must be a boolean."
+        cursor = body.get("cursor")
+        if cursor is not None and not isinstance(cursor, str):
+            errors["cursor"] = "Must be a string or null."
+        if errors:
+            raise ApiError(400, field_errors(errors))
+        fields = parse_search_fields(body.get("_fields"))
+        with store.lock:
+            pred = compile_search_query(store, body["query"])
+            sort_spec = compile_search_sort(store, body.get("sort"))
+            signature = to_json([body["query"], body.get("sort"), body.get("_fields"), results_limit],
+                                sort_keys=True)
+            store.gc_cursors(time.monotonic())
+            if cursor is None:
+                # Evaluate once; later pages only slice the kept id list.
+                matched = [r for r in store.objects.values() if pred(r)]
+                sort_search_results(matched, sort_spec)
+                cap = store.config["search_max_results"]
+                if results_limit is not None:
+                    cap = min(cap, results_limit)
+                state = {"signature": signature, "ids": [r["id"] for r in matched[:cap]],
+                         "total": len(matched)}
+                position = 0
+            else:
+                entry = store.cursors.get(cursor)
+                if entry is None or entry[2] <= time.monotonic():
+                    raise ApiError(400, {"error": SEARCH_BAD_CURSOR})
+                state, position, _expiry = entry
+                if state["signature"] != signature:
+                    raise ApiError(400, {"error": "This cursor belongs to another query: query, sort, "
+                                                  "_fields and results_limit must stay as they were."})
+            ids = state["ids"]
+            end = min(position + limit, len(ids))
+            data = []
+            for oid in ids[position:end]:
+                rec = store.objects.get(oid)
+                if rec is None:
+                    continue          # deleted after the query ran
+                item = {"__object_type": "custom_object", "id": oid}
+                for key in fields:
+                    if key in rec:
+                        item[key] = rec[key]
+                data.append(item)
+            out = {"data": data, "cursor": store.issue_cursor(state, end) if end < len(ids) else None}
+            if include_counts:
+                out["count"] = {"total": state["total"]}
+        return 200, out, []
+
     # -- control API -----------------------------------------------------------
 
     def _control(self, req):
@@ -1387,13 +1850,13 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in data.items():
             if k not in CONFIG_KEYS:
                 errors[k] = "Unknown setting."
-            elif isinstance(v, bool) or not isinstance(v, int) or v < (1 if k == "max_limit" else 0):
-                errors[k] = "Must be an integer >= %d." % (1 if k == "max_limit" else 0)
+            elif isinstance(v, bool) or not isinstance(v, int) or v < CONFIG_MINIMUM.get(k, 0):
+                errors[k] = "Must be an integer >= %d." % CONFIG_MINIMUM.get(k, 0)
         if errors:
             raise ApiError(400, field_errors(errors))
         with self.store.lock:
             self.store.config.update(data)
-            if "rate_limit_per_sec" in data:
+            if "rate_limit_per_sec" in data or "search_rate_limit_per_sec" in data:
                 self.store.windows = {}
         return 204, None, None
 
@@ -1448,6 +1911,11 @@ class Handler(BaseHTTPRequestHandler):
         with self.store.lock:
             out = {ld["id"]: len(self.store.by_lead.get(ld["id"], ())) for ld in self.store.lead_order}
         return 200, out, "application/json"
+
+    def ctl_search_state(self, req):
+        with self.store.lock:
+            self.store.gc_cursors(time.monotonic())
+            return 200, {"live_cursors": len(self.store.cursors)}, "application/json"
 
     def ctl_data_objects(self, req):
         lead_id = req.param("lead_id")
@@ -1606,9 +2074,11 @@ def rate_limit_hit(store, label, group):
 
     Returns (allowed, RateLimit header value, seconds until a slot frees).
     Without a configured limit the header still counts down from 100 but
-    nothing is refused.  Refused requests do not take a slot.
+    nothing is refused.  Refused requests do not take a slot.  The search
+    endpoint's groups are limited by search_rate_limit_per_sec alone.
     """
-    per_sec = store.config["rate_limit_per_sec"]
+    search = group.endswith(" " + SEARCH_TEMPLATE)
+    per_sec = store.config["search_rate_limit_per_sec" if search else "rate_limit_per_sec"]
     limit = per_sec if per_sec > 0 else 100
     now = time.monotonic()
     window = store.windows.setdefault((label, group), collections.deque())
@@ -1665,17 +2135,26 @@ def parse_args(argv):
     p.add_argument("--max-skip", type=int, default=10000, help="largest accepted _skip")
     p.add_argument("--rate-limit-per-sec", type=int, default=0,
                    help="requests per second per key and endpoint group (0: no limit)")
+    p.add_argument("--cursor-ttl", type=int, default=30,
+                   help="seconds a search cursor stays valid after it was issued")
+    p.add_argument("--search-max-results", type=int, default=10000,
+                   help="most objects one search query (first page + its cursors) returns")
+    p.add_argument("--search-rate-limit-per-sec", type=int, default=0,
+                   help="requests per second per key for the search endpoint (0: no limit)")
     p.add_argument("--quiet", action="store_true", help="no per-request lines on stderr")
     args = p.parse_args(argv)
-    if args.latency_ms < 0 or args.max_limit < 1 or args.max_skip < 0 or args.rate_limit_per_sec < 0:
-        p.error("numeric options must be >= 0 (--max-limit >= 1)")
+    if (args.latency_ms < 0 or args.max_limit < 1 or args.max_skip < 0 or args.rate_limit_per_sec < 0
+            or args.cursor_ttl < 0 or args.search_max_results < 1 or args.search_rate_limit_per_sec < 0):
+        p.error("numeric options must be >= 0 (--max-limit and --search-max-results >= 1)")
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     config = {"latency_ms": args.latency_ms, "max_limit": args.max_limit,
-              "max_skip": args.max_skip, "rate_limit_per_sec": args.rate_limit_per_sec}
+              "max_skip": args.max_skip, "rate_limit_per_sec": args.rate_limit_per_sec,
+              "cursor_ttl": args.cursor_ttl, "search_max_results": args.search_max_results,
+              "search_rate_limit_per_sec": args.search_rate_limit_per_sec}
     store = Store(config, args.data)
     server = EmulatorServer(("127.0.0.1", args.port), Handler)
     server.store = store

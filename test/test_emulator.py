@@ -730,7 +730,8 @@ class ControlTests(EmulatorTest):
         self.new_subscription()
         control("POST", "reset")
         self.assertEqual(control("GET", "config").json(),
-                         {"latency_ms": 0, "max_limit": 100, "max_skip": 10000, "rate_limit_per_sec": 0})
+                         {"latency_ms": 0, "max_limit": 100, "max_skip": 10000, "rate_limit_per_sec": 0,
+                          "cursor_ttl": 30, "search_max_results": 10000, "search_rate_limit_per_sec": 0})
         self.assertEqual(control("GET", "faults").json()["rules"], [])
         self.assertEqual(api_log(), "")
         self.assertStatus(request("GET", "/api/v1/custom_object/%s/" % emu.OBJ_SHEET), 200)
@@ -760,6 +761,458 @@ class ControlTests(EmulatorTest):
                                                                  "count": 1}, auth=None), 400)
 
 
+# ---------------------------------------------------------------------------
+# Advanced Filtering: POST /api/v1/data/search/
+# ---------------------------------------------------------------------------
+
+SEARCH = "/api/v1/data/search/"
+CF_CAPACITY = emu.CF[R, "number"]
+CF_PRIORITY = emu.CF[R, "choices"]
+CF_HIDDEN = emu.CF[S, "hidden"]
+ALL_SAMPLE_OBJECTS = sum(emu.SAMPLE_LEAD_COUNTS.values())   # 270
+
+
+def rf(name):
+    return {"type": "regular_field", "object_type": "custom_object", "field_name": name}
+
+
+def cfield(fid):
+    return {"type": "custom_field", "custom_field_id": fid}
+
+
+def fc(field, condition, negate=False):
+    node = {"type": "field_condition", "field": field, "condition": condition}
+    if negate:
+        node["negate"] = True
+    return node
+
+
+def term(field, *values, negate=False):
+    return fc(field, {"type": "term", "values": list(values)}, negate)
+
+
+def text(field, value, mode="exact_value", negate=False):
+    return fc(field, {"type": "text", "mode": mode, "value": value}, negate)
+
+
+def nrange(field, negate=False, **bounds):
+    return fc(field, dict(type="number_range", **bounds), negate)
+
+
+def utc(value):
+    return {"type": "fixed_utc", "value": value}
+
+
+def local(value, which):
+    return {"type": "fixed_local_date", "value": value, "which": which}
+
+
+def mrange(field, on_or_after=None, before=None):
+    cond = {"type": "moment_range"}
+    if on_or_after is not None:
+        cond["on_or_after"] = on_or_after
+    if before is not None:
+        cond["before"] = before
+    return fc(field, cond)
+
+
+def AND(*queries, negate=False):
+    node = {"type": "and", "queries": list(queries)}
+    if negate:
+        node["negate"] = True
+    return node
+
+
+def OR(*queries):
+    return {"type": "or", "queries": list(queries)}
+
+
+def in_lead(lead, *queries):
+    return AND({"type": "object_type", "object_type": "custom_object"}, term(rf("lead_id"), lead), *queries)
+
+
+class SearchTests(EmulatorTest):
+    def search(self, body, status=200, **kw):
+        r = request("POST", SEARCH, body, **kw)
+        self.assertStatus(r, status)
+        return r.json()
+
+    def names(self, query, **extra):
+        """Names of every match (all pages), in answer order."""
+        body = dict({"query": query, "_fields": {"custom_object": ["name"]}, "_limit": 200}, **extra)
+        out, doc = [], self.search(body)
+        while True:
+            out += [o["name"] for o in doc["data"]]
+            if doc["cursor"] is None:
+                return out
+            doc = self.search(dict(body, cursor=doc["cursor"]))
+
+    def total(self, query):
+        return self.search({"query": query, "include_counts": True, "_limit": 1})["count"]["total"]
+
+    def test_default_item_shape_and_descending_order(self):
+        doc = self.search({"query": in_lead(emu.LEAD_MIXED), "cursor": None})
+        self.assertEqual(set(doc), {"data", "cursor"})
+        self.assertIsNone(doc["cursor"])
+        self.assertEqual(doc["data"], [{"__object_type": "custom_object", "id": oid} for oid in
+                                       (emu.OBJ_MIXED_GAMMA, emu.OBJ_MIXED_BETA, emu.OBJ_MIXED_ALPHA)])
+        doc = self.search({"query": {"type": "match_all"}, "_fields": {"custom_object": ["name"]}})
+        self.assertEqual(len(doc["data"]), 100)              # default _limit
+        self.assertIsInstance(doc["cursor"], str)
+        self.assertEqual(doc["data"][0]["name"], "Item 250")  # newest first
+
+    def test_fields(self):
+        r = request("POST", SEARCH, {"query": in_lead(emu.LEAD_MIXED), "_fields": {
+            "custom_object": ["name", "id", "custom." + CF_AMOUNT, "custom." + CF_LABELS, "nonexistent"],
+            "lead": ["id"]}})
+        self.assertStatus(r, 200)
+        self.assertIn(('"custom.%s":12.50' % CF_AMOUNT).encode(), r.body)   # numbers verbatim
+        gamma, beta, alpha = r.json()["data"]
+        self.assertEqual(list(alpha), ["__object_type", "id", "name", "custom." + CF_AMOUNT, "custom." + CF_LABELS])
+        self.assertEqual(alpha["custom." + CF_LABELS], ["alpha", "Zürich ✓", 'say "hi"'])
+        self.assertEqual(list(beta), ["__object_type", "id", "name", "custom." + CF_AMOUNT, "custom." + CF_LABELS])
+        self.assertEqual(gamma, {"__object_type": "custom_object", "id": emu.OBJ_MIXED_GAMMA, "name": "Mixed Gamma"})
+
+    def test_nodes_and_negate(self):
+        everything = {"type": "match_all"}
+        self.assertEqual(self.total(everything), ALL_SAMPLE_OBJECTS)
+        self.assertEqual(self.total(dict(everything, negate=True)), 0)
+        self.assertEqual(self.total({"type": "object_type", "object_type": "custom_object"}), ALL_SAMPLE_OBJECTS)
+        self.assertEqual(self.total({"type": "object_type", "object_type": "lead"}), 0)
+        self.assertEqual(self.total({"type": "object_type", "object_type": "lead", "negate": True}),
+                         ALL_SAMPLE_OBJECTS)
+        self.assertEqual(self.total(AND()), ALL_SAMPLE_OBJECTS)
+        self.assertEqual(self.total(OR()), 0)
+        self.assertEqual(self.total(OR(term(rf("lead_id"), emu.LEAD_MIXED), term(rf("lead_id"), emu.LEAD_ONE))), 4)
+        self.assertEqual(self.total(AND(term(rf("lead_id"), emu.LEAD_MIXED), term(rf("custom_object_type_id"), S))),
+                         2)
+        self.assertEqual(self.total(AND(term(rf("lead_id"), emu.LEAD_MIXED), term(rf("custom_object_type_id"), S),
+                                        negate=True)), ALL_SAMPLE_OBJECTS - 2)
+        self.assertEqual(self.names(in_lead(emu.LEAD_MIXED, term(rf("custom_object_type_id"), S, negate=True))),
+                         ["Mixed Gamma"])
+        self.assertEqual(self.names(in_lead(emu.LEAD_MIXED, {"type": "object_type", "object_type": "lead"})), [])
+
+    def test_term(self):
+        self.assertEqual(self.total(term(rf("lead_id"), emu.LEAD_MIXED, emu.LEAD_ONE, "lead_nope")), 4)
+        self.assertEqual(self.names(term(rf("name"), "Mixed Alpha")), ["Mixed Alpha"])
+        self.assertEqual(self.names(term(rf("name"), "mixed alpha")), [])          # case-sensitive
+        self.assertEqual(self.names(term(rf("id"), emu.OBJ_ONE)), ["Only Device"])
+        self.assertEqual(self.names(term(cfield(CF_LABELS), "Zürich ✓")), ["Mixed Alpha"])   # array element
+        self.assertEqual(self.names(term(cfield(CF_LABELS), "ZÜRICH ✓")), [])
+        self.assertEqual(self.names(term(cfield(CF_CHANNELS), "phone", "sms")), ["Mixed Beta", "Mixed Alpha"])
+        self.assertEqual(self.names(term(cfield(CF_AMOUNT), 12.5)), ["Mixed Beta"])   # 12.50 stored
+        self.assertEqual(self.names(term(cfield(CF_AMOUNT), "42")), [])               # types are strict
+        self.assertEqual(self.names(term(cfield(CF_HIDDEN), True)), ["Mixed Alpha"])
+        self.assertEqual(self.names(term(cfield(CF_HIDDEN), 1)), [])
+        self.assertEqual(self.names(term(cfield(CF_HIDDEN), "legacy-7")), ["Mixed Beta"])
+        self.assertEqual(self.names(term(cfield(CF_HIDDEN))), [])                     # no values
+        # missing fields: false, negated true
+        self.assertEqual(self.names(in_lead(emu.LEAD_MIXED, term(cfield(CF_PLAN), "Gold", "Silver"))),
+                         ["Mixed Beta", "Mixed Alpha"])
+        self.assertEqual(self.names(in_lead(emu.LEAD_MIXED, term(cfield(CF_PLAN), "Gold", negate=True))),
+                         ["Mixed Gamma", "Mixed Beta"])
+
+    def test_text(self):
+        self.new_subscription(name="Straße")
+        self.assertEqual(self.names(text(rf("name"), "mixed ALPHA")), ["Mixed Alpha"])   # looser than SQL =
+        self.assertEqual(self.names(text(rf("name"), "STRASSE")), ["Straße"])            # casefold
+        self.assertEqual(self.names(text(rf("name"), "Mixed")), [])                      # whole value
+        self.assertEqual(self.names(text(rf("name"), "mixed", mode="phrase")),
+                         ["Mixed Gamma", "Mixed Beta", "Mixed Alpha"])
+        self.assertEqual(self.names(text(rf("name"), "ALPH", mode="full_words")), ["Mixed Alpha"])
+        self.assertEqual(self.names(text(cfield(CF_LABELS), "ZÜRICH ✓")), ["Mixed Alpha"])   # array element
+        self.assertEqual(self.names(text(cfield(CF_AMOUNT), "42")), [])                      # not a string
+        self.assertEqual(self.names(in_lead(emu.LEAD_MIXED, text(cfield(CF_PLAN), "gold", negate=True))),
+                         ["Mixed Gamma", "Mixed Beta"])
+
+    def test_number_range_boundaries(self):
+        cap = cfield(CF_CAPACITY)
+        self.assertEqual(self.total(AND(term(rf("lead_id"), emu.LEAD_BIG), nrange(cap, gte=10, lte=20))), 11)
+        self.assertEqual(self.total(AND(term(rf("lead_id"), emu.LEAD_BIG), nrange(cap, gt=10, lt=20))), 9)
+        self.assertEqual(self.names(nrange(cap, gt=249)), ["Item 250"])
+        self.assertEqual(self.names(nrange(cap, lte=1)), ["Item 001"])
+        self.assertEqual(self.names(nrange(cap, gt=1, lt=2)), [])
+        self.assertEqual(self.names(nrange(cap, gte=1.5, lte=2.5)), ["Item 002"])
+        self.assertEqual(self.names(nrange(cfield(CF_BALANCE), lt=0)), ["Mixed Alpha"])
+        for bound, expected in (("12345678901234.5677", 1), ("12345678901234.5678", 0)):   # exact decimals
+            raw = json.dumps({"query": nrange(cfield(CF_BALANCE), gt=0.5), "include_counts": True})
+            raw = raw.replace("0.5", bound).encode()
+            r = request("POST", SEARCH, raw=raw, headers={"Content-Type": "application/json"})
+            self.assertEqual(r.json()["count"]["total"], expected, bound)
+        self.assertEqual(self.names(nrange(cfield(CF_AMOUNT), gte=12.5, lte=12.5)), ["Mixed Beta"])
+        self.assertEqual(self.names(nrange(rf("name"), gte=0)), [])                    # not numbers
+        self.assertEqual(self.names(nrange(cfield(CF_HIDDEN), gte=0)), [])             # True is no number
+        self.assertEqual(self.names(in_lead(emu.LEAD_MIXED, nrange(cfield(CF_AMOUNT), gte=0, negate=True))),
+                         ["Mixed Gamma"])
+
+    def test_moment_range(self):
+        renewed, start, created = cfield(CF_RENEWED), cfield(CF_START), rf("date_created")
+        # datetime custom field: Alpha 2021-03-15T10:30:00Z, Beta 2022-01-01T23:59:59.999Z
+        self.assertEqual(self.names(mrange(renewed, on_or_after=utc("2021-03-15T10:30:00Z"))),
+                         ["Mixed Beta", "Mixed Alpha"])
+        self.assertEqual(self.names(mrange(renewed, on_or_after=utc("2021-03-15T10:30:00.000001+00:00"))),
+                         ["Mixed Beta"])
+        self.assertEqual(self.names(mrange(renewed, before=utc("2021-03-15T12:30:00+02:00"))), [])  # same instant
+        self.assertEqual(self.names(mrange(renewed, before=utc("2021-03-15T12:30:00.001+02:00"))), ["Mixed Alpha"])
+        self.assertEqual(self.names(mrange(renewed, before=local("2022-01-01", "end"))),
+                         ["Mixed Beta", "Mixed Alpha"])
+        self.assertEqual(self.names(mrange(renewed, before=local("2022-01-01", "start"))), ["Mixed Alpha"])
+        self.assertEqual(self.names(mrange(renewed, on_or_after=local("2022-01-02", "start"))), [])
+        self.assertEqual(self.names(mrange(renewed, on_or_after=local("2021-03-15", "start"),
+                                           before=local("2021-03-15", "end"))), ["Mixed Alpha"])
+        # date custom field: Alpha 2021-03-15, Beta 2019-12-31 (each that day's 00:00 UTC)
+        self.assertEqual(self.names(mrange(start, on_or_after=local("2021-03-15", "start"))), ["Mixed Alpha"])
+        self.assertEqual(self.names(mrange(start, before=utc("2021-03-15T00:00:00Z"))), ["Mixed Beta"])
+        self.assertEqual(self.names(mrange(start, on_or_after=utc("2021-03-15T00:00:00.000001Z"))), [])
+        self.assertEqual(self.names(mrange(start, on_or_after=local("2019-12-31", "end"),
+                                           before=local("2021-03-14", "end"))), [])
+        # regular date fields: the sheet lead's objects were created 16:40:12.102 and 16:45:35.367
+        sheet = term(rf("lead_id"), emu.LEAD_SHEET)
+        self.assertEqual(self.names(AND(sheet, mrange(created, on_or_after=utc("2020-08-04T16:45:35.367+00:00")))),
+                         ["Resource"])
+        self.assertEqual(self.names(AND(sheet, mrange(created, on_or_after=local("2020-08-04", "start"),
+                                                      before=local("2020-08-04", "end")))),
+                         ["Resource", "Referenced resource"])
+        self.assertEqual(self.names(AND(sheet, mrange(created, on_or_after=local("2020-08-04", "end")))), [])
+        self.assertEqual(self.names(mrange(rf("name"), on_or_after=local("2000-01-01", "start"))), [])
+        self.assertEqual(self.total(mrange(start, before=local("9999-01-01", "start"))),
+                         self.total(fc(start, {"type": "moment_range", "on_or_after": local("1900-01-01", "start")})))
+
+    def test_limit_bounds(self):
+        for bad in (0, 201, -1, "5", True, 1.5, None):
+            doc = self.search({"query": {"type": "match_all"}, "_limit": bad}, status=400)
+            self.assertIn("_limit", doc["field-errors"], bad)
+        self.assertIn("less than or equal to 200",
+                      self.search({"query": {"type": "match_all"}, "_limit": 201}, 400)["field-errors"]["_limit"])
+        self.assertEqual(len(self.search({"query": {"type": "match_all"}, "_limit": 200})["data"]), 200)
+        self.assertEqual(len(self.search({"query": {"type": "match_all"}, "_limit": 1})["data"]), 1)
+
+    def test_sort(self):
+        big = term(rf("lead_id"), emu.LEAD_BIG)
+        cap = cfield(CF_CAPACITY)
+        names = self.names(big, sort=[{"field": cap, "direction": "desc"}])
+        self.assertEqual(names, ["Item %03d" % n for n in range(250, 0, -1)])
+        names = self.names(big, sort=[{"field": rf("date_created"), "direction": "asc"}])
+        self.assertEqual(names, ["Item %03d" % n for n in range(1, 251)])
+        self.assertEqual(self.names(big), names[::-1])                           # default: newest first
+        # two keys: priority (high < low < medium as text) asc, then capacity desc
+        names = self.names(big, sort=[{"field": cfield(CF_PRIORITY), "direction": "asc"},
+                                      {"field": cap, "direction": "desc"}])
+        self.assertEqual(names[:3] + names[83:85], ["Item 249", "Item 246", "Item 243", "Item 250", "Item 247"])
+        # missing values last in both directions; ties by id ascending
+        mixed = term(rf("lead_id"), emu.LEAD_MIXED)
+        self.assertEqual(self.names(mixed, sort=[{"field": cfield(CF_AMOUNT), "direction": "asc"}]),
+                         ["Mixed Beta", "Mixed Alpha", "Mixed Gamma"])
+        self.assertEqual(self.names(mixed, sort=[{"field": cfield(CF_AMOUNT), "direction": "desc"}]),
+                         ["Mixed Alpha", "Mixed Beta", "Mixed Gamma"])
+        for direction in ("asc", "desc"):
+            self.assertEqual(self.names(mixed, sort=[{"field": rf("lead_id"), "direction": direction}]),
+                             ["Mixed Alpha", "Mixed Beta", "Mixed Gamma"])
+        self.assertEqual(self.names(mixed, sort=[{"field": rf("name"), "direction": "desc"}]),
+                         ["Mixed Gamma", "Mixed Beta", "Mixed Alpha"])
+        self.assertEqual(self.names(mixed, sort=[]), ["Mixed Alpha", "Mixed Beta", "Mixed Gamma"])  # only ids
+
+    def test_cursor_paging_big_lead(self):
+        body = {"query": in_lead(emu.LEAD_BIG), "_limit": 100, "include_counts": True,
+                "_fields": {"custom_object": ["id", "name", "lead_id"]}, "cursor": None}
+        names, cursors = [], []
+        doc = self.search(body)
+        while True:
+            self.assertEqual(doc["count"], {"total": 250})
+            names += [o["name"] for o in doc["data"]]
+            cursors.append(doc["cursor"])
+            self.assertTrue(all(o["lead_id"] == emu.LEAD_BIG for o in doc["data"]))
+            if doc["cursor"] is None:
+                break
+            doc = self.search(dict(body, cursor=doc["cursor"]))
+        self.assertEqual(names, ["Item %03d" % n for n in range(250, 0, -1)])
+        self.assertEqual([c is None for c in cursors], [False, False, True])
+        self.assertNotEqual(cursors[0], cursors[1])
+        # a cursor may be replayed while it lives; _limit and include_counts may change
+        again = self.search(dict(body, cursor=cursors[0], _limit=3, include_counts=False))
+        self.assertEqual([o["name"] for o in again["data"]], ["Item 150", "Item 149", "Item 148"])
+        self.assertNotIn("count", again)
+        self.assertEqual(control("GET", "data/search_state").json(), {"live_cursors": 3})
+
+    def test_results_limit_and_counts(self):
+        body = {"query": in_lead(emu.LEAD_BIG), "_limit": 100, "results_limit": 150, "include_counts": True}
+        first = self.search(body)
+        second = self.search(dict(body, cursor=first["cursor"]))
+        self.assertEqual((len(first["data"]), len(second["data"])), (100, 50))
+        self.assertIsNone(second["cursor"])
+        self.assertEqual(second["count"], {"total": 250})
+        doc = self.search(dict(body, results_limit=50))
+        self.assertEqual((len(doc["data"]), doc["cursor"], doc["count"]["total"]), (50, None, 250))
+        doc = self.search(dict(body, results_limit=300))
+        self.assertIsNotNone(doc["cursor"])
+        for bad in (0, -1, "10", True, 2.5):
+            self.assertIn("results_limit", self.search(dict(body, results_limit=bad), 400)["field-errors"])
+        self.assertIn("include_counts", self.search(dict(body, include_counts="yes"), 400)["field-errors"])
+        self.assertNotIn("count", self.search({"query": in_lead(emu.LEAD_BIG)}))
+
+    def test_max_results_cap(self):
+        control("POST", "config", {"search_max_results": 120})
+        body = {"query": in_lead(emu.LEAD_BIG), "_limit": 100, "include_counts": True}
+        first = self.search(body)
+        second = self.search(dict(body, cursor=first["cursor"]))
+        self.assertEqual((len(first["data"]), len(second["data"])), (100, 20))
+        self.assertIsNone(second["cursor"])                  # silently capped ...
+        self.assertEqual(second["count"], {"total": 250})    # ... while the true total is larger
+        self.assertEqual(len(self.names(in_lead(emu.LEAD_BIG))), 120)
+        self.assertStatus(request("POST", "/_emulator/config", {"search_max_results": 0}, auth=None), 400)
+
+    def test_cursor_expiry_and_gc(self):
+        control("POST", "config", {"cursor_ttl": 1})
+        body = {"query": in_lead(emu.LEAD_BIG), "_limit": 10}
+        first = self.search(body)
+        other = self.search(dict(body, query={"type": "match_all"}))["cursor"]
+        self.assertEqual(control("GET", "data/search_state").json(), {"live_cursors": 2})
+        time.sleep(0.6)
+        second = self.search(dict(body, cursor=first["cursor"]))   # a new cursor, issued now
+        time.sleep(0.6)
+        # 1.2 s after the first answer: its cursor is gone; the second answer's still lives
+        for cursor in (first["cursor"], other):
+            self.assertEqual(self.search(dict(body, cursor=cursor), 400), {"error": "Cursor expired or invalid."})
+        self.assertEqual(control("GET", "data/search_state").json(), {"live_cursors": 1})
+        third = self.search(dict(body, cursor=second["cursor"]))
+        self.assertEqual([o["id"] for o in third["data"]][:1], [self.search(dict(body, _limit=21))["data"][20]["id"]])
+        time.sleep(1.1)
+        self.assertEqual(control("GET", "data/search_state").json(), {"live_cursors": 0})
+        for cursor in ("nope", "", third["cursor"]):
+            self.assertEqual(self.search(dict(body, cursor=cursor), 400), {"error": "Cursor expired or invalid."})
+
+    def test_cursor_with_other_body(self):
+        body = {"query": in_lead(emu.LEAD_BIG), "_limit": 100, "_fields": {"custom_object": ["name"]},
+                "sort": [{"field": rf("name"), "direction": "asc"}]}
+        cursor = self.search(body)["cursor"]
+        for change in ({"query": in_lead(emu.LEAD_MIXED)}, {"sort": None}, {"_fields": {"custom_object": ["id"]}},
+                       {"results_limit": 120}):
+            doc = self.search(dict(body, cursor=cursor, **change), 400)
+            self.assertIn("cursor", doc["error"])
+        doc = self.search(dict(body, cursor=cursor, _limit=5))
+        self.assertEqual([o["name"] for o in doc["data"]], ["Item %03d" % n for n in range(101, 106)])
+
+    def test_bad_bodies(self):
+        match_all = {"type": "match_all"}
+        cases = [
+            ({"type": "xor", "queries": []}, "unknown query node type"),
+            ({"queries": []}, "missing node \"type\""),
+            ([match_all], "query node must be a JSON object"),
+            ({"type": "and", "queries": match_all}, "query.queries"),
+            ({"type": "and", "queries": [match_all, {"type": "nope"}]}, "query.queries[1].type"),
+            (dict(match_all, negate="yes"), "negate"),
+            (dict(match_all, extra=1), "unknown key \"extra\""),
+            ({"type": "object_type"}, "object_type"),
+            ({"type": "field_condition", "field": rf("lead_id")}, "needs \"field\" and \"condition\""),
+            (term(rf("nope"), "x"), "unknown custom_object field \"nope\""),
+            (term({"type": "regular_field", "object_type": "lead", "field_name": "id"}, "x"), "object_type"),
+            (term(cfield("cf_" + "N" * 43), "x"), "unknown custom field"),
+            (term({"type": "magic_field"}, "x"), "unknown field type"),
+            (fc(rf("name"), {"type": "fuzzy"}), "unknown condition type \"fuzzy\""),
+            (fc(rf("name"), {"type": "term", "values": "x"}), "values"),
+            (fc(rf("name"), {"type": "term", "values": [["x"]]}), "values"),
+            (fc(rf("name"), {"type": "text", "mode": "sounds_like", "value": "x"}), "unknown text mode"),
+            (fc(rf("name"), {"type": "text", "mode": "exact_value", "value": 1}), "value"),
+            (fc(rf("name"), {"type": "number_range"}), "at least one of"),
+            (fc(rf("name"), {"type": "number_range", "gt": "1"}), "gt: must be a number"),
+            (fc(rf("name"), {"type": "number_range", "lt": True}), "lt: must be a number"),
+            (fc(rf("name"), {"type": "moment_range"}), "on_or_after, before or both"),
+            (mrange(rf("date_created"), before=utc("2020-01-01T00:00:00")), "UTC offset"),
+            (mrange(rf("date_created"), before=utc("2020-01-01")), "UTC offset"),
+            (mrange(rf("date_created"), before=local("2020-02-30", "start")), "YYYY-MM-DD"),
+            (mrange(rf("date_created"), before=local("2020-02-03", "middle")), "which"),
+            (mrange(rf("date_created"), before={"type": "relative", "value": "now"}), "unknown moment type"),
+        ]
+        for query, message in cases:
+            doc = self.search({"query": query}, 400)
+            self.assertEqual(list(doc), ["error"], query)
+            self.assertIn(message, doc["error"], query)
+        for body, message in (
+                ({"query": match_all, "sort": {"field": rf("name")}}, "sort"),
+                ({"query": match_all, "sort": [{"field": rf("name"), "direction": "up"}]}, "sort[0].direction"),
+                ({"query": match_all, "sort": [{"field": rf("nope"), "direction": "asc"}]}, "sort[0].field"),
+                ({"query": match_all, "_fields": ["id"]}, "_fields"),
+                ({"query": match_all, "_fields": {"custom_object": "id,name"}}, "_fields.custom_object")):
+            self.assertIn(message, self.search(body, 400)["error"])
+        self.assertEqual(self.search({}, 400)["field-errors"], {"query": "This field is required."})
+        self.assertEqual(set(self.search({"query": match_all, "limit": 5, "cursor": 7}, 400)["field-errors"]),
+                         {"limit", "cursor"})
+        hdr = {"Content-Type": "application/json"}
+        self.assertStatus(request("POST", SEARCH, raw=b"[]", headers=hdr), 400)
+        self.assertStatus(request("POST", SEARCH, raw=b"{bad", headers=hdr), 400)
+        self.assertStatus(request("POST", SEARCH, raw=b"", headers=hdr), 400)
+        self.assertStatus(request("POST", SEARCH, raw=b"{}", headers={"Content-Type": "text/plain"}), 415)
+        self.assertStatus(request("GET", SEARCH), 405)
+        self.assertStatus(request("POST", "/api/v1/data/search"), 404)
+
+    def test_auth_headers_and_log(self):
+        body = {"query": in_lead(emu.LEAD_ONE), "_fields": {"custom_object": ["name"]}, "_limit": 200}
+        control("POST", "log/clear")
+        r = request("POST", SEARCH, body, auth=None)
+        self.assertStatus(r, 401)
+        self.assertEqual(r.json(), {"error": "Unauthorized"})
+        self.assertTrue(r.header("RateLimit"))
+        self.assertStatus(request("POST", SEARCH, body, auth=basic("wrong_key")), 401)
+        r = request("POST", SEARCH, body, auth="Bearer oauth_test_token")
+        self.assertStatus(r, 200)
+        self.assertRegex(r.header("RateLimit"), r"^limit=100, remaining=\d+, reset=[\d.]+$")
+        self.assertEqual(r.header("Content-Type"), "application/json")
+        self.assertEqual(r.json()["data"], [{"__object_type": "custom_object", "id": emu.OBJ_ONE,
+                                             "name": "Only Device"}])
+        entries = api_log_json()
+        self.assertEqual([(e["method"], e["path"], e["status"], e["auth"]) for e in entries],
+                         [("POST", SEARCH, 401, "none"), ("POST", SEARCH, 401, "invalid"),
+                          ("POST", SEARCH, 200, "oauth")])
+        self.assertEqual(entries[2]["body"], body)
+        self.assertEqual(api_log().splitlines()[2],
+                         "POST %s %s" % (SEARCH, json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                                           ensure_ascii=False)))
+
+    def test_search_rate_limit_and_faults(self):
+        body = {"query": in_lead(emu.LEAD_ONE)}
+        control("POST", "config", {"search_rate_limit_per_sec": 2})
+        self.assertEqual([request("POST", SEARCH, body).status for _ in range(2)], [200, 200])
+        r = request("POST", SEARCH, body)
+        self.assertStatus(r, 429)
+        self.assertEqual(r.json()["error"]["message"], "API rate limit exceeded")
+        self.assertGreaterEqual(int(r.header("Retry-After")), 1)
+        self.assertRegex(r.header("RateLimit"), r"^limit=2, remaining=0, reset=")
+        for _ in range(4):   # other endpoints keep rate_limit_per_sec (0: unlimited)
+            self.assertStatus(request("GET", objects_path(emu.LEAD_ONE)), 200)
+        self.assertStatus(request("POST", SEARCH, body, auth=basic("api_alice_key")), 200)   # per key
+        control("POST", "config", {"search_rate_limit_per_sec": 0, "rate_limit_per_sec": 1})
+        self.assertEqual([request("POST", SEARCH, body).status for _ in range(3)], [200] * 3)
+        control("POST", "config", {"rate_limit_per_sec": 0})
+        control("POST", "faults", {"path_prefix": SEARCH, "action": "status", "status": 503})
+        self.assertStatus(request("POST", SEARCH, body), 503)
+        self.assertStatus(request("POST", SEARCH, body), 200)
+        control("POST", "faults", {"path_prefix": "/api/v1/data/", "action": "drop"})
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            request("POST", SEARCH, body)
+
+    def test_50000_objects_fast_pages(self):
+        lead = emu.pad_id("lead_", "Search", 43)
+        control("POST", "objects", {"lead_id": lead, "custom_object_type_id": D, "count": 50000,
+                                    "name_prefix": "S"})
+        body = {"query": in_lead(lead), "_limit": 200, "include_counts": True,
+                "_fields": {"custom_object": ["id", "name", "date_created"]},
+                "sort": [{"field": rf("date_created"), "direction": "asc"}]}
+        t0 = time.monotonic()
+        doc = self.search(body)
+        self.assertLess(time.monotonic() - t0, 2)
+        self.assertEqual(doc["count"], {"total": 50000})
+        names, slowest = [o["name"] for o in doc["data"]], 0
+        while doc["cursor"]:
+            t0 = time.monotonic()
+            doc = self.search(dict(body, cursor=doc["cursor"]))
+            slowest = max(slowest, time.monotonic() - t0)
+            names += [o["name"] for o in doc["data"]]
+        self.assertLess(slowest, 0.1)
+        self.assertEqual(len(names), 10000)                  # the cap, though 50000 match
+        self.assertEqual((names[0], names[-1]), ("S 00001", "S 10000"))
+        self.assertEqual(control("GET", "data/search_state").json(), {"live_cursors": 49})
+
+
 class ProcessTests(unittest.TestCase):
     def test_sigterm_and_sigint_exit_cleanly(self):
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -783,10 +1236,13 @@ class ProcessTests(unittest.TestCase):
                 stop_emulator(proc)
 
     def test_command_line_options(self):
-        proc, port, _ = start_emulator("--max-limit", "5", "--rate-limit-per-sec", "2", "--latency-ms", "1")
+        proc, port, _ = start_emulator("--max-limit", "5", "--rate-limit-per-sec", "2", "--latency-ms", "1",
+                                       "--cursor-ttl", "7", "--search-max-results", "50",
+                                       "--search-rate-limit-per-sec", "3")
         try:
             cfg = request("GET", "/_emulator/config", auth=None, port=port).json()
-            self.assertEqual(cfg, {"latency_ms": 1, "max_limit": 5, "max_skip": 10000, "rate_limit_per_sec": 2})
+            self.assertEqual(cfg, {"latency_ms": 1, "max_limit": 5, "max_skip": 10000, "rate_limit_per_sec": 2,
+                                   "cursor_ttl": 7, "search_max_results": 50, "search_rate_limit_per_sec": 3})
             path = objects_path(emu.LEAD_BIG, _limit=6)
             self.assertEqual(request("GET", path, port=port).status, 400)
             self.assertEqual(request("GET", path, port=port).status, 400)

@@ -1,0 +1,692 @@
+/*-------------------------------------------------------------------------
+ *
+ * search.c
+ *		  Listing custom objects without a lead, through Advanced Filtering
+ *		  (POST /data/search/): the request body from the plan's query nodes
+ *		  and the run-time values, cursor paging, and the slicing that gets
+ *		  past the API's limits.
+ *
+ * One search query returns at most 10,000 objects, silently, and a cursor
+ * expires about 30 s after it was issued.  Both are handled the same way:
+ * results are sorted by date_created, and a new query ("slice") starts at
+ * the last date_created seen, skipping the ids already returned at that
+ * instant.  A slice is started when a query ends having returned 10,000
+ * objects or fewer than its count said, and before a cursor gets old.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "close_fdw.h"
+
+/* The API's limits (see the API sheet). */
+#define SEARCH_MAX_PAGE			200
+#define SEARCH_MAX_PER_QUERY	10000
+/* A cursor older than this is not used: a new slice starts instead. */
+#define SEARCH_CURSOR_MAX_AGE_MS	20000
+/* Refused cursors a scan works around before it reports the refusal. */
+#define SEARCH_CURSOR_REFUSALS		10
+
+#define FIELD_DATE_CREATED \
+	"{\"type\": \"regular_field\", \"object_type\": \"custom_object\", \"field_name\": \"date_created\"}"
+#define MATCH_NOTHING	"{\"type\": \"match_all\", \"negate\": true}"
+
+struct CloseSearchState
+{
+	UserMapping *user;
+	MemoryContext page_cxt;		/* one answer and its parsed document */
+	MemoryContext cursor_cxt;	/* the current cursor */
+	char	   *query;			/* the query nodes, rendered */
+	char	   *fields;			/* the _fields list, rendered */
+	int			page_limit;
+	int64		results_limit;	/* -1: none */
+
+	/* the current query (slice) */
+	bool		slice_started;
+	char	   *cursor;			/* NULL: the slice has ended */
+	TimestampTz cursor_time;
+	int			cursor_refusals;
+	int64		slice_returned;
+	int64		slice_total;	/* its count.total, -1 if not told */
+	int64		slice_results_limit;
+	char		slice_date[64];	/* where it starts ("" for the first) */
+
+	/* keyset: the last date_created seen, and the ids seen at it */
+	char		last_date[64];
+	List	   *boundary_ids;	/* in cursor_cxt's parent (the scan) */
+	bool		slice_progress;	/* this slice returned something new */
+	int64		returned;
+
+	/* the page being read */
+	struct json_object *items;
+	int			nitems;
+	int			next_item;
+
+	/* for EXPLAIN ANALYZE */
+	int64		requests;
+};
+
+/* ---- rendering the query ---- */
+
+/* Append a text value as a JSON string. */
+static void
+append_text(StringInfo buf, Datum value)
+{
+	escape_json(buf, TextDatumGetCString(value));
+}
+
+/* The non-null text elements of an array value. */
+static void
+text_elements(Datum value, List **elems)
+{
+	ArrayType  *array = DatumGetArrayTypeP(value);
+	Datum	   *datums;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(ARR_ELEMTYPE(array), &typlen, &typbyval, &typalign);
+	deconstruct_array(array, ARR_ELEMTYPE(array), typlen, typbyval, typalign,
+					  &datums, &nulls, &n);
+	*elems = NIL;
+	for (i = 0; i < n; i++)
+		if (!nulls[i])
+			*elems = lappend(*elems, DatumGetPointer(datums[i]));
+}
+
+/* A moment_range with the bounds asked for (instants, UTC). */
+static void
+append_moment_range(StringInfo buf, bool has_after, TimestampTz after,
+					bool has_before, TimestampTz before)
+{
+	appendStringInfoString(buf, "{\"type\": \"moment_range\"");
+	if (has_after)
+	{
+		appendStringInfoString(buf, ", \"on_or_after\": {\"type\": \"fixed_utc\", \"value\": ");
+		if (!close_format_timestamp(buf, after))
+			appendStringInfoString(buf, "\"0001-01-01T00:00:00.000000+00:00\"");
+		appendStringInfoChar(buf, '}');
+	}
+	if (has_before)
+	{
+		appendStringInfoString(buf, ", \"before\": {\"type\": \"fixed_utc\", \"value\": ");
+		if (!close_format_timestamp(buf, before))
+			appendStringInfoString(buf, "\"9999-12-31T23:59:59.999999+00:00\"");
+		appendStringInfoChar(buf, '}');
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+/*
+ * The condition of one node for a known value.  Every condition finds at
+ * least the rows SQL would: NULL finds nothing; ranges are widened past
+ * any difference of precision (a second, a day) and made inclusive.
+ */
+static void
+append_condition(StringInfo buf, const char *field, int cond, int op,
+				 bool negate, Datum value, bool isnull, Oid type)
+{
+	StringInfoData c;
+	List	   *elems = NIL;
+	ListCell   *lc;
+
+	if (isnull)
+	{
+		/* "= NULL", "<> NULL", "< NULL": never true */
+		appendStringInfoString(buf, MATCH_NOTHING);
+		return;
+	}
+
+	initStringInfo(&c);
+	switch (cond)
+	{
+		case CLOSE_SEARCH_TERM:
+			appendStringInfoString(&c, "{\"type\": \"term\", \"values\": [");
+			if (op == CLOSE_SEARCH_OP_ANY)
+			{
+				text_elements(value, &elems);
+				if (elems == NIL)
+				{
+					appendStringInfoString(buf, MATCH_NOTHING);
+					return;
+				}
+				foreach(lc, elems)
+				{
+					if (lc != list_head(elems))
+						appendStringInfoString(&c, ", ");
+					append_text(&c, PointerGetDatum(lfirst(lc)));
+				}
+			}
+			else
+				append_text(&c, value);
+			appendStringInfoString(&c, "]}");
+			break;
+
+		case CLOSE_SEARCH_TEXT:
+			if (op == CLOSE_SEARCH_OP_ANY)
+			{
+				text_elements(value, &elems);
+				if (elems == NIL)
+				{
+					appendStringInfoString(buf, MATCH_NOTHING);
+					return;
+				}
+				appendStringInfoString(buf, "{\"type\": \"or\", \"queries\": [");
+				foreach(lc, elems)
+				{
+					if (lc != list_head(elems))
+						appendStringInfoString(buf, ", ");
+					append_condition(buf, field, cond, CLOSE_SEARCH_OP_EQ, false,
+									 PointerGetDatum(lfirst(lc)), false, type);
+				}
+				appendStringInfoString(buf, "]}");
+				return;
+			}
+			appendStringInfoString(&c, "{\"type\": \"text\", \"mode\": \"exact_value\", \"value\": ");
+			append_text(&c, value);
+			appendStringInfoChar(&c, '}');
+			break;
+
+		case CLOSE_SEARCH_NUMBER:
+			{
+				Oid			outfn;
+				bool		isvarlena;
+				char	   *text;
+
+				getTypeOutputInfo(type, &outfn, &isvarlena);
+				text = OidOutputFunctionCall(outfn, value);
+				/* NaN and infinity bound nothing a search can express */
+				if (pg_strcasecmp(text, "NaN") == 0 || strstr(text, "nfinity"))
+				{
+					appendStringInfoString(buf, "{\"type\": \"match_all\"}");
+					return;
+				}
+				appendStringInfoString(&c, "{\"type\": \"number_range\"");
+				if (op != CLOSE_SEARCH_OP_LE)
+					appendStringInfo(&c, ", \"gte\": %s", text);
+				if (op != CLOSE_SEARCH_OP_GE)
+					appendStringInfo(&c, ", \"lte\": %s", text);
+				appendStringInfoChar(&c, '}');
+				break;
+			}
+
+		case CLOSE_SEARCH_MOMENT:
+		case CLOSE_SEARCH_DATE:
+			{
+				TimestampTz at;
+				int64		widen;
+
+				if (cond == CLOSE_SEARCH_DATE)
+				{
+					DateADT		date = DatumGetDateADT(value);
+
+					if (DATE_NOT_FINITE(date))
+					{
+						appendStringInfoString(buf, "{\"type\": \"match_all\"}");
+						return;
+					}
+					at = (TimestampTz) date * USECS_PER_DAY;
+					widen = USECS_PER_DAY;
+				}
+				else
+				{
+					at = DatumGetTimestampTz(value);
+					if (TIMESTAMP_NOT_FINITE(at))
+					{
+						appendStringInfoString(buf, "{\"type\": \"match_all\"}");
+						return;
+					}
+					widen = USECS_PER_SEC;
+				}
+				append_moment_range(&c, op != CLOSE_SEARCH_OP_LE, at - widen,
+									op != CLOSE_SEARCH_OP_GE,
+									at + widen + (cond == CLOSE_SEARCH_DATE ? USECS_PER_DAY : 0));
+				break;
+			}
+		default:
+			elog(ERROR, "unknown search condition %d", cond);
+	}
+
+	appendStringInfo(buf, "{\"type\": \"field_condition\", \"field\": %s, \"condition\": %s%s}",
+					 field, c.data, negate ? ", \"negate\": true" : "");
+}
+
+static void
+append_node(StringInfo buf, List *node, CloseSearchValues *vals)
+{
+	int			kind = intVal(linitial(node));
+	bool		negate = intVal(lsecond(node)) != 0;
+
+	if (kind == CLOSE_SEARCH_COND)
+	{
+		char	   *field = strVal(lthird(node));
+		int			cond = intVal(list_nth(node, 3));
+		int			op = intVal(list_nth(node, 4));
+		int			index = intVal(list_nth(node, 5));
+
+		if (!vals->known[index])
+		{
+			/* EXPLAIN: a value known only at run time */
+			appendStringInfo(buf, "{\"type\": \"field_condition\", \"field\": %s, \"condition\": {\"%s\": ",
+							 field,
+							 cond == CLOSE_SEARCH_TERM ? "term" :
+							 cond == CLOSE_SEARCH_TEXT ? "text" :
+							 cond == CLOSE_SEARCH_NUMBER ? "number_range" : "moment_range");
+			escape_json(buf, psprintf("{%s}", vals->descriptions[index]));
+			appendStringInfo(buf, "}%s}", negate ? ", \"negate\": true" : "");
+			return;
+		}
+		append_condition(buf, field, cond, op, negate, vals->values[index],
+						 vals->nulls[index], vals->types[index]);
+		return;
+	}
+	else
+	{
+		ListCell   *lc;
+
+		appendStringInfo(buf, "{\"type\": \"%s\", \"queries\": [",
+						 kind == CLOSE_SEARCH_AND ? "and" : "or");
+		for_each_from(lc, node, 2)
+		{
+			if (foreach_current_index(lc) > 2)
+				appendStringInfoString(buf, ", ");
+			append_node(buf, (List *) lfirst(lc), vals);
+		}
+		appendStringInfo(buf, "]%s}", negate ? ", \"negate\": true" : "");
+	}
+}
+
+/*
+ * The query's conditions, rendered: custom objects, of the table's type
+ * if it has one, and each pushed node.  A slice condition is added per
+ * request.
+ */
+char *
+close_search_render_query(List *nodes, const char *type_id,
+						  CloseSearchValues *vals)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"type\": \"object_type\", \"object_type\": \"custom_object\"}");
+	if (type_id)
+	{
+		appendStringInfoString(&buf, ", {\"type\": \"field_condition\", \"field\": {\"type\": \"regular_field\", \"object_type\": \"custom_object\", \"field_name\": \"custom_object_type_id\"}, \"condition\": {\"type\": \"term\", \"values\": [");
+		escape_json(&buf, type_id);
+		appendStringInfoString(&buf, "]}}");
+	}
+	foreach(lc, nodes)
+	{
+		appendStringInfoString(&buf, ", ");
+		append_node(&buf, (List *) lfirst(lc), vals);
+	}
+	return buf.data;
+}
+
+/* The _fields list for the record keys a scan needs, rendered. */
+char *
+close_search_render_fields(List *keys)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "\"id\", \"date_created\"");
+	foreach(lc, keys)
+	{
+		const char *key = strVal(lfirst(lc));
+
+		if (strcmp(key, "id") == 0 || strcmp(key, "date_created") == 0)
+			continue;
+		appendStringInfoString(&buf, ", ");
+		escape_json(&buf, key);
+	}
+	return buf.data;
+}
+
+/* The whole request body for one page. */
+static char *
+render_body(const char *query, const char *fields,
+			int page_limit, int64 results_limit, const char *slice_date,
+			const char *cursor)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"query\": {\"type\": \"and\", \"queries\": [%s", query);
+	if (slice_date && slice_date[0])
+	{
+		appendStringInfo(&buf, ", {\"type\": \"field_condition\", \"field\": %s, \"condition\": {\"type\": \"moment_range\", \"on_or_after\": {\"type\": \"fixed_utc\", \"value\": ",
+						 FIELD_DATE_CREATED);
+		escape_json(&buf, slice_date);
+		appendStringInfoString(&buf, "}}}");
+	}
+	appendStringInfo(&buf, "]}, \"_fields\": {\"custom_object\": [%s]}, \"sort\": [{\"field\": %s, \"direction\": \"asc\"}], \"_limit\": %d, \"include_counts\": true",
+					 fields, FIELD_DATE_CREATED, page_limit);
+	if (results_limit > 0)
+		appendStringInfo(&buf, ", \"results_limit\": " INT64_FORMAT, results_limit);
+	appendStringInfoString(&buf, ", \"cursor\": ");
+	if (cursor)
+		escape_json(&buf, cursor);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/* The body EXPLAIN shows: the first page of the first slice. */
+char *
+close_search_render_explain(const char *query, const char *fields,
+							int page_limit, int64 results_limit)
+{
+	return render_body(query, fields, page_limit, results_limit, NULL, NULL);
+}
+
+/* ---- running it ---- */
+
+CloseSearchState *
+close_search_begin(MemoryContext parent, UserMapping *user, const char *query,
+				   const char *fields, int page_limit, int64 results_limit)
+{
+	CloseSearchState *ss = MemoryContextAllocZero(parent, sizeof(CloseSearchState));
+
+	ss->user = user;
+	ss->page_cxt = AllocSetContextCreate(parent, "close_fdw search page",
+										 ALLOCSET_DEFAULT_SIZES);
+	ss->cursor_cxt = AllocSetContextCreate(parent, "close_fdw search cursor",
+										   ALLOCSET_SMALL_SIZES);
+	ss->query = MemoryContextStrdup(parent, query);
+	ss->fields = MemoryContextStrdup(parent, fields);
+	ss->page_limit = Min(Max(page_limit, 1), SEARCH_MAX_PAGE);
+	ss->results_limit = results_limit;
+	ss->slice_total = -1;
+	return ss;
+}
+
+int64
+close_search_requests(CloseSearchState *ss)
+{
+	return ss ? ss->requests : 0;
+}
+
+/*
+ * Request the next page of the current slice, or the first of a new one.
+ * Returns false, without an error, when Close refuses a cursor (it may
+ * have expired sooner than we thought): the caller starts a new slice.
+ */
+static bool
+fetch_page(CloseSearchState *ss, bool new_slice)
+{
+	CloseConnection *conn = close_get_connection(ss->user);
+	MemoryContext oldcxt;
+	CloseResponse response;
+	struct json_object *root;
+	struct json_object *data;
+	struct json_object *cursor;
+	struct json_object *count;
+	const char *problem;
+	char	   *body;
+	int			i;
+
+	MemoryContextReset(ss->page_cxt);
+	ss->items = NULL;
+	ss->nitems = 0;
+	ss->next_item = 0;
+	oldcxt = MemoryContextSwitchTo(ss->page_cxt);
+
+	if (new_slice)
+	{
+		MemoryContextReset(ss->cursor_cxt);
+		ss->cursor = NULL;
+		ss->slice_returned = 0;
+		ss->slice_total = -1;
+		ss->slice_progress = false;
+		/* constant within a slice: a cursor belongs to one body */
+		ss->slice_results_limit = ss->results_limit > 0
+			? ss->results_limit - ss->returned : -1;
+		strlcpy(ss->slice_date, ss->last_date, sizeof(ss->slice_date));
+	}
+	body = render_body(ss->query, ss->fields, ss->page_limit,
+					   ss->slice_results_limit, ss->slice_date,
+					   new_slice ? NULL : ss->cursor);
+
+	close_http_request(conn, "POST", "/data/search/", body, &response);
+	ss->requests++;
+	if (response.status == 400 && !new_slice &&
+		++ss->cursor_refusals <= SEARCH_CURSOR_REFUSALS)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return false;
+	}
+	if (response.status != 200)
+		close_report_http_error(conn, "POST", "/data/search/", &response, NULL);
+	root = close_json_parse(response.body, response.body_len, ss->page_cxt,
+							&problem);
+	if (problem)
+		close_report_bad_answer("POST", "/data/search/",
+								psprintf("The body is not valid JSON: %s.", problem));
+	if (close_json_kind(root) != CLOSE_JSON_OBJECT ||
+		(data = close_json_object_get(root, "data")) == NULL ||
+		close_json_kind(data) != CLOSE_JSON_ARRAY)
+		close_report_bad_answer("POST", "/data/search/",
+								"Expected {\"data\": [...], \"cursor\": ...}.");
+	for (i = 0; i < close_json_array_length(data); i++)
+		if (close_json_kind(close_json_array_get(data, i)) != CLOSE_JSON_OBJECT)
+			close_report_bad_answer("POST", "/data/search/",
+									"An item of \"data\" is not a JSON object.");
+
+	count = close_json_object_get(root, "count");
+	if (count && close_json_kind(count) == CLOSE_JSON_OBJECT &&
+		(count = close_json_object_get(count, "total")) != NULL &&
+		close_json_kind(count) == CLOSE_JSON_NUMBER)
+	{
+		size_t		len;
+		const char *text = close_json_scalar_text(count, &len);
+
+		if (text)
+			ss->slice_total = strtoll(text, NULL, 10);
+	}
+
+	cursor = close_json_object_get(root, "cursor");
+	MemoryContextSwitchTo(ss->cursor_cxt);
+	if (cursor && close_json_kind(cursor) == CLOSE_JSON_STRING)
+	{
+		size_t		len;
+
+		ss->cursor = pstrdup(close_json_scalar_text(cursor, &len));
+		ss->cursor_time = GetCurrentTimestamp();
+	}
+	else
+		ss->cursor = NULL;
+	MemoryContextSwitchTo(oldcxt);
+
+	ss->slice_started = true;
+	ss->items = data;
+	ss->nitems = close_json_array_length(data);
+	if (ss->cursor && ss->nitems == 0)
+		close_report_bad_answer("POST", "/data/search/",
+								"The answer has a cursor but no objects.");
+	ss->slice_returned += ss->nitems;
+	return true;
+}
+
+/* The record's date_created as the API wrote it, or NULL. */
+static const char *
+record_date(struct json_object *record)
+{
+	struct json_object *date = close_json_object_get(record, "date_created");
+	size_t		len;
+
+	if (date == NULL || close_json_kind(date) != CLOSE_JSON_STRING)
+		return NULL;
+	return close_json_scalar_text(date, &len);
+}
+
+static const char *
+record_id(struct json_object *record)
+{
+	struct json_object *id = close_json_object_get(record, CLOSE_KEY_ID);
+	size_t		len;
+
+	if (id == NULL || close_json_kind(id) != CLOSE_JSON_STRING)
+		return NULL;
+	return close_json_scalar_text(id, &len);
+}
+
+/*
+ * Does the slice that just ended leave objects out?  When it returned the
+ * per-query maximum, or fewer than its count.
+ */
+static bool
+slice_was_cut(CloseSearchState *ss)
+{
+	if (ss->slice_total >= 0)
+		return ss->slice_total > ss->slice_returned;
+	return ss->slice_returned >= SEARCH_MAX_PER_QUERY;
+}
+
+/*
+ * The next record of the search, or NULL at the end.  Records repeated by
+ * a new slice (those at its starting instant already returned) are
+ * skipped.  The record belongs to the current page.
+ */
+struct json_object *
+close_search_next(CloseSearchState *ss)
+{
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+
+		if (ss->results_limit > 0 && ss->returned >= ss->results_limit)
+			return NULL;
+
+		if (ss->items && ss->next_item < ss->nitems)
+		{
+			struct json_object *record = close_json_array_get(ss->items,
+															  ss->next_item++);
+			const char *date = record_date(record);
+			const char *id = record_id(record);
+			MemoryContext oldcxt;
+			ListCell   *lc;
+			bool		seen = false;
+
+			if (date == NULL || id == NULL)
+				close_report_bad_answer("POST", "/data/search/",
+										"An object lacks its id or date_created.");
+			if (strlen(date) >= sizeof(ss->last_date))
+				close_report_bad_answer("POST", "/data/search/",
+										"An object's date_created is too long.");
+
+			/* results come in date_created order: a later date resets */
+			oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(ss));
+			if (strcmp(date, ss->last_date) != 0)
+			{
+				if (ss->last_date[0] && strcmp(date, ss->last_date) < 0)
+					close_report_bad_answer("POST", "/data/search/",
+											"The objects are not in date_created order.");
+				list_free_deep(ss->boundary_ids);
+				ss->boundary_ids = NIL;
+				strlcpy(ss->last_date, date, sizeof(ss->last_date));
+			}
+			else
+			{
+				foreach(lc, ss->boundary_ids)
+					if (strcmp((char *) lfirst(lc), id) == 0)
+						seen = true;
+			}
+			if (!seen)
+				ss->boundary_ids = lappend(ss->boundary_ids, pstrdup(id));
+			MemoryContextSwitchTo(oldcxt);
+
+			if (seen)
+				continue;		/* repeated by a new slice */
+			ss->slice_progress = true;
+			ss->returned++;
+			return record;
+		}
+
+		/* the page is read: next page, new slice, or the end */
+		if (!ss->slice_started)
+			fetch_page(ss, true);
+		else if (ss->cursor &&
+				 (ss->slice_progress == false ||
+				  !TimestampDifferenceExceeds(ss->cursor_time, GetCurrentTimestamp(),
+											  SEARCH_CURSOR_MAX_AGE_MS)))
+		{
+			/* a refused cursor: go on from the last instant seen instead */
+			if (!fetch_page(ss, false))
+				fetch_page(ss, true);
+		}
+		else if (ss->cursor || slice_was_cut(ss))
+		{
+			/*
+			 * Start again at the last instant seen: the cursor is getting
+			 * old, or the query stopped at its cap.  A cut slice that
+			 * brought nothing new cannot get further: more objects than one
+			 * query returns share one instant.
+			 */
+			if (!ss->cursor && !ss->slice_progress)
+			{
+				if (ss->slice_total < 0)
+					return NULL;	/* no count: the cap was only a guess */
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_ERROR),
+						 errmsg("could not list all custom objects: more than %d share the date_created %s",
+								SEARCH_MAX_PER_QUERY, ss->last_date),
+						 errdetail("A Close search returns at most %d objects per query, and slices are cut by date_created.",
+								   SEARCH_MAX_PER_QUERY)));
+			}
+			fetch_page(ss, true);
+		}
+		else
+			return NULL;
+	}
+}
+
+/*
+ * Every custom field's record key, of the type (or of all types): what a
+ * search asks for when a custom json column needs them all.  One request;
+ * the answer is parsed in scratch, a context the caller resets.
+ */
+List *
+close_search_custom_keys(UserMapping *user, const char *type_id,
+						 MemoryContext scratch)
+{
+	CloseConnection *conn = close_get_connection(user);
+	MemoryContext oldcxt = CurrentMemoryContext;
+	CloseResponse response;
+	struct json_object *root;
+	const char *problem;
+	List	   *keys;
+
+	MemoryContextSwitchTo(scratch);
+	close_http_request(conn, "GET", "/custom_object_type/", NULL, &response);
+	if (response.status != 200)
+		close_report_http_error(conn, "GET", "/custom_object_type/", &response,
+								NULL);
+	root = close_json_parse(response.body, response.body_len, scratch, &problem);
+	if (problem)
+		close_report_bad_answer("GET", "/custom_object_type/",
+								psprintf("The body is not valid JSON: %s.", problem));
+	MemoryContextSwitchTo(oldcxt);
+	keys = close_json_type_field_keys(root, type_id, &problem);
+	if (problem)
+		close_report_bad_answer("GET", "/custom_object_type/", problem);
+	MemoryContextReset(scratch);
+	return keys;
+}
