@@ -27,6 +27,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/fmgrprotos.h"
 
 #include "close_fdw.h"
 
@@ -63,7 +64,9 @@ struct CloseSearchState
 	char		slice_date[64];	/* where it starts ("" for the first) */
 
 	/* keyset: the last date_created seen, and the ids seen at it */
-	char		last_date[64];
+	bool		have_last;
+	TimestampTz last_instant;
+	char		last_date[64];	/* last_instant as ISO 8601 UTC */
 	List	   *boundary_ids;	/* in cursor_cxt's parent (the scan) */
 	bool		slice_progress;	/* this slice returned something new */
 	int64		returned;
@@ -525,16 +528,26 @@ fetch_page(CloseSearchState *ss, bool new_slice)
 	return true;
 }
 
-/* The record's date_created as the API wrote it, or NULL. */
-static const char *
-record_date(struct json_object *record)
+/*
+ * The record's date_created as an instant (compared as instants, not as
+ * text, whatever fraction or offset the API writes); false if it has none.
+ */
+static bool
+record_instant(struct json_object *record, TimestampTz *instant)
 {
 	struct json_object *date = close_json_object_get(record, "date_created");
 	size_t		len;
+	const char *text;
 
 	if (date == NULL || close_json_kind(date) != CLOSE_JSON_STRING)
-		return NULL;
-	return close_json_scalar_text(date, &len);
+		return false;
+	text = close_json_scalar_text(date, &len);
+	/* Close's record dates carry an offset (see the API sheet) */
+	*instant = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+													   CStringGetDatum(text),
+													   ObjectIdGetDatum(InvalidOid),
+													   Int32GetDatum(-1)));
+	return true;
 }
 
 static const char *
@@ -579,29 +592,37 @@ close_search_next(CloseSearchState *ss)
 		{
 			struct json_object *record = close_json_array_get(ss->items,
 															  ss->next_item++);
-			const char *date = record_date(record);
 			const char *id = record_id(record);
+			TimestampTz instant;
 			MemoryContext oldcxt;
 			ListCell   *lc;
 			bool		seen = false;
 
-			if (date == NULL || id == NULL)
+			if (id == NULL || !record_instant(record, &instant))
 				close_report_bad_answer("POST", "/data/search/",
 										"An object lacks its id or date_created.");
-			if (strlen(date) >= sizeof(ss->last_date))
-				close_report_bad_answer("POST", "/data/search/",
-										"An object's date_created is too long.");
 
 			/* results come in date_created order: a later date resets */
 			oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(ss));
-			if (strcmp(date, ss->last_date) != 0)
+			if (!ss->have_last || instant != ss->last_instant)
 			{
-				if (ss->last_date[0] && strcmp(date, ss->last_date) < 0)
+				StringInfoData buf;
+
+				if (ss->have_last && instant < ss->last_instant)
 					close_report_bad_answer("POST", "/data/search/",
 											"The objects are not in date_created order.");
 				list_free_deep(ss->boundary_ids);
 				ss->boundary_ids = NIL;
-				strlcpy(ss->last_date, date, sizeof(ss->last_date));
+				ss->have_last = true;
+				ss->last_instant = instant;
+				initStringInfo(&buf);
+				if (!close_format_timestamp(&buf, instant))
+					close_report_bad_answer("POST", "/data/search/",
+											"An object's date_created is out of range.");
+				/* without the quotes close_format_timestamp puts around it */
+				strlcpy(ss->last_date, buf.data + 1, sizeof(ss->last_date));
+				ss->last_date[strlen(ss->last_date) - 1] = '\0';
+				pfree(buf.data);
 			}
 			else
 			{
