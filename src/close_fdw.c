@@ -169,6 +169,7 @@ close_fdw_handler(PG_FUNCTION_ARGS)
 	routine->ExplainForeignModify = closeExplainForeignModify;
 	close_set_batch_insert(routine, closeGetForeignModifyBatchSize,
 						   closeExecForeignBatchInsert);
+	routine->ImportForeignSchema = closeImportForeignSchema;
 	routine->PlanDirectModify = closePlanDirectModify;
 	routine->BeginDirectModify = closeBeginDirectModify;
 	routine->IterateDirectModify = closeIterateDirectModify;

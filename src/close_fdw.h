@@ -188,6 +188,24 @@ typedef struct CloseJsonMember
 	char	   *value;
 } CloseJsonMember;
 
+/* A custom object type and its fields (json.c reads them for import.c). */
+typedef struct CloseFieldInfo
+{
+	char	   *id;				/* cf_... */
+	char	   *name;
+	char	   *description;	/* or NULL */
+	char	   *type;			/* text, number, date, ...; "" if not told */
+	bool		multi;			/* accepts_multiple_values */
+} CloseFieldInfo;
+
+typedef struct CloseTypeInfo
+{
+	char	   *id;				/* cotype_... */
+	char	   *name;
+	char	   *description;	/* or NULL */
+	List	   *fields;			/* of CloseFieldInfo */
+} CloseTypeInfo;
+
 /* JSON value kinds, as json.c reports them. */
 typedef enum CloseJsonKind
 {
@@ -303,6 +321,7 @@ extern const char *close_json_list_page(struct json_object *root,
 extern char *close_json_error_text(const char *body, size_t len,
 								   CloseRowConverter *conv);
 extern List *close_json_object_members(struct json_object *object);
+extern List *close_json_types(struct json_object *root, const char **problem);
 extern List *close_json_type_field_keys(struct json_object *root,
 										const char *type_id,
 										const char **problem);
@@ -324,6 +343,10 @@ extern const char *close_column_for_key(CloseRowConverter *conv,
 extern void close_append_json_value(StringInfo buf, CloseRowConverter *conv,
 									AttrNumber attnum, Datum value,
 									bool isnull);
+
+/* in import.c */
+extern List *closeImportForeignSchema(ImportForeignSchemaStmt *stmt,
+									  Oid serverOid);
 
 /* in modify.c */
 extern void closeAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,

@@ -429,3 +429,89 @@ close_json_type_field_keys(struct json_object *root, const char *type_id,
 	}
 	return keys;
 }
+
+/* A member's string value, palloc'd, or NULL when absent or not a string. */
+static char *
+member_string(json_object *object, const char *key)
+{
+	json_object *value;
+
+	if (!json_object_object_get_ex(object, key, &value) ||
+		!json_object_is_type(value, json_type_string))
+		return NULL;
+	return pstrdup(json_object_get_string(value));
+}
+
+/*
+ * The custom object types of GET /custom_object_type/, with their fields,
+ * as CloseTypeInfo and CloseFieldInfo; on a wrong shape, NIL and *problem
+ * says what is wrong.  A field without a type gets type "" (imported as
+ * an unknown type).
+ */
+List *
+close_json_types(struct json_object *root, const char **problem)
+{
+	List	   *types = NIL;
+	json_object *data;
+	size_t		i;
+
+	*problem = NULL;
+	if (!json_object_is_type(root, json_type_object) ||
+		!json_object_object_get_ex(root, "data", &data) ||
+		!json_object_is_type(data, json_type_array))
+	{
+		*problem = "Expected {\"data\": [custom object types]}.";
+		return NIL;
+	}
+	for (i = 0; i < json_object_array_length(data); i++)
+	{
+		json_object *object = json_object_array_get_idx(data, i);
+		json_object *fields;
+		CloseTypeInfo *type;
+		size_t		j;
+
+		if (!json_object_is_type(object, json_type_object))
+		{
+			*problem = "A custom object type is not a JSON object.";
+			return NIL;
+		}
+		type = palloc0(sizeof(CloseTypeInfo));
+		type->id = member_string(object, "id");
+		type->name = member_string(object, "name");
+		type->description = member_string(object, "description");
+		if (type->id == NULL || type->name == NULL)
+		{
+			*problem = "A custom object type lacks its id or name.";
+			return NIL;
+		}
+		if (json_object_object_get_ex(object, "fields", &fields) &&
+			json_object_is_type(fields, json_type_array))
+		{
+			for (j = 0; j < json_object_array_length(fields); j++)
+			{
+				json_object *fobject = json_object_array_get_idx(fields, j);
+				json_object *multi;
+				CloseFieldInfo *field;
+
+				if (!json_object_is_type(fobject, json_type_object))
+					continue;
+				field = palloc0(sizeof(CloseFieldInfo));
+				field->id = member_string(fobject, "id");
+				field->name = member_string(fobject, "name");
+				field->description = member_string(fobject, "description");
+				field->type = member_string(fobject, "type");
+				if (field->type == NULL)
+					field->type = pstrdup("");
+				field->multi = json_object_object_get_ex(fobject, "accepts_multiple_values", &multi) &&
+					json_object_get_boolean(multi);
+				if (field->id == NULL)
+					continue;	/* nothing to read it by */
+				if (field->name == NULL)
+					field->name = pstrdup(field->id);
+				type->fields = lappend(type->fields, field);
+			}
+		}
+		types = lappend(types, type);
+	}
+	return types;
+}

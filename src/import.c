@@ -1,0 +1,366 @@
+/*-------------------------------------------------------------------------
+ *
+ * import.c
+ *		  IMPORT FOREIGN SCHEMA custom_objects: one typed foreign table per
+ *		  custom object type, read from GET /custom_object_type/, plus one
+ *		  table custom_objects covering all types.
+ *
+ * Names come from Close's names: lower case, every run of other characters
+ * than a-z and 0-9 made one "_", cut to fit an identifier; a name that is
+ * empty then, or taken already (by a core column, by the catch-all table,
+ * or by an earlier type or field in Close's order), gets "_2", "_3", ...
+ * Every identifier and literal in the DDL is quoted.
+ *
+ * IMPORT can only return CREATE FOREIGN TABLE commands, so the comments
+ * (the type's and each field's original name and description) wait for the
+ * end of the transaction, when the tables exist.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "commands/comment.h"
+#include "commands/defrem.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "close_fdw.h"
+
+#define CLOSE_REMOTE_SCHEMA		"custom_objects"
+#define CLOSE_CATCH_ALL_TABLE	"custom_objects"
+
+/* The core columns every imported table starts with. */
+static const struct
+{
+	const char *name;
+	const char *type;
+}			core_columns[] = {
+	{"id", "text"},
+	{"custom_object_type_id", "text"},
+	{"lead_id", "text"},
+	{"name", "text"},
+	{"organization_id", "text"},
+	{"created_by", "text"},
+	{"updated_by", "text"},
+	{"date_created", "timestamptz"},
+	{"date_updated", "timestamptz"},
+	{NULL, NULL}
+};
+
+/* A comment to set once the imported tables exist. */
+typedef struct PendingComment
+{
+	Oid			namespace;
+	char	   *table;
+	char	   *column;			/* NULL: the table's */
+	char	   *comment;
+} PendingComment;
+
+static List *pending_comments = NIL;	/* in TopMemoryContext */
+static bool comment_callback_registered = false;
+
+/* The import's options, the IMPORT statement's OPTIONS (...). */
+typedef struct ImportOptions
+{
+	bool		custom_column;	/* add "custom jsonb" to each type's table */
+	bool		catch_all;		/* import the custom_objects table */
+} ImportOptions;
+
+static void
+parse_import_options(List *options, ImportOptions *opts)
+{
+	ListCell   *lc;
+
+	opts->custom_column = true;
+	opts->catch_all = true;
+	foreach(lc, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (strcmp(def->defname, "custom_column") == 0)
+			opts->custom_column = defGetBoolean(def);
+		else if (strcmp(def->defname, "catch_all") == 0)
+			opts->catch_all = defGetBoolean(def);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("invalid option \"%s\"", def->defname),
+					 errhint("Valid options of IMPORT FOREIGN SCHEMA are: custom_column, catch_all")));
+	}
+}
+
+/*
+ * A Close name as an identifier: lower case, each run of characters other
+ * than a-z and 0-9 one "_", no "_" at either end, at most NAMEDATALEN - 5
+ * bytes (room for a suffix).
+ */
+static char *
+sanitize_name(const char *name)
+{
+	StringInfoData buf;
+	const unsigned char *p;
+	bool		gap = false;
+
+	initStringInfo(&buf);
+	for (p = (const unsigned char *) name; *p; p++)
+	{
+		if (isascii(*p) && isalnum(*p))
+		{
+			if (gap && buf.len > 0)
+				appendStringInfoChar(&buf, '_');
+			gap = false;
+			appendStringInfoChar(&buf, (char) tolower(*p));
+		}
+		else
+			gap = true;
+	}
+	if (buf.len > NAMEDATALEN - 5)
+		buf.data[buf.len = NAMEDATALEN - 5] = '\0';
+	return buf.data;
+}
+
+/* name, or name_2, name_3, ... : the first not in *taken; then taken. */
+static char *
+unique_name(const char *base, const char *fallback, List **taken)
+{
+	char	   *name = pstrdup(base[0] ? base : fallback);
+	int			suffix = 1;
+	ListCell   *lc;
+
+	for (;;)
+	{
+		bool		used = false;
+
+		foreach(lc, *taken)
+			if (strcmp((char *) lfirst(lc), name) == 0)
+				used = true;
+		if (!used)
+			break;
+		name = psprintf("%s_%d", base[0] ? base : fallback, ++suffix);
+	}
+	*taken = lappend(*taken, name);
+	return name;
+}
+
+/* The PostgreSQL type for a Close field type; NULL if unknown. */
+static const char *
+column_type(const char *field_type)
+{
+	static const char *const text_types[] = {
+		"text", "textarea", "choices", "user", "contact", "custom_object",
+		"hidden", NULL
+	};
+	int			i;
+
+	for (i = 0; text_types[i]; i++)
+		if (strcmp(field_type, text_types[i]) == 0)
+			return "text";
+	if (strcmp(field_type, "number") == 0)
+		return "numeric";
+	if (strcmp(field_type, "date") == 0)
+		return "date";
+	if (strcmp(field_type, "datetime") == 0)
+		return "timestamptz";
+	return NULL;
+}
+
+static void
+add_comment(Oid namespace, const char *table, const char *column,
+			const char *comment)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	PendingComment *pc = palloc(sizeof(PendingComment));
+
+	pc->namespace = namespace;
+	pc->table = pstrdup(table);
+	pc->column = column ? pstrdup(column) : NULL;
+	pc->comment = pstrdup(comment);
+	pending_comments = lappend(pending_comments, pc);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* The imported tables exist by the end of the transaction: comment them. */
+static void
+apply_comments(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT)
+	{
+		foreach(lc, pending_comments)
+		{
+			PendingComment *pc = (PendingComment *) lfirst(lc);
+			Oid			relid = get_relname_relid(pc->table, pc->namespace);
+			AttrNumber	attnum = 0;
+
+			if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
+				continue;		/* not imported (LIMIT TO, EXCEPT) */
+			if (pc->column)
+			{
+				attnum = get_attnum(relid, pc->column);
+				if (attnum == InvalidAttrNumber)
+					continue;
+			}
+			CreateComments(relid, RelationRelationId, attnum, pc->comment);
+		}
+	}
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT ||
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		list_free_deep(pending_comments);
+		pending_comments = NIL;
+	}
+}
+
+/* "Name: description", or the name alone. */
+static char *
+name_and_description(const char *name, const char *description)
+{
+	if (description && description[0])
+		return psprintf("%s: %s", name, description);
+	return pstrdup(name);
+}
+
+/* One CREATE FOREIGN TABLE, with its comments noted. */
+static char *
+create_table_command(const char *table, CloseTypeInfo *type,
+					 const char *server, Oid namespace, ImportOptions *opts)
+{
+	StringInfoData buf;
+	List	   *taken = NIL;
+	ListCell   *lc;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE FOREIGN TABLE %s (\n", quote_identifier(table));
+	for (i = 0; core_columns[i].name; i++)
+	{
+		appendStringInfo(&buf, "%s  %s %s", i > 0 ? ",\n" : "",
+						 quote_identifier(core_columns[i].name),
+						 core_columns[i].type);
+		taken = lappend(taken, (char *) core_columns[i].name);
+	}
+	taken = lappend(taken, CLOSE_KEY_CUSTOM);
+
+	if (type)
+	{
+		foreach(lc, type->fields)
+		{
+			CloseFieldInfo *field = (CloseFieldInfo *) lfirst(lc);
+			const char *pgtype = column_type(field->type);
+			char	   *column = unique_name(sanitize_name(field->name), "field",
+											 &taken);
+
+			if (pgtype == NULL)
+			{
+				ereport(NOTICE,
+						(errmsg("field \"%s\" of custom object type \"%s\" has the unknown type \"%s\"; it is imported as jsonb",
+								field->name, type->name, field->type)));
+				pgtype = "jsonb";
+			}
+			appendStringInfo(&buf, ",\n  %s %s%s OPTIONS (field %s)",
+							 quote_identifier(column), pgtype,
+							 field->multi && strcmp(pgtype, "jsonb") != 0 ? "[]" : "",
+							 quote_literal_cstr(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
+														 field->id)));
+			add_comment(namespace, table, column,
+						name_and_description(field->name, field->description));
+		}
+	}
+	if (!type || opts->custom_column)
+		appendStringInfoString(&buf, ",\n  custom jsonb");
+
+	appendStringInfo(&buf, "\n) SERVER %s", quote_identifier(server));
+	if (type)
+	{
+		appendStringInfo(&buf, " OPTIONS (custom_object_type_id %s)",
+						 quote_literal_cstr(type->id));
+		add_comment(namespace, table, NULL,
+					psprintf("Close custom object type %s",
+							 name_and_description(type->name, type->description)));
+	}
+	else
+		add_comment(namespace, table, NULL, "Close custom objects of every type");
+	return buf.data;
+}
+
+List *
+closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
+{
+	ForeignServer *server = GetForeignServer(serverOid);
+	UserMapping *user = GetUserMapping(GetUserId(), serverOid);
+	Oid			namespace = get_namespace_oid(stmt->local_schema, false);
+	CloseConnection *conn;
+	CloseResponse response;
+	ImportOptions opts;
+	MemoryContext scratch;
+	MemoryContext oldcxt;
+	struct json_object *root;
+	const char *problem;
+	List	   *types;
+	List	   *commands = NIL;
+	List	   *taken = NIL;
+	ListCell   *lc;
+
+	if (strcmp(stmt->remote_schema, CLOSE_REMOTE_SCHEMA) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_SCHEMA_NOT_FOUND),
+				 errmsg("Close has no remote schema \"%s\"", stmt->remote_schema),
+				 errhint("The valid remote schema is \"%s\".", CLOSE_REMOTE_SCHEMA)));
+	parse_import_options(stmt->options, &opts);
+
+	if (!comment_callback_registered)
+	{
+		RegisterXactCallback(apply_comments, NULL);
+		comment_callback_registered = true;
+	}
+
+	/* the document is owned by a context freed on any exit */
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "close_fdw import",
+									ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(scratch);
+	conn = close_get_connection(user);
+	close_http_request(conn, "GET", "/custom_object_type/", NULL, &response);
+	if (response.status != 200)
+		close_report_http_error(conn, "GET", "/custom_object_type/", &response,
+								NULL);
+	root = close_json_parse(response.body, response.body_len, scratch, &problem);
+	if (problem)
+		close_report_bad_answer("GET", "/custom_object_type/",
+								psprintf("The body is not valid JSON: %s.", problem));
+	MemoryContextSwitchTo(oldcxt);
+	types = close_json_types(root, &problem);
+	if (problem)
+		close_report_bad_answer("GET", "/custom_object_type/", problem);
+
+	/* the catch-all table's name is taken first, whether imported or not */
+	taken = lappend(taken, CLOSE_CATCH_ALL_TABLE);
+	if (opts.catch_all && IsImportableForeignTable(CLOSE_CATCH_ALL_TABLE, stmt))
+		commands = lappend(commands,
+						   create_table_command(CLOSE_CATCH_ALL_TABLE, NULL,
+												server->servername, namespace,
+												&opts));
+	foreach(lc, types)
+	{
+		CloseTypeInfo *type = (CloseTypeInfo *) lfirst(lc);
+		char	   *table = unique_name(sanitize_name(type->name), "type", &taken);
+
+		/* names do not depend on LIMIT TO and EXCEPT; commands (and comments) do */
+		if (!IsImportableForeignTable(table, stmt))
+			continue;
+		commands = lappend(commands,
+						   create_table_command(table, type, server->servername,
+												namespace, &opts));
+	}
+	MemoryContextDelete(scratch);
+	return commands;
+}
