@@ -4,6 +4,8 @@
 \set one 'lead_One0000000000000000000000000000000000000000'
 \set big 'lead_Big0000000000000000000000000000000000000000'
 SELECT emulator_reset();
+-- how each failure is reported, without the retries (resilience.sql)
+ALTER SERVER close OPTIONS (ADD max_retries '0');
 CREATE FUNCTION fail_next(rule jsonb) RETURNS void LANGUAGE sql AS $$
   SELECT emulator_fault(jsonb_build_object('path_prefix', '/api/v1/custom_object/', 'times', 1) || rule);
 $$;
@@ -97,3 +99,4 @@ SELECT emulator_reset();
 
 -- after all that, the session still works and the connection is reused
 SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';
+ALTER SERVER close OPTIONS (DROP max_retries);

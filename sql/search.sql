@@ -115,7 +115,7 @@ SELECT e->>'method' AS method, e->>'path' AS path,
   FROM emulator_log_entries() e;
 
 -- a search error is an error
-SELECT emulator_fault('{"path_prefix": "/api/v1/data/search/", "action": "status", "status": 429, "headers": {"Retry-After": "2"}, "body": "{\"error\": \"Too many requests\"}", "times": 1}');
+SELECT emulator_fault('{"path_prefix": "/api/v1/data/search/", "action": "status", "status": 400, "body": "{\"error\": \"Invalid query\"}", "times": 1}');
 SELECT count(*) FROM close_custom_objects;  -- ERROR
 SELECT emulator_fault('{"path_prefix": "/api/v1/data/search/", "action": "status", "status": 200, "body": "{\"data\": [{\"id\": \"custobj_a\"}], \"cursor\": null}", "times": 1}');
 SELECT count(*) FROM close_custom_objects;  -- ERROR

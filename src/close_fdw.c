@@ -113,6 +113,8 @@ typedef struct CloseScanState
 	int64		requests;
 	int64		pages;
 	int64		records;
+	int64		retries;
+	double		waited_ms;
 } CloseScanState;
 
 PG_FUNCTION_INFO_V1(close_fdw_handler);
@@ -903,7 +905,9 @@ fetch_lead_page(CloseScanState *fsstate)
 							 psprintf("%d", fsstate->page_size));
 
 	close_http_request(conn, "GET", path.data, NULL, &response);
-	fsstate->requests++;
+	fsstate->requests += response.attempts;
+	fsstate->retries += response.attempts - 1;
+	fsstate->waited_ms += response.waited_ms;
 	if (response.status != 200)
 		close_report_http_error(conn, "GET", path.data, &response, NULL);
 
@@ -973,7 +977,9 @@ fetch_by_id(CloseScanState *fsstate)
 	close_append_path_segment(&path, fsstate->current_key);
 
 	close_http_request(conn, "GET", path.data, NULL, &response);
-	fsstate->requests++;
+	fsstate->requests += response.attempts;
+	fsstate->retries += response.attempts - 1;
+	fsstate->waited_ms += response.waited_ms;
 	if (response.status == 404)
 	{
 		MemoryContextSwitchTo(oldcxt);
@@ -1116,5 +1122,13 @@ closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		ExplainPropertyInteger("Close Pages", NULL,
 							   fsstate->pages + search_requests, es);
 		ExplainPropertyInteger("Close Records", NULL, fsstate->records, es);
+		if (fsstate->retries + close_search_retries(fsstate->search) > 0)
+			ExplainPropertyInteger("Close Retries", NULL,
+								   fsstate->retries + close_search_retries(fsstate->search),
+								   es);
+		if (es->timing && fsstate->waited_ms + close_search_waited_ms(fsstate->search) > 0)
+			ExplainPropertyFloat("Close Wait", "ms",
+								 fsstate->waited_ms + close_search_waited_ms(fsstate->search),
+								 1, es);
 	}
 }

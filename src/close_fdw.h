@@ -44,8 +44,6 @@ struct ExplainState;
 #define CLOSE_PREFIX_LEAD			"lead_"
 #define CLOSE_PREFIX_TYPE			"cotype_"
 
-/* A response body larger than this is refused rather than buffered. */
-#define CLOSE_MAX_RESPONSE_BYTES	(64 * 1024 * 1024)
 
 /*
  * Options, read once into typed structs by option.c; nothing else walks
@@ -58,6 +56,9 @@ typedef struct CloseServerOptions
 	int			connect_timeout_ms;
 	int			page_size;		/* _limit of listings */
 	int			batch_size;		/* rows per batch insert */
+	int			max_retries;	/* retries of a failed request */
+	int			max_response_bytes; /* larger answers are refused */
+	char	   *ca_file;		/* CA bundle for TLS, or NULL */
 } CloseServerOptions;
 
 typedef struct CloseUserOptions
@@ -70,6 +71,20 @@ typedef struct CloseUserOptions
  * A cached HTTP session for one user mapping (connection.c).  The handle
  * keeps its TCP/TLS connection alive between statements.
  */
+/*
+ * What Close's RateLimit header last said for one endpoint group (method
+ * and path with ids replaced), so that a request waits rather than gets a
+ * 429.
+ */
+typedef struct ClosePacer
+{
+	char		group[96];		/* "" for a free slot */
+	int			remaining;
+	TimestampTz reset_at;
+} ClosePacer;
+
+#define CLOSE_PACERS 16
+
 typedef struct CloseConnection
 {
 	Oid			umid;			/* hash key: the user mapping's OID */
@@ -82,6 +97,7 @@ typedef struct CloseConnection
 	struct curl_slist *headers; /* fixed request headers, incl. auth */
 	struct curl_slist *json_headers;	/* the same, for a JSON body */
 	char		errbuf[CURL_ERROR_SIZE];
+	ClosePacer	pacers[CLOSE_PACERS];	/* per endpoint group of this key */
 } CloseConnection;
 
 /* One HTTP answer (http.c); the body lives in the caller's context. */
@@ -92,6 +108,8 @@ typedef struct CloseResponse
 	size_t		body_len;
 	char		retry_after[64];	/* raw header values, "" if absent */
 	char		rate_limit[128];
+	int			attempts;		/* requests sent for this answer */
+	double		waited_ms;		/* time spent waiting between them */
 } CloseResponse;
 
 /* How a scan reaches its records (pushdown.c decides, close_fdw.c runs). */
@@ -270,6 +288,8 @@ extern CloseSearchState *close_search_begin(MemoryContext parent,
 											int64 results_limit);
 extern struct json_object *close_search_next(CloseSearchState *ss);
 extern int64 close_search_requests(CloseSearchState *ss);
+extern int64 close_search_retries(CloseSearchState *ss);
+extern double close_search_waited_ms(CloseSearchState *ss);
 extern List *close_search_custom_keys(UserMapping *user, const char *type_id,
 									  MemoryContext scratch);
 
@@ -322,6 +342,7 @@ extern char *close_json_error_text(const char *body, size_t len,
 								   CloseRowConverter *conv);
 extern List *close_json_object_members(struct json_object *object);
 extern List *close_json_types(struct json_object *root, const char **problem);
+extern double close_json_rate_reset(const char *body, size_t len);
 extern List *close_json_type_field_keys(struct json_object *root,
 										const char *type_id,
 										const char **problem);

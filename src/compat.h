@@ -25,6 +25,9 @@
 #include "optimizer/pathnode.h"
 #include "access/stratnum.h"
 #include "common/base64.h"
+#if PG_VERSION_NUM >= 150000
+#include "common/pg_prng.h"
+#endif
 #include "parser/parsetree.h"
 
 /*
@@ -147,6 +150,17 @@ close_batch_size_of(ResultRelInfo *rinfo)
 	return rinfo->ri_BatchSize;
 #else
 	return 1;
+#endif
+}
+
+/* A random fraction in [0, 1), for jitter. */
+static inline double
+close_random_fraction(void)
+{
+#if PG_VERSION_NUM >= 150000
+	return pg_prng_double(&pg_global_prng_state);
+#else
+	return (double) random() / ((double) MAX_RANDOM_VALUE + 1);
 #endif
 }
 

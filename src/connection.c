@@ -17,6 +17,8 @@
 #include "access/xact.h"
 #include "catalog/pg_user_mapping.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -33,6 +35,35 @@ static void close_inval_callback(Datum arg, int cacheid, uint32 hashvalue);
 static void close_xact_release(XactEvent event, void *arg);
 
 /*
+ * A PUBLIC user mapping's credential is nobody's own: like postgres_fdw's
+ * password_required, only a superuser may use it; every other role needs a
+ * mapping of its own.
+ */
+static void
+check_own_credential(UserMapping *user)
+{
+	HeapTuple	tuple = SearchSysCache1(USERMAPPINGOID,
+										ObjectIdGetDatum(user->umid));
+	Oid			umuser;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for user mapping %u", user->umid);
+	umuser = ((Form_pg_user_mapping) GETSTRUCT(tuple))->umuser;
+	ReleaseSysCache(tuple);
+
+	if (!OidIsValid(umuser) && !superuser_arg(user->userid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" has no user mapping of its own for server \"%s\"",
+						GetUserNameFromId(user->userid, false),
+						GetForeignServer(user->serverid)->servername),
+				 errdetail("The PUBLIC user mapping's credential serves superusers only."),
+				 errhint("CREATE USER MAPPING FOR %s SERVER %s OPTIONS (api_key '...').",
+						 quote_identifier(GetUserNameFromId(user->userid, false)),
+						 quote_identifier(GetForeignServer(user->serverid)->servername))));
+}
+
+/*
  * Return the session for a user mapping, building it (or rebuilding it
  * after its options changed) as needed.
  */
@@ -41,6 +72,8 @@ close_get_connection(UserMapping *user)
 {
 	CloseConnection *entry;
 	bool		found;
+
+	check_own_credential(user);
 
 	if (ConnectionHash == NULL)
 	{
@@ -92,6 +125,10 @@ close_release_entry(CloseConnection *entry)
 	if (entry->server.api_url)
 		pfree(entry->server.api_url);
 	entry->server.api_url = NULL;
+	if (entry->server.ca_file)
+		pfree(entry->server.ca_file);
+	entry->server.ca_file = NULL;
+	memset(entry->pacers, 0, sizeof(entry->pacers));
 	entry->invalidated = false;
 }
 
@@ -143,6 +180,8 @@ close_build_entry(CloseConnection *entry, UserMapping *user)
 											 server->servername);
 	entry->server = sopts;
 	entry->server.api_url = MemoryContextStrdup(TopMemoryContext, sopts.api_url);
+	entry->server.ca_file = sopts.ca_file
+		? MemoryContextStrdup(TopMemoryContext, sopts.ca_file) : NULL;
 	entry->server_hashvalue =
 		GetSysCacheHashValue1(FOREIGNSERVEROID,
 							  ObjectIdGetDatum(server->serverid));

@@ -15,6 +15,9 @@
 
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
 #include "utils/memutils.h"
 
 #include "close_fdw.h"
@@ -29,6 +32,7 @@ typedef struct BodyBuffer
 	char	   *data;
 	size_t		len;
 	size_t		capacity;
+	size_t		max;			/* refuse a body larger than this */
 	bool		too_large;
 	bool		out_of_memory;
 } BodyBuffer;
@@ -39,7 +43,7 @@ write_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 	BodyBuffer *buf = (BodyBuffer *) userdata;
 	size_t		n = size * nmemb;
 
-	if (buf->len + n > CLOSE_MAX_RESPONSE_BYTES)
+	if (buf->len + n > buf->max)
 	{
 		buf->too_large = true;
 		return 0;
@@ -187,33 +191,83 @@ printable_text(const char *text, size_t len)
 	return result;
 }
 
-/*
- * Send one request and return the answer, whatever its status.  body is
- * JSON text or NULL.  Transport failures, cancellation and oversized bodies
- * are errors here; the caller decides which statuses it accepts and reports
- * the rest with close_report_http_error.  The answer's body is allocated in
- * CurrentMemoryContext.
- *
- * libcurl repeats a request by itself, once, when a reused keep-alive
- * connection turns out to be closed before any answer arrived.  That is
- * harmless for GET, PUT (the same change again) and DELETE (a 404 the
- * second time), but a POST may already have created a record, so a POST
- * always goes out on a fresh connection, which libcurl never retries.
- */
-void
-close_http_request(CloseConnection *conn, const char *method,
-				   const char *path, const char *body,
-				   CloseResponse *response)
+/* "N attempts over X s" when a request was tried more than once. */
+static char *
+attempts_text(CloseResponse *response)
+{
+	if (response->attempts <= 1)
+		return NULL;
+	return psprintf("Tried %d times over %.1f s of waiting.", response->attempts,
+					response->waited_ms / 1000.0);
+}
+
+/* A request that got no answer, after its retries. */
+static void pg_attribute_noreturn()
+report_transport_error(CloseConnection *conn, const char *method,
+					   const char *path, CloseResponse *response, CURLcode rc)
+{
+	bool		connecting = (rc == CURLE_COULDNT_RESOLVE_HOST ||
+							  rc == CURLE_COULDNT_RESOLVE_PROXY ||
+							  rc == CURLE_COULDNT_CONNECT ||
+							  rc == CURLE_SSL_CONNECT_ERROR ||
+							  rc == CURLE_PEER_FAILED_VERIFICATION ||
+							  rc == CURLE_SSL_CACERT_BADFILE ||
+							  (rc == CURLE_OPERATION_TIMEDOUT &&
+							   response->status == 0));
+	bool		may_have_acted = !connecting && strcmp(method, "GET") != 0;
+	char	   *tried = attempts_text(response);
+
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("Close API request timed out"),
+				 tried ? errdetail_internal("%s %s", conn->errbuf, tried)
+				 : errdetail_internal("%s", conn->errbuf),
+				 may_have_acted
+				 ? errhint("The request may have reached Close and taken effect; check before repeating it.")
+				 : errhint("The server options \"timeout_ms\" and \"connect_timeout_ms\" of server \"%s\" set the limits.",
+						   conn->server_name),
+				 errcontext("Close API request: %s %s", method, path)));
+	if (connecting)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not connect to the Close API at server \"%s\": %s",
+						conn->server_name, curl_easy_strerror(rc)),
+				 tried ? errdetail_internal("%s %s", conn->errbuf, tried)
+				 : conn->errbuf[0] ? errdetail_internal("%s", conn->errbuf) : 0,
+				 errcontext("Close API request: %s %s", method, path)));
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("could not read from the Close API at server \"%s\": %s",
+					conn->server_name, curl_easy_strerror(rc)),
+			 tried ? errdetail_internal("%s %s", conn->errbuf, tried)
+			 : conn->errbuf[0] ? errdetail_internal("%s", conn->errbuf) : 0,
+			 may_have_acted
+			 ? errhint("The request may have reached Close and taken effect; check before repeating it.")
+			 : 0,
+			 errcontext("Close API request: %s %s", method, path)));
+}
+
+/* The outcome of one attempt, before it is judged. */
+typedef struct Attempt
+{
+	CURLcode	rc;
+	BodyBuffer	answer;
+} Attempt;
+
+/* Send the request once. */
+static void
+send_once(CloseConnection *conn, const char *method, const char *url,
+		  const char *body, CloseResponse *response, Attempt *attempt)
 {
 	CURL	   *curl = conn->curl;
-	BodyBuffer	answer;
-	char	   *url;
-	CURLcode	rc;
 
-	memset(response, 0, sizeof(*response));
-	memset(&answer, 0, sizeof(answer));
-	answer.context = CurrentMemoryContext;
-	url = psprintf("%s%s", conn->server.api_url, path);
+	memset(&attempt->answer, 0, sizeof(attempt->answer));
+	attempt->answer.context = CurrentMemoryContext;
+	attempt->answer.max = conn->server.max_response_bytes;
+	response->status = 0;
+	response->retry_after[0] = '\0';
+	response->rate_limit[0] = '\0';
 	conn->errbuf[0] = '\0';
 
 	/* reset keeps the live connection; then safe defaults, then ours */
@@ -223,6 +277,8 @@ close_http_request(CloseConnection *conn, const char *method,
 	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (conn->server.ca_file)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, conn->server.ca_file);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) conn->server.timeout_ms);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
 					 (long) conn->server.connect_timeout_ms);
@@ -231,7 +287,7 @@ close_http_request(CloseConnection *conn, const char *method,
 	curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, conn->errbuf);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_body);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &attempt->answer);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_header);
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, response);
 	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
@@ -257,76 +313,251 @@ close_http_request(CloseConnection *conn, const char *method,
 	else
 		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 
-	rc = curl_easy_perform(curl);
+	attempt->rc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
+}
 
-	if (rc == CURLE_ABORTED_BY_CALLBACK)
+/*
+ * The endpoint group of a request, as Close counts rate limits: the method
+ * and the path with each id replaced by {id}, without the query.
+ */
+static void
+endpoint_group(const char *method, const char *path, char *group, size_t size)
+{
+	StringInfoData buf;
+	const char *p = path;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s ", method);
+	while (*p && *p != '?')
 	{
-		/* the user's cancel or statement_timeout, with its own SQLSTATE */
+		size_t		seg = strcspn(p, "/?");
+
+		if (seg > 0 && memchr(p, '_', seg) != NULL)
+			appendStringInfoString(&buf, "{id}");
+		else
+			appendBinaryStringInfo(&buf, p, seg);
+		p += seg;
+		if (*p == '/')
+			appendStringInfoChar(&buf, *p++);
+	}
+	strlcpy(group, buf.data, size);
+	pfree(buf.data);
+}
+
+static ClosePacer *
+find_pacer(CloseConnection *conn, const char *group)
+{
+	ClosePacer *oldest = &conn->pacers[0];
+	int			i;
+
+	for (i = 0; i < CLOSE_PACERS; i++)
+	{
+		ClosePacer *p = &conn->pacers[i];
+
+		if (strcmp(p->group, group) == 0)
+			return p;
+		if (p->group[0] == '\0' || p->reset_at < oldest->reset_at)
+			oldest = p;
+	}
+	strlcpy(oldest->group, group, sizeof(oldest->group));
+	oldest->remaining = -1;
+	oldest->reset_at = 0;
+	return oldest;
+}
+
+/*
+ * The numbers of a RateLimit header: "limit=100, remaining=50, reset=5"
+ * (also with ";" between the parts; reset may have decimals).
+ */
+static bool
+parse_rate_limit(const char *header, int *remaining, double *reset)
+{
+	const char *r = strstr(header, "remaining=");
+	const char *s = strstr(header, "reset=");
+
+	if (r == NULL || s == NULL)
+		return false;
+	*remaining = atoi(r + strlen("remaining="));
+	*reset = strtod(s + strlen("reset="), NULL);
+	return *reset >= 0;
+}
+
+/*
+ * Wait, interruptibly: a cancel or statement_timeout ends the wait (and
+ * the statement) at once.  Returns the milliseconds waited.
+ */
+static double
+wait_ms(double ms)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz deadline = TimestampTzPlusMilliseconds(start, (int64) ms);
+
+	for (;;)
+	{
+		long		left;
+
 		CHECK_FOR_INTERRUPTS();
-		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
-				 errmsg("canceling Close API request due to a pending interrupt"),
-				 errcontext("Close API request: %s %s", method, path)));
+		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
 	}
-	if (answer.too_large)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("Close API response is larger than %d bytes",
-						CLOSE_MAX_RESPONSE_BYTES),
-				 errcontext("Close API request: %s %s", method, path)));
-	if (answer.out_of_memory)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("Could not buffer a Close API response of %zu bytes.",
-						   answer.len),
-				 errcontext("Close API request: %s %s", method, path)));
-	if (rc != CURLE_OK)
-	{
-		bool		connecting = (rc == CURLE_COULDNT_RESOLVE_HOST ||
-								  rc == CURLE_COULDNT_RESOLVE_PROXY ||
-								  rc == CURLE_COULDNT_CONNECT ||
-								  rc == CURLE_SSL_CONNECT_ERROR ||
-								  rc == CURLE_PEER_FAILED_VERIFICATION ||
-								  (rc == CURLE_OPERATION_TIMEDOUT &&
-								   response->status == 0 && answer.len == 0));
+	return (double) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+}
 
-		if (rc == CURLE_OPERATION_TIMEDOUT)
+/* Exponential backoff with jitter: about 0.25 s, 0.5 s, 1 s, ... 8 s. */
+static double
+backoff_ms(int attempt)
+{
+	double		base = 250.0 * (1 << Min(attempt - 1, 5));
+
+	return base * (0.5 + close_random_fraction());
+}
+
+/*
+ * How long a 429 asks to wait: RateLimit's reset, else Retry-After, else
+ * the body's rate_reset, else 2 s.
+ */
+static double
+rate_limit_wait_ms(CloseResponse *response, const char *body, size_t len)
+{
+	int			remaining;
+	double		reset;
+	double		seconds = -1;
+
+	if (response->rate_limit[0] &&
+		parse_rate_limit(response->rate_limit, &remaining, &reset))
+		seconds = reset;
+	else if (response->retry_after[0] && isdigit((unsigned char) response->retry_after[0]))
+		seconds = strtod(response->retry_after, NULL);
+	else
+		seconds = close_json_rate_reset(body, len);
+	if (seconds < 0)
+		seconds = 2.0;
+	return Min(seconds, 600.0) * 1000.0;
+}
+
+/*
+ * Send one request and return the answer, whatever its status, after the
+ * retries a transient failure deserves:
+ *
+ * - 429: Close refused the request; wait as it says, then again (any method).
+ * - 502, 503, 504 and a connection lost: again after a backoff, for GET, PUT
+ *   and DELETE only (repeating those is harmless); a POST may have created
+ *   a record, so it is never repeated once it may have been sent.
+ * - a connection never made (refused, unresolved): again, any method.
+ *
+ * at most max_retries times.  Before each request, a RateLimit that said
+ * nothing remains for this endpoint group is waited out.  Waits are
+ * interruptible.  Transport failures, cancellation and oversized bodies
+ * that remain are errors here; the caller judges the final status and
+ * reports it with close_report_http_error.  The body is allocated in
+ * CurrentMemoryContext.
+ *
+ * libcurl repeats a request by itself, once, when a reused keep-alive
+ * connection turns out to be closed before any answer arrived.  That is
+ * harmless but for POST, so a POST always goes out on a fresh connection,
+ * which libcurl never repeats.
+ */
+void
+close_http_request(CloseConnection *conn, const char *method,
+				   const char *path, const char *body,
+				   CloseResponse *response)
+{
+	char	   *url = psprintf("%s%s", conn->server.api_url, path);
+	bool		repeatable = strcmp(method, "POST") != 0;
+	char		group[96];
+	ClosePacer *pacer;
+	Attempt		attempt;
+
+	memset(response, 0, sizeof(*response));
+	endpoint_group(method, path, group, sizeof(group));
+
+	for (;;)
+	{
+		int			remaining;
+		double		reset;
+		double		delay = -1;
+
+		/* pace: nothing remains until the reset Close announced */
+		pacer = find_pacer(conn, group);
+		if (pacer->remaining == 0 && pacer->reset_at > GetCurrentTimestamp())
+			response->waited_ms += wait_ms(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																		   pacer->reset_at));
+
+		response->attempts++;
+		send_once(conn, method, url, body, response, &attempt);
+
+		if (attempt.rc == CURLE_ABORTED_BY_CALLBACK)
+		{
+			/* the user's cancel or statement_timeout, with its own SQLSTATE */
+			CHECK_FOR_INTERRUPTS();
 			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("Close API request timed out"),
-					 errdetail_internal("%s", conn->errbuf),
-					 strcmp(method, "GET") != 0
-					 ? errhint("The request may have reached Close and taken effect; check before repeating it.")
-					 : errhint("The server options \"timeout_ms\" and \"connect_timeout_ms\" of server \"%s\" set the limits.",
-							   conn->server_name),
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("canceling Close API request due to a pending interrupt"),
 					 errcontext("Close API request: %s %s", method, path)));
-		if (connecting)
+		}
+		if (attempt.answer.too_large)
 			ereport(ERROR,
-					(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
-					 errmsg("could not connect to the Close API at server \"%s\": %s",
-							conn->server_name, curl_easy_strerror(rc)),
-					 conn->errbuf[0] ? errdetail_internal("%s", conn->errbuf) : 0,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("Close API response is larger than %zu bytes",
+							attempt.answer.max),
+					 errhint("The server option \"max_response_bytes\" of server \"%s\" sets the limit.",
+							 conn->server_name),
 					 errcontext("Close API request: %s %s", method, path)));
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not read from the Close API at server \"%s\": %s",
-						conn->server_name, curl_easy_strerror(rc)),
-				 conn->errbuf[0] ? errdetail_internal("%s", conn->errbuf) : 0,
-				 strcmp(method, "GET") != 0
-				 ? errhint("The request may have reached Close and taken effect; check before repeating it.")
-				 : 0,
-				 errcontext("Close API request: %s %s", method, path)));
+		if (attempt.answer.out_of_memory)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory"),
+					 errdetail("Could not buffer a Close API response of %zu bytes.",
+							   attempt.answer.len),
+					 errcontext("Close API request: %s %s", method, path)));
+
+		if (response->rate_limit[0] &&
+			parse_rate_limit(response->rate_limit, &remaining, &reset))
+		{
+			pacer->remaining = remaining;
+			pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														  (int64) (reset * 1000));
+		}
+
+		if (attempt.rc != CURLE_OK)
+		{
+			bool		never_sent = (attempt.rc == CURLE_COULDNT_CONNECT ||
+									  attempt.rc == CURLE_COULDNT_RESOLVE_HOST ||
+									  attempt.rc == CURLE_COULDNT_RESOLVE_PROXY);
+
+			if (attempt.rc != CURLE_OPERATION_TIMEDOUT && (never_sent || repeatable))
+				delay = backoff_ms(response->attempts);
+		}
+		else if (response->status == 429)
+			delay = rate_limit_wait_ms(response, attempt.answer.data,
+									   attempt.answer.len);
+		else if (repeatable && (response->status == 502 ||
+								response->status == 503 ||
+								response->status == 504))
+			delay = backoff_ms(response->attempts);
+
+		if (delay < 0 || response->attempts > conn->server.max_retries)
+			break;
+		if (attempt.answer.data)
+			pfree(attempt.answer.data);
+		response->waited_ms += wait_ms(delay);
 	}
 
-	if (answer.data == NULL)
+	if (attempt.rc != CURLE_OK)
+		report_transport_error(conn, method, path, response, attempt.rc);
+
+	if (attempt.answer.data == NULL)
 	{
-		answer.data = MemoryContextAllocZero(answer.context, 1);
-		answer.len = 0;
+		attempt.answer.data = MemoryContextAllocZero(attempt.answer.context, 1);
+		attempt.answer.len = 0;
 	}
-	response->body = answer.data;
-	response->body_len = answer.len;
+	response->body = attempt.answer.data;
+	response->body_len = attempt.answer.len;
 	pfree(url);
 }
 
@@ -343,7 +574,11 @@ close_report_http_error(CloseConnection *conn, const char *method,
 	char	   *remote = close_json_error_text(response->body,
 											   response->body_len, conv);
 	char	   *detail = remote ? printable_text(remote, strlen(remote)) : NULL;
+	char	   *tried = attempts_text(response);
 	long		status = response->status;
+
+	if (tried)
+		detail = detail ? psprintf("%s\n%s", detail, tried) : tried;
 
 	if (status == 401)
 		ereport(ERROR,

@@ -18,6 +18,7 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "utils/json.h"
+#include "utils/memutils.h"
 
 #include "close_fdw.h"
 
@@ -514,4 +515,38 @@ close_json_types(struct json_object *root, const char **problem)
 		types = lappend(types, type);
 	}
 	return types;
+}
+
+/*
+ * The seconds an old-style 429 body asks to wait,
+ * {"error": {"rate_reset": 1.5, ...}}; -1 if it does not say.
+ */
+double
+close_json_rate_reset(const char *body, size_t len)
+{
+	MemoryContext scratch;
+	MemoryContext oldcxt;
+	struct json_object *root;
+	json_object *error;
+	json_object *reset;
+	const char *problem;
+	double		seconds = -1;
+
+	if (body == NULL || len == 0)
+		return -1;
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "close_fdw rate reset",
+									ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(scratch);
+	root = close_json_parse(body, len, scratch, &problem);
+	if (problem == NULL &&
+		json_object_is_type(root, json_type_object) &&
+		json_object_object_get_ex(root, "error", &error) &&
+		json_object_is_type(error, json_type_object) &&
+		json_object_object_get_ex(error, "rate_reset", &reset) &&
+		(json_object_is_type(reset, json_type_double) ||
+		 json_object_is_type(reset, json_type_int)))
+		seconds = json_object_get_double(reset);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(scratch);
+	return seconds;
 }

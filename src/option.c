@@ -23,6 +23,8 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
+#include "miscadmin.h"
 
 #include "close_fdw.h"
 
@@ -40,6 +42,9 @@ static const CloseOption close_options[] = {
 	{"connect_timeout_ms", ForeignServerRelationId, false},
 	{"page_size", ForeignServerRelationId, false},
 	{"batch_size", ForeignServerRelationId, false},
+	{"max_retries", ForeignServerRelationId, false},
+	{"max_response_bytes", ForeignServerRelationId, false},
+	{"ca_file", ForeignServerRelationId, false},
 	{"batch_size", ForeignTableRelationId, false},
 	{"api_key", UserMappingRelationId, true},
 	{"oauth_token", UserMappingRelationId, true},
@@ -54,6 +59,9 @@ static const CloseOption close_options[] = {
 #define DEFAULT_PAGE_SIZE			100
 #define MAX_PAGE_SIZE				1000
 #define MAX_BATCH_SIZE				1000
+#define DEFAULT_MAX_RETRIES			5
+#define MAX_MAX_RETRIES				100
+#define DEFAULT_MAX_RESPONSE_BYTES	(64 * 1024 * 1024)
 
 PG_FUNCTION_INFO_V1(close_fdw_validator);
 
@@ -309,6 +317,21 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 			(void) parse_int_option(def, 1, MAX_PAGE_SIZE);
 		else if (strcmp(def->defname, "batch_size") == 0)
 			(void) parse_int_option(def, 1, MAX_BATCH_SIZE);
+		else if (strcmp(def->defname, "max_retries") == 0)
+			(void) parse_int_option(def, 0, MAX_MAX_RETRIES);
+		else if (strcmp(def->defname, "max_response_bytes") == 0)
+			(void) parse_int_option(def, 1024, MaxAllocHugeSize > INT_MAX ? INT_MAX : (int) MaxAllocHugeSize);
+		else if (strcmp(def->defname, "ca_file") == 0)
+		{
+			/* a file the server reads: only a superuser may name one */
+			if (!superuser())
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("only a superuser can set option \"ca_file\"")));
+			if (!is_absolute_path(defGetString(def)))
+				report_invalid_value(def->defname, defGetString(def),
+									 "The value must be an absolute path.");
+		}
 		else if (strcmp(def->defname, "api_key") == 0 ||
 				 strcmp(def->defname, "oauth_token") == 0)
 		{
@@ -340,6 +363,9 @@ close_get_server_options(ForeignServer *server, CloseServerOptions *opts)
 	opts->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
 	opts->page_size = DEFAULT_PAGE_SIZE;
 	opts->batch_size = 1;
+	opts->max_retries = DEFAULT_MAX_RETRIES;
+	opts->max_response_bytes = DEFAULT_MAX_RESPONSE_BYTES;
+	opts->ca_file = NULL;
 
 	foreach(cell, server->options)
 	{
@@ -355,6 +381,12 @@ close_get_server_options(ForeignServer *server, CloseServerOptions *opts)
 			opts->page_size = parse_int_option(def, 1, MAX_PAGE_SIZE);
 		else if (strcmp(def->defname, "batch_size") == 0)
 			opts->batch_size = parse_int_option(def, 1, MAX_BATCH_SIZE);
+		else if (strcmp(def->defname, "max_retries") == 0)
+			opts->max_retries = parse_int_option(def, 0, MAX_MAX_RETRIES);
+		else if (strcmp(def->defname, "max_response_bytes") == 0)
+			opts->max_response_bytes = parse_int_option(def, 1024, INT_MAX);
+		else if (strcmp(def->defname, "ca_file") == 0)
+			opts->ca_file = defGetString(def);
 	}
 }
 

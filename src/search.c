@@ -78,6 +78,8 @@ struct CloseSearchState
 
 	/* for EXPLAIN ANALYZE */
 	int64		requests;
+	int64		retries;
+	double		waited_ms;
 };
 
 /* ---- rendering the query ---- */
@@ -427,6 +429,18 @@ close_search_requests(CloseSearchState *ss)
 	return ss ? ss->requests : 0;
 }
 
+int64
+close_search_retries(CloseSearchState *ss)
+{
+	return ss ? ss->retries : 0;
+}
+
+double
+close_search_waited_ms(CloseSearchState *ss)
+{
+	return ss ? ss->waited_ms : 0;
+}
+
 /*
  * Request the next page of the current slice, or the first of a new one.
  * Returns false, without an error, when Close refuses a cursor (it may
@@ -469,7 +483,9 @@ fetch_page(CloseSearchState *ss, bool new_slice)
 					   new_slice ? NULL : ss->cursor);
 
 	close_http_request(conn, "POST", "/data/search/", body, &response);
-	ss->requests++;
+	ss->requests += response.attempts;
+	ss->retries += response.attempts - 1;
+	ss->waited_ms += response.waited_ms;
 	if (response.status == 400 && !new_slice &&
 		++ss->cursor_refusals <= SEARCH_CURSOR_REFUSALS)
 	{
