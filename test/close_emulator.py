@@ -853,7 +853,7 @@ CONTROL_ROUTES = {
     "/_emulator/data/search_state": {"GET": "ctl_search_state"},
 }
 
-FAULT_ACTIONS = ("status", "hang", "drop", "garbage", "truncate", "delay")
+FAULT_ACTIONS = ("status", "hang", "drop", "garbage", "truncate", "delay", "random")
 CONFIG_KEYS = ("latency_ms", "max_limit", "max_skip", "rate_limit_per_sec",
                "cursor_ttl", "search_max_results", "search_rate_limit_per_sec")
 CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1}   # others: 0
@@ -1383,6 +1383,13 @@ class Handler(BaseHTTPRequestHandler):
         if rule and rule["action"] == "garbage":
             entry["status"] = 200
             self._send(200, b"<html>oops</html>", [("Content-Type", "text/html")])
+            return
+        if rule and rule["action"] == "random":
+            with store.lock:
+                store.fuzz_count = getattr(store, "fuzz_count", 0) + 1
+                rng = random.Random("%s:%d" % (rule["seed"], store.fuzz_count))
+            entry["status"] = 200
+            self._send(200, fuzz_page(rng), [("Content-Type", "application/json")])
             return
 
         # Rate-limit accounting happens for every API request (401s included).
@@ -2020,8 +2027,77 @@ def take_fault(store, method, path):
     return None
 
 
+# -- fuzzing: hostile answers for the FDW's JSON-to-row conversion -----------
+
+FUZZ_KEYS = ("id", "lead_id", "name", "t", "n", "i4", "i8", "f8", "b", "d", "ts", "tstz",
+             "j", "jb", "ta", "na", "custom.cf_x", "custom.cf_y")
+
+
+def fuzz_string(rng):
+    """A string made to hurt: unicode, escapes, NULs, lone surrogates, dates that are not."""
+    kind = rng.randrange(10)
+    if kind == 0:
+        return rng.choice(["2024-02-30", "2024-13-01T25:61:00+00:00", "2020-07-27T21:28:39.765523",
+                           "0000-01-01", "9999-12-31T23:59:59.999999+14:00", "infinity", "-infinity",
+                           "1e400", "NaN", "12.50", "-0", "0x1F", " 42 ", "true", "null", "[]", "{}"])
+    if kind == 1:
+        return "x" * rng.choice([0, 1, 255, 256, 10000])
+    if kind == 2:
+        return "".join(chr(rng.randrange(0x20, 0x7f)) for _ in range(rng.randrange(20)))
+    if kind == 3:
+        return "".join(chr(rng.choice([0, 1, 0x7f, 0xad, 0x200b, 0xfeff, 0x10ffff, 0xe9, 0x2713]))
+                       for _ in range(rng.randrange(1, 8)))
+    if kind == 4:
+        return "\ud800"        # a lone surrogate (written raw, see fuzz_page)
+    return "".join(rng.choice("aZ09 _-./?#%&=+'\"\\;:") for _ in range(rng.randrange(1, 30)))
+
+
+def fuzz_value(rng, depth=0):
+    kind = rng.randrange(9 if depth < 3 else 6)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.choice([True, False])
+    if kind == 2:
+        return rng.choice([0, -1, 1, 42, 2 ** 31, -2 ** 31 - 1, 2 ** 53 + 1, 2 ** 63 - 1, -2 ** 63,
+                           2 ** 63, 2 ** 64, 10 ** 30, -(10 ** 30)])
+    if kind == 3:
+        return rng.choice([0.5, -0.0, 1e-300, 1.7976931348623157e308, 12.5, -3e2, 0.1, 1e21])
+    if kind in (4, 5):
+        return fuzz_string(rng)
+    if kind in (6, 7):
+        return [fuzz_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {fuzz_string(rng)[:10]: fuzz_value(rng, depth + 1) for _ in range(rng.randrange(3))}
+
+
+def fuzz_page(rng):
+    """A list page of random records, or (one time in six) a broken body."""
+    kind = rng.randrange(24)
+    if kind == 0:
+        return b'{"data": [{"id": "custobj_a"'                       # cut short
+    if kind == 1:
+        return b'{"data": [{"id": "\xff\xfe"}], "has_more": false}'   # not UTF-8
+    if kind == 2:
+        return b"[" * 5000 + b"]" * 5000                               # deep nesting
+    if kind == 3:
+        return rng.choice([b"", b"null", b"[]", b'{"data": {}}', b'{"data": [1, 2]}',
+                           b'{"data": [], "has_more": "yes"}', b'{"data": [{}], "has_more": false} x'])
+    if kind == 4:
+        return b'{"data": [{"n": NaN, "f8": Infinity}], "has_more": false}'
+    records = []
+    for _ in range(rng.randrange(1, 6)):
+        record = {"id": "custobj_fuzz%d" % rng.randrange(10 ** 6)}
+        for key in rng.sample(FUZZ_KEYS, rng.randrange(len(FUZZ_KEYS))):
+            record[key] = fuzz_value(rng)
+        records.append(record)
+    text = json.dumps({"data": records, "has_more": False}, ensure_ascii=rng.random() < 0.5)
+    # a lone surrogate escape stays an escape: json.dumps would double the backslash
+    return text.replace("\\\\ud800", "\\ud800").encode("utf-8", "surrogatepass")
+
+
 def parse_fault(data):
-    allowed = ("method", "path_prefix", "action", "status", "body", "headers", "seconds", "times")
+    allowed = ("method", "path_prefix", "action", "status", "body", "headers", "seconds", "times",
+               "seed")
     errors = {k: "Unknown key." for k in data if k not in allowed}
     action = data.get("action")
     if action not in FAULT_ACTIONS:
@@ -2058,6 +2134,7 @@ def parse_fault(data):
         "status": status,
         "body": body.encode("utf-8") if isinstance(body, str) else json_bytes(body),
         "headers": headers,
+        "seed": str(data.get("seed", 0)),
         "seconds": float(seconds) if seconds is not None else None,
         "times": times,
     }
