@@ -127,6 +127,8 @@ GRANT SELECT ON shared_objects TO regress_plain;
 SELECT count(*) FROM shared_objects WHERE lead_id = :'one';
 SET ROLE regress_plain;
 SELECT count(*) FROM shared_objects WHERE lead_id = :'one';  -- ERROR
+-- nor can it see another role's credential
+SELECT srvname, usename, umoptions FROM pg_user_mappings ORDER BY 1, 2;
 RESET ROLE;
 -- and only a superuser may point TLS at a CA bundle file
 GRANT USAGE ON FOREIGN DATA WRAPPER close_fdw TO regress_plain;
