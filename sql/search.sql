@@ -120,3 +120,15 @@ SELECT count(*) FROM close_custom_objects;  -- ERROR
 SELECT emulator_fault('{"path_prefix": "/api/v1/data/search/", "action": "status", "status": 200, "body": "{\"data\": [{\"id\": \"custobj_a\"}], \"cursor\": null}", "times": 1}');
 SELECT count(*) FROM close_custom_objects;  -- ERROR
 SELECT emulator_reset();
+
+-- a full search is costed under jit_above_cost: JIT compiling costs time and
+-- memory and gains nothing on a scan that waits on the network
+CREATE FUNCTION plan_cost(query text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+  plan json;
+BEGIN
+  EXECUTE 'EXPLAIN (FORMAT JSON) ' || query INTO plan;
+  RETURN (plan -> 0 -> 'Plan' ->> 'Total Cost')::float8;
+END $$;
+SELECT plan_cost('SELECT count(*) FROM close_custom_objects') < current_setting('jit_above_cost')::float8
+  AS search_below_jit;

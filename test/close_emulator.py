@@ -2150,13 +2150,14 @@ def rate_limit_hit(store, label, group):
     """Count one request in the (key, endpoint group) sliding 1 s window.
 
     Returns (allowed, RateLimit header value, seconds until a slot frees).
-    Without a configured limit the header still counts down from 100 but
-    nothing is refused.  Refused requests do not take a slot.  The search
+    Without a configured limit the header counts down from 10000 (it
+    advertises no limit it would not enforce: clients pace themselves by
+    it) and nothing is refused.  Refused requests do not take a slot.  The search
     endpoint's groups are limited by search_rate_limit_per_sec alone.
     """
     search = group.endswith(" " + SEARCH_TEMPLATE)
     per_sec = store.config["search_rate_limit_per_sec" if search else "rate_limit_per_sec"]
-    limit = per_sec if per_sec > 0 else 100
+    limit = per_sec if per_sec > 0 else 10000
     now = time.monotonic()
     window = store.windows.setdefault((label, group), collections.deque())
     while window and window[0] <= now - 1.0:

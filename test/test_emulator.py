@@ -1155,7 +1155,7 @@ class SearchTests(EmulatorTest):
         self.assertStatus(request("POST", SEARCH, body, auth=basic("wrong_key")), 401)
         r = request("POST", SEARCH, body, auth="Bearer oauth_test_token")
         self.assertStatus(r, 200)
-        self.assertRegex(r.header("RateLimit"), r"^limit=100, remaining=\d+, reset=[\d.]+$")
+        self.assertRegex(r.header("RateLimit"), r"^limit=10000, remaining=\d+, reset=[\d.]+$")
         self.assertEqual(r.header("Content-Type"), "application/json")
         self.assertEqual(r.json()["data"], [{"__object_type": "custom_object", "id": emu.OBJ_ONE,
                                              "name": "Only Device"}])

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""bench/bench.py: close_fdw against its baselines, side by side, in one run.
+
+Run by bench/run (which starts PostgreSQL and the emulator).  For each
+scenario the FDW runs first; the emulator's request log then says exactly
+which requests it made, and the same requests are replayed by
+
+  (a) curl, one after another over one kept-alive connection, plus
+      bench/parse_bodies (json-c) parsing the bodies: the floor for any
+      sequential client built on json-c;
+  (b) bench/user_script.py: what a user writes instead (fetch the pages,
+      COPY the rows into a local table).
+
+The FDW's queries convert every column but send little to the client
+(sum(length(t::text))), so the time is the FDW's, not psql's.  Prints a
+Markdown table; ratios below 1 mean the FDW was faster.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TYPE = "cotype_Device0000000000000000"
+
+
+def lead(i):
+    return "lead_" + ("Bench%d" % i).ljust(43, "0")
+
+
+BIG = "lead_" + "BenchBig".ljust(43, "0")
+
+
+class Emulator:
+    def __init__(self, url):
+        self.url = url
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else (b"{}" if method == "POST" else None)
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            return r.read()
+
+    def log(self):
+        return json.loads(self.call("GET", "/_emulator/log?format=json"))
+
+    def clear(self):
+        self.call("POST", "/_emulator/log/clear")
+
+
+def psql(*commands, db="bench"):
+    args = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db]
+    for c in commands:
+        args += ["-c", c]
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+
+
+def run_fdw(sql):
+    """Time the statement alone (psql's \\timing) and read the backend's peak RSS."""
+    hwm_file = tempfile.mktemp(prefix="bench_hwm_")
+    out = psql("\\timing on", sql,
+               "DO $$ BEGIN EXECUTE format('COPY (SELECT 1) TO PROGRAM %%L', "
+               "'grep VmHWM /proc/' || pg_backend_pid() || '/status > %s'); END $$" % hwm_file)
+    ms = float(re.findall(r"Time: ([0-9.]+) ms", out)[0])
+    with open(hwm_file) as f:
+        hwm_kb = int(f.read().split()[1])
+    os.unlink(hwm_file)
+    return ms / 1000.0, hwm_kb
+
+
+def replay_curl(requests, api_base):
+    """Baseline (a): curl, one connection, then json-c parsing of every body."""
+    with tempfile.TemporaryDirectory() as d:
+        lines = []
+        for n, r in enumerate(requests):
+            if n:
+                lines.append("next")
+            lines.append('url = "%s%s"' % (api_base, r["raw_path"][len("/api/v1"):]))
+            lines.append('user = "api_test_key:"')
+            lines.append('output = "%s/%06d.json"' % (d, n))
+            lines.append('silent')
+            if r["method"] != "GET":
+                lines.append('request = "%s"' % r["method"])
+            if r["body"] is not None:
+                body_file = "%s/body%06d" % (d, n)
+                with open(body_file, "w") as f:
+                    json.dump(r["body"], f)
+                lines.append('header = "Content-Type: application/json"')
+                lines.append('data-binary = "@%s"' % body_file)
+        with open(d + "/config", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        start = time.perf_counter()
+        subprocess.run(["curl", "-K", d + "/config"], check=True)
+        outputs = sorted(os.path.join(d, p) for p in os.listdir(d) if p.endswith(".json"))
+        for i in range(0, len(outputs), 2000):
+            subprocess.run([os.path.join(HERE, "parse_bodies")] + outputs[i:i + 2000],
+                           check=True, capture_output=True)
+        return time.perf_counter() - start
+
+
+def replay_user_script(requests, api_base):
+    """Baseline (b): the script a user writes instead."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump([{"method": r["method"], "path": r["raw_path"][len("/api/v1"):],
+                    "body": r["body"]} for r in requests], f)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, os.path.join(HERE, "user_script.py"), api_base, f.name],
+                   check=True)
+    elapsed = time.perf_counter() - start
+    os.unlink(f.name)
+    return elapsed
+
+
+SCENARIOS = [
+    ("1. one lead, 5,000 objects",
+     "SELECT sum(length(t::text)) FROM objects t WHERE lead_id = '%s'" % BIG),
+    ("2. lead_id = ANY (500 leads)",
+     "SELECT sum(length(t::text)) FROM objects t WHERE lead_id = ANY (ARRAY(SELECT id FROM leads_500))"),
+    ("3. join with 500 local leads",
+     "SELECT sum(length(t::text)) FROM leads_500 l JOIN objects t ON t.lead_id = l.id"),
+    ("4. search, every object",
+     "SELECT sum(length(t::text)) FROM objects t"),
+    ("5. INSERT 1,000 rows",
+     "WITH ins AS (INSERT INTO objects (lead_id, name, custom_object_type_id, weight) "
+     "SELECT '%s', 'New ' || i, '%s', i FROM generate_series(1, 1000) i RETURNING id) "
+     "INSERT INTO inserted SELECT id FROM ins" % (lead(1), TYPE)),
+    ("6. UPDATE 1,000 rows by id",
+     "UPDATE objects SET name = 'Updated', weight = 1 WHERE id = ANY (ARRAY(SELECT id FROM inserted))"),
+]
+
+
+def setup(emu, api_base, n_leads, big):
+    subprocess.run(["dropdb", "--if-exists", "bench"], check=True)
+    subprocess.run(["createdb", "bench"], check=True)
+    psql("CREATE EXTENSION close_fdw",
+         "CREATE SERVER close FOREIGN DATA WRAPPER close_fdw OPTIONS (api_url '%s')" % api_base,
+         "CREATE USER MAPPING FOR CURRENT_USER SERVER close OPTIONS (api_key 'api_test_key')",
+         "CREATE FOREIGN TABLE objects (id text, custom_object_type_id text, lead_id text, name text, "
+         "organization_id text, created_by text, updated_by text, date_created timestamptz, "
+         "date_updated timestamptz, weight numeric OPTIONS (field 'custom.cf_DeviceWeight0000000000000000000000000000000'), "
+         "custom jsonb) SERVER close",
+         "CREATE TABLE leads_500 AS SELECT id FROM unnest(ARRAY[%s]) id" %
+         ", ".join("'%s'" % lead(i) for i in range(1, 501)),
+         "ANALYZE leads_500",
+         "CREATE TABLE inserted (id text)")
+    emu.call("POST", "/_emulator/reset")
+    emu.call("POST", "/_emulator/objects", {"lead_id": BIG, "custom_object_type_id": TYPE,
+                                            "count": big, "name_prefix": "Big"})
+    per_lead = 7
+    for i in range(1, n_leads):
+        emu.call("POST", "/_emulator/objects", {"lead_id": lead(i), "custom_object_type_id": TYPE,
+                                                "count": per_lead, "name_prefix": "Obj"})
+    counts = json.loads(emu.call("GET", "/_emulator/data/leads"))
+    return sum(counts.values())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--emulator", required=True)
+    ap.add_argument("--latency-ms", type=int, default=0)
+    ap.add_argument("--leads", type=int, default=2000)
+    ap.add_argument("--big", type=int, default=5000)
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    emu = Emulator(args.emulator)
+    api_base = args.emulator + "/api/v1"
+    total = setup(emu, api_base, args.leads, args.big)
+    emu.call("POST", "/_emulator/config", {"latency_ms": args.latency_ms})
+
+    print("\nLatency %d ms per request; %d objects in the emulator.\n" % (args.latency_ms, total))
+    print("| scenario | requests | FDW s | (a) curl+json-c s | (b) user script s | FDW/(a) | FDW/(b) | rows/s | backend peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, sql in SCENARIOS:
+        if args.only and not name.startswith(args.only):
+            continue
+        emu.clear()
+        fdw_s, hwm_kb = run_fdw(sql)
+        requests = emu.log()
+        emu.clear()
+        a_s = replay_curl(requests, api_base)
+        b_s = replay_user_script(requests, api_base)
+        n = len(requests)
+        objects = {"1": args.big, "2": 500 * 7, "3": 500 * 7, "4": total,
+                   "5": 1000, "6": 1000}[name[0]]
+        print("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %d MB |" % (
+            name, n, fdw_s, a_s, b_s, fdw_s / a_s, fdw_s / b_s, objects / fdw_s, hwm_kb // 1024))
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
