@@ -30,10 +30,10 @@ TYPE = "cotype_Device0000000000000000"
 
 
 def lead(i):
-    return "lead_" + ("Bench%d" % i).ljust(43, "0")
+    return "lead_" + ("Bench%05d" % i).ljust(43, "x")
 
 
-BIG = "lead_" + "BenchBig".ljust(43, "0")
+BIG = "lead_" + "BenchBig".ljust(43, "x")
 
 
 class Emulator:

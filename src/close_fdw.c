@@ -802,8 +802,7 @@ start_search(ForeignScanState *node)
 			MemoryContext oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
 
 			fsstate->custom_keys = close_search_custom_keys(fsstate->user,
-															fsstate->table_type_id,
-															fsstate->page_cxt);
+															fsstate->table_type_id);
 			MemoryContextSwitchTo(oldcxt);
 			fsstate->requests++;
 		}
@@ -914,11 +913,7 @@ fetch_lead_page(CloseScanState *fsstate)
 	if (response.status != 200)
 		close_report_http_error(conn, "GET", path.data, &response, NULL);
 
-	root = close_json_parse(response.body, response.body_len,
-							fsstate->page_cxt, &problem);
-	if (problem)
-		close_report_bad_answer("GET", path.data,
-								psprintf("The body is not valid JSON: %s.", problem));
+	root = close_parse_answer("GET", path.data, &response, fsstate->page_cxt);
 	problem = close_json_list_page(root, &data, &has_more);
 	if (problem)
 		close_report_bad_answer("GET", path.data,
@@ -966,7 +961,6 @@ fetch_by_id(CloseScanState *fsstate)
 	CloseResponse response;
 	struct json_object *root;
 	struct json_object *type;
-	const char *problem;
 
 	MemoryContextReset(fsstate->page_cxt);
 	fsstate->record = NULL;
@@ -991,11 +985,7 @@ fetch_by_id(CloseScanState *fsstate)
 	if (response.status != 200)
 		close_report_http_error(conn, "GET", path.data, &response, NULL);
 
-	root = close_json_parse(response.body, response.body_len,
-							fsstate->page_cxt, &problem);
-	if (problem)
-		close_report_bad_answer("GET", path.data,
-								psprintf("The body is not valid JSON: %s.", problem));
+	root = close_parse_answer("GET", path.data, &response, fsstate->page_cxt);
 	if (close_json_kind(root) != CLOSE_JSON_OBJECT)
 		close_report_bad_answer("GET", path.data,
 								"Expected a custom object record.");

@@ -290,8 +290,7 @@ extern struct json_object *close_search_next(CloseSearchState *ss);
 extern int64 close_search_requests(CloseSearchState *ss);
 extern int64 close_search_retries(CloseSearchState *ss);
 extern double close_search_waited_ms(CloseSearchState *ss);
-extern List *close_search_custom_keys(UserMapping *user, const char *type_id,
-									  MemoryContext scratch);
+extern List *close_search_custom_keys(UserMapping *user, const char *type_id);
 
 /* in option.c */
 extern void close_get_server_options(ForeignServer *server,
@@ -315,6 +314,10 @@ extern void close_report_http_error(CloseConnection *conn, const char *method,
 									CloseRowConverter *conv) pg_attribute_noreturn();
 extern void close_report_bad_answer(const char *method, const char *path,
 									const char *problem) pg_attribute_noreturn();
+extern struct json_object *close_parse_answer(const char *method,
+											  const char *path,
+											  CloseResponse *response,
+											  MemoryContext owner);
 extern void close_append_query_param(StringInfo buf, const char *name,
 									 const char *value);
 extern void close_append_path_segment(StringInfo buf, const char *value);
@@ -343,9 +346,7 @@ extern char *close_json_error_text(const char *body, size_t len,
 extern List *close_json_object_members(struct json_object *object);
 extern List *close_json_types(struct json_object *root, const char **problem);
 extern double close_json_rate_reset(const char *body, size_t len);
-extern List *close_json_type_field_keys(struct json_object *root,
-										const char *type_id,
-										const char **problem);
+
 
 /* in convert.c */
 extern CloseRowConverter *close_make_row_converter(Relation rel,
@@ -368,6 +369,7 @@ extern void close_append_json_value(StringInfo buf, CloseRowConverter *conv,
 /* in import.c */
 extern List *closeImportForeignSchema(ImportForeignSchemaStmt *stmt,
 									  Oid serverOid);
+extern List *close_fetch_types(UserMapping *user);
 
 /* in modify.c */
 extern void closeAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,

@@ -630,3 +630,22 @@ close_report_bad_answer(const char *method, const char *path,
 			 errdetail_internal("%s", problem),
 			 errcontext("Close API request: %s %s", method, path)));
 }
+
+/*
+ * The body of an answer parsed as JSON, owned by owner; an answer that is
+ * not JSON is reported as a bad answer to the request.
+ */
+struct json_object *
+close_parse_answer(const char *method, const char *path,
+				   CloseResponse *response, MemoryContext owner)
+{
+	const char *problem;
+	struct json_object *root = close_json_parse(response->body,
+												response->body_len,
+												owner, &problem);
+
+	if (problem)
+		close_report_bad_answer(method, path,
+								psprintf("The body is not valid JSON: %s.", problem));
+	return root;
+}

@@ -293,19 +293,44 @@ create_table_command(const char *table, CloseTypeInfo *type,
 	return buf.data;
 }
 
+/*
+ * The custom object types and their fields, from GET /custom_object_type/
+ * (one request; the document is freed before returning).
+ */
+List *
+close_fetch_types(UserMapping *user)
+{
+	CloseConnection *conn = close_get_connection(user);
+	MemoryContext scratch;
+	MemoryContext oldcxt;
+	CloseResponse response;
+	struct json_object *root;
+	const char *problem;
+	List	   *types;
+
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "close_fdw types",
+									ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(scratch);
+	close_http_request(conn, "GET", "/custom_object_type/", NULL, &response);
+	if (response.status != 200)
+		close_report_http_error(conn, "GET", "/custom_object_type/", &response,
+								NULL);
+	root = close_parse_answer("GET", "/custom_object_type/", &response, scratch);
+	MemoryContextSwitchTo(oldcxt);
+	types = close_json_types(root, &problem);
+	if (problem)
+		close_report_bad_answer("GET", "/custom_object_type/", problem);
+	MemoryContextDelete(scratch);
+	return types;
+}
+
 List *
 closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 {
 	ForeignServer *server = GetForeignServer(serverOid);
 	UserMapping *user = GetUserMapping(GetUserId(), serverOid);
 	Oid			namespace = get_namespace_oid(stmt->local_schema, false);
-	CloseConnection *conn;
-	CloseResponse response;
 	ImportOptions opts;
-	MemoryContext scratch;
-	MemoryContext oldcxt;
-	struct json_object *root;
-	const char *problem;
 	List	   *types;
 	List	   *commands = NIL;
 	List	   *taken = NIL;
@@ -324,23 +349,7 @@ closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 		comment_callback_registered = true;
 	}
 
-	/* the document is owned by a context freed on any exit */
-	scratch = AllocSetContextCreate(CurrentMemoryContext, "close_fdw import",
-									ALLOCSET_DEFAULT_SIZES);
-	oldcxt = MemoryContextSwitchTo(scratch);
-	conn = close_get_connection(user);
-	close_http_request(conn, "GET", "/custom_object_type/", NULL, &response);
-	if (response.status != 200)
-		close_report_http_error(conn, "GET", "/custom_object_type/", &response,
-								NULL);
-	root = close_json_parse(response.body, response.body_len, scratch, &problem);
-	if (problem)
-		close_report_bad_answer("GET", "/custom_object_type/",
-								psprintf("The body is not valid JSON: %s.", problem));
-	MemoryContextSwitchTo(oldcxt);
-	types = close_json_types(root, &problem);
-	if (problem)
-		close_report_bad_answer("GET", "/custom_object_type/", problem);
+	types = close_fetch_types(user);
 
 	/* the catch-all table's name is taken first, whether imported or not */
 	taken = lappend(taken, CLOSE_CATCH_ALL_TABLE);
@@ -361,6 +370,5 @@ closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 						   create_table_command(table, type, server->servername,
 												namespace, &opts));
 	}
-	MemoryContextDelete(scratch);
 	return commands;
 }

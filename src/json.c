@@ -378,59 +378,6 @@ close_json_object_members(struct json_object *object)
 	return members;
 }
 
-/*
- * The "custom.<cf_id>" keys of a type's fields (of every type when type_id
- * is NULL), from GET /custom_object_type/; on a wrong shape, NIL and
- * *problem says what is wrong.
- */
-List *
-close_json_type_field_keys(struct json_object *root, const char *type_id,
-						   const char **problem)
-{
-	List	   *keys = NIL;
-	json_object *data;
-	size_t		i;
-
-	*problem = NULL;
-	if (!json_object_is_type(root, json_type_object) ||
-		!json_object_object_get_ex(root, "data", &data) ||
-		!json_object_is_type(data, json_type_array))
-	{
-		*problem = "Expected {\"data\": [custom object types]}.";
-		return NIL;
-	}
-	for (i = 0; i < json_object_array_length(data); i++)
-	{
-		json_object *type = json_object_array_get_idx(data, i);
-		json_object *id;
-		json_object *fields;
-		size_t		j;
-
-		if (!json_object_is_type(type, json_type_object) ||
-			!json_object_object_get_ex(type, "id", &id) ||
-			!json_object_object_get_ex(type, "fields", &fields) ||
-			!json_object_is_type(fields, json_type_array))
-		{
-			*problem = "A custom object type lacks its id or fields.";
-			return NIL;
-		}
-		if (type_id && strcmp(json_object_get_string(id), type_id) != 0)
-			continue;
-		for (j = 0; j < json_object_array_length(fields); j++)
-		{
-			json_object *field = json_object_array_get_idx(fields, j);
-			json_object *field_id;
-
-			if (json_object_is_type(field, json_type_object) &&
-				json_object_object_get_ex(field, "id", &field_id) &&
-				json_object_is_type(field_id, json_type_string))
-				keys = lappend(keys, makeString(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
-														 json_object_get_string(field_id))));
-		}
-	}
-	return keys;
-}
-
 /* A member's string value, palloc'd, or NULL when absent or not a string. */
 static char *
 member_string(json_object *object, const char *key)

@@ -677,7 +677,6 @@ send_write(CloseModifyState *st, const char *method, const char *path,
 	{
 		CloseConnection *conn = close_get_connection(st->user);
 		CloseResponse response;
-		const char *problem;
 
 		close_http_request(conn, method, path, body, &response);
 		if (response.status == 404 && st->operation != CMD_INSERT)
@@ -695,11 +694,8 @@ send_write(CloseModifyState *st, const char *method, const char *path,
 			if (response.status != (st->operation == CMD_INSERT ? 201 : 200) &&
 				response.status != 200)
 				close_report_http_error(conn, method, path, &response, st->conv);
-			record = close_json_parse(response.body, response.body_len,
-									  CurrentMemoryContext, &problem);
-			if (problem)
-				close_report_bad_answer(method, path,
-										psprintf("The body is not valid JSON: %s.", problem));
+			record = close_parse_answer(method, path, &response,
+										CurrentMemoryContext);
 			id = close_json_kind(record) == CLOSE_JSON_OBJECT
 				? close_json_object_get(record, CLOSE_KEY_ID) : NULL;
 			if (id == NULL || close_json_kind(id) != CLOSE_JSON_STRING)

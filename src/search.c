@@ -456,7 +456,6 @@ fetch_page(CloseSearchState *ss, bool new_slice)
 	struct json_object *data;
 	struct json_object *cursor;
 	struct json_object *count;
-	const char *problem;
 	char	   *body;
 	int			i;
 
@@ -494,11 +493,7 @@ fetch_page(CloseSearchState *ss, bool new_slice)
 	}
 	if (response.status != 200)
 		close_report_http_error(conn, "POST", "/data/search/", &response, NULL);
-	root = close_json_parse(response.body, response.body_len, ss->page_cxt,
-							&problem);
-	if (problem)
-		close_report_bad_answer("POST", "/data/search/",
-								psprintf("The body is not valid JSON: %s.", problem));
+	root = close_parse_answer("POST", "/data/search/", &response, ss->page_cxt);
 	if (close_json_kind(root) != CLOSE_JSON_OBJECT ||
 		(data = close_json_object_get(root, "data")) == NULL ||
 		close_json_kind(data) != CLOSE_JSON_ARRAY)
@@ -697,33 +692,25 @@ close_search_next(CloseSearchState *ss)
 
 /*
  * Every custom field's record key, of the type (or of all types): what a
- * search asks for when a custom json column needs them all.  One request;
- * the answer is parsed in scratch, a context the caller resets.
+ * search asks for when a custom json column needs them all.
  */
 List *
-close_search_custom_keys(UserMapping *user, const char *type_id,
-						 MemoryContext scratch)
+close_search_custom_keys(UserMapping *user, const char *type_id)
 {
-	CloseConnection *conn = close_get_connection(user);
-	MemoryContext oldcxt = CurrentMemoryContext;
-	CloseResponse response;
-	struct json_object *root;
-	const char *problem;
-	List	   *keys;
+	List	   *keys = NIL;
+	ListCell   *lc;
+	ListCell   *lc2;
 
-	MemoryContextSwitchTo(scratch);
-	close_http_request(conn, "GET", "/custom_object_type/", NULL, &response);
-	if (response.status != 200)
-		close_report_http_error(conn, "GET", "/custom_object_type/", &response,
-								NULL);
-	root = close_json_parse(response.body, response.body_len, scratch, &problem);
-	if (problem)
-		close_report_bad_answer("GET", "/custom_object_type/",
-								psprintf("The body is not valid JSON: %s.", problem));
-	MemoryContextSwitchTo(oldcxt);
-	keys = close_json_type_field_keys(root, type_id, &problem);
-	if (problem)
-		close_report_bad_answer("GET", "/custom_object_type/", problem);
-	MemoryContextReset(scratch);
+	foreach(lc, close_fetch_types(user))
+	{
+		CloseTypeInfo *type = (CloseTypeInfo *) lfirst(lc);
+
+		if (type_id && strcmp(type->id, type_id) != 0)
+			continue;
+		foreach(lc2, type->fields)
+			keys = lappend(keys,
+						   makeString(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
+											   ((CloseFieldInfo *) lfirst(lc2))->id)));
+	}
 	return keys;
 }
