@@ -527,6 +527,19 @@ refuse_insert_column(CloseModifyState *st, Form_pg_attribute att,
 			 : errdetail("The column maps to \"%s\", which is not a field Close takes.", key)));
 }
 
+/* An UPDATE may not set this column to NULL: why (a fact) or what to do. */
+static void pg_attribute_noreturn()
+refuse_null(CloseModifyState *st, Form_pg_attribute att, const char *detail,
+			const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NOT_NULL_VIOLATION),
+			 errmsg("column \"%s\" of foreign table \"%s\" cannot be set to NULL",
+					NameStr(att->attname), RelationGetRelationName(st->rel)),
+			 detail ? errdetail("%s", detail) : 0,
+			 hint ? errhint("%s", hint) : 0));
+}
+
 /*
  * The JSON body for one row: the target columns' fields, by kind.  For
  * INSERT also the table's type and the checks Close would otherwise make
@@ -589,12 +602,7 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 				if (isnull && insert)
 					continue;
 				if (isnull)
-					ereport(ERROR,
-							(errcode(ERRCODE_NOT_NULL_VIOLATION),
-							 errmsg("column \"%s\" of foreign table \"%s\" cannot be set to NULL",
-									NameStr(att->attname),
-									RelationGetRelationName(st->rel)),
-							 errdetail("Every Close custom object has a name.")));
+					refuse_null(st, att, "Every Close custom object has a name.", NULL);
 				has_name = true;
 				break;
 			case COLUMN_CUSTOM_FIELD:
@@ -603,12 +611,8 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 				if (isnull && insert)
 					continue;
 				if (isnull)
-					ereport(ERROR,
-							(errcode(ERRCODE_NOT_NULL_VIOLATION),
-							 errmsg("column \"%s\" of foreign table \"%s\" cannot be set to NULL",
-									NameStr(att->attname),
-									RelationGetRelationName(st->rel)),
-							 errhint("To clear a custom field, set its key to null: '{\"cf_...\": null}'.")));
+					refuse_null(st, att, NULL,
+								"To clear a custom field, set its key to null: '{\"cf_...\": null}'.");
 				append_custom_map(st, &body, &keys, att, value);
 				continue;
 		}
