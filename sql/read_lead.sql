@@ -23,10 +23,11 @@ SELECT * FROM emulator_requests();
 ALTER SERVER close OPTIONS (DROP page_size);
 
 -- IN and = ANY: one listing per distinct lead; NULLs and duplicates ask nothing
+-- (several leads' first pages are fetched at once: the log is sorted)
 SELECT lead_id, count(*) FROM close_custom_objects
  WHERE lead_id IN (:'mixed', :'one', :'mixed', NULL, :'empty')
  GROUP BY lead_id ORDER BY lead_id;
-SELECT * FROM emulator_requests();
+SELECT * FROM emulator_requests() ORDER BY 1;
 SELECT count(*) FROM close_custom_objects
  WHERE lead_id = ANY (ARRAY[:'one', :'one']::text[]);
 SELECT * FROM emulator_requests();
@@ -84,7 +85,7 @@ PREPARE by_leads(text[]) AS
   GROUP BY lead_id ORDER BY lead_id;
 EXECUTE by_leads(ARRAY[:'one', :'mixed']);
 RESET plan_cache_mode;
-SELECT * FROM emulator_requests();
+SELECT * FROM emulator_requests() ORDER BY 1;
 
 -- a stable expression is computed once, before the scan
 SELECT count(*) FROM close_custom_objects WHERE lead_id = lower('LEAD_') || 'One0000000000000000000000000000000000000000';

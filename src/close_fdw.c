@@ -95,6 +95,14 @@ typedef struct CloseScanState
 	CloseSearchState *search;
 	int64		search_requests;	/* of the searches before a rescan */
 
+	/* first pages of several leads, fetched at once (prefetch_cxt) */
+	int			max_concurrency;
+	MemoryContext prefetch_cxt;
+	CloseResponse *prefetched;
+	int			prefetch_first; /* index in keys of prefetched[0] */
+	int			nprefetched;
+	int			current_index;	/* of current_key in keys */
+
 	/* the values this (re)scan requests */
 	bool		started;		/* start_scan has run for this (re)scan */
 	char	  **keys;
@@ -642,6 +650,7 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 	fsstate->user = GetUserMapping(close_scan_user(node), table->serverid);
 	close_get_server_options(GetForeignServer(table->serverid), &sopts);
 	fsstate->page_size = sopts.page_size;
+	fsstate->max_concurrency = sopts.max_concurrency;
 	fsstate->table_type_id = close_get_table_type_id(RelationGetRelid(rel));
 
 	fsstate->kind = (CloseAccessKind)
@@ -679,6 +688,9 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 	fsstate->page_cxt = AllocSetContextCreate(fsstate->scan_cxt,
 											  "close_fdw page",
 											  ALLOCSET_DEFAULT_SIZES);
+	fsstate->prefetch_cxt = AllocSetContextCreate(fsstate->scan_cxt,
+												  "close_fdw prefetch",
+												  ALLOCSET_DEFAULT_SIZES);
 
 	foreach(lc, (List *) list_nth(fdw_private, FdwScanPrivateAttrsUsed))
 		attrs_used = bms_add_member(attrs_used, lfirst_int(lc));
@@ -837,6 +849,10 @@ start_scan(ForeignScanState *node)
 	fsstate->search = NULL;
 	MemoryContextReset(fsstate->keys_cxt);
 	MemoryContextReset(fsstate->page_cxt);
+	MemoryContextReset(fsstate->prefetch_cxt);
+	fsstate->prefetched = NULL;
+	fsstate->prefetch_first = 0;
+	fsstate->nprefetched = 0;
 	fsstate->items = NULL;
 	fsstate->record = NULL;
 	fsstate->nitems = 0;
@@ -879,13 +895,58 @@ no_rows:
 	MemoryContextSwitchTo(oldcxt);
 }
 
+/* The path of one page of a lead's listing. */
+static char *
+lead_page_path(CloseScanState *fsstate, const char *key, int skip)
+{
+	StringInfoData path;
+
+	initStringInfo(&path);
+	appendStringInfoString(&path, "/custom_object/");
+	close_append_query_param(&path, "lead_id", key);
+	if (fsstate->type_filter)
+		close_append_query_param(&path, "custom_object_type_id",
+								 fsstate->type_filter);
+	close_append_query_param(&path, "_skip", psprintf("%d", skip));
+	close_append_query_param(&path, "_limit", psprintf("%d", fsstate->page_size));
+	return path.data;
+}
+
+/*
+ * Fetch the first pages of the leads from fsstate->current_index on, up to
+ * max_concurrency of them at once.  They wait in prefetch_cxt until read; a
+ * page that did not come back whole is fetched again when its turn comes.
+ */
+static void
+prefetch_first_pages(CloseScanState *fsstate)
+{
+	CloseConnection *conn = close_get_connection(fsstate->user);
+	int			n = Min(fsstate->max_concurrency,
+						fsstate->nkeys - fsstate->current_index);
+	char	  **paths;
+	MemoryContext oldcxt;
+	int			i;
+
+	MemoryContextReset(fsstate->prefetch_cxt);
+	oldcxt = MemoryContextSwitchTo(fsstate->prefetch_cxt);
+	paths = palloc(sizeof(char *) * n);
+	for (i = 0; i < n; i++)
+		paths[i] = lead_page_path(fsstate, fsstate->keys[fsstate->current_index + i], 0);
+	fsstate->prefetched = palloc0(sizeof(CloseResponse) * n);
+	close_http_get_many(conn, paths, n, fsstate->prefetched);
+	MemoryContextSwitchTo(oldcxt);
+	fsstate->prefetch_first = fsstate->current_index;
+	fsstate->nprefetched = n;
+	fsstate->requests += n;
+}
+
 /* Request one page of a lead's listing, starting at fsstate->skip. */
 static void
 fetch_lead_page(CloseScanState *fsstate)
 {
 	CloseConnection *conn = close_get_connection(fsstate->user);
 	MemoryContext oldcxt;
-	StringInfoData path;
+	char	   *path;
 	CloseResponse response;
 	struct json_object *root;
 	struct json_object *data;
@@ -896,27 +957,27 @@ fetch_lead_page(CloseScanState *fsstate)
 	fsstate->items = NULL;
 	oldcxt = MemoryContextSwitchTo(fsstate->page_cxt);
 
-	initStringInfo(&path);
-	appendStringInfoString(&path, "/custom_object/");
-	close_append_query_param(&path, "lead_id", fsstate->current_key);
-	if (fsstate->type_filter)
-		close_append_query_param(&path, "custom_object_type_id",
-								 fsstate->type_filter);
-	close_append_query_param(&path, "_skip", psprintf("%d", fsstate->skip));
-	close_append_query_param(&path, "_limit",
-							 psprintf("%d", fsstate->page_size));
+	path = lead_page_path(fsstate, fsstate->current_key, fsstate->skip);
 
-	close_http_request(conn, "GET", path.data, NULL, &response);
-	fsstate->requests += response.attempts;
-	fsstate->retries += response.attempts - 1;
-	fsstate->waited_ms += response.waited_ms;
+	/* a first page fetched ahead with others, if it came back whole */
+	if (fsstate->skip == 0 && fsstate->current_index >= fsstate->prefetch_first &&
+		fsstate->current_index < fsstate->prefetch_first + fsstate->nprefetched &&
+		fsstate->prefetched[fsstate->current_index - fsstate->prefetch_first].status == 200)
+		response = fsstate->prefetched[fsstate->current_index - fsstate->prefetch_first];
+	else
+	{
+		close_http_request(conn, "GET", path, NULL, &response);
+		fsstate->requests += response.attempts;
+		fsstate->retries += response.attempts - 1;
+		fsstate->waited_ms += response.waited_ms;
+	}
 	if (response.status != 200)
-		close_report_http_error(conn, "GET", path.data, &response, NULL);
+		close_report_http_error(conn, "GET", path, &response, NULL);
 
-	root = close_parse_answer("GET", path.data, &response, fsstate->page_cxt);
+	root = close_parse_answer("GET", path, &response, fsstate->page_cxt);
 	problem = close_json_list_page(root, &data, &has_more);
 	if (problem)
-		close_report_bad_answer("GET", path.data,
+		close_report_bad_answer("GET", path,
 								psprintf("Expected {\"data\": [...], \"has_more\": ...}, but %s.",
 										 problem));
 
@@ -928,7 +989,7 @@ fetch_lead_page(CloseScanState *fsstate)
 
 	/* a page that promises more but brings nothing would never end */
 	if (has_more && fsstate->nitems == 0)
-		close_report_bad_answer("GET", path.data,
+		close_report_bad_answer("GET", path,
 								"The answer has \"has_more\": true but no records.");
 
 	/* nor would paging through a server that ignores _skip */
@@ -942,7 +1003,7 @@ fetch_lead_page(CloseScanState *fsstate)
 		if (id && close_json_kind(id) == CLOSE_JSON_STRING)
 			text = close_json_scalar_text(id, &len);
 		if (text && fsstate->skip > 0 && strcmp(text, fsstate->first_id) == 0)
-			close_report_bad_answer("GET", path.data,
+			close_report_bad_answer("GET", path,
 									"The page repeats the previous page.");
 		strlcpy(fsstate->first_id, text ? text : "", sizeof(fsstate->first_id));
 	}
@@ -1060,9 +1121,14 @@ closeIterateForeignScan(ForeignScanState *node)
 		if (fsstate->next_key >= fsstate->nkeys)
 			return slot;
 
+		fsstate->current_index = fsstate->next_key;
 		fsstate->current_key = fsstate->keys[fsstate->next_key++];
 		if (fsstate->kind == CLOSE_ACCESS_BY_LEAD)
 		{
+			/* many leads: their first pages are fetched several at once */
+			if (fsstate->nkeys > 1 && fsstate->max_concurrency > 1 &&
+				fsstate->current_index >= fsstate->prefetch_first + fsstate->nprefetched)
+				prefetch_first_pages(fsstate);
 			fsstate->skip = 0;
 			fetch_lead_page(fsstate);
 		}

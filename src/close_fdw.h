@@ -57,6 +57,7 @@ typedef struct CloseServerOptions
 	int			page_size;		/* _limit of listings */
 	int			batch_size;		/* rows per batch insert */
 	int			max_retries;	/* retries of a failed request */
+	int			max_concurrency;	/* requests in flight per scan */
 	int			max_response_bytes; /* larger answers are refused */
 	char	   *ca_file;		/* CA bundle for TLS, or NULL */
 } CloseServerOptions;
@@ -85,6 +86,9 @@ typedef struct ClosePacer
 
 #define CLOSE_PACERS 16
 
+/* At most this many requests in flight for one session. */
+#define CLOSE_MAX_CONCURRENCY 64
+
 typedef struct CloseConnection
 {
 	Oid			umid;			/* hash key: the user mapping's OID */
@@ -98,6 +102,8 @@ typedef struct CloseConnection
 	struct curl_slist *json_headers;	/* the same, for a JSON body */
 	char		errbuf[CURL_ERROR_SIZE];
 	ClosePacer	pacers[CLOSE_PACERS];	/* per endpoint group of this key */
+	CURLM	   *multi;			/* for concurrent requests, or NULL */
+	CURL	   *pool[CLOSE_MAX_CONCURRENCY];	/* their handles, made lazily */
 } CloseConnection;
 
 /* One HTTP answer (http.c); the body lives in the caller's context. */
@@ -309,6 +315,8 @@ extern CloseConnection *close_get_connection(UserMapping *user);
 extern void close_http_request(CloseConnection *conn, const char *method,
 							   const char *path, const char *body,
 							   CloseResponse *response);
+extern void close_http_get_many(CloseConnection *conn, char **paths, int n,
+								CloseResponse *responses);
 extern void close_report_http_error(CloseConnection *conn, const char *method,
 									const char *path, CloseResponse *response,
 									CloseRowConverter *conv) pg_attribute_noreturn();

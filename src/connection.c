@@ -110,6 +110,17 @@ close_get_connection(UserMapping *user)
 static void
 close_release_entry(CloseConnection *entry)
 {
+	int			i;
+
+	for (i = 0; i < CLOSE_MAX_CONCURRENCY; i++)
+	{
+		if (entry->pool[i])
+			curl_easy_cleanup(entry->pool[i]);
+		entry->pool[i] = NULL;
+	}
+	if (entry->multi)
+		curl_multi_cleanup(entry->multi);
+	entry->multi = NULL;
 	if (entry->curl)
 		curl_easy_cleanup(entry->curl);
 	entry->curl = NULL;

@@ -255,13 +255,15 @@ typedef struct Attempt
 	BodyBuffer	answer;
 } Attempt;
 
-/* Send the request once. */
+/*
+ * The one place that sets a handle up for a request: safe defaults first,
+ * then ours.
+ */
 static void
-send_once(CloseConnection *conn, const char *method, const char *url,
-		  const char *body, CloseResponse *response, Attempt *attempt)
+setup_handle(CloseConnection *conn, CURL *curl, const char *method,
+			 const char *url, const char *body, CloseResponse *response,
+			 Attempt *attempt)
 {
-	CURL	   *curl = conn->curl;
-
 	memset(&attempt->answer, 0, sizeof(attempt->answer));
 	attempt->answer.context = CurrentMemoryContext;
 	attempt->answer.max = conn->server.max_response_bytes;
@@ -312,9 +314,16 @@ send_once(CloseConnection *conn, const char *method, const char *url,
 	}
 	else
 		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+}
 
-	attempt->rc = curl_easy_perform(curl);
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
+/* Send the request once. */
+static void
+send_once(CloseConnection *conn, const char *method, const char *url,
+		  const char *body, CloseResponse *response, Attempt *attempt)
+{
+	setup_handle(conn, conn->curl, method, url, body, response, attempt);
+	attempt->rc = curl_easy_perform(conn->curl);
+	curl_easy_getinfo(conn->curl, CURLINFO_RESPONSE_CODE, &response->status);
 }
 
 /*
@@ -648,4 +657,97 @@ close_parse_answer(const char *method, const char *path,
 		close_report_bad_answer(method, path,
 								psprintf("The body is not valid JSON: %s.", problem));
 	return root;
+}
+
+/*
+ * Send up to CLOSE_MAX_CONCURRENCY GET requests at once, each a single
+ * attempt: no retries, no pacing.  An answer that is not a complete 200
+ * has status 0 (or its status) and is left to the caller to fetch again
+ * with close_http_request, which retries as a request deserves.  The
+ * handles belong to the connection entry (their connections stay alive
+ * between batches); they are detached from the multi handle on any exit.
+ */
+void
+close_http_get_many(CloseConnection *conn, char **paths, int n,
+					CloseResponse *responses)
+{
+	Attempt    *attempts = palloc0(sizeof(Attempt) * Max(n, 1));
+	int			added = 0;
+	int			i;
+
+	n = Min(n, CLOSE_MAX_CONCURRENCY);
+	if (conn->multi == NULL)
+	{
+		conn->multi = curl_multi_init();
+		if (conn->multi == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("could not create an HTTP multi handle")));
+	}
+
+	PG_TRY();
+	{
+		int			running = 1;
+		CURLMsg    *msg;
+		int			left;
+
+		for (i = 0; i < n; i++)
+		{
+			memset(&responses[i], 0, sizeof(CloseResponse));
+			if (conn->pool[i] == NULL && (conn->pool[i] = curl_easy_init()) == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("could not create an HTTP handle")));
+			setup_handle(conn, conn->pool[i], "GET",
+						 psprintf("%s%s", conn->server.api_url, paths[i]),
+						 NULL, &responses[i], &attempts[i]);
+			/* one error buffer is shared: a failed prefetch is fetched again */
+			curl_easy_setopt(conn->pool[i], CURLOPT_ERRORBUFFER, NULL);
+			curl_easy_setopt(conn->pool[i], CURLOPT_PRIVATE, (void *) (intptr_t) i);
+			attempts[i].rc = CURLE_AGAIN;
+			if (curl_multi_add_handle(conn->multi, conn->pool[i]) != CURLM_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("could not start an HTTP request")));
+			added++;
+		}
+
+		while (running > 0)
+		{
+			if (curl_multi_perform(conn->multi, &running) != CURLM_OK)
+				break;
+			if (running > 0)
+				curl_multi_poll(conn->multi, NULL, 0, 100, NULL);
+			/* out of libcurl here: an interrupt may throw */
+			CHECK_FOR_INTERRUPTS();
+		}
+		while ((msg = curl_multi_info_read(conn->multi, &left)) != NULL)
+		{
+			void	   *priv;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+			i = (int) (intptr_t) priv;
+			attempts[i].rc = msg->data.result;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE,
+							  &responses[i].status);
+		}
+	}
+	PG_FINALLY();
+	{
+		for (i = 0; i < added; i++)
+			curl_multi_remove_handle(conn->multi, conn->pool[i]);
+	}
+	PG_END_TRY();
+
+	for (i = 0; i < n; i++)
+	{
+		responses[i].attempts = 1;
+		if (attempts[i].rc != CURLE_OK || attempts[i].answer.too_large ||
+			attempts[i].answer.out_of_memory)
+			responses[i].status = 0;
+		responses[i].body = attempts[i].answer.data ? attempts[i].answer.data : "";
+		responses[i].body_len = attempts[i].answer.len;
+	}
 }
