@@ -38,6 +38,13 @@ SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "stat
 SELECT lead_id, count(*) FROM close_custom_objects
  WHERE lead_id = ANY (ARRAY(SELECT id FROM eight_leads)) GROUP BY 1 ORDER BY 1;
 SELECT requests FROM arrival_spread();
+-- within the pacing: when Close allows 3 requests a second, a batch sends
+-- no more than remain, and no request collects a 429
+SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 0, "rate_limit_per_sec": 3}');
+SELECT count(*) FROM close_custom_objects WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000';
+SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM eight_leads));
+SELECT count(*) AS requests, count(*) FILTER (WHERE e->>'status' = '429') AS refused
+  FROM emulator_log_entries() e;
 ALTER SERVER close OPTIONS (ADD max_concurrency '65');  -- ERROR
 SELECT emulator_reset();
 DROP TABLE eight_leads;

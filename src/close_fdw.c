@@ -933,11 +933,10 @@ prefetch_first_pages(CloseScanState *fsstate)
 	for (i = 0; i < n; i++)
 		paths[i] = lead_page_path(fsstate, fsstate->keys[fsstate->current_index + i], 0);
 	fsstate->prefetched = palloc0(sizeof(CloseResponse) * n);
-	close_http_get_many(conn, paths, n, fsstate->prefetched);
+	fsstate->requests += close_http_get_many(conn, paths, n, fsstate->prefetched);
 	MemoryContextSwitchTo(oldcxt);
 	fsstate->prefetch_first = fsstate->current_index;
 	fsstate->nprefetched = n;
-	fsstate->requests += n;
 }
 
 /* Request one page of a lead's listing, starting at fsstate->skip. */

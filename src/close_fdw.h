@@ -80,6 +80,7 @@ typedef struct CloseUserOptions
 typedef struct ClosePacer
 {
 	char		group[96];		/* "" for a free slot */
+	int			limit;			/* -1 if not told */
 	int			remaining;
 	TimestampTz reset_at;
 } ClosePacer;
@@ -315,7 +316,7 @@ extern CloseConnection *close_get_connection(UserMapping *user);
 extern void close_http_request(CloseConnection *conn, const char *method,
 							   const char *path, const char *body,
 							   CloseResponse *response);
-extern void close_http_get_many(CloseConnection *conn, char **paths, int n,
+extern int	close_http_get_many(CloseConnection *conn, char **paths, int n,
 								CloseResponse *responses);
 extern void close_report_http_error(CloseConnection *conn, const char *method,
 									const char *path, CloseResponse *response,

@@ -371,6 +371,7 @@ find_pacer(CloseConnection *conn, const char *group)
 	}
 	strlcpy(oldest->group, group, sizeof(oldest->group));
 	oldest->remaining = -1;
+	oldest->limit = -1;
 	oldest->reset_at = 0;
 	return oldest;
 }
@@ -380,13 +381,15 @@ find_pacer(CloseConnection *conn, const char *group)
  * (also with ";" between the parts; reset may have decimals).
  */
 static bool
-parse_rate_limit(const char *header, int *remaining, double *reset)
+parse_rate_limit(const char *header, int *limit, int *remaining, double *reset)
 {
+	const char *l = strstr(header, "limit=");
 	const char *r = strstr(header, "remaining=");
 	const char *s = strstr(header, "reset=");
 
 	if (r == NULL || s == NULL)
 		return false;
+	*limit = l ? atoi(l + strlen("limit=")) : -1;
 	*remaining = atoi(r + strlen("remaining="));
 	*reset = strtod(s + strlen("reset="), NULL);
 	return *reset >= 0;
@@ -433,12 +436,13 @@ backoff_ms(int attempt)
 static double
 rate_limit_wait_ms(CloseResponse *response, const char *body, size_t len)
 {
+	int			limit;
 	int			remaining;
 	double		reset;
 	double		seconds = -1;
 
 	if (response->rate_limit[0] &&
-		parse_rate_limit(response->rate_limit, &remaining, &reset))
+		parse_rate_limit(response->rate_limit, &limit, &remaining, &reset))
 		seconds = reset;
 	else if (response->retry_after[0] && isdigit((unsigned char) response->retry_after[0]))
 		seconds = strtod(response->retry_after, NULL);
@@ -487,6 +491,7 @@ close_http_request(CloseConnection *conn, const char *method,
 
 	for (;;)
 	{
+		int			limit;
 		int			remaining;
 		double		reset;
 		double		delay = -1;
@@ -526,8 +531,9 @@ close_http_request(CloseConnection *conn, const char *method,
 					 errcontext("Close API request: %s %s", method, path)));
 
 		if (response->rate_limit[0] &&
-			parse_rate_limit(response->rate_limit, &remaining, &reset))
+			parse_rate_limit(response->rate_limit, &limit, &remaining, &reset))
 		{
+			pacer->limit = limit;
 			pacer->remaining = remaining;
 			pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														  (int64) (reset * 1000));
@@ -660,22 +666,46 @@ close_parse_answer(const char *method, const char *path,
 }
 
 /*
- * Send up to CLOSE_MAX_CONCURRENCY GET requests at once, each a single
- * attempt: no retries, no pacing.  An answer that is not a complete 200
+ * Send up to CLOSE_MAX_CONCURRENCY GET requests (of one endpoint group) at
+ * once, each a single attempt, within the pacing; no retries.  Returns
+ * how many were sent.  An answer that is not a complete 200
  * has status 0 (or its status) and is left to the caller to fetch again
  * with close_http_request, which retries as a request deserves.  The
  * handles belong to the connection entry (their connections stay alive
  * between batches); they are detached from the multi handle on any exit.
  */
-void
+int
 close_http_get_many(CloseConnection *conn, char **paths, int n,
 					CloseResponse *responses)
 {
 	Attempt    *attempts = palloc0(sizeof(Attempt) * Max(n, 1));
+	int			asked = n;
 	int			added = 0;
+	char		group[96];
+	ClosePacer *pacer;
 	int			i;
 
+	/*
+	 * Within the pacing: wait when nothing remains, and send no more than
+	 * remains; the rest are left unfetched (status 0) for the paced
+	 * sequential path.
+	 */
+	endpoint_group("GET", paths[0], group, sizeof(group));
+	pacer = find_pacer(conn, group);
+	if (pacer->remaining == 0 && pacer->reset_at > GetCurrentTimestamp())
+	{
+		/* how the budget comes back after a reset is Close's to say: one */
+		(void) wait_ms(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+													   pacer->reset_at));
+		n = 1;
+	}
+	else if (pacer->remaining > 0 && pacer->reset_at > GetCurrentTimestamp())
+		n = Min(n, pacer->remaining);
+	else if (pacer->limit > 0)
+		n = Min(n, pacer->limit);
 	n = Min(n, CLOSE_MAX_CONCURRENCY);
+	for (i = n; i < asked; i++)
+		memset(&responses[i], 0, sizeof(CloseResponse));
 	if (conn->multi == NULL)
 	{
 		conn->multi = curl_multi_init();
@@ -743,6 +773,20 @@ close_http_get_many(CloseConnection *conn, char **paths, int n,
 
 	for (i = 0; i < n; i++)
 	{
+		int			limit;
+		int			remaining;
+		double		reset;
+
+		if (responses[i].rate_limit[0] &&
+			parse_rate_limit(responses[i].rate_limit, &limit, &remaining, &reset) &&
+			(pacer->remaining < 0 || remaining <= pacer->remaining ||
+			 pacer->reset_at <= GetCurrentTimestamp()))
+		{
+			pacer->limit = limit;
+			pacer->remaining = remaining;
+			pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														  (int64) (reset * 1000));
+		}
 		responses[i].attempts = 1;
 		if (attempts[i].rc != CURLE_OK || attempts[i].answer.too_large ||
 			attempts[i].answer.out_of_memory)
@@ -750,4 +794,5 @@ close_http_get_many(CloseConnection *conn, char **paths, int n,
 		responses[i].body = attempts[i].answer.data ? attempts[i].answer.data : "";
 		responses[i].body_len = attempts[i].answer.len;
 	}
+	return n;
 }
