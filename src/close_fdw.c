@@ -175,9 +175,7 @@ close_fdw_handler(PG_FUNCTION_ARGS)
 	routine->ExecForeignInsert = closeExecForeignInsert;
 	routine->ExecForeignUpdate = closeExecForeignUpdate;
 	routine->ExecForeignDelete = closeExecForeignDelete;
-	routine->EndForeignModify = closeEndForeignModify;
 	routine->BeginForeignInsert = closeBeginForeignInsert;
-	routine->EndForeignInsert = closeEndForeignInsert;
 	routine->IsForeignRelUpdatable = closeIsForeignRelUpdatable;
 	routine->ExplainForeignModify = closeExplainForeignModify;
 	close_set_batch_insert(routine, closeGetForeignModifyBatchSize,
@@ -397,16 +395,12 @@ describe_request(PlannerInfo *root, RelOptInfo *baserel, ClosePushdown *pd,
 	}
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "GET /custom_object/");
 	if (pd->kind == CLOSE_ACCESS_BY_ID)
-	{
-		if (key)
-			close_append_path_segment(&buf, key);
-		else
-			appendStringInfoString(&buf, "{id}/");
-	}
+		appendStringInfo(&buf, "GET %s", key ? close_object_path(key)
+						 : "/custom_object/{id}/");
 	else
 	{
+		appendStringInfoString(&buf, "GET /custom_object/");
 		if (key)
 			close_append_query_param(&buf, "lead_id", key);
 		else
@@ -1017,7 +1011,7 @@ fetch_by_id(CloseScanState *fsstate)
 {
 	CloseConnection *conn = close_get_connection(fsstate->user);
 	MemoryContext oldcxt;
-	StringInfoData path;
+	char	   *path;
 	CloseResponse response;
 	struct json_object *root;
 	struct json_object *type;
@@ -1029,11 +1023,9 @@ fetch_by_id(CloseScanState *fsstate)
 	fsstate->has_more = false;
 	oldcxt = MemoryContextSwitchTo(fsstate->page_cxt);
 
-	initStringInfo(&path);
-	appendStringInfoString(&path, "/custom_object/");
-	close_append_path_segment(&path, fsstate->current_key);
+	path = close_object_path(fsstate->current_key);
 
-	close_http_request(conn, "GET", path.data, NULL, &response);
+	close_http_request(conn, "GET", path, NULL, &response);
 	fsstate->requests += response.attempts;
 	fsstate->retries += response.attempts - 1;
 	fsstate->waited_ms += response.waited_ms;
@@ -1043,11 +1035,11 @@ fetch_by_id(CloseScanState *fsstate)
 		return;
 	}
 	if (response.status != 200)
-		close_report_http_error(conn, "GET", path.data, &response, NULL);
+		close_report_http_error(conn, "GET", path, &response, NULL);
 
-	root = close_parse_answer("GET", path.data, &response, fsstate->page_cxt);
+	root = close_parse_answer("GET", path, &response, fsstate->page_cxt);
 	if (close_json_kind(root) != CLOSE_JSON_OBJECT)
-		close_report_bad_answer("GET", path.data,
+		close_report_bad_answer("GET", path,
 								"Expected a custom object record.");
 	fsstate->pages++;
 

@@ -329,7 +329,7 @@ extern struct json_object *close_parse_answer(const char *method,
 											  MemoryContext owner);
 extern void close_append_query_param(StringInfo buf, const char *name,
 									 const char *value);
-extern void close_append_path_segment(StringInfo buf, const char *value);
+extern char *close_object_path(const char *id);
 
 /* in json.c */
 extern struct json_object *close_json_parse(const char *text, size_t len,
@@ -401,7 +401,6 @@ extern TupleTableSlot *closeExecForeignDelete(EState *estate,
 											  ResultRelInfo *rinfo,
 											  TupleTableSlot *slot,
 											  TupleTableSlot *planSlot);
-extern void closeEndForeignModify(EState *estate, ResultRelInfo *rinfo);
 extern int	closeGetForeignModifyBatchSize(ResultRelInfo *rinfo);
 extern TupleTableSlot **closeExecForeignBatchInsert(EState *estate,
 													ResultRelInfo *rinfo,
@@ -410,7 +409,6 @@ extern TupleTableSlot **closeExecForeignBatchInsert(EState *estate,
 													int *numSlots);
 extern void closeBeginForeignInsert(ModifyTableState *mtstate,
 									ResultRelInfo *rinfo);
-extern void closeEndForeignInsert(EState *estate, ResultRelInfo *rinfo);
 extern int	closeIsForeignRelUpdatable(Relation rel);
 extern bool closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
 								  Index resultRelation, int subplan_index);

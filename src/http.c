@@ -154,12 +154,17 @@ close_append_query_param(StringInfo buf, const char *name, const char *value)
 	append_escaped(buf, value);
 }
 
-/* Append a path segment, percent-encoded, and the trailing slash. */
-void
-close_append_path_segment(StringInfo buf, const char *value)
+/* The path of one custom object, its id percent-encoded; palloc'd. */
+char *
+close_object_path(const char *id)
 {
-	append_escaped(buf, value);
-	appendStringInfoChar(buf, '/');
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "/custom_object/");
+	append_escaped(&buf, id);
+	appendStringInfoChar(&buf, '/');
+	return buf.data;
 }
 
 /*

@@ -776,7 +776,7 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 {
 	CloseModifyState *st = (CloseModifyState *) rinfo->ri_FdwState;
 	MemoryContext oldcxt;
-	StringInfoData path;
+	char	   *path;
 	struct json_object *record;
 	bool		missing;
 	char	   *id;
@@ -784,10 +784,8 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
-	initStringInfo(&path);
-	appendStringInfoString(&path, "/custom_object/");
-	close_append_path_segment(&path, id);
-	record = send_write(st, "PUT", path.data, build_body(st, slot), &missing);
+	path = close_object_path(id);
+	record = send_write(st, "PUT", path, build_body(st, slot), &missing);
 	MemoryContextSwitchTo(oldcxt);
 	if (missing)
 		return NULL;			/* deleted meanwhile: not updated */
@@ -801,17 +799,15 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 {
 	CloseModifyState *st = (CloseModifyState *) rinfo->ri_FdwState;
 	MemoryContext oldcxt;
-	StringInfoData path;
+	char	   *path;
 	bool		missing;
 	char	   *id;
 
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
-	initStringInfo(&path);
-	appendStringInfoString(&path, "/custom_object/");
-	close_append_path_segment(&path, id);
-	(void) send_write(st, "DELETE", path.data, NULL, &missing);
+	path = close_object_path(id);
+	(void) send_write(st, "DELETE", path, NULL, &missing);
 	MemoryContextSwitchTo(oldcxt);
 	if (missing)
 		return NULL;			/* already gone: not deleted by us */
@@ -869,17 +865,6 @@ closeExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 		slots[i] = closeExecForeignInsert(estate, rinfo, slots[i],
 										  planSlots ? planSlots[i] : NULL);
 	return slots;
-}
-
-void
-closeEndForeignModify(EState *estate, ResultRelInfo *rinfo)
-{
-	/* the write log stays until the transaction ends */
-}
-
-void
-closeEndForeignInsert(EState *estate, ResultRelInfo *rinfo)
-{
 }
 
 int
@@ -1120,15 +1105,11 @@ closeIterateDirectModify(ForeignScanState *node)
 
 	for (i = 0; i < nids; i++)
 	{
-		StringInfoData path;
 		bool		missing;
 
 		CHECK_FOR_INTERRUPTS();
-		initStringInfo(&path);
-		appendStringInfoString(&path, "/custom_object/");
-		close_append_path_segment(&path, ids[i]);
 		(void) send_write(st, st->operation == CMD_UPDATE ? "PUT" : "DELETE",
-						  path.data, body, &missing);
+						  close_object_path(ids[i]), body, &missing);
 		if (missing)
 			continue;			/* no such record: nothing changed */
 		write_log_add(st->log, ids[i]);
