@@ -3,6 +3,7 @@
 
 MODULE_big = close_fdw
 OBJS = \
+	src/answers.o \
 	src/close_fdw.o \
 	src/connection.o \
 	src/convert.o \

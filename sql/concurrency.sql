@@ -46,5 +46,52 @@ SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id F
 SELECT count(*) AS requests, count(*) FILTER (WHERE e->>'status' = '429') AS refused
   FROM emulator_log_entries() e;
 ALTER SERVER close OPTIONS (ADD max_concurrency '65');  -- ERROR
+
+-- one lead with many pages: after the first page the next ones are asked
+-- for several at once (2, then 4, up to max_concurrency), so that a lead
+-- that ends soon costs few requests past its end: 250 records in pages of
+-- 40 are 7 requests in 3 round trips (one after another: 7)
+SELECT emulator_reset();
+SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 300}');
+ALTER SERVER close OPTIONS (ADD page_size '40');
+SELECT count(*), count(DISTINCT id) FROM close_custom_objects
+ WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000';
+SELECT requests, spread_ms >= 550 AND spread_ms < 850 AS three_round_trips FROM arrival_spread();
+-- a server that answers shorter pages than asked: the next skips cannot be
+-- guessed, so the pages are asked for one after another
+SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 0, "short_pages": 30}');
+SELECT count(*), count(DISTINCT id) FROM close_custom_objects
+ WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000';
+SELECT count(*) AS requests FROM emulator_log_entries();
+ALTER SERVER close OPTIONS (DROP page_size);
+
+-- a nested loop asks for each lead once per statement: answers to repeated
+-- requests are kept (within work_mem) for the outer rows that repeat them
+SELECT emulator_reset();
+CREATE TABLE repeated_leads AS SELECT id FROM eight_leads, generate_series(1, 3);
+ANALYZE repeated_leads;
+SET enable_hashjoin = off;
+SET enable_mergejoin = off;
+SET enable_material = off;
+-- (PostgreSQL 14 on can cache repeated keys itself, in a Memoize node)
+DO $$ BEGIN SET enable_memoize = off; EXCEPTION WHEN undefined_object THEN NULL; END $$;
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM repeated_leads r JOIN close_custom_objects t ON t.lead_id = r.id;
+SELECT count(*) FROM repeated_leads r JOIN close_custom_objects t ON t.lead_id = r.id;
+SELECT count(*) AS requests, count(DISTINCT e->>'raw_path') AS distinct_requests
+  FROM emulator_log_entries() e;
+-- answers beyond work_mem are not kept: the big lead is asked for again
+SET work_mem = '64kB';
+SELECT count(*) FROM (VALUES ('lead_Big0000000000000000000000000000000000000000'),
+                             ('lead_Big0000000000000000000000000000000000000000')) r(id)
+  JOIN close_custom_objects t ON t.lead_id = r.id;
+SELECT count(*) > 3 AS asked_again, count(DISTINCT e->>'raw_path') AS distinct_requests
+  FROM emulator_log_entries() e;
+RESET work_mem;
+RESET enable_hashjoin;
+RESET enable_mergejoin;
+RESET enable_material;
+DO $$ BEGIN RESET enable_memoize; EXCEPTION WHEN undefined_object THEN NULL; END $$;
+DROP TABLE repeated_leads;
 SELECT emulator_reset();
 DROP TABLE eight_leads;

@@ -87,9 +87,20 @@ SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 SELECT emulator_reset();
 
 -- a failure on a later page fails the statement: never a short result
+-- (one request at a time, so that the failure falls on the second page)
+ALTER SERVER close OPTIONS (ADD max_concurrency '1');
 SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "delay", "seconds": 0, "times": 1}');
 SELECT fail_next('{"action": "status", "status": 503, "body": "{\"error\": \"Service unavailable\"}"}');
 SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';  -- ERROR
+\echo SQLSTATE :SQLSTATE
+ALTER SERVER close OPTIONS (DROP max_concurrency);
+-- so does a failure on a page fetched ahead with others: without retries
+-- it is the answer (which of the pages fails depends on arrival order)
+SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "delay", "seconds": 0, "times": 1}');
+SELECT fail_next('{"action": "status", "status": 503, "body": "{\"error\": \"Service unavailable\"}"}');
+\set VERBOSITY terse
+SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';  -- ERROR
+\set VERBOSITY default
 \echo SQLSTATE :SQLSTATE
 -- the API's cap on _skip is reported too
 SELECT emulator_call('POST', '/_emulator/config', '{"max_skip": 100}');

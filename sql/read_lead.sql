@@ -11,15 +11,17 @@ SELECT id, custom_object_type_id, name, status FROM close_custom_objects
  WHERE lead_id = :'mixed' ORDER BY id;
 SELECT * FROM emulator_requests();
 
--- paging: 250 records come in three pages of 100, 100 and 50
+-- paging: 250 records come in three pages of 100, 100 and 50; the pages
+-- after the first are asked for several at once (2, then 4, up to
+-- max_concurrency), so the log is sorted by _skip
 SELECT count(*), count(DISTINCT id), min(name), max(name)
   FROM close_custom_objects WHERE lead_id = :'big';
-SELECT * FROM emulator_requests();
+SELECT r FROM emulator_requests() r ORDER BY length(r), r;
 
 -- the server's page_size is the _limit
 ALTER SERVER close OPTIONS (ADD page_size '40');
 SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';
-SELECT * FROM emulator_requests();
+SELECT r FROM emulator_requests() r ORDER BY length(r), r;
 ALTER SERVER close OPTIONS (DROP page_size);
 
 -- IN and = ANY: one listing per distinct lead; NULLs and duplicates ask nothing
@@ -35,7 +37,7 @@ SELECT * FROM emulator_requests();
 -- conditions the API does not evaluate stay local filters, results are exact
 SELECT name FROM close_custom_objects
  WHERE lead_id = :'big' AND name LIKE 'Item 24%' AND id IS NOT NULL ORDER BY name;
-SELECT * FROM emulator_requests();
+SELECT r FROM emulator_requests() r ORDER BY length(r), r;
 SELECT name FROM close_custom_objects
  WHERE lead_id = :'mixed' AND (status = 'paused' OR status IS NULL) ORDER BY name;
 SELECT * FROM emulator_requests();

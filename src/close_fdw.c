@@ -95,12 +95,19 @@ typedef struct CloseScanState
 	CloseSearchState *search;
 	int64		search_requests;	/* of the searches before a rescan */
 
-	/* first pages of several leads, fetched at once (prefetch_cxt) */
+	/*
+	 * Answers fetched ahead, several at once: the first pages of the next
+	 * leads, and the next pages of the current lead.  Repeated requests of
+	 * a statement (a nested loop's outer rows) are answered from
+	 * statement_answers, within work_mem.
+	 */
 	int			max_concurrency;
-	MemoryContext prefetch_cxt;
-	CloseResponse *prefetched;
-	int			prefetch_first; /* index in keys of prefetched[0] */
-	int			nprefetched;
+	CloseAnswers *leads_ahead;
+	int			leads_ahead_end;	/* keys before this index were asked */
+	CloseAnswers *pages_ahead;
+	int			pages_window;	/* pages asked ahead next time */
+	CloseAnswers *statement_answers;
+	bool		keep_answers;	/* the scan may be run again */
 	int			current_index;	/* of current_key in keys */
 
 	/* the values this (re)scan requests */
@@ -682,9 +689,15 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 	fsstate->page_cxt = AllocSetContextCreate(fsstate->scan_cxt,
 											  "close_fdw page",
 											  ALLOCSET_DEFAULT_SIZES);
-	fsstate->prefetch_cxt = AllocSetContextCreate(fsstate->scan_cxt,
-												  "close_fdw prefetch",
-												  ALLOCSET_DEFAULT_SIZES);
+	fsstate->leads_ahead = close_answers_create(fsstate->scan_cxt,
+												"close_fdw leads ahead", 0);
+	fsstate->pages_ahead = close_answers_create(fsstate->scan_cxt,
+												"close_fdw pages ahead", 0);
+	fsstate->statement_answers =
+		close_answers_create(fsstate->scan_cxt, "close_fdw statement answers",
+							 (Size) work_mem * 1024);
+	/* a scan that takes parameters is run again for each of their values */
+	fsstate->keep_answers = !bms_is_empty(fsplan->scan.plan.extParam);
 
 	foreach(lc, (List *) list_nth(fdw_private, FdwScanPrivateAttrsUsed))
 		attrs_used = bms_add_member(attrs_used, lfirst_int(lc));
@@ -843,10 +856,9 @@ start_scan(ForeignScanState *node)
 	fsstate->search = NULL;
 	MemoryContextReset(fsstate->keys_cxt);
 	MemoryContextReset(fsstate->page_cxt);
-	MemoryContextReset(fsstate->prefetch_cxt);
-	fsstate->prefetched = NULL;
-	fsstate->prefetch_first = 0;
-	fsstate->nprefetched = 0;
+	close_answers_reset(fsstate->leads_ahead);
+	fsstate->leads_ahead_end = 0;
+	close_answers_reset(fsstate->pages_ahead);
 	fsstate->items = NULL;
 	fsstate->record = NULL;
 	fsstate->nitems = 0;
@@ -908,29 +920,53 @@ lead_page_path(CloseScanState *fsstate, const char *key, int skip)
 
 /*
  * Fetch the first pages of the leads from fsstate->current_index on, up to
- * max_concurrency of them at once.  They wait in prefetch_cxt until read; a
- * page that did not come back whole is fetched again when its turn comes.
+ * max_concurrency of them at once, skipping those the statement already
+ * has.
  */
 static void
-prefetch_first_pages(CloseScanState *fsstate)
+fetch_leads_ahead(CloseScanState *fsstate)
 {
 	CloseConnection *conn = close_get_connection(fsstate->user);
-	int			n = Min(fsstate->max_concurrency,
-						fsstate->nkeys - fsstate->current_index);
-	char	  **paths;
-	MemoryContext oldcxt;
+	char	  **paths = palloc(sizeof(char *) * fsstate->max_concurrency);
+	CloseResponse kept;
+	int			n = 0;
 	int			i;
 
-	MemoryContextReset(fsstate->prefetch_cxt);
-	oldcxt = MemoryContextSwitchTo(fsstate->prefetch_cxt);
-	paths = palloc(sizeof(char *) * n);
+	for (i = fsstate->current_index;
+		 i < fsstate->nkeys && n < fsstate->max_concurrency; i++)
+	{
+		char	   *path = lead_page_path(fsstate, fsstate->keys[i], 0);
+
+		if (!close_answers_find(fsstate->statement_answers, path, false, &kept))
+			paths[n++] = path;
+	}
+	fsstate->leads_ahead_end = i;
+	if (n > 1)
+		fsstate->requests += close_answers_fetch(fsstate->leads_ahead, conn,
+												 paths, n);
+}
+
+/*
+ * Fetch the next pages of the current lead from fsstate->skip on, assuming
+ * full pages (an answer that breaks the assumption leaves the rest unused:
+ * each is found by its exact path).  The window doubles from 2 up to
+ * max_concurrency, so a lead that ends soon costs few requests past its
+ * end.
+ */
+static void
+fetch_pages_ahead(CloseScanState *fsstate)
+{
+	CloseConnection *conn = close_get_connection(fsstate->user);
+	int			n = Min(fsstate->pages_window, fsstate->max_concurrency);
+	char	  **paths = palloc(sizeof(char *) * n);
+	int			i;
+
 	for (i = 0; i < n; i++)
-		paths[i] = lead_page_path(fsstate, fsstate->keys[fsstate->current_index + i], 0);
-	fsstate->prefetched = palloc0(sizeof(CloseResponse) * n);
-	fsstate->requests += close_http_get_many(conn, paths, n, fsstate->prefetched);
-	MemoryContextSwitchTo(oldcxt);
-	fsstate->prefetch_first = fsstate->current_index;
-	fsstate->nprefetched = n;
+		paths[i] = lead_page_path(fsstate, fsstate->current_key,
+								  fsstate->skip + i * fsstate->page_size);
+	fsstate->requests += close_answers_fetch(fsstate->pages_ahead, conn,
+											 paths, n);
+	fsstate->pages_window = Min(n * 2, fsstate->max_concurrency);
 }
 
 /* Request one page of a lead's listing, starting at fsstate->skip. */
@@ -952,20 +988,36 @@ fetch_lead_page(CloseScanState *fsstate)
 
 	path = lead_page_path(fsstate, fsstate->current_key, fsstate->skip);
 
-	/* a first page fetched ahead with others, if it came back whole */
-	if (fsstate->skip == 0 && fsstate->current_index >= fsstate->prefetch_first &&
-		fsstate->current_index < fsstate->prefetch_first + fsstate->nprefetched &&
-		fsstate->prefetched[fsstate->current_index - fsstate->prefetch_first].status == 200)
-		response = fsstate->prefetched[fsstate->current_index - fsstate->prefetch_first];
-	else
+	/* the current lead's next pages are asked for several at once */
+	if (fsstate->skip > 0 && fsstate->pages_window > 1 &&
+		!close_answers_find(fsstate->statement_answers, path, false, &response) &&
+		!close_answers_find(fsstate->pages_ahead, path, false, &response) &&
+		!close_answers_failed(fsstate->pages_ahead, path, &response))
+		fetch_pages_ahead(fsstate);
+
+	/* an answer the statement has, or one fetched ahead that came whole */
+	if (!close_answers_find(fsstate->statement_answers, path, false, &response) &&
+		!close_answers_find(fsstate->leads_ahead, path, false, &response) &&
+		!close_answers_find(fsstate->pages_ahead, path, false, &response))
 	{
+		/* without retries, a failure fetched ahead is the answer */
+		if (conn->server.max_retries == 0 &&
+			(close_answers_failed(fsstate->leads_ahead, path, &response) ||
+			 close_answers_failed(fsstate->pages_ahead, path, &response)))
+		{
+			if (response.transport_error != 0)
+				close_report_transport_error(conn, "GET", path, &response);
+			close_report_http_error(conn, "GET", path, &response, NULL);
+		}
 		close_http_request(conn, "GET", path, NULL, &response);
 		fsstate->requests += response.attempts;
 		fsstate->retries += response.attempts - 1;
 		fsstate->waited_ms += response.waited_ms;
+		if (response.status != 200)
+			close_report_http_error(conn, "GET", path, &response, NULL);
 	}
-	if (response.status != 200)
-		close_report_http_error(conn, "GET", path, &response, NULL);
+	if (fsstate->keep_answers)
+		close_answers_keep(fsstate->statement_answers, path, &response);
 
 	root = close_parse_answer("GET", path, &response, fsstate->page_cxt);
 	problem = close_json_list_page(root, &data, &has_more);
@@ -1002,6 +1054,10 @@ fetch_lead_page(CloseScanState *fsstate)
 	}
 	fsstate->skip += fsstate->nitems;
 
+	/* pages shorter than asked: the next skips cannot be guessed */
+	if (has_more && fsstate->nitems < fsstate->page_size)
+		fsstate->pages_window = 1;
+
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -1025,10 +1081,16 @@ fetch_by_id(CloseScanState *fsstate)
 
 	path = close_object_path(fsstate->current_key);
 
-	close_http_request(conn, "GET", path, NULL, &response);
-	fsstate->requests += response.attempts;
-	fsstate->retries += response.attempts - 1;
-	fsstate->waited_ms += response.waited_ms;
+	if (!close_answers_find(fsstate->statement_answers, path, true, &response))
+	{
+		close_http_request(conn, "GET", path, NULL, &response);
+		fsstate->requests += response.attempts;
+		fsstate->retries += response.attempts - 1;
+		fsstate->waited_ms += response.waited_ms;
+		if (fsstate->keep_answers &&
+			(response.status == 200 || response.status == 404))
+			close_answers_keep(fsstate->statement_answers, path, &response);
+	}
 	if (response.status == 404)
 	{
 		MemoryContextSwitchTo(oldcxt);
@@ -1118,9 +1180,10 @@ closeIterateForeignScan(ForeignScanState *node)
 		{
 			/* many leads: their first pages are fetched several at once */
 			if (fsstate->nkeys > 1 && fsstate->max_concurrency > 1 &&
-				fsstate->current_index >= fsstate->prefetch_first + fsstate->nprefetched)
-				prefetch_first_pages(fsstate);
+				fsstate->current_index >= fsstate->leads_ahead_end)
+				fetch_leads_ahead(fsstate);
 			fsstate->skip = 0;
+			fsstate->pages_window = 2;
 			fetch_lead_page(fsstate);
 		}
 		else
@@ -1134,6 +1197,7 @@ closeReScanForeignScan(ForeignScanState *node)
 	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
 
 	fsstate->started = false;
+	fsstate->keep_answers = true;
 }
 
 static void

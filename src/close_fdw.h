@@ -117,6 +117,9 @@ typedef struct CloseResponse
 	char		rate_limit[128];
 	int			attempts;		/* requests sent for this answer */
 	double		waited_ms;		/* time spent waiting between them */
+	/* set by close_http_send_many only */
+	int			transport_error;	/* a CURLcode; 0 if the answer came */
+	bool		resend_safe;	/* surely had no effect: may be sent again */
 } CloseResponse;
 
 /* How a scan reaches its records (pushdown.c decides, close_fdw.c runs). */
@@ -276,6 +279,20 @@ enum FdwScanPrivateIndex
 	FdwScanPrivateDirectSetTag
 };
 
+/* in answers.c */
+typedef struct CloseAnswers CloseAnswers;
+extern CloseAnswers *close_answers_create(MemoryContext parent,
+										  const char *name, Size budget);
+extern void close_answers_reset(CloseAnswers *answers);
+extern bool close_answers_find(CloseAnswers *answers, const char *path,
+							   bool missing_ok, CloseResponse *response);
+extern bool close_answers_failed(CloseAnswers *answers, const char *path,
+								 CloseResponse *response);
+extern void close_answers_keep(CloseAnswers *answers, const char *path,
+							   const CloseResponse *response);
+extern int	close_answers_fetch(CloseAnswers *answers, CloseConnection *conn,
+								char **paths, int n);
+
 /* in close_fdw.c */
 extern int	close_evaluate_keys(ExprState *state, bool is_array,
 								const char *prefix, ExprContext *econtext,
@@ -316,8 +333,12 @@ extern CloseConnection *close_get_connection(UserMapping *user);
 extern void close_http_request(CloseConnection *conn, const char *method,
 							   const char *path, const char *body,
 							   CloseResponse *response);
-extern int	close_http_get_many(CloseConnection *conn, char **paths, int n,
-								CloseResponse *responses);
+extern int	close_http_send_many(CloseConnection *conn, const char *method,
+								 char **paths, char **bodies, int n,
+								 CloseResponse *responses);
+extern void close_report_transport_error(CloseConnection *conn,
+										 const char *method, const char *path,
+										 CloseResponse *response) pg_attribute_noreturn();
 extern void close_report_http_error(CloseConnection *conn, const char *method,
 									const char *path, CloseResponse *response,
 									CloseRowConverter *conv) pg_attribute_noreturn();

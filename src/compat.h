@@ -29,6 +29,15 @@
 #include "common/pg_prng.h"
 #endif
 #include "parser/parsetree.h"
+#include "utils/hsearch.h"
+
+/*
+ * hash_create's HASH_STRINGS came in 14, when naming the key kind became
+ * required; before, string keys were the default and the flag is none.
+ */
+#ifndef HASH_STRINGS
+#define HASH_STRINGS 0
+#endif
 
 /*
  * The role whose user mapping a foreign scan uses: the view owner for a

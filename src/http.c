@@ -671,19 +671,28 @@ close_parse_answer(const char *method, const char *path,
 }
 
 /*
- * Send up to CLOSE_MAX_CONCURRENCY GET requests (of one endpoint group) at
- * once, each a single attempt, within the pacing; no retries.  Returns
- * how many were sent.  An answer that is not a complete 200
- * has status 0 (or its status) and is left to the caller to fetch again
- * with close_http_request, which retries as a request deserves.  The
+ * Send up to CLOSE_MAX_CONCURRENCY requests of one method and endpoint
+ * group at once, each a single attempt, within the pacing; no retries.
+ * Returns how many were sent (the first ones; the rest have status 0 and
+ * resend_safe set).  The caller judges each answer: a complete one is
+ * used, one with resend_safe is sent again through close_http_request
+ * (which retries as the request deserves), and any other is reported
+ * (close_report_transport_error when transport_error is set).  The
  * handles belong to the connection entry (their connections stay alive
  * between batches); they are detached from the multi handle on any exit.
+ *
+ * Reads check for interrupts between transfers.  Writes do not: a cancel
+ * stops every transfer (the progress callback), and the caller then logs
+ * what did get written before it lets the cancel through.
  */
 int
-close_http_get_many(CloseConnection *conn, char **paths, int n,
-					CloseResponse *responses)
+close_http_send_many(CloseConnection *conn, const char *method,
+					 char **paths, char **bodies, int n,
+					 CloseResponse *responses)
 {
 	Attempt    *attempts = palloc0(sizeof(Attempt) * Max(n, 1));
+	bool		repeatable = strcmp(method, "POST") != 0;
+	bool		reading = strcmp(method, "GET") == 0;
 	int			asked = n;
 	int			added = 0;
 	char		group[96];
@@ -692,10 +701,9 @@ close_http_get_many(CloseConnection *conn, char **paths, int n,
 
 	/*
 	 * Within the pacing: wait when nothing remains, and send no more than
-	 * remains; the rest are left unfetched (status 0) for the paced
-	 * sequential path.
+	 * remains; the rest are left unsent for the paced sequential path.
 	 */
-	endpoint_group("GET", paths[0], group, sizeof(group));
+	endpoint_group(method, paths[0], group, sizeof(group));
 	pacer = find_pacer(conn, group);
 	if (pacer->remaining == 0 && pacer->reset_at > GetCurrentTimestamp())
 	{
@@ -709,8 +717,11 @@ close_http_get_many(CloseConnection *conn, char **paths, int n,
 	else if (pacer->limit > 0)
 		n = Min(n, pacer->limit);
 	n = Min(n, CLOSE_MAX_CONCURRENCY);
-	for (i = n; i < asked; i++)
+	for (i = 0; i < asked; i++)
+	{
 		memset(&responses[i], 0, sizeof(CloseResponse));
+		responses[i].resend_safe = true;
+	}
 	if (conn->multi == NULL)
 	{
 		conn->multi = curl_multi_init();
@@ -728,15 +739,14 @@ close_http_get_many(CloseConnection *conn, char **paths, int n,
 
 		for (i = 0; i < n; i++)
 		{
-			memset(&responses[i], 0, sizeof(CloseResponse));
 			if (conn->pool[i] == NULL && (conn->pool[i] = curl_easy_init()) == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_OUT_OF_MEMORY),
 						 errmsg("could not create an HTTP handle")));
-			setup_handle(conn, conn->pool[i], "GET",
+			setup_handle(conn, conn->pool[i], method,
 						 psprintf("%s%s", conn->server.api_url, paths[i]),
-						 NULL, &responses[i], &attempts[i]);
-			/* one error buffer is shared: a failed prefetch is fetched again */
+						 bodies ? bodies[i] : NULL, &responses[i], &attempts[i]);
+			/* one error buffer is shared: the message names no request */
 			curl_easy_setopt(conn->pool[i], CURLOPT_ERRORBUFFER, NULL);
 			curl_easy_setopt(conn->pool[i], CURLOPT_PRIVATE, (void *) (intptr_t) i);
 			attempts[i].rc = CURLE_AGAIN;
@@ -754,7 +764,8 @@ close_http_get_many(CloseConnection *conn, char **paths, int n,
 			if (running > 0)
 				curl_multi_poll(conn->multi, NULL, 0, 100, NULL);
 			/* out of libcurl here: an interrupt may throw */
-			CHECK_FOR_INTERRUPTS();
+			if (reading)
+				CHECK_FOR_INTERRUPTS();
 		}
 		while ((msg = curl_multi_info_read(conn->multi, &left)) != NULL)
 		{
@@ -778,12 +789,14 @@ close_http_get_many(CloseConnection *conn, char **paths, int n,
 
 	for (i = 0; i < n; i++)
 	{
+		CloseResponse *response = &responses[i];
+		CURLcode	rc = attempts[i].rc;
 		int			limit;
 		int			remaining;
 		double		reset;
 
-		if (responses[i].rate_limit[0] &&
-			parse_rate_limit(responses[i].rate_limit, &limit, &remaining, &reset) &&
+		if (response->rate_limit[0] &&
+			parse_rate_limit(response->rate_limit, &limit, &remaining, &reset) &&
 			(pacer->remaining < 0 || remaining <= pacer->remaining ||
 			 pacer->reset_at <= GetCurrentTimestamp()))
 		{
@@ -792,12 +805,47 @@ close_http_get_many(CloseConnection *conn, char **paths, int n,
 			pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														  (int64) (reset * 1000));
 		}
-		responses[i].attempts = 1;
-		if (attempts[i].rc != CURLE_OK || attempts[i].answer.too_large ||
-			attempts[i].answer.out_of_memory)
-			responses[i].status = 0;
-		responses[i].body = attempts[i].answer.data ? attempts[i].answer.data : "";
-		responses[i].body_len = attempts[i].answer.len;
+		response->attempts = 1;
+		if (attempts[i].answer.too_large || attempts[i].answer.out_of_memory)
+		{
+			/* the single request says so properly */
+			response->status = 0;
+			response->resend_safe = true;
+		}
+		else if (rc != CURLE_OK)
+		{
+			response->status = 0;
+			response->transport_error = (int) rc;
+			response->resend_safe = repeatable ||
+				rc == CURLE_COULDNT_CONNECT ||
+				rc == CURLE_COULDNT_RESOLVE_HOST ||
+				rc == CURLE_COULDNT_RESOLVE_PROXY;
+		}
+		else
+			response->resend_safe = response->status == 429 ||
+				(repeatable && (response->status == 502 ||
+								response->status == 503 ||
+								response->status == 504));
+		response->body = attempts[i].answer.data ? attempts[i].answer.data : "";
+		response->body_len = attempts[i].answer.len;
 	}
 	return n;
+}
+
+/* Report the transport failure of a request close_http_send_many sent. */
+void
+close_report_transport_error(CloseConnection *conn, const char *method,
+							 const char *path, CloseResponse *response)
+{
+	conn->errbuf[0] = '\0';
+	if (response->transport_error == CURLE_ABORTED_BY_CALLBACK)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("canceling Close API request due to a pending interrupt"),
+				 errcontext("Close API request: %s %s", method, path)));
+	}
+	report_transport_error(conn, method, path, response,
+						   (CURLcode) response->transport_error);
 }

@@ -136,7 +136,10 @@ Control API (no auth, never logged), under /_emulator/:
   POST   /_emulator/config                     {"latency_ms", "max_limit", "max_skip",
                                                 "rate_limit_per_sec", "cursor_ttl",
                                                 "search_max_results" (>= 1),
-                                                "search_rate_limit_per_sec"} (any subset,
+                                                "search_rate_limit_per_sec",
+                                                "short_pages" (custom object listings
+                                                answer at most this many records a
+                                                page, whatever _limit says; 0: off)} (any subset,
                                                 integers); 204
   POST   /_emulator/objects                    bulk create -> 200 {"created": N}
   GET    /_emulator/data/leads                 {lead_id: object count, ...}
@@ -855,7 +858,8 @@ CONTROL_ROUTES = {
 
 FAULT_ACTIONS = ("status", "hang", "drop", "garbage", "truncate", "delay", "random")
 CONFIG_KEYS = ("latency_ms", "max_limit", "max_skip", "rate_limit_per_sec",
-               "cursor_ttl", "search_max_results", "search_rate_limit_per_sec")
+               "cursor_ttl", "search_max_results", "search_rate_limit_per_sec",
+               "short_pages")
 CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1}   # others: 0
 
 
@@ -1527,6 +1531,8 @@ class Handler(BaseHTTPRequestHandler):
         type_id = req.param("custom_object_type_id") or None
         with self.store.lock:
             skip, limit = self._paging(req)
+            if self.store.config["short_pages"]:
+                limit = min(limit, self.store.config["short_pages"])
             fields = self._fields(req)
             index = self.store.by_lead_type.get((lead_id, type_id)) if type_id else self.store.by_lead.get(lead_id)
             index = index or []
@@ -2232,7 +2238,8 @@ def main(argv=None):
     config = {"latency_ms": args.latency_ms, "max_limit": args.max_limit,
               "max_skip": args.max_skip, "rate_limit_per_sec": args.rate_limit_per_sec,
               "cursor_ttl": args.cursor_ttl, "search_max_results": args.search_max_results,
-              "search_rate_limit_per_sec": args.search_rate_limit_per_sec}
+              "search_rate_limit_per_sec": args.search_rate_limit_per_sec,
+              "short_pages": 0}
     store = Store(config, args.data)
     server = EmulatorServer(("127.0.0.1", args.port), Handler)
     server.store = store

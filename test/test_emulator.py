@@ -241,6 +241,13 @@ class ListTests(EmulatorTest):
         self.assertStatus(request("GET", objects_path(emu.LEAD_BIG, _skip=21)), 400)
         self.assertEqual(len(request("GET", objects_path(emu.LEAD_BIG)).json()["data"]), 10)
 
+    def test_short_pages(self):
+        control("POST", "config", {"short_pages": 30})
+        page = request("GET", objects_path(emu.LEAD_BIG, _skip=0, _limit=40)).json()
+        self.assertEqual((len(page["data"]), page["has_more"]), (30, True))
+        page = request("GET", objects_path(emu.LEAD_BIG, _skip=240, _limit=40)).json()
+        self.assertEqual((len(page["data"]), page["has_more"]), (10, False))
+
     def test_fields(self):
         path = objects_path(emu.LEAD_MIXED, _fields="id,name,custom.%s,nonexistent" % CF_AMOUNT)
         data = request("GET", path).json()["data"]
@@ -731,7 +738,8 @@ class ControlTests(EmulatorTest):
         control("POST", "reset")
         self.assertEqual(control("GET", "config").json(),
                          {"latency_ms": 0, "max_limit": 100, "max_skip": 10000, "rate_limit_per_sec": 0,
-                          "cursor_ttl": 30, "search_max_results": 10000, "search_rate_limit_per_sec": 0})
+                          "cursor_ttl": 30, "search_max_results": 10000, "search_rate_limit_per_sec": 0,
+                          "short_pages": 0})
         self.assertEqual(control("GET", "faults").json()["rules"], [])
         self.assertEqual(api_log(), "")
         self.assertStatus(request("GET", "/api/v1/custom_object/%s/" % emu.OBJ_SHEET), 200)
@@ -1242,7 +1250,8 @@ class ProcessTests(unittest.TestCase):
         try:
             cfg = request("GET", "/_emulator/config", auth=None, port=port).json()
             self.assertEqual(cfg, {"latency_ms": 1, "max_limit": 5, "max_skip": 10000, "rate_limit_per_sec": 2,
-                                   "cursor_ttl": 7, "search_max_results": 50, "search_rate_limit_per_sec": 3})
+                                   "cursor_ttl": 7, "search_max_results": 50, "search_rate_limit_per_sec": 3,
+                                   "short_pages": 0})
             path = objects_path(emu.LEAD_BIG, _limit=6)
             self.assertEqual(request("GET", path, port=port).status, 400)
             self.assertEqual(request("GET", path, port=port).status, 400)

@@ -1,0 +1,170 @@
+/*-------------------------------------------------------------------------
+ *
+ * answers.c
+ *		  Answers kept by their request path, for a scan: pages fetched
+ *		  ahead of their turn (several at once), and, within a statement,
+ *		  the answers to requests a nested loop repeats.
+ *
+ * A store is a hash table in a memory context of its own; resetting the
+ * store frees every answer in it at once.  Only complete answers are
+ * handed out (200, or 404 where the caller asks for one); anything else a
+ * prefetch brought back is fetched again in its turn by the sequential
+ * path, which retries and reports as a single request does.  A store with
+ * a budget stops keeping answers once their bodies reach it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "close_fdw.h"
+#include "compat.h"
+
+/* Paths longer than this are not kept (a listing's path is ~130 bytes). */
+#define CLOSE_ANSWER_PATH_MAX 256
+
+typedef struct CloseAnswerEntry
+{
+	char		path[CLOSE_ANSWER_PATH_MAX];	/* hash key */
+	CloseResponse response;		/* body in the store's context */
+} CloseAnswerEntry;
+
+struct CloseAnswers
+{
+	MemoryContext cxt;
+	HTAB	   *table;			/* made on first use after a reset */
+	Size		budget;			/* 0: no limit */
+	Size		used;			/* bytes of the bodies kept */
+};
+
+CloseAnswers *
+close_answers_create(MemoryContext parent, const char *name, Size budget)
+{
+	CloseAnswers *answers = MemoryContextAllocZero(parent, sizeof(CloseAnswers));
+
+	answers->cxt = AllocSetContextCreate(parent, "close_fdw answers",
+										 ALLOCSET_DEFAULT_SIZES);
+	/* name is a string constant: it outlives the context */
+	MemoryContextSetIdentifier(answers->cxt, name);
+	answers->budget = budget;
+	return answers;
+}
+
+void
+close_answers_reset(CloseAnswers *answers)
+{
+	MemoryContextReset(answers->cxt);
+	answers->table = NULL;
+	answers->used = 0;
+}
+
+static HTAB *
+answers_table(CloseAnswers *answers)
+{
+	if (answers->table == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = CLOSE_ANSWER_PATH_MAX;
+		ctl.entrysize = sizeof(CloseAnswerEntry);
+		ctl.hcxt = answers->cxt;
+		answers->table = hash_create("close_fdw answers", 64, &ctl,
+									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	return answers->table;
+}
+
+/*
+ * The kept answer to path, if there is a complete one: 200, or 404 when
+ * missing_ok.  The body stays the store's until it is reset.
+ */
+bool
+close_answers_find(CloseAnswers *answers, const char *path, bool missing_ok,
+				   CloseResponse *response)
+{
+	CloseAnswerEntry *entry;
+
+	if (answers->table == NULL || strlen(path) >= CLOSE_ANSWER_PATH_MAX)
+		return false;
+	entry = hash_search(answers->table, path, HASH_FIND, NULL);
+	if (entry == NULL ||
+		!(entry->response.status == 200 ||
+		  (missing_ok && entry->response.status == 404)))
+		return false;
+	*response = entry->response;
+	return true;
+}
+
+/*
+ * The answer to path that was sent ahead and failed (an HTTP status other
+ * than 200, or no answer), if there is one.
+ */
+bool
+close_answers_failed(CloseAnswers *answers, const char *path,
+					 CloseResponse *response)
+{
+	CloseAnswerEntry *entry;
+
+	if (answers->table == NULL || strlen(path) >= CLOSE_ANSWER_PATH_MAX)
+		return false;
+	entry = hash_search(answers->table, path, HASH_FIND, NULL);
+	if (entry == NULL || entry->response.attempts == 0 ||
+		entry->response.status == 200 ||
+		(entry->response.status == 0 && entry->response.transport_error == 0))
+		return false;
+	*response = entry->response;
+	return true;
+}
+
+/* Keep a copy of an answer, unless the budget is spent. */
+void
+close_answers_keep(CloseAnswers *answers, const char *path,
+				   const CloseResponse *response)
+{
+	CloseAnswerEntry *entry;
+	bool		found;
+
+	if (strlen(path) >= CLOSE_ANSWER_PATH_MAX ||
+		(answers->budget > 0 && answers->used + response->body_len > answers->budget))
+		return;
+	entry = hash_search(answers_table(answers), path, HASH_ENTER, &found);
+	entry->response = *response;
+	entry->response.body = MemoryContextAlloc(answers->cxt, response->body_len + 1);
+	memcpy(entry->response.body, response->body, response->body_len);
+	entry->response.body[response->body_len] = '\0';
+	answers->used += response->body_len;
+}
+
+/*
+ * Replace what the store holds with the answers to paths, requested
+ * concurrently (close_http_get_many: within the pacing, one attempt
+ * each).  Returns the number of requests sent.
+ */
+int
+close_answers_fetch(CloseAnswers *answers, CloseConnection *conn,
+					char **paths, int n)
+{
+	MemoryContext oldcxt;
+	CloseResponse *responses;
+	int			sent;
+	int			i;
+
+	close_answers_reset(answers);
+	oldcxt = MemoryContextSwitchTo(answers->cxt);
+	responses = palloc0(sizeof(CloseResponse) * n);
+	sent = close_http_send_many(conn, "GET", paths, NULL, n, responses);
+	for (i = 0; i < sent; i++)
+	{
+		CloseAnswerEntry *entry;
+
+		if (strlen(paths[i]) >= CLOSE_ANSWER_PATH_MAX)
+			continue;
+		entry = hash_search(answers_table(answers), paths[i], HASH_ENTER, NULL);
+		entry->response = responses[i];
+	}
+	MemoryContextSwitchTo(oldcxt);
+	return sent;
+}
