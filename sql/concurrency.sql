@@ -4,12 +4,6 @@
 -- 300 ms apart; sent together, they arrive together.
 SELECT emulator_reset();
 SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 300}');
-CREATE FUNCTION arrival_spread() RETURNS TABLE (requests bigint, spread_ms numeric, min_gap_ms numeric)
-LANGUAGE sql AS $$
-  WITH t AS (SELECT (e->>'time')::numeric AS at FROM emulator_log_entries() e),
-       g AS (SELECT at, at - lag(at) OVER (ORDER BY at) AS gap FROM t)
-  SELECT count(*), round((max(at) - min(at)) * 1000), round(min(gap) * 1000) FROM g
-$$;
 CREATE TABLE eight_leads AS
   SELECT unnest(ARRAY['lead_Mixed00000000000000000000000000000000000000',
                       'lead_One0000000000000000000000000000000000000000',

@@ -86,3 +86,14 @@ BEGIN
   PERFORM emulator_call('POST', '/_emulator/log/clear');
   RETURN QUERY SELECT jsonb_array_elements(doc);
 END $$;
+
+-- when the requests since the last clear reached the emulator: how many,
+-- the time from the first to the last, and the shortest gap between two
+-- (requests sent together arrive together; one after another, a latency
+-- apart); then the log is cleared
+CREATE FUNCTION arrival_spread() RETURNS TABLE (requests bigint, spread_ms numeric, min_gap_ms numeric)
+LANGUAGE sql AS $$
+  WITH t AS (SELECT (e->>'time')::numeric AS at FROM emulator_log_entries() e),
+       g AS (SELECT at, at - lag(at) OVER (ORDER BY at) AS gap FROM t)
+  SELECT count(*), round((max(at) - min(at)) * 1000), round(min(gap) * 1000) FROM g
+$$;

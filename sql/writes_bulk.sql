@@ -26,8 +26,8 @@ lead_One0000000000000000000000000000000000000000	Copied 3
 \.
 SELECT * FROM emulator_requests();
 
--- batch insert (batch_size on the table or the server): a batch's POSTs are
--- sent one by one; RETURNING needs each answer, so it inserts row by row
+-- batch insert (batch_size on the table or the server); RETURNING needs
+-- each answer before the next row, so it inserts row by row
 ALTER FOREIGN TABLE devices OPTIONS (ADD batch_size '10');
 EXPLAIN (VERBOSE, COSTS OFF)
 INSERT INTO devices (lead_id, name) SELECT :'one', 'Batched ' || i FROM generate_series(1, 12) i;
@@ -43,6 +43,41 @@ ALTER SERVER close OPTIONS (ADD batch_size '5');
 INSERT INTO devices (lead_id, name) SELECT :'one', 'Server batched ' || i FROM generate_series(1, 7) i;
 ALTER SERVER close OPTIONS (DROP batch_size);
 SELECT count(*) FROM devices WHERE lead_id = :'one' AND name LIKE '%atched%';
+
+-- a batch's POSTs go out up to max_concurrency (8) at once, each at most
+-- once: 12 rows in batches of 10 are three round trips (8, 2, then 2)
+-- where one after another would be twelve
+ALTER FOREIGN TABLE devices OPTIONS (ADD batch_size '10');
+SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 300}');
+SELECT emulator_clear();
+INSERT INTO devices (lead_id, name) SELECT :'one', 'Together ' || i FROM generate_series(1, 12) i;
+SELECT requests, spread_ms >= 550 AND spread_ms < 850 AS three_round_trips FROM arrival_spread();
+SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 0}');
+-- a POST refused with 429 did nothing: it is sent again, alone
+SELECT emulator_fault('{"method": "POST", "action": "status", "status": 429, "headers": {"Retry-After": "0"}, "body": "{\"error\": \"Rate limited\"}", "times": 1}');
+INSERT INTO devices (lead_id, name) SELECT :'one', 'Refused ' || i FROM generate_series(1, 5) i;
+SELECT count(*) FILTER (WHERE e->>'method' = 'POST') AS posts,
+       count(*) FILTER (WHERE e->>'status' = '429') AS refused
+  FROM emulator_log_entries() e;
+SELECT count(*) FROM devices WHERE lead_id = :'one' AND name LIKE 'Refused %';
+-- any other failure: no POST is sent twice, and the error counts what the
+-- others in flight created (their ids depend on arrival order: masked)
+SELECT emulator_fault('{"method": "POST", "action": "status", "status": 503, "body": "{\"error\": \"Service unavailable\"}", "times": 1}');
+DO $$
+DECLARE
+  msg text;
+  detail text;
+BEGIN
+  INSERT INTO devices (lead_id, name)
+  SELECT 'lead_One0000000000000000000000000000000000000000', 'Unavailable ' || i
+    FROM generate_series(1, 5) i;
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+  RAISE NOTICE '%: %', msg, regexp_replace(detail, 'custobj_[A-Za-z0-9]+', 'custobj_...', 'g');
+END $$;
+SELECT count(*) FILTER (WHERE e->>'method' = 'POST') AS posts FROM emulator_log_entries() e;
+SELECT count(*) FROM devices WHERE lead_id = :'one' AND name LIKE 'Unavailable %';
+ALTER FOREIGN TABLE devices OPTIONS (DROP batch_size);
 
 -- a failure after some rows were created says which ones stay in Close
 SELECT emulator_reset();

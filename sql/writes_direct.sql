@@ -47,11 +47,26 @@ EXPLAIN (COSTS OFF) DELETE FROM resources_only WHERE id = :'alpha';
 DELETE FROM resources_only WHERE id = :'alpha';
 SELECT * FROM emulator_requests();
 
--- direct DELETE of a list; a failure says what was already deleted
+-- direct DELETE of a list: up to max_concurrency requests at once; a
+-- failure says what was deleted, including what its neighbours in flight
+-- deleted
 EXPLAIN (COSTS OFF) DELETE FROM objects WHERE id IN (:'alpha', :'beta', :'gamma');
-SELECT emulator_fault('{"method": "DELETE", "action": "delay", "seconds": 0, "times": 2}');
-SELECT emulator_fault('{"method": "DELETE", "action": "status", "status": 500, "body": "{\"error\": \"Internal error\"}", "times": 1}');
+SELECT emulator_fault(format('{"method": "DELETE", "path_prefix": "/api/v1/custom_object/%s/", "action": "status", "status": 500, "body": "{\"error\": \"Internal error\"}", "times": 1}', :'alpha')::jsonb);
 DELETE FROM objects WHERE id IN (:'alpha', :'beta', :'gamma');  -- ERROR
 DELETE FROM objects WHERE id IN (:'alpha', :'beta', :'gamma');
-SELECT * FROM emulator_requests();
+SELECT * FROM emulator_requests() ORDER BY 1;
 SELECT count(*) FROM objects WHERE lead_id = 'lead_Mixed00000000000000000000000000000000000000';
+
+-- a direct UPDATE of many ids sends up to max_concurrency (8) PUTs at
+-- once: 16 records in two round trips, where one after another is sixteen
+CREATE TEMP TABLE sixteen AS
+  SELECT id FROM objects WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000'
+   ORDER BY id LIMIT 16;
+SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 300}');
+SELECT emulator_clear();
+UPDATE objects SET name = 'Together' WHERE id = ANY (ARRAY(SELECT id FROM sixteen));
+SELECT requests, spread_ms >= 250 AND spread_ms < 550 AS two_round_trips FROM arrival_spread();
+SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 0}');
+SELECT count(*) FROM objects
+ WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000' AND name = 'Together';
+DROP TABLE sixteen;

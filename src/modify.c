@@ -99,6 +99,7 @@ typedef struct CloseModifyState
 	List	   *target_attrs;
 	bool		has_returning;
 	char	   *table_type_id;
+	int			max_concurrency;	/* writes in flight at once */
 	AttrNumber	id_junk;		/* in the subplan's output */
 	AttrNumber	wholerow_junk;
 	MemoryContext row_cxt;		/* reset for every row */
@@ -407,6 +408,12 @@ create_modify_state(EState *estate, ResultRelInfo *rinfo, CmdType operation,
 	st->target_attrs = target_attrs;
 	st->has_returning = has_returning;
 	st->table_type_id = close_get_table_type_id(RelationGetRelid(rel));
+	{
+		CloseServerOptions sopts;
+
+		close_get_server_options(GetForeignServer(table->serverid), &sopts);
+		st->max_concurrency = sopts.max_concurrency;
+	}
 	st->row_cxt = AllocSetContextCreate(CurrentMemoryContext,
 										"close_fdw modify row",
 										ALLOCSET_DEFAULT_SIZES);
@@ -664,6 +671,74 @@ row_id(CloseModifyState *st, TupleTableSlot *planSlot)
 	return id;
 }
 
+static const char *
+record_id(struct json_object *record)
+{
+	size_t		len;
+
+	return close_json_scalar_text(close_json_object_get(record, CLOSE_KEY_ID),
+								  &len);
+}
+
+/*
+ * Judge the answer to one write: return the parsed record (NULL for
+ * DELETE), set *missing for a 404 on an existing id (the record is gone),
+ * and report anything else as an error.
+ */
+static struct json_object *
+judge_write(CloseModifyState *st, CloseConnection *conn, const char *method,
+			const char *path, CloseResponse *response, bool *missing)
+{
+	struct json_object *record = NULL;
+	struct json_object *id;
+
+	*missing = false;
+	if (response->status == 404 && st->operation != CMD_INSERT)
+	{
+		*missing = true;
+		return NULL;
+	}
+	if (st->operation == CMD_DELETE)
+	{
+		/* 204 with no body; older resources answer 200 {} */
+		if (response->status != 204 && response->status != 200)
+			close_report_http_error(conn, method, path, response, st->conv);
+		return NULL;
+	}
+	if (response->status != (st->operation == CMD_INSERT ? 201 : 200) &&
+		response->status != 200)
+		close_report_http_error(conn, method, path, response, st->conv);
+	record = close_parse_answer(method, path, response, CurrentMemoryContext);
+	id = close_json_kind(record) == CLOSE_JSON_OBJECT
+		? close_json_object_get(record, CLOSE_KEY_ID) : NULL;
+	if (id == NULL || close_json_kind(id) != CLOSE_JSON_STRING)
+		close_report_bad_answer(method, path,
+								"Expected the custom object record, with its id.");
+	return record;
+}
+
+/*
+ * Re-throw the error being handled with what stays written in Close added
+ * to its detail, once per write log entry.
+ */
+static void pg_attribute_noreturn()
+rethrow_with_write_log(CloseModifyState *st, MemoryContext cxt)
+{
+	ErrorData  *edata;
+	char	   *written;
+
+	if (st->log->count <= st->log->reported)
+		PG_RE_THROW();
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	written = write_log_text(st->log);
+	edata->detail = edata->detail
+		? psprintf("%s\n%s", edata->detail, written) : written;
+	st->log->reported = st->log->count;
+	ReThrowError(edata);
+}
+
 /*
  * Send one write; on success return the parsed answer (NULL for DELETE).
  * An error says what the statement had already written.  *missing is set
@@ -676,57 +751,110 @@ send_write(CloseModifyState *st, const char *method, const char *path,
 	MemoryContext oldcxt = CurrentMemoryContext;
 	struct json_object *record = NULL;
 
-	*missing = false;
 	PG_TRY();
 	{
 		CloseConnection *conn = close_get_connection(st->user);
 		CloseResponse response;
 
 		close_http_request(conn, method, path, body, &response);
-		if (response.status == 404 && st->operation != CMD_INSERT)
-			*missing = true;
-		else if (st->operation == CMD_DELETE)
-		{
-			/* 204 with no body; older resources answer 200 {} */
-			if (response.status != 204 && response.status != 200)
-				close_report_http_error(conn, method, path, &response, st->conv);
-		}
-		else
-		{
-			struct json_object *id;
+		record = judge_write(st, conn, method, path, &response, missing);
+	}
+	PG_CATCH();
+	{
+		rethrow_with_write_log(st, oldcxt);
+	}
+	PG_END_TRY();
+	return record;
+}
 
-			if (response.status != (st->operation == CMD_INSERT ? 201 : 200) &&
-				response.status != 200)
-				close_report_http_error(conn, method, path, &response, st->conv);
-			record = close_parse_answer(method, path, &response,
-										CurrentMemoryContext);
-			id = close_json_kind(record) == CLOSE_JSON_OBJECT
-				? close_json_object_get(record, CLOSE_KEY_ID) : NULL;
-			if (id == NULL || close_json_kind(id) != CLOSE_JSON_STRING)
-				close_report_bad_answer(method, path,
-										"Expected the custom object record, with its id.");
+/*
+ * Send n writes of one kind, up to max_concurrency at once
+ * (close_http_send_many: within the pacing, one attempt each), and log
+ * each that took effect: ids[i] names the record of a PUT or DELETE (NULL
+ * for POST, whose record's id Close answers).  Every write is logged
+ * before any failure of its round is reported, so an error still says
+ * exactly what stays written.  A write that surely had no effect (not
+ * sent, refused with 429, no connection; for PUT and DELETE also a lost
+ * answer or a 502-504) is sent again alone, with the usual retries; a
+ * POST that may have reached Close never is.  written[i] is false for a
+ * record that was gone (404).
+ */
+static void
+send_writes(CloseModifyState *st, const char *method, char **ids,
+			char **bodies, int n, bool *written)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		CloseConnection *conn = close_get_connection(st->user);
+		char	  **paths = palloc(sizeof(char *) * Max(n, 1));
+		CloseResponse *responses = palloc0(sizeof(CloseResponse) * Max(n, 1));
+		bool	   *judged = palloc0(sizeof(bool) * Max(n, 1));
+		int			start;
+		int			i;
+
+		for (i = 0; i < n; i++)
+			paths[i] = ids ? close_object_path(ids[i]) : "/custom_object/";
+
+		for (start = 0; start < n;)
+		{
+			int			chunk = Min(n - start, Max(st->max_concurrency, 1));
+			int			sent;
+
+			sent = close_http_send_many(conn, method, paths + start,
+										bodies ? bodies + start : NULL,
+										chunk, responses + start);
+
+			/* first log what took effect ... */
+			for (i = start; i < start + sent; i++)
+			{
+				CloseResponse *r = &responses[i];
+				bool		missing;
+				struct json_object *record;
+
+				if (r->transport_error != 0 || r->resend_safe ||
+					!(r->status == 200 || r->status == 201 || r->status == 204 ||
+					  (r->status == 404 && st->operation != CMD_INSERT)))
+					continue;
+				record = judge_write(st, conn, method, paths[i], r, &missing);
+				judged[i] = true;
+				written[i] = !missing;
+				if (!missing)
+					write_log_add(st->log, ids ? ids[i] : record_id(record));
+			}
+
+			/* ... then send again what surely did nothing, or report */
+			for (i = start; i < start + sent; i++)
+			{
+				CloseResponse *r = &responses[i];
+				bool		missing;
+				struct json_object *record;
+
+				if (judged[i])
+					continue;
+				if (!r->resend_safe)
+				{
+					if (r->transport_error != 0)
+						close_report_transport_error(conn, method, paths[i], r);
+					close_report_http_error(conn, method, paths[i], r, st->conv);
+				}
+				close_http_request(conn, method, paths[i],
+								   bodies ? bodies[i] : NULL, r);
+				record = judge_write(st, conn, method, paths[i], r, &missing);
+				written[i] = !missing;
+				if (!missing)
+					write_log_add(st->log, ids ? ids[i] : record_id(record));
+			}
+			start += sent;
+			CHECK_FOR_INTERRUPTS();
 		}
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-		char	   *written;
-
-		if (st->log->count <= st->log->reported)
-			PG_RE_THROW();
-
-		/* add what stays written in Close to the error's detail */
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		written = write_log_text(st->log);
-		edata->detail = edata->detail
-			? psprintf("%s\n%s", edata->detail, written) : written;
-		st->log->reported = st->log->count;
-		ReThrowError(edata);
+		rethrow_with_write_log(st, oldcxt);
 	}
 	PG_END_TRY();
-	return record;
 }
 
 /* Fill the slot from the record Close answered with, for RETURNING. */
@@ -740,15 +868,6 @@ store_returned(CloseModifyState *st, TupleTableSlot *slot,
 	close_convert_record(st->conv, record, slot->tts_values, slot->tts_isnull);
 	ExecStoreVirtualTuple(slot);
 	return slot;
-}
-
-static const char *
-record_id(struct json_object *record)
-{
-	size_t		len;
-
-	return close_json_scalar_text(close_json_object_get(record, CLOSE_KEY_ID),
-								  &len);
 }
 
 TupleTableSlot *
@@ -841,7 +960,7 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 /*
  * Rows per batch insert: the batch_size option, but 1 where a row's answer
  * is needed before the next row (RETURNING, row triggers) as postgres_fdw
- * does.  A batch's POSTs go out one after another, each as a single INSERT's.
+ * does.  A batch's POSTs go out up to max_concurrency at once.
  */
 int
 closeGetForeignModifyBatchSize(ResultRelInfo *rinfo)
@@ -859,11 +978,21 @@ closeExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 							TupleTableSlot **slots, TupleTableSlot **planSlots,
 							int *numSlots)
 {
+	CloseModifyState *st = (CloseModifyState *) rinfo->ri_FdwState;
+	MemoryContext oldcxt;
+	char	  **bodies;
+	bool	   *written;
 	int			i;
 
+	MemoryContextReset(st->row_cxt);
+	oldcxt = MemoryContextSwitchTo(st->row_cxt);
+	bodies = palloc(sizeof(char *) * Max(*numSlots, 1));
+	written = palloc0(sizeof(bool) * Max(*numSlots, 1));
+	/* every row's body is checked before any of the batch is sent */
 	for (i = 0; i < *numSlots; i++)
-		slots[i] = closeExecForeignInsert(estate, rinfo, slots[i],
-										  planSlots ? planSlots[i] : NULL);
+		bodies[i] = build_body(st, slots[i]);
+	send_writes(st, "POST", NULL, bodies, *numSlots, written);
+	MemoryContextSwitchTo(oldcxt);
 	return slots;
 }
 
@@ -1103,18 +1232,22 @@ closeIterateDirectModify(ForeignScanState *node)
 		body = build_body(st, ds->values);
 	}
 
-	for (i = 0; i < nids; i++)
+	if (nids > 0)
 	{
-		bool		missing;
+		char	  **bodies = NULL;
+		bool	   *written = palloc0(sizeof(bool) * nids);
 
-		CHECK_FOR_INTERRUPTS();
-		(void) send_write(st, st->operation == CMD_UPDATE ? "PUT" : "DELETE",
-						  close_object_path(ids[i]), body, &missing);
-		if (missing)
-			continue;			/* no such record: nothing changed */
-		write_log_add(st->log, ids[i]);
-		done++;
-		MemoryContextReset(st->row_cxt);
+		if (body)
+		{
+			bodies = palloc(sizeof(char *) * nids);
+			for (i = 0; i < nids; i++)
+				bodies[i] = body;
+		}
+		send_writes(st, st->operation == CMD_UPDATE ? "PUT" : "DELETE",
+					ids, bodies, nids, written);
+		/* a record that was gone is not counted: nothing changed */
+		for (i = 0; i < nids; i++)
+			done += written[i] ? 1 : 0;
 	}
 	MemoryContextSwitchTo(oldcxt);
 
