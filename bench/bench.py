@@ -61,17 +61,28 @@ def psql(*commands, db="bench"):
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 
 
+def backend_status(field, path):
+    """A DO statement that writes a line of the backend's /proc status to path."""
+    return ("DO $$ BEGIN EXECUTE format('COPY (SELECT 1) TO PROGRAM %%L', "
+            "'grep %s /proc/' || pg_backend_pid() || '/status > %s'); END $$" % (field, path))
+
+
+def read_kb(path):
+    with open(path) as f:
+        kb = int(f.read().split()[1])
+    os.unlink(path)
+    return kb
+
+
 def run_fdw(sql):
-    """Time the statement alone (psql's \\timing) and read the backend's peak RSS."""
+    """Time the statement alone (psql's \\timing); read the backend's resident
+    memory before it and its peak after it."""
+    rss_file = tempfile.mktemp(prefix="bench_rss_")
     hwm_file = tempfile.mktemp(prefix="bench_hwm_")
-    out = psql("\\timing on", sql,
-               "DO $$ BEGIN EXECUTE format('COPY (SELECT 1) TO PROGRAM %%L', "
-               "'grep VmHWM /proc/' || pg_backend_pid() || '/status > %s'); END $$" % hwm_file)
+    out = psql("SELECT 1", backend_status("VmRSS", rss_file), "\\timing on", sql,
+               backend_status("VmHWM", hwm_file))
     ms = float(re.findall(r"Time: ([0-9.]+) ms", out)[0])
-    with open(hwm_file) as f:
-        hwm_kb = int(f.read().split()[1])
-    os.unlink(hwm_file)
-    return ms / 1000.0, hwm_kb
+    return ms / 1000.0, read_kb(hwm_file), read_kb(rss_file)
 
 
 def replay_curl(requests, api_base):
@@ -127,9 +138,8 @@ SCENARIOS = [
     ("4. search, every object",
      "SELECT sum(length(t::text)) FROM objects t"),
     ("5. INSERT 1,000 rows",
-     "WITH ins AS (INSERT INTO objects (lead_id, name, custom_object_type_id, weight) "
-     "SELECT '%s', 'New ' || i, '%s', i FROM generate_series(1, 1000) i RETURNING id) "
-     "INSERT INTO inserted SELECT id FROM ins" % (lead(1), TYPE)),
+     "INSERT INTO objects (lead_id, name, custom_object_type_id, weight) "
+     "SELECT '%s', 'New ' || i, '%s', i FROM generate_series(1, 1000) i" % (lead(1), TYPE)),
     ("6. UPDATE 1,000 rows by id",
      "UPDATE objects SET name = 'Updated', weight = 1 WHERE id = ANY (ARRAY(SELECT id FROM inserted))"),
 ]
@@ -144,7 +154,7 @@ def setup(emu, api_base, n_leads, big):
          "CREATE FOREIGN TABLE objects (id text, custom_object_type_id text, lead_id text, name text, "
          "organization_id text, created_by text, updated_by text, date_created timestamptz, "
          "date_updated timestamptz, weight numeric OPTIONS (field 'custom.cf_DeviceWeight0000000000000000000000000000000'), "
-         "custom jsonb) SERVER close",
+         "custom jsonb) SERVER close OPTIONS (batch_size '100')",
          "CREATE TABLE leads_500 AS SELECT id FROM unnest(ARRAY[%s]) id" %
          ", ".join("'%s'" % lead(i) for i in range(1, 501)),
          "ANALYZE leads_500",
@@ -167,6 +177,7 @@ def main():
     ap.add_argument("--leads", type=int, default=2000)
     ap.add_argument("--big", type=int, default=5000)
     ap.add_argument("--only", default="")
+    ap.add_argument("--memory-rows", type=int, default=200000)
     args = ap.parse_args()
     emu = Emulator(args.emulator)
     api_base = args.emulator + "/api/v1"
@@ -180,9 +191,14 @@ def main():
         if args.only and not name.startswith(args.only):
             continue
         emu.clear()
-        fdw_s, hwm_kb = run_fdw(sql)
+        fdw_s, hwm_kb, _ = run_fdw(sql)
         requests = emu.log()
         emu.clear()
+        if name.startswith("5."):
+            # the FDW's new rows, for scenario 6 (before the baselines add theirs)
+            psql("INSERT INTO inserted SELECT id FROM objects WHERE lead_id = '%s' AND name LIKE 'New %%'"
+                 % lead(1))
+            emu.clear()
         a_s = replay_curl(requests, api_base)
         b_s = replay_user_script(requests, api_base)
         n = len(requests)
@@ -191,6 +207,52 @@ def main():
         print("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %d MB |" % (
             name, n, fdw_s, a_s, b_s, fdw_s / a_s, fdw_s / b_s, objects / fdw_s, hwm_kb // 1024))
         sys.stdout.flush()
+
+    if args.latency_ms == 0 and not args.only:
+        rate_limited(emu)
+        memory_at_scale(emu, args.memory_rows)
+
+
+def rate_limited(emu, per_sec=20):
+    """Scenario 2 while the emulator allows per_sec requests a second (a
+    sliding one-second window): N requests cannot take less than
+    (N - per_sec) / per_sec seconds."""
+    emu.call("POST", "/_emulator/config", {"rate_limit_per_sec": per_sec})
+    emu.clear()
+    fdw_s, _, _ = run_fdw(SCENARIOS[1][1])
+    log = emu.log()
+    emu.clear()
+    emu.call("POST", "/_emulator/config", {"rate_limit_per_sec": 0})
+    n = len(log)
+    refused = sum(1 for r in log if r["status"] == 429)
+    allowed = (n - per_sec) / float(per_sec)
+    print("\nScenario 2 with the emulator allowing %d requests/s:\n" % per_sec)
+    print("| requests | 429s | FDW s | least time the limit allows s | FDW / that |")
+    print("|---|---|---|---|---|")
+    print("| %d | %d | %.2f | %.2f | %.2f |" % (n, refused, fdw_s, allowed, fdw_s / allowed))
+    sys.stdout.flush()
+
+
+def memory_at_scale(emu, rows):
+    """A search through at least `rows` objects: how much the backend's
+    memory grows."""
+    per_lead = 5000
+    have = sum(json.loads(emu.call("GET", "/_emulator/data/leads")).values())
+    for i in range(max(0, rows - have + per_lead - 1) // per_lead):
+        emu.call("POST", "/_emulator/objects", {"lead_id": "lead_" + ("Memory%05d" % i).ljust(43, "x"),
+                                                "custom_object_type_id": TYPE,
+                                                "count": per_lead, "name_prefix": "Mem"})
+    total = sum(json.loads(emu.call("GET", "/_emulator/data/leads")).values())
+    emu.clear()
+    fdw_s, hwm_kb, rss_kb = run_fdw(SCENARIOS[3][1])
+    n = len(emu.log())
+    emu.clear()
+    print("\nScenario 4 through %d objects (%d requests):\n" % (total, n))
+    print("| rows | FDW s | rows/s | backend RSS before | peak during | growth |")
+    print("|---|---|---|---|---|---|")
+    print("| %d | %.2f | %d | %d MB | %d MB | %.1f MB |" % (
+        total, fdw_s, total / fdw_s, rss_kb // 1024, hwm_kb // 1024, (hwm_kb - rss_kb) / 1024.0))
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -207,4 +207,19 @@ close_base64_encode(const char *src, int len, char *dst, int dstlen)
 	return pg_b64_encode((const void *) src, len, dst, dstlen);
 }
 
+/*
+ * Reuse a kept-alive connection only if it was used in the last seconds
+ * (CURLOPT_MAXAGE_CONN, libcurl 7.65; every release here has it).
+ */
+static inline void
+close_curl_limit_connection_age(CURL *curl, long seconds)
+{
+#if LIBCURL_VERSION_NUM >= 0x074100
+	curl_easy_setopt(curl, CURLOPT_MAXAGE_CONN, seconds);
+#else
+	/* older: never reuse one */
+	curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
+#endif
+}
+
 #endif							/* CLOSE_FDW_COMPAT_H */

@@ -37,6 +37,41 @@ typedef struct BodyBuffer
 	bool		out_of_memory;
 } BodyBuffer;
 
+/*
+ * The body of a request that must not be sent twice, handed to libcurl
+ * through a read callback that cannot go back (see setup_handle).
+ */
+/*
+ * A POST that creates reuses only a connection used this recently: servers
+ * close idle keep-alive connections after longer than this, and a request
+ * sent on a connection the server has just closed fails (see setup_handle).
+ */
+#define CLOSE_WRITE_REUSE_SECONDS 2
+
+typedef struct UploadBody
+{
+	const char *data;
+	size_t		len;
+	size_t		sent;
+} UploadBody;
+
+static size_t
+read_upload(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+	UploadBody *upload = (UploadBody *) userdata;
+	size_t		n = Min(size * nitems, upload->len - upload->sent);
+
+	memcpy(buffer, upload->data + upload->sent, n);
+	upload->sent += n;
+	return n;
+}
+
+static int
+refuse_seek(void *userdata, curl_off_t offset, int origin)
+{
+	return CURL_SEEKFUNC_CANTSEEK;
+}
+
 static size_t
 write_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -222,6 +257,14 @@ report_transport_error(CloseConnection *conn, const char *method,
 	bool		may_have_acted = !connecting && strcmp(method, "GET") != 0;
 	char	   *tried = attempts_text(response);
 
+	if (rc == CURLE_SEND_FAIL_REWIND)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("the connection to the Close API at server \"%s\" closed before an answer came",
+						conn->server_name),
+				 errdetail("The request went out on a kept-alive connection; it is not sent again by itself."),
+				 errhint("The request may have reached Close and taken effect; check before repeating it."),
+				 errcontext("Close API request: %s %s", method, path)));
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -258,7 +301,19 @@ typedef struct Attempt
 {
 	CURLcode	rc;
 	BodyBuffer	answer;
+	UploadBody	upload;
 } Attempt;
+
+/*
+ * Whether a request may be sent again after an answer that did not come:
+ * every method but POST, and of POSTs the search, which only reads.
+ */
+static bool
+request_is_repeatable(const char *method, const char *path)
+{
+	return strcmp(method, "POST") != 0 ||
+		strncmp(path, "/data/search/", strlen("/data/search/")) == 0;
+}
 
 /*
  * The one place that sets a handle up for a request: safe defaults first,
@@ -266,8 +321,8 @@ typedef struct Attempt
  */
 static void
 setup_handle(CloseConnection *conn, CURL *curl, const char *method,
-			 const char *url, const char *body, CloseResponse *response,
-			 Attempt *attempt)
+			 const char *url, const char *body, bool repeatable,
+			 CloseResponse *response, Attempt *attempt)
 {
 	memset(&attempt->answer, 0, sizeof(attempt->answer));
 	attempt->answer.context = CurrentMemoryContext;
@@ -301,22 +356,39 @@ setup_handle(CloseConnection *conn, CURL *curl, const char *method,
 	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, check_interrupts);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 
-	if (body)
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER,
+					 body ? conn->json_headers : conn->headers);
+	if (body && repeatable)
 	{
-		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, conn->json_headers);
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
 						 (curl_off_t) strlen(body));
 	}
-	else
-		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, conn->headers);
+	else if (body)
+	{
+		/*
+		 * libcurl sends a request again by itself when the kept-alive
+		 * connection it reused closes before any answer, rewinding the body;
+		 * a POST that creates must never go twice.  Its body comes from a
+		 * callback that cannot rewind, so that such a repeat fails instead
+		 * (CURLE_SEND_FAIL_REWIND, reported as "may have reached Close"),
+		 * and only a connection used in the last seconds is reused, so that
+		 * a connection the server closed for idling is not.
+		 */
+		attempt->upload.data = body;
+		attempt->upload.len = strlen(body);
+		attempt->upload.sent = 0;
+		curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_upload);
+		curl_easy_setopt(curl, CURLOPT_READDATA, &attempt->upload);
+		curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, refuse_seek);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+						 (curl_off_t) attempt->upload.len);
+		close_curl_limit_connection_age(curl, CLOSE_WRITE_REUSE_SECONDS);
+	}
 	if (strcmp(method, "GET") == 0)
 		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
 	else if (strcmp(method, "POST") == 0)
-	{
 		curl_easy_setopt(curl, CURLOPT_POST, 1L);
-		curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
-	}
 	else
 		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 }
@@ -324,9 +396,11 @@ setup_handle(CloseConnection *conn, CURL *curl, const char *method,
 /* Send the request once. */
 static void
 send_once(CloseConnection *conn, const char *method, const char *url,
-		  const char *body, CloseResponse *response, Attempt *attempt)
+		  const char *body, bool repeatable, CloseResponse *response,
+		  Attempt *attempt)
 {
-	setup_handle(conn, conn->curl, method, url, body, response, attempt);
+	setup_handle(conn, conn->curl, method, url, body, repeatable,
+				 response, attempt);
 	attempt->rc = curl_easy_perform(conn->curl);
 	curl_easy_getinfo(conn->curl, CURLINFO_RESPONSE_CODE, &response->status);
 }
@@ -477,8 +551,8 @@ rate_limit_wait_ms(CloseResponse *response, const char *body, size_t len)
  *
  * libcurl repeats a request by itself, once, when a reused keep-alive
  * connection turns out to be closed before any answer arrived.  That is
- * harmless but for POST, so a POST always goes out on a fresh connection,
- * which libcurl never repeats.
+ * harmless but for a POST that creates: setup_handle makes that repeat
+ * fail instead.
  */
 void
 close_http_request(CloseConnection *conn, const char *method,
@@ -486,7 +560,7 @@ close_http_request(CloseConnection *conn, const char *method,
 				   CloseResponse *response)
 {
 	char	   *url = psprintf("%s%s", conn->server.api_url, path);
-	bool		repeatable = strcmp(method, "POST") != 0;
+	bool		repeatable = request_is_repeatable(method, path);
 	char		group[96];
 	ClosePacer *pacer;
 	Attempt		attempt;
@@ -508,7 +582,7 @@ close_http_request(CloseConnection *conn, const char *method,
 																		   pacer->reset_at));
 
 		response->attempts++;
-		send_once(conn, method, url, body, response, &attempt);
+		send_once(conn, method, url, body, repeatable, response, &attempt);
 
 		if (attempt.rc == CURLE_ABORTED_BY_CALLBACK)
 		{
@@ -691,7 +765,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 					 CloseResponse *responses)
 {
 	Attempt    *attempts = palloc0(sizeof(Attempt) * Max(n, 1));
-	bool		repeatable = strcmp(method, "POST") != 0;
+	bool		repeatable = request_is_repeatable(method, paths[0]);
 	bool		reading = strcmp(method, "GET") == 0;
 	int			asked = n;
 	int			added = 0;
@@ -745,7 +819,8 @@ close_http_send_many(CloseConnection *conn, const char *method,
 						 errmsg("could not create an HTTP handle")));
 			setup_handle(conn, conn->pool[i], method,
 						 psprintf("%s%s", conn->server.api_url, paths[i]),
-						 bodies ? bodies[i] : NULL, &responses[i], &attempts[i]);
+						 bodies ? bodies[i] : NULL, repeatable,
+						 &responses[i], &attempts[i]);
 			/* one error buffer is shared: the message names no request */
 			curl_easy_setopt(conn->pool[i], CURLOPT_ERRORBUFFER, NULL);
 			curl_easy_setopt(conn->pool[i], CURLOPT_PRIVATE, (void *) (intptr_t) i);
