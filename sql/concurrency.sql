@@ -87,5 +87,44 @@ RESET enable_mergejoin;
 RESET enable_material;
 DO $$ BEGIN RESET enable_memoize; EXCEPTION WHEN undefined_object THEN NULL; END $$;
 DROP TABLE repeated_leads;
+
+-- a search whose order does not matter is cut by date_created after its
+-- first page: one request finds the newest object (sorted "desc"), the
+-- range is cut into max_concurrency parts, and the parts' pages are asked
+-- for together: with 200 ms per answer, 2,000 objects come in well under
+-- the 2.2 s that eleven pages one after another take
+SELECT emulator_reset();
+SELECT emulator_call('POST', '/_emulator/objects', '{"lead_id": "lead_Cut0000000000000000000000000000000000000000", "custom_object_type_id": "cotype_Device0000000000000000", "count": 2000, "name_prefix": "Cut"}');
+SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 200}');
+SELECT emulator_clear();
+SELECT count(*), count(DISTINCT id) FROM close_custom_objects
+ WHERE custom_object_type_id = 'cotype_Device0000000000000000';
+SELECT requests, spread_ms < 1500 AS concurrent FROM arrival_spread();
+-- every part asks for its own range: on_or_after its start, before the
+-- next part's (the last one is open)
+SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 0}');
+SELECT count(*) FROM close_custom_objects
+ WHERE custom_object_type_id = 'cotype_Device0000000000000000';
+SELECT e->'body'->'sort'->0->>'direction' AS direction,
+       e->'body'->>'cursor' IS NOT NULL AS with_cursor,
+       e->'body'->'query'->'queries'->-1->'condition' ? 'on_or_after' AS from_start,
+       e->'body'->'query'->'queries'->-1->'condition' ? 'before' AS up_to_next,
+       count(*) AS requests
+  FROM emulator_log_entries() e GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;
+-- each part still gets past the per-query cap by slices of its own
+SELECT emulator_call('POST', '/_emulator/config', '{"search_max_results": 100}');
+SELECT count(*), count(DISTINCT id) FROM close_custom_objects
+ WHERE custom_object_type_id = 'cotype_Device0000000000000000';
+SELECT emulator_call('POST', '/_emulator/config', '{"search_max_results": 10000}');
+-- rows asked for in date_created order come from one search, in order
+SELECT emulator_clear();
+SELECT count(*) AS rows, count(*) FILTER (WHERE d < prev) AS out_of_order
+  FROM (SELECT d, lag(d) OVER () AS prev
+          FROM (SELECT date_created AS d FROM close_custom_objects
+                 WHERE custom_object_type_id = 'cotype_Device0000000000000000'
+                 ORDER BY date_created) o) s;
+SELECT count(*) FILTER (WHERE e->'body'->'sort'->0->>'direction' = 'desc') AS newest_asked
+  FROM emulator_log_entries() e;
+
 SELECT emulator_reset();
 DROP TABLE eight_leads;

@@ -23,8 +23,9 @@ SELECT count(*) AS rows, count(mem) AS samples,
 -- 100 pages each, and 3 asked past the end (windows of 2, 4, then 8)
 SELECT count(*) AS pages FROM emulator_requests();
 
--- a search through 50,000 objects of one type (five slices of at most
--- 10,000): memory stays flat too
+-- a search through 50,000 objects of one type (cut into 8 parts by
+-- date_created after its first page, read a page each in turn): memory
+-- stays flat too
 SELECT emulator_reset();
 SELECT sum((l::json->>'created')::int)
   FROM generate_series(1, 5) i,

@@ -91,6 +91,7 @@ typedef struct CloseScanState
 	List	   *search_keys;	/* record keys asked for */
 	bool		search_all_custom;
 	int			search_limit;
+	bool		search_ordered; /* rows must come in date_created order */
 	List	   *custom_keys;	/* every custom field's key, once fetched */
 	CloseSearchState *search;
 	int64		search_requests;	/* of the searches before a rescan */
@@ -560,6 +561,8 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 	fdw_private = lappend(fdw_private, field_keys);
 	fdw_private = lappend(fdw_private, makeInteger(all_custom ? 1 : 0));
 	fdw_private = lappend(fdw_private, makeInteger((int) Min(limit, INT_MAX)));
+	fdw_private = lappend(fdw_private,
+						  makeInteger(best_path->path.pathkeys != NIL ? 1 : 0));
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, sp.values,
 							fdw_private, NIL, NIL, outer_plan);
@@ -622,6 +625,7 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	fdw_private = lappend(fdw_private, NIL);
 	fdw_private = lappend(fdw_private, makeInteger(0));
 	fdw_private = lappend(fdw_private, makeInteger(-1));
+	fdw_private = lappend(fdw_private, makeInteger(0));
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, fdw_exprs,
 							fdw_private, NIL, NIL, outer_plan);
@@ -670,6 +674,8 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 			intVal(list_nth(fdw_private, FdwScanPrivateSearchAllCustom)) != 0;
 		fsstate->search_limit =
 			intVal(list_nth(fdw_private, FdwScanPrivateSearchLimit));
+		fsstate->search_ordered =
+			intVal(list_nth(fdw_private, FdwScanPrivateSearchOrdered)) != 0;
 	}
 	else
 	{
@@ -833,7 +839,9 @@ start_search(ForeignScanState *node)
 										 fsstate->search_limit > 0
 										 ? Min(fsstate->search_limit, CLOSE_SEARCH_PAGE)
 										 : CLOSE_SEARCH_PAGE,
-										 fsstate->search_limit);
+										 fsstate->search_limit,
+										 fsstate->search_ordered
+										 ? 1 : fsstate->max_concurrency);
 }
 
 /*

@@ -271,6 +271,8 @@ enum FdwScanPrivateIndex
 	FdwScanPrivateSearchAllCustom,
 	/* Integer: the rows a LIMIT needs, when safe to tell the API; else -1 */
 	FdwScanPrivateSearchLimit,
+	/* Integer: 1 when the plan promises date_created order */
+	FdwScanPrivateSearchOrdered,
 	/* for a direct UPDATE/DELETE (modify.c), also: */
 	/* List of Integer: the attributes an UPDATE sets; their value
 	 * expressions follow the key expression in fdw_exprs */
@@ -309,7 +311,8 @@ extern CloseSearchState *close_search_begin(MemoryContext parent,
 											const char *query,
 											const char *fields,
 											int page_limit,
-											int64 results_limit);
+											int64 results_limit,
+											int max_concurrency);
 extern struct json_object *close_search_next(CloseSearchState *ss);
 extern int64 close_search_requests(CloseSearchState *ss);
 extern int64 close_search_retries(CloseSearchState *ss);

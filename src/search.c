@@ -13,6 +13,12 @@
  * instant.  A slice is started when a query ends having returned 10,000
  * objects or fewer than its count said, and before a cursor gets old.
  *
+ * Cursor pages come one after another, so a large search whose order does
+ * not matter is cut up front as well: after the first page, one more
+ * request finds the newest date_created, and the range between is cut into
+ * up to max_concurrency parts, each a search of its own (with its own
+ * slices), whose next pages are requested together.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -52,6 +58,9 @@ struct CloseSearchState
 	char	   *fields;			/* the _fields list, rendered */
 	int			page_limit;
 	int64		results_limit;	/* -1: none */
+	int			max_concurrency;	/* parts at most; 1: never cut */
+	char		lower_date[64]; /* a part's range: "" for none */
+	char		upper_date[64];
 
 	/* the current query (slice) */
 	bool		slice_started;
@@ -75,6 +84,12 @@ struct CloseSearchState
 	struct json_object *items;
 	int			nitems;
 	int			next_item;
+
+	/* the parts run concurrently, once the first page is read */
+	bool		cut_decided;
+	int			nparts;
+	CloseSearchState **parts;
+	int			current_part;
 
 	/* for EXPLAIN ANALYZE */
 	int64		requests;
@@ -368,18 +383,36 @@ close_search_render_fields(List *keys)
 static char *
 render_body(const char *query, const char *fields,
 			int page_limit, int64 results_limit, const char *slice_date,
-			const char *cursor)
+			const char *upper_date, const char *cursor)
 {
 	StringInfoData buf;
+	bool		newest = (fields == NULL);	/* the newest object's date */
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"query\": {\"type\": \"and\", \"queries\": [%s", query);
-	if (slice_date && slice_date[0])
+	if ((slice_date && slice_date[0]) || (upper_date && upper_date[0]))
 	{
-		appendStringInfo(&buf, ", {\"type\": \"field_condition\", \"field\": %s, \"condition\": {\"type\": \"moment_range\", \"on_or_after\": {\"type\": \"fixed_utc\", \"value\": ",
+		appendStringInfo(&buf, ", {\"type\": \"field_condition\", \"field\": %s, \"condition\": {\"type\": \"moment_range\"",
 						 FIELD_DATE_CREATED);
-		escape_json(&buf, slice_date);
-		appendStringInfoString(&buf, "}}}");
+		if (slice_date && slice_date[0])
+		{
+			appendStringInfoString(&buf, ", \"on_or_after\": {\"type\": \"fixed_utc\", \"value\": ");
+			escape_json(&buf, slice_date);
+			appendStringInfoChar(&buf, '}');
+		}
+		if (upper_date && upper_date[0])
+		{
+			appendStringInfoString(&buf, ", \"before\": {\"type\": \"fixed_utc\", \"value\": ");
+			escape_json(&buf, upper_date);
+			appendStringInfoChar(&buf, '}');
+		}
+		appendStringInfoString(&buf, "}}");
+	}
+	if (newest)
+	{
+		appendStringInfo(&buf, "]}, \"_fields\": {\"custom_object\": [\"id\", \"date_created\"]}, \"sort\": [{\"field\": %s, \"direction\": \"desc\"}], \"_limit\": 1, \"cursor\": null}",
+						 FIELD_DATE_CREATED);
+		return buf.data;
 	}
 	appendStringInfo(&buf, "]}, \"_fields\": {\"custom_object\": [%s]}, \"sort\": [{\"field\": %s, \"direction\": \"asc\"}], \"_limit\": %d, \"include_counts\": true",
 					 fields, FIELD_DATE_CREATED, page_limit);
@@ -399,14 +432,16 @@ char *
 close_search_render_explain(const char *query, const char *fields,
 							int page_limit, int64 results_limit)
 {
-	return render_body(query, fields, page_limit, results_limit, NULL, NULL);
+	return render_body(query, fields, page_limit, results_limit, NULL, NULL,
+					   NULL);
 }
 
 /* ---- running it ---- */
 
 CloseSearchState *
 close_search_begin(MemoryContext parent, UserMapping *user, const char *query,
-				   const char *fields, int page_limit, int64 results_limit)
+				   const char *fields, int page_limit, int64 results_limit,
+				   int max_concurrency)
 {
 	CloseSearchState *ss = MemoryContextAllocZero(parent, sizeof(CloseSearchState));
 
@@ -419,6 +454,8 @@ close_search_begin(MemoryContext parent, UserMapping *user, const char *query,
 	ss->fields = MemoryContextStrdup(parent, fields);
 	ss->page_limit = Min(Max(page_limit, 1), SEARCH_MAX_PAGE);
 	ss->results_limit = results_limit;
+	/* a LIMIT wants the first objects: those come one slice at a time */
+	ss->max_concurrency = results_limit > 0 ? 1 : Max(max_concurrency, 1);
 	ss->slice_total = -1;
 	return ss;
 }
@@ -426,45 +463,49 @@ close_search_begin(MemoryContext parent, UserMapping *user, const char *query,
 int64
 close_search_requests(CloseSearchState *ss)
 {
-	return ss ? ss->requests : 0;
+	int64		n = 0;
+	int			i;
+
+	if (ss == NULL)
+		return 0;
+	for (i = 0; i < ss->nparts; i++)
+		n += ss->parts[i]->requests;
+	return n + ss->requests;
 }
 
 int64
 close_search_retries(CloseSearchState *ss)
 {
-	return ss ? ss->retries : 0;
+	int64		n = 0;
+	int			i;
+
+	if (ss == NULL)
+		return 0;
+	for (i = 0; i < ss->nparts; i++)
+		n += ss->parts[i]->retries;
+	return n + ss->retries;
 }
 
 double
 close_search_waited_ms(CloseSearchState *ss)
 {
-	return ss ? ss->waited_ms : 0;
+	double		ms = 0;
+	int			i;
+
+	if (ss == NULL)
+		return 0;
+	for (i = 0; i < ss->nparts; i++)
+		ms += ss->parts[i]->waited_ms;
+	return ms + ss->waited_ms;
 }
 
 /*
- * Request the next page of the current slice, or the first of a new one.
- * Returns false, without an error, when Close refuses a cursor (it may
- * have expired sooner than we thought): the caller starts a new slice.
+ * The body of the next page's request: the current slice's next page, or
+ * the first of a new one (whose state is set up here).
  */
-static bool
-fetch_page(CloseSearchState *ss, bool new_slice)
+static char *
+prepare_page(CloseSearchState *ss, bool new_slice)
 {
-	CloseConnection *conn = close_get_connection(ss->user);
-	MemoryContext oldcxt;
-	CloseResponse response;
-	struct json_object *root;
-	struct json_object *data;
-	struct json_object *cursor;
-	struct json_object *count;
-	char	   *body;
-	int			i;
-
-	MemoryContextReset(ss->page_cxt);
-	ss->items = NULL;
-	ss->nitems = 0;
-	ss->next_item = 0;
-	oldcxt = MemoryContextSwitchTo(ss->page_cxt);
-
 	if (new_slice)
 	{
 		MemoryContextReset(ss->cursor_cxt);
@@ -475,25 +516,40 @@ fetch_page(CloseSearchState *ss, bool new_slice)
 		/* constant within a slice: a cursor belongs to one body */
 		ss->slice_results_limit = ss->results_limit > 0
 			? ss->results_limit - ss->returned : -1;
-		strlcpy(ss->slice_date, ss->last_date, sizeof(ss->slice_date));
+		strlcpy(ss->slice_date, ss->last_date[0] ? ss->last_date : ss->lower_date,
+				sizeof(ss->slice_date));
 	}
-	body = render_body(ss->query, ss->fields, ss->page_limit,
+	return render_body(ss->query, ss->fields, ss->page_limit,
 					   ss->slice_results_limit, ss->slice_date,
-					   new_slice ? NULL : ss->cursor);
+					   ss->upper_date, new_slice ? NULL : ss->cursor);
+}
 
-	close_http_request(conn, "POST", "/data/search/", body, &response);
-	ss->requests += response.attempts;
-	ss->retries += response.attempts - 1;
-	ss->waited_ms += response.waited_ms;
-	if (response.status == 400 && !new_slice &&
+/*
+ * Take the answer to a page's request.  Returns false, without an error,
+ * when Close refuses a cursor (it may have expired sooner than we
+ * thought): the caller starts a new slice.
+ */
+static bool
+take_page(CloseSearchState *ss, bool new_slice, CloseResponse *response)
+{
+	CloseConnection *conn = close_get_connection(ss->user);
+	MemoryContext oldcxt;
+	struct json_object *root;
+	struct json_object *data;
+	struct json_object *cursor;
+	struct json_object *count;
+	int			i;
+
+	ss->requests += response->attempts;
+	ss->retries += response->attempts - 1;
+	ss->waited_ms += response->waited_ms;
+	if (response->status == 400 && !new_slice &&
 		++ss->cursor_refusals <= SEARCH_CURSOR_REFUSALS)
-	{
-		MemoryContextSwitchTo(oldcxt);
 		return false;
-	}
-	if (response.status != 200)
-		close_report_http_error(conn, "POST", "/data/search/", &response, NULL);
-	root = close_parse_answer("POST", "/data/search/", &response, ss->page_cxt);
+	if (response->status != 200)
+		close_report_http_error(conn, "POST", "/data/search/", response, NULL);
+	oldcxt = MemoryContextSwitchTo(ss->page_cxt);
+	root = close_parse_answer("POST", "/data/search/", response, ss->page_cxt);
 	if (close_json_kind(root) != CLOSE_JSON_OBJECT ||
 		(data = close_json_object_get(root, "data")) == NULL ||
 		close_json_kind(data) != CLOSE_JSON_ARRAY)
@@ -532,11 +588,42 @@ fetch_page(CloseSearchState *ss, bool new_slice)
 	ss->slice_started = true;
 	ss->items = data;
 	ss->nitems = close_json_array_length(data);
+	ss->next_item = 0;
 	if (ss->cursor && ss->nitems == 0)
 		close_report_bad_answer("POST", "/data/search/",
 								"The answer has a cursor but no objects.");
 	ss->slice_returned += ss->nitems;
 	return true;
+}
+
+/* Forget the page read; its memory goes. */
+static void
+drop_page(CloseSearchState *ss)
+{
+	MemoryContextReset(ss->page_cxt);
+	ss->items = NULL;
+	ss->nitems = 0;
+	ss->next_item = 0;
+}
+
+/*
+ * Request the next page of the current slice, or the first of a new one,
+ * one request (with retries).  Returns false as take_page does.
+ */
+static bool
+fetch_page(CloseSearchState *ss, bool new_slice)
+{
+	CloseConnection *conn = close_get_connection(ss->user);
+	CloseResponse response;
+	MemoryContext oldcxt;
+	char	   *body;
+
+	drop_page(ss);
+	oldcxt = MemoryContextSwitchTo(ss->page_cxt);
+	body = prepare_page(ss, new_slice);
+	close_http_request(conn, "POST", "/data/search/", body, &response);
+	MemoryContextSwitchTo(oldcxt);
+	return take_page(ss, new_slice, &response);
 }
 
 /*
@@ -572,6 +659,22 @@ record_id(struct json_object *record)
 	return close_json_scalar_text(id, &len);
 }
 
+/* An instant as ISO 8601 UTC, without quotes, into out[64]. */
+static void
+format_instant(TimestampTz instant, char *out)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (!close_format_timestamp(&buf, instant))
+		close_report_bad_answer("POST", "/data/search/",
+								"An object's date_created is out of range.");
+	/* without the quotes close_format_timestamp puts around it */
+	strlcpy(out, buf.data + 1, 64);
+	out[strlen(out) - 1] = '\0';
+	pfree(buf.data);
+}
+
 /*
  * Does the slice that just ended leave objects out?  When it returned the
  * per-query maximum, or fewer than its count.
@@ -585,108 +688,290 @@ slice_was_cut(CloseSearchState *ss)
 }
 
 /*
- * The next record of the search, or NULL at the end.  Records repeated by
- * a new slice (those at its starting instant already returned) are
- * skipped.  The record belongs to the current page.
+ * The next record of the page being read, or NULL when it is read (or a
+ * LIMIT is reached).  Records repeated by a new slice (those at its
+ * starting instant already returned) are skipped.
+ */
+static struct json_object *
+next_buffered(CloseSearchState *ss)
+{
+	while (ss->items && ss->next_item < ss->nitems)
+	{
+		struct json_object *record = close_json_array_get(ss->items,
+														  ss->next_item++);
+		const char *id = record_id(record);
+		TimestampTz instant;
+		MemoryContext oldcxt;
+		ListCell   *lc;
+		bool		seen = false;
+
+		if (ss->results_limit > 0 && ss->returned >= ss->results_limit)
+			return NULL;
+		if (id == NULL || !record_instant(record, &instant))
+			close_report_bad_answer("POST", "/data/search/",
+									"An object lacks its id or date_created.");
+
+		/* results come in date_created order: a later date resets */
+		oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(ss));
+		if (!ss->have_last || instant != ss->last_instant)
+		{
+			if (ss->have_last && instant < ss->last_instant)
+				close_report_bad_answer("POST", "/data/search/",
+										"The objects are not in date_created order.");
+			list_free_deep(ss->boundary_ids);
+			ss->boundary_ids = NIL;
+			ss->have_last = true;
+			ss->last_instant = instant;
+			format_instant(instant, ss->last_date);
+		}
+		else
+		{
+			foreach(lc, ss->boundary_ids)
+				if (strcmp((char *) lfirst(lc), id) == 0)
+					seen = true;
+		}
+		if (!seen)
+			ss->boundary_ids = lappend(ss->boundary_ids, pstrdup(id));
+		MemoryContextSwitchTo(oldcxt);
+
+		if (seen)
+			continue;			/* repeated by a new slice */
+		ss->slice_progress = true;
+		ss->returned++;
+		return record;
+	}
+	return NULL;
+}
+
+/*
+ * What to request once a page is read: the slice's next page (*new_slice
+ * false), a new slice, or nothing (false: the search has ended).
+ */
+static bool
+next_request(CloseSearchState *ss, bool *new_slice)
+{
+	if (ss->results_limit > 0 && ss->returned >= ss->results_limit)
+		return false;
+	if (!ss->slice_started)
+	{
+		*new_slice = true;
+		return true;
+	}
+	if (ss->cursor &&
+		(ss->slice_progress == false ||
+		 !TimestampDifferenceExceeds(ss->cursor_time, GetCurrentTimestamp(),
+									 SEARCH_CURSOR_MAX_AGE_MS)))
+	{
+		*new_slice = false;
+		return true;
+	}
+	if (ss->cursor || slice_was_cut(ss))
+	{
+		/*
+		 * Start again at the last instant seen: the cursor is getting old,
+		 * or the query stopped at its cap.  A cut slice that brought nothing
+		 * new cannot get further: more objects than one query returns share
+		 * one instant.
+		 */
+		if (!ss->cursor && !ss->slice_progress)
+		{
+			if (ss->slice_total < 0)
+				return false;	/* no count: the cap was only a guess */
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("could not list all custom objects: more than %d share the date_created %s",
+							SEARCH_MAX_PER_QUERY, ss->last_date),
+					 errdetail("A Close search returns at most %d objects per query, and slices are cut by date_created.",
+							   SEARCH_MAX_PER_QUERY)));
+		}
+		*new_slice = true;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Cut what remains of a search into parts by date_created, when it is
+ * worth it: the first page is read, and its count says at least two more
+ * pages follow.  One request finds the newest object; the range from the
+ * last instant read to it is cut evenly, the last part left open (objects
+ * created meanwhile).  The first part goes on from the last instant read,
+ * skipping the objects already returned at it.
+ */
+static bool
+cut_into_parts(CloseSearchState *ss)
+{
+	CloseConnection *conn = close_get_connection(ss->user);
+	MemoryContext parent = GetMemoryChunkContext(ss);
+	MemoryContext oldcxt;
+	CloseResponse response;
+	struct json_object *root;
+	struct json_object *data;
+	TimestampTz newest;
+	int64		remaining;
+	int			nparts;
+	int			i;
+
+	if (ss->max_concurrency < 2 || ss->cursor == NULL || !ss->have_last ||
+		ss->slice_total < 0)
+		return false;
+	remaining = ss->slice_total - ss->slice_returned;
+	nparts = (int) Min((int64) ss->max_concurrency,
+					   (remaining + ss->page_limit - 1) / ss->page_limit);
+	if (nparts < 2)
+		return false;
+
+	drop_page(ss);
+	oldcxt = MemoryContextSwitchTo(ss->page_cxt);
+	close_http_request(conn, "POST", "/data/search/",
+					   render_body(ss->query, NULL, 1, -1, NULL, NULL, NULL),
+					   &response);
+	MemoryContextSwitchTo(oldcxt);
+	ss->requests += response.attempts;
+	ss->retries += response.attempts - 1;
+	ss->waited_ms += response.waited_ms;
+	if (response.status != 200)
+		close_report_http_error(conn, "POST", "/data/search/", &response, NULL);
+	root = close_parse_answer("POST", "/data/search/", &response, ss->page_cxt);
+	if (close_json_kind(root) != CLOSE_JSON_OBJECT ||
+		(data = close_json_object_get(root, "data")) == NULL ||
+		close_json_kind(data) != CLOSE_JSON_ARRAY ||
+		close_json_array_length(data) != 1 ||
+		!record_instant(close_json_array_get(data, 0), &newest))
+		close_report_bad_answer("POST", "/data/search/",
+								"Expected the newest object, with its date_created.");
+	drop_page(ss);
+	if (newest <= ss->last_instant)
+		return false;
+
+	oldcxt = MemoryContextSwitchTo(parent);
+	ss->parts = palloc0(sizeof(CloseSearchState *) * nparts);
+	for (i = 0; i < nparts; i++)
+	{
+		CloseSearchState *part;
+
+		part = close_search_begin(parent, ss->user, ss->query, ss->fields,
+								  ss->page_limit, -1, 1);
+		if (i == 0)
+		{
+			ListCell   *lc;
+
+			part->have_last = true;
+			part->last_instant = ss->last_instant;
+			strlcpy(part->last_date, ss->last_date, sizeof(part->last_date));
+			foreach(lc, ss->boundary_ids)
+				part->boundary_ids = lappend(part->boundary_ids,
+											 pstrdup((char *) lfirst(lc)));
+		}
+		else
+			format_instant(ss->last_instant +
+						   (newest - ss->last_instant) / nparts * i,
+						   part->lower_date);
+		if (i < nparts - 1)
+			format_instant(ss->last_instant +
+						   (newest - ss->last_instant) / nparts * (i + 1),
+						   part->upper_date);
+		ss->parts[i] = part;
+	}
+	ss->nparts = nparts;
+	ss->current_part = 0;
+	MemoryContextSwitchTo(oldcxt);
+	return true;
+}
+
+/*
+ * Request the next page of every part that has not ended, together
+ * (close_http_send_many: within the pacing, one attempt each); what did
+ * not come whole is requested again alone, with retries.  Returns false
+ * when every part has ended.
+ */
+static bool
+fetch_round(CloseSearchState *ss)
+{
+	CloseConnection *conn = close_get_connection(ss->user);
+	CloseSearchState **active = palloc(sizeof(CloseSearchState *) * ss->nparts);
+	bool	   *new_slice = palloc(sizeof(bool) * ss->nparts);
+	char	  **bodies = palloc(sizeof(char *) * ss->nparts);
+	char	  **paths = palloc(sizeof(char *) * ss->nparts);
+	CloseResponse *responses;
+	int			n = 0;
+	int			sent;
+	int			i;
+
+	for (i = 0; i < ss->nparts; i++)
+	{
+		CloseSearchState *part = ss->parts[i];
+		MemoryContext oldcxt;
+
+		drop_page(part);
+		if (!next_request(part, &new_slice[n]))
+			continue;
+		oldcxt = MemoryContextSwitchTo(part->page_cxt);
+		bodies[n] = prepare_page(part, new_slice[n]);
+		MemoryContextSwitchTo(oldcxt);
+		paths[n] = "/data/search/";
+		active[n++] = part;
+	}
+	if (n == 0)
+		return false;
+
+	responses = palloc0(sizeof(CloseResponse) * n);
+	sent = close_http_send_many(conn, "POST", paths, bodies, n, responses);
+	for (i = 0; i < n; i++)
+	{
+		if (i >= sent || responses[i].status != 200)
+		{
+			/* alone, with retries, as any page */
+			if (!fetch_page(active[i], new_slice[i]))
+				fetch_page(active[i], true);
+		}
+		else if (!take_page(active[i], new_slice[i], &responses[i]))
+			fetch_page(active[i], true);
+	}
+	return true;
+}
+
+/*
+ * The next record of the search, or NULL at the end.  The record belongs
+ * to the current page.
  */
 struct json_object *
 close_search_next(CloseSearchState *ss)
 {
 	for (;;)
 	{
+		struct json_object *record;
+		bool		new_slice;
+
 		CHECK_FOR_INTERRUPTS();
 
-		if (ss->results_limit > 0 && ss->returned >= ss->results_limit)
-			return NULL;
-
-		if (ss->items && ss->next_item < ss->nitems)
+		if (ss->nparts > 0)
 		{
-			struct json_object *record = close_json_array_get(ss->items,
-															  ss->next_item++);
-			const char *id = record_id(record);
-			TimestampTz instant;
-			MemoryContext oldcxt;
-			ListCell   *lc;
-			bool		seen = false;
+			/* the parts' pages in turn; all of them read: the next round */
+			record = next_buffered(ss->parts[ss->current_part]);
+			if (record)
+				return record;
+			if (++ss->current_part < ss->nparts)
+				continue;
+			ss->current_part = 0;
+			if (!fetch_round(ss))
+				return NULL;
+			continue;
+		}
 
-			if (id == NULL || !record_instant(record, &instant))
-				close_report_bad_answer("POST", "/data/search/",
-										"An object lacks its id or date_created.");
-
-			/* results come in date_created order: a later date resets */
-			oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(ss));
-			if (!ss->have_last || instant != ss->last_instant)
-			{
-				StringInfoData buf;
-
-				if (ss->have_last && instant < ss->last_instant)
-					close_report_bad_answer("POST", "/data/search/",
-											"The objects are not in date_created order.");
-				list_free_deep(ss->boundary_ids);
-				ss->boundary_ids = NIL;
-				ss->have_last = true;
-				ss->last_instant = instant;
-				initStringInfo(&buf);
-				if (!close_format_timestamp(&buf, instant))
-					close_report_bad_answer("POST", "/data/search/",
-											"An object's date_created is out of range.");
-				/* without the quotes close_format_timestamp puts around it */
-				strlcpy(ss->last_date, buf.data + 1, sizeof(ss->last_date));
-				ss->last_date[strlen(ss->last_date) - 1] = '\0';
-				pfree(buf.data);
-			}
-			else
-			{
-				foreach(lc, ss->boundary_ids)
-					if (strcmp((char *) lfirst(lc), id) == 0)
-						seen = true;
-			}
-			if (!seen)
-				ss->boundary_ids = lappend(ss->boundary_ids, pstrdup(id));
-			MemoryContextSwitchTo(oldcxt);
-
-			if (seen)
-				continue;		/* repeated by a new slice */
-			ss->slice_progress = true;
-			ss->returned++;
+		record = next_buffered(ss);
+		if (record)
 			return record;
-		}
-
-		/* the page is read: next page, new slice, or the end */
-		if (!ss->slice_started)
-			fetch_page(ss, true);
-		else if (ss->cursor &&
-				 (ss->slice_progress == false ||
-				  !TimestampDifferenceExceeds(ss->cursor_time, GetCurrentTimestamp(),
-											  SEARCH_CURSOR_MAX_AGE_MS)))
+		if (ss->slice_started && !ss->cut_decided)
 		{
-			/* a refused cursor: go on from the last instant seen instead */
-			if (!fetch_page(ss, false))
-				fetch_page(ss, true);
+			ss->cut_decided = true;
+			if (cut_into_parts(ss))
+				continue;
 		}
-		else if (ss->cursor || slice_was_cut(ss))
-		{
-			/*
-			 * Start again at the last instant seen: the cursor is getting
-			 * old, or the query stopped at its cap.  A cut slice that
-			 * brought nothing new cannot get further: more objects than one
-			 * query returns share one instant.
-			 */
-			if (!ss->cursor && !ss->slice_progress)
-			{
-				if (ss->slice_total < 0)
-					return NULL;	/* no count: the cap was only a guess */
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_ERROR),
-						 errmsg("could not list all custom objects: more than %d share the date_created %s",
-								SEARCH_MAX_PER_QUERY, ss->last_date),
-						 errdetail("A Close search returns at most %d objects per query, and slices are cut by date_created.",
-								   SEARCH_MAX_PER_QUERY)));
-			}
-			fetch_page(ss, true);
-		}
-		else
+		if (!next_request(ss, &new_slice))
 			return NULL;
+		if (!fetch_page(ss, new_slice))
+			fetch_page(ss, true);
 	}
 }
 
