@@ -17,7 +17,6 @@
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/timestamp.h"
-#include "utils/wait_event.h"
 #include "utils/memutils.h"
 
 #include "close_fdw.h"
@@ -207,7 +206,7 @@ attempts_text(CloseResponse *response)
 }
 
 /* A request that got no answer, after its retries. */
-static void pg_attribute_noreturn()
+pg_noreturn static void
 report_transport_error(CloseConnection *conn, const char *method,
 					   const char *path, CloseResponse *response, CURLcode rc)
 {
