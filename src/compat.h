@@ -368,6 +368,55 @@ close_curl_limit_protocols(CURL *curl)
 }
 
 /*
+ * What a transfer failure was, in the same words whatever the libcurl
+ * version: libcurl 8 reworded its messages (8.14 says "Could not" where
+ * 7.88 says "Couldn't", and "end of response with N bytes missing" for a
+ * cut answer's "transfer closed with N bytes remaining to read").  The
+ * failures close_fdw tells apart keep their libcurl 7 words; the rest are
+ * libcurl's.
+ */
+static inline const char *
+close_curl_strerror(CURLcode rc)
+{
+	switch (rc)
+	{
+		case CURLE_COULDNT_RESOLVE_PROXY:
+			return "Couldn't resolve proxy name";
+		case CURLE_COULDNT_RESOLVE_HOST:
+			return "Couldn't resolve host name";
+		case CURLE_COULDNT_CONNECT:
+			return "Couldn't connect to server";
+		case CURLE_PARTIAL_FILE:
+			return "Transferred a partial file";
+		case CURLE_GOT_NOTHING:
+			return "Server returned nothing (no headers, no data)";
+		default:
+			return curl_easy_strerror(rc);
+	}
+}
+
+/*
+ * The detail of a failed transfer: libcurl's error buffer, but for an
+ * answer cut short of its Content-Length, palloc'd words of our own.
+ */
+static inline const char *
+close_curl_error_detail(CURL *curl, CURLcode rc, const char *errbuf)
+{
+	curl_off_t	announced;
+	curl_off_t	received;
+
+	if (rc == CURLE_PARTIAL_FILE && curl != NULL &&
+		curl_easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+						  &announced) == CURLE_OK &&
+		curl_easy_getinfo(curl, CURLINFO_SIZE_DOWNLOAD_T,
+						  &received) == CURLE_OK &&
+		announced > received)
+		return psprintf("transfer closed with %lld bytes remaining to read",
+						(long long) (announced - received));
+	return errbuf;
+}
+
+/*
  * pg_b64_encode takes its input as uint8 from 18 on; a void pointer
  * converts to either.
  */
