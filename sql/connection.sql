@@ -27,7 +27,7 @@ ALTER USER MAPPING FOR CURRENT_USER SERVER close OPTIONS (SET api_key 'api_test_
 SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
 
 -- ALTER SERVER too: a closed port, then back
-\getenv api_url CLOSE_API_URL
+\set api_url `echo "$CLOSE_API_URL"`
 ALTER SERVER close OPTIONS (SET api_url 'http://127.0.0.1:9/api/v1');
 SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 ALTER SERVER close OPTIONS (SET api_url :'api_url');
@@ -64,8 +64,12 @@ SET ROLE regress_alice;
 SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
 RESET ROLE;
 SET ROLE regress_nomap;
+\set VERBOSITY sqlstate
 SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+\set VERBOSITY terse
 RESET ROLE;
+-- PostgreSQL's own words, which 17 changed
+SELECT :'LAST_ERROR_MESSAGE' ~ '^user mapping not found for (user )?"regress_nomap"' AS no_mapping;
 -- a view reads with its owner's mapping, whoever queries it
 CREATE VIEW one_lead_objects AS
   SELECT name FROM close_custom_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000';

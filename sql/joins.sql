@@ -28,8 +28,8 @@ SELECT name FROM close_custom_objects WHERE lead_id IN (SELECT id FROM local_lea
 SELECT * FROM emulator_requests() ORDER BY 1;
 
 -- = ANY (ARRAY(SELECT ...)): an init-plan computes all leads first
-EXPLAIN (COSTS OFF)
-SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM local_leads));
+SELECT explain_same('COSTS OFF', $$
+SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM local_leads))$$);
 SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM local_leads));
 SELECT * FROM emulator_requests() ORDER BY 1;
 

@@ -1,8 +1,8 @@
 -- setup: the extension, a server on the emulator, the table from the README,
 -- and helpers that read and steer the emulator (request log, faults).
 -- Later test files rely on what this one creates.
-\getenv emulator_url CLOSE_EMULATOR_URL
-\getenv api_url CLOSE_API_URL
+\set emulator_url `echo "$CLOSE_EMULATOR_URL"`
+\set api_url `echo "$CLOSE_API_URL"`
 
 CREATE EXTENSION IF NOT EXISTS close_fdw;
 CREATE SERVER close FOREIGN DATA WRAPPER close_fdw OPTIONS (api_url :'api_url');
@@ -74,6 +74,22 @@ SELECT * FROM emulator_requests();
 SELECT id, name FROM close_custom_objects
  WHERE lead_id = 'lead_hwnL36A2iEMSLIlmGhsdrcmOJzTUzqEHwr66wrA1K2T' ORDER BY id;
 SELECT * FROM emulator_requests();
+
+-- EXPLAIN's lines, the same on every PostgreSQL major: 18 shows actual row
+-- counts with two decimals ("rows=250.00"), and 17 stopped naming what an
+-- init-plan returns ("InitPlan 1 (returns $0)").  Give BUFFERS OFF with
+-- ANALYZE: 18 turns it on.
+CREATE FUNCTION explain_same(options text, query text) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+  line text;
+BEGIN
+  FOR line IN EXECUTE format('EXPLAIN (%s) %s', options, query) LOOP
+    line := regexp_replace(line, '(actual rows=\d+)\.00 ', '\1 ');
+    line := regexp_replace(line, '^(\s*InitPlan \d+) \(returns [^)]*\)$', '\1');
+    RETURN NEXT line;
+  END LOOP;
+END $$;
 
 -- the JSON log entries since the last clear (method, raw_path, auth label,
 -- client_port, headers, status); then the log is cleared

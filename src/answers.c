@@ -140,7 +140,7 @@ close_answers_keep(CloseAnswers *answers, const char *path,
 
 /*
  * Replace what the store holds with the answers to paths, requested
- * concurrently (close_http_get_many: within the pacing, one attempt
+ * concurrently (close_http_send_many: within the pacing, one attempt
  * each).  Returns the number of requests sent.
  */
 int

@@ -42,7 +42,7 @@
 #include "close_fdw.h"
 #include "compat.h"
 
-PG_MODULE_MAGIC;
+CLOSE_MODULE_MAGIC;
 
 /*
  * Cost model, in the planner's units (seq_page_cost = 1): a request is a
@@ -546,16 +546,16 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 	}
 	query = close_search_render_query(sp.nodes, ri->table_type_id, &vals);
 
-	fdw_private = list_make5(makeInteger(CLOSE_ACCESS_SEARCH),
-							 makeInteger(0),
-							 makeInteger(0),
-							 makeString("POST /data/search/"),
-							 makeString(close_search_render_explain(query,
-																	close_search_render_fields(all_custom
-																							   ? lappend(list_copy(field_keys), makeString("custom.*"))
-																							   : field_keys),
-																	limit > 0 ? Min(limit, CLOSE_SEARCH_PAGE) : CLOSE_SEARCH_PAGE,
-																	(int64) limit)));
+	fdw_private = close_list_make5(makeInteger(CLOSE_ACCESS_SEARCH),
+								   makeInteger(0),
+								   makeInteger(0),
+								   makeString("POST /data/search/"),
+								   makeString(close_search_render_explain(query,
+																		  close_search_render_fields(all_custom
+																									 ? lappend(list_copy(field_keys), makeString("custom.*"))
+																									 : field_keys),
+																		  limit > 0 ? Min(limit, CLOSE_SEARCH_PAGE) : CLOSE_SEARCH_PAGE,
+																		  (int64) limit)));
 	fdw_private = lappend(fdw_private, attrs_list);
 	fdw_private = lappend(fdw_private, sp.nodes);
 	fdw_private = lappend(fdw_private, field_keys);
@@ -615,11 +615,11 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	describe_request(root, baserel, &pd, ri->table_type_id,
 					 &request, &key_values);
 
-	fdw_private = list_make5(makeInteger((int) pd.kind),
-							 makeInteger(pd.key_is_array ? 1 : 0),
-							 makeInteger(pd.type_expr ? 1 : 0),
-							 makeString(request),
-							 makeString(key_values));
+	fdw_private = close_list_make5(makeInteger((int) pd.kind),
+								   makeInteger(pd.key_is_array ? 1 : 0),
+								   makeInteger(pd.type_expr ? 1 : 0),
+								   makeString(request),
+								   makeString(key_values));
 	fdw_private = lappend(fdw_private, attrs_list);
 	fdw_private = lappend(fdw_private, NIL);	/* not a search */
 	fdw_private = lappend(fdw_private, NIL);

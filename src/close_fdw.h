@@ -29,6 +29,8 @@
 #include "datatype/timestamp.h"
 #include "utils/date.h"
 
+#include "compat.h"
+
 struct json_object;
 struct ExplainState;
 
@@ -339,14 +341,18 @@ extern void close_http_request(CloseConnection *conn, const char *method,
 extern int	close_http_send_many(CloseConnection *conn, const char *method,
 								 char **paths, char **bodies, int n,
 								 CloseResponse *responses);
-extern void close_report_transport_error(CloseConnection *conn,
-										 const char *method, const char *path,
-										 CloseResponse *response) pg_attribute_noreturn();
-extern void close_report_http_error(CloseConnection *conn, const char *method,
-									const char *path, CloseResponse *response,
-									CloseRowConverter *conv) pg_attribute_noreturn();
-extern void close_report_bad_answer(const char *method, const char *path,
-									const char *problem) pg_attribute_noreturn();
+pg_noreturn extern void close_report_transport_error(CloseConnection *conn,
+													 const char *method,
+													 const char *path,
+													 CloseResponse *response);
+pg_noreturn extern void close_report_http_error(CloseConnection *conn,
+												const char *method,
+												const char *path,
+												CloseResponse *response,
+												CloseRowConverter *conv);
+pg_noreturn extern void close_report_bad_answer(const char *method,
+												const char *path,
+												const char *problem);
 extern struct json_object *close_parse_answer(const char *method,
 											  const char *path,
 											  CloseResponse *response,
@@ -405,9 +411,7 @@ extern List *closeImportForeignSchema(ImportForeignSchemaStmt *stmt,
 extern List *close_fetch_types(UserMapping *user);
 
 /* in modify.c */
-extern void closeAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
-										 RangeTblEntry *target_rte,
-										 Relation target_relation);
+/* close_add_update_targets: see compat.h's closeAddForeignUpdateTargets */
 extern List *closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 									Index resultRelation, int subplan_index);
 extern void closeBeginForeignModify(ModifyTableState *mtstate,

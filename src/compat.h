@@ -20,11 +20,13 @@
 #include "nodes/execnodes.h"
 #include "nodes/pathnodes.h"
 #include "nodes/plannodes.h"
+#include "optimizer/appendinfo.h"
 #include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
 #include "access/stratnum.h"
 #include "common/base64.h"
+#include "nodes/makefuncs.h"
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #endif
@@ -37,6 +39,41 @@
  */
 #ifndef HASH_STRINGS
 #define HASH_STRINGS 0
+#endif
+
+/* Wait events got a header of their own in 14; before, pgstat.h had them. */
+#if PG_VERSION_NUM >= 140000
+#include "utils/wait_event.h"
+#else
+#include "pgstat.h"
+#endif
+
+/* 18 split ExplainState and the ExplainProperty functions off explain.h. */
+#include "commands/explain.h"
+#if PG_VERSION_NUM >= 180000
+#include "commands/explain_format.h"
+#include "commands/explain_state.h"
+#endif
+
+/*
+ * 18 replaced pg_attribute_noreturn(), written after a declarator, by
+ * pg_noreturn, written before the declaration.  Before 18 the attribute
+ * goes first too (GCC and Clang take it there); a macro, since it is not a
+ * function.
+ */
+#ifndef pg_noreturn
+#define pg_noreturn pg_attribute_noreturn()
+#endif
+
+/*
+ * The module's magic block; 18 can also tell its name and version to
+ * pg_get_loaded_modules().  A macro: it defines a function.
+ */
+#ifdef PG_MODULE_MAGIC_EXT
+#define CLOSE_MODULE_MAGIC \
+	PG_MODULE_MAGIC_EXT(.name = "close_fdw", .version = "0.1")
+#else
+#define CLOSE_MODULE_MAGIC PG_MODULE_MAGIC
 #endif
 
 /*
@@ -135,6 +172,137 @@ close_updated_columns(PlannerInfo *root, RelOptInfo *baserel,
 #endif
 }
 
+/*
+ * AddForeignUpdateTargets: the planner calls it from 14 on, the rewriter
+ * before.  Either form calls modify.c's close_add_update_targets, with the
+ * PlannerInfo from 14 on and NULL before.
+ */
+extern void close_add_update_targets(PlannerInfo *root, Query *parse,
+									 Index rtindex, RangeTblEntry *target_rte,
+									 Relation target_relation);
+
+#if PG_VERSION_NUM >= 140000
+static inline void
+closeAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+							 RangeTblEntry *target_rte,
+							 Relation target_relation)
+{
+	close_add_update_targets(root, root->parse, rtindex, target_rte,
+							 target_relation);
+}
+#else
+static inline void
+closeAddForeignUpdateTargets(Query *parsetree, RangeTblEntry *target_rte,
+							 Relation target_relation)
+{
+	close_add_update_targets(NULL, parsetree, parsetree->resultRelation,
+							 target_rte, target_relation);
+}
+#endif
+
+/*
+ * Ask for a junk column that carries the row an UPDATE or DELETE changes,
+ * found again by name in the subplan's target list.  From 14 the planner
+ * keeps them as row identity variables; before, they are resjunk entries
+ * of the query's target list, as the rewriter makes them.
+ */
+static inline void
+close_add_row_identity(PlannerInfo *root, Query *parse, Var *var,
+					   Index rtindex, const char *name)
+{
+#if PG_VERSION_NUM >= 140000
+	add_row_identity_var(root, var, rtindex, name);
+#else
+	parse->targetList = lappend(parse->targetList,
+								makeTargetEntry((Expr *) var,
+												list_length(parse->targetList) + 1,
+												pstrdup(name), true));
+#endif
+}
+
+/*
+ * The plan a ModifyTable takes its rows from: its one subplan from 14 on,
+ * one subplan per result relation before.
+ */
+static inline Plan *
+close_modify_table_subplan(ModifyTable *plan, int subplan_index)
+{
+#if PG_VERSION_NUM >= 140000
+	return outerPlan(plan);
+#else
+	return (Plan *) list_nth(plan->plans, subplan_index);
+#endif
+}
+
+/* The same, at execution. */
+static inline Plan *
+close_modify_subplan(ModifyTableState *mtstate, int subplan_index)
+{
+#if PG_VERSION_NUM >= 140000
+	return outerPlanState(mtstate)->plan;
+#else
+	return mtstate->mt_plans[subplan_index]->plan;
+#endif
+}
+
+/*
+ * The new values an UPDATE assigns, as target entries, and the attribute
+ * numbers they go to, in the same order.  From 14 they are the first
+ * entries of the subplan's target list, one per assigned column; before,
+ * the subplan's target list is the whole new row, by attribute number.
+ */
+static inline void
+close_update_targets(PlannerInfo *root, Index relid, Plan *subplan,
+					 List **tles, List **attnos)
+{
+#if PG_VERSION_NUM >= 140000
+	get_translated_update_targetlist(root, relid, tles, attnos);
+#else
+	RangeTblEntry *rte = planner_rt_fetch(relid, root);
+	int			col = -1;
+
+	*tles = NIL;
+	*attnos = NIL;
+	while ((col = bms_next_member(rte->updatedCols, col)) >= 0)
+	{
+		AttrNumber	attnum = col + FirstLowInvalidHeapAttributeNumber;
+		TargetEntry *tle;
+
+		if (attnum <= InvalidAttrNumber)
+			elog(ERROR, "system-column update is not supported");
+		tle = get_tle_by_resno(subplan->targetlist, attnum);
+		if (tle == NULL)
+			elog(ERROR, "attribute number %d not found in subplan targetlist",
+				 attnum);
+		*tles = lappend(*tles, tle);
+		*attnos = lappend_int(*attnos, attnum);
+	}
+#endif
+}
+
+/*
+ * A direct modification's result relation: named in the ForeignScan and
+ * given to its state from 14 on; before, the executor makes the one being
+ * initialized the estate's current result relation.
+ */
+static inline void
+close_set_direct_result_relation(ForeignScan *fscan, Index resultRelation)
+{
+#if PG_VERSION_NUM >= 140000
+	fscan->resultRelation = resultRelation;
+#endif
+}
+
+static inline ResultRelInfo *
+close_direct_result_relation(ForeignScanState *node)
+{
+#if PG_VERSION_NUM >= 140000
+	return node->resultRelInfo;
+#else
+	return node->ss.ps.state->es_result_relation_info;
+#endif
+}
+
 /* Batch insert came in 14; before, rows are inserted one by one. */
 static inline void
 close_set_batch_insert(FdwRoutine *routine,
@@ -173,6 +341,17 @@ close_random_fraction(void)
 #endif
 }
 
+/* list_make5 came in 14. */
+static inline List *
+close_list_make5(void *x1, void *x2, void *x3, void *x4, void *x5)
+{
+#if PG_VERSION_NUM >= 140000
+	return list_make5(x1, x2, x3, x4, x5);
+#else
+	return lappend(list_make4(x1, x2, x3, x4), x5);
+#endif
+}
+
 /* pull_varnos took the PlannerInfo from 14 on. */
 static inline Relids
 close_pull_varnos(PlannerInfo *root, Node *node)
@@ -195,6 +374,55 @@ close_curl_limit_protocols(CURL *curl)
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
 	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
 #endif
+}
+
+/*
+ * What a transfer failure was, in the same words whatever the libcurl
+ * version: libcurl 8 reworded its messages (8.14 says "Could not" where
+ * 7.88 says "Couldn't", and "end of response with N bytes missing" for a
+ * cut answer's "transfer closed with N bytes remaining to read").  The
+ * failures close_fdw tells apart keep their libcurl 7 words; the rest are
+ * libcurl's.
+ */
+static inline const char *
+close_curl_strerror(CURLcode rc)
+{
+	switch (rc)
+	{
+		case CURLE_COULDNT_RESOLVE_PROXY:
+			return "Couldn't resolve proxy name";
+		case CURLE_COULDNT_RESOLVE_HOST:
+			return "Couldn't resolve host name";
+		case CURLE_COULDNT_CONNECT:
+			return "Couldn't connect to server";
+		case CURLE_PARTIAL_FILE:
+			return "Transferred a partial file";
+		case CURLE_GOT_NOTHING:
+			return "Server returned nothing (no headers, no data)";
+		default:
+			return curl_easy_strerror(rc);
+	}
+}
+
+/*
+ * The detail of a failed transfer: libcurl's error buffer, but for an
+ * answer cut short of its Content-Length, palloc'd words of our own.
+ */
+static inline const char *
+close_curl_error_detail(CURL *curl, CURLcode rc, const char *errbuf)
+{
+	curl_off_t	announced;
+	curl_off_t	received;
+
+	if (rc == CURLE_PARTIAL_FILE && curl != NULL &&
+		curl_easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+						  &announced) == CURLE_OK &&
+		curl_easy_getinfo(curl, CURLINFO_SIZE_DOWNLOAD_T,
+						  &received) == CURLE_OK &&
+		announced > received)
+		return psprintf("transfer closed with %lld bytes remaining to read",
+						(long long) (announced - received));
+	return errbuf;
 }
 
 /*

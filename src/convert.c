@@ -216,7 +216,7 @@ conversion_error_callback(void *arg)
 			   ctx->column->attname, ctx->conv->relname, value);
 }
 
-static void pg_attribute_noreturn()
+pg_noreturn static void
 report_mismatch(CloseColumn *col, struct json_object *value)
 {
 	ereport(ERROR,
@@ -544,7 +544,7 @@ close_column_for_key(CloseRowConverter *conv, const char *key)
 	return NULL;
 }
 
-static void pg_attribute_noreturn()
+pg_noreturn static void
 report_unsendable(CloseColumn *col, const char *why)
 {
 	ereport(ERROR,

@@ -17,7 +17,6 @@
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/timestamp.h"
-#include "utils/wait_event.h"
 #include "utils/memutils.h"
 
 #include "close_fdw.h"
@@ -242,7 +241,7 @@ attempts_text(CloseResponse *response)
 }
 
 /* A request that got no answer, after its retries. */
-static void pg_attribute_noreturn()
+pg_noreturn static void
 report_transport_error(CloseConnection *conn, const char *method,
 					   const char *path, CloseResponse *response, CURLcode rc)
 {
@@ -256,6 +255,7 @@ report_transport_error(CloseConnection *conn, const char *method,
 							   response->status == 0));
 	bool		may_have_acted = !connecting && strcmp(method, "GET") != 0;
 	char	   *tried = attempts_text(response);
+	const char *detail = close_curl_error_detail(conn->curl, rc, conn->errbuf);
 
 	if (rc == CURLE_SEND_FAIL_REWIND)
 		ereport(ERROR,
@@ -269,8 +269,8 @@ report_transport_error(CloseConnection *conn, const char *method,
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("Close API request timed out"),
-				 tried ? errdetail_internal("%s %s", conn->errbuf, tried)
-				 : errdetail_internal("%s", conn->errbuf),
+				 tried ? errdetail_internal("%s %s", detail, tried)
+				 : errdetail_internal("%s", detail),
 				 may_have_acted
 				 ? errhint("The request may have reached Close and taken effect; check before repeating it.")
 				 : errhint("The server options \"timeout_ms\" and \"connect_timeout_ms\" of server \"%s\" set the limits.",
@@ -280,16 +280,16 @@ report_transport_error(CloseConnection *conn, const char *method,
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
 				 errmsg("could not connect to the Close API at server \"%s\": %s",
-						conn->server_name, curl_easy_strerror(rc)),
-				 tried ? errdetail_internal("%s %s", conn->errbuf, tried)
-				 : conn->errbuf[0] ? errdetail_internal("%s", conn->errbuf) : 0,
+						conn->server_name, close_curl_strerror(rc)),
+				 tried ? errdetail_internal("%s %s", detail, tried)
+				 : detail[0] ? errdetail_internal("%s", detail) : 0,
 				 errcontext("Close API request: %s %s", method, path)));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("could not read from the Close API at server \"%s\": %s",
-					conn->server_name, curl_easy_strerror(rc)),
-			 tried ? errdetail_internal("%s %s", conn->errbuf, tried)
-			 : conn->errbuf[0] ? errdetail_internal("%s", conn->errbuf) : 0,
+					conn->server_name, close_curl_strerror(rc)),
+			 tried ? errdetail_internal("%s %s", detail, tried)
+			 : detail[0] ? errdetail_internal("%s", detail) : 0,
 			 may_have_acted
 			 ? errhint("The request may have reached Close and taken effect; check before repeating it.")
 			 : 0,

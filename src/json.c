@@ -13,6 +13,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include <json-c/json.h>
 
 #include "lib/stringinfo.h"
@@ -31,6 +33,229 @@ free_document(void *arg)
 }
 
 /*
+ * The strict JSON grammar (RFC 8259) is checked here, not by json-c's
+ * JSON_TOKENER_STRICT, whose meaning changed between releases: from 0.17
+ * on it refuses a whole document for one integer beyond 64 bits (which
+ * close_json_scalar_text refuses for its one column instead), and 0.17 and
+ * 0.18 refuse any non-ASCII character in a string.  json-c then only builds
+ * the tree of a text known to be strict JSON, and checks its UTF-8.  The
+ * problems are named as json-c names them.
+ */
+typedef struct JsonCheck
+{
+	const char *p;
+	const char *end;
+	const char *error;
+} JsonCheck;
+
+static const char *const json_ends_early = "the body ends before the JSON value does";
+
+static bool json_check_value(JsonCheck *jc, int depth);
+static bool json_check_literal(JsonCheck *jc, const char *word);
+
+static bool
+json_check_fail(JsonCheck *jc, const char *error)
+{
+	jc->error = jc->p >= jc->end ? json_ends_early : error;
+	return false;
+}
+
+static void
+json_check_space(JsonCheck *jc)
+{
+	while (jc->p < jc->end &&
+		   (*jc->p == ' ' || *jc->p == '\t' || *jc->p == '\n' || *jc->p == '\r'))
+		jc->p++;
+}
+
+/* A string, from its opening quote. */
+static bool
+json_check_string(JsonCheck *jc)
+{
+	jc->p++;
+	while (jc->p < jc->end)
+	{
+		unsigned char c = (unsigned char) *jc->p;
+
+		if (c == '"')
+		{
+			jc->p++;
+			return true;
+		}
+		if (c < 0x20)
+			return json_check_fail(jc, "invalid string sequence");
+		jc->p++;
+		if (c != '\\')
+			continue;
+		if (jc->p >= jc->end)
+			break;
+		c = (unsigned char) *jc->p++;
+		if (c == 'u')
+		{
+			int			i;
+
+			for (i = 0; i < 4; i++, jc->p++)
+				if (jc->p >= jc->end || !isxdigit((unsigned char) *jc->p))
+					return json_check_fail(jc, "invalid string sequence");
+		}
+		else if (strchr("\"\\/bfnrt", c) == NULL || c == '\0')
+		{
+			jc->p--;
+			return json_check_fail(jc, "invalid string sequence");
+		}
+	}
+	return json_check_fail(jc, NULL);
+}
+
+static bool
+json_check_digits(JsonCheck *jc)
+{
+	if (jc->p >= jc->end || !isdigit((unsigned char) *jc->p))
+		return json_check_fail(jc, "number expected");
+	while (jc->p < jc->end && isdigit((unsigned char) *jc->p))
+		jc->p++;
+	return true;
+}
+
+/* A number; NaN and (-)Infinity too, which json-c's strict mode took. */
+static bool
+json_check_number(JsonCheck *jc)
+{
+	if (*jc->p == 'N')
+		return json_check_literal(jc, "NaN");
+	if (*jc->p == '-')
+		jc->p++;
+	if (jc->p < jc->end && *jc->p == 'I')
+		return json_check_literal(jc, "Infinity");
+	if (jc->p < jc->end && *jc->p == '0')
+		jc->p++;
+	else if (!json_check_digits(jc))
+		return false;
+	if (jc->p < jc->end && *jc->p == '.')
+	{
+		jc->p++;
+		if (!json_check_digits(jc))
+			return false;
+	}
+	if (jc->p < jc->end && (*jc->p == 'e' || *jc->p == 'E'))
+	{
+		jc->p++;
+		if (jc->p < jc->end && (*jc->p == '+' || *jc->p == '-'))
+			jc->p++;
+		if (!json_check_digits(jc))
+			return false;
+	}
+	return true;
+}
+
+static bool
+json_check_literal(JsonCheck *jc, const char *word)
+{
+	size_t		len = strlen(word);
+	size_t		left = jc->end - jc->p;
+
+	if (memcmp(jc->p, word, Min(len, left)) != 0)
+		return json_check_fail(jc, "unexpected character");
+	if (left < len)
+	{
+		jc->p = jc->end;
+		return json_check_fail(jc, NULL);
+	}
+	jc->p += len;
+	return true;
+}
+
+/* An object or array, from its opening bracket. */
+static bool
+json_check_container(JsonCheck *jc, int depth)
+{
+	bool		object = *jc->p == '{';
+	char		close = object ? '}' : ']';
+
+	jc->p++;
+	json_check_space(jc);
+	if (jc->p < jc->end && *jc->p == close)
+	{
+		jc->p++;
+		return true;
+	}
+	for (;;)
+	{
+		if (object)
+		{
+			if (jc->p >= jc->end || *jc->p != '"')
+				return json_check_fail(jc, "quoted object property name expected");
+			if (!json_check_string(jc))
+				return false;
+			json_check_space(jc);
+			if (jc->p >= jc->end || *jc->p != ':')
+				return json_check_fail(jc, "object property name separator ':' expected");
+			jc->p++;
+		}
+		if (!json_check_value(jc, depth + 1))
+			return false;
+		json_check_space(jc);
+		if (jc->p < jc->end && *jc->p == close)
+		{
+			jc->p++;
+			return true;
+		}
+		if (jc->p >= jc->end || *jc->p != ',')
+			return json_check_fail(jc, object
+								   ? "object value separator ',' expected"
+								   : "array value separator ',' expected");
+		jc->p++;
+		json_check_space(jc);
+	}
+}
+
+static bool
+json_check_value(JsonCheck *jc, int depth)
+{
+	if (depth > CLOSE_JSON_MAX_DEPTH)
+		return json_check_fail(jc, "nesting too deep");
+	json_check_space(jc);
+	if (jc->p >= jc->end)
+		return json_check_fail(jc, NULL);
+	switch (*jc->p)
+	{
+		case '{':
+		case '[':
+			return json_check_container(jc, depth);
+		case '"':
+			return json_check_string(jc);
+		case 't':
+			return json_check_literal(jc, "true");
+		case 'f':
+			return json_check_literal(jc, "false");
+		case 'n':
+			return json_check_literal(jc, "null");
+		default:
+			if (*jc->p == '-' || *jc->p == 'N' || *jc->p == 'I' ||
+				isdigit((unsigned char) *jc->p))
+				return json_check_number(jc);
+			return json_check_fail(jc, "unexpected character");
+	}
+}
+
+/* NULL when text is one strict JSON value (with white space around it). */
+static const char *
+json_check(const char *text, size_t len)
+{
+	JsonCheck	jc;
+
+	jc.p = text;
+	jc.end = text + len;
+	jc.error = NULL;
+	if (!json_check_value(&jc, 1))
+		return jc.error;
+	json_check_space(&jc);
+	if (jc.p < jc.end)
+		return "unexpected character";
+	return NULL;
+}
+
+/*
  * Parse a whole body.  The document is freed when owner is reset or
  * deleted.  Returns NULL and sets *error when the text is not one complete
  * JSON value.
@@ -43,7 +268,6 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 	json_tokener *tok;
 	json_object *root;
 	enum json_tokener_error jerr;
-	size_t		consumed;
 
 	*error = NULL;
 	if (len > INT_MAX)
@@ -51,6 +275,9 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 		*error = "body too large";
 		return NULL;
 	}
+	*error = json_check(text, len);
+	if (*error)
+		return NULL;
 
 	/* allocate first: nothing may fail between parsing and owning */
 	callback = MemoryContextAlloc(owner, sizeof(MemoryContextCallback));
@@ -61,10 +288,9 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 		*error = "out of memory";
 		return NULL;
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
 	root = json_tokener_parse_ex(tok, text, (int) len);
 	jerr = json_tokener_get_error(tok);
-	consumed = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
 
 	if (root == NULL || jerr != json_tokener_success)
@@ -72,7 +298,7 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 		if (root)
 			json_object_put(root);
 		*error = (jerr == json_tokener_continue)
-			? "the body ends before the JSON value does"
+			? json_ends_early
 			: json_tokener_error_desc(jerr);
 		return NULL;
 	}
@@ -80,18 +306,6 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 	callback->func = free_document;
 	callback->arg = root;
 	MemoryContextRegisterResetCallback(owner, callback);
-
-	/* anything but white space after the value means a mangled body */
-	for (; consumed < len; consumed++)
-	{
-		char		c = text[consumed];
-
-		if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
-		{
-			*error = "unexpected text after the JSON value";
-			return NULL;
-		}
-	}
 	return root;
 }
 

@@ -283,9 +283,8 @@ close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * which is what it returns.
  */
 void
-closeAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
-							 RangeTblEntry *target_rte,
-							 Relation target_relation)
+close_add_update_targets(PlannerInfo *root, Query *parse, Index rtindex,
+						 RangeTblEntry *target_rte, Relation target_relation)
 {
 	CloseKeyColumns keys;
 	Form_pg_attribute att;
@@ -302,16 +301,15 @@ closeAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 	att = TupleDescAttr(RelationGetDescr(target_relation), keys.id_attno - 1);
 	var = makeVar(rtindex, keys.id_attno, att->atttypid, att->atttypmod,
 				  att->attcollation, 0);
-	add_row_identity_var(root, var, rtindex, CLOSE_ID_JUNK);
+	close_add_row_identity(root, parse, var, rtindex, CLOSE_ID_JUNK);
 
-	if (root->parse->commandType == CMD_DELETE &&
-		root->parse->returningList != NIL)
-		add_row_identity_var(root,
-							 makeWholeRowVar(target_rte, rtindex, 0, false),
-							 rtindex, CLOSE_WHOLEROW_JUNK);
+	if (parse->commandType == CMD_DELETE && parse->returningList != NIL)
+		close_add_row_identity(root, parse,
+							   makeWholeRowVar(target_rte, rtindex, 0, false),
+							   rtindex, CLOSE_WHOLEROW_JUNK);
 }
 
-static void pg_attribute_noreturn()
+pg_noreturn static void
 refuse_update_column(Relation rel, Form_pg_attribute att, ColumnKind kind,
 					 const char *key)
 {
@@ -439,7 +437,7 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 											 FdwModifyPrivateHasReturning)) != 0);
 	if (operation == CMD_UPDATE || operation == CMD_DELETE)
 	{
-		Plan	   *subplan = outerPlanState(mtstate)->plan;
+		Plan	   *subplan = close_modify_subplan(mtstate, subplan_index);
 
 		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist,
 														CLOSE_ID_JUNK);
@@ -519,7 +517,7 @@ append_custom_map(CloseModifyState *st, StringInfo body, List **keys,
 	}
 }
 
-static void pg_attribute_noreturn()
+pg_noreturn static void
 refuse_insert_column(CloseModifyState *st, Form_pg_attribute att,
 					 ColumnKind kind)
 {
@@ -535,7 +533,7 @@ refuse_insert_column(CloseModifyState *st, Form_pg_attribute att,
 }
 
 /* An UPDATE may not set this column to NULL: why (a fact) or what to do. */
-static void pg_attribute_noreturn()
+pg_noreturn static void
 refuse_null(CloseModifyState *st, Form_pg_attribute att, const char *detail,
 			const char *hint)
 {
@@ -721,7 +719,7 @@ judge_write(CloseModifyState *st, CloseConnection *conn, const char *method,
  * Re-throw the error being handled with what stays written in Close added
  * to its detail, once per write log entry.
  */
-static void pg_attribute_noreturn()
+pg_noreturn static void
 rethrow_with_write_log(CloseModifyState *st, MemoryContext cxt)
 {
 	ErrorData  *edata;
@@ -1077,7 +1075,7 @@ bool
 closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
 					  Index resultRelation, int subplan_index)
 {
-	Plan	   *subplan = outerPlan(plan);
+	Plan	   *subplan = close_modify_table_subplan(plan, subplan_index);
 	ForeignScan *fscan;
 	List	   *set_exprs = NIL;
 	List	   *target_attrs = NIL;
@@ -1112,9 +1110,9 @@ closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
 		Relation	rel;
 		ListCell   *lc2;
 
-		/* the first entries, one per assigned column, hold the new values */
-		get_translated_update_targetlist(root, resultRelation,
-										 &set_exprs, &target_attrs);
+		/* the new values, one per assigned column */
+		close_update_targets(root, resultRelation, subplan,
+							 &set_exprs, &target_attrs);
 		forboth(lc, set_exprs, lc2, target_attrs)
 		{
 			Expr	   *expr = lfirst_node(TargetEntry, lc)->expr;
@@ -1145,7 +1143,7 @@ closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
 		makeString(request);
 
 	fscan->operation = plan->operation;
-	fscan->resultRelation = resultRelation;
+	close_set_direct_result_relation(fscan, resultRelation);
 	fscan->fdw_private = lappend(fscan->fdw_private, target_attrs);
 	fscan->fdw_private = lappend(fscan->fdw_private,
 								 makeInteger(plan->canSetTag ? 1 : 0));
@@ -1168,7 +1166,8 @@ closeBeginDirectModify(ForeignScanState *node, int eflags)
 		return;
 
 	ds = palloc0(sizeof(CloseDirectState));
-	ds->st = create_modify_state(node->ss.ps.state, node->resultRelInfo,
+	ds->st = create_modify_state(node->ss.ps.state,
+								 close_direct_result_relation(node),
 								 fsplan->operation,
 								 (List *) list_nth(fdw_private,
 												   FdwScanPrivateDirectAttrs),

@@ -85,7 +85,7 @@ find_option(const char *name, Oid context)
 	return found;
 }
 
-static void pg_attribute_noreturn()
+pg_noreturn static void
 report_invalid_option(DefElem *def, Oid context)
 {
 	const CloseOption *opt;
@@ -105,7 +105,7 @@ report_invalid_option(DefElem *def, Oid context)
 			 : errhint("There are no valid options in this context.")));
 }
 
-static void pg_attribute_noreturn()
+pg_noreturn static void
 report_invalid_value(const char *name, const char *value, const char *detail)
 {
 	ereport(ERROR,

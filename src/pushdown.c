@@ -409,10 +409,10 @@ make_search_cond(SearchContext *cx, const char *field, int cond, int op,
 				 Expr *value, bool negate)
 {
 	cx->values = lappend(cx->values, value);
-	return lappend(list_make5(makeInteger(CLOSE_SEARCH_COND),
-							  makeInteger(negate ? 1 : 0),
-							  makeString(pstrdup(field)), makeInteger(cond),
-							  makeInteger(op)),
+	return lappend(close_list_make5(makeInteger(CLOSE_SEARCH_COND),
+									makeInteger(negate ? 1 : 0),
+									makeString(pstrdup(field)), makeInteger(cond),
+									makeInteger(op)),
 				   makeInteger(list_length(cx->values) - 1));
 }
 

@@ -187,7 +187,6 @@ Run: python3 test/close_emulator.py [--port 0] [--port-file PATH] [--latency-ms 
 import argparse
 import base64
 import binascii
-import bisect
 import collections
 import datetime as dt
 import functools
@@ -464,6 +463,44 @@ RUNTIME_CLOCK_STEP = dt.timedelta(milliseconds=1)
 
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})")
+_DATETIME_PARTS_RE = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:?\d{2})")
+
+
+def parse_datetime(text):
+    """dt.datetime.fromisoformat of a DATETIME_RE text, read as Python 3.11
+    reads it: Python 3.9 (Debian 11, with PostgreSQL 13) takes neither "Z",
+    an offset without a colon, nor a fraction of other than 3 or 6 digits."""
+    m = _DATETIME_PARTS_RE.fullmatch(text)
+    if not m:
+        return dt.datetime.fromisoformat(text)
+    head, sec, frac, off = m.groups()
+    if off == "Z":
+        off = "+00:00"
+    elif ":" not in off:
+        off = off[:3] + ":" + off[3:]
+    return dt.datetime.fromisoformat("%s:%s.%s%s" % (head, sec or "00", (frac or "").ljust(6, "0"), off))
+
+
+def _bisect(lst, k, key, right):
+    lo, hi = 0, len(lst)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if (k < key(lst[mid])) if right else not (key(lst[mid]) < k):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def bisect_left_by(lst, k, key):
+    """bisect.bisect_left(lst, k, key=key): the key argument is Python 3.10's."""
+    return _bisect(lst, k, key, False)
+
+
+def insort_by(lst, item, key):
+    """bisect.insort(lst, item, key=key), for Python 3.9 as well."""
+    lst.insert(_bisect(lst, key(item), key, True), item)
+
 
 ID_RES = {
     "custobj": re.compile(r"custobj_[0-9A-Za-z]{43}"),
@@ -502,7 +539,7 @@ def check_scalar(field, value):
         if not isinstance(value, str) or not DATETIME_RE.fullmatch(value):
             raise ValueError("Datetime has wrong format. Use ISO 8601 with a UTC offset.")
         try:
-            parsed = dt.datetime.fromisoformat(value)
+            parsed = parse_datetime(value)
         except ValueError:
             raise ValueError("Datetime has wrong format. Use ISO 8601 with a UTC offset.") from None
         return fmt_ts(parsed.astimezone(UTC))
@@ -675,7 +712,7 @@ class Store:
         if not self.lead_order or sort_key(self.lead_order[-1]) < sort_key(lead):
             self.lead_order.append(lead)
         else:
-            bisect.insort(self.lead_order, lead, key=sort_key)
+            insort_by(self.lead_order, lead, sort_key)
         self.by_lead.setdefault(lead_id, [])
         return lead
 
@@ -707,14 +744,14 @@ class Store:
             if not lst or sort_key(lst[-1]) < sort_key(rec):
                 lst.append(rec)           # the usual case: newest last
             else:
-                bisect.insort(lst, rec, key=sort_key)
+                insort_by(lst, rec, sort_key)
 
     def remove(self, rec):
         del self.objects[rec["id"]]
         for index, key in ((self.by_lead, rec["lead_id"]),
                            (self.by_lead_type, (rec["lead_id"], rec["custom_object_type_id"]))):
             lst = index[key]
-            i = bisect.bisect_left(lst, sort_key(rec), key=sort_key)
+            i = bisect_left_by(lst, sort_key(rec), sort_key)
             assert lst[i] is rec
             del lst[i]
 
@@ -926,7 +963,7 @@ def _parse_instant(text):
         if DATE_RE.fullmatch(text):
             return fmt_ts(dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), UTC))
         if DATETIME_RE.fullmatch(text):
-            return fmt_ts(dt.datetime.fromisoformat(text).astimezone(UTC))
+            return fmt_ts(parse_datetime(text).astimezone(UTC))
     except (ValueError, OverflowError):
         pass
     return None
@@ -979,7 +1016,7 @@ def compile_search_moment(m, where):
         v = m.get("value")
         if isinstance(v, str) and DATETIME_RE.fullmatch(v):
             try:
-                return fmt_ts(dt.datetime.fromisoformat(v).astimezone(UTC))
+                return fmt_ts(parse_datetime(v).astimezone(UTC))
             except (ValueError, OverflowError):
                 pass
         _search_bad(where + ".value", "must be an ISO 8601 date-time with a UTC offset, got %s" % to_json(v))
