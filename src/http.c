@@ -788,8 +788,15 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	}
 	else if (pacer->remaining > 0 && pacer->reset_at > GetCurrentTimestamp())
 		n = Min(n, pacer->remaining);
-	else if (pacer->limit > 0)
-		n = Min(n, pacer->limit);
+	else if (pacer->remaining >= 0)
+	{
+		/*
+		 * The reset has passed: at least one more request is allowed, not
+		 * necessarily the whole limit (a sliding window frees its slots one
+		 * by one); the answers say what remains.
+		 */
+		n = Min(n, pacer->remaining + 1);
+	}
 	n = Min(n, CLOSE_MAX_CONCURRENCY);
 	for (i = 0; i < asked; i++)
 	{
