@@ -69,4 +69,15 @@ SELECT requests, spread_ms >= 250 AND spread_ms < 550 AS two_round_trips FROM ar
 SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 0}');
 SELECT count(*) FROM objects
  WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000' AND name = 'Together';
+-- with max_concurrency 1 they go one after another, and a failure stops
+-- the statement before the rest are sent
+ALTER SERVER close OPTIONS (ADD max_concurrency '1');
+SELECT emulator_fault(format('{"method": "PUT", "path_prefix": "/api/v1/custom_object/%s/", "action": "status", "status": 500, "body": "{\"error\": \"Internal error\"}", "times": 1}',
+                             (SELECT id FROM sixteen ORDER BY id OFFSET 1 LIMIT 1))::jsonb);
+SELECT emulator_clear();
+\set VERBOSITY terse
+UPDATE objects SET name = 'One by one' WHERE id = ANY (ARRAY(SELECT id FROM sixteen));  -- ERROR
+\set VERBOSITY default
+SELECT count(*) AS requests FROM emulator_log_entries() e;
+ALTER SERVER close OPTIONS (DROP max_concurrency);
 DROP TABLE sixteen;

@@ -997,7 +997,8 @@ fetch_lead_page(CloseScanState *fsstate)
 	path = lead_page_path(fsstate, fsstate->current_key, fsstate->skip);
 
 	/* the current lead's next pages are asked for several at once */
-	if (fsstate->skip > 0 && fsstate->pages_window > 1 &&
+	if (fsstate->skip > 0 && fsstate->max_concurrency > 1 &&
+		fsstate->pages_window > 1 &&
 		!close_answers_find(fsstate->statement_answers, path, false, &response) &&
 		!close_answers_find(fsstate->pages_ahead, path, false, &response) &&
 		!close_answers_failed(fsstate->pages_ahead, path, &response))

@@ -795,7 +795,23 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 		for (i = 0; i < n; i++)
 			paths[i] = ids ? close_object_path(ids[i]) : "/custom_object/";
 
-		for (start = 0; start < n;)
+		/* max_concurrency 1: one request after another, as a single write */
+		for (i = 0; st->max_concurrency <= 1 && i < n; i++)
+		{
+			bool		missing;
+			struct json_object *record;
+
+			CHECK_FOR_INTERRUPTS();
+			close_http_request(conn, method, paths[i],
+							   bodies ? bodies[i] : NULL, &responses[i]);
+			record = judge_write(st, conn, method, paths[i], &responses[i],
+								 &missing);
+			written[i] = !missing;
+			if (!missing)
+				write_log_add(st->log, ids ? ids[i] : record_id(record));
+		}
+
+		for (start = st->max_concurrency <= 1 ? n : 0; start < n;)
 		{
 			int			chunk = Min(n - start, Max(st->max_concurrency, 1));
 			int			sent;
