@@ -111,6 +111,15 @@ SELECT e->'body'->'sort'->0->>'direction' AS direction,
        e->'body'->'query'->'queries'->-1->'condition' ? 'before' AS up_to_next,
        count(*) AS requests
   FROM emulator_log_entries() e GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;
+-- objects are seldom spread evenly in time: all objects here are the
+-- sample ones, from 2020, and the 2,000 above, from 2024.  The even cut
+-- leaves the 2024 ones to the last part; once the parts before it have
+-- ended, that part is cut again, from its last object read to the newest
+SELECT count(*), count(DISTINCT id) FROM close_custom_objects;
+SELECT count(*) FILTER (WHERE e->'body'->'query'->'queries'->-1->'condition'->'on_or_after'->>'value' LIKE '2024%'
+                          AND e->'body'->>'cursor' IS NULL) AS parts_in_2024,
+       count(*) AS requests
+  FROM emulator_log_entries() e;
 -- each part still gets past the per-query cap by slices of its own
 SELECT emulator_call('POST', '/_emulator/config', '{"search_max_results": 100}');
 SELECT count(*), count(DISTINCT id) FROM close_custom_objects

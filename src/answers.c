@@ -128,14 +128,17 @@ close_answers_keep(CloseAnswers *answers, const char *path,
 	bool		found;
 
 	if (strlen(path) >= CLOSE_ANSWER_PATH_MAX ||
-		(answers->budget > 0 && answers->used + response->body_len > answers->budget))
+		(answers->budget > 0 &&
+		 answers->used + response->body_len + sizeof(CloseAnswerEntry) > answers->budget))
 		return;
 	entry = hash_search(answers_table(answers), path, HASH_ENTER, &found);
+	if (found)
+		return;					/* kept already (this answer came from here) */
 	entry->response = *response;
 	entry->response.body = MemoryContextAlloc(answers->cxt, response->body_len + 1);
 	memcpy(entry->response.body, response->body, response->body_len);
 	entry->response.body[response->body_len] = '\0';
-	answers->used += response->body_len;
+	answers->used += response->body_len + sizeof(CloseAnswerEntry);
 }
 
 /*

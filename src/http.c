@@ -47,6 +47,9 @@ typedef struct BodyBuffer
  */
 #define CLOSE_WRITE_REUSE_SECONDS 2
 
+/* A RateLimit reset beyond this is not believed (nor waited for longer). */
+#define CLOSE_MAX_RESET_SECONDS 600.0
+
 typedef struct UploadBody
 {
 	const char *data;
@@ -615,7 +618,7 @@ close_http_request(CloseConnection *conn, const char *method,
 			pacer->limit = limit;
 			pacer->remaining = remaining;
 			pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														  (int64) (reset * 1000));
+														  (int64) (Min(reset, CLOSE_MAX_RESET_SECONDS) * 1000));
 		}
 
 		if (attempt.rc != CURLE_OK)
@@ -766,9 +769,10 @@ close_http_send_many(CloseConnection *conn, const char *method,
 {
 	Attempt    *attempts = palloc0(sizeof(Attempt) * Max(n, 1));
 	bool		repeatable = request_is_repeatable(method, paths[0]);
-	bool		reading = strcmp(method, "GET") == 0;
+	bool		reading = strcmp(method, "GET") == 0 ||
+		(strcmp(method, "POST") == 0 && repeatable);	/* a search */
 	int			asked = n;
-	int			added = 0;
+	volatile int added = 0;
 	char		group[96];
 	ClosePacer *pacer;
 	int			i;
@@ -885,14 +889,19 @@ close_http_send_many(CloseConnection *conn, const char *method,
 			pacer->limit = limit;
 			pacer->remaining = remaining;
 			pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														  (int64) (reset * 1000));
+														  (int64) (Min(reset, CLOSE_MAX_RESET_SECONDS) * 1000));
 		}
 		response->attempts = 1;
 		if (attempts[i].answer.too_large || attempts[i].answer.out_of_memory)
 		{
-			/* the single request says so properly */
+			/*
+			 * A read is asked again alone, which reports this properly; a
+			 * POST that creates has been acted on and is never sent again.
+			 */
 			response->status = 0;
-			response->resend_safe = true;
+			response->resend_safe = repeatable;
+			if (!repeatable)
+				response->transport_error = (int) CURLE_WRITE_ERROR;
 		}
 		else if (rc != CURLE_OK)
 		{
@@ -928,6 +937,13 @@ close_report_transport_error(CloseConnection *conn, const char *method,
 				 errmsg("canceling Close API request due to a pending interrupt"),
 				 errcontext("Close API request: %s %s", method, path)));
 	}
+	if (response->transport_error == CURLE_WRITE_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("Close API response is larger than %d bytes, or could not be buffered",
+						conn->server.max_response_bytes),
+				 errhint("The request reached Close and may have taken effect; check before repeating it."),
+				 errcontext("Close API request: %s %s", method, path)));
 	report_transport_error(conn, method, path, response,
 						   (CURLcode) response->transport_error);
 }

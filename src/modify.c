@@ -782,13 +782,14 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 			char **bodies, int n, bool *written)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
+	MemoryContext round_cxt = AllocSetContextCreate(CurrentMemoryContext,
+													"close_fdw write round",
+													ALLOCSET_DEFAULT_SIZES);
 
 	PG_TRY();
 	{
 		CloseConnection *conn = close_get_connection(st->user);
 		char	  **paths = palloc(sizeof(char *) * Max(n, 1));
-		CloseResponse *responses = palloc0(sizeof(CloseResponse) * Max(n, 1));
-		bool	   *judged = palloc0(sizeof(bool) * Max(n, 1));
 		int			start;
 		int			i;
 
@@ -798,48 +799,79 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 		/* max_concurrency 1: one request after another, as a single write */
 		for (i = 0; st->max_concurrency <= 1 && i < n; i++)
 		{
+			CloseResponse response;
 			bool		missing;
 			struct json_object *record;
 
 			CHECK_FOR_INTERRUPTS();
+			MemoryContextReset(round_cxt);
+			MemoryContextSwitchTo(round_cxt);
 			close_http_request(conn, method, paths[i],
-							   bodies ? bodies[i] : NULL, &responses[i]);
-			record = judge_write(st, conn, method, paths[i], &responses[i],
+							   bodies ? bodies[i] : NULL, &response);
+			record = judge_write(st, conn, method, paths[i], &response,
 								 &missing);
 			written[i] = !missing;
 			if (!missing)
 				write_log_add(st->log, ids ? ids[i] : record_id(record));
+			MemoryContextSwitchTo(oldcxt);
 		}
 
 		for (start = st->max_concurrency <= 1 ? n : 0; start < n;)
 		{
 			int			chunk = Min(n - start, Max(st->max_concurrency, 1));
+			CloseResponse *responses;
+			bool	   *judged;
+			ErrorData  *first_error = NULL;
 			int			sent;
 
+			MemoryContextReset(round_cxt);
+			MemoryContextSwitchTo(round_cxt);
+			responses = palloc0(sizeof(CloseResponse) * chunk);
+			judged = palloc0(sizeof(bool) * chunk);
 			sent = close_http_send_many(conn, method, paths + start,
 										bodies ? bodies + start : NULL,
-										chunk, responses + start);
+										chunk, responses);
 
-			/* first log what took effect ... */
-			for (i = start; i < start + sent; i++)
+			/*
+			 * First log everything that took effect; an answer that claims
+			 * success but cannot be read is reported after that.
+			 */
+			for (i = 0; i < sent; i++)
 			{
 				CloseResponse *r = &responses[i];
-				bool		missing;
-				struct json_object *record;
 
 				if (r->transport_error != 0 || r->resend_safe ||
 					!(r->status == 200 || r->status == 201 || r->status == 204 ||
 					  (r->status == 404 && st->operation != CMD_INSERT)))
 					continue;
-				record = judge_write(st, conn, method, paths[i], r, &missing);
 				judged[i] = true;
-				written[i] = !missing;
-				if (!missing)
-					write_log_add(st->log, ids ? ids[i] : record_id(record));
-			}
+				PG_TRY();
+				{
+					bool		missing;
+					struct json_object *record;
 
-			/* ... then send again what surely did nothing, or report */
-			for (i = start; i < start + sent; i++)
+					record = judge_write(st, conn, method, paths[start + i], r,
+										 &missing);
+					written[start + i] = !missing;
+					if (!missing)
+						write_log_add(st->log,
+									  ids ? ids[start + i] : record_id(record));
+				}
+				PG_CATCH();
+				{
+					MemoryContextSwitchTo(oldcxt);
+					if (first_error == NULL)
+						first_error = CopyErrorData();
+					FlushErrorState();
+					MemoryContextSwitchTo(round_cxt);
+				}
+				PG_END_TRY();
+			}
+			if (first_error)
+				ReThrowError(first_error);
+
+			/* then send again, alone, what surely did nothing; or report */
+			for (i = 0; i < sent; i++)
 			{
 				CloseResponse *r = &responses[i];
 				bool		missing;
@@ -847,19 +879,25 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 
 				if (judged[i])
 					continue;
-				if (!r->resend_safe)
+				CHECK_FOR_INTERRUPTS();
+				if (!r->resend_safe || conn->server.max_retries == 0)
 				{
 					if (r->transport_error != 0)
-						close_report_transport_error(conn, method, paths[i], r);
-					close_report_http_error(conn, method, paths[i], r, st->conv);
+						close_report_transport_error(conn, method,
+													 paths[start + i], r);
+					close_report_http_error(conn, method, paths[start + i], r,
+											st->conv);
 				}
-				close_http_request(conn, method, paths[i],
-								   bodies ? bodies[i] : NULL, r);
-				record = judge_write(st, conn, method, paths[i], r, &missing);
-				written[i] = !missing;
+				close_http_request(conn, method, paths[start + i],
+								   bodies ? bodies[start + i] : NULL, r);
+				record = judge_write(st, conn, method, paths[start + i], r,
+									 &missing);
+				written[start + i] = !missing;
 				if (!missing)
-					write_log_add(st->log, ids ? ids[i] : record_id(record));
+					write_log_add(st->log,
+								  ids ? ids[start + i] : record_id(record));
 			}
+			MemoryContextSwitchTo(oldcxt);
 			start += sent;
 			CHECK_FOR_INTERRUPTS();
 		}
@@ -869,6 +907,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 		rethrow_with_write_log(st, oldcxt);
 	}
 	PG_END_TRY();
+	MemoryContextDelete(round_cxt);
 }
 
 /* Fill the slot from the record Close answered with, for RETURNING. */

@@ -17,7 +17,10 @@
  * not matter is cut up front as well: after the first page, one more
  * request finds the newest date_created, and the range between is cut into
  * up to max_concurrency parts, each a search of its own (with its own
- * slices), whose next pages are requested together.
+ * slices), whose next pages are requested together.  Objects are seldom
+ * spread evenly in time (imports come in bursts), so whenever parts have
+ * ended, the part with the most objects still to come (its count says) is
+ * cut again, from the last object of its page to the end of its range.
  *
  *-------------------------------------------------------------------------
  */
@@ -61,6 +64,9 @@ struct CloseSearchState
 	int			max_concurrency;	/* parts at most; 1: never cut */
 	char		lower_date[64]; /* a part's range: "" for none */
 	char		upper_date[64];
+	TimestampTz upper_instant;	/* upper_date, when there is one */
+	bool		restart;		/* start a new slice next (range changed) */
+	bool		ended;			/* a part with nothing more to ask */
 
 	/* the current query (slice) */
 	bool		slice_started;
@@ -87,7 +93,9 @@ struct CloseSearchState
 
 	/* the parts run concurrently, once the first page is read */
 	bool		cut_decided;
+	TimestampTz newest;			/* date_created of the newest object */
 	int			nparts;
+	int			parts_size;
 	CloseSearchState **parts;
 	int			current_part;
 
@@ -752,8 +760,9 @@ next_request(CloseSearchState *ss, bool *new_slice)
 {
 	if (ss->results_limit > 0 && ss->returned >= ss->results_limit)
 		return false;
-	if (!ss->slice_started)
+	if (!ss->slice_started || ss->restart)
 	{
+		ss->restart = false;
 		*new_slice = true;
 		return true;
 	}
@@ -790,6 +799,61 @@ next_request(CloseSearchState *ss, bool *new_slice)
 	return false;
 }
 
+/* Add a part over [lower, upper) ("": unbounded) to the search. */
+static CloseSearchState *
+add_part(CloseSearchState *ss, const char *lower_date, const char *upper_date,
+		 TimestampTz upper_instant)
+{
+	MemoryContext parent = GetMemoryChunkContext(ss);
+	CloseSearchState *part;
+
+	if (ss->nparts == ss->parts_size)
+	{
+		ss->parts_size = Max(ss->parts_size * 2, ss->max_concurrency);
+		ss->parts = ss->parts
+			? repalloc(ss->parts, sizeof(CloseSearchState *) * ss->parts_size)
+			: MemoryContextAlloc(parent, sizeof(CloseSearchState *) * ss->parts_size);
+	}
+	part = close_search_begin(parent, ss->user, ss->query, ss->fields,
+							  ss->page_limit, -1, 1);
+	strlcpy(part->lower_date, lower_date, sizeof(part->lower_date));
+	strlcpy(part->upper_date, upper_date, sizeof(part->upper_date));
+	part->upper_instant = upper_instant;
+	ss->parts[ss->nparts++] = part;
+	return part;
+}
+
+/*
+ * Cut [from, to) into n pieces of equal time: the first stays with part
+ * (its range now ends at the first cut, and its next request starts a new
+ * slice), the others become new parts, the last one ending where part's
+ * range ended.
+ */
+static void
+cut_range(CloseSearchState *ss, CloseSearchState *part, TimestampTz from,
+		  TimestampTz to, int n)
+{
+	char		old_upper[64];
+	TimestampTz old_upper_instant = part->upper_instant;
+	char		lower[64];
+	char		upper[64];
+	int			i;
+
+	strlcpy(old_upper, part->upper_date, sizeof(old_upper));
+	part->upper_instant = from + (to - from) / n;
+	format_instant(part->upper_instant, part->upper_date);
+	for (i = 1; i < n; i++)
+	{
+		TimestampTz next = from + (to - from) / n * (i + 1);
+
+		format_instant(from + (to - from) / n * i, lower);
+		if (i < n - 1)
+			format_instant(next, upper);
+		(void) add_part(ss, lower, i < n - 1 ? upper : old_upper,
+						i < n - 1 ? next : old_upper_instant);
+	}
+}
+
 /*
  * Cut what remains of a search into parts by date_created, when it is
  * worth it: the first page is read, and its count says at least two more
@@ -802,15 +866,14 @@ static bool
 cut_into_parts(CloseSearchState *ss)
 {
 	CloseConnection *conn = close_get_connection(ss->user);
-	MemoryContext parent = GetMemoryChunkContext(ss);
 	MemoryContext oldcxt;
 	CloseResponse response;
 	struct json_object *root;
 	struct json_object *data;
-	TimestampTz newest;
+	CloseSearchState *first;
 	int64		remaining;
 	int			nparts;
-	int			i;
+	ListCell   *lc;
 
 	if (ss->max_concurrency < 2 || ss->cursor == NULL || !ss->have_last ||
 		ss->slice_total < 0)
@@ -837,46 +900,75 @@ cut_into_parts(CloseSearchState *ss)
 		(data = close_json_object_get(root, "data")) == NULL ||
 		close_json_kind(data) != CLOSE_JSON_ARRAY ||
 		close_json_array_length(data) != 1 ||
-		!record_instant(close_json_array_get(data, 0), &newest))
+		!record_instant(close_json_array_get(data, 0), &ss->newest))
 		close_report_bad_answer("POST", "/data/search/",
 								"Expected the newest object, with its date_created.");
 	drop_page(ss);
-	if (newest <= ss->last_instant)
+	/* pieces shorter than a millisecond could not be told apart */
+	nparts = (int) Min((int64) nparts, (ss->newest - ss->last_instant) / 1000);
+	if (nparts < 2)
 		return false;
 
-	oldcxt = MemoryContextSwitchTo(parent);
-	ss->parts = palloc0(sizeof(CloseSearchState *) * nparts);
-	for (i = 0; i < nparts; i++)
-	{
-		CloseSearchState *part;
-
-		part = close_search_begin(parent, ss->user, ss->query, ss->fields,
-								  ss->page_limit, -1, 1);
-		if (i == 0)
-		{
-			ListCell   *lc;
-
-			part->have_last = true;
-			part->last_instant = ss->last_instant;
-			strlcpy(part->last_date, ss->last_date, sizeof(part->last_date));
-			foreach(lc, ss->boundary_ids)
-				part->boundary_ids = lappend(part->boundary_ids,
-											 pstrdup((char *) lfirst(lc)));
-		}
-		else
-			format_instant(ss->last_instant +
-						   (newest - ss->last_instant) / nparts * i,
-						   part->lower_date);
-		if (i < nparts - 1)
-			format_instant(ss->last_instant +
-						   (newest - ss->last_instant) / nparts * (i + 1),
-						   part->upper_date);
-		ss->parts[i] = part;
-	}
-	ss->nparts = nparts;
+	/* the first part goes on where the first page ended */
+	oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(ss));
+	first = add_part(ss, "", "", 0);
+	first->have_last = true;
+	first->last_instant = ss->last_instant;
+	strlcpy(first->last_date, ss->last_date, sizeof(first->last_date));
+	foreach(lc, ss->boundary_ids)
+		first->boundary_ids = lappend(first->boundary_ids,
+									  pstrdup((char *) lfirst(lc)));
+	cut_range(ss, first, ss->last_instant, ss->newest, nparts);
 	ss->current_part = 0;
 	MemoryContextSwitchTo(oldcxt);
 	return true;
+}
+
+/*
+ * Parts have ended: cut again the part with the most objects still to come
+ * (its count says), from the last object of the page it just got to the
+ * end of its range, into as many pieces as there are free places.
+ */
+static void
+cut_busiest_part(CloseSearchState *ss, int live)
+{
+	CloseSearchState *busiest = NULL;
+	int64		most = 0;
+	TimestampTz from;
+	TimestampTz to;
+	int			i;
+	int			n;
+
+	for (i = 0; i < ss->nparts; i++)
+	{
+		CloseSearchState *part = ss->parts[i];
+		int64		left = part->slice_total - part->slice_returned;
+
+		if (!part->ended && part->cursor && part->nitems > 0 &&
+			part->slice_total >= 0 && left > most)
+		{
+			busiest = part;
+			most = left;
+		}
+	}
+	if (busiest == NULL || most <= 2 * (int64) ss->page_limit)
+		return;
+	if (!record_instant(close_json_array_get(busiest->items,
+											 busiest->nitems - 1), &from))
+		return;					/* reported when the page is read */
+	to = busiest->upper_date[0] ? busiest->upper_instant : ss->newest;
+	n = (int) Min((int64) (ss->max_concurrency - live + 1),
+				  (most + ss->page_limit - 1) / ss->page_limit);
+	/* pieces shorter than a millisecond could not be told apart */
+	n = (int) Min((int64) n, (to - from) / 1000);
+	if (n < 2)
+		return;
+
+	/* its cursor belongs to the old range: a new slice from its last object */
+	MemoryContextReset(busiest->cursor_cxt);
+	busiest->cursor = NULL;
+	busiest->restart = true;
+	cut_range(ss, busiest, from, to, n);
 }
 
 /*
@@ -895,6 +987,7 @@ fetch_round(CloseSearchState *ss)
 	char	  **paths = palloc(sizeof(char *) * ss->nparts);
 	CloseResponse *responses;
 	int			n = 0;
+	int			live;
 	int			sent;
 	int			i;
 
@@ -904,8 +997,11 @@ fetch_round(CloseSearchState *ss)
 		MemoryContext oldcxt;
 
 		drop_page(part);
-		if (!next_request(part, &new_slice[n]))
+		if (part->ended || !next_request(part, &new_slice[n]))
+		{
+			part->ended = true;
 			continue;
+		}
 		oldcxt = MemoryContextSwitchTo(part->page_cxt);
 		bodies[n] = prepare_page(part, new_slice[n]);
 		MemoryContextSwitchTo(oldcxt);
@@ -919,15 +1015,34 @@ fetch_round(CloseSearchState *ss)
 	sent = close_http_send_many(conn, "POST", paths, bodies, n, responses);
 	for (i = 0; i < n; i++)
 	{
-		if (i >= sent || responses[i].status != 200)
+		CloseResponse *r = &responses[i];
+
+		/* without retries, a failure is the answer (a 400 may be a cursor) */
+		if (i < sent && r->status != 200 && r->status != 400 &&
+			(r->status != 0 || r->transport_error != 0) &&
+			conn->server.max_retries == 0)
+		{
+			if (r->transport_error != 0)
+				close_report_transport_error(conn, "POST", "/data/search/", r);
+			close_report_http_error(conn, "POST", "/data/search/", r, NULL);
+		}
+		if (i >= sent || (r->status != 200 && r->status != 400))
 		{
 			/* alone, with retries, as any page */
 			if (!fetch_page(active[i], new_slice[i]))
 				fetch_page(active[i], true);
 		}
-		else if (!take_page(active[i], new_slice[i], &responses[i]))
+		else if (!take_page(active[i], new_slice[i], r))
 			fetch_page(active[i], true);
 	}
+
+	/* places freed by parts that have just got their last page */
+	live = 0;
+	for (i = 0; i < n; i++)
+		if (active[i]->cursor || slice_was_cut(active[i]))
+			live++;
+	if (live < ss->max_concurrency)
+		cut_busiest_part(ss, live);
 	return true;
 }
 
