@@ -20,6 +20,8 @@ CREATE EXTENSION dblink;
 SELECT dblink_connect('other', format('host=%s port=%s dbname=%s',
   current_setting('unix_socket_directories'), current_setting('port'), current_database()));
 SELECT hang_next();
+-- (the log still holds the request hung above: start from an empty one)
+SELECT emulator_clear();
 SELECT dblink_send_query('other', format(
   'SELECT count(*) FROM close_custom_objects WHERE lead_id = %L', :'one'));
 -- wait until the request has reached the emulator
