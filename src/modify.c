@@ -766,6 +766,40 @@ send_write(CloseModifyState *st, const char *method, const char *path,
 }
 
 /*
+ * Log one write whose answer says it took effect.  An answer that claims
+ * success but cannot be read is kept in *first_error (in error_cxt) rather
+ * than thrown, so that the other writes of its round are logged first.
+ */
+static void
+log_if_written(CloseModifyState *st, CloseConnection *conn,
+			   const char *method, const char *path, CloseResponse *response,
+			   const char *id, bool *written, ErrorData **first_error,
+			   MemoryContext error_cxt)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		bool		missing;
+		struct json_object *record;
+
+		record = judge_write(st, conn, method, path, response, &missing);
+		*written = !missing;
+		if (!missing)
+			write_log_add(st->log, id ? id : record_id(record));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(error_cxt);
+		if (*first_error == NULL)
+			*first_error = CopyErrorData();
+		FlushErrorState();
+		MemoryContextSwitchTo(cxt);
+	}
+	PG_END_TRY();
+}
+
+/*
  * Send n writes of one kind, up to max_concurrency at once
  * (close_http_send_many: within the pacing, one attempt each), and log
  * each that took effect: ids[i] names the record of a PUT or DELETE (NULL
@@ -845,27 +879,9 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 					  (r->status == 404 && st->operation != CMD_INSERT)))
 					continue;
 				judged[i] = true;
-				PG_TRY();
-				{
-					bool		missing;
-					struct json_object *record;
-
-					record = judge_write(st, conn, method, paths[start + i], r,
-										 &missing);
-					written[start + i] = !missing;
-					if (!missing)
-						write_log_add(st->log,
-									  ids ? ids[start + i] : record_id(record));
-				}
-				PG_CATCH();
-				{
-					MemoryContextSwitchTo(oldcxt);
-					if (first_error == NULL)
-						first_error = CopyErrorData();
-					FlushErrorState();
-					MemoryContextSwitchTo(round_cxt);
-				}
-				PG_END_TRY();
+				log_if_written(st, conn, method, paths[start + i], r,
+							   ids ? ids[start + i] : NULL, &written[start + i],
+							   &first_error, oldcxt);
 			}
 			if (first_error)
 				ReThrowError(first_error);

@@ -187,6 +187,7 @@ Run: python3 test/close_emulator.py [--port 0] [--port-file PATH] [--latency-ms 
 import argparse
 import base64
 import binascii
+import bisect
 import collections
 import datetime as dt
 import functools
@@ -615,6 +616,8 @@ class Store:
             self.leads = {}
             self.lead_order = []          # leads in date_created order
             self.objects = {}             # id -> record
+            self.version = 0              # bumped by every insert and remove
+            self.by_date = None           # (version, asc list, desc list): see by_date_created
             self.by_lead = {}             # lead id -> records, ordered by (date_created, id)
             self.by_lead_type = {}        # (lead id, type id) -> records, same order
             if self.dataset == "sample":
@@ -737,6 +740,7 @@ class Store:
         return rec
 
     def insert(self, rec):
+        self.version += 1
         self.objects[rec["id"]] = rec
         for key in (rec["lead_id"], (rec["lead_id"], rec["custom_object_type_id"])):
             index = self.by_lead if isinstance(key, str) else self.by_lead_type
@@ -747,6 +751,7 @@ class Store:
                 insort_by(lst, rec, sort_key)
 
     def remove(self, rec):
+        self.version += 1
         del self.objects[rec["id"]]
         for index, key in ((self.by_lead, rec["lead_id"]),
                            (self.by_lead_type, (rec["lead_id"], rec["custom_object_type_id"]))):
@@ -754,6 +759,26 @@ class Store:
             i = bisect_left_by(lst, sort_key(rec), sort_key)
             assert lst[i] is rec
             del lst[i]
+
+    def by_date_created(self, descending):
+        """Every object in search order by date_created (ties by id ascending),
+        kept until the next insert or remove (a date_created never changes),
+        as a search index would: searches then filter instead of sorting."""
+        if self.by_date is None or self.by_date[0] != self.version:
+            records = sorted(self.objects.values(), key=operator.itemgetter("id"))
+            asc = sorted(records, key=operator.itemgetter("date_created"))
+            desc = sorted(records, key=operator.itemgetter("date_created"), reverse=True)
+            self.by_date = (self.version, asc, desc, [r["date_created"] for r in asc])
+        return self.by_date[2] if descending else self.by_date[1]
+
+    def date_created_span(self, lower, upper):
+        """The slice of by_date_created(False) with lower <= date_created < upper
+        (canonical strings; None: unbounded)."""
+        asc = self.by_date_created(False)
+        dates = self.by_date[3]
+        lo = bisect.bisect_left(dates, lower) if lower is not None else 0
+        hi = bisect.bisect_left(dates, upper) if upper is not None else len(asc)
+        return asc[lo:hi]
 
     def replace_custom(self, rec, custom):
         """Rebuild the custom keys of rec in place (lists keep referencing it)."""
@@ -1169,6 +1194,40 @@ def compile_search_query(store, node, where="query"):
         def pred(rec):
             return not inner(rec)
     return pred
+
+
+def top_level_date_created_range(query):
+    """The [on_or_after, before) bounds (canonical strings, None: unbounded)
+    that a fixed_utc moment_range on date_created directly under a top-level
+    "and" puts on every match: only a narrowing, the query is still
+    evaluated on what is left.  Anything it does not understand: no bound."""
+    lower = upper = None
+    if not isinstance(query, dict) or query.get("type") != "and" or query.get("negate"):
+        return None, None
+    for q in query.get("queries") or []:
+        if not (isinstance(q, dict) and q.get("type") == "field_condition" and not q.get("negate")):
+            continue
+        field = q.get("field") or {}
+        cond = q.get("condition") or {}
+        if not (isinstance(field, dict) and field.get("type") == "regular_field"
+                and field.get("field_name") == "date_created"
+                and isinstance(cond, dict) and cond.get("type") == "moment_range"):
+            continue
+        for key in ("on_or_after", "before"):
+            m = cond.get(key)
+            if not (isinstance(m, dict) and m.get("type") == "fixed_utc" and isinstance(m.get("value"), str)):
+                continue
+            try:
+                value = compile_search_moment(m, "query")
+            except ApiError:
+                continue
+            if value is None:
+                continue
+            if key == "on_or_after":
+                lower = value if lower is None else max(lower, value)
+            else:
+                upper = value if upper is None else min(upper, value)
+    return lower, upper
 
 
 def compile_search_sort(store, sort):
@@ -1780,8 +1839,19 @@ class Handler(BaseHTTPRequestHandler):
             store.gc_cursors(time.monotonic())
             if cursor is None:
                 # Evaluate once; later pages only slice the kept id list.
-                matched = [r for r in store.objects.values() if pred(r)]
-                sort_search_results(matched, sort_spec)
+                # Sorted by date_created alone (what clients ask for), the
+                # date index gives the order, and a date_created range in the
+                # top-level "and" narrows what is evaluated.
+                if len(sort_spec) == 1 and sort_spec[0][0] == "date_created":
+                    lower, upper = top_level_date_created_range(body["query"])
+                    if sort_spec[0][1]:
+                        base = store.by_date_created(True)
+                    else:
+                        base = store.date_created_span(lower, upper)
+                    matched = [r for r in base if pred(r)]
+                else:
+                    matched = [r for r in store.objects.values() if pred(r)]
+                    sort_search_results(matched, sort_spec)
                 cap = store.config["search_max_results"]
                 if results_limit is not None:
                     cap = min(cap, results_limit)
