@@ -29,8 +29,8 @@ SELECT count(*) AS rows, count(mem) AS samples,
 SELECT count(*) AS pages FROM emulator_requests();
 
 -- a search through 50,000 objects of one type (cut into 8 parts by
--- date_created after its first page, read a page each in turn): memory
--- stays flat too
+-- date_created after its first page, each holding a page): what it holds
+-- varies by less than the 10 MB the rows would take
 SELECT emulator_reset();
 SELECT sum((l::json->>'created')::int)
   FROM generate_series(1, 5) i,
@@ -38,11 +38,12 @@ SELECT sum((l::json->>'created')::int)
          '{"lead_id": "lead_%s", "custom_object_type_id": "cotype_Device0000000000000000", "count": 10000, "name_prefix": "Bulk"}',
          rpad('Many' || i, 43, '0'))) l;
 SELECT count(*) AS rows, count(mem) AS samples,
-       max(mem) - min(mem) < 64 * 1024 AS memory_flat
+       max(mem) - min(mem) < 1024 * 1024 AS memory_bounded
   FROM (SELECT CASE WHEN name LIKE '%000' THEN backend_memory() END AS mem
           FROM close_custom_objects WHERE custom_object_type_id = 'cotype_Device0000000000000000') s;
-SELECT count(*) AS requests,
-       count(*) FILTER (WHERE r LIKE '%"cursor":null%') AS slices
+-- 250 pages, the newest-object probe, and a few more first pages (how many
+-- depends on which parts end first)
+SELECT count(*) BETWEEN 251 AND 290 AS requests_near_pages
   FROM emulator_requests() r;
 SELECT emulator_reset();
 DROP FUNCTION backend_memory();

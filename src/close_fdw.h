@@ -341,6 +341,16 @@ extern void close_http_request(CloseConnection *conn, const char *method,
 extern int	close_http_send_many(CloseConnection *conn, const char *method,
 								 char **paths, char **bodies, int n,
 								 CloseResponse *responses);
+typedef struct CloseFlight CloseFlight;
+extern CloseFlight *close_flight_create(CloseConnection *conn,
+										MemoryContext cxt, int nslots);
+extern bool close_flight_can_start(CloseFlight *flight, const char *method,
+								   const char *path);
+extern int	close_flight_start(CloseFlight *flight, const char *method,
+							   const char *path, const char *body,
+							   CloseResponse *response);
+extern int	close_flight_wait(CloseFlight *flight);
+extern void close_flight_progress(CloseFlight *flight);
 pg_noreturn extern void close_report_transport_error(CloseConnection *conn,
 													 const char *method,
 													 const char *path,

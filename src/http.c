@@ -923,6 +923,258 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	return n;
 }
 
+/*
+ * Requests in flight, each started and collected on its own: a reader that
+ * wants to use each answer as soon as it comes, and to ask for the next
+ * while the others are still out (a cut search).  A flight has its own multi
+ * handle and easy handles, freed with the memory context it lives in (also
+ * when an error ends the statement with transfers still out).
+ */
+struct CloseFlight
+{
+	CloseConnection *conn;
+	CURLM	   *multi;
+	int			nslots;
+	CURL	  **handles;		/* per slot, made lazily */
+	bool	   *busy;			/* started, not yet collected */
+	bool	   *done;			/* finished, not yet collected */
+	Attempt    *attempts;
+	CloseResponse **responses;	/* the caller's, per slot */
+	char		group[96];		/* the endpoint group, for the pacing */
+	int			in_flight;
+	MemoryContextCallback cleanup;
+};
+
+/* Where what still arrives goes once a flight is given up. */
+static size_t
+discard_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	return size * nmemb;
+}
+
+static void
+flight_cleanup(void *arg)
+{
+	CloseFlight *flight = (CloseFlight *) arg;
+	int			i;
+
+	for (i = 0; i < flight->nslots; i++)
+	{
+		if (flight->handles[i] == NULL)
+			continue;
+		if (flight->busy[i] && flight->multi)
+		{
+			/* the buffers may be gone already: nothing may be written now */
+			curl_easy_setopt(flight->handles[i], CURLOPT_WRITEFUNCTION, discard_data);
+			curl_easy_setopt(flight->handles[i], CURLOPT_HEADERFUNCTION, discard_data);
+			curl_multi_remove_handle(flight->multi, flight->handles[i]);
+		}
+		curl_easy_cleanup(flight->handles[i]);
+		flight->handles[i] = NULL;
+	}
+	if (flight->multi)
+		curl_multi_cleanup(flight->multi);
+	flight->multi = NULL;
+}
+
+CloseFlight *
+close_flight_create(CloseConnection *conn, MemoryContext cxt, int nslots)
+{
+	CloseFlight *flight = MemoryContextAllocZero(cxt, sizeof(CloseFlight));
+
+	flight->conn = conn;
+	flight->nslots = Min(Max(nslots, 1), CLOSE_MAX_CONCURRENCY);
+	flight->handles = MemoryContextAllocZero(cxt, sizeof(CURL *) * flight->nslots);
+	flight->busy = MemoryContextAllocZero(cxt, sizeof(bool) * flight->nslots);
+	flight->done = MemoryContextAllocZero(cxt, sizeof(bool) * flight->nslots);
+	flight->attempts = MemoryContextAllocZero(cxt, sizeof(Attempt) * flight->nslots);
+	flight->responses = MemoryContextAllocZero(cxt,
+											   sizeof(CloseResponse *) * flight->nslots);
+	flight->cleanup.func = flight_cleanup;
+	flight->cleanup.arg = flight;
+	MemoryContextRegisterResetCallback(cxt, &flight->cleanup);
+	flight->multi = curl_multi_init();
+	if (flight->multi == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create an HTTP multi handle")));
+	return flight;
+}
+
+/*
+ * Whether a request could start now: a slot is free and the pacing allows
+ * one more (counting those in flight).
+ *
+ * close_flight_start starts a request in a free slot and returns the slot,
+ * or -1 when close_flight_can_start would say no (the caller then sends it
+ * alone through close_http_request, which waits as it should).  The answer's body goes to
+ * CurrentMemoryContext; *response is filled when the slot is collected.
+ */
+bool
+close_flight_can_start(CloseFlight *flight, const char *method,
+					   const char *path)
+{
+	ClosePacer *pacer;
+	int			slot;
+
+	for (slot = 0; slot < flight->nslots; slot++)
+		if (!flight->busy[slot])
+			break;
+	if (slot == flight->nslots)
+		return false;
+
+	/* within the pacing, counting what is already out */
+	endpoint_group(method, path, flight->group, sizeof(flight->group));
+	pacer = find_pacer(flight->conn, flight->group);
+	if (pacer->remaining >= 0 &&
+		(pacer->reset_at > GetCurrentTimestamp()
+		 ? pacer->remaining - flight->in_flight <= 0
+		 : pacer->remaining + 1 - flight->in_flight <= 0))
+		return false;
+	return true;
+}
+
+int
+close_flight_start(CloseFlight *flight, const char *method, const char *path,
+				   const char *body, CloseResponse *response)
+{
+	int			slot;
+
+	if (!close_flight_can_start(flight, method, path))
+		return -1;
+	for (slot = 0; slot < flight->nslots; slot++)
+		if (!flight->busy[slot])
+			break;
+
+	if (flight->handles[slot] == NULL &&
+		(flight->handles[slot] = curl_easy_init()) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create an HTTP handle")));
+	memset(response, 0, sizeof(CloseResponse));
+	setup_handle(flight->conn, flight->handles[slot], method,
+				 psprintf("%s%s", flight->conn->server.api_url, path), body,
+				 request_is_repeatable(method, path), response,
+				 &flight->attempts[slot]);
+	curl_easy_setopt(flight->handles[slot], CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(flight->handles[slot], CURLOPT_PRIVATE, (void *) (intptr_t) slot);
+	flight->attempts[slot].rc = CURLE_AGAIN;
+	flight->responses[slot] = response;
+	if (curl_multi_add_handle(flight->multi, flight->handles[slot]) != CURLM_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not start an HTTP request")));
+	flight->busy[slot] = true;
+	flight->done[slot] = false;
+	flight->in_flight++;
+	return slot;
+}
+
+/*
+ * Wait until a request in flight has finished; return its slot (its
+ * response filled and judged as close_http_send_many does), or -1 when
+ * none is in flight.  Interrupts are checked while waiting.
+ */
+int
+close_flight_wait(CloseFlight *flight)
+{
+	for (;;)
+	{
+		CURLMsg    *msg;
+		int			left;
+		int			running;
+		int			slot;
+
+		for (slot = 0; slot < flight->nslots; slot++)
+		{
+			CloseResponse *response;
+			Attempt    *attempt;
+			ClosePacer *pacer;
+			int			limit;
+			int			remaining;
+			double		reset;
+
+			if (!flight->busy[slot] || !flight->done[slot])
+				continue;
+			response = flight->responses[slot];
+			attempt = &flight->attempts[slot];
+			curl_multi_remove_handle(flight->multi, flight->handles[slot]);
+			flight->busy[slot] = false;
+			flight->done[slot] = false;
+			flight->in_flight--;
+
+			pacer = find_pacer(flight->conn, flight->group);
+			if (response->rate_limit[0] &&
+				parse_rate_limit(response->rate_limit, &limit, &remaining, &reset))
+			{
+				pacer->limit = limit;
+				pacer->remaining = remaining;
+				pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															  (int64) (Min(reset, CLOSE_MAX_RESET_SECONDS) * 1000));
+			}
+			response->attempts = 1;
+			if (attempt->answer.too_large || attempt->answer.out_of_memory ||
+				attempt->rc != CURLE_OK)
+			{
+				/* a reader's request: asked again alone, which reports it */
+				response->status = 0;
+				response->transport_error =
+					(attempt->answer.too_large || attempt->answer.out_of_memory)
+					? 0 : (int) attempt->rc;
+				response->resend_safe = true;
+			}
+			else
+				response->resend_safe = response->status == 429 ||
+					response->status == 502 || response->status == 503 ||
+					response->status == 504;
+			response->body = attempt->answer.data ? attempt->answer.data : "";
+			response->body_len = attempt->answer.len;
+			return slot;
+		}
+		if (flight->in_flight == 0)
+			return -1;
+
+		if (curl_multi_perform(flight->multi, &running) != CURLM_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("could not run the HTTP requests in flight")));
+		while ((msg = curl_multi_info_read(flight->multi, &left)) != NULL)
+		{
+			void	   *priv;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+			slot = (int) (intptr_t) priv;
+			flight->attempts[slot].rc = msg->data.result;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE,
+							  &flight->responses[slot]->status);
+			flight->done[slot] = true;
+		}
+		if (running > 0)
+		{
+			bool		any_done = false;
+
+			for (slot = 0; slot < flight->nslots; slot++)
+				any_done |= flight->done[slot];
+			if (!any_done)
+				curl_multi_poll(flight->multi, NULL, 0, 100, NULL);
+		}
+		/* out of libcurl here: an interrupt may throw (the cleanup detaches) */
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Let the requests in flight move on, without waiting. */
+void
+close_flight_progress(CloseFlight *flight)
+{
+	int			running;
+
+	if (flight->in_flight > 0)
+		(void) curl_multi_perform(flight->multi, &running);
+}
+
 /* Report the transport failure of a request close_http_send_many sent. */
 void
 close_report_transport_error(CloseConnection *conn, const char *method,

@@ -67,6 +67,9 @@ struct CloseSearchState
 	TimestampTz upper_instant;	/* upper_date, when there is one */
 	bool		restart;		/* start a new slice next (range changed) */
 	bool		ended;			/* a part with nothing more to ask */
+	bool		flying;			/* its next page is in flight */
+	bool		flying_new_slice;
+	CloseResponse flying_response;
 
 	/* the current query (slice) */
 	bool		slice_started;
@@ -97,7 +100,9 @@ struct CloseSearchState
 	int			nparts;
 	int			parts_size;
 	CloseSearchState **parts;
-	int			current_part;
+	int			current_part;	/* being read, or -1 */
+	CloseFlight *flight;		/* the parts' requests in flight */
+	CloseSearchState **slot_part;	/* which part each slot serves */
 
 	/* for EXPLAIN ANALYZE */
 	int64		requests;
@@ -919,7 +924,10 @@ cut_into_parts(CloseSearchState *ss)
 		first->boundary_ids = lappend(first->boundary_ids,
 									  pstrdup((char *) lfirst(lc)));
 	cut_range(ss, first, ss->last_instant, ss->newest, nparts);
-	ss->current_part = 0;
+	ss->current_part = -1;
+	ss->flight = close_flight_create(conn, GetMemoryChunkContext(ss),
+									 ss->max_concurrency);
+	ss->slot_part = palloc0(sizeof(CloseSearchState *) * ss->max_concurrency);
 	MemoryContextSwitchTo(oldcxt);
 	return true;
 }
@@ -972,78 +980,150 @@ cut_busiest_part(CloseSearchState *ss, int live)
 }
 
 /*
- * Request the next page of every part that has not ended, together
- * (close_http_send_many: within the pacing, one attempt each); what did
- * not come whole is requested again alone, with retries.  Returns false
- * when every part has ended.
+ * Ask for the next page of every part that is not being read and has
+ * nothing in flight or waiting, as far as free slots and the pacing allow
+ * (the rest wait for a slot).  A part with nothing more to ask has ended;
+ * the places it frees go to cutting the busiest part again.
  */
-static bool
-fetch_round(CloseSearchState *ss)
+static void
+launch_parts(CloseSearchState *ss)
 {
-	CloseConnection *conn = close_get_connection(ss->user);
-	CloseSearchState **active = palloc(sizeof(CloseSearchState *) * ss->nparts);
-	bool	   *new_slice = palloc(sizeof(bool) * ss->nparts);
-	char	  **bodies = palloc(sizeof(char *) * ss->nparts);
-	char	  **paths = palloc(sizeof(char *) * ss->nparts);
-	CloseResponse *responses;
-	int			n = 0;
-	int			live;
-	int			sent;
+	int			live = 0;
 	int			i;
 
 	for (i = 0; i < ss->nparts; i++)
 	{
 		CloseSearchState *part = ss->parts[i];
 		MemoryContext oldcxt;
+		char	   *body;
+		int			slot;
 
-		drop_page(part);
-		if (part->ended || !next_request(part, &new_slice[n]))
+		if (part->ended)
+			continue;
+		live++;
+		if (part->flying || (part->items && part->next_item < part->nitems) ||
+			!close_flight_can_start(ss->flight, "POST", "/data/search/"))
+			continue;			/* busy, not read yet, or waits for a slot */
+		if (!next_request(part, &part->flying_new_slice))
 		{
 			part->ended = true;
+			live--;
 			continue;
 		}
+		drop_page(part);
 		oldcxt = MemoryContextSwitchTo(part->page_cxt);
-		bodies[n] = prepare_page(part, new_slice[n]);
+		body = prepare_page(part, part->flying_new_slice);
+		slot = close_flight_start(ss->flight, "POST", "/data/search/", body,
+								  &part->flying_response);
 		MemoryContextSwitchTo(oldcxt);
-		paths[n] = "/data/search/";
-		active[n++] = part;
+		Assert(slot >= 0);
+		ss->slot_part[slot] = part;
+		part->flying = true;
 	}
-	if (n == 0)
-		return false;
-
-	responses = palloc0(sizeof(CloseResponse) * n);
-	sent = close_http_send_many(conn, "POST", paths, bodies, n, responses);
-	for (i = 0; i < n; i++)
-	{
-		CloseResponse *r = &responses[i];
-
-		/* without retries, a failure is the answer (a 400 may be a cursor) */
-		if (i < sent && r->status != 200 && r->status != 400 &&
-			(r->status != 0 || r->transport_error != 0) &&
-			conn->server.max_retries == 0)
-		{
-			if (r->transport_error != 0)
-				close_report_transport_error(conn, "POST", "/data/search/", r);
-			close_report_http_error(conn, "POST", "/data/search/", r, NULL);
-		}
-		if (i >= sent || (r->status != 200 && r->status != 400))
-		{
-			/* alone, with retries, as any page */
-			if (!fetch_page(active[i], new_slice[i]))
-				fetch_page(active[i], true);
-		}
-		else if (!take_page(active[i], new_slice[i], r))
-			fetch_page(active[i], true);
-	}
-
-	/* places freed by parts that have just got their last page */
-	live = 0;
-	for (i = 0; i < n; i++)
-		if (active[i]->cursor || slice_was_cut(active[i]))
-			live++;
 	if (live < ss->max_concurrency)
 		cut_busiest_part(ss, live);
+}
+
+/*
+ * Collect one answer from the flight and make its part ready to read; what
+ * did not come whole is asked again alone, with retries (without retries,
+ * a failure is the error).  Returns false when nothing is in flight.
+ */
+static bool
+collect_part(CloseSearchState *ss)
+{
+	CloseConnection *conn = close_get_connection(ss->user);
+	int			slot = close_flight_wait(ss->flight);
+	CloseSearchState *part;
+	CloseResponse *r;
+
+	if (slot < 0)
+		return false;
+	part = ss->slot_part[slot];
+	r = &part->flying_response;
+	part->flying = false;
+	if (r->status != 200 && r->status != 400 &&
+		(r->status != 0 || r->transport_error != 0) &&
+		conn->server.max_retries == 0)
+	{
+		if (r->transport_error != 0)
+			close_report_transport_error(conn, "POST", "/data/search/", r);
+		close_report_http_error(conn, "POST", "/data/search/", r, NULL);
+	}
+	if (r->status != 200 && r->status != 400)
+	{
+		if (!fetch_page(part, part->flying_new_slice))
+			fetch_page(part, true);
+	}
+	else if (!take_page(part, part->flying_new_slice, r))
+		fetch_page(part, true);
 	return true;
+}
+
+/*
+ * The next record of a cut search: from the part being read; when its page
+ * is read, the next parts' requests go out at once, and the next part ready
+ * (or the next answer to come) is read, in the order the answers come.
+ */
+static struct json_object *
+next_of_parts(CloseSearchState *ss)
+{
+	for (;;)
+	{
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ss->current_part >= 0)
+		{
+			struct json_object *record = next_buffered(ss->parts[ss->current_part]);
+
+			if (record)
+				return record;
+			ss->current_part = -1;
+		}
+
+		launch_parts(ss);
+		close_flight_progress(ss->flight);
+
+		/* a part whose page came while others were read */
+		for (i = 0; i < ss->nparts; i++)
+		{
+			CloseSearchState *part = ss->parts[i];
+
+			if (!part->flying && part->items && part->next_item < part->nitems)
+			{
+				ss->current_part = i;
+				break;
+			}
+		}
+		if (ss->current_part >= 0)
+			continue;
+		if (!collect_part(ss))
+		{
+			/*
+			 * Nothing in flight: the pacing holds every part back (one goes
+			 * alone, waiting as a single request does), or all have ended.
+			 */
+			for (i = 0; i < ss->nparts; i++)
+			{
+				CloseSearchState *part = ss->parts[i];
+				bool		new_slice;
+
+				if (part->ended)
+					continue;
+				if (!next_request(part, &new_slice))
+				{
+					part->ended = true;
+					continue;
+				}
+				if (!fetch_page(part, new_slice))
+					fetch_page(part, true);
+				break;
+			}
+			if (i == ss->nparts)
+				return NULL;
+		}
+	}
 }
 
 /*
@@ -1061,18 +1141,7 @@ close_search_next(CloseSearchState *ss)
 		CHECK_FOR_INTERRUPTS();
 
 		if (ss->nparts > 0)
-		{
-			/* the parts' pages in turn; all of them read: the next round */
-			record = next_buffered(ss->parts[ss->current_part]);
-			if (record)
-				return record;
-			if (++ss->current_part < ss->nparts)
-				continue;
-			ss->current_part = 0;
-			if (!fetch_round(ss))
-				return NULL;
-			continue;
-		}
+			return next_of_parts(ss);
 
 		record = next_buffered(ss);
 		if (record)
