@@ -2,8 +2,11 @@
  *
  * http.c
  *		  Requests to the Close API: URL building and escaping, the one place
- *		  that sets up a libcurl handle, timeouts, cancellation, and the one
- *		  reporter that turns every remote failure into an error.
+ *		  that sets up a libcurl handle, timeouts, cancellation, the pacing
+ *		  by Close's RateLimit, requests in flight together (a round of
+ *		  close_http_send_many, or a CloseFlight whose requests start and end
+ *		  one by one), and the one reporter that turns every remote failure
+ *		  into an error.
  *
  * Nothing called from inside libcurl may throw: the callbacks here only
  * record what happened (a cancel request, a body too large, no memory) and
