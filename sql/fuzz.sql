@@ -10,14 +10,6 @@ CREATE FOREIGN TABLE fuzzed (
   b bool, d date, ts timestamp, tstz timestamptz, j json, jb jsonb, ta text[], na numeric[],
   custom jsonb, x text OPTIONS (field 'custom.cf_x'), y int[] OPTIONS (field 'custom.cf_y')
 ) SERVER close;
-CREATE FUNCTION fuzz_memory() RETURNS bigint LANGUAGE plpgsql AS $$
-BEGIN
-  -- PostgreSQL 13 cannot show a backend's memory contexts: 0 there
-  IF to_regclass('pg_catalog.pg_backend_memory_contexts') IS NULL THEN
-    RETURN 0;
-  END IF;
-  RETURN (SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts);
-END $$;
 CREATE TABLE fuzz_outcomes (outcome text);
 CREATE PROCEDURE fuzz_answers(n int) LANGUAGE plpgsql AS $$
 DECLARE
@@ -35,9 +27,9 @@ BEGIN
 END $$;
 SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "random", "seed": 2026, "times": -1}');
 CALL fuzz_answers(100);
-SELECT fuzz_memory() AS before \gset
+SELECT backend_memory(in_use => false) AS before \gset
 CALL fuzz_answers(2900);
-SELECT fuzz_memory() - :before < 65536 AS memory_flat;
+SELECT backend_memory(in_use => false) - :before < 65536 AS memory_flat;
 SELECT count(*) AS answers,
        count(*) FILTER (WHERE outcome = 'rows') > 50 AS some_converted,
        count(*) FILTER (WHERE outcome <> 'rows') > 1000 AS many_refused

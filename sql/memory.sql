@@ -11,19 +11,11 @@ SELECT emulator_call('POST', '/_emulator/objects', format(
   '{"lead_id": "%s", "custom_object_type_id": "cotype_1h5m6uHM9BZOpwVhyRJb4Y", "count": 10000, "name_prefix": "Bulk"}',
   lead)) FROM unnest(ARRAY[:'lead_a', :'lead_b']) AS lead;
 
-CREATE FUNCTION backend_memory() RETURNS bigint LANGUAGE plpgsql AS $$
-BEGIN
-  -- PostgreSQL 13 cannot show a backend's memory contexts: 0 there
-  IF to_regclass('pg_catalog.pg_backend_memory_contexts') IS NULL THEN
-    RETURN 0;
-  END IF;
-  RETURN (SELECT sum(used_bytes)::bigint FROM pg_backend_memory_contexts);
-END $$;
 SELECT count(*) AS rows, count(mem) AS samples,
        max(mem) - min(mem) < 1024 * 1024 AS memory_bounded,
        max(mem) FILTER (WHERE lead_id = :'lead_b') <
          max(mem) FILTER (WHERE lead_id = :'lead_a') + 64 * 1024 AS not_growing
-  FROM (SELECT lead_id, CASE WHEN name LIKE '%000' THEN backend_memory() END AS mem
+  FROM (SELECT lead_id, CASE WHEN name LIKE '%000' THEN backend_memory(in_use => true) END AS mem
           FROM close_custom_objects WHERE lead_id IN (:'lead_a', :'lead_b')) s;
 -- 100 pages each, and 3 asked past the end (windows of 2, 4, then 8)
 SELECT count(*) AS pages FROM emulator_requests();
@@ -39,11 +31,10 @@ SELECT sum((l::json->>'created')::int)
          rpad('Many' || i, 43, '0'))) l;
 SELECT count(*) AS rows, count(mem) AS samples,
        max(mem) - min(mem) < 1024 * 1024 AS memory_bounded
-  FROM (SELECT CASE WHEN name LIKE '%000' THEN backend_memory() END AS mem
+  FROM (SELECT CASE WHEN name LIKE '%000' THEN backend_memory(in_use => true) END AS mem
           FROM close_custom_objects WHERE custom_object_type_id = 'cotype_Device0000000000000000') s;
 -- 250 pages, the newest-object probe, and a few more first pages (how many
 -- depends on which parts end first)
 SELECT count(*) BETWEEN 251 AND 290 AS requests_near_pages
   FROM emulator_requests() r;
 SELECT emulator_reset();
-DROP FUNCTION backend_memory();

@@ -97,14 +97,6 @@ SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';  -- ERROR
 ALTER SERVER close OPTIONS (DROP max_response_bytes);
 
 -- a hundred failing statements leave memory where it was
-CREATE FUNCTION memory_in_use() RETURNS bigint LANGUAGE plpgsql AS $$
-BEGIN
-  -- PostgreSQL 13 cannot show a backend's memory contexts: 0 there
-  IF to_regclass('pg_catalog.pg_backend_memory_contexts') IS NULL THEN
-    RETURN 0;
-  END IF;
-  RETURN (SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts);
-END $$;
 SELECT fail_next('{"action": "garbage", "times": 400}');
 CREATE PROCEDURE fail_many(n int) LANGUAGE plpgsql AS $$
 BEGIN
@@ -118,9 +110,9 @@ BEGIN
   END LOOP;
 END $$;
 CALL fail_many(20);
-SELECT memory_in_use() AS before \gset
+SELECT backend_memory(in_use => false) AS before \gset
 CALL fail_many(200);
-SELECT memory_in_use() - :before < 16384 AS memory_flat;
+SELECT backend_memory(in_use => false) - :before < 16384 AS memory_flat;
 SELECT emulator_reset();
 
 -- a non-superuser must use a credential of their own, never PUBLIC's

@@ -113,3 +113,15 @@ LANGUAGE sql AS $$
        g AS (SELECT at, at - lag(at) OVER (ORDER BY at) AS gap FROM t)
   SELECT count(*), round((max(at) - min(at)) * 1000), round(min(gap) * 1000) FROM g
 $$;
+
+-- the backend's memory, in bytes: in use in its memory contexts, or
+-- allocated by them (PostgreSQL 13 cannot show a backend's memory
+-- contexts: 0 there, so the memory checks hold trivially on 13)
+CREATE FUNCTION backend_memory(in_use boolean) RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+  IF to_regclass('pg_catalog.pg_backend_memory_contexts') IS NULL THEN
+    RETURN 0;
+  END IF;
+  RETURN (SELECT sum(CASE WHEN in_use THEN used_bytes ELSE total_bytes END)::bigint
+            FROM pg_backend_memory_contexts);
+END $$;

@@ -52,6 +52,8 @@ typedef struct BodyBuffer
 
 /* A RateLimit reset beyond this is not believed (nor waited for longer). */
 #define CLOSE_MAX_RESET_SECONDS 600.0
+/* Waited beyond a RateLimit reset (see pacer_learn). */
+#define CLOSE_RESET_MARGIN_MS 5
 
 typedef struct UploadBody
 {
@@ -481,6 +483,21 @@ parse_rate_limit(const char *header, int *limit, int *remaining, double *reset)
 }
 
 /*
+ * Take what a RateLimit header said.  The reset is waited for a little
+ * longer than said: a reset given to the millisecond may have been rounded
+ * down, and a request sent a moment early collects a 429.
+ */
+static void
+pacer_learn(ClosePacer *pacer, int limit, int remaining, double reset)
+{
+	pacer->limit = limit;
+	pacer->remaining = remaining;
+	pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												  (int64) (Min(reset, CLOSE_MAX_RESET_SECONDS) * 1000) +
+												  CLOSE_RESET_MARGIN_MS);
+}
+
+/*
  * Wait, interruptibly: a cancel or statement_timeout ends the wait (and
  * the statement) at once.  Returns the milliseconds waited.
  */
@@ -617,12 +634,7 @@ close_http_request(CloseConnection *conn, const char *method,
 
 		if (response->rate_limit[0] &&
 			parse_rate_limit(response->rate_limit, &limit, &remaining, &reset))
-		{
-			pacer->limit = limit;
-			pacer->remaining = remaining;
-			pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														  (int64) (Min(reset, CLOSE_MAX_RESET_SECONDS) * 1000));
-		}
+			pacer_learn(pacer, limit, remaining, reset);
 
 		if (attempt.rc != CURLE_OK)
 		{
@@ -751,6 +763,33 @@ close_parse_answer(const char *method, const char *path,
 }
 
 /*
+ * The next transfer of multi that has finished: its slot (the handle's
+ * CURLOPT_PRIVATE), its result and its HTTP status.  False when none is
+ * left to report.
+ */
+static bool
+next_finished(CURLM *multi, int *slot, CURLcode *rc, long *status)
+{
+	CURLMsg    *msg;
+	int			left;
+
+	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
+	{
+		void	   *priv;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+		*slot = (int) (intptr_t) priv;
+		*rc = msg->data.result;
+		*status = 0;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, status);
+		return true;
+	}
+	return false;
+}
+
+/*
  * Send up to CLOSE_MAX_CONCURRENCY requests of one method and endpoint
  * group at once, each a single attempt, within the pacing; no retries.
  * Returns how many were sent (the first ones; the rest have status 0 and
@@ -822,8 +861,8 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	PG_TRY();
 	{
 		int			running = 1;
-		CURLMsg    *msg;
-		int			left;
+		CURLcode	rc;
+		long		status;
 
 		for (i = 0; i < n; i++)
 		{
@@ -856,17 +895,10 @@ close_http_send_many(CloseConnection *conn, const char *method,
 			if (reading)
 				CHECK_FOR_INTERRUPTS();
 		}
-		while ((msg = curl_multi_info_read(conn->multi, &left)) != NULL)
+		while (next_finished(conn->multi, &i, &rc, &status))
 		{
-			void	   *priv;
-
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-			i = (int) (intptr_t) priv;
-			attempts[i].rc = msg->data.result;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE,
-							  &responses[i].status);
+			attempts[i].rc = rc;
+			responses[i].status = status;
 		}
 	}
 	PG_FINALLY();
@@ -888,12 +920,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 			parse_rate_limit(response->rate_limit, &limit, &remaining, &reset) &&
 			(pacer->remaining < 0 || remaining <= pacer->remaining ||
 			 pacer->reset_at <= GetCurrentTimestamp()))
-		{
-			pacer->limit = limit;
-			pacer->remaining = remaining;
-			pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														  (int64) (Min(reset, CLOSE_MAX_RESET_SECONDS) * 1000));
-		}
+			pacer_learn(pacer, limit, remaining, reset);
 		response->attempts = 1;
 		if (attempts[i].answer.too_large || attempts[i].answer.out_of_memory)
 		{
@@ -1083,8 +1110,8 @@ close_flight_wait(CloseFlight *flight)
 {
 	for (;;)
 	{
-		CURLMsg    *msg;
-		int			left;
+		CURLcode	rc;
+		long		status;
 		int			running;
 		int			slot;
 
@@ -1109,12 +1136,7 @@ close_flight_wait(CloseFlight *flight)
 			pacer = find_pacer(flight->conn, flight->group);
 			if (response->rate_limit[0] &&
 				parse_rate_limit(response->rate_limit, &limit, &remaining, &reset))
-			{
-				pacer->limit = limit;
-				pacer->remaining = remaining;
-				pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-															  (int64) (Min(reset, CLOSE_MAX_RESET_SECONDS) * 1000));
-			}
+				pacer_learn(pacer, limit, remaining, reset);
 			response->attempts = 1;
 			if (attempt->answer.too_large || attempt->answer.out_of_memory ||
 				attempt->rc != CURLE_OK)
@@ -1141,17 +1163,10 @@ close_flight_wait(CloseFlight *flight)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("could not run the HTTP requests in flight")));
-		while ((msg = curl_multi_info_read(flight->multi, &left)) != NULL)
+		while (next_finished(flight->multi, &slot, &rc, &status))
 		{
-			void	   *priv;
-
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-			slot = (int) (intptr_t) priv;
-			flight->attempts[slot].rc = msg->data.result;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE,
-							  &flight->responses[slot]->status);
+			flight->attempts[slot].rc = rc;
+			flight->responses[slot]->status = status;
 			flight->done[slot] = true;
 		}
 		if (running > 0)
