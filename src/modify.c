@@ -833,17 +833,14 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 		/* max_concurrency 1: one request after another, as a single write */
 		for (i = 0; st->max_concurrency <= 1 && i < n; i++)
 		{
-			CloseResponse response;
 			bool		missing;
 			struct json_object *record;
 
 			CHECK_FOR_INTERRUPTS();
 			MemoryContextReset(round_cxt);
 			MemoryContextSwitchTo(round_cxt);
-			close_http_request(conn, method, paths[i],
-							   bodies ? bodies[i] : NULL, &response);
-			record = judge_write(st, conn, method, paths[i], &response,
-								 &missing);
+			record = send_write(st, method, paths[i],
+								bodies ? bodies[i] : NULL, &missing);
 			written[i] = !missing;
 			if (!missing)
 				write_log_add(st->log, ids ? ids[i] : record_id(record));
