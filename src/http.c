@@ -498,6 +498,72 @@ pacer_learn(ClosePacer *pacer, int limit, int remaining, double reset)
 }
 
 /*
+ * How many requests the pacing lets go out now, besides those still out:
+ * what remains until the reset; after the reset at least one more, not
+ * necessarily the whole limit (a sliding window frees its slots one by
+ * one; the answers say what remains).  -1: nothing known, no limit.
+ */
+static int
+pacer_allowance(ClosePacer *pacer)
+{
+	if (pacer->remaining < 0)
+		return -1;
+	if (pacer->reset_at > GetCurrentTimestamp())
+		return pacer->remaining;
+	return pacer->remaining + 1;
+}
+
+/*
+ * Judge one attempt of a concurrent request, once its transfer has ended:
+ * learn the pacing from it, and fill in the response (status 0 and
+ * transport_error when no whole answer came; resend_safe when sending it
+ * again, alone, can do no harm).
+ */
+static void
+judge_attempt(ClosePacer *pacer, CloseResponse *response, Attempt *attempt,
+			  bool repeatable)
+{
+	int			limit;
+	int			remaining;
+	double		reset;
+
+	/* answers of one batch come in any order: the lowest remaining wins */
+	if (response->rate_limit[0] &&
+		parse_rate_limit(response->rate_limit, &limit, &remaining, &reset) &&
+		(pacer->remaining < 0 || remaining <= pacer->remaining ||
+		 pacer->reset_at <= GetCurrentTimestamp()))
+		pacer_learn(pacer, limit, remaining, reset);
+	response->attempts = 1;
+	if (attempt->answer.too_large || attempt->answer.out_of_memory)
+	{
+		/*
+		 * A read is asked again alone, which reports this properly; a POST
+		 * that creates has been acted on and is never sent again.
+		 */
+		response->status = 0;
+		response->resend_safe = repeatable;
+		if (!repeatable)
+			response->transport_error = (int) CURLE_WRITE_ERROR;
+	}
+	else if (attempt->rc != CURLE_OK)
+	{
+		response->status = 0;
+		response->transport_error = (int) attempt->rc;
+		response->resend_safe = repeatable ||
+			attempt->rc == CURLE_COULDNT_CONNECT ||
+			attempt->rc == CURLE_COULDNT_RESOLVE_HOST ||
+			attempt->rc == CURLE_COULDNT_RESOLVE_PROXY;
+	}
+	else
+		response->resend_safe = response->status == 429 ||
+			(repeatable && (response->status == 502 ||
+							response->status == 503 ||
+							response->status == 504));
+	response->body = attempt->answer.data ? attempt->answer.data : "";
+	response->body_len = attempt->answer.len;
+}
+
+/*
  * Wait, interruptibly: a cancel or statement_timeout ends the wait (and
  * the statement) at once.  Returns the milliseconds waited.
  */
@@ -832,17 +898,8 @@ close_http_send_many(CloseConnection *conn, const char *method,
 													   pacer->reset_at));
 		n = 1;
 	}
-	else if (pacer->remaining > 0 && pacer->reset_at > GetCurrentTimestamp())
-		n = Min(n, pacer->remaining);
-	else if (pacer->remaining >= 0)
-	{
-		/*
-		 * The reset has passed: at least one more request is allowed, not
-		 * necessarily the whole limit (a sliding window frees its slots one
-		 * by one); the answers say what remains.
-		 */
-		n = Min(n, pacer->remaining + 1);
-	}
+	else if (pacer_allowance(pacer) >= 0)
+		n = Min(n, pacer_allowance(pacer));
 	n = Min(n, CLOSE_MAX_CONCURRENCY);
 	for (i = 0; i < asked; i++)
 	{
@@ -909,47 +966,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	PG_END_TRY();
 
 	for (i = 0; i < n; i++)
-	{
-		CloseResponse *response = &responses[i];
-		CURLcode	rc = attempts[i].rc;
-		int			limit;
-		int			remaining;
-		double		reset;
-
-		if (response->rate_limit[0] &&
-			parse_rate_limit(response->rate_limit, &limit, &remaining, &reset) &&
-			(pacer->remaining < 0 || remaining <= pacer->remaining ||
-			 pacer->reset_at <= GetCurrentTimestamp()))
-			pacer_learn(pacer, limit, remaining, reset);
-		response->attempts = 1;
-		if (attempts[i].answer.too_large || attempts[i].answer.out_of_memory)
-		{
-			/*
-			 * A read is asked again alone, which reports this properly; a
-			 * POST that creates has been acted on and is never sent again.
-			 */
-			response->status = 0;
-			response->resend_safe = repeatable;
-			if (!repeatable)
-				response->transport_error = (int) CURLE_WRITE_ERROR;
-		}
-		else if (rc != CURLE_OK)
-		{
-			response->status = 0;
-			response->transport_error = (int) rc;
-			response->resend_safe = repeatable ||
-				rc == CURLE_COULDNT_CONNECT ||
-				rc == CURLE_COULDNT_RESOLVE_HOST ||
-				rc == CURLE_COULDNT_RESOLVE_PROXY;
-		}
-		else
-			response->resend_safe = response->status == 429 ||
-				(repeatable && (response->status == 502 ||
-								response->status == 503 ||
-								response->status == 504));
-		response->body = attempts[i].answer.data ? attempts[i].answer.data : "";
-		response->body_len = attempts[i].answer.len;
-	}
+		judge_attempt(pacer, &responses[i], &attempts[i], repeatable);
 	return n;
 }
 
@@ -971,6 +988,7 @@ struct CloseFlight
 	Attempt    *attempts;
 	CloseResponse **responses;	/* the caller's, per slot */
 	char		group[96];		/* the endpoint group, for the pacing */
+	bool		repeatable;		/* its requests only read */
 	int			in_flight;
 	MemoryContextCallback cleanup;
 };
@@ -1034,11 +1052,6 @@ close_flight_create(CloseConnection *conn, MemoryContext cxt, int nslots)
 /*
  * Whether a request could start now: a slot is free and the pacing allows
  * one more (counting those in flight).
- *
- * close_flight_start starts a request in a free slot and returns the slot,
- * or -1 when close_flight_can_start would say no (the caller then sends it
- * alone through close_http_request, which waits as it should).  The answer's body goes to
- * CurrentMemoryContext; *response is filled when the slot is collected.
  */
 bool
 close_flight_can_start(CloseFlight *flight, const char *method,
@@ -1056,14 +1069,17 @@ close_flight_can_start(CloseFlight *flight, const char *method,
 	/* within the pacing, counting what is already out */
 	endpoint_group(method, path, flight->group, sizeof(flight->group));
 	pacer = find_pacer(flight->conn, flight->group);
-	if (pacer->remaining >= 0 &&
-		(pacer->reset_at > GetCurrentTimestamp()
-		 ? pacer->remaining - flight->in_flight <= 0
-		 : pacer->remaining + 1 - flight->in_flight <= 0))
-		return false;
-	return true;
+	return pacer_allowance(pacer) < 0 ||
+		pacer_allowance(pacer) - flight->in_flight > 0;
 }
 
+/*
+ * Start a request in a free slot and return the slot, or -1 when
+ * close_flight_can_start would say no (the caller then sends it alone
+ * through close_http_request, which waits as it should).  The answer's body
+ * goes to CurrentMemoryContext; *response is filled when the slot is
+ * collected by close_flight_wait.
+ */
 int
 close_flight_start(CloseFlight *flight, const char *method, const char *path,
 				   const char *body, CloseResponse *response)
@@ -1082,10 +1098,10 @@ close_flight_start(CloseFlight *flight, const char *method, const char *path,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not create an HTTP handle")));
 	memset(response, 0, sizeof(CloseResponse));
+	flight->repeatable = request_is_repeatable(method, path);
 	setup_handle(flight->conn, flight->handles[slot], method,
 				 psprintf("%s%s", flight->conn->server.api_url, path), body,
-				 request_is_repeatable(method, path), response,
-				 &flight->attempts[slot]);
+				 flight->repeatable, response, &flight->attempts[slot]);
 	curl_easy_setopt(flight->handles[slot], CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(flight->handles[slot], CURLOPT_PRIVATE, (void *) (intptr_t) slot);
 	flight->attempts[slot].rc = CURLE_AGAIN;
@@ -1119,10 +1135,6 @@ close_flight_wait(CloseFlight *flight)
 		{
 			CloseResponse *response;
 			Attempt    *attempt;
-			ClosePacer *pacer;
-			int			limit;
-			int			remaining;
-			double		reset;
 
 			if (!flight->busy[slot] || !flight->done[slot])
 				continue;
@@ -1133,27 +1145,8 @@ close_flight_wait(CloseFlight *flight)
 			flight->done[slot] = false;
 			flight->in_flight--;
 
-			pacer = find_pacer(flight->conn, flight->group);
-			if (response->rate_limit[0] &&
-				parse_rate_limit(response->rate_limit, &limit, &remaining, &reset))
-				pacer_learn(pacer, limit, remaining, reset);
-			response->attempts = 1;
-			if (attempt->answer.too_large || attempt->answer.out_of_memory ||
-				attempt->rc != CURLE_OK)
-			{
-				/* a reader's request: asked again alone, which reports it */
-				response->status = 0;
-				response->transport_error =
-					(attempt->answer.too_large || attempt->answer.out_of_memory)
-					? 0 : (int) attempt->rc;
-				response->resend_safe = true;
-			}
-			else
-				response->resend_safe = response->status == 429 ||
-					response->status == 502 || response->status == 503 ||
-					response->status == 504;
-			response->body = attempt->answer.data ? attempt->answer.data : "";
-			response->body_len = attempt->answer.len;
+			judge_attempt(find_pacer(flight->conn, flight->group), response,
+						  attempt, flight->repeatable);
 			return slot;
 		}
 		if (flight->in_flight == 0)
