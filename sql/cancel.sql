@@ -17,8 +17,9 @@ SELECT clock_timestamp() - :'started' < interval '2.5 s' AS stopped_promptly;
 
 -- pg_cancel_backend() from another session (through dblink)
 CREATE EXTENSION dblink;
-SELECT dblink_connect('other', format('host=%s port=%s dbname=%s',
-  current_setting('unix_socket_directories'), current_setting('port'), current_database()));
+SELECT dblink_connect('other', format('host=%s port=%s dbname=%s user=%s',
+  current_setting('unix_socket_directories'), current_setting('port'), current_database(),
+  current_user));
 SELECT hang_next();
 -- (the log still holds the request hung above: start from an empty one)
 SELECT emulator_clear();

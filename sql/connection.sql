@@ -37,8 +37,9 @@ SELECT e->>'auth' AS auth, e->>'status' AS status FROM emulator_log_entries() e;
 -- a change that arrives while another session's scan is under way is used
 -- from that scan's next request on, and by every later statement
 CREATE EXTENSION dblink;
-SELECT dblink_connect('other', format('host=%s port=%s dbname=%s',
-  current_setting('unix_socket_directories'), current_setting('port'), current_database()));
+SELECT dblink_connect('other', format('host=%s port=%s dbname=%s user=%s',
+  current_setting('unix_socket_directories'), current_setting('port'), current_database(),
+  current_user));
 SELECT dblink_exec('other', 'BEGIN');
 SELECT dblink_exec('other', 'DECLARE c CURSOR FOR SELECT name FROM close_custom_objects WHERE lead_id = ''lead_Big0000000000000000000000000000000000000000''');
 SELECT * FROM dblink('other', 'FETCH 1 FROM c') AS t(name text);

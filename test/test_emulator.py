@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,11 +58,11 @@ def start_emulator(*args):
     proc = subprocess.Popen([sys.executable, EMULATOR, "--port", "0", "--port-file", port_file,
                              "--quiet", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.tmpdir = tmpdir  # removed by stop_emulator
     deadline = time.monotonic() + 10
     while not os.path.exists(port_file):
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
+            stop_emulator(proc)
             raise RuntimeError("emulator did not start")
         time.sleep(0.02)
     with open(port_file) as f:
@@ -77,6 +78,7 @@ def stop_emulator(proc):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    shutil.rmtree(proc.tmpdir, ignore_errors=True)
 
 
 PROC = PORT = None
