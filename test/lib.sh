@@ -18,9 +18,13 @@ ensure_packages() {
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 	done
 	if [ -n "$missing" ]; then
-		echo "installing:$missing"
+		echo "installing with apt-get (a minute or two on a fresh machine):$missing"
 		as_root apt-get update -qq
-		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+		# one line per package as it is set up, so a long install shows progress
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			-o Dpkg::Use-Pty=0 $missing 2>&1 |
+			grep --line-buffered -E '^(Setting up|E:)' | sed -u 's/^/  /'
+		[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "apt-get install failed" >&2; return 1; }
 	fi
 	export PATH="/usr/lib/postgresql/$PG_MAJOR/bin:$PATH"
 	PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
