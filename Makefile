@@ -7,6 +7,7 @@ OBJS = \
 	src/close_fdw.o \
 	src/connection.o \
 	src/convert.o \
+	src/fields.o \
 	src/http.o \
 	src/import.o \
 	src/json.o \
@@ -16,12 +17,12 @@ OBJS = \
 	src/search.o
 
 EXTENSION = close_fdw
-DATA = close_fdw--0.1.sql
+DATA = close_fdw--0.1.sql close_fdw--0.2.sql close_fdw--0.1--0.2.sql
 PGFILEDESC = "close_fdw - foreign data wrapper for the Close CRM API"
 
 SHLIB_LINK = -lcurl -ljson-c
 
-REGRESS = setup options types read_lead read_id joins search explain connection errors resilience fuzz concurrency cancel memory writes writes_bulk writes_direct import
+REGRESS = setup options types read_lead read_id joins search explain connection errors resilience fuzz concurrency cancel memory writes writes_bulk writes_direct import fields upgrade
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=close_fdw
 
 PG_CONFIG ?= pg_config

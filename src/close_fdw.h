@@ -419,6 +419,7 @@ extern void close_append_json_value(StringInfo buf, CloseRowConverter *conv,
 extern List *closeImportForeignSchema(ImportForeignSchemaStmt *stmt,
 									  Oid serverOid);
 extern List *close_fetch_types(UserMapping *user);
+extern const char *close_field_column_type(CloseFieldInfo *field);
 
 /* in modify.c */
 /* close_add_update_targets: see compat.h's closeAddForeignUpdateTargets */

@@ -30,7 +30,9 @@
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #endif
+#include "catalog/pg_foreign_server.h"
 #include "parser/parsetree.h"
+#include "utils/acl.h"
 #include "utils/hsearch.h"
 
 /*
@@ -447,6 +449,21 @@ close_curl_limit_connection_age(CURL *curl, long seconds)
 #else
 	/* older: never reuse one */
 	curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
+#endif
+}
+
+/*
+ * A role's USAGE on a foreign server: 16 replaced the per-kind ACL checks
+ * by object_aclcheck().
+ */
+static inline AclResult
+close_server_aclcheck(Oid serverid, Oid roleid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_aclcheck(ForeignServerRelationId, serverid, roleid,
+						   ACL_USAGE);
+#else
+	return pg_foreign_server_aclcheck(serverid, roleid, ACL_USAGE);
 #endif
 }
 

@@ -173,6 +173,20 @@ column_type(const char *field_type)
 	return NULL;
 }
 
+/*
+ * The column type IMPORT gives a field (jsonb for an unknown Close type), an
+ * array for a multi-value field; close_fdw_fields() shows it.
+ */
+const char *
+close_field_column_type(CloseFieldInfo *field)
+{
+	const char *pgtype = column_type(field->type);
+
+	if (pgtype == NULL)
+		return "jsonb";
+	return field->multi ? psprintf("%s[]", pgtype) : pgtype;
+}
+
 static void
 add_comment(Oid namespace, const char *table, const char *column,
 			const char *comment)

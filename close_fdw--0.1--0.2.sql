@@ -1,0 +1,13 @@
+/* close_fdw--0.1--0.2.sql */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION close_fdw UPDATE TO '0.2'" to load this file. \quit
+
+-- The custom object types and fields behind a server, one row per field:
+-- the ids a foreign table's options need, without reading JSON.
+CREATE FUNCTION close_fdw_fields(server name)
+RETURNS TABLE (resource text, type_id text, type_name text,
+               field_id text, field_name text, close_type text,
+               multiple boolean, column_type text, column_options text)
+AS 'MODULE_PATHNAME', 'close_fdw_fields'
+LANGUAGE C STRICT VOLATILE;

@@ -1,0 +1,27 @@
+/* close_fdw--0.2.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION close_fdw" to load this file. \quit
+
+CREATE FUNCTION close_fdw_handler()
+RETURNS fdw_handler
+AS 'MODULE_PATHNAME'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION close_fdw_validator(text[], oid)
+RETURNS void
+AS 'MODULE_PATHNAME'
+LANGUAGE C STRICT;
+
+CREATE FOREIGN DATA WRAPPER close_fdw
+  HANDLER close_fdw_handler
+  VALIDATOR close_fdw_validator;
+
+-- The custom object types and fields behind a server, one row per field:
+-- the ids a foreign table's options need, without reading JSON.
+CREATE FUNCTION close_fdw_fields(server name)
+RETURNS TABLE (resource text, type_id text, type_name text,
+               field_id text, field_name text, close_type text,
+               multiple boolean, column_type text, column_options text)
+AS 'MODULE_PATHNAME', 'close_fdw_fields'
+LANGUAGE C STRICT VOLATILE;
