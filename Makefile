@@ -25,9 +25,22 @@ SHLIB_LINK = -lcurl -ljson-c
 REGRESS = setup options types read_lead read_id joins search explain connection errors resilience fuzz concurrency cancel memory writes writes_bulk writes_direct import fields upgrade
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=close_fdw
 
+# A VPATH build (pg_buildext's build-N directories) writes the objects
+# under src/ of the build directory, which must exist first.
+ifdef VPATH
+$(shell mkdir -p src)
+endif
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# make dist: the PGXN distribution, close_fdw-<version>.zip, from the
+# committed tree (git archive), with META.json at its top.
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" close_fdw.control)
+dist:
+	git archive --format zip --prefix=close_fdw-$(EXTVERSION)/ -o close_fdw-$(EXTVERSION).zip HEAD
+.PHONY: dist
 
 # every object depends on the shared headers (PGXS does not track them)
 $(OBJS): src/close_fdw.h src/compat.h
