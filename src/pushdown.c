@@ -6,8 +6,11 @@
  *		  custom_object_type_id within a lead), so only text equality on
  *		  those columns, with a deterministic collation, is ever pushed;
  *		  everything else stays a local filter.  Also finds the join clauses
- *		  that make parameterized scans (one listing per outer lead), and
- *		  describes pushed values for EXPLAIN.
+ *		  that make parameterized scans (one listing per outer lead),
+ *		  describes pushed values for EXPLAIN, and turns a search's
+ *		  conditions into query nodes: each a superset of what SQL keeps
+ *		  unless exact, and only of a kind the type Close stores the field as
+ *		  takes (confirmed for custom fields when the scan starts).
  *
  *-------------------------------------------------------------------------
  */
