@@ -10,6 +10,7 @@ SELECT emulator_reset();
 CREATE FOREIGN TABLE edge_subs (
   id text, lead_id text, name text, date_created timestamptz,
   amount_r numeric(10,0) OPTIONS (field 'custom.cf_SubscriptionAmount0000000000000000000000000'),
+  amount_c numeric(12,2) OPTIONS (field 'custom.cf_SubscriptionAmount0000000000000000000000000'),
   amount_n numeric OPTIONS (field 'custom.cf_SubscriptionAmount0000000000000000000000000'),
   amount_i int4 OPTIONS (field 'custom.cf_SubscriptionAmount0000000000000000000000000'),
   amount_f float8 OPTIONS (field 'custom.cf_SubscriptionAmount0000000000000000000000000'),
@@ -33,7 +34,7 @@ SELECT * FROM emulator_requests();
 -- type fetch); numeric(10,0) and int columns widen by half a unit, float
 -- columns and columns of another kind than Close's field are not pushed
 EXPLAIN (COSTS OFF) SELECT name FROM edge_subs WHERE amount_r >= 13 AND amount_i <= 40 AND amount_n > 20;
-EXPLAIN (COSTS OFF) SELECT name FROM edge_subs WHERE amount_r = 13;
+EXPLAIN (COSTS OFF) SELECT name FROM edge_subs WHERE amount_r = 13 AND amount_c < 12.5;
 EXPLAIN (COSTS OFF) SELECT name FROM edge_subs WHERE amount_f >= 13 AND created_t = '2020-01-01' AND start_ts > '2021-01-01';
 SELECT * FROM emulator_requests();
 

@@ -61,6 +61,8 @@ field_types_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 	HASH_SEQ_STATUS scan;
 	FieldTypesEntry *entry;
 
+	if (FieldTypesHash == NULL)
+		return;
 	hash_seq_init(&scan, FieldTypesHash);
 	while ((entry = (FieldTypesEntry *) hash_seq_search(&scan)) != NULL)
 		entry->invalidated = true;
@@ -134,10 +136,20 @@ fetch_field_types(UserMapping *user)
 CloseFieldTypes *
 close_field_types_get(UserMapping *user, int64 *requests)
 {
+	static bool callbacks_registered = false;
 	FieldTypesEntry *entry;
 	CloseFieldTypes *types;
 	bool		found;
 
+	/* the callbacks first: no entry may outlive a change unnoticed */
+	if (!callbacks_registered)
+	{
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID,
+									  field_types_inval_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID,
+									  field_types_inval_callback, (Datum) 0);
+		callbacks_registered = true;
+	}
 	if (FieldTypesHash == NULL)
 	{
 		HASHCTL		ctl;
@@ -147,10 +159,6 @@ close_field_types_get(UserMapping *user, int64 *requests)
 		ctl.hcxt = CacheMemoryContext;
 		FieldTypesHash = hash_create("close_fdw field types", 8, &ctl,
 									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		CacheRegisterSyscacheCallback(FOREIGNSERVEROID,
-									  field_types_inval_callback, (Datum) 0);
-		CacheRegisterSyscacheCallback(USERMAPPINGOID,
-									  field_types_inval_callback, (Datum) 0);
 	}
 
 	entry = hash_search(FieldTypesHash, &user->umid, HASH_ENTER, &found);

@@ -499,15 +499,33 @@ is_exact_number_type(Oid typid)
 static char *
 rounding_half_unit(Oid typid, int32 typmod)
 {
+	StringInfoData buf;
 	int			scale;
+	int			i;
 
 	if (typid != NUMERICOID)
-		return pstrdup("5e-1");
+		return pstrdup("0.5");
 	if (typmod < (int32) VARHDRSZ)
 		return pstrdup("");
 	/* numeric.c's NUMERIC_TYPMOD_SCALE: 11 bits, signed since PG 15 */
 	scale = ((((typmod - VARHDRSZ) & 0x7ff) ^ 1024) - 1024);
-	return psprintf("5e%d", -scale - 1);
+
+	/* 0.5 * 10^-scale, written out (numeric_in limits exponents) */
+	initStringInfo(&buf);
+	if (scale >= 0)
+	{
+		appendStringInfoString(&buf, "0.");
+		for (i = 0; i < scale; i++)
+			appendStringInfoChar(&buf, '0');
+		appendStringInfoChar(&buf, '5');
+	}
+	else
+	{
+		appendStringInfoChar(&buf, '5');
+		for (i = 0; i < -scale - 1; i++)
+			appendStringInfoChar(&buf, '0');
+	}
+	return buf.data;
 }
 
 /* "<" for "<" with the column on the left, ">" when it is on the right... */
