@@ -87,7 +87,9 @@ typedef struct CloseScanState
 
 	/* a search (CLOSE_ACCESS_SEARCH) */
 	List	   *value_states;	/* ExprStates of its condition values */
-	List	   *search_nodes;
+	List	   *search_nodes;	/* once the scan starts, as confirmed */
+	bool		search_confirmed;	/* against the fields' Close types */
+	int			search_not_pushed;	/* plan's nodes left out or cut */
 	List	   *search_keys;	/* record keys asked for */
 	bool		search_all_custom;
 	int			search_limit;
@@ -452,7 +454,8 @@ attributes_used(RelOptInfo *baserel, List *local_exprs)
  * A search plan: the conditions the search evaluates become query nodes
  * (their values in fdw_exprs); those it evaluates exactly leave the local
  * filter, the others stay in it.  A LIMIT is passed on when nothing after
- * the scan can drop or reorder rows.
+ * the scan can drop or reorder rows, and it is not FETCH FIRST ... WITH TIES
+ * (which wants the rows past it that tie with the last).
  */
 static ForeignScan *
 plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
@@ -516,6 +519,7 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 		attrs_list = lappend_int(attrs_list, attr);
 
 	if (root->limit_tuples > 0 && local_exprs == NIL &&
+		root->parse->limitOption != LIMIT_OPTION_WITH_TIES &&
 		bms_membership(root->all_baserels) == BMS_SINGLETON &&
 		(root->query_pathkeys == NIL ||
 		 pathkeys_contained_in(root->query_pathkeys, best_path->path.pathkeys)))
@@ -802,6 +806,19 @@ start_search(ForeignScanState *node)
 	ListCell   *lc;
 	int			i = 0;
 	char	   *query;
+
+	/* custom fields' conditions go only where Close's field type fits */
+	if (!fsstate->search_confirmed)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
+
+		fsstate->search_nodes = close_search_confirm(fsstate->search_nodes,
+													 fsstate->user,
+													 &fsstate->requests,
+													 &fsstate->search_not_pushed);
+		fsstate->search_confirmed = true;
+		MemoryContextSwitchTo(oldcxt);
+	}
 
 	vals.values = palloc0(sizeof(Datum) * Max(n, 1));
 	vals.nulls = palloc0(sizeof(bool) * Max(n, 1));
@@ -1245,6 +1262,9 @@ closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		ExplainPropertyInteger("Close Pages", NULL,
 							   fsstate->pages + search_requests, es);
 		ExplainPropertyInteger("Close Records", NULL, fsstate->records, es);
+		if (fsstate->search_not_pushed > 0)
+			ExplainPropertyInteger("Close Search Conditions Not Sent", NULL,
+								   fsstate->search_not_pushed, es);
 		if (fsstate->retries + close_search_retries(fsstate->search) > 0)
 			ExplainPropertyInteger("Close Retries", NULL,
 								   fsstate->retries + close_search_retries(fsstate->search),

@@ -136,8 +136,12 @@ typedef enum CloseAccessKind
  * A search query node, encoded as a List so that it can live in a plan's
  * fdw_private (pushdown.c builds them, search.c renders them):
  *   AND / OR:  (kind, negate, child nodes...)
- *   COND:      (kind, negate, field JSON, condition, operator, value index)
- * where the value index points into the scan's fdw_exprs.
+ *   COND:      (kind, negate, field JSON, condition, operator, value index,
+ *               record key, half unit)
+ * where the value index points into the scan's fdw_exprs, the record key
+ * ("name", "custom.cf_...") names the field whose Close type must accept
+ * the condition, and the half unit (a number's text, "" for none) is how
+ * far a number_range is widened for the column's rounding.
  */
 #define CLOSE_SEARCH_AND		1
 #define CLOSE_SEARCH_OR			2
@@ -334,6 +338,14 @@ extern bool close_is_valid_id(const char *value, const char *prefix);
 /* in connection.c */
 extern CloseConnection *close_get_connection(UserMapping *user);
 
+/* in fieldtypes.c */
+typedef struct CloseFieldTypes CloseFieldTypes;
+extern CloseFieldTypes *close_field_types_get(UserMapping *user,
+											  int64 *requests);
+extern bool close_field_type_lookup(CloseFieldTypes *types,
+									const char *field_id, const char **type,
+									bool *multi);
+
 /* in http.c */
 extern void close_http_request(CloseConnection *conn, const char *method,
 							   const char *path, const char *body,
@@ -470,5 +482,7 @@ extern List *close_join_clause_outers(PlannerInfo *root, RelOptInfo *baserel,
 extern char *close_describe_value(PlannerInfo *root, Expr *expr);
 extern void close_search_conditions(PlannerInfo *root, RelOptInfo *baserel,
 									List *rinfos, CloseSearchPushdown *out);
+extern List *close_search_confirm(List *nodes, UserMapping *user,
+								  int64 *requests, int *not_pushed);
 
 #endif							/* CLOSE_FDW_H */

@@ -6,8 +6,11 @@
  *		  custom_object_type_id within a lead), so only text equality on
  *		  those columns, with a deterministic collation, is ever pushed;
  *		  everything else stays a local filter.  Also finds the join clauses
- *		  that make parameterized scans (one listing per outer lead), and
- *		  describes pushed values for EXPLAIN.
+ *		  that make parameterized scans (one listing per outer lead),
+ *		  describes pushed values for EXPLAIN, and turns a search's
+ *		  conditions into query nodes: each a superset of what SQL keeps
+ *		  unless exact, and only of a kind the type Close stores the field as
+ *		  takes (confirmed for custom fields when the scan starts).
  *
  *-------------------------------------------------------------------------
  */
@@ -404,23 +407,125 @@ search_field_json(const char *key)
 	return buf.data;
 }
 
-static List *
-make_search_cond(SearchContext *cx, const char *field, int cond, int op,
-				 Expr *value, bool negate)
+static bool
+is_custom_key(const char *key)
 {
-	cx->values = lappend(cx->values, value);
-	return lappend(close_list_make5(makeInteger(CLOSE_SEARCH_COND),
-									makeInteger(negate ? 1 : 0),
-									makeString(pstrdup(field)), makeInteger(cond),
-									makeInteger(op)),
-				   makeInteger(list_length(cx->values) - 1));
+	return strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) == 0;
 }
 
+/*
+ * The type Close stores a core field as, in the words of custom fields'
+ * types ("id" for the id-like keys, which only term conditions use).
+ */
+static const char *
+core_field_type(const char *key)
+{
+	if (is_id_like_key(key))
+		return "id";
+	if (strcmp(key, "name") == 0)
+		return "text";
+	if (strcmp(key, "date_created") == 0 || strcmp(key, "date_updated") == 0)
+		return "datetime";
+	return "";
+}
+
+/*
+ * Does a condition of this kind, on a field Close stores as this type, find
+ * every record the column would show as matching?  Text exact_value only on
+ * text-like and id fields, number_range only on numbers, moment_range only
+ * on datetimes (and dates, for date columns, widened by a day); never on a
+ * field of several values (the column shows the whole array), a hidden
+ * field (any scalar), or a type not known here.
+ */
 static bool
-is_numeric_type(Oid typid)
+condition_fits_field(int cond, const char *type, bool multi)
+{
+	if (multi)
+		return false;
+	switch (cond)
+	{
+		case CLOSE_SEARCH_TERM:
+			return strcmp(type, "id") == 0;
+		case CLOSE_SEARCH_TEXT:
+			return strcmp(type, "text") == 0 || strcmp(type, "textarea") == 0 ||
+				strcmp(type, "choices") == 0 || strcmp(type, "user") == 0 ||
+				strcmp(type, "contact") == 0 ||
+				strcmp(type, "custom_object") == 0;
+		case CLOSE_SEARCH_NUMBER:
+			return strcmp(type, "number") == 0;
+		case CLOSE_SEARCH_MOMENT:
+			return strcmp(type, "datetime") == 0;
+		case CLOSE_SEARCH_DATE:
+			return strcmp(type, "date") == 0 || strcmp(type, "datetime") == 0;
+	}
+	return false;
+}
+
+static List *
+make_search_cond(SearchContext *cx, const char *field, const char *key,
+				 int cond, int op, const char *half_unit, Expr *value,
+				 bool negate)
+{
+	List	   *node;
+
+	cx->values = lappend(cx->values, value);
+	node = close_list_make5(makeInteger(CLOSE_SEARCH_COND),
+							makeInteger(negate ? 1 : 0),
+							makeString(pstrdup(field)), makeInteger(cond),
+							makeInteger(op));
+	node = lappend(node, makeInteger(list_length(cx->values) - 1));
+	node = lappend(node, makeString(pstrdup(key)));
+	return lappend(node, makeString(pstrdup(half_unit)));
+}
+
+/*
+ * Column types whose values a number_range can bound: exact numbers.  A
+ * float column rounds Close's decimal number to binary, which can move it
+ * across a bound: not pushed.
+ */
+static bool
+is_exact_number_type(Oid typid)
 {
 	return typid == INT2OID || typid == INT4OID || typid == INT8OID ||
-		typid == NUMERICOID || typid == FLOAT4OID || typid == FLOAT8OID;
+		typid == NUMERICOID;
+}
+
+/*
+ * Half a unit of the last place a column of this type keeps, as numeric
+ * text ("" when it keeps every digit Close sends): the column shows Close's
+ * 12.50 as 13 in numeric(10,0) (and an int column as 13, or refuses it),
+ * so "col >= 13" must ask Close for 12.5 and up.
+ */
+static char *
+rounding_half_unit(Oid typid, int32 typmod)
+{
+	StringInfoData buf;
+	int			scale;
+	int			i;
+
+	if (typid != NUMERICOID)
+		return pstrdup("0.5");
+	if (typmod < (int32) VARHDRSZ)
+		return pstrdup("");
+	/* numeric.c's NUMERIC_TYPMOD_SCALE: 11 bits, signed since PG 15 */
+	scale = ((((typmod - VARHDRSZ) & 0x7ff) ^ 1024) - 1024);
+
+	/* 0.5 * 10^-scale, written out (numeric_in limits exponents) */
+	initStringInfo(&buf);
+	if (scale >= 0)
+	{
+		appendStringInfoString(&buf, "0.");
+		for (i = 0; i < scale; i++)
+			appendStringInfoChar(&buf, '0');
+		appendStringInfoChar(&buf, '5');
+	}
+	else
+	{
+		appendStringInfoChar(&buf, '5');
+		for (i = 0; i < -scale - 1; i++)
+			appendStringInfoChar(&buf, '0');
+	}
+	return buf.data;
 }
 
 /* "<" for "<" with the column on the left, ">" when it is on the right... */
@@ -454,6 +559,11 @@ translate_comparison(SearchContext *cx, Expr *clause, bool *exact)
 	char	   *key;
 	char	   *field;
 	Oid			coltype;
+	int32		coltypmod = -1;
+	Oid			colcollation;
+	int			cond = 0;
+	int			op = 0;
+	char	   *half_unit = "";
 
 	if (IsA(clause, OpExpr) && list_length(((OpExpr *) clause)->args) == 2)
 	{
@@ -492,53 +602,63 @@ translate_comparison(SearchContext *cx, Expr *clause, bool *exact)
 	key = close_get_column_key(cx->reloid, var->varattno,
 							   get_attname(cx->reloid, var->varattno, false));
 	field = search_field_json(key);
-	coltype = getBaseType(get_atttype(cx->reloid, var->varattno));
 	if (field == NULL)
 		return NULL;
+	get_atttypetypmodcoll(cx->reloid, var->varattno, &coltype, &coltypmod,
+						  &colcollation);
+	coltype = getBaseTypeAndTypmod(coltype, &coltypmod);
 
 	/* ids: exact, and so also negatable */
 	if (is_id_like_key(key))
 	{
 		*exact = true;
 		if (is_exact_text_equality(opno, collation))
-			return make_search_cond(cx, field, CLOSE_SEARCH_TERM,
+			return make_search_cond(cx, field, key, CLOSE_SEARCH_TERM,
 									is_array ? CLOSE_SEARCH_OP_ANY : CLOSE_SEARCH_OP_EQ,
-									value, false);
+									"", value, false);
 		if (!is_array && opno == get_negator(TextEqualOperator) &&
 			(!OidIsValid(collation) || get_collation_isdeterministic(collation)))
-			return make_search_cond(cx, field, CLOSE_SEARCH_TERM,
-									CLOSE_SEARCH_OP_EQ, value, true);
+			return make_search_cond(cx, field, key, CLOSE_SEARCH_TERM,
+									CLOSE_SEARCH_OP_EQ, "", value, true);
 		return NULL;
 	}
 
+	/*
+	 * The rest find a superset and are checked again locally.  The kind of
+	 * condition follows the column's type; it must also suit the type Close
+	 * stores the field as: known here for core fields, confirmed when the
+	 * scan starts for custom ones (close_search_confirm).
+	 */
 	*exact = false;
-	/* text: Close's exact_value may ignore case; recheck locally */
 	if ((coltype == TEXTOID || coltype == VARCHAROID) &&
 		is_exact_text_equality(opno, collation))
-		return make_search_cond(cx, field, CLOSE_SEARCH_TEXT,
-								is_array ? CLOSE_SEARCH_OP_ANY : CLOSE_SEARCH_OP_EQ,
-								value, false);
-	if (is_array)
-		return NULL;
-
-	/* ranges, on the same type on both sides */
 	{
-		int			op = range_op(get_opname(opno), commuted);
+		/* Close's exact_value may ignore case */
+		cond = CLOSE_SEARCH_TEXT;
+		op = is_array ? CLOSE_SEARCH_OP_ANY : CLOSE_SEARCH_OP_EQ;
+	}
+	else if (!is_array &&
+			 (op = range_op(get_opname(opno), commuted)) != 0)
+	{
+		/* ranges, on the same kind of type on both sides */
 		Oid			valtype = exprType((Node *) value);
 
-		if (op == 0)
-			return NULL;
 		if ((coltype == TIMESTAMPTZOID || coltype == TIMESTAMPOID) &&
 			valtype == coltype)
-			return make_search_cond(cx, field, CLOSE_SEARCH_MOMENT, op, value, false);
-		if (coltype == DATEOID && valtype == DATEOID &&
-			strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) == 0)
-			return make_search_cond(cx, field, CLOSE_SEARCH_DATE, op, value, false);
-		if (is_numeric_type(coltype) && is_numeric_type(valtype) &&
-			strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) == 0)
-			return make_search_cond(cx, field, CLOSE_SEARCH_NUMBER, op, value, false);
+			cond = CLOSE_SEARCH_MOMENT;
+		else if (coltype == DATEOID && valtype == DATEOID)
+			cond = CLOSE_SEARCH_DATE;
+		else if (is_exact_number_type(coltype) && is_exact_number_type(valtype))
+		{
+			cond = CLOSE_SEARCH_NUMBER;
+			half_unit = rounding_half_unit(coltype, coltypmod);
+		}
 	}
-	return NULL;
+	if (cond == 0 ||
+		(!is_custom_key(key) &&
+		 !condition_fits_field(cond, core_field_type(key), false)))
+		return NULL;
+	return make_search_cond(cx, field, key, cond, op, half_unit, value, false);
 }
 
 /* A constant with no NULL in it (nor in its elements, for an array). */
@@ -646,4 +766,116 @@ close_search_conditions(PlannerInfo *root, RelOptInfo *baserel, List *rinfos,
 			out->exact_rinfos = lappend(out->exact_rinfos, rinfo);
 	}
 	out->values = cx.values;
+}
+
+/* ---- at scan start: the conditions the fields' Close types accept ---- */
+
+typedef struct ConfirmContext
+{
+	UserMapping *user;
+	CloseFieldTypes *types;		/* fetched at the first custom field */
+	int64	   *requests;
+} ConfirmContext;
+
+/* Does the type Close stores the condition's field as accept it? */
+static bool
+condition_confirmed(ConfirmContext *cx, List *node)
+{
+	int			cond = intVal(list_nth(node, 3));
+	const char *key = strVal(list_nth(node, 6));
+	const char *type;
+	bool		multi;
+
+	if (!is_custom_key(key))
+		return true;			/* a core field: checked when planned */
+	if (cx->types == NULL)
+		cx->types = close_field_types_get(cx->user, cx->requests);
+	if (!close_field_type_lookup(cx->types, key + strlen(CLOSE_CUSTOM_PREFIX),
+								 &type, &multi))
+		return false;			/* no such field: leave it to the filter */
+	return condition_fits_field(cond, type, multi);
+}
+
+/* Is every condition of the node accepted? */
+static bool
+node_confirmed(ConfirmContext *cx, List *node)
+{
+	ListCell   *lc;
+
+	if (intVal(linitial(node)) == CLOSE_SEARCH_COND)
+		return condition_confirmed(cx, node);
+	for_each_from(lc, node, 2)
+		if (!node_confirmed(cx, (List *) lfirst(lc)))
+			return false;
+	return true;
+}
+
+/*
+ * The node with the conditions Close would not apply with SQL's meaning
+ * taken out, where taking out widens: NULL when nothing is left to send
+ * (the node matches all), the node itself when all is accepted.  An AND
+ * drops its refused parts; an OR with a refused part, or a negated node
+ * with one (the negation of a wider node is narrower), goes whole.
+ */
+static List *
+confirm_node(ConfirmContext *cx, List *node)
+{
+	int			kind = intVal(linitial(node));
+	List	   *result;
+	ListCell   *lc;
+	bool		changed = false;
+
+	if (kind == CLOSE_SEARCH_COND || intVal(lsecond(node)) != 0)
+		return node_confirmed(cx, node) ? node : NULL;
+
+	result = list_make2(linitial(node), lsecond(node));
+	for_each_from(lc, node, 2)
+	{
+		List	   *child = (List *) lfirst(lc);
+		List	   *kept = confirm_node(cx, child);
+
+		if (kept == NULL && kind == CLOSE_SEARCH_OR)
+			return NULL;
+		if (kept != child)
+			changed = true;
+		if (kept != NULL)
+			result = lappend(result, kept);
+	}
+	if (!changed)
+		return node;
+	return list_length(result) > 2 ? result : NULL;
+}
+
+/*
+ * The plan's search nodes as they may be sent, once the types Close stores
+ * the custom fields as are known (fetched here, through the cache, only if
+ * a node has a custom field; *requests counts a fetch): a condition the
+ * field's type does not give SQL's meaning is left out, and so is whatever
+ * leaving it out would narrow, so the search still finds a superset (the
+ * conditions are all checked again locally).  *not_pushed counts the
+ * plan's nodes left out or cut.
+ */
+List *
+close_search_confirm(List *nodes, UserMapping *user, int64 *requests,
+					 int *not_pushed)
+{
+	ConfirmContext cx;
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	cx.user = user;
+	cx.types = NULL;
+	cx.requests = requests;
+	*not_pushed = 0;
+	foreach(lc, nodes)
+	{
+		List	   *node = (List *) lfirst(lc);
+		List	   *kept = confirm_node(&cx, node);
+
+		if (kept != node)
+			(*not_pushed)++;
+		if (kept != NULL)
+			result = lappend(result, kept);
+	}
+	return result;
 }

@@ -164,14 +164,33 @@ append_moment_range(StringInfo buf, bool has_after, TimestampTz after,
 	appendStringInfoChar(buf, '}');
 }
 
+/* The numeric a + sign * b, as text (a and b numeric text). */
+static char *
+numeric_text_shifted(const char *a, const char *b, int sign)
+{
+	Datum		x = DirectFunctionCall3(numeric_in, CStringGetDatum(a),
+										ObjectIdGetDatum(InvalidOid),
+										Int32GetDatum(-1));
+	Datum		y = DirectFunctionCall3(numeric_in, CStringGetDatum(b),
+										ObjectIdGetDatum(InvalidOid),
+										Int32GetDatum(-1));
+
+	return DatumGetCString(DirectFunctionCall1(numeric_out,
+											   sign < 0
+											   ? DirectFunctionCall2(numeric_sub, x, y)
+											   : DirectFunctionCall2(numeric_add, x, y)));
+}
+
 /*
  * The condition of one node for a known value.  Every condition finds at
  * least the rows SQL would: NULL finds nothing; ranges are widened past
- * any difference of precision (a second, a day) and made inclusive.
+ * any difference of precision (a second, a day, half a unit of the last
+ * place the column keeps) and made inclusive.
  */
 static void
 append_condition(StringInfo buf, const char *field, int cond, int op,
-				 bool negate, Datum value, bool isnull, Oid type)
+				 const char *half_unit, bool negate, Datum value, bool isnull,
+				 Oid type)
 {
 	StringInfoData c;
 	List	   *elems = NIL;
@@ -223,7 +242,8 @@ append_condition(StringInfo buf, const char *field, int cond, int op,
 				{
 					if (lc != list_head(elems))
 						appendStringInfoString(buf, ", ");
-					append_condition(buf, field, cond, CLOSE_SEARCH_OP_EQ, false,
+					append_condition(buf, field, cond, CLOSE_SEARCH_OP_EQ,
+									 half_unit, false,
 									 PointerGetDatum(lfirst(lc)), false, type);
 				}
 				appendStringInfoString(buf, "]}");
@@ -250,9 +270,13 @@ append_condition(StringInfo buf, const char *field, int cond, int op,
 				}
 				appendStringInfoString(&c, "{\"type\": \"number_range\"");
 				if (op != CLOSE_SEARCH_OP_LE)
-					appendStringInfo(&c, ", \"gte\": %s", text);
+					appendStringInfo(&c, ", \"gte\": %s", half_unit[0]
+									 ? numeric_text_shifted(text, half_unit, -1)
+									 : text);
 				if (op != CLOSE_SEARCH_OP_GE)
-					appendStringInfo(&c, ", \"lte\": %s", text);
+					appendStringInfo(&c, ", \"lte\": %s", half_unit[0]
+									 ? numeric_text_shifted(text, half_unit, 1)
+									 : text);
 				appendStringInfoChar(&c, '}');
 				break;
 			}
@@ -323,8 +347,9 @@ append_node(StringInfo buf, List *node, CloseSearchValues *vals)
 			appendStringInfo(buf, "}%s}", negate ? ", \"negate\": true" : "");
 			return;
 		}
-		append_condition(buf, field, cond, op, negate, vals->values[index],
-						 vals->nulls[index], vals->types[index]);
+		append_condition(buf, field, cond, op, strVal(list_nth(node, 7)),
+						 negate, vals->values[index], vals->nulls[index],
+						 vals->types[index]);
 		return;
 	}
 	else

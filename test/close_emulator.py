@@ -141,7 +141,10 @@ Control API (no auth, never logged), under /_emulator/:
                                                 answer at most this many records a
                                                 page, whatever _limit says; 0: off)} (any subset,
                                                 integers); 204
-  POST   /_emulator/objects                    bulk create -> 200 {"created": N}
+  POST   /_emulator/objects                    bulk create -> 200 {"created": N}; body
+                                                {"lead_id", "custom_object_type_id", "count",
+                                                "name_prefix", "values" (custom.cf_... keys),
+                                                "date_created" (one instant for all: ties)}
   GET    /_emulator/data/leads                 {lead_id: object count, ...}
   GET    /_emulator/data/objects?lead_id=L     [records exactly as stored]
   GET    /_emulator/data/search_state          {"live_cursors": N} (after dropping expired ones)
@@ -1985,13 +1988,19 @@ class Handler(BaseHTTPRequestHandler):
         store = self.store
         errors = {}
         for k in data:
-            if k not in ("lead_id", "custom_object_type_id", "count", "name_prefix", "values"):
+            if k not in ("lead_id", "custom_object_type_id", "count", "name_prefix", "values",
+                         "date_created"):
                 errors[k] = "Unknown key."
         lead_id = data.get("lead_id")
         type_id = data.get("custom_object_type_id")
         count = data.get("count")
         prefix = data.get("name_prefix", "Bulk")
         values = data.get("values") or {}
+        created = data.get("date_created")     # one instant for all (ties), else the clock's
+        if created is not None:
+            created = _value_instant(created) if isinstance(created, str) else None
+            if created is None:
+                errors["date_created"] = "Must be an ISO 8601 date-time with an offset."
         if not isinstance(lead_id, str) or not ID_RES["lead"].fullmatch(lead_id):
             errors["lead_id"] = "Must be lead_ followed by 43 base62 characters."
         if type_id not in store.types:
@@ -2021,7 +2030,7 @@ class Handler(BaseHTTPRequestHandler):
             if lead_id not in store.leads:
                 store.add_lead(lead_id, "Bulk Lead " + lead_id[5:], store.clock.tick())
             for i in range(1, count + 1):
-                now = store.clock.tick()
+                now = created or store.clock.tick()
                 rec = store.make_record(store.new_id("custobj_", 43), type_id, lead_id,
                                         "%s %0*d" % (prefix, width, i), user, now, now, custom)
                 store.insert(rec)

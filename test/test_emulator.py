@@ -770,6 +770,17 @@ class ControlTests(EmulatorTest):
         self.assertStatus(request("POST", "/_emulator/objects", {"lead_id": "lead_x", "custom_object_type_id": D,
                                                                  "count": 1}, auth=None), 400)
 
+    def test_bulk_objects_date_created(self):
+        lead = emu.pad_id("lead_", "Ties", 43)
+        r = control("POST", "objects", {"lead_id": lead, "custom_object_type_id": D, "count": 3,
+                                        "date_created": "2019-01-01T01:00:00+01:00"})
+        self.assertEqual(r.json(), {"created": 3})
+        objs = control("GET", "data/objects?lead_id=%s" % lead).json()
+        self.assertEqual({o["date_created"] for o in objs}, {"2019-01-01T00:00:00.000000+00:00"})
+        self.assertStatus(request("POST", "/_emulator/objects", {"lead_id": lead, "custom_object_type_id": D,
+                                                                 "count": 1, "date_created": "yesterday"},
+                                  auth=None), 400)
+
 
 # ---------------------------------------------------------------------------
 # Advanced Filtering: POST /api/v1/data/search/
