@@ -186,6 +186,19 @@ append_escaped(StringInfo buf, const char *value)
 	}
 }
 
+/*
+ * Text in the server encoding as Close reads it, UTF-8 (the same pointer in
+ * a UTF8 database); a character UTF-8 cannot hold is an error.  Every body
+ * and every value in a URL goes through here on its way out.
+ */
+static const char *
+utf8_text(const char *text)
+{
+	if (text == NULL)
+		return NULL;
+	return pg_server_to_any(text, strlen(text), PG_UTF8);
+}
+
 /* Append "?name=value" or "&name=value", the value percent-encoded. */
 void
 close_append_query_param(StringInfo buf, const char *name, const char *value)
@@ -193,7 +206,7 @@ close_append_query_param(StringInfo buf, const char *name, const char *value)
 	appendStringInfoChar(buf, strchr(buf->data, '?') ? '&' : '?');
 	appendStringInfoString(buf, name);
 	appendStringInfoChar(buf, '=');
-	append_escaped(buf, value);
+	append_escaped(buf, utf8_text(value));
 }
 
 /* The path of one custom object, its id percent-encoded; palloc'd. */
@@ -204,7 +217,7 @@ close_object_path(const char *id)
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "/custom_object/");
-	append_escaped(&buf, id);
+	append_escaped(&buf, utf8_text(id));
 	appendStringInfoChar(&buf, '/');
 	return buf.data;
 }
@@ -654,6 +667,7 @@ close_http_request(CloseConnection *conn, const char *method,
 	ClosePacer *pacer;
 	Attempt		attempt;
 
+	body = utf8_text(body);
 	memset(response, 0, sizeof(*response));
 	endpoint_group(method, path, group, sizeof(group));
 
@@ -929,7 +943,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 						 errmsg("could not create an HTTP handle")));
 			setup_handle(conn, conn->pool[i], method,
 						 psprintf("%s%s", conn->server.api_url, paths[i]),
-						 bodies ? bodies[i] : NULL, repeatable,
+						 bodies ? utf8_text(bodies[i]) : NULL, repeatable,
 						 &responses[i], &attempts[i]);
 			/* one error buffer is shared: the message names no request */
 			curl_easy_setopt(conn->pool[i], CURLOPT_ERRORBUFFER, NULL);
@@ -1100,8 +1114,9 @@ close_flight_start(CloseFlight *flight, const char *method, const char *path,
 	memset(response, 0, sizeof(CloseResponse));
 	flight->repeatable = request_is_repeatable(method, path);
 	setup_handle(flight->conn, flight->handles[slot], method,
-				 psprintf("%s%s", flight->conn->server.api_url, path), body,
-				 flight->repeatable, response, &flight->attempts[slot]);
+				 psprintf("%s%s", flight->conn->server.api_url, path),
+				 utf8_text(body), flight->repeatable, response,
+				 &flight->attempts[slot]);
 	curl_easy_setopt(flight->handles[slot], CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(flight->handles[slot], CURLOPT_PRIVATE, (void *) (intptr_t) slot);
 	flight->attempts[slot].rc = CURLE_AGAIN;
