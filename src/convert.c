@@ -183,6 +183,47 @@ close_make_row_converter(Relation rel, Bitmapset *attrs_used)
 	return conv;
 }
 
+/*
+ * UTF-8 text from the API, made fit for a message in a database of another
+ * encoding, where its bytes would show as other characters: each non-ASCII
+ * character becomes a JSON-style Unicode escape (a surrogate pair beyond
+ * U+FFFF), and each non-ASCII byte of text that is not UTF-8 a '?'.
+ * palloc'd; never fails.
+ */
+char *
+close_utf8_for_message(const char *text, size_t len)
+{
+	StringInfoData buf;
+	const unsigned char *p = (const unsigned char *) text;
+	const unsigned char *end = p + len;
+	bool		utf8 = pg_verify_mbstr(PG_UTF8, text, (int) len, true);
+
+	initStringInfo(&buf);
+	while (p < end)
+	{
+		if (*p < 0x80)
+			appendStringInfoChar(&buf, (char) *p++);
+		else if (!utf8)
+		{
+			appendStringInfoChar(&buf, '?');
+			p++;
+		}
+		else
+		{
+			pg_wchar	c = utf8_to_unicode(p);
+
+			if (c > 0xFFFF)
+				appendStringInfo(&buf, "\\u%04x\\u%04x",
+								 (unsigned int) (0xD800 + ((c - 0x10000) >> 10)),
+								 (unsigned int) (0xDC00 + ((c - 0x10000) & 0x3FF)));
+			else
+				appendStringInfo(&buf, "\\u%04x", (unsigned int) c);
+			p += pg_utf_mblen(p);
+		}
+	}
+	return buf.data;
+}
+
 static void
 conversion_error_callback(void *arg)
 {
@@ -200,6 +241,11 @@ conversion_error_callback(void *arg)
 	}
 	value = close_json_serialize(ctx->value);
 	len = strlen(value);
+	if (GetDatabaseEncoding() != PG_UTF8)
+	{
+		value = close_utf8_for_message(value, len);
+		len = strlen(value);
+	}
 	if (!pg_verifymbstr(value, len, true))
 		value = "(not valid in the server encoding)";
 	else if (len > 200)

@@ -223,8 +223,9 @@ close_object_path(const char *id)
 }
 
 /*
- * Remote text made fit for a message: valid in the server encoding, no
- * control characters, and not too long.
+ * Remote text made fit for a message: valid in the server encoding (Close
+ * writes UTF-8: in a database of another encoding, its non-ASCII
+ * characters are shown escaped), no control characters, and not too long.
  */
 static char *
 printable_text(const char *text, size_t len)
@@ -233,18 +234,28 @@ printable_text(const char *text, size_t len)
 	char	   *result;
 	size_t		i;
 
-	if (len > maxlen)
-		len = maxlen;
-	result = pnstrdup(text, len);
-	if (!pg_verifymbstr(result, len, true))
+	if (GetDatabaseEncoding() != PG_UTF8)
 	{
-		for (i = 0; i < len; i++)
-			if (!isascii((unsigned char) result[i]))
-				result[i] = '?';
+		if (len > maxlen)
+			len = pg_encoding_mbcliplen(PG_UTF8, text, (int) len, (int) maxlen);
+		result = close_utf8_for_message(text, len);
+		len = strlen(result);
 	}
 	else
-		len = pg_mbcliplen(result, len, len);
-	result[len] = '\0';
+	{
+		if (len > maxlen)
+			len = maxlen;
+		result = pnstrdup(text, len);
+		if (!pg_verifymbstr(result, len, true))
+		{
+			for (i = 0; i < len; i++)
+				if (!isascii((unsigned char) result[i]))
+					result[i] = '?';
+		}
+		else
+			len = pg_mbcliplen(result, len, len);
+		result[len] = '\0';
+	}
 	for (i = 0; i < len; i++)
 		if ((unsigned char) result[i] < 0x20 && result[i] != '\n')
 			result[i] = ' ';
