@@ -9,7 +9,8 @@
  * A value that does not fit its column is an error, never a NULL.  Where
  * the text form would be read differently depending on session settings
  * (timestamps without an offset), the value is read as UTC, as the API
- * sheet says.
+ * sheet says; a date or time that is not ISO 8601 (a zone name, say) is an
+ * error rather than read by those settings.
  *
  *-------------------------------------------------------------------------
  */

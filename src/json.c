@@ -453,7 +453,7 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 	jerr = json_tokener_get_error(tok);
 	json_tokener_free(tok);
 	if (marked)
-		pfree(marked);
+		pfree(marked);			/* json-c keeps copies of what it needs */
 
 	if (root == NULL || jerr != json_tokener_success)
 	{
@@ -464,7 +464,7 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 			: json_tokener_error_desc(jerr);
 		return NULL;
 	}
-	if (marked)
+	if (jc.nbigs > 0)
 		restore_big_integers(root);
 
 	callback->func = free_document;
