@@ -43,7 +43,7 @@ SELECT ej_serve($$[
  {"id": "custobj_neg", "lead_id": "lead_x", "name": "neg",
   "custom.cf_SubscriptionAmount0000000000000000000000000": -123456789012345678901234567890,
   "custom.cf_SubscriptionBalance000000000000000000000000": -9223372036854775808,
-  "custom.cf_SubscriptionFuture0000000000000000000000000": {"deep": [[99999999999999999999]]}}
+  "custom.cf_SubscriptionFuture0000000000000000000000000": {"deep": [[99999999999999999999, -0, 0]]}}
 ]$$);
 SELECT id, amount, amount_text, balance, future, future_json, future_text, custom, custom_json
   FROM ej WHERE lead_id = 'lead_x' ORDER BY id \gx

@@ -44,12 +44,13 @@ free_document(void *arg)
  *
  * Numbers keep the digits they were written with.  json-c keeps the text
  * of a number with a fraction or an exponent (json_object_new_double_s),
- * but reads an integer into 64 bits, saturating one beyond.  So this pass
- * notes every integer literal outside int64; only then is the text copied
- * with a '.' after each of them, which json-c (not in strict mode) reads as
- * a double whose text is the literal and the '.', and restore_big_integers
- * drops the '.' again.  No strict JSON number ends in '.', so no other
- * number is touched, and every number read as json-c's int is exact.
+ * but reads an integer into 64 bits, saturating one beyond (and writes -0
+ * as 0).  So this pass notes every integer literal outside int64 (and -0);
+ * only then is the text copied with a '.' after each of them, which json-c
+ * (not in strict mode) reads as a double whose text is the literal and the
+ * '.', and restore_big_integers drops the '.' again.  No strict JSON
+ * number ends in '.', so no other number is touched, and every number
+ * json-c reads as an int is exact.
  */
 typedef struct JsonCheck
 {
@@ -217,11 +218,16 @@ json_check_number(JsonCheck *jc)
 		if (!json_check_digits(jc))
 			return false;
 	}
-	/* an integer of 19 digits or more may not fit int64 (no leading zeros) */
-	if (integer && jc->p - digits >= 19 &&
-		(jc->p - digits > 19 ||
-		 memcmp(digits, negative ? "9223372036854775808" : "9223372036854775807",
-				19) > 0))
+	/*
+	 * An integer of 19 digits or more may not fit int64 (JSON has no leading
+	 * zeros); and json-c would write -0 as 0.
+	 */
+	if (integer &&
+		((jc->p - digits >= 19 &&
+		  (jc->p - digits > 19 ||
+		   memcmp(digits, negative ? "9223372036854775808" : "9223372036854775807",
+				  19) > 0)) ||
+		 (negative && jc->p - digits == 1 && *digits == '0')))
 		json_note_big_integer(jc);
 	return true;
 }
