@@ -418,6 +418,9 @@ extern void close_convert_record(CloseRowConverter *conv,
 extern bool close_is_custom_map_column(Oid typid, const char *key);
 extern bool close_format_date(StringInfo buf, DateADT date);
 extern bool close_format_timestamp(StringInfo buf, TimestampTz ts);
+extern TimestampTz close_read_timestamp(const char *text, Oid typid,
+										int32 typmod);
+extern char *close_utf8_for_message(const char *text, size_t len);
 extern const char *close_column_key(CloseRowConverter *conv, AttrNumber attnum);
 extern bool close_column_is_custom_map(CloseRowConverter *conv,
 									   AttrNumber attnum);

@@ -9,7 +9,8 @@
  * A value that does not fit its column is an error, never a NULL.  Where
  * the text form would be read differently depending on session settings
  * (timestamps without an offset), the value is read as UTC, as the API
- * sheet says.
+ * sheet says; a date or time that is not ISO 8601 (a zone name, say) is an
+ * error rather than read by those settings.
  *
  *-------------------------------------------------------------------------
  */
@@ -183,13 +184,53 @@ close_make_row_converter(Relation rel, Bitmapset *attrs_used)
 	return conv;
 }
 
+/*
+ * UTF-8 text from the API, made fit for a message in a database of another
+ * encoding, where its bytes would show as other characters: each non-ASCII
+ * character becomes a JSON-style Unicode escape (a surrogate pair beyond
+ * U+FFFF), and each non-ASCII byte of text that is not UTF-8 a '?'.
+ * palloc'd; never fails.
+ */
+char *
+close_utf8_for_message(const char *text, size_t len)
+{
+	StringInfoData buf;
+	const unsigned char *p = (const unsigned char *) text;
+	const unsigned char *end = p + len;
+	bool		utf8 = pg_verify_mbstr(PG_UTF8, text, (int) len, true);
+
+	initStringInfo(&buf);
+	while (p < end)
+	{
+		if (*p < 0x80)
+			appendStringInfoChar(&buf, (char) *p++);
+		else if (!utf8)
+		{
+			appendStringInfoChar(&buf, '?');
+			p++;
+		}
+		else
+		{
+			pg_wchar	c = utf8_to_unicode(p);
+
+			if (c > 0xFFFF)
+				appendStringInfo(&buf, "\\u%04x\\u%04x",
+								 (unsigned int) (0xD800 + ((c - 0x10000) >> 10)),
+								 (unsigned int) (0xDC00 + ((c - 0x10000) & 0x3FF)));
+			else
+				appendStringInfo(&buf, "\\u%04x", (unsigned int) c);
+			p += pg_utf_mblen(p);
+		}
+	}
+	return buf.data;
+}
+
 static void
 conversion_error_callback(void *arg)
 {
 	ConvertErrorContext *ctx = (ConvertErrorContext *) arg;
 	char	   *value;
 	int			len;
-	size_t		textlen;
 
 	if (ctx->column == NULL)
 		return;
@@ -199,12 +240,13 @@ conversion_error_callback(void *arg)
 				   ctx->column->attname, ctx->conv->relname);
 		return;
 	}
-	if (close_json_kind(ctx->value) == CLOSE_JSON_NUMBER &&
-		close_json_scalar_text(ctx->value, &textlen) == NULL)
-		value = "(an integer beyond 64 bits)";
-	else
-		value = close_json_serialize(ctx->value);
+	value = close_json_serialize(ctx->value);
 	len = strlen(value);
+	if (GetDatabaseEncoding() != PG_UTF8)
+	{
+		value = close_utf8_for_message(value, len);
+		len = strlen(value);
+	}
 	if (!pg_verifymbstr(value, len, true))
 		value = "(not valid in the server encoding)";
 	else if (len > 200)
@@ -262,26 +304,98 @@ scalar_text(CloseColumn *col, struct json_object *value, bool containers_ok)
 		return server_text(text, strlen(text));
 	}
 	text = close_json_scalar_text(value, &len);
-	if (text == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("JSON number is too large to be read exactly")));
 	return server_text(text, len);
 }
 
-/* A timestamp string as timestamptz, read as UTC when it has no offset. */
-static TimestampTz
-read_utc_timestamp(const char *text, int32 typmod)
+/* n digits at *p, which moves past them. */
+static bool
+iso_digits(const char **p, int n)
 {
-	const char *time_part = NULL;
+	for (; n > 0; n--, (*p)++)
+		if (!isdigit((unsigned char) **p))
+			return false;
+	return true;
+}
 
-	if (strlen(text) > 10 && (text[10] == 'T' || text[10] == 't' ||
-							  text[10] == ' '))
-		time_part = text + 11;
-	if (time_part == NULL || strpbrk(time_part, "Zz+-") == NULL)
+/*
+ * Whether text is ISO 8601 as Close writes it: YYYY-MM-DD, optionally
+ * followed by T (or a space) and hh:mm[:ss[.fraction]], that optionally
+ * followed by Z or a UTC offset (+hh, +hhmm, +hh:mm).  A zone name, or any
+ * other form that PostgreSQL would read by the session's settings, is not.
+ */
+static bool
+iso8601_shape(const char *p, bool *has_time, bool *has_offset)
+{
+	*has_time = false;
+	*has_offset = false;
+	if (!iso_digits(&p, 4) || *p++ != '-' || !iso_digits(&p, 2) ||
+		*p++ != '-' || !iso_digits(&p, 2))
+		return false;
+	if (*p == '\0')
+		return true;
+	if (*p != 'T' && *p != 't' && *p != ' ')
+		return false;
+	p++;
+	*has_time = true;
+	if (!iso_digits(&p, 2) || *p++ != ':' || !iso_digits(&p, 2))
+		return false;
+	if (*p == ':')
+	{
+		p++;
+		if (!iso_digits(&p, 2))
+			return false;
+		if (*p == '.')
+		{
+			p++;
+			if (!iso_digits(&p, 1))
+				return false;
+			while (isdigit((unsigned char) *p))
+				p++;
+		}
+	}
+	if (*p == '\0')
+		return true;
+	*has_offset = true;
+	if (*p == 'Z' || *p == 'z')
+		return p[1] == '\0';
+	if (*p != '+' && *p != '-')
+		return false;
+	p++;
+	if (!iso_digits(&p, 2))
+		return false;
+	if (*p == ':')
+		p++;
+	if (*p != '\0' && !iso_digits(&p, 2))
+		return false;
+	return *p == '\0';
+}
+
+pg_noreturn static void
+report_bad_datetime(Oid typid, const char *text)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+			 errmsg("invalid input syntax for type %s: \"%s\"",
+					format_type_be(typid), text),
+			 errdetail("Close dates and times are ISO 8601: YYYY-MM-DD, optionally followed by a time and a UTC offset.")));
+}
+
+/*
+ * An ISO 8601 date or timestamp string as timestamptz, read as UTC when it
+ * has no offset; anything else is an error (typid names the type in it).
+ */
+TimestampTz
+close_read_timestamp(const char *text, Oid typid, int32 typmod)
+{
+	bool		has_time;
+	bool		has_offset;
+
+	if (!iso8601_shape(text, &has_time, &has_offset))
+		report_bad_datetime(typid, text);
+	if (!has_offset)
 	{
 		/* no offset: the API means UTC, whatever the session's TimeZone */
-		text = psprintf("%s%s", text, time_part ? "+00" : " 00:00:00+00");
+		text = psprintf("%s%s", text, has_time ? "+00" : " 00:00:00+00");
 	}
 	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
 												   CStringGetDatum(text),
@@ -356,13 +470,18 @@ convert_scalar(CloseColumn *col, struct json_object *value)
 				TimestampTz ts;
 				DateADT		date;
 
+				bool		has_time;
+				bool		has_offset;
+
 				if (kind != CLOSE_JSON_STRING)
 					report_mismatch(col, value);
 				text = scalar_text(col, value, false);
-				if (strlen(text) <= 10)
+				if (!iso8601_shape(text, &has_time, &has_offset))
+					report_bad_datetime(col->scalar_typid, text);
+				if (!has_time)
 					return call_input(col, text);
 				/* a datetime in a date column: its date in UTC */
-				ts = read_utc_timestamp(text, -1);
+				ts = close_read_timestamp(text, col->scalar_typid, -1);
 				if (TIMESTAMP_IS_NOBEGIN(ts))
 					DATE_NOBEGIN(date);
 				else if (TIMESTAMP_IS_NOEND(ts))
@@ -382,8 +501,8 @@ convert_scalar(CloseColumn *col, struct json_object *value)
 
 				if (kind != CLOSE_JSON_STRING)
 					report_mismatch(col, value);
-				ts = read_utc_timestamp(scalar_text(col, value, false),
-										col->typmod);
+				ts = close_read_timestamp(scalar_text(col, value, false),
+										  col->scalar_typid, col->typmod);
 
 				/*
 				 * timestamp and timestamptz share a representation: the

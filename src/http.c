@@ -186,6 +186,19 @@ append_escaped(StringInfo buf, const char *value)
 	}
 }
 
+/*
+ * Text in the server encoding as Close reads it, UTF-8 (the same pointer in
+ * a UTF8 database); a character UTF-8 cannot hold is an error.  Every body
+ * and every value in a URL goes through here on its way out.
+ */
+static const char *
+utf8_text(const char *text)
+{
+	if (text == NULL)
+		return NULL;
+	return pg_server_to_any(text, strlen(text), PG_UTF8);
+}
+
 /* Append "?name=value" or "&name=value", the value percent-encoded. */
 void
 close_append_query_param(StringInfo buf, const char *name, const char *value)
@@ -193,7 +206,7 @@ close_append_query_param(StringInfo buf, const char *name, const char *value)
 	appendStringInfoChar(buf, strchr(buf->data, '?') ? '&' : '?');
 	appendStringInfoString(buf, name);
 	appendStringInfoChar(buf, '=');
-	append_escaped(buf, value);
+	append_escaped(buf, utf8_text(value));
 }
 
 /* The path of one custom object, its id percent-encoded; palloc'd. */
@@ -204,14 +217,15 @@ close_object_path(const char *id)
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "/custom_object/");
-	append_escaped(&buf, id);
+	append_escaped(&buf, utf8_text(id));
 	appendStringInfoChar(&buf, '/');
 	return buf.data;
 }
 
 /*
- * Remote text made fit for a message: valid in the server encoding, no
- * control characters, and not too long.
+ * Remote text made fit for a message: valid in the server encoding (Close
+ * writes UTF-8: in a database of another encoding, its non-ASCII
+ * characters are shown escaped), no control characters, and not too long.
  */
 static char *
 printable_text(const char *text, size_t len)
@@ -220,18 +234,28 @@ printable_text(const char *text, size_t len)
 	char	   *result;
 	size_t		i;
 
-	if (len > maxlen)
-		len = maxlen;
-	result = pnstrdup(text, len);
-	if (!pg_verifymbstr(result, len, true))
+	if (GetDatabaseEncoding() != PG_UTF8)
 	{
-		for (i = 0; i < len; i++)
-			if (!isascii((unsigned char) result[i]))
-				result[i] = '?';
+		if (len > maxlen)
+			len = pg_encoding_mbcliplen(PG_UTF8, text, (int) len, (int) maxlen);
+		result = close_utf8_for_message(text, len);
+		len = strlen(result);
 	}
 	else
-		len = pg_mbcliplen(result, len, len);
-	result[len] = '\0';
+	{
+		if (len > maxlen)
+			len = maxlen;
+		result = pnstrdup(text, len);
+		if (!pg_verifymbstr(result, len, true))
+		{
+			for (i = 0; i < len; i++)
+				if (!isascii((unsigned char) result[i]))
+					result[i] = '?';
+		}
+		else
+			len = pg_mbcliplen(result, len, len);
+		result[len] = '\0';
+	}
 	for (i = 0; i < len; i++)
 		if ((unsigned char) result[i] < 0x20 && result[i] != '\n')
 			result[i] = ' ';
@@ -654,6 +678,7 @@ close_http_request(CloseConnection *conn, const char *method,
 	ClosePacer *pacer;
 	Attempt		attempt;
 
+	body = utf8_text(body);
 	memset(response, 0, sizeof(*response));
 	endpoint_group(method, path, group, sizeof(group));
 
@@ -929,7 +954,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 						 errmsg("could not create an HTTP handle")));
 			setup_handle(conn, conn->pool[i], method,
 						 psprintf("%s%s", conn->server.api_url, paths[i]),
-						 bodies ? bodies[i] : NULL, repeatable,
+						 bodies ? utf8_text(bodies[i]) : NULL, repeatable,
 						 &responses[i], &attempts[i]);
 			/* one error buffer is shared: the message names no request */
 			curl_easy_setopt(conn->pool[i], CURLOPT_ERRORBUFFER, NULL);
@@ -1100,8 +1125,9 @@ close_flight_start(CloseFlight *flight, const char *method, const char *path,
 	memset(response, 0, sizeof(CloseResponse));
 	flight->repeatable = request_is_repeatable(method, path);
 	setup_handle(flight->conn, flight->handles[slot], method,
-				 psprintf("%s%s", flight->conn->server.api_url, path), body,
-				 flight->repeatable, response, &flight->attempts[slot]);
+				 psprintf("%s%s", flight->conn->server.api_url, path),
+				 utf8_text(body), flight->repeatable, response,
+				 &flight->attempts[slot]);
 	curl_easy_setopt(flight->handles[slot], CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(flight->handles[slot], CURLOPT_PRIVATE, (void *) (intptr_t) slot);
 	flight->attempts[slot].rc = CURLE_AGAIN;

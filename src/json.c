@@ -35,20 +35,37 @@ free_document(void *arg)
 /*
  * The strict JSON grammar (RFC 8259) is checked here, not by json-c's
  * JSON_TOKENER_STRICT, whose meaning changed between releases: from 0.17
- * on it refuses a whole document for one integer beyond 64 bits (which
- * close_json_scalar_text refuses for its one column instead), and 0.17 and
- * 0.18 refuse any non-ASCII character in a string.  json-c then only builds
- * the tree of a text known to be strict JSON, and checks its UTF-8.  The
- * problems are named as json-c names them.
+ * on it refuses a whole document for one integer beyond 64 bits, and 0.17
+ * and 0.18 refuse any non-ASCII character in a string.  json-c then only
+ * builds the tree of a text known to be strict JSON, and checks its UTF-8.
+ * The problems are named as json-c names them.  This pass also refuses
+ * what json-c would change silently: a lone UTF-16 surrogate escape (which
+ * json-c turns into U+FFFD; PostgreSQL refuses it too).
+ *
+ * Numbers keep the digits they were written with.  json-c keeps the text
+ * of a number with a fraction or an exponent (json_object_new_double_s),
+ * but reads an integer into 64 bits, saturating one beyond (and writes -0
+ * as 0).  So this pass notes every integer literal outside int64 (and -0);
+ * only then is the text copied with a '.' after each of them, which json-c
+ * (not in strict mode) reads as a double whose text is the literal and the
+ * '.', and restore_big_integers drops the '.' again.  No strict JSON
+ * number ends in '.', so no other number is touched, and every number
+ * json-c reads as an int is exact.
  */
 typedef struct JsonCheck
 {
+	const char *start;
 	const char *p;
 	const char *end;
 	const char *error;
+	/* where each integer beyond 64 bits ends, as offsets from start */
+	size_t	   *bigs;
+	int			nbigs;
+	int			maxbigs;
 } JsonCheck;
 
 static const char *const json_ends_early = "the body ends before the JSON value does";
+static const char *const json_lone_surrogate = "a string holds a lone UTF-16 surrogate escape";
 
 static bool json_check_value(JsonCheck *jc, int depth);
 static bool json_check_literal(JsonCheck *jc, const char *word);
@@ -66,6 +83,26 @@ json_check_space(JsonCheck *jc)
 	while (jc->p < jc->end &&
 		   (*jc->p == ' ' || *jc->p == '\t' || *jc->p == '\n' || *jc->p == '\r'))
 		jc->p++;
+}
+
+/* The four hex digits of a Unicode escape, from the first, into *unit. */
+static bool
+json_check_unicode_escape(JsonCheck *jc, int *unit)
+{
+	int			i;
+
+	*unit = 0;
+	for (i = 0; i < 4; i++, jc->p++)
+	{
+		unsigned char c;
+
+		if (jc->p >= jc->end || !isxdigit((unsigned char) *jc->p))
+			return json_check_fail(jc, "invalid string sequence");
+		c = (unsigned char) *jc->p;
+		*unit = (*unit << 4) |
+			(isdigit(c) ? c - '0' : (tolower(c) - 'a' + 10));
+	}
+	return true;
 }
 
 /* A string, from its opening quote. */
@@ -92,11 +129,23 @@ json_check_string(JsonCheck *jc)
 		c = (unsigned char) *jc->p++;
 		if (c == 'u')
 		{
-			int			i;
+			int			unit;
 
-			for (i = 0; i < 4; i++, jc->p++)
-				if (jc->p >= jc->end || !isxdigit((unsigned char) *jc->p))
-					return json_check_fail(jc, "invalid string sequence");
+			if (!json_check_unicode_escape(jc, &unit))
+				return false;
+			if (unit >= 0xDC00 && unit <= 0xDFFF)
+				return json_check_fail(jc, json_lone_surrogate);
+			if (unit >= 0xD800 && unit <= 0xDBFF)
+			{
+				/* a high surrogate: a low one must follow at once */
+				if (jc->end - jc->p < 2 || jc->p[0] != '\\' || jc->p[1] != 'u')
+					return json_check_fail(jc, json_lone_surrogate);
+				jc->p += 2;
+				if (!json_check_unicode_escape(jc, &unit))
+					return false;
+				if (unit < 0xDC00 || unit > 0xDFFF)
+					return json_check_fail(jc, json_lone_surrogate);
+			}
 		}
 		else if (strchr("\"\\/bfnrt", c) == NULL || c == '\0')
 		{
@@ -117,34 +166,69 @@ json_check_digits(JsonCheck *jc)
 	return true;
 }
 
+/* Note that an integer literal beyond 64 bits ends here (see above). */
+static void
+json_note_big_integer(JsonCheck *jc)
+{
+	if (jc->nbigs == jc->maxbigs)
+	{
+		jc->maxbigs = jc->maxbigs == 0 ? 8 : jc->maxbigs * 2;
+		jc->bigs = jc->bigs == NULL
+			? palloc(sizeof(size_t) * jc->maxbigs)
+			: repalloc(jc->bigs, sizeof(size_t) * jc->maxbigs);
+	}
+	jc->bigs[jc->nbigs++] = jc->p - jc->start;
+}
+
 /* A number; NaN and (-)Infinity too, which json-c's strict mode took. */
 static bool
 json_check_number(JsonCheck *jc)
 {
+	bool		negative = false;
+	bool		integer = true;
+	const char *digits;
+
 	if (*jc->p == 'N')
 		return json_check_literal(jc, "NaN");
 	if (*jc->p == '-')
+	{
+		negative = true;
 		jc->p++;
+	}
 	if (jc->p < jc->end && *jc->p == 'I')
 		return json_check_literal(jc, "Infinity");
+	digits = jc->p;
 	if (jc->p < jc->end && *jc->p == '0')
 		jc->p++;
 	else if (!json_check_digits(jc))
 		return false;
 	if (jc->p < jc->end && *jc->p == '.')
 	{
+		integer = false;
 		jc->p++;
 		if (!json_check_digits(jc))
 			return false;
 	}
 	if (jc->p < jc->end && (*jc->p == 'e' || *jc->p == 'E'))
 	{
+		integer = false;
 		jc->p++;
 		if (jc->p < jc->end && (*jc->p == '+' || *jc->p == '-'))
 			jc->p++;
 		if (!json_check_digits(jc))
 			return false;
 	}
+	/*
+	 * An integer of 19 digits or more may not fit int64 (JSON has no leading
+	 * zeros); and json-c would write -0 as 0.
+	 */
+	if (integer &&
+		((jc->p - digits >= 19 &&
+		  (jc->p - digits > 19 ||
+		   memcmp(digits, negative ? "9223372036854775808" : "9223372036854775807",
+				  19) > 0)) ||
+		 (negative && jc->p - digits == 1 && *digits == '0')))
+		json_note_big_integer(jc);
 	return true;
 }
 
@@ -238,21 +322,91 @@ json_check_value(JsonCheck *jc, int depth)
 	}
 }
 
-/* NULL when text is one strict JSON value (with white space around it). */
+/*
+ * NULL when text is one strict JSON value (with white space around it);
+ * jc then tells where its integers beyond 64 bits end.
+ */
 static const char *
-json_check(const char *text, size_t len)
+json_check(JsonCheck *jc, const char *text, size_t len)
 {
-	JsonCheck	jc;
-
-	jc.p = text;
-	jc.end = text + len;
-	jc.error = NULL;
-	if (!json_check_value(&jc, 1))
-		return jc.error;
-	json_check_space(&jc);
-	if (jc.p < jc.end)
+	memset(jc, 0, sizeof(JsonCheck));
+	jc->start = text;
+	jc->p = text;
+	jc->end = text + len;
+	if (!json_check_value(jc, 1))
+		return jc->error;
+	json_check_space(jc);
+	if (jc->p < jc->end)
 		return "unexpected character";
 	return NULL;
+}
+
+/*
+ * The text json-c is given when it has integers beyond 64 bits: a copy with
+ * a '.' after each, palloc'd; *len becomes its length.
+ */
+static char *
+mark_big_integers(const char *text, size_t *len, const JsonCheck *jc)
+{
+	char	   *copy = palloc(*len + jc->nbigs + 1);
+	char	   *out = copy;
+	size_t		from = 0;
+	int			i;
+
+	for (i = 0; i < jc->nbigs; i++)
+	{
+		memcpy(out, text + from, jc->bigs[i] - from);
+		out += jc->bigs[i] - from;
+		*out++ = '.';
+		from = jc->bigs[i];
+	}
+	memcpy(out, text + from, *len - from);
+	out += *len - from;
+	*out = '\0';
+	*len = out - copy;
+	return copy;
+}
+
+/*
+ * Drop the '.' mark_big_integers put after each integer beyond 64 bits from
+ * the text json-c keeps for it (json_object_new_double_s's, which it owns
+ * and serializes as is), so that the number reads and writes as its digits.
+ */
+static void
+restore_big_integers(json_object *value)
+{
+	switch (json_object_get_type(value))
+	{
+		case json_type_double:
+			{
+				char	   *text = (char *) json_object_get_userdata(value);
+				size_t		n = text ? strlen(text) : 0;
+
+				if (n > 0 && text[n - 1] == '.')
+					text[n - 1] = '\0';
+				break;
+			}
+		case json_type_array:
+			{
+				size_t		n = json_object_array_length(value);
+				size_t		i;
+
+				for (i = 0; i < n; i++)
+					restore_big_integers(json_object_array_get_idx(value, i));
+				break;
+			}
+		case json_type_object:
+			{
+				json_object_object_foreach(value, key, member)
+				{
+					(void) key;
+					restore_big_integers(member);
+				}
+				break;
+			}
+		default:
+			break;
+	}
 }
 
 /*
@@ -268,6 +422,8 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 	json_tokener *tok;
 	json_object *root;
 	enum json_tokener_error jerr;
+	JsonCheck	jc;
+	char	   *marked = NULL;
 
 	*error = NULL;
 	if (len > INT_MAX)
@@ -275,9 +431,19 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 		*error = "body too large";
 		return NULL;
 	}
-	*error = json_check(text, len);
+	*error = json_check(&jc, text, len);
 	if (*error)
 		return NULL;
+	if (jc.nbigs > 0)
+	{
+		if (len + jc.nbigs > INT_MAX)
+		{
+			*error = "body too large";
+			return NULL;
+		}
+		text = marked = mark_big_integers(text, &len, &jc);
+		pfree(jc.bigs);
+	}
 
 	/* allocate first: nothing may fail between parsing and owning */
 	callback = MemoryContextAlloc(owner, sizeof(MemoryContextCallback));
@@ -292,6 +458,8 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 	root = json_tokener_parse_ex(tok, text, (int) len);
 	jerr = json_tokener_get_error(tok);
 	json_tokener_free(tok);
+	if (marked)
+		pfree(marked);			/* json-c keeps copies of what it needs */
 
 	if (root == NULL || jerr != json_tokener_success)
 	{
@@ -302,6 +470,8 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 			: json_tokener_error_desc(jerr);
 		return NULL;
 	}
+	if (jc.nbigs > 0)
+		restore_big_integers(root);
 
 	callback->func = free_document;
 	callback->arg = root;
@@ -354,42 +524,24 @@ close_json_kind_name(CloseJsonKind kind)
 
 /*
  * The text of a string (its value) or of a number or boolean (as written
- * in the document: json-c keeps the original text of a decimal number).
- * The result belongs to the document.  NULL for an integer too large to be
- * represented faithfully.
+ * in the document: every number keeps its digits, see close_json_parse).
+ * The result belongs to the document.
  */
 const char *
 close_json_scalar_text(struct json_object *value, size_t *len)
 {
+	const char *text;
+
 	if (json_object_get_type(value) == json_type_string)
 	{
 		*len = (size_t) json_object_get_string_len(value);
 		return json_object_get_string(value);
 	}
-	else if (json_object_get_type(value) == json_type_int)
-	{
-		/*
-		 * json-c saturates integers beyond 64 bits and keeps no original
-		 * text for them: a value at a limit may have been cut, so refuse it.
-		 */
-		int64_t		i = json_object_get_int64(value);
-
-		if (i == INT64_MAX || i == INT64_MIN ||
-			json_object_get_uint64(value) == UINT64_MAX)
-		{
-			*len = 0;
-			return NULL;
-		}
-	}
 
 	/* a number or boolean as written in the document */
-	{
-		const char *text = json_object_to_json_string_ext(value,
-														  JSON_C_TO_STRING_PLAIN);
-
-		*len = strlen(text);
-		return text;
-	}
+	text = json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN);
+	*len = strlen(text);
+	return text;
 }
 
 bool

@@ -22,6 +22,7 @@
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/appendinfo.h"
@@ -486,7 +487,11 @@ append_key(StringInfo body, List **keys, const char *key, const char *column)
 	appendStringInfoChar(body, ':');
 }
 
-/* The members of a custom json(b) value as "custom.<key>": value. */
+/*
+ * The members of a custom json(b) value as "custom.<key>": value.  json-c
+ * reads UTF-8 and keeps every number's digits; the members go back into
+ * the server encoding, as the rest of the body is (http.c sends UTF-8).
+ */
 static void
 append_custom_map(CloseModifyState *st, StringInfo body, List **keys,
 				  Form_pg_attribute att, Datum value)
@@ -500,6 +505,7 @@ append_custom_map(CloseModifyState *st, StringInfo body, List **keys,
 
 	getTypeOutputInfo(att->atttypid, &outputfn, &isvarlena);
 	text = OidOutputFunctionCall(outputfn, value);
+	text = pg_server_to_any(text, strlen(text), PG_UTF8);
 	object = close_json_parse(text, strlen(text), CurrentMemoryContext, &problem);
 
 	if (problem || close_json_kind(object) != CLOSE_JSON_OBJECT)
@@ -511,9 +517,14 @@ append_custom_map(CloseModifyState *st, StringInfo body, List **keys,
 	{
 		CloseJsonMember *member = (CloseJsonMember *) lfirst(lc);
 
-		append_key(body, keys, psprintf("%s%s", CLOSE_CUSTOM_PREFIX, member->key),
+		char	   *key = pg_any_to_server(member->key, strlen(member->key),
+											   PG_UTF8);
+
+		append_key(body, keys, psprintf("%s%s", CLOSE_CUSTOM_PREFIX, key),
 				   NameStr(att->attname));
-		appendStringInfoString(body, member->value);
+		appendStringInfoString(body, pg_any_to_server(member->value,
+													  strlen(member->value),
+													  PG_UTF8));
 	}
 }
 

@@ -679,10 +679,7 @@ record_instant(struct json_object *record, TimestampTz *instant)
 		return false;
 	text = close_json_scalar_text(date, &len);
 	/* Close's record dates carry an offset (see the API sheet) */
-	*instant = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-													   CStringGetDatum(text),
-													   ObjectIdGetDatum(InvalidOid),
-													   Int32GetDatum(-1)));
+	*instant = close_read_timestamp(text, TIMESTAMPTZOID, -1);
 	return true;
 }
 
