@@ -56,7 +56,8 @@ Behaviour notes (where the sheet leaves room, the strict reading is taken):
     `status`, `garbage`, `drop` and `hang` do not run the request; `delay`,
     `truncate` and `replace_body` do (a truncated POST did create its object;
     `replace_body` answers the request's own status with the rule's "body"
-    instead of its own, e.g. a 201 that is not JSON or has no "id").  `status`
+    instead of its own, e.g. a 201 that is not JSON or has no "id"; a
+    truncated 204, such as a DELETE's, is sent as a 200 "{}" cut short).  `status`
     answers get Content-Type application/json and the RateLimit header
     unless "headers" overrides them; a header given as null is left out.
     `delay` defaults to 1 s, `hang` to 3600 s; hung requests are released
@@ -1376,6 +1377,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status, body, headers, truncate=False):
         """Write the whole answer in one go (status line, headers, body)."""
+        if truncate and status == 204:
+            status, body = 200, b"{}"        # older resources' "200 {}", cut short below
         reason = self.responses.get(status, ("",))[0]
         lines = ["HTTP/1.1 %d %s" % (status, reason),
                  "Server: " + self.server_version,
