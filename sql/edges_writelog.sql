@@ -135,6 +135,30 @@ SELECT masked_error(format($q$INSERT INTO wl_devices (lead_id, name) SELECT %L, 
 RESET statement_timeout;
 SELECT one_count_reaches(:before + 16) - :before AS created;
 
+-- the same for PUTs in flight (an UPDATE by id, sent together): each
+-- record may have been updated (it was: the emulator runs them after the
+-- delay)
+SELECT emulator_reset();
+SELECT emulator_fault('{"method": "PUT", "action": "delay", "seconds": 2, "times": 2}');
+SET statement_timeout = '1s';
+UPDATE close_custom_objects SET name = 'Timed out'
+ WHERE id IN ('custobj_MixedAlpha000000000000000000000000000000000',
+              'custobj_MixedBeta0000000000000000000000000000000000');  -- ERROR
+RESET statement_timeout;
+DO $$
+BEGIN
+  FOR i IN 1..100 LOOP
+    EXIT WHEN (SELECT count(*) FROM close_custom_objects
+                WHERE id IN ('custobj_MixedAlpha000000000000000000000000000000000',
+                             'custobj_MixedBeta0000000000000000000000000000000000')
+                  AND name = 'Timed out') = 2;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+SELECT id, name FROM close_custom_objects
+ WHERE id IN ('custobj_MixedAlpha000000000000000000000000000000000',
+              'custobj_MixedBeta0000000000000000000000000000000000') ORDER BY id;
+
 -- a batch POST whose answer is cut short: the detail is that transfer's
 -- (how many bytes were missing), and the object may exist
 SELECT emulator_reset();
