@@ -274,6 +274,10 @@ write_log_text(CloseWriteLog *log)
 			appendStringInfoString(&buf, ", ");
 		if (strcmp(log->verb, "created") != 0)
 			appendStringInfo(&buf, "object %s may have been %s", m->key, log->verb);
+		else if (m->key[0] == '\0')
+			appendStringInfo(&buf, "%lld object%s may have been created (lead and id%s unknown)",
+							 (long long) m->n, m->n == 1 ? "" : "s",
+							 m->n == 1 ? "" : "s");
 		else if (m->n == 1)
 			appendStringInfo(&buf, "one object may have been created on lead %s (id unknown)",
 							 m->key);
@@ -841,7 +845,7 @@ log_unsure_write(CloseModifyState *st, const char *method, const char *path,
 				 const char *body)
 {
 	const char *prefix = "/custom_object/";
-	char	   *key = "";
+	const char *key = "";
 
 	if (strcmp(method, "POST") == 0)
 	{
