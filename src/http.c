@@ -900,7 +900,8 @@ next_finished(CURLM *multi, int *slot, CURLcode *rc, long *status)
  *
  * Reads check for interrupts between transfers.  Writes do not: a cancel
  * stops every transfer (the progress callback), and the caller then logs
- * what did get written before it lets the cancel through.
+ * what did get written, and what may have been (may_have_acted: the
+ * request went out), before it lets the cancel through.
  */
 int
 close_http_send_many(CloseConnection *conn, const char *method,
