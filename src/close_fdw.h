@@ -119,9 +119,16 @@ typedef struct CloseResponse
 	char		rate_limit[128];
 	int			attempts;		/* requests sent for this answer */
 	double		waited_ms;		/* time spent waiting between them */
+	/*
+	 * A request for this answer went out and Close may have acted on it
+	 * without its answer being read: a cancel or a transport failure after
+	 * sending, or a gateway's 502 or 504 (Close's own answer lost).
+	 */
+	bool		may_have_acted;
 	/* set by close_http_send_many only */
 	int			transport_error;	/* a CURLcode; 0 if the answer came */
 	bool		resend_safe;	/* surely had no effect: may be sent again */
+	const char *transport_detail;	/* its transfer's detail, or NULL */
 } CloseResponse;
 
 /* How a scan reaches its records (pushdown.c decides, close_fdw.c runs). */

@@ -272,10 +272,14 @@ attempts_text(CloseResponse *response)
 					response->waited_ms / 1000.0);
 }
 
-/* A request that got no answer, after its retries. */
+/*
+ * A request that got no answer, after its retries; detail is libcurl's
+ * account of that request's transfer ("" if none).
+ */
 pg_noreturn static void
 report_transport_error(CloseConnection *conn, const char *method,
-					   const char *path, CloseResponse *response, CURLcode rc)
+					   const char *path, CloseResponse *response, CURLcode rc,
+					   const char *detail)
 {
 	bool		connecting = (rc == CURLE_COULDNT_RESOLVE_HOST ||
 							  rc == CURLE_COULDNT_RESOLVE_PROXY ||
@@ -287,7 +291,6 @@ report_transport_error(CloseConnection *conn, const char *method,
 							   response->status == 0));
 	bool		may_have_acted = !connecting && strcmp(method, "GET") != 0;
 	char	   *tried = attempts_text(response);
-	const char *detail = close_curl_error_detail(conn->curl, rc, conn->errbuf);
 
 	if (rc == CURLE_SEND_FAIL_REWIND)
 		ereport(ERROR,
@@ -326,6 +329,26 @@ report_transport_error(CloseConnection *conn, const char *method,
 			 ? errhint("The request may have reached Close and taken effect; check before repeating it.")
 			 : 0,
 			 errcontext("Close API request: %s %s", method, path)));
+}
+
+/*
+ * Whether a transfer's request went out (its head, at least): Close may
+ * then have acted on it, whatever became of the answer.
+ */
+static bool
+request_went_out(CURL *curl)
+{
+	long		size = 0;
+
+	return curl_easy_getinfo(curl, CURLINFO_REQUEST_SIZE, &size) == CURLE_OK &&
+		size > 0;
+}
+
+/* A gateway's answer: Close's own may have been lost behind it. */
+static bool
+gateway_failure(long status)
+{
+	return status == 502 || status == 504;
 }
 
 /* The outcome of one attempt, before it is judged. */
@@ -660,7 +683,10 @@ rate_limit_wait_ms(CloseResponse *response, const char *body, size_t len)
  * interruptible.  Transport failures, cancellation and oversized bodies
  * that remain are errors here; the caller judges the final status and
  * reports it with close_report_http_error.  The body is allocated in
- * CurrentMemoryContext.
+ * CurrentMemoryContext.  response->may_have_acted is kept up to date as the
+ * attempts go, so that a caller catching an error (a cancel during the
+ * transfer, a lost answer) can tell whether the request may have reached
+ * Close.
  *
  * libcurl repeats a request by itself, once, when a reused keep-alive
  * connection turns out to be closed before any answer arrived.  That is
@@ -697,6 +723,10 @@ close_http_request(CloseConnection *conn, const char *method,
 
 		response->attempts++;
 		send_once(conn, method, url, body, repeatable, response, &attempt);
+		/* told before a cancel is let through: the caller's write log */
+		if (attempt.rc != CURLE_OK ? request_went_out(conn->curl)
+			: gateway_failure(response->status))
+			response->may_have_acted = true;
 
 		if (attempt.rc == CURLE_ABORTED_BY_CALLBACK)
 		{
@@ -752,7 +782,9 @@ close_http_request(CloseConnection *conn, const char *method,
 	}
 
 	if (attempt.rc != CURLE_OK)
-		report_transport_error(conn, method, path, response, attempt.rc);
+		report_transport_error(conn, method, path, response, attempt.rc,
+							   close_curl_error_detail(conn->curl, attempt.rc,
+													   conn->errbuf));
 
 	if (attempt.answer.data == NULL)
 	{
@@ -893,7 +925,8 @@ next_finished(CURLM *multi, int *slot, CURLcode *rc, long *status)
  *
  * Reads check for interrupts between transfers.  Writes do not: a cancel
  * stops every transfer (the progress callback), and the caller then logs
- * what did get written before it lets the cancel through.
+ * what did get written, and what may have been (may_have_acted: the
+ * request went out), before it lets the cancel through.
  */
 int
 close_http_send_many(CloseConnection *conn, const char *method,
@@ -991,7 +1024,21 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	PG_END_TRY();
 
 	for (i = 0; i < n; i++)
-		judge_attempt(pacer, &responses[i], &attempts[i], repeatable);
+	{
+		CloseResponse *r = &responses[i];
+
+		judge_attempt(pacer, r, &attempts[i], repeatable);
+		/* what only this transfer's handle knows */
+		if (r->transport_error != 0)
+		{
+			r->may_have_acted = request_went_out(conn->pool[i]);
+			r->transport_detail =
+				close_curl_error_detail(conn->pool[i],
+										(CURLcode) r->transport_error, "");
+		}
+		else if (gateway_failure(r->status))
+			r->may_have_acted = true;
+	}
 	return n;
 }
 
@@ -1234,5 +1281,7 @@ close_report_transport_error(CloseConnection *conn, const char *method,
 				 errhint("The request reached Close and may have taken effect; check before repeating it."),
 				 errcontext("Close API request: %s %s", method, path)));
 	report_transport_error(conn, method, path, response,
-						   (CURLcode) response->transport_error);
+						   (CURLcode) response->transport_error,
+						   response->transport_detail
+						   ? response->transport_detail : "");
 }

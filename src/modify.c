@@ -84,7 +84,21 @@ typedef struct CloseWriteLog
 	int64		count;
 	int64		reported;		/* count already told in an error */
 	StringInfoData ids;			/* the first CLOSE_REPORTED_IDS ids */
+	/* writes that may have reached Close, with no readable answer */
+	int64		maybe;
+	int64		maybe_reported; /* maybe already told in an error */
+	List	   *maybe_keys;		/* of MaybeWrites, at most CLOSE_REPORTED_IDS */
 } CloseWriteLog;
+
+/*
+ * Writes of unknown outcome with one key: the lead of POSTs (whose records'
+ * ids are unknown), or the record of a PUT or DELETE.
+ */
+typedef struct MaybeWrites
+{
+	char	   *key;
+	int64		n;
+} MaybeWrites;
 
 static List *write_logs = NIL;
 static bool write_log_callbacks = false;
@@ -105,6 +119,7 @@ typedef struct CloseModifyState
 	AttrNumber	wholerow_junk;
 	MemoryContext row_cxt;		/* reset for every row */
 	CloseWriteLog *log;
+	bool		gone_on_retry;	/* judge_write: a DELETE's retry got 404 */
 } CloseModifyState;
 
 static void check_update_columns(Relation rel, List *attnos);
@@ -190,21 +205,92 @@ write_log_add(CloseWriteLog *log, const char *id)
 }
 
 /*
- * A sentence saying what a log's writes were, palloc'd: "Created in Close
+ * Log a write whose outcome is not known (it was sent, but no answer that
+ * can be read came): by the lead of a POST, the record of a PUT or DELETE.
+ */
+static void
+write_log_maybe(CloseWriteLog *log, const char *key)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	ListCell   *lc;
+
+	log->maybe++;
+	foreach(lc, log->maybe_keys)
+	{
+		MaybeWrites *m = (MaybeWrites *) lfirst(lc);
+
+		if (strcmp(m->key, key) == 0)
+		{
+			m->n++;
+			MemoryContextSwitchTo(oldcxt);
+			return;
+		}
+	}
+	if (list_length(log->maybe_keys) < CLOSE_REPORTED_IDS)
+	{
+		MaybeWrites *m = palloc(sizeof(MaybeWrites));
+
+		m->key = pstrdup(key);
+		m->n = 1;
+		log->maybe_keys = lappend(log->maybe_keys, m);
+	}
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Sentences saying what a log's writes were, palloc'd: "Created in Close
  * by this transaction, which Close cannot undo: 2 custom objects of foreign
- * table "t": custobj_a, custobj_b."
+ * table "t": custobj_a, custobj_b." and, for writes of unknown outcome,
+ * "1 request to foreign table "t" may have reached Close, with no readable
+ * answer: one object may have been created on lead lead_a (id unknown)."
  */
 static char *
 write_log_text(CloseWriteLog *log)
 {
-	return psprintf("%c%s in Close by this transaction, which Close cannot undo: %lld custom object%s of foreign table \"%s\": %s%s.",
-					pg_toupper((unsigned char) log->verb[0]), log->verb + 1,
-					(long long) log->count, log->count == 1 ? "" : "s",
-					log->relname, log->ids.data,
-					log->count > CLOSE_REPORTED_IDS
-					? psprintf(" and %lld more",
-							   (long long) (log->count - CLOSE_REPORTED_IDS))
-					: "");
+	StringInfoData buf;
+	int64		listed = 0;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	if (log->count > 0)
+		appendStringInfo(&buf, "%c%s in Close by this transaction, which Close cannot undo: %lld custom object%s of foreign table \"%s\": %s%s.",
+						 pg_toupper((unsigned char) log->verb[0]), log->verb + 1,
+						 (long long) log->count, log->count == 1 ? "" : "s",
+						 log->relname, log->ids.data,
+						 log->count > CLOSE_REPORTED_IDS
+						 ? psprintf(" and %lld more",
+									(long long) (log->count - CLOSE_REPORTED_IDS))
+						 : "");
+	if (log->maybe == 0)
+		return buf.data;
+
+	appendStringInfo(&buf, "%s%lld request%s to foreign table \"%s\" may have reached Close, with no readable answer: ",
+					 buf.len > 0 ? " " : "", (long long) log->maybe,
+					 log->maybe == 1 ? "" : "s", log->relname);
+	foreach(lc, log->maybe_keys)
+	{
+		MaybeWrites *m = (MaybeWrites *) lfirst(lc);
+
+		if (listed > 0)
+			appendStringInfoString(&buf, ", ");
+		if (strcmp(log->verb, "created") != 0)
+			appendStringInfo(&buf, "object %s may have been %s", m->key, log->verb);
+		else if (m->key[0] == '\0')
+			appendStringInfo(&buf, "%lld object%s may have been created (lead and id%s unknown)",
+							 (long long) m->n, m->n == 1 ? "" : "s",
+							 m->n == 1 ? "" : "s");
+		else if (m->n == 1)
+			appendStringInfo(&buf, "one object may have been created on lead %s (id unknown)",
+							 m->key);
+		else
+			appendStringInfo(&buf, "%lld objects may have been created on lead %s (ids unknown)",
+							 (long long) m->n, m->key);
+		listed += m->n;
+	}
+	if (log->maybe > listed)
+		appendStringInfo(&buf, " and %lld more", (long long) (log->maybe - listed));
+	appendStringInfoChar(&buf, '.');
+	return buf.data;
 }
 
 /*
@@ -217,6 +303,7 @@ write_logs_end(int level, bool abort)
 {
 	List	   *kept = NIL;
 	ListCell   *lc;
+	ListCell   *lc2;
 	MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 
 	foreach(lc, write_logs)
@@ -234,12 +321,16 @@ write_logs_end(int level, bool abort)
 			kept = lappend(kept, log);
 			continue;
 		}
-		if (abort && log->count > log->reported)
+		if (abort && (log->count > log->reported ||
+					  log->maybe > log->maybe_reported))
 			ereport(WARNING,
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("rolled back changes to foreign table \"%s\" stay in Close", log->relname),
 					 errdetail_internal("%s", write_log_text(log))));
 		pfree(log->ids.data);
+		foreach(lc2, log->maybe_keys)
+			pfree(((MaybeWrites *) lfirst(lc2))->key);
+		list_free_deep(log->maybe_keys);
 		pfree(log);
 	}
 	list_free(write_logs);
@@ -692,7 +783,10 @@ record_id(struct json_object *record)
 /*
  * Judge the answer to one write: return the parsed record (NULL for
  * DELETE), set *missing for a 404 on an existing id (the record is gone),
- * and report anything else as an error.
+ * and report anything else as an error.  A DELETE whose earlier attempt
+ * may have acted (its answer lost) and whose retry gets 404 most likely
+ * deleted the record itself: it counts as deleted, and st->gone_on_retry
+ * says so to the write log.
  */
 static struct json_object *
 judge_write(CloseModifyState *st, CloseConnection *conn, const char *method,
@@ -702,9 +796,13 @@ judge_write(CloseModifyState *st, CloseConnection *conn, const char *method,
 	struct json_object *id;
 
 	*missing = false;
+	st->gone_on_retry = false;
 	if (response->status == 404 && st->operation != CMD_INSERT)
 	{
-		*missing = true;
+		if (st->operation == CMD_DELETE && response->may_have_acted)
+			st->gone_on_retry = true;
+		else
+			*missing = true;
 		return NULL;
 	}
 	if (st->operation == CMD_DELETE)
@@ -726,17 +824,78 @@ judge_write(CloseModifyState *st, CloseConnection *conn, const char *method,
 	return record;
 }
 
+/* Log a write that took effect. */
+static void
+log_written(CloseModifyState *st, const char *id)
+{
+	if (st->gone_on_retry)
+		write_log_add(st->log, psprintf("%s (the retry found it gone)", id));
+	else
+		write_log_add(st->log, id);
+}
+
 /*
- * Re-throw the error being handled with what stays written in Close added
- * to its detail, once per write log entry.
+ * Whether a write that failed may still have taken effect: a request went
+ * out with no answer read (a cancel, a lost answer, a gateway's 502 or
+ * 504), or Close said it succeeded in an answer that cannot be read.
+ */
+static bool
+answer_leaves_doubt(CloseResponse *response)
+{
+	return response->may_have_acted ||
+		(response->status >= 200 && response->status < 300);
+}
+
+/*
+ * Log a write whose outcome is unknown: a POST by the lead of its body, a
+ * PUT or DELETE by the record of its path (ids are checked to be base62,
+ * so the path holds the id as it is).
+ */
+static void
+log_unsure_write(CloseModifyState *st, const char *method, const char *path,
+				 const char *body)
+{
+	const char *prefix = "/custom_object/";
+	const char *key = "";
+
+	if (strcmp(method, "POST") == 0)
+	{
+		const char *problem;
+		struct json_object *root = NULL;
+		struct json_object *lead = NULL;
+		size_t		len;
+
+		if (body)
+			root = close_json_parse(body, strlen(body), CurrentMemoryContext,
+									&problem);
+		if (root && close_json_kind(root) == CLOSE_JSON_OBJECT)
+			lead = close_json_object_get(root, CLOSE_KEY_LEAD_ID);
+		if (lead && close_json_kind(lead) == CLOSE_JSON_STRING)
+			key = pstrdup(close_json_scalar_text(lead, &len));
+	}
+	else if (strncmp(path, prefix, strlen(prefix)) == 0)
+		key = pnstrdup(path + strlen(prefix),
+					   strcspn(path + strlen(prefix), "/"));
+	else
+		key = pstrdup(path);
+	write_log_maybe(st->log, key);
+}
+
+/*
+ * Re-throw the error being handled with what stays written in Close, and
+ * what may have been written, added to its detail, once per write log
+ * entry.  A cancel or statement_timeout comes through here too: it then
+ * also says which requests it stopped in flight (the caller logs them
+ * first).  The caller has switched to cxt.
  */
 pg_noreturn static void
 rethrow_with_write_log(CloseModifyState *st, MemoryContext cxt)
 {
 	ErrorData  *edata;
 	char	   *written;
+	int64		new_maybe = st->log->maybe - st->log->maybe_reported;
 
-	if (st->log->count <= st->log->reported)
+	if (st->log->count <= st->log->reported && new_maybe <= 0)
 		PG_RE_THROW();
 	MemoryContextSwitchTo(cxt);
 	edata = CopyErrorData();
@@ -744,14 +903,20 @@ rethrow_with_write_log(CloseModifyState *st, MemoryContext cxt)
 	written = write_log_text(st->log);
 	edata->detail = edata->detail
 		? psprintf("%s\n%s", edata->detail, written) : written;
+	if (new_maybe > 0 && edata->hint == NULL)
+		edata->hint = new_maybe == 1
+			? pstrdup("The request may have reached Close and taken effect; check before repeating it.")
+			: pstrdup("The requests may have reached Close and taken effect; check before repeating them.");
 	st->log->reported = st->log->count;
+	st->log->maybe_reported = st->log->maybe;
 	ReThrowError(edata);
 }
 
 /*
  * Send one write; on success return the parsed answer (NULL for DELETE).
- * An error says what the statement had already written.  *missing is set
- * for a 404 on an existing id (the record is gone).
+ * An error (a cancel too) says what the statement had already written, and
+ * that this write may have reached Close when it may have.  *missing is
+ * set for a 404 on an existing id (the record is gone).
  */
 static struct json_object *
 send_write(CloseModifyState *st, const char *method, const char *path,
@@ -759,17 +924,21 @@ send_write(CloseModifyState *st, const char *method, const char *path,
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	struct json_object *record = NULL;
+	/* not on the stack: read after a longjmp */
+	CloseResponse *response = palloc0(sizeof(CloseResponse));
 
 	PG_TRY();
 	{
 		CloseConnection *conn = close_get_connection(st->user);
-		CloseResponse response;
 
-		close_http_request(conn, method, path, body, &response);
-		record = judge_write(st, conn, method, path, &response, missing);
+		close_http_request(conn, method, path, body, response);
+		record = judge_write(st, conn, method, path, response, missing);
 	}
 	PG_CATCH();
 	{
+		MemoryContextSwitchTo(oldcxt);
+		if (answer_leaves_doubt(response))
+			log_unsure_write(st, method, path, body);
 		rethrow_with_write_log(st, oldcxt);
 	}
 	PG_END_TRY();
@@ -777,15 +946,16 @@ send_write(CloseModifyState *st, const char *method, const char *path,
 }
 
 /*
- * Log one write whose answer says it took effect.  An answer that claims
- * success but cannot be read is kept in *first_error (in error_cxt) rather
- * than thrown, so that the other writes of its round are logged first.
+ * Log one write whose answer says it took effect, and clear its *unsure.
+ * An answer that claims success but cannot be read is kept in *first_error
+ * (in error_cxt) rather than thrown, so that the other writes of its round
+ * are logged first; its *unsure stays set.
  */
 static void
 log_if_written(CloseModifyState *st, CloseConnection *conn,
 			   const char *method, const char *path, CloseResponse *response,
-			   const char *id, bool *written, ErrorData **first_error,
-			   MemoryContext error_cxt)
+			   const char *id, bool *written, bool *unsure,
+			   ErrorData **first_error, MemoryContext error_cxt)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
@@ -796,8 +966,9 @@ log_if_written(CloseModifyState *st, CloseConnection *conn,
 
 		record = judge_write(st, conn, method, path, response, &missing);
 		*written = !missing;
+		*unsure = false;
 		if (!missing)
-			write_log_add(st->log, id ? id : record_id(record));
+			log_written(st, id ? id : record_id(record));
 	}
 	PG_CATCH();
 	{
@@ -816,11 +987,13 @@ log_if_written(CloseModifyState *st, CloseConnection *conn,
  * each that took effect: ids[i] names the record of a PUT or DELETE (NULL
  * for POST, whose record's id Close answers).  Every write is logged
  * before any failure of its round is reported, so an error still says
- * exactly what stays written.  A write that surely had no effect (not
- * sent, refused with 429, no connection; for PUT and DELETE also a lost
- * answer or a 502-504) is sent again alone, with the usual retries; a
- * POST that may have reached Close never is.  written[i] is false for a
- * record that was gone (404).
+ * exactly what stays written, and what may be: every write of the round
+ * whose outcome is unknown (sent with no readable answer, also those a
+ * cancel stopped in flight) is logged as such before the error goes on.
+ * A write that surely had no effect (not sent, refused with 429, no
+ * connection; for PUT and DELETE also a lost answer or a 502-504) is sent
+ * again alone, with the usual retries; a POST that may have reached Close
+ * never is.  written[i] is false for a record that was gone (404).
  */
 static void
 send_writes(CloseModifyState *st, const char *method, char **ids,
@@ -830,16 +1003,25 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 	MemoryContext round_cxt = AllocSetContextCreate(CurrentMemoryContext,
 													"close_fdw write round",
 													ALLOCSET_DEFAULT_SIZES);
+	char	  **paths = palloc(sizeof(char *) * Max(n, 1));
+
+	/*
+	 * Read after a longjmp, so not on the stack: which writes may have taken
+	 * effect unlogged, and the write being sent again alone (-1: none).
+	 */
+	bool	   *unsure = palloc0(sizeof(bool) * Max(n, 1));
+	CloseResponse *resend = palloc0(sizeof(CloseResponse));
+	int		   *resending = palloc(sizeof(int));
+	int			i;
+
+	*resending = -1;
+	for (i = 0; i < n; i++)
+		paths[i] = ids ? close_object_path(ids[i]) : "/custom_object/";
 
 	PG_TRY();
 	{
 		CloseConnection *conn = close_get_connection(st->user);
-		char	  **paths = palloc(sizeof(char *) * Max(n, 1));
 		int			start;
-		int			i;
-
-		for (i = 0; i < n; i++)
-			paths[i] = ids ? close_object_path(ids[i]) : "/custom_object/";
 
 		/* max_concurrency 1: one request after another, as a single write */
 		for (i = 0; st->max_concurrency <= 1 && i < n; i++)
@@ -854,7 +1036,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 								bodies ? bodies[i] : NULL, &missing);
 			written[i] = !missing;
 			if (!missing)
-				write_log_add(st->log, ids ? ids[i] : record_id(record));
+				log_written(st, ids ? ids[i] : record_id(record));
 			MemoryContextSwitchTo(oldcxt);
 		}
 
@@ -873,6 +1055,8 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 			sent = close_http_send_many(conn, method, paths + start,
 										bodies ? bodies + start : NULL,
 										chunk, responses);
+			for (i = 0; i < sent; i++)
+				unsure[start + i] = answer_leaves_doubt(&responses[i]);
 
 			/*
 			 * First log everything that took effect; an answer that claims
@@ -889,12 +1073,15 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 				judged[i] = true;
 				log_if_written(st, conn, method, paths[start + i], r,
 							   ids ? ids[start + i] : NULL, &written[start + i],
-							   &first_error, oldcxt);
+							   &unsure[start + i], &first_error, oldcxt);
 			}
 			if (first_error)
 				ReThrowError(first_error);
 
-			/* then send again, alone, what surely did nothing; or report */
+			/*
+			 * then send again, alone, what surely did nothing; or report (a
+			 * cancel goes through here)
+			 */
 			for (i = 0; i < sent; i++)
 			{
 				CloseResponse *r = &responses[i];
@@ -912,14 +1099,18 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 					close_report_http_error(conn, method, paths[start + i], r,
 											st->conv);
 				}
+				*resending = start + i;
 				close_http_request(conn, method, paths[start + i],
-								   bodies ? bodies[start + i] : NULL, r);
-				record = judge_write(st, conn, method, paths[start + i], r,
+								   bodies ? bodies[start + i] : NULL, resend);
+				/* a lost first answer counts, as in a retry of its own */
+				resend->may_have_acted |= r->may_have_acted;
+				record = judge_write(st, conn, method, paths[start + i], resend,
 									 &missing);
+				*resending = -1;
+				unsure[start + i] = false;
 				written[start + i] = !missing;
 				if (!missing)
-					write_log_add(st->log,
-								  ids ? ids[start + i] : record_id(record));
+					log_written(st, ids ? ids[start + i] : record_id(record));
 			}
 			MemoryContextSwitchTo(oldcxt);
 			start += sent;
@@ -928,6 +1119,15 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 	}
 	PG_CATCH();
 	{
+		int			j;
+
+		MemoryContextSwitchTo(oldcxt);
+		if (*resending >= 0 && answer_leaves_doubt(resend))
+			unsure[*resending] = true;
+		for (j = 0; j < n; j++)
+			if (unsure[j])
+				log_unsure_write(st, method, paths[j],
+								 bodies ? bodies[j] : NULL);
 		rethrow_with_write_log(st, oldcxt);
 	}
 	PG_END_TRY();
@@ -1007,7 +1207,7 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	MemoryContextSwitchTo(oldcxt);
 	if (missing)
 		return NULL;			/* already gone: not deleted by us */
-	write_log_add(st->log, id);
+	log_written(st, id);
 
 	/* RETURNING shows the row as it was read */
 	if (st->has_returning && AttributeNumberIsValid(st->wholerow_junk))

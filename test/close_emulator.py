@@ -53,8 +53,11 @@ Behaviour notes (where the sheet leaves room, the strict reading is taken):
     {"error": {"message": "API rate limit exceeded", "rate_reset": S}}; refused
     requests do not use up a slot.
   * Faults apply to API requests only and are checked first (before auth).
-    `status`, `garbage`, `drop` and `hang` do not run the request; `delay`
-    and `truncate` do (a truncated POST did create its object).  `status`
+    `status`, `garbage`, `drop` and `hang` do not run the request; `delay`,
+    `truncate` and `replace_body` do (a truncated POST did create its object;
+    `replace_body` answers the request's own status with the rule's "body"
+    instead of its own, e.g. a 201 that is not JSON or has no "id"; a
+    truncated 204, such as a DELETE's, is sent as a 200 "{}" cut short).  `status`
     answers get Content-Type application/json and the RateLimit header
     unless "headers" overrides them; a header given as null is left out.
     `delay` defaults to 1 s, `hang` to 3600 s; hung requests are released
@@ -921,7 +924,8 @@ CONTROL_ROUTES = {
     "/_emulator/data/search_state": {"GET": "ctl_search_state"},
 }
 
-FAULT_ACTIONS = ("status", "hang", "drop", "garbage", "truncate", "delay", "random")
+FAULT_ACTIONS = ("status", "hang", "drop", "garbage", "truncate", "delay", "random",
+                 "replace_body")
 CONFIG_KEYS = ("latency_ms", "max_limit", "max_skip", "rate_limit_per_sec",
                "cursor_ttl", "search_max_results", "search_rate_limit_per_sec",
                "short_pages")
@@ -1376,6 +1380,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status, body, headers, truncate=False):
         """Write the whole answer in one go (status line, headers, body)."""
+        if truncate and status == 204:
+            status, body = 200, b"{}"        # older resources' "200 {}", cut short below
         reason = self.responses.get(status, ("",))[0]
         lines = ["HTTP/1.1 %d %s" % (status, reason),
                  "Server: " + self.server_version,
@@ -1522,6 +1528,8 @@ class Handler(BaseHTTPRequestHandler):
         headers.extend(extra)
         headers.append(("Content-Type", "application/json"))
         body = b"" if status == 204 else json_bytes(payload)
+        if rule and rule["action"] == "replace_body":
+            body = rule["body"]          # the request did run: only its answer is broken
         entry["status"] = status
         self._send(status, body, headers, truncate=bool(rule and rule["action"] == "truncate"))
 

@@ -717,6 +717,22 @@ class FaultTests(EmulatorTest):
         self.assertEqual(control("GET", "data/leads").json()[emu.LEAD_ONE], 2)
         self.assertEqual(api_log_json()[-1]["status"], 201)
 
+    def test_truncate_without_body(self):
+        obj = control("GET", "data/objects?lead_id=" + emu.LEAD_ONE).json()[0]["id"]
+        self.add(action="truncate", method="DELETE")
+        with self.assertRaises(http.client.IncompleteRead):
+            request("DELETE", "/api/v1/custom_object/%s/" % obj)
+        # the request was processed: the object is gone
+        self.assertStatus(request("DELETE", "/api/v1/custom_object/%s/" % obj), 404)
+
+    def test_replace_body(self):
+        self.add(action="replace_body", method="POST", body="{\"id\": ")
+        body = {"custom_object_type_id": S, "lead_id": emu.LEAD_ONE, "name": "cut"}
+        r = request("POST", "/api/v1/custom_object/", body)
+        self.assertEqual((r.status, r.body), (201, b'{"id": '))
+        # the request was processed: the object exists
+        self.assertEqual(control("GET", "data/leads").json()[emu.LEAD_ONE], 2)
+
     def test_delay_and_latency(self):
         self.add(action="delay", seconds=0.3)
         t0 = time.monotonic()
