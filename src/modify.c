@@ -37,8 +37,13 @@
 #include "close_fdw.h"
 #include "compat.h"
 
-/* Names of the junk columns that carry the row to UPDATE/DELETE. */
-#define CLOSE_ID_JUNK		"close_id"
+/*
+ * Names of the junk columns that carry the row to UPDATE/DELETE: the id
+ * column as "close_id_<attno>" (partitions of one table may hold their id
+ * at different positions, and a row identity name stands for one Var), and
+ * the whole row as core names it.
+ */
+#define CLOSE_ID_JUNK		"close_id_%d"
 #define CLOSE_WHOLEROW_JUNK	"wholerow"
 
 /* How many ids a failure report lists before it only counts. */
@@ -280,7 +285,9 @@ close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 /*
  * UPDATE and DELETE find their row by the id column, carried up from the
  * scan as a junk column; DELETE ... RETURNING also carries the whole row,
- * which is what it returns.
+ * which is what it returns.  Both follow core's conventions for row
+ * identities, so that the partitions of one table share them: one name per
+ * id position, and the whole row as core's own "wholerow" Var.
  */
 void
 close_add_update_targets(PlannerInfo *root, Query *parse, Index rtindex,
@@ -301,11 +308,12 @@ close_add_update_targets(PlannerInfo *root, Query *parse, Index rtindex,
 	att = TupleDescAttr(RelationGetDescr(target_relation), keys.id_attno - 1);
 	var = makeVar(rtindex, keys.id_attno, att->atttypid, att->atttypmod,
 				  att->attcollation, 0);
-	close_add_row_identity(root, parse, var, rtindex, CLOSE_ID_JUNK);
+	close_add_row_identity(root, parse, var, rtindex,
+						   psprintf(CLOSE_ID_JUNK, keys.id_attno));
 
 	if (parse->commandType == CMD_DELETE && parse->returningList != NIL)
 		close_add_row_identity(root, parse,
-							   makeWholeRowVar(target_rte, rtindex, 0, false),
+							   close_whole_row_var(target_rte, rtindex),
 							   rtindex, CLOSE_WHOLEROW_JUNK);
 }
 
@@ -438,15 +446,39 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	if (operation == CMD_UPDATE || operation == CMD_DELETE)
 	{
 		Plan	   *subplan = close_modify_subplan(mtstate, subplan_index);
+		CloseKeyColumns keys;
+		char	   *id_name;
 
-		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist,
-														CLOSE_ID_JUNK);
+		close_find_key_columns(RelationGetRelid(rinfo->ri_RelationDesc), &keys);
+		id_name = psprintf(CLOSE_ID_JUNK, keys.id_attno);
+		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, id_name);
 		if (!AttributeNumberIsValid(st->id_junk))
-			elog(ERROR, "could not find junk column \"%s\"", CLOSE_ID_JUNK);
+			elog(ERROR, "could not find junk column \"%s\"", id_name);
 		st->wholerow_junk = ExecFindJunkAttributeInTlist(subplan->targetlist,
 															  CLOSE_WHOLEROW_JUNK);
 	}
 	rinfo->ri_FdwState = st;
+}
+
+/*
+ * An UPDATE whose new row belongs to another partition would move it: for
+ * a Close record, delete it and create another, with a new id.  PostgreSQL
+ * does not check a foreign partition's constraint, and routes a row from a
+ * local partition into a foreign one as an insert: both are refused before
+ * any request.
+ */
+pg_noreturn static void
+refuse_partition_move(Relation rel, bool into)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 into
+			 ? errmsg("cannot move a row into foreign table \"%s\" by UPDATE",
+					  RelationGetRelationName(rel))
+			 : errmsg("cannot move a row of foreign table \"%s\" to another partition",
+					  RelationGetRelationName(rel)),
+			 errdetail("A Close record cannot move: moving it would mean deleting it and creating another, with a new id."),
+			 errhint("Insert a new row and delete the old one instead.")));
 }
 
 /* COPY into a foreign table, and rows routed to a foreign partition. */
@@ -456,6 +488,10 @@ closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 	TupleDesc	tupdesc = RelationGetDescr(rinfo->ri_RelationDesc);
 	List	   *target_attrs = NIL;
 	int			i;
+
+	/* a row an UPDATE moves here from another partition */
+	if (mtstate && mtstate->operation == CMD_UPDATE)
+		refuse_partition_move(rinfo->ri_RelationDesc, true);
 
 	/* the statement's column list is not known here: send every column */
 	for (i = 0; i < tupdesc->natts; i++)
@@ -966,6 +1002,11 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	bool		missing;
 	char	   *id;
 
+	/* the new row must stay in its partition */
+	if (st->rel->rd_rel->relispartition &&
+		!ExecPartitionCheck(rinfo, slot, estate, false))
+		refuse_partition_move(st->rel, false);
+
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
@@ -1170,6 +1211,11 @@ closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
 	 * the id: only the read (which checks the type) can tell.
 	 */
 	if (close_get_table_type_id(planner_rt_fetch(resultRelation, root)->relid))
+		return false;
+
+	/* nor whether an UPDATE's new row stays in the table's partition */
+	if (plan->operation == CMD_UPDATE &&
+		get_rel_relispartition(planner_rt_fetch(resultRelation, root)->relid))
 		return false;
 
 	if (plan->operation == CMD_UPDATE)
