@@ -201,14 +201,18 @@ write_log_add(CloseWriteLog *log, const char *id)
 static char *
 write_log_text(CloseWriteLog *log)
 {
-	return psprintf("%c%s in Close by this transaction, which Close cannot undo: %lld custom object%s of foreign table \"%s\": %s%s.",
-					pg_toupper((unsigned char) log->verb[0]), log->verb + 1,
-					(long long) log->count, log->count == 1 ? "" : "s",
-					log->relname, log->ids.data,
-					log->count > CLOSE_REPORTED_IDS
-					? psprintf(" and %lld more",
-							   (long long) (log->count - CLOSE_REPORTED_IDS))
-					: "");
+	StringInfoData text;
+
+	initStringInfo(&text);
+	appendStringInfo(&text, "%c%s in Close by this transaction, which Close cannot undo: %lld custom object%s of foreign table \"%s\": %s",
+					 pg_toupper((unsigned char) log->verb[0]), log->verb + 1,
+					 (long long) log->count, log->count == 1 ? "" : "s",
+					 log->relname, log->ids.data);
+	if (log->count > CLOSE_REPORTED_IDS)
+		appendStringInfo(&text, " and %lld more",
+						 (long long) (log->count - CLOSE_REPORTED_IDS));
+	appendStringInfoChar(&text, '.');
+	return text.data;
 }
 
 /*
@@ -239,10 +243,15 @@ write_logs_end(int level, bool abort)
 			continue;
 		}
 		if (abort && log->count > log->reported)
+		{
+			char	   *text = write_log_text(log);
+
 			ereport(WARNING,
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("rolled back changes to foreign table \"%s\" stay in Close", log->relname),
-					 errdetail_internal("%s", write_log_text(log))));
+					 errdetail_internal("%s", text)));
+			pfree(text);		/* made in TopMemoryContext */
+		}
 		pfree(log->ids.data);
 		pfree(log);
 	}
@@ -1012,11 +1021,16 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	id = row_id(st, planSlot);
 	path = close_object_path(id);
 	record = send_write(st, "PUT", path, build_body(st, slot), &missing);
-	MemoryContextSwitchTo(oldcxt);
 	if (missing)
+	{
+		MemoryContextSwitchTo(oldcxt);
 		return NULL;			/* deleted meanwhile: not updated */
+	}
 	write_log_add(st->log, id);
-	return store_returned(st, slot, record);
+	/* converted in the row's context, as for INSERT */
+	slot = store_returned(st, slot, record);
+	MemoryContextSwitchTo(oldcxt);
+	return slot;
 }
 
 TupleTableSlot *
