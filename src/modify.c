@@ -511,30 +511,63 @@ closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 											 rinfo->ri_returningList != NIL);
 }
 
-/* Append "key": to a body, refusing a key the body already has. */
-static void
-append_key(StringInfo body, List **keys, const char *key, const char *column)
+/* One field of a body: its key, its value as JSON text, and its column. */
+typedef struct BodyField
 {
-	ListCell   *lc;
+	const char *key;
+	char	   *value;
+	const char *column;
+} BodyField;
 
-	foreach(lc, *keys)
-		if (strcmp((char *) lfirst(lc), key) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_ERROR),
-					 errmsg("the field \"%s\" is given twice", key),
-					 errdetail("Column \"%s\" sets a field that another column already sets.",
-							   column)));
-	*keys = lappend(*keys, (char *) key);
-	if (body->len > 1)
-		appendStringInfoChar(body, ',');
-	escape_json(body, key);
-	appendStringInfoChar(body, ':');
+/* Whether two JSON texts are the same value (12.5 and 12.50 are). */
+static bool
+same_json(const char *a, const char *b)
+{
+	if (strcmp(a, b) == 0)
+		return true;
+	return DatumGetBool(DirectFunctionCall2(jsonb_eq,
+											DirectFunctionCall1(jsonb_in, CStringGetDatum(a)),
+											DirectFunctionCall1(jsonb_in, CStringGetDatum(b))));
 }
 
-/* The members of a custom json(b) value as "custom.<key>": value. */
+/*
+ * Add a field to a body.  A field may be given twice, by a typed column and
+ * by a key of the custom json(b) column (a row copied from the same table
+ * has both): sent once when both say the same, an error when they differ.
+ */
 static void
-append_custom_map(CloseModifyState *st, StringInfo body, List **keys,
-				  Form_pg_attribute att, Datum value)
+add_field(List **fields, const char *key, char *value, const char *column)
+{
+	BodyField  *field;
+	ListCell   *lc;
+
+	foreach(lc, *fields)
+	{
+		field = (BodyField *) lfirst(lc);
+		if (strcmp(field->key, key) != 0)
+			continue;
+		if (same_json(field->value, value))
+			return;
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("the field \"%s\" is given twice", key),
+				 errdetail("Columns \"%s\" and \"%s\" set the field to different values.",
+						   field->column, column)));
+	}
+	field = palloc(sizeof(BodyField));
+	field->key = key;
+	field->value = value;
+	field->column = column;
+	*fields = lappend(*fields, field);
+}
+
+/*
+ * The members of a custom json(b) value as "custom.<key>": value.  On
+ * create a null member is left out: a missing key already means not set.
+ */
+static void
+add_custom_map(CloseModifyState *st, List **fields, Form_pg_attribute att,
+			   Datum value)
 {
 	Oid			outputfn;
 	bool		isvarlena;
@@ -556,9 +589,10 @@ append_custom_map(CloseModifyState *st, StringInfo body, List **keys,
 	{
 		CloseJsonMember *member = (CloseJsonMember *) lfirst(lc);
 
-		append_key(body, keys, psprintf("%s%s", CLOSE_CUSTOM_PREFIX, member->key),
-				   NameStr(att->attname));
-		appendStringInfoString(body, member->value);
+		if (st->operation == CMD_INSERT && strcmp(member->value, "null") == 0)
+			continue;
+		add_field(fields, psprintf("%s%s", CLOSE_CUSTOM_PREFIX, member->key),
+				  member->value, NameStr(att->attname));
 	}
 }
 
@@ -600,7 +634,7 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 {
 	TupleDesc	tupdesc = RelationGetDescr(st->rel);
 	StringInfoData body;
-	List	   *keys = NIL;
+	List	   *fields = NIL;
 	bool		insert = st->operation == CMD_INSERT;
 	bool		has_type = false;
 	bool		has_lead = false;
@@ -608,8 +642,6 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 	ListCell   *lc;
 
 	slot_getallattrs(slot);
-	initStringInfo(&body);
-	appendStringInfoChar(&body, '{');
 
 	foreach(lc, st->target_attrs)
 	{
@@ -619,6 +651,7 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 		const char *key = close_column_key(st->conv, attnum);
 		Datum		value = slot->tts_values[attnum - 1];
 		bool		isnull = slot->tts_isnull[attnum - 1];
+		StringInfoData json;
 
 		if (att->attisdropped)
 			continue;
@@ -656,6 +689,9 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 				has_name = true;
 				break;
 			case COLUMN_CUSTOM_FIELD:
+				/* on create, a missing key already means not set */
+				if (isnull && insert)
+					continue;
 				break;
 			case COLUMN_CUSTOM_MAP:
 				if (isnull && insert)
@@ -663,19 +699,23 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 				if (isnull)
 					refuse_null(st, att, NULL,
 								"To clear a custom field, set its key to null: '{\"cf_...\": null}'.");
-				append_custom_map(st, &body, &keys, att, value);
+				add_custom_map(st, &fields, att, value);
 				continue;
 		}
-		append_key(&body, &keys, key, NameStr(att->attname));
-		close_append_json_value(&body, st->conv, attnum, value, isnull);
+		initStringInfo(&json);
+		close_append_json_value(&json, st->conv, attnum, value, isnull);
+		add_field(&fields, key, json.data, NameStr(att->attname));
 	}
 
 	if (insert)
 	{
 		if (!has_type && st->table_type_id)
 		{
-			append_key(&body, &keys, CLOSE_KEY_TYPE_ID, "(table option)");
-			escape_json(&body, st->table_type_id);
+			StringInfoData json;
+
+			initStringInfo(&json);
+			escape_json(&json, st->table_type_id);
+			add_field(&fields, CLOSE_KEY_TYPE_ID, json.data, "(table option)");
 			has_type = true;
 		}
 		if (!has_lead || !has_name || !has_type)
@@ -688,6 +728,19 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 					 !has_type
 					 ? errhint("Insert a value into a column mapped to custom_object_type_id, or give the table OPTIONS (custom_object_type_id '...').")
 					 : 0));
+	}
+
+	initStringInfo(&body);
+	appendStringInfoChar(&body, '{');
+	foreach(lc, fields)
+	{
+		BodyField  *field = (BodyField *) lfirst(lc);
+
+		if (body.len > 1)
+			appendStringInfoChar(&body, ',');
+		escape_json(&body, field->key);
+		appendStringInfoChar(&body, ':');
+		appendStringInfoString(&body, field->value);
 	}
 	appendStringInfoChar(&body, '}');
 	return body.data;
