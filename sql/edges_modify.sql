@@ -12,6 +12,7 @@ CREATE FOREIGN TABLE esubs (
   plan text OPTIONS (field 'custom.cf_SubscriptionPlan000000000000000000000000000'),
   amount numeric OPTIONS (field 'custom.cf_SubscriptionAmount0000000000000000000000000'),
   start_date date OPTIONS (field 'custom.cf_SubscriptionStart00000000000000000000000000'),
+  balance numeric(10,1) OPTIONS (field 'custom.cf_SubscriptionBalance000000000000000000000000'),
   custom jsonb,
   note text
 ) SERVER close OPTIONS (custom_object_type_id 'cotype_Subscription0000000000');
@@ -21,7 +22,7 @@ CREATE FOREIGN TABLE esubs (
 -- and a typed column for the same field do not collide
 SELECT emulator_clear();
 COPY esubs (lead_id, name, custom) FROM STDIN;
-lead_One0000000000000000000000000000000000000000	Copied by map	{"cf_SubscriptionPlan000000000000000000000000000": "Gold", "cf_SubscriptionTerms000000000000000000000000000": null}
+lead_One0000000000000000000000000000000000000000	Copied by map	{"cf_SubscriptionPlan000000000000000000000000000": "Gold", "cf_SubscriptionTerms00000000000000000000000000": null}
 \.
 COPY esubs (lead_id, name, plan) FROM STDIN;
 lead_One0000000000000000000000000000000000000000	Copied by column	Silver
@@ -42,6 +43,68 @@ COPY esubs (lead_id, name, plan, custom) FROM STDIN;  -- ERROR
 lead_One0000000000000000000000000000000000000000	Copied in two minds	Gold	{"cf_SubscriptionPlan000000000000000000000000000": "Silver"}
 \.
 SELECT * FROM emulator_requests();
+
+-- BEFORE ROW triggers: what they change is sent.  UPDATE sends what it
+-- assigns and every column whose new value differs from the row read, and
+-- never writes back an unchanged value (balance is rounded by its column
+-- type: -17.25 reads as -17.3 and must stay -17.25 in Close)
+\set alpha 'custobj_MixedAlpha000000000000000000000000000000000'
+CREATE FUNCTION esubs_before_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.name IS DISTINCT FROM OLD.name THEN
+    NEW.plan := 'Renamed';
+  END IF;
+  IF NEW.name = 'Stamped' THEN
+    NEW.custom := NEW.custom || '{"cf_SubscriptionTerms00000000000000000000000000": "stamped"}';
+  END IF;
+  IF NEW.name = 'Dated' THEN
+    NEW.date_updated := now();
+  END IF;
+  IF NEW.name LIKE 'Two minds%' THEN
+    NEW.plan := NEW.name;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER esubs_before_update BEFORE UPDATE ON esubs
+  FOR EACH ROW EXECUTE FUNCTION esubs_before_update();
+SELECT emulator_clear();
+UPDATE esubs SET name = 'Mixed Alpha renamed' WHERE lead_id = :'mixed' AND id = :'alpha'
+RETURNING name, plan, amount, balance,
+          custom ->> 'cf_SubscriptionBalance000000000000000000000000' AS balance_in_close;
+SELECT * FROM emulator_requests() r WHERE r LIKE 'PUT%';
+-- an assigned column is sent even when unchanged; nothing else changed
+UPDATE esubs SET amount = amount WHERE lead_id = :'mixed' AND id = :'alpha'
+RETURNING name, plan, amount;
+SELECT * FROM emulator_requests() r WHERE r LIKE 'PUT%';
+-- a trigger's change to the custom column sends the keys that changed
+UPDATE esubs SET name = 'Stamped' WHERE lead_id = :'mixed' AND id = :'alpha'
+RETURNING name, plan, custom ->> 'cf_SubscriptionTerms00000000000000000000000000' AS terms;
+SELECT * FROM emulator_requests() r WHERE r LIKE 'PUT%';
+-- a trigger may not change what Close would not: refused before the PUT
+UPDATE esubs SET name = 'Dated' WHERE lead_id = :'mixed' AND id = :'alpha';  -- ERROR
+-- the custom column and a typed column for the same field: sent once when
+-- they agree, refused when they differ
+UPDATE esubs SET name = 'Two minds', custom = '{"cf_SubscriptionPlan000000000000000000000000000": "Two minds"}'
+ WHERE lead_id = :'mixed' AND id = :'alpha'
+RETURNING name, plan;
+UPDATE esubs SET name = 'Two minds again', custom = '{"cf_SubscriptionPlan000000000000000000000000000": "Silver"}'
+ WHERE lead_id = :'mixed' AND id = :'alpha';  -- ERROR
+SELECT * FROM emulator_requests() r WHERE r LIKE 'PUT%';
+DROP TRIGGER esubs_before_update ON esubs;
+
+-- INSERT with a BEFORE ROW trigger sends every column that is not NULL
+CREATE FUNCTION esubs_before_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.plan := coalesce(NEW.plan, 'Trial');
+  NEW.name := NEW.name || ' (checked)';
+  RETURN NEW;
+END $$;
+CREATE TRIGGER esubs_before_insert BEFORE INSERT ON esubs
+  FOR EACH ROW EXECUTE FUNCTION esubs_before_insert();
+INSERT INTO esubs (lead_id, name) VALUES (:'one', 'Triggered') RETURNING name, plan;
+INSERT INTO esubs (lead_id, name, amount) VALUES (:'one', 'Triggered 2', 5) RETURNING name, plan, amount;
+SELECT * FROM emulator_requests() r WHERE r LIKE 'POST%';
+DROP TRIGGER esubs_before_insert ON esubs;
 
 -- memory: UPDATE ... RETURNING converts each answer in a context reset for
 -- every row, as INSERT does: over 500 rows, the statement's own memory

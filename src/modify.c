@@ -29,6 +29,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -107,6 +108,9 @@ typedef struct CloseModifyState
 	int			max_concurrency;	/* writes in flight at once */
 	AttrNumber	id_junk;		/* in the subplan's output */
 	AttrNumber	wholerow_junk;
+	bool		send_changed;	/* UPDATE with BEFORE ROW triggers: send what
+								 * differs from the row read */
+	TupleTableSlot *old_row;	/* the row read, when send_changed */
 	MemoryContext row_cxt;		/* reset for every row */
 	CloseWriteLog *log;
 } CloseModifyState;
@@ -437,19 +441,41 @@ create_modify_state(EState *estate, ResultRelInfo *rinfo, CmdType operation,
 	return st;
 }
 
+/* Every column of a table, by attribute number. */
+static List *
+all_columns(TupleDesc tupdesc)
+{
+	List	   *attnos = NIL;
+	int			i;
+
+	for (i = 0; i < tupdesc->natts; i++)
+		if (!TupleDescAttr(tupdesc, i)->attisdropped)
+			attnos = lappend_int(attnos, i + 1);
+	return attnos;
+}
+
 void
 closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 						List *fdw_private, int subplan_index, int eflags)
 {
 	CloseModifyState *st;
 	CmdType		operation = mtstate->operation;
+	TriggerDesc *trigdesc;
+	List	   *target_attrs;
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
-	st = create_modify_state(mtstate->ps.state, rinfo, operation,
-							 (List *) list_nth(fdw_private,
-											   FdwModifyPrivateTargetAttrs),
+	target_attrs = (List *) list_nth(fdw_private, FdwModifyPrivateTargetAttrs);
+	trigdesc = rinfo->ri_TrigDesc;
+
+	/*
+	 * A BEFORE ROW INSERT trigger may set any column: every one that is not
+	 * NULL is sent.
+	 */
+	if (operation == CMD_INSERT && trigdesc && trigdesc->trig_insert_before_row)
+		target_attrs = all_columns(RelationGetDescr(rinfo->ri_RelationDesc));
+	st = create_modify_state(mtstate->ps.state, rinfo, operation, target_attrs,
 							 intVal(list_nth(fdw_private,
 											 FdwModifyPrivateHasReturning)) != 0);
 	if (operation == CMD_UPDATE || operation == CMD_DELETE)
@@ -465,6 +491,22 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 			elog(ERROR, "could not find junk column \"%s\"", id_name);
 		st->wholerow_junk = ExecFindJunkAttributeInTlist(subplan->targetlist,
 															  CLOSE_WHOLEROW_JUNK);
+
+		/*
+		 * A BEFORE ROW UPDATE trigger may change any column: every one whose
+		 * new value differs from the row read (which PostgreSQL carries as
+		 * the whole row when there are such triggers) is sent.
+		 */
+		if (operation == CMD_UPDATE && trigdesc && trigdesc->trig_update_before_row)
+		{
+			if (!AttributeNumberIsValid(st->wholerow_junk))
+				elog(ERROR, "could not find junk column \"%s\"",
+					 CLOSE_WHOLEROW_JUNK);
+			st->send_changed = true;
+			st->old_row = ExecInitExtraTupleSlot(mtstate->ps.state,
+												 RelationGetDescr(rinfo->ri_RelationDesc),
+												 &TTSOpsVirtual);
+		}
 	}
 	rinfo->ri_FdwState = st;
 }
@@ -494,21 +536,18 @@ refuse_partition_move(Relation rel, bool into)
 void
 closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
-	TupleDesc	tupdesc = RelationGetDescr(rinfo->ri_RelationDesc);
-	List	   *target_attrs = NIL;
-	int			i;
-
 	/* a row an UPDATE moves here from another partition */
 	if (mtstate && mtstate->operation == CMD_UPDATE)
 		refuse_partition_move(rinfo->ri_RelationDesc, true);
 
-	/* the statement's column list is not known here: send every column */
-	for (i = 0; i < tupdesc->natts; i++)
-		if (!TupleDescAttr(tupdesc, i)->attisdropped)
-			target_attrs = lappend_int(target_attrs, i + 1);
-	rinfo->ri_FdwState = create_modify_state(mtstate->ps.state, rinfo,
-											 CMD_INSERT, target_attrs,
-											 rinfo->ri_returningList != NIL);
+	/*
+	 * The statement's column list is not known here: send every column (NULL
+	 * ones are not sent on create).
+	 */
+	rinfo->ri_FdwState =
+		create_modify_state(mtstate->ps.state, rinfo, CMD_INSERT,
+							all_columns(RelationGetDescr(rinfo->ri_RelationDesc)),
+							rinfo->ri_returningList != NIL);
 }
 
 /* One field of a body: its key, its value as JSON text, and its column. */
@@ -565,16 +604,14 @@ add_field(List **fields, const char *key, char *value, const char *column)
  * The members of a custom json(b) value as "custom.<key>": value.  On
  * create a null member is left out: a missing key already means not set.
  */
-static void
-add_custom_map(CloseModifyState *st, List **fields, Form_pg_attribute att,
-			   Datum value)
+static List *
+custom_map_members(Form_pg_attribute att, Datum value)
 {
 	Oid			outputfn;
 	bool		isvarlena;
 	char	   *text;
 	const char *problem;
 	struct json_object *object;
-	ListCell   *lc;
 
 	getTypeOutputInfo(att->atttypid, &outputfn, &isvarlena);
 	text = OidOutputFunctionCall(outputfn, value);
@@ -585,11 +622,40 @@ add_custom_map(CloseModifyState *st, List **fields, Form_pg_attribute att,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column \"%s\" must hold a JSON object keyed by custom field id",
 						NameStr(att->attname))));
-	foreach(lc, close_json_object_members(object))
+	return close_json_object_members(object);
+}
+
+/*
+ * The members of a custom json(b) value as "custom.<key>": value.  On
+ * create a null member is left out: a missing key already means not set.
+ * With the value read before (old_members, a trigger's change), only the
+ * members that differ from it.
+ */
+static void
+add_custom_map(CloseModifyState *st, List **fields, Form_pg_attribute att,
+			   Datum value, List *old_members)
+{
+	ListCell   *lc;
+
+	foreach(lc, custom_map_members(att, value))
 	{
 		CloseJsonMember *member = (CloseJsonMember *) lfirst(lc);
+		bool		unchanged = false;
+		ListCell   *lc2;
 
 		if (st->operation == CMD_INSERT && strcmp(member->value, "null") == 0)
+			continue;
+		foreach(lc2, old_members)
+		{
+			CloseJsonMember *old = (CloseJsonMember *) lfirst(lc2);
+
+			if (strcmp(old->key, member->key) == 0)
+			{
+				unchanged = same_json(old->value, member->value);
+				break;
+			}
+		}
+		if (unchanged)
 			continue;
 		add_field(fields, psprintf("%s%s", CLOSE_CUSTOM_PREFIX, member->key),
 				  member->value, NameStr(att->attname));
@@ -625,12 +691,15 @@ refuse_null(CloseModifyState *st, Form_pg_attribute att, const char *detail,
 }
 
 /*
- * The JSON body for one row: the target columns' fields, by kind.  For
+ * The JSON body for one row: the fields of the columns attrs, by kind.  For
  * INSERT also the table's type and the checks Close would otherwise make
- * with a 400 after the request.
+ * with a 400 after the request.  old is the row read, for an UPDATE that
+ * sends what a trigger changed (NULL otherwise): a custom json(b) column
+ * the statement does not assign then sends only the keys that changed.
  */
 static char *
-build_body(CloseModifyState *st, TupleTableSlot *slot)
+build_body(CloseModifyState *st, TupleTableSlot *slot, List *attrs,
+		   TupleTableSlot *old)
 {
 	TupleDesc	tupdesc = RelationGetDescr(st->rel);
 	StringInfoData body;
@@ -643,7 +712,7 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 
 	slot_getallattrs(slot);
 
-	foreach(lc, st->target_attrs)
+	foreach(lc, attrs)
 	{
 		AttrNumber	attnum = lfirst_int(lc);
 		Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
@@ -699,7 +768,11 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 				if (isnull)
 					refuse_null(st, att, NULL,
 								"To clear a custom field, set its key to null: '{\"cf_...\": null}'.");
-				add_custom_map(st, &fields, att, value);
+				add_custom_map(st, &fields, att, value,
+							   old && !old->tts_isnull[attnum - 1] &&
+							   !list_member_int(st->target_attrs, attnum)
+							   ? custom_map_members(att, old->tts_values[attnum - 1])
+							   : NIL);
 				continue;
 		}
 		initStringInfo(&json);
@@ -744,6 +817,71 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 	}
 	appendStringInfoChar(&body, '}');
 	return body.data;
+}
+
+/*
+ * The row as the scan read it, from the whole-row junk column, into slot
+ * (which points into the junk value: valid while the plan's row is).
+ */
+static void
+whole_row(CloseModifyState *st, TupleTableSlot *planSlot, TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		wholerow = ExecGetJunkAttribute(planSlot, st->wholerow_junk,
+												&isnull);
+	HeapTupleHeader header;
+	HeapTupleData tuple;
+
+	ExecClearTuple(slot);
+	if (isnull)
+		return;
+	header = DatumGetHeapTupleHeader(wholerow);
+	tuple.t_len = HeapTupleHeaderGetDatumLength(header);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = header;
+	heap_deform_tuple(&tuple, slot->tts_tupleDescriptor,
+					  slot->tts_values, slot->tts_isnull);
+	ExecStoreVirtualTuple(slot);
+}
+
+/*
+ * The columns an UPDATE with BEFORE ROW triggers sends: those it assigns,
+ * and every other whose new value differs from the row read (a trigger's
+ * change; an unchanged value, maybe rounded by its column type, is never
+ * written back).  A trigger may not change what Close would not.
+ */
+static List *
+changed_columns(CloseModifyState *st, TupleTableSlot *slot,
+				TupleTableSlot *old)
+{
+	TupleDesc	tupdesc = RelationGetDescr(st->rel);
+	List	   *attrs = list_copy(st->target_attrs);
+	int			i;
+
+	slot_getallattrs(slot);
+	if (TTS_EMPTY(old))
+		elog(ERROR, "the row read is missing");
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		const char *key;
+		ColumnKind	kind;
+
+		if (att->attisdropped || list_member_int(attrs, i + 1))
+			continue;
+		if (slot->tts_isnull[i] == old->tts_isnull[i] &&
+			(slot->tts_isnull[i] ||
+			 datum_image_eq(slot->tts_values[i], old->tts_values[i],
+							att->attbyval, att->attlen)))
+			continue;
+		kind = column_kind(st->rel, att, &key);
+		if (kind == COLUMN_READ_ONLY || kind == COLUMN_UNKNOWN ||
+			kind == COLUMN_LEAD || kind == COLUMN_TYPE)
+			refuse_update_column(st->rel, att, kind, key);
+		attrs = lappend_int(attrs, i + 1);
+	}
+	return attrs;
 }
 
 /* The id of the row to change, from the scan's junk column. */
@@ -1045,8 +1183,8 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
-	record = send_write(st, "POST", "/custom_object/", build_body(st, slot),
-						&missing);
+	record = send_write(st, "POST", "/custom_object/",
+						build_body(st, slot, st->target_attrs, NULL), &missing);
 	write_log_add(st->log, record_id(record));
 	slot = store_returned(st, slot, record);
 	MemoryContextSwitchTo(oldcxt);
@@ -1060,6 +1198,7 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	CloseModifyState *st = (CloseModifyState *) rinfo->ri_FdwState;
 	MemoryContext oldcxt;
 	char	   *path;
+	char	   *body;
 	struct json_object *record;
 	bool		missing;
 	char	   *id;
@@ -1073,7 +1212,16 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
 	path = close_object_path(id);
-	record = send_write(st, "PUT", path, build_body(st, slot), &missing);
+	if (st->send_changed)
+	{
+		/* what the statement assigns, and what a trigger changed */
+		whole_row(st, planSlot, st->old_row);
+		body = build_body(st, slot, changed_columns(st, slot, st->old_row),
+						  st->old_row);
+	}
+	else
+		body = build_body(st, slot, st->target_attrs, NULL);
+	record = send_write(st, "PUT", path, body, &missing);
 	if (missing)
 	{
 		MemoryContextSwitchTo(oldcxt);
@@ -1108,26 +1256,7 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 
 	/* RETURNING shows the row as it was read */
 	if (st->has_returning && AttributeNumberIsValid(st->wholerow_junk))
-	{
-		bool		isnull;
-		Datum		wholerow = ExecGetJunkAttribute(planSlot, st->wholerow_junk,
-													&isnull);
-
-		ExecClearTuple(slot);
-		if (!isnull)
-		{
-			HeapTupleHeader header = DatumGetHeapTupleHeader(wholerow);
-			HeapTupleData tuple;
-
-			tuple.t_len = HeapTupleHeaderGetDatumLength(header);
-			ItemPointerSetInvalid(&tuple.t_self);
-			tuple.t_tableOid = InvalidOid;
-			tuple.t_data = header;
-			heap_deform_tuple(&tuple, slot->tts_tupleDescriptor,
-							  slot->tts_values, slot->tts_isnull);
-			ExecStoreVirtualTuple(slot);
-		}
-	}
+		whole_row(st, planSlot, slot);
 	return slot;
 }
 
@@ -1164,7 +1293,7 @@ closeExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 	written = palloc0(sizeof(bool) * Max(*numSlots, 1));
 	/* every row's body is checked before any of the batch is sent */
 	for (i = 0; i < *numSlots; i++)
-		bodies[i] = build_body(st, slots[i]);
+		bodies[i] = build_body(st, slots[i], st->target_attrs, NULL);
 	send_writes(st, "POST", NULL, bodies, *numSlots, written);
 	MemoryContextSwitchTo(oldcxt);
 	return slots;
@@ -1409,7 +1538,7 @@ closeIterateDirectModify(ForeignScanState *node)
 							 &ds->values->tts_isnull[attnum - 1]);
 		}
 		ExecStoreVirtualTuple(ds->values);
-		body = build_body(st, ds->values);
+		body = build_body(st, ds->values, st->target_attrs, NULL);
 	}
 
 	if (nids > 0)
