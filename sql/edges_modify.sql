@@ -106,6 +106,27 @@ INSERT INTO esubs (lead_id, name, amount) VALUES (:'one', 'Triggered 2', 5) RETU
 SELECT * FROM emulator_requests() r WHERE r LIKE 'POST%';
 DROP TRIGGER esubs_before_insert ON esubs;
 
+-- UPDATE ... FROM matching one record twice writes it once and counts
+-- it once, as PostgreSQL does for a local table
+CREATE TEMP TABLE local_subs (id text, plan text);
+INSERT INTO local_subs VALUES (:'alpha', 'Gold');
+WITH u AS (
+  UPDATE local_subs SET plan = v.plan FROM (VALUES ('Bronze'), ('Iron')) v(plan)
+   WHERE local_subs.id = :'alpha' RETURNING 1)
+SELECT count(*) AS local_rows_updated FROM u;
+SELECT emulator_clear();
+WITH u AS (
+  UPDATE esubs SET plan = v.plan FROM (VALUES ('Bronze'), ('Iron')) v(plan)
+   WHERE esubs.lead_id = :'mixed' AND esubs.id = :'alpha' RETURNING esubs.id)
+SELECT count(*) AS rows_updated FROM u;
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
+-- the same for DELETE ... USING
+WITH d AS (
+  DELETE FROM esubs USING (VALUES (1), (2)) v(n)
+   WHERE esubs.lead_id = :'mixed' AND esubs.id = :'alpha' RETURNING esubs.name)
+SELECT count(*) AS rows_deleted FROM d;
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
+
 -- memory: UPDATE ... RETURNING converts each answer in a context reset for
 -- every row, as INSERT does: over 500 rows, the statement's own memory
 -- (sampled every 100th row) grows by far less than the ~2 MB the answers

@@ -19,6 +19,7 @@
 #include "access/xact.h"
 #include "commands/trigger.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
@@ -56,7 +57,9 @@ enum FdwModifyPrivateIndex
 	/* List of Integer: the attribute numbers whose values are sent */
 	FdwModifyPrivateTargetAttrs,
 	/* Integer: 1 when the statement has a RETURNING list */
-	FdwModifyPrivateHasReturning
+	FdwModifyPrivateHasReturning,
+	/* Integer: 1 when a row may come more than once (UPDATE ... FROM) */
+	FdwModifyPrivateMayRepeat
 };
 
 /* What writing a column means. */
@@ -111,6 +114,7 @@ typedef struct CloseModifyState
 	bool		send_changed;	/* UPDATE with BEFORE ROW triggers: send what
 								 * differs from the row read */
 	TupleTableSlot *old_row;	/* the row read, when send_changed */
+	HTAB	   *done_ids;		/* ids written, when a row may repeat */
 	MemoryContext row_cxt;		/* reset for every row */
 	CloseWriteLog *log;
 } CloseModifyState;
@@ -360,6 +364,8 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	Relation	rel = table_open(rte->relid, NoLock);
 	List	   *target_attrs = NIL;
 	bool		has_returning;
+	bool		may_repeat;
+	FromExpr   *jointree;
 	ListCell   *lc;
 
 	if (plan->onConflictAction != ONCONFLICT_NONE)
@@ -396,8 +402,19 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	has_returning = plan->returningLists != NIL &&
 		list_nth(plan->returningLists, subplan_index) != NIL;
 
+	/*
+	 * UPDATE ... FROM and DELETE ... USING join the table to others: a record
+	 * may match more than once.
+	 */
+	jointree = root->parse->jointree;
+	may_repeat = plan->operation != CMD_INSERT && jointree &&
+		(list_length(jointree->fromlist) > 1 ||
+		 (jointree->fromlist != NIL &&
+		  !IsA(linitial(jointree->fromlist), RangeTblRef)));
+
 	table_close(rel, NoLock);
-	return list_make2(target_attrs, makeInteger(has_returning ? 1 : 0));
+	return list_make3(target_attrs, makeInteger(has_returning ? 1 : 0),
+					  makeInteger(may_repeat ? 1 : 0));
 }
 
 /* ---- execution ---- */
@@ -439,6 +456,41 @@ create_modify_state(EState *estate, ResultRelInfo *rinfo, CmdType operation,
 	st->log = write_log_for(rel, operation == CMD_INSERT ? "created"
 							: operation == CMD_UPDATE ? "updated" : "deleted");
 	return st;
+}
+
+/* done_ids is keyed by a pointer to the id: hash and compare the ids. */
+static uint32
+id_hash(const void *key, Size keysize)
+{
+	const char *id = *(const char *const *) key;
+
+	return DatumGetUInt32(hash_any((const unsigned char *) id, strlen(id)));
+}
+
+static int
+id_match(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
+}
+
+/*
+ * Whether the statement already wrote this record (a record matched again
+ * by UPDATE ... FROM); if not, remember it.
+ */
+static bool
+already_done(CloseModifyState *st, const char *id)
+{
+	bool		found;
+	char	   *copy;
+
+	if (st->done_ids == NULL)
+		return false;
+	(void) hash_search(st->done_ids, &id, HASH_FIND, &found);
+	if (found)
+		return true;
+	copy = MemoryContextStrdup(GetMemoryChunkContext(st), id);
+	(void) hash_search(st->done_ids, &copy, HASH_ENTER, NULL);
+	return false;
 }
 
 /* Every column of a table, by attribute number. */
@@ -506,6 +558,25 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 			st->old_row = ExecInitExtraTupleSlot(mtstate->ps.state,
 												 RelationGetDescr(rinfo->ri_RelationDesc),
 												 &TTSOpsVirtual);
+		}
+
+		/*
+		 * A record matched again is written once, as PostgreSQL updates or
+		 * deletes a local row once however many rows it joins.
+		 */
+		if (intVal(list_nth(fdw_private, FdwModifyPrivateMayRepeat)) != 0)
+		{
+			HASHCTL		ctl;
+
+			memset(&ctl, 0, sizeof(ctl));
+			ctl.keysize = sizeof(char *);
+			ctl.entrysize = sizeof(char *);
+			ctl.hash = id_hash;
+			ctl.match = id_match;
+			ctl.hcxt = CurrentMemoryContext;
+			st->done_ids = hash_create("close_fdw ids written", 64, &ctl,
+									   HASH_ELEM | HASH_FUNCTION |
+									   HASH_COMPARE | HASH_CONTEXT);
 		}
 	}
 	rinfo->ri_FdwState = st;
@@ -1211,6 +1282,11 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
+	if (already_done(st, id))
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return NULL;			/* matched again: updated once */
+	}
 	path = close_object_path(id);
 	if (st->send_changed)
 	{
@@ -1247,6 +1323,11 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
+	if (already_done(st, id))
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return NULL;			/* matched again: deleted once */
+	}
 	path = close_object_path(id);
 	(void) send_write(st, "DELETE", path, NULL, &missing);
 	MemoryContextSwitchTo(oldcxt);
