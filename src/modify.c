@@ -593,13 +593,13 @@ pg_noreturn static void
 refuse_partition_move(Relation rel, bool into)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			(errcode(into ? ERRCODE_FEATURE_NOT_SUPPORTED : ERRCODE_CHECK_VIOLATION),
 			 into
 			 ? errmsg("cannot move a row into foreign table \"%s\" by UPDATE",
 					  RelationGetRelationName(rel))
-			 : errmsg("cannot move a row of foreign table \"%s\" to another partition",
+			 : errmsg("new row for foreign table \"%s\" violates its partition constraint",
 					  RelationGetRelationName(rel)),
-			 errdetail("A Close record cannot move: moving it would mean deleting it and creating another, with a new id."),
+			 errdetail("close_fdw does not move a row between partitions: that would delete a Close record and create another, with a new id."),
 			 errhint("Insert a new row and delete the old one instead.")));
 }
 
@@ -671,10 +671,7 @@ add_field(List **fields, const char *key, char *value, const char *column)
 	*fields = lappend(*fields, field);
 }
 
-/*
- * The members of a custom json(b) value as "custom.<key>": value.  On
- * create a null member is left out: a missing key already means not set.
- */
+/* The members of a custom json(b) value, which must be a JSON object. */
 static List *
 custom_map_members(Form_pg_attribute att, Datum value)
 {
