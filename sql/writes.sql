@@ -22,7 +22,8 @@ CREATE FOREIGN TABLE subs (
 ) SERVER close OPTIONS (custom_object_type_id 'cotype_Subscription0000000000');
 
 -- INSERT sends the columns the statement supplies, a DEFAULT counts, NULL
--- custom values are sent as null, the type comes from the table option;
+-- custom values are not sent (a missing key means not set), the type comes
+-- from the table option;
 -- RETURNING shows what Close stored
 SET TimeZone = 'Europe/Berlin';
 SET DateStyle = 'SQL, DMY';
@@ -35,7 +36,7 @@ RESET TimeZone;
 RESET DateStyle;
 SELECT * FROM emulator_requests();
 
--- the custom jsonb column sends one field per key
+-- the custom jsonb column sends one field per key (a null one: none)
 INSERT INTO subs (lead_id, name, custom)
 VALUES (:'one', 'Second', '{"cf_SubscriptionPlan000000000000000000000000000": "Silver", "cf_SubscriptionStart00000000000000000000000000": null}')
 RETURNING name, plan, start_date, status;
@@ -54,7 +55,8 @@ INSERT INTO subs (lead_id, name, custom) VALUES (:'one', 'x', '[1, 2]');  -- ERR
 INSERT INTO subs (lead_id, name, amount) VALUES (:'one', 'x', 'NaN');  -- ERROR
 INSERT INTO subs (lead_id, name, start_date) VALUES (:'one', 'x', 'infinity');  -- ERROR
 INSERT INTO subs (lead_id, name) VALUES (:'one', 'x') ON CONFLICT DO NOTHING;  -- ERROR
--- NULL in a read-only or unmapped column is not sent, and not an error
+-- NULL in a read-only or unmapped column is not sent, and not an error;
+-- NULL in a custom field is not sent on create
 INSERT INTO subs (lead_id, name, id, note, status) VALUES (:'one', 'Third', NULL, NULL, NULL)
 RETURNING name, status;
 SELECT * FROM emulator_requests();

@@ -19,7 +19,8 @@ lead_One0000000000000000000000000000000000000000	Copied 2	\N
 SELECT count(*), sum(weight) FROM devices WHERE lead_id = :'one';
 SELECT count(*) FILTER (WHERE r LIKE 'POST %') AS posts, count(*) FILTER (WHERE r LIKE 'GET %') AS gets
   FROM emulator_requests() r;
--- COPY does not know the statement's columns: it sends every writable column
+-- COPY does not know the statement's columns: it sends every writable
+-- column that is not NULL (an unlisted custom field is not sent as null)
 SELECT emulator_clear();
 COPY devices (lead_id, name) FROM STDIN;
 lead_One0000000000000000000000000000000000000000	Copied 3

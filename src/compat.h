@@ -14,6 +14,7 @@
 
 #include <curl/curl.h>
 
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "miscadmin.h"
@@ -219,6 +220,21 @@ close_add_row_identity(PlannerInfo *root, Query *parse, Var *var,
 								makeTargetEntry((Expr *) var,
 												list_length(parse->targetList) + 1,
 												pstrdup(name), true));
+#endif
+}
+
+/*
+ * The whole row as a row identity, as core makes it: from 14 a Var of type
+ * record, the same for every partition (so that they share it); before, the
+ * table's row type, as the rewriter makes it.
+ */
+static inline Var *
+close_whole_row_var(RangeTblEntry *target_rte, Index rtindex)
+{
+#if PG_VERSION_NUM >= 140000
+	return makeVar(rtindex, InvalidAttrNumber, RECORDOID, -1, InvalidOid, 0);
+#else
+	return makeWholeRowVar(target_rte, rtindex, 0, false);
 #endif
 }
 

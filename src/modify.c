@@ -19,6 +19,7 @@
 #include "access/xact.h"
 #include "commands/trigger.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
@@ -30,6 +31,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -38,8 +40,13 @@
 #include "close_fdw.h"
 #include "compat.h"
 
-/* Names of the junk columns that carry the row to UPDATE/DELETE. */
-#define CLOSE_ID_JUNK		"close_id"
+/*
+ * Names of the junk columns that carry the row to UPDATE/DELETE: the id
+ * column as "close_id_<attno>" (partitions of one table may hold their id
+ * at different positions, and a row identity name stands for one Var), and
+ * the whole row as core names it.
+ */
+#define CLOSE_ID_JUNK		"close_id_%d"
 #define CLOSE_WHOLEROW_JUNK	"wholerow"
 
 /* How many ids a failure report lists before it only counts. */
@@ -51,7 +58,9 @@ enum FdwModifyPrivateIndex
 	/* List of Integer: the attribute numbers whose values are sent */
 	FdwModifyPrivateTargetAttrs,
 	/* Integer: 1 when the statement has a RETURNING list */
-	FdwModifyPrivateHasReturning
+	FdwModifyPrivateHasReturning,
+	/* Integer: 1 when a row may come more than once (UPDATE ... FROM) */
+	FdwModifyPrivateMayRepeat
 };
 
 /* What writing a column means. */
@@ -117,6 +126,10 @@ typedef struct CloseModifyState
 	int			max_concurrency;	/* writes in flight at once */
 	AttrNumber	id_junk;		/* in the subplan's output */
 	AttrNumber	wholerow_junk;
+	bool		send_changed;	/* UPDATE with BEFORE ROW triggers: send what
+								 * differs from the row read */
+	TupleTableSlot *old_row;	/* the row read, when send_changed */
+	HTAB	   *done_ids;		/* ids written, when a row may repeat */
 	MemoryContext row_cxt;		/* reset for every row */
 	CloseWriteLog *log;
 	bool		gone_on_retry;	/* judge_write: a DELETE's retry got 404 */
@@ -323,10 +336,15 @@ write_logs_end(int level, bool abort)
 		}
 		if (abort && (log->count > log->reported ||
 					  log->maybe > log->maybe_reported))
+		{
+			char	   *text = write_log_text(log);
+
 			ereport(WARNING,
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("rolled back changes to foreign table \"%s\" stay in Close", log->relname),
-					 errdetail_internal("%s", write_log_text(log))));
+					 errdetail_internal("%s", text)));
+			pfree(text);		/* made in TopMemoryContext */
+		}
 		pfree(log->ids.data);
 		foreach(lc2, log->maybe_keys)
 			pfree(((MaybeWrites *) lfirst(lc2))->key);
@@ -372,7 +390,9 @@ close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 /*
  * UPDATE and DELETE find their row by the id column, carried up from the
  * scan as a junk column; DELETE ... RETURNING also carries the whole row,
- * which is what it returns.
+ * which is what it returns.  Both follow core's conventions for row
+ * identities, so that the partitions of one table share them: one name per
+ * id position, and the whole row as core's own "wholerow" Var.
  */
 void
 close_add_update_targets(PlannerInfo *root, Query *parse, Index rtindex,
@@ -393,11 +413,12 @@ close_add_update_targets(PlannerInfo *root, Query *parse, Index rtindex,
 	att = TupleDescAttr(RelationGetDescr(target_relation), keys.id_attno - 1);
 	var = makeVar(rtindex, keys.id_attno, att->atttypid, att->atttypmod,
 				  att->attcollation, 0);
-	close_add_row_identity(root, parse, var, rtindex, CLOSE_ID_JUNK);
+	close_add_row_identity(root, parse, var, rtindex,
+						   psprintf(CLOSE_ID_JUNK, keys.id_attno));
 
 	if (parse->commandType == CMD_DELETE && parse->returningList != NIL)
 		close_add_row_identity(root, parse,
-							   makeWholeRowVar(target_rte, rtindex, 0, false),
+							   close_whole_row_var(target_rte, rtindex),
 							   rtindex, CLOSE_WHOLEROW_JUNK);
 }
 
@@ -431,6 +452,8 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	Relation	rel = table_open(rte->relid, NoLock);
 	List	   *target_attrs = NIL;
 	bool		has_returning;
+	bool		may_repeat;
+	FromExpr   *jointree;
 	ListCell   *lc;
 
 	if (plan->onConflictAction != ONCONFLICT_NONE)
@@ -467,8 +490,19 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	has_returning = plan->returningLists != NIL &&
 		list_nth(plan->returningLists, subplan_index) != NIL;
 
+	/*
+	 * UPDATE ... FROM and DELETE ... USING join the table to others: a record
+	 * may match more than once.
+	 */
+	jointree = root->parse->jointree;
+	may_repeat = plan->operation != CMD_INSERT && jointree &&
+		(list_length(jointree->fromlist) > 1 ||
+		 (jointree->fromlist != NIL &&
+		  !IsA(linitial(jointree->fromlist), RangeTblRef)));
+
 	table_close(rel, NoLock);
-	return list_make2(target_attrs, makeInteger(has_returning ? 1 : 0));
+	return list_make3(target_attrs, makeInteger(has_returning ? 1 : 0),
+					  makeInteger(may_repeat ? 1 : 0));
 }
 
 /* ---- execution ---- */
@@ -512,87 +546,233 @@ create_modify_state(EState *estate, ResultRelInfo *rinfo, CmdType operation,
 	return st;
 }
 
+/* done_ids is keyed by a pointer to the id: hash and compare the ids. */
+static uint32
+id_hash(const void *key, Size keysize)
+{
+	const char *id = *(const char *const *) key;
+
+	return DatumGetUInt32(hash_any((const unsigned char *) id, strlen(id)));
+}
+
+static int
+id_match(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
+}
+
+/*
+ * Whether the statement already wrote this record (a record matched again
+ * by UPDATE ... FROM); if not, remember it.
+ */
+static bool
+already_done(CloseModifyState *st, const char *id)
+{
+	bool		found;
+	char	   *copy;
+
+	if (st->done_ids == NULL)
+		return false;
+	(void) hash_search(st->done_ids, &id, HASH_FIND, &found);
+	if (found)
+		return true;
+	copy = MemoryContextStrdup(GetMemoryChunkContext(st), id);
+	(void) hash_search(st->done_ids, &copy, HASH_ENTER, NULL);
+	return false;
+}
+
+/* Every column of a table, by attribute number. */
+static List *
+all_columns(TupleDesc tupdesc)
+{
+	List	   *attnos = NIL;
+	int			i;
+
+	for (i = 0; i < tupdesc->natts; i++)
+		if (!TupleDescAttr(tupdesc, i)->attisdropped)
+			attnos = lappend_int(attnos, i + 1);
+	return attnos;
+}
+
 void
 closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 						List *fdw_private, int subplan_index, int eflags)
 {
 	CloseModifyState *st;
 	CmdType		operation = mtstate->operation;
+	TriggerDesc *trigdesc;
+	List	   *target_attrs;
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
-	st = create_modify_state(mtstate->ps.state, rinfo, operation,
-							 (List *) list_nth(fdw_private,
-											   FdwModifyPrivateTargetAttrs),
+	target_attrs = (List *) list_nth(fdw_private, FdwModifyPrivateTargetAttrs);
+	trigdesc = rinfo->ri_TrigDesc;
+
+	/*
+	 * A BEFORE ROW INSERT trigger may set any column: every one that is not
+	 * NULL is sent.
+	 */
+	if (operation == CMD_INSERT && trigdesc && trigdesc->trig_insert_before_row)
+		target_attrs = all_columns(RelationGetDescr(rinfo->ri_RelationDesc));
+	st = create_modify_state(mtstate->ps.state, rinfo, operation, target_attrs,
 							 intVal(list_nth(fdw_private,
 											 FdwModifyPrivateHasReturning)) != 0);
 	if (operation == CMD_UPDATE || operation == CMD_DELETE)
 	{
 		Plan	   *subplan = close_modify_subplan(mtstate, subplan_index);
+		CloseKeyColumns keys;
+		char	   *id_name;
 
-		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist,
-														CLOSE_ID_JUNK);
+		close_find_key_columns(RelationGetRelid(rinfo->ri_RelationDesc), &keys);
+		id_name = psprintf(CLOSE_ID_JUNK, keys.id_attno);
+		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, id_name);
 		if (!AttributeNumberIsValid(st->id_junk))
-			elog(ERROR, "could not find junk column \"%s\"", CLOSE_ID_JUNK);
+			elog(ERROR, "could not find junk column \"%s\"", id_name);
 		st->wholerow_junk = ExecFindJunkAttributeInTlist(subplan->targetlist,
 															  CLOSE_WHOLEROW_JUNK);
+
+		/*
+		 * A BEFORE ROW UPDATE trigger may change any column: every one whose
+		 * new value differs from the row read (which PostgreSQL carries as
+		 * the whole row when there are such triggers) is sent.
+		 */
+		if (operation == CMD_UPDATE && trigdesc && trigdesc->trig_update_before_row)
+		{
+			if (!AttributeNumberIsValid(st->wholerow_junk))
+				elog(ERROR, "could not find junk column \"%s\"",
+					 CLOSE_WHOLEROW_JUNK);
+			st->send_changed = true;
+			st->old_row = ExecInitExtraTupleSlot(mtstate->ps.state,
+												 RelationGetDescr(rinfo->ri_RelationDesc),
+												 &TTSOpsVirtual);
+		}
+
+		/*
+		 * A record matched again is written once, as PostgreSQL updates or
+		 * deletes a local row once however many rows it joins.
+		 */
+		if (intVal(list_nth(fdw_private, FdwModifyPrivateMayRepeat)) != 0)
+		{
+			HASHCTL		ctl;
+
+			memset(&ctl, 0, sizeof(ctl));
+			ctl.keysize = sizeof(char *);
+			ctl.entrysize = sizeof(char *);
+			ctl.hash = id_hash;
+			ctl.match = id_match;
+			ctl.hcxt = CurrentMemoryContext;
+			st->done_ids = hash_create("close_fdw ids written", 64, &ctl,
+									   HASH_ELEM | HASH_FUNCTION |
+									   HASH_COMPARE | HASH_CONTEXT);
+		}
 	}
 	rinfo->ri_FdwState = st;
+}
+
+/*
+ * An UPDATE whose new row belongs to another partition would move it: for
+ * a Close record, delete it and create another, with a new id.  PostgreSQL
+ * does not check a foreign partition's constraint, and routes a row from a
+ * local partition into a foreign one as an insert: both are refused before
+ * any request.
+ */
+pg_noreturn static void
+refuse_partition_move(Relation rel, bool into)
+{
+	ereport(ERROR,
+			(errcode(into ? ERRCODE_FEATURE_NOT_SUPPORTED : ERRCODE_CHECK_VIOLATION),
+			 into
+			 ? errmsg("cannot move a row into foreign table \"%s\" by UPDATE",
+					  RelationGetRelationName(rel))
+			 : errmsg("new row for foreign table \"%s\" violates its partition constraint",
+					  RelationGetRelationName(rel)),
+			 errdetail("close_fdw does not move a row between partitions: that would delete a Close record and create another, with a new id."),
+			 errhint("Insert a new row and delete the old one instead.")));
 }
 
 /* COPY into a foreign table, and rows routed to a foreign partition. */
 void
 closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
-	TupleDesc	tupdesc = RelationGetDescr(rinfo->ri_RelationDesc);
-	List	   *target_attrs = NIL;
-	int			i;
+	/* a row an UPDATE moves here from another partition */
+	if (mtstate && mtstate->operation == CMD_UPDATE)
+		refuse_partition_move(rinfo->ri_RelationDesc, true);
 
-	/* the statement's column list is not known here: send every column */
-	for (i = 0; i < tupdesc->natts; i++)
-		if (!TupleDescAttr(tupdesc, i)->attisdropped)
-			target_attrs = lappend_int(target_attrs, i + 1);
-	rinfo->ri_FdwState = create_modify_state(mtstate->ps.state, rinfo,
-											 CMD_INSERT, target_attrs,
-											 rinfo->ri_returningList != NIL);
+	/*
+	 * The statement's column list is not known here: send every column (NULL
+	 * ones are not sent on create).
+	 */
+	rinfo->ri_FdwState =
+		create_modify_state(mtstate->ps.state, rinfo, CMD_INSERT,
+							all_columns(RelationGetDescr(rinfo->ri_RelationDesc)),
+							rinfo->ri_returningList != NIL);
 }
 
-/* Append "key": to a body, refusing a key the body already has. */
-static void
-append_key(StringInfo body, List **keys, const char *key, const char *column)
+/* One field of a body: its key, its value as JSON text, and its column. */
+typedef struct BodyField
 {
-	ListCell   *lc;
+	const char *key;
+	char	   *value;
+	const char *column;
+} BodyField;
 
-	foreach(lc, *keys)
-		if (strcmp((char *) lfirst(lc), key) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_ERROR),
-					 errmsg("the field \"%s\" is given twice", key),
-					 errdetail("Column \"%s\" sets a field that another column already sets.",
-							   column)));
-	*keys = lappend(*keys, (char *) key);
-	if (body->len > 1)
-		appendStringInfoChar(body, ',');
-	escape_json(body, key);
-	appendStringInfoChar(body, ':');
+/* Whether two JSON texts are the same value (12.5 and 12.50 are). */
+static bool
+same_json(const char *a, const char *b)
+{
+	if (strcmp(a, b) == 0)
+		return true;
+	return DatumGetBool(DirectFunctionCall2(jsonb_eq,
+											DirectFunctionCall1(jsonb_in, CStringGetDatum(a)),
+											DirectFunctionCall1(jsonb_in, CStringGetDatum(b))));
 }
 
 /*
- * The members of a custom json(b) value as "custom.<key>": value.  json-c
- * reads UTF-8 and keeps every number's digits; the members go back into
- * the server encoding, as the rest of the body is (http.c sends UTF-8).
+ * Add a field to a body.  A field may be given twice, by a typed column and
+ * by a key of the custom json(b) column (a row copied from the same table
+ * has both): sent once when both say the same, an error when they differ.
  */
 static void
-append_custom_map(CloseModifyState *st, StringInfo body, List **keys,
-				  Form_pg_attribute att, Datum value)
+add_field(List **fields, const char *key, char *value, const char *column)
+{
+	BodyField  *field;
+	ListCell   *lc;
+
+	foreach(lc, *fields)
+	{
+		field = (BodyField *) lfirst(lc);
+		if (strcmp(field->key, key) != 0)
+			continue;
+		if (same_json(field->value, value))
+			return;
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("the field \"%s\" is given twice", key),
+				 errdetail("Columns \"%s\" and \"%s\" set the field to different values.",
+						   field->column, column)));
+	}
+	field = palloc(sizeof(BodyField));
+	field->key = key;
+	field->value = value;
+	field->column = column;
+	*fields = lappend(*fields, field);
+}
+
+/*
+ * The members of a custom json(b) value, which must be a JSON object.
+ * json-c reads UTF-8 and keeps every number's digits; the members' keys and
+ * values are UTF-8 (add_custom_map takes them back to the server encoding,
+ * as the rest of the body is: http.c sends UTF-8).
+ */
+static List *
+custom_map_members(Form_pg_attribute att, Datum value)
 {
 	Oid			outputfn;
 	bool		isvarlena;
 	char	   *text;
 	const char *problem;
 	struct json_object *object;
-	ListCell   *lc;
 
 	getTypeOutputInfo(att->atttypid, &outputfn, &isvarlena);
 	text = OidOutputFunctionCall(outputfn, value);
@@ -604,18 +784,51 @@ append_custom_map(CloseModifyState *st, StringInfo body, List **keys,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column \"%s\" must hold a JSON object keyed by custom field id",
 						NameStr(att->attname))));
-	foreach(lc, close_json_object_members(object))
+	return close_json_object_members(object);
+}
+
+/*
+ * The members of a custom json(b) value as "custom.<key>": value.  On
+ * create a null member is left out: a missing key already means not set.
+ * With the value read before (old_members, a trigger's change), only the
+ * members that differ from it.
+ */
+static void
+add_custom_map(CloseModifyState *st, List **fields, Form_pg_attribute att,
+			   Datum value, List *old_members)
+{
+	ListCell   *lc;
+
+	foreach(lc, custom_map_members(att, value))
 	{
 		CloseJsonMember *member = (CloseJsonMember *) lfirst(lc);
+		bool		unchanged = false;
+		ListCell   *lc2;
 
 		char	   *key = pg_any_to_server(member->key, strlen(member->key),
 											   PG_UTF8);
+		char	   *json = pg_any_to_server(member->value,
+											strlen(member->value), PG_UTF8);
 
-		append_key(body, keys, psprintf("%s%s", CLOSE_CUSTOM_PREFIX, key),
-				   NameStr(att->attname));
-		appendStringInfoString(body, pg_any_to_server(member->value,
-													  strlen(member->value),
-													  PG_UTF8));
+		if (st->operation == CMD_INSERT && strcmp(json, "null") == 0)
+			continue;
+		foreach(lc2, old_members)
+		{
+			CloseJsonMember *old = (CloseJsonMember *) lfirst(lc2);
+
+			if (strcmp(old->key, member->key) == 0)
+			{
+				unchanged = same_json(pg_any_to_server(old->value,
+													   strlen(old->value),
+													   PG_UTF8),
+									  json);
+				break;
+			}
+		}
+		if (unchanged)
+			continue;
+		add_field(fields, psprintf("%s%s", CLOSE_CUSTOM_PREFIX, key),
+				  json, NameStr(att->attname));
 	}
 }
 
@@ -648,16 +861,19 @@ refuse_null(CloseModifyState *st, Form_pg_attribute att, const char *detail,
 }
 
 /*
- * The JSON body for one row: the target columns' fields, by kind.  For
+ * The JSON body for one row: the fields of the columns attrs, by kind.  For
  * INSERT also the table's type and the checks Close would otherwise make
- * with a 400 after the request.
+ * with a 400 after the request.  old is the row read, for an UPDATE that
+ * sends what a trigger changed (NULL otherwise): a custom json(b) column
+ * the statement does not assign then sends only the keys that changed.
  */
 static char *
-build_body(CloseModifyState *st, TupleTableSlot *slot)
+build_body(CloseModifyState *st, TupleTableSlot *slot, List *attrs,
+		   TupleTableSlot *old)
 {
 	TupleDesc	tupdesc = RelationGetDescr(st->rel);
 	StringInfoData body;
-	List	   *keys = NIL;
+	List	   *fields = NIL;
 	bool		insert = st->operation == CMD_INSERT;
 	bool		has_type = false;
 	bool		has_lead = false;
@@ -665,10 +881,8 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 	ListCell   *lc;
 
 	slot_getallattrs(slot);
-	initStringInfo(&body);
-	appendStringInfoChar(&body, '{');
 
-	foreach(lc, st->target_attrs)
+	foreach(lc, attrs)
 	{
 		AttrNumber	attnum = lfirst_int(lc);
 		Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
@@ -676,6 +890,7 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 		const char *key = close_column_key(st->conv, attnum);
 		Datum		value = slot->tts_values[attnum - 1];
 		bool		isnull = slot->tts_isnull[attnum - 1];
+		StringInfoData json;
 
 		if (att->attisdropped)
 			continue;
@@ -713,6 +928,9 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 				has_name = true;
 				break;
 			case COLUMN_CUSTOM_FIELD:
+				/* on create, a missing key already means not set */
+				if (isnull && insert)
+					continue;
 				break;
 			case COLUMN_CUSTOM_MAP:
 				if (isnull && insert)
@@ -720,19 +938,27 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 				if (isnull)
 					refuse_null(st, att, NULL,
 								"To clear a custom field, set its key to null: '{\"cf_...\": null}'.");
-				append_custom_map(st, &body, &keys, att, value);
+				add_custom_map(st, &fields, att, value,
+							   old && !old->tts_isnull[attnum - 1] &&
+							   !list_member_int(st->target_attrs, attnum)
+							   ? custom_map_members(att, old->tts_values[attnum - 1])
+							   : NIL);
 				continue;
 		}
-		append_key(&body, &keys, key, NameStr(att->attname));
-		close_append_json_value(&body, st->conv, attnum, value, isnull);
+		initStringInfo(&json);
+		close_append_json_value(&json, st->conv, attnum, value, isnull);
+		add_field(&fields, key, json.data, NameStr(att->attname));
 	}
 
 	if (insert)
 	{
 		if (!has_type && st->table_type_id)
 		{
-			append_key(&body, &keys, CLOSE_KEY_TYPE_ID, "(table option)");
-			escape_json(&body, st->table_type_id);
+			StringInfoData json;
+
+			initStringInfo(&json);
+			escape_json(&json, st->table_type_id);
+			add_field(&fields, CLOSE_KEY_TYPE_ID, json.data, "(table option)");
 			has_type = true;
 		}
 		if (!has_lead || !has_name || !has_type)
@@ -746,8 +972,86 @@ build_body(CloseModifyState *st, TupleTableSlot *slot)
 					 ? errhint("Insert a value into a column mapped to custom_object_type_id, or give the table OPTIONS (custom_object_type_id '...').")
 					 : 0));
 	}
+
+	initStringInfo(&body);
+	appendStringInfoChar(&body, '{');
+	foreach(lc, fields)
+	{
+		BodyField  *field = (BodyField *) lfirst(lc);
+
+		if (body.len > 1)
+			appendStringInfoChar(&body, ',');
+		escape_json(&body, field->key);
+		appendStringInfoChar(&body, ':');
+		appendStringInfoString(&body, field->value);
+	}
 	appendStringInfoChar(&body, '}');
 	return body.data;
+}
+
+/*
+ * The row as the scan read it, from the whole-row junk column, into slot
+ * (which points into the junk value: valid while the plan's row is).
+ */
+static void
+whole_row(CloseModifyState *st, TupleTableSlot *planSlot, TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		wholerow = ExecGetJunkAttribute(planSlot, st->wholerow_junk,
+												&isnull);
+	HeapTupleHeader header;
+	HeapTupleData tuple;
+
+	ExecClearTuple(slot);
+	if (isnull)
+		return;
+	header = DatumGetHeapTupleHeader(wholerow);
+	tuple.t_len = HeapTupleHeaderGetDatumLength(header);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = header;
+	heap_deform_tuple(&tuple, slot->tts_tupleDescriptor,
+					  slot->tts_values, slot->tts_isnull);
+	ExecStoreVirtualTuple(slot);
+}
+
+/*
+ * The columns an UPDATE with BEFORE ROW triggers sends: those it assigns,
+ * and every other whose new value differs from the row read (a trigger's
+ * change; an unchanged value, maybe rounded by its column type, is never
+ * written back).  A trigger may not change what Close would not.
+ */
+static List *
+changed_columns(CloseModifyState *st, TupleTableSlot *slot,
+				TupleTableSlot *old)
+{
+	TupleDesc	tupdesc = RelationGetDescr(st->rel);
+	List	   *attrs = list_copy(st->target_attrs);
+	int			i;
+
+	slot_getallattrs(slot);
+	if (TTS_EMPTY(old))
+		elog(ERROR, "the row read is missing");
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		const char *key;
+		ColumnKind	kind;
+
+		if (att->attisdropped || list_member_int(attrs, i + 1))
+			continue;
+		if (slot->tts_isnull[i] == old->tts_isnull[i] &&
+			(slot->tts_isnull[i] ||
+			 datum_image_eq(slot->tts_values[i], old->tts_values[i],
+							att->attbyval, att->attlen)))
+			continue;
+		kind = column_kind(st->rel, att, &key);
+		if (kind == COLUMN_READ_ONLY || kind == COLUMN_UNKNOWN ||
+			kind == COLUMN_LEAD || kind == COLUMN_TYPE)
+			refuse_update_column(st->rel, att, kind, key);
+		attrs = lappend_int(attrs, i + 1);
+	}
+	return attrs;
 }
 
 /* The id of the row to change, from the scan's junk column. */
@@ -1158,8 +1462,8 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
-	record = send_write(st, "POST", "/custom_object/", build_body(st, slot),
-						&missing);
+	record = send_write(st, "POST", "/custom_object/",
+						build_body(st, slot, st->target_attrs, NULL), &missing);
 	write_log_add(st->log, record_id(record));
 	slot = store_returned(st, slot, record);
 	MemoryContextSwitchTo(oldcxt);
@@ -1173,20 +1477,45 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	CloseModifyState *st = (CloseModifyState *) rinfo->ri_FdwState;
 	MemoryContext oldcxt;
 	char	   *path;
+	char	   *body;
 	struct json_object *record;
 	bool		missing;
 	char	   *id;
 
+	/* the new row must stay in its partition */
+	if (st->rel->rd_rel->relispartition &&
+		!ExecPartitionCheck(rinfo, slot, estate, false))
+		refuse_partition_move(st->rel, false);
+
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
+	if (already_done(st, id))
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return NULL;			/* matched again: updated once */
+	}
 	path = close_object_path(id);
-	record = send_write(st, "PUT", path, build_body(st, slot), &missing);
-	MemoryContextSwitchTo(oldcxt);
+	if (st->send_changed)
+	{
+		/* what the statement assigns, and what a trigger changed */
+		whole_row(st, planSlot, st->old_row);
+		body = build_body(st, slot, changed_columns(st, slot, st->old_row),
+						  st->old_row);
+	}
+	else
+		body = build_body(st, slot, st->target_attrs, NULL);
+	record = send_write(st, "PUT", path, body, &missing);
 	if (missing)
+	{
+		MemoryContextSwitchTo(oldcxt);
 		return NULL;			/* deleted meanwhile: not updated */
+	}
 	write_log_add(st->log, id);
-	return store_returned(st, slot, record);
+	/* converted in the row's context, as for INSERT */
+	slot = store_returned(st, slot, record);
+	MemoryContextSwitchTo(oldcxt);
+	return slot;
 }
 
 TupleTableSlot *
@@ -1202,6 +1531,11 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
+	if (already_done(st, id))
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return NULL;			/* matched again: deleted once */
+	}
 	path = close_object_path(id);
 	(void) send_write(st, "DELETE", path, NULL, &missing);
 	MemoryContextSwitchTo(oldcxt);
@@ -1211,26 +1545,7 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 
 	/* RETURNING shows the row as it was read */
 	if (st->has_returning && AttributeNumberIsValid(st->wholerow_junk))
-	{
-		bool		isnull;
-		Datum		wholerow = ExecGetJunkAttribute(planSlot, st->wholerow_junk,
-													&isnull);
-
-		ExecClearTuple(slot);
-		if (!isnull)
-		{
-			HeapTupleHeader header = DatumGetHeapTupleHeader(wholerow);
-			HeapTupleData tuple;
-
-			tuple.t_len = HeapTupleHeaderGetDatumLength(header);
-			ItemPointerSetInvalid(&tuple.t_self);
-			tuple.t_tableOid = InvalidOid;
-			tuple.t_data = header;
-			heap_deform_tuple(&tuple, slot->tts_tupleDescriptor,
-							  slot->tts_values, slot->tts_isnull);
-			ExecStoreVirtualTuple(slot);
-		}
-	}
+		whole_row(st, planSlot, slot);
 	return slot;
 }
 
@@ -1267,7 +1582,7 @@ closeExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 	written = palloc0(sizeof(bool) * Max(*numSlots, 1));
 	/* every row's body is checked before any of the batch is sent */
 	for (i = 0; i < *numSlots; i++)
-		bodies[i] = build_body(st, slots[i]);
+		bodies[i] = build_body(st, slots[i], st->target_attrs, NULL);
 	send_writes(st, "POST", NULL, bodies, *numSlots, written);
 	MemoryContextSwitchTo(oldcxt);
 	return slots;
@@ -1381,6 +1696,11 @@ closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
 	 * the id: only the read (which checks the type) can tell.
 	 */
 	if (close_get_table_type_id(planner_rt_fetch(resultRelation, root)->relid))
+		return false;
+
+	/* nor whether an UPDATE's new row stays in the table's partition */
+	if (plan->operation == CMD_UPDATE &&
+		get_rel_relispartition(planner_rt_fetch(resultRelation, root)->relid))
 		return false;
 
 	if (plan->operation == CMD_UPDATE)
@@ -1507,7 +1827,7 @@ closeIterateDirectModify(ForeignScanState *node)
 							 &ds->values->tts_isnull[attnum - 1]);
 		}
 		ExecStoreVirtualTuple(ds->values);
-		body = build_body(st, ds->values);
+		body = build_body(st, ds->values, st->target_attrs, NULL);
 	}
 
 	if (nids > 0)
