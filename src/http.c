@@ -975,7 +975,9 @@ close_http_send_many(CloseConnection *conn, const char *method,
  * wants to use each answer as soon as it comes, and to ask for the next
  * while the others are still out (a cut search).  A flight has its own multi
  * handle and easy handles, freed with the memory context it lives in (also
- * when an error ends the statement with transfers still out).
+ * when an error ends the statement with transfers still out).  Its
+ * transfers use the connection entry's header lists between calls, so the
+ * flight pins the entry (see connection.c) until it is freed.
  */
 struct CloseFlight
 {
@@ -990,6 +992,7 @@ struct CloseFlight
 	char		group[96];		/* the endpoint group, for the pacing */
 	bool		repeatable;		/* its requests only read */
 	int			in_flight;
+	bool		pinned;			/* holds a pin on conn */
 	MemoryContextCallback cleanup;
 };
 
@@ -1023,6 +1026,10 @@ flight_cleanup(void *arg)
 	if (flight->multi)
 		curl_multi_cleanup(flight->multi);
 	flight->multi = NULL;
+	/* no transfer refers to the entry's headers any more */
+	if (flight->pinned)
+		close_unpin_connection(flight->conn);
+	flight->pinned = false;
 }
 
 CloseFlight *
@@ -1041,6 +1048,9 @@ close_flight_create(CloseConnection *conn, MemoryContext cxt, int nslots)
 	flight->cleanup.func = flight_cleanup;
 	flight->cleanup.arg = flight;
 	MemoryContextRegisterResetCallback(cxt, &flight->cleanup);
+	/* its transfers use conn's headers until the flight is freed */
+	close_pin_connection(conn);
+	flight->pinned = true;
 	flight->multi = curl_multi_init();
 	if (flight->multi == NULL)
 		ereport(ERROR,

@@ -121,7 +121,7 @@ start_tls_front() {
 	chmod 644 "$dir/cert.pem"
 	python3 "$REPO/test/tls_front.py" --cert "$dir/cert.pem" --key "$dir/key.pem" \
 		--target-port "$(cat "$WORKDIR/emulator.port")" \
-		--port-file "$dir/front.port" --delay-ms "${TLS_FRONT_DELAY_MS:-300}" \
+		--port-file "$dir/front.port" --delay-ms "${TLS_FRONT_DELAY_MS:-100}" \
 		>"$WORKDIR/tls_front.log" 2>&1 &
 	TLS_FRONT_PID=$!
 	for i in $(seq 1 100); do

@@ -65,7 +65,7 @@ def main():
     p.add_argument("--target-port", type=int, required=True)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--port-file")
-    p.add_argument("--delay-ms", type=int, default=300,
+    p.add_argument("--delay-ms", type=int, default=100,
                    help="wait before answering each handshake")
     args = p.parse_args()
 
