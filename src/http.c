@@ -414,6 +414,32 @@ send_once(CloseConnection *conn, const char *method, const char *url,
 }
 
 /*
+ * Whether a path segment is a Close id: one of the API sheet's prefixes
+ * followed by base62 characters (close_is_valid_id).  Segments that are
+ * names ("custom_object", "custom_object_type") are not, underscore and
+ * all.
+ */
+static bool
+is_id_segment(const char *segment, size_t len)
+{
+	static const char *const prefixes[] = {
+		CLOSE_PREFIX_CUSTOM_OBJECT, CLOSE_PREFIX_LEAD, CLOSE_PREFIX_TYPE,
+		"cf_", "cont_", "user_", "orga_", NULL
+	};
+	char		copy[256];
+	int			i;
+
+	if (len == 0 || len >= sizeof(copy))
+		return false;
+	memcpy(copy, segment, len);
+	copy[len] = '\0';
+	for (i = 0; prefixes[i]; i++)
+		if (close_is_valid_id(copy, prefixes[i]))
+			return true;
+	return false;
+}
+
+/*
  * The endpoint group of a request, as Close counts rate limits: the method
  * and the path with each id replaced by {id}, without the query.
  */
@@ -429,7 +455,7 @@ endpoint_group(const char *method, const char *path, char *group, size_t size)
 	{
 		size_t		seg = strcspn(p, "/?");
 
-		if (seg > 0 && memchr(p, '_', seg) != NULL)
+		if (is_id_segment(p, seg))
 			appendStringInfoString(&buf, "{id}");
 		else
 			appendBinaryStringInfo(&buf, p, seg);
