@@ -61,8 +61,8 @@ SELECT count(*) FROM tls_objects WHERE lead_id = 'lead_One0000000000000000000000
 \set VERBOSITY default
 ROLLBACK;
 -- a cancel while the parts are in their handshakes, with the entry
--- changed meanwhile: the failed cursor's flight is freed after the
--- transaction's end, and frees the entry then
+-- changed meanwhile: the entry stays until the failed cursor's flight is
+-- freed
 BEGIN;
 DECLARE c CURSOR FOR SELECT id FROM tls_objects
   WHERE custom_object_type_id = 'cotype_Device0000000000000000';

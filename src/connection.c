@@ -17,7 +17,7 @@
  * last pin goes, every request of the session keeps the options it had
  * (as postgres_fdw keeps a connection whose server changed until the
  * transaction ends); the first close_get_connection after that rebuilds
- * it.  Requests that end within the call that sent them (close_http_request,
+ * it, or the end of the transaction frees it.  Requests that end within the call that sent them (close_http_request,
  * close_http_send_many) need no pin: nothing between their start and their
  * end can ask for an entry.
  *
@@ -142,8 +142,10 @@ close_pin_connection(CloseConnection *conn)
 
 /*
  * The last pin gone, an entry whose server or mapping changed meanwhile is
- * freed at once (the next close_get_connection builds it afresh), so that
- * a dropped credential does not wait for the end of the transaction.
+ * rebuilt by the next close_get_connection, or freed at the end of the
+ * transaction (the next one, when the flight outlived the end of its own).
+ * It is not freed here: a caller may still hold the entry while a flight
+ * of another scan goes.
  */
 void
 close_unpin_connection(CloseConnection *conn)
@@ -151,8 +153,6 @@ close_unpin_connection(CloseConnection *conn)
 	Assert(conn->pins > 0);
 	if (conn->pins > 0)
 		conn->pins--;
-	if (conn->pins == 0 && conn->invalidated)
-		close_release_entry(conn);
 }
 
 /* Free everything an entry owns; safe on a partly built entry. */
@@ -326,8 +326,8 @@ close_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 /*
  * At the end of a transaction no request is under way: free the sessions
  * whose server or mapping changed or went away, so that a dropped
- * mapping's credential does not stay in memory.  A flight still pinning an
- * entry (an aborted statement's, freed after this) frees it when it goes.
+ * mapping's credential does not stay in memory.  An entry a flight still
+ * pins (an aborted statement's, freed after this) waits for the next end.
  */
 static void
 close_xact_release(XactEvent event, void *arg)
