@@ -133,6 +133,9 @@ BEGIN
     MOVE FORWARD 201 IN c;
     IF i % 2 = 1 THEN
       ALTER USER MAPPING FOR CURRENT_USER SERVER tls OPTIONS (SET api_key 'api_test_key');
+    ELSE
+      CREATE USER MAPPING FOR PUBLIC SERVER tls OPTIONS (api_key 'api_test_key');
+      DROP USER MAPPING FOR PUBLIC SERVER tls;
     END IF;
     PERFORM count(*) FROM inval_probe;
     MOVE FORWARD ALL IN c;
