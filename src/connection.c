@@ -17,9 +17,10 @@
  * last pin goes, every request of the session keeps the options it had
  * (as postgres_fdw keeps a connection whose server changed until the
  * transaction ends); the first close_get_connection after that rebuilds
- * it, or the end of the transaction frees it.  Requests that end within the call that sent them (close_http_request,
- * close_http_send_many) need no pin: nothing between their start and their
- * end can ask for an entry.
+ * it, or the end of the transaction frees it.  Requests that end within
+ * the call that sent them (close_http_request, close_http_send_many: lead
+ * pages fetched ahead, batch writes) need no pin: nothing between their
+ * start and their end can ask for an entry.
  *
  *-------------------------------------------------------------------------
  */

@@ -323,7 +323,7 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 			if (strcmp(url, DEFAULT_API_URL) != 0 && !superuser())
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("only a superuser can set option \"api_url\" to another URL than \"%s\"",
+						 errmsg("only a superuser can set option \"api_url\" to a URL other than \"%s\"",
 								DEFAULT_API_URL)));
 		}
 		else if (strcmp(def->defname, "timeout_ms") == 0)
