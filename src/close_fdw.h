@@ -97,6 +97,7 @@ typedef struct CloseConnection
 	Oid			umid;			/* hash key: the user mapping's OID */
 	CURL	   *curl;			/* NULL until made, or after an error */
 	bool		invalidated;	/* options changed: rebuild before use */
+	int			pins;			/* flights using it: not rebuilt nor freed */
 	uint32		server_hashvalue;
 	uint32		mapping_hashvalue;
 	char	   *server_name;	/* for messages; TopMemoryContext */
@@ -344,6 +345,8 @@ extern bool close_is_valid_id(const char *value, const char *prefix);
 
 /* in connection.c */
 extern CloseConnection *close_get_connection(UserMapping *user);
+extern void close_pin_connection(CloseConnection *conn);
+extern void close_unpin_connection(CloseConnection *conn);
 
 /* in fieldtypes.c */
 typedef struct CloseFieldTypes CloseFieldTypes;

@@ -10,6 +10,18 @@
  *		  next time it is asked for, and freed at the end of the transaction
  *		  if nothing asked; never while a request may be using it.
  *
+ * Requests that stay in flight between calls (a CloseFlight's: a cut
+ * search's parts) use the entry's header lists and pacers: their owner
+ * pins the entry (close_pin_connection) and unpins it when it is freed,
+ * also on error.  A pinned entry is neither rebuilt nor freed: until its
+ * last pin goes, every request of the session keeps the options it had
+ * (as postgres_fdw keeps a connection whose server changed until the
+ * transaction ends); the first close_get_connection after that rebuilds
+ * it, or the end of the transaction frees it.  Requests that end within
+ * the call that sent them (close_http_request, close_http_send_many: lead
+ * pages fetched ahead, batch writes) need no pin: nothing between their
+ * start and their end can ask for an entry.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -46,8 +58,14 @@ check_own_credential(UserMapping *user)
 										ObjectIdGetDatum(user->umid));
 	Oid			umuser;
 
+	/* dropped since the statement began (by this or another session) */
 	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for user mapping %u", user->umid);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("user mapping not found for user \"%s\", server \"%s\"",
+						GetUserNameFromId(user->userid, false),
+						GetForeignServer(user->serverid)->servername),
+				 errdetail("The user mapping was dropped while the statement ran.")));
 	umuser = ((Form_pg_user_mapping) GETSTRUCT(tuple))->umuser;
 	ReleaseSysCache(tuple);
 
@@ -98,12 +116,44 @@ close_get_connection(UserMapping *user)
 			   sizeof(CloseConnection) - sizeof(Oid));
 	}
 
-	if (entry->curl == NULL || entry->invalidated)
+	if (entry->pins > 0)
+	{
+		/* requests in flight use it as it is: a change waits for them */
+		if (entry->curl == NULL)
+			elog(ERROR, "close_fdw connection pinned before it was made");
+	}
+	else if (entry->curl == NULL || entry->invalidated)
 	{
 		close_release_entry(entry);
 		close_build_entry(entry, user);
 	}
 	return entry;
+}
+
+/*
+ * Keep the entry as it is while requests that use it are in flight; each
+ * pin is undone by close_unpin_connection, also on error (from a memory
+ * context reset callback: nothing here may throw).
+ */
+void
+close_pin_connection(CloseConnection *conn)
+{
+	conn->pins++;
+}
+
+/*
+ * The last pin gone, an entry whose server or mapping changed meanwhile is
+ * rebuilt by the next close_get_connection, or freed at the end of the
+ * transaction (the next one, when the flight outlived the end of its own).
+ * It is not freed here: a caller may still hold the entry while a flight
+ * of another scan goes.
+ */
+void
+close_unpin_connection(CloseConnection *conn)
+{
+	Assert(conn->pins > 0);
+	if (conn->pins > 0)
+		conn->pins--;
 }
 
 /* Free everything an entry owns; safe on a partly built entry. */
@@ -277,7 +327,8 @@ close_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 /*
  * At the end of a transaction no request is under way: free the sessions
  * whose server or mapping changed or went away, so that a dropped
- * mapping's credential does not stay in memory.
+ * mapping's credential does not stay in memory.  An entry a flight still
+ * pins (an aborted statement's, freed after this) waits for the next end.
  */
 static void
 close_xact_release(XactEvent event, void *arg)
@@ -292,7 +343,8 @@ close_xact_release(XactEvent event, void *arg)
 	hash_seq_init(&scan, ConnectionHash);
 	while ((entry = (CloseConnection *) hash_seq_search(&scan)) != NULL)
 	{
-		if (!entry->invalidated)
+		/* a pinned one: a flight not freed yet (on abort, the failed portal's) */
+		if (!entry->invalidated || entry->pins > 0)
 			continue;
 		close_release_entry(entry);
 		hash_search(ConnectionHash, &entry->umid, HASH_REMOVE, NULL);

@@ -461,6 +461,32 @@ send_once(CloseConnection *conn, const char *method, const char *url,
 }
 
 /*
+ * Whether a path segment is a Close id: one of the API sheet's prefixes
+ * followed by base62 characters (close_is_valid_id).  Segments that are
+ * names ("custom_object", "custom_object_type") are not, underscore and
+ * all.
+ */
+static bool
+is_id_segment(const char *segment, size_t len)
+{
+	static const char *const prefixes[] = {
+		CLOSE_PREFIX_CUSTOM_OBJECT, CLOSE_PREFIX_LEAD, CLOSE_PREFIX_TYPE,
+		"cf_", "cont_", "user_", "orga_", NULL
+	};
+	char		copy[256];
+	int			i;
+
+	if (len == 0 || len >= sizeof(copy))
+		return false;
+	memcpy(copy, segment, len);
+	copy[len] = '\0';
+	for (i = 0; prefixes[i]; i++)
+		if (close_is_valid_id(copy, prefixes[i]))
+			return true;
+	return false;
+}
+
+/*
  * The endpoint group of a request, as Close counts rate limits: the method
  * and the path with each id replaced by {id}, without the query.
  */
@@ -476,7 +502,7 @@ endpoint_group(const char *method, const char *path, char *group, size_t size)
 	{
 		size_t		seg = strcspn(p, "/?");
 
-		if (seg > 0 && memchr(p, '_', seg) != NULL)
+		if (is_id_segment(p, seg))
 			appendStringInfoString(&buf, "{id}");
 		else
 			appendBinaryStringInfo(&buf, p, seg);
@@ -1047,7 +1073,9 @@ close_http_send_many(CloseConnection *conn, const char *method,
  * wants to use each answer as soon as it comes, and to ask for the next
  * while the others are still out (a cut search).  A flight has its own multi
  * handle and easy handles, freed with the memory context it lives in (also
- * when an error ends the statement with transfers still out).
+ * when an error ends the statement with transfers still out).  Its
+ * transfers use the connection entry's header lists between calls, so the
+ * flight pins the entry (see connection.c) until it is freed.
  */
 struct CloseFlight
 {
@@ -1062,6 +1090,7 @@ struct CloseFlight
 	char		group[96];		/* the endpoint group, for the pacing */
 	bool		repeatable;		/* its requests only read */
 	int			in_flight;
+	bool		pinned;			/* holds a pin on conn */
 	MemoryContextCallback cleanup;
 };
 
@@ -1095,6 +1124,10 @@ flight_cleanup(void *arg)
 	if (flight->multi)
 		curl_multi_cleanup(flight->multi);
 	flight->multi = NULL;
+	/* no transfer refers to the entry's headers any more */
+	if (flight->pinned)
+		close_unpin_connection(flight->conn);
+	flight->pinned = false;
 }
 
 CloseFlight *
@@ -1113,6 +1146,9 @@ close_flight_create(CloseConnection *conn, MemoryContext cxt, int nslots)
 	flight->cleanup.func = flight_cleanup;
 	flight->cleanup.arg = flight;
 	MemoryContextRegisterResetCallback(cxt, &flight->cleanup);
+	/* its transfers use conn's headers until the flight is freed */
+	close_pin_connection(conn);
+	flight->pinned = true;
 	flight->multi = curl_multi_init();
 	if (flight->multi == NULL)
 		ereport(ERROR,

@@ -13,12 +13,17 @@
  *
  * IMPORT can only return CREATE FOREIGN TABLE commands, so the comments
  * (the type's and each field's original name and description) wait for the
- * end of the transaction, when the tables exist.
+ * end of the transaction, when the tables exist.  They go with the
+ * (sub)transaction of the IMPORT: a rolled-back IMPORT leaves none, and a
+ * transaction that has some cannot be prepared (its comments could not be
+ * set).  A comment is set only on a foreign table the IMPORT made: one of
+ * its server, created in this transaction, owned by the role that imported.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -32,6 +37,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "close_fdw.h"
 
@@ -63,7 +69,13 @@ typedef struct PendingComment
 	char	   *table;
 	char	   *column;			/* NULL: the table's */
 	char	   *comment;
+	Oid			server;			/* the imported table's server */
+	Oid			owner;			/* the role that imported */
+	SubTransactionId subid;		/* the (sub)transaction of the IMPORT */
 } PendingComment;
+
+/* The import under way, for add_comment. */
+static Oid	importing_server = InvalidOid;
 
 static List *pending_comments = NIL;	/* in TopMemoryContext */
 static bool comment_callback_registered = false;
@@ -198,8 +210,70 @@ add_comment(Oid namespace, const char *table, const char *column,
 	pc->table = pstrdup(table);
 	pc->column = column ? pstrdup(column) : NULL;
 	pc->comment = pstrdup(comment);
+	pc->server = importing_server;
+	pc->owner = GetUserId();
+	pc->subid = GetCurrentSubTransactionId();
 	pending_comments = lappend(pending_comments, pc);
 	MemoryContextSwitchTo(oldcxt);
+}
+
+static void
+free_comment(PendingComment *pc)
+{
+	pfree(pc->table);
+	if (pc->column)
+		pfree(pc->column);
+	pfree(pc->comment);
+	pfree(pc);
+}
+
+/*
+ * Whether relid is a table the IMPORT that noted pc made: a foreign table
+ * of its server, created in this transaction (its pg_class row is), owned
+ * by the role that imported.  Anything else of that name (another role's
+ * table, one that existed before) is left alone.
+ */
+static bool
+made_by_import(Oid relid, PendingComment *pc)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	bool		result;
+
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	result = ((Form_pg_class) GETSTRUCT(tuple))->relkind == RELKIND_FOREIGN_TABLE &&
+		((Form_pg_class) GETSTRUCT(tuple))->relowner == pc->owner &&
+		TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data));
+	ReleaseSysCache(tuple);
+	return result && GetForeignTable(relid)->serverid == pc->server;
+}
+
+/*
+ * The comments of an IMPORT go with its subtransaction: dropped when it is
+ * rolled back, the parent's when it commits.
+ */
+static void
+comments_subxact(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	foreach(lc, pending_comments)
+	{
+		PendingComment *pc = (PendingComment *) lfirst(lc);
+
+		if (pc->subid != mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			pc->subid = parentSubid;
+		else
+		{
+			pending_comments = foreach_delete_current(pending_comments, lc);
+			free_comment(pc);
+		}
+	}
 }
 
 /* The imported tables exist by the end of the transaction: comment them. */
@@ -207,6 +281,17 @@ static void
 apply_comments(XactEvent event, void *arg)
 {
 	ListCell   *lc;
+
+	/*
+	 * A prepared transaction's comments could only be set now, before it is
+	 * known to commit, so that it would hold them; refuse rather than lose
+	 * them.
+	 */
+	if (event == XACT_EVENT_PRE_PREPARE && pending_comments != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot prepare a transaction that has imported foreign tables with close_fdw"),
+				 errhint("Run IMPORT FOREIGN SCHEMA in a transaction that is not prepared.")));
 
 	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT)
 	{
@@ -216,8 +301,9 @@ apply_comments(XactEvent event, void *arg)
 			Oid			relid = get_relname_relid(pc->table, pc->namespace);
 			AttrNumber	attnum = 0;
 
-			if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
-				continue;		/* not imported (LIMIT TO, EXCEPT) */
+			/* not imported (LIMIT TO, EXCEPT), or not by this IMPORT */
+			if (!OidIsValid(relid) || !made_by_import(relid, pc))
+				continue;
 			if (pc->column)
 			{
 				attnum = get_attnum(relid, pc->column);
@@ -228,9 +314,12 @@ apply_comments(XactEvent event, void *arg)
 		}
 	}
 	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT ||
-		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
 	{
-		list_free_deep(pending_comments);
+		foreach(lc, pending_comments)
+			free_comment((PendingComment *) lfirst(lc));
+		list_free(pending_comments);
 		pending_comments = NIL;
 	}
 }
@@ -360,10 +449,12 @@ closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 	if (!comment_callback_registered)
 	{
 		RegisterXactCallback(apply_comments, NULL);
+		RegisterSubXactCallback(comments_subxact, NULL);
 		comment_callback_registered = true;
 	}
 
 	types = close_fetch_types(user);
+	importing_server = serverOid;
 
 	/* the catch-all table's name is taken first, whether imported or not */
 	taken = lappend(taken, CLOSE_CATCH_ALL_TABLE);

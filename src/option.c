@@ -310,7 +310,22 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 		}
 
 		if (strcmp(def->defname, "api_url") == 0)
-			(void) parse_api_url(defGetString(def));
+		{
+			char	   *url = parse_api_url(defGetString(def));
+
+			/*
+			 * Any other URL points the backend's requests, with their
+			 * bodies, at another service (a local one over plain http too),
+			 * and shows its answers: only a superuser may choose one.  A
+			 * server a superuser set up that way may be used by anyone
+			 * granted it.
+			 */
+			if (strcmp(url, DEFAULT_API_URL) != 0 && !superuser())
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("only a superuser can set option \"api_url\" to a URL other than \"%s\"",
+								DEFAULT_API_URL)));
+		}
 		else if (strcmp(def->defname, "timeout_ms") == 0)
 			(void) parse_int_option(def, 1, INT_MAX);
 		else if (strcmp(def->defname, "connect_timeout_ms") == 0)

@@ -12,7 +12,7 @@ as_root() {
 
 # Install the packages the build and the tests need, if any is missing.
 ensure_packages() {
-	local pkgs="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcurl4-openssl-dev libjson-c-dev python3 curl make gcc"
+	local pkgs="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcurl4-openssl-dev libjson-c-dev python3 curl make gcc openssl"
 	local missing=""
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -49,6 +49,10 @@ cleanup() {
 	local rc=$?
 	if [ -n "${PGDATA_DIR:-}" ] && [ -f "$PGDATA_DIR/postmaster.pid" ]; then
 		run_as_pg pg_ctl -D "$PGDATA_DIR" -m immediate stop >/dev/null 2>&1 || true
+	fi
+	if [ -n "${TLS_FRONT_PID:-}" ]; then
+		kill "$TLS_FRONT_PID" 2>/dev/null || true
+		wait "$TLS_FRONT_PID" 2>/dev/null || true
 	fi
 	if [ -n "${EMULATOR_PID:-}" ]; then
 		kill "$EMULATOR_PID" 2>/dev/null || true
@@ -104,4 +108,31 @@ start_emulator() {
 	[ -s "$WORKDIR/emulator.port" ] || { cat "$WORKDIR/emulator.log"; return 1; }
 	export CLOSE_EMULATOR_URL="http://127.0.0.1:$(cat "$WORKDIR/emulator.port")"
 	export CLOSE_API_URL="$CLOSE_EMULATOR_URL/api/v1"
+}
+
+# A TLS front for the emulator (test/tls_front.py) whose handshakes are slow,
+# as the real API's are: a certificate for localhost made now by openssl,
+# the front on a free loopback port.  Exports CLOSE_TLS_API_URL and
+# CLOSE_TLS_CA_FILE (readable by the server).  After start_emulator.
+start_tls_front() {
+	local dir=$WORKDIR/tls i
+	mkdir -p "$dir"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-keyout "$dir/key.pem" -out "$dir/cert.pem" >"$dir/openssl.log" 2>&1 ||
+		{ cat "$dir/openssl.log"; return 1; }
+	chmod 755 "$dir"
+	chmod 644 "$dir/cert.pem"
+	python3 "$REPO/test/tls_front.py" --cert "$dir/cert.pem" --key "$dir/key.pem" \
+		--target-port "$(cat "$WORKDIR/emulator.port")" \
+		--port-file "$dir/front.port" --delay-ms "${TLS_FRONT_DELAY_MS:-100}" \
+		>"$WORKDIR/tls_front.log" 2>&1 &
+	TLS_FRONT_PID=$!
+	for i in $(seq 1 100); do
+		[ -s "$dir/front.port" ] && break
+		sleep 0.1
+	done
+	[ -s "$dir/front.port" ] || { cat "$WORKDIR/tls_front.log"; return 1; }
+	export CLOSE_TLS_API_URL="https://localhost:$(cat "$dir/front.port")/api/v1"
+	export CLOSE_TLS_CA_FILE="$dir/cert.pem"
 }
