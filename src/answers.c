@@ -253,10 +253,9 @@ close_note_created(const char *id)
 	CloseCreatedEntry *entry;
 	bool		found;
 
+	/* (an id longer than the key, which Close's are not, is cut to it) */
 	if (!created_tracking || id == NULL)
 		return;
-	if (strlen(id) >= CLOSE_CREATED_ID_MAX)
-		elog(ERROR, "custom object id too long: \"%s\"", id);
 	if (created_ids == NULL)
 	{
 		HASHCTL		ctl;
@@ -282,8 +281,7 @@ close_created_since(const char *id, CommandId cid)
 {
 	CloseCreatedEntry *entry;
 
-	if (created_ids == NULL || id == NULL ||
-		strlen(id) >= CLOSE_CREATED_ID_MAX)
+	if (created_ids == NULL || id == NULL)
 		return false;
 	entry = hash_search(created_ids, id, HASH_FIND, NULL);
 	return entry != NULL && entry->cid >= cid;
