@@ -1127,7 +1127,7 @@ lead_changed(CloseScanState *fsstate)
 {
 	if (++fsstate->rereads > CLOSE_LEAD_REREADS)
 		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("could not read the custom objects of lead \"%s\": they changed while being read",
 						fsstate->current_key),
 				 errdetail("The lead's listing shifted %d times while it was paged through: objects were created, deleted or moved meanwhile.",
