@@ -178,6 +178,32 @@ SELECT e->>'status' AS status,
             WHEN e->'body'->>'cursor' = 'empty' THEN 'empty' ELSE 'issued' END AS cursor,
        jsonb_array_length(e->'body'->'query'->'queries') AS conditions
   FROM emulator_log_entries() e;
+-- the same when another client deleted the objects of the next page
+-- before it was asked for: the page comes empty, with a cursor
+SELECT make_objects(:'a', 500);
+CREATE TEMP TABLE searched_ids (id text);
+DO $$
+DECLARE
+  c refcursor;
+  r record;
+  n int := 0;
+  doomed text[] := ARRAY(SELECT id FROM close_custom_objects
+                          ORDER BY date_created OFFSET 200 LIMIT 200);
+BEGIN
+  OPEN c FOR SELECT id FROM close_custom_objects ORDER BY date_created;
+  LOOP
+    FETCH c INTO r;
+    EXIT WHEN NOT FOUND;
+    INSERT INTO searched_ids VALUES (r.id);
+    n := n + 1;
+    IF n = 200 THEN
+      DELETE FROM close_custom_objects WHERE id = ANY (doomed);
+    END IF;
+  END LOOP;
+  CLOSE c;
+END $$;
+SELECT count(*) = :all_objects + 500 - 200 AS all_others_read, count(DISTINCT id) = count(*) AS once
+  FROM searched_ids;
 \set VERBOSITY default
 SELECT emulator_fault('{"path_prefix": "/api/v1/data/search/", "action": "status", "status": 200, "times": 11, "body": "{\"data\": [], \"cursor\": \"empty\"}"}');
 SELECT count(*) FROM close_custom_objects;  -- ERROR
