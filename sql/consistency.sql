@@ -45,6 +45,11 @@ SELECT bool_or(l ~ 'Nested Loop') AS nested_loop
   FROM explain_same('COSTS OFF', format($$DELETE FROM close_custom_objects c USING (VALUES (%L), (%L)) v(l) WHERE c.lead_id = v.l$$, :'a', :'b')) l;
 DELETE FROM close_custom_objects c USING (VALUES (:'a'), (:'b')) v(l) WHERE c.lead_id = v.l;
 SELECT lead_count(:'a') AS a_left, lead_count(:'b') AS b_left;
+-- and in a data-modifying WITH
+SELECT make_objects(:'a', 150);
+WITH d AS (DELETE FROM close_custom_objects WHERE lead_id = :'a' RETURNING id)
+SELECT count(*) AS deleted, count(DISTINCT id) AS ids FROM d;
+SELECT lead_count(:'a') AS a_left;
 
 -- an UPDATE that moves what it updates in the listing (the emulator lists
 -- by date_updated here: Close does not document a listing's order): each

@@ -12,6 +12,10 @@
  * a nested loop), so prepared statements and joins push down as well as
  * literals do.
  *
+ * A lead's pages overlap by one object, so that a listing shifted by other
+ * writes is seen (and read again); a statement that writes reads each scan
+ * whole before its first row (see read_whole).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
