@@ -8,6 +8,7 @@
 \set one 'lead_One0000000000000000000000000000000000000000'
 \set a 'lead_ConsA00000000000000000000000000000000000000'
 \set b 'lead_ConsB00000000000000000000000000000000000000'
+\set c 'lead_ConsC00000000000000000000000000000000000000'
 \set device 'cotype_Device0000000000000000'
 SELECT emulator_reset();
 
@@ -46,10 +47,10 @@ SELECT bool_or(l ~ 'Nested Loop') AS nested_loop
 DELETE FROM close_custom_objects c USING (VALUES (:'a'), (:'b')) v(l) WHERE c.lead_id = v.l;
 SELECT lead_count(:'a') AS a_left, lead_count(:'b') AS b_left;
 -- and in a data-modifying WITH
-SELECT make_objects(:'a', 150);
-WITH d AS (DELETE FROM close_custom_objects WHERE lead_id = :'a' RETURNING id)
+SELECT make_objects(:'c', 150);
+WITH d AS (DELETE FROM close_custom_objects WHERE lead_id = :'c' RETURNING id)
 SELECT count(*) AS deleted, count(DISTINCT id) AS ids FROM d;
-SELECT lead_count(:'a') AS a_left;
+SELECT lead_count(:'c') AS c_left;
 
 -- an UPDATE that moves what it updates in the listing (the emulator lists
 -- by date_updated here: Close does not document a listing's order): each
