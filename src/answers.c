@@ -3,7 +3,9 @@
  * answers.c
  *		  Answers kept by their request path, for a scan: pages fetched
  *		  ahead of their turn (several at once), and, within a statement,
- *		  the answers to requests a nested loop repeats.
+ *		  the answers to requests a nested loop repeats.  Also the ids of
+ *		  the objects a transaction's writing statements created, so that
+ *		  their scans do not read them back.
  *
  * A store is a hash table in a memory context of its own; resetting the
  * store frees every answer in it at once.  Only complete answers are
@@ -16,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
@@ -119,6 +122,24 @@ close_answers_failed(CloseAnswers *answers, const char *path,
 	return true;
 }
 
+/* Forget the answer kept for path, if any (a newer one replaces it). */
+void
+close_answers_forget(CloseAnswers *answers, const char *path)
+{
+	CloseAnswerEntry *entry;
+
+	if (answers->table == NULL || strlen(path) >= CLOSE_ANSWER_PATH_MAX)
+		return;
+	entry = hash_search(answers->table, path, HASH_FIND, NULL);
+	if (entry == NULL)
+		return;
+	/* the body stays in the store's context until it is reset */
+	if (entry->response.body)
+		answers->used -= Min(answers->used,
+							 entry->response.body_len + sizeof(CloseAnswerEntry));
+	(void) hash_search(answers->table, path, HASH_REMOVE, NULL);
+}
+
 /* Keep a copy of an answer, unless the budget is spent. */
 void
 close_answers_keep(CloseAnswers *answers, const char *path,
@@ -170,4 +191,98 @@ close_answers_fetch(CloseAnswers *answers, CloseConnection *conn,
 	}
 	MemoryContextSwitchTo(oldcxt);
 	return sent;
+}
+
+/*
+ * ---- objects created by this transaction's writing statements ----
+ *
+ * A statement that writes to Close and reads through close_fdw (INSERT ...
+ * SELECT, a nested loop restarted after writes) must not read back what it
+ * created, as PostgreSQL's own tables do not: a scan in such a statement
+ * asks close_created_since() of every record.  Ids are kept, with the
+ * command that created them, only once such a scan has begun in the
+ * transaction, and go at its end (TopTransactionContext).
+ */
+#define CLOSE_CREATED_ID_MAX 128
+
+typedef struct CloseCreatedEntry
+{
+	char		id[CLOSE_CREATED_ID_MAX];	/* hash key */
+	CommandId	cid;			/* the command that created it */
+} CloseCreatedEntry;
+
+static bool created_tracking = false;
+static HTAB *created_ids = NULL;
+static bool created_callback = false;
+
+static void
+created_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			/* the table was in TopTransactionContext, which goes */
+			created_tracking = false;
+			created_ids = NULL;
+			break;
+		default:
+			break;
+	}
+}
+
+/* A scan in a writing statement begins: keep created ids from now on. */
+void
+close_track_created(void)
+{
+	if (!created_callback)
+	{
+		RegisterXactCallback(created_xact_callback, NULL);
+		created_callback = true;
+	}
+	created_tracking = true;
+}
+
+/* modify.c: Close answered a POST with this new object's id. */
+void
+close_note_created(const char *id)
+{
+	CloseCreatedEntry *entry;
+	bool		found;
+
+	/* (an id longer than the key, which Close's are not, is cut to it) */
+	if (!created_tracking || id == NULL)
+		return;
+	if (created_ids == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = CLOSE_CREATED_ID_MAX;
+		ctl.entrysize = sizeof(CloseCreatedEntry);
+		ctl.hcxt = TopTransactionContext;
+		created_ids = hash_create("close_fdw created ids", 256, &ctl,
+								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	entry = hash_search(created_ids, id, HASH_ENTER, &found);
+	if (!found)
+		entry->cid = GetCurrentCommandId(false);
+}
+
+/*
+ * Did a command of this transaction at or after cid (the reading
+ * statement's own, or one it ran) create the object with this id?
+ */
+bool
+close_created_since(const char *id, CommandId cid)
+{
+	CloseCreatedEntry *entry;
+
+	if (created_ids == NULL || id == NULL)
+		return false;
+	entry = hash_search(created_ids, id, HASH_FIND, NULL);
+	return entry != NULL && entry->cid >= cid;
 }

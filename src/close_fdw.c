@@ -12,6 +12,10 @@
  * a nested loop), so prepared statements and joins push down as well as
  * literals do.
  *
+ * A lead's pages overlap by one object, so that a listing shifted by other
+ * writes is seen (and read again); a statement that writes reads each scan
+ * whole before its first row (see read_whole).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -20,6 +24,7 @@
 
 #include "access/sysattr.h"
 #include "access/table.h"
+#include "common/hashfn.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
@@ -38,6 +43,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 
 #include "close_fdw.h"
 #include "compat.h"
@@ -60,6 +66,11 @@ CLOSE_MODULE_MAGIC;
 #define CLOSE_SEARCH_ROWS		100000.0	/* a guess at an organisation */
 #define CLOSE_SEARCH_PAGE		200
 #define CLOSE_SEARCH_REQUEST_COST CLOSE_REQUEST_COST
+
+/* Room for an object id (Close's are 51 characters). */
+#define CLOSE_ID_MAX			128
+/* Times a lead's listing is read again after it changed while being read. */
+#define CLOSE_LEAD_REREADS		3
 
 /* Planner state, in the RelOptInfo's fdw_private. */
 typedef struct CloseRelInfo
@@ -120,6 +131,16 @@ typedef struct CloseScanState
 	int			next_key;
 	char	   *type_filter;	/* custom_object_type_id, or NULL */
 
+	/*
+	 * A statement that writes reads each (re)scan whole before its first
+	 * row, and skips the objects it created itself (see "materialize").
+	 */
+	bool		materialize;
+	CommandId	cid;			/* the statement's command */
+	Tuplestorestate *rows;		/* this (re)scan's rows, once read */
+	TupleTableSlot *rows_slot;	/* reads them back */
+	MemoryContext row_cxt;		/* reset for every row read into rows */
+
 	/* the answer being read */
 	char	   *current_key;
 	struct json_object *items;	/* a page's "data" array, or NULL */
@@ -128,7 +149,26 @@ typedef struct CloseScanState
 	int			next_item;
 	bool		has_more;
 	int			skip;
-	char		first_id[128];	/* of the previous page, to spot a repeat */
+	char		first_id[CLOSE_ID_MAX]; /* of the previous page: a repeat? */
+
+	/*
+	 * A lead's listing, checked for changes made while it is read: pages
+	 * overlap by one object (each starts with the last of the one before);
+	 * when one does not, the lead is read again from the start, and the
+	 * objects returned already are skipped.
+	 */
+	int			limit;			/* _limit of a listing's page */
+	int			step;			/* _skip from one full page to the next */
+	bool		overlap;		/* the next page starts with last_id */
+	char		last_id[CLOSE_ID_MAX];
+	MemoryContext lead_cxt;		/* seen; reset per lead */
+	bool		tracking;		/* the lead has more than one page */
+	uint64	   *seen;			/* hashes of the ids returned, of such a lead */
+	int			nseen;
+	int			seen_size;
+	int			nsorted;		/* seen[0 .. nsorted) sorted, at a re-read */
+	int			rereads;		/* of the current lead */
+	bool		fresh;			/* pages must come from Close, not stores */
 
 	/* for EXPLAIN ANALYZE */
 	int64		requests;
@@ -155,6 +195,7 @@ static TupleTableSlot *closeIterateForeignScan(ForeignScanState *node);
 static void closeReScanForeignScan(ForeignScanState *node);
 static void closeEndForeignScan(ForeignScanState *node);
 static void closeExplainForeignScan(ForeignScanState *node, ExplainState *es);
+static void drop_rows(CloseScanState *fsstate);
 
 void
 _PG_init(void)
@@ -659,6 +700,9 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 	fsstate->user = GetUserMapping(close_scan_user(node), table->serverid);
 	close_get_server_options(GetForeignServer(table->serverid), &sopts);
 	fsstate->page_size = sopts.page_size;
+	/* pages overlap by one object: at least two a page */
+	fsstate->limit = Max(sopts.page_size, 2);
+	fsstate->step = fsstate->limit - 1;
 	fsstate->max_concurrency = sopts.max_concurrency;
 	fsstate->table_type_id = close_get_table_type_id(RelationGetRelid(rel));
 
@@ -706,8 +750,27 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 	fsstate->statement_answers =
 		close_answers_create(fsstate->scan_cxt, "close_fdw statement answers",
 							 (Size) work_mem * 1024);
+	fsstate->lead_cxt = AllocSetContextCreate(fsstate->scan_cxt,
+											  "close_fdw lead",
+											  ALLOCSET_SMALL_SIZES);
+	fsstate->row_cxt = AllocSetContextCreate(fsstate->scan_cxt,
+											 "close_fdw row",
+											 ALLOCSET_SMALL_SIZES);
 	/* a scan that takes parameters is run again for each of their values */
 	fsstate->keep_answers = !bms_is_empty(fsplan->scan.plan.extParam);
+
+	/*
+	 * A statement that writes (anywhere: a trigger could write to Close)
+	 * reads this scan whole first, without what it creates itself.
+	 */
+	fsstate->materialize =
+		node->ss.ps.state->es_plannedstmt->commandType != CMD_SELECT ||
+		node->ss.ps.state->es_plannedstmt->hasModifyingCTE;
+	if (fsstate->materialize)
+	{
+		fsstate->cid = node->ss.ps.state->es_output_cid;
+		close_track_created();
+	}
 
 	foreach(lc, (List *) list_nth(fdw_private, FdwScanPrivateAttrsUsed))
 		attrs_used = bms_add_member(attrs_used, lfirst_int(lc));
@@ -876,6 +939,11 @@ start_scan(ForeignScanState *node)
 	bool		isnull;
 
 	fsstate->started = true;
+	drop_rows(fsstate);
+	MemoryContextReset(fsstate->lead_cxt);
+	fsstate->tracking = false;
+	fsstate->seen = NULL;
+	fsstate->nseen = fsstate->seen_size = fsstate->nsorted = 0;
 	if (fsstate->search)
 		fsstate->search_requests += close_search_requests(fsstate->search);
 	fsstate->search = NULL;
@@ -939,8 +1007,20 @@ lead_page_path(CloseScanState *fsstate, const char *key, int skip)
 		close_append_query_param(&path, "custom_object_type_id",
 								 fsstate->type_filter);
 	close_append_query_param(&path, "_skip", psprintf("%d", skip));
-	close_append_query_param(&path, "_limit", psprintf("%d", fsstate->page_size));
+	close_append_query_param(&path, "_limit", psprintf("%d", fsstate->limit));
 	return path.data;
+}
+
+/* A record's id, or NULL if it has none. */
+static const char *
+record_id(struct json_object *record)
+{
+	struct json_object *id = close_json_object_get(record, CLOSE_KEY_ID);
+	size_t		len;
+
+	if (id == NULL || close_json_kind(id) != CLOSE_JSON_STRING)
+		return NULL;
+	return close_json_scalar_text(id, &len);
 }
 
 /*
@@ -988,62 +1068,138 @@ fetch_pages_ahead(CloseScanState *fsstate)
 
 	for (i = 0; i < n; i++)
 		paths[i] = lead_page_path(fsstate, fsstate->current_key,
-								  fsstate->skip + i * fsstate->page_size);
+								  fsstate->skip + i * fsstate->step);
 	fsstate->requests += close_answers_fetch(fsstate->pages_ahead, conn,
 											 paths, n);
 	fsstate->pages_window = Min(n * 2, fsstate->max_concurrency);
 }
 
-/* Request one page of a lead's listing, starting at fsstate->skip. */
+/*
+ * The answer to one page of the current lead.  The one place that knows
+ * where a page may come from, in this order: the statement's kept answers
+ * (a nested loop's repeated lead) and the leads' first pages fetched ahead,
+ * unless the lead is being read again after it changed; the current lead's
+ * pages fetched ahead (asked for several at once here); else a request of
+ * its own, with retries.
+ */
 static void
-fetch_lead_page(CloseScanState *fsstate)
+get_lead_page(CloseScanState *fsstate, const char *path,
+			  CloseResponse *response)
 {
 	CloseConnection *conn = close_get_connection(fsstate->user);
+	bool		stored = !fsstate->fresh;
+
+	if (stored &&
+		(close_answers_find(fsstate->statement_answers, path, false, response) ||
+		 close_answers_find(fsstate->leads_ahead, path, false, response)))
+		return;
+
+	/* the current lead's next pages are asked for several at once */
+	if (fsstate->skip > 0 && fsstate->max_concurrency > 1 &&
+		fsstate->pages_window > 1 &&
+		!close_answers_find(fsstate->pages_ahead, path, false, response) &&
+		!close_answers_failed(fsstate->pages_ahead, path, response))
+		fetch_pages_ahead(fsstate);
+	if (close_answers_find(fsstate->pages_ahead, path, false, response))
+		return;
+
+	/* without retries, a failure fetched ahead is the answer */
+	if (conn->server.max_retries == 0 &&
+		((stored && close_answers_failed(fsstate->leads_ahead, path, response)) ||
+		 close_answers_failed(fsstate->pages_ahead, path, response)))
+	{
+		if (response->transport_error != 0)
+			close_report_transport_error(conn, "GET", path, response);
+		close_report_http_error(conn, "GET", path, response, NULL);
+	}
+	close_http_request(conn, "GET", path, NULL, response);
+	fsstate->requests += response->attempts;
+	fsstate->retries += response->attempts - 1;
+	fsstate->waited_ms += response->waited_ms;
+	if (response->status != 200)
+		close_report_http_error(conn, "GET", path, response, NULL);
+}
+
+static int
+compare_hashes(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* The hash by which a returned object is remembered. */
+static uint64
+id_hash(const char *id)
+{
+	return hash_bytes_extended((const unsigned char *) id, strlen(id), 0);
+}
+
+/*
+ * The current lead's listing shifted while it was read (a page did not
+ * start with the last object of the page before: objects before it were
+ * deleted or created meanwhile, or moved).  Read it again from the start,
+ * fresh from Close, skipping the objects returned already.  After
+ * CLOSE_LEAD_REREADS re-reads, an error.
+ */
+static void
+lead_changed(CloseScanState *fsstate)
+{
+	if (++fsstate->rereads > CLOSE_LEAD_REREADS)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not read the custom objects of lead \"%s\": they changed while being read",
+						fsstate->current_key),
+				 errdetail("The lead's listing shifted %d times while it was paged through: objects were created, deleted or moved meanwhile.",
+						   fsstate->rereads),
+				 errhint("Try again.")));
+
+	if (fsstate->nseen > 1)
+		qsort(fsstate->seen, fsstate->nseen, sizeof(uint64), compare_hashes);
+	fsstate->nsorted = fsstate->nseen;
+	fsstate->fresh = true;
+	fsstate->skip = 0;
+	fsstate->overlap = false;
+	fsstate->last_id[0] = '\0';
+	fsstate->first_id[0] = '\0';
+	close_answers_reset(fsstate->pages_ahead);
+	fsstate->pages_window = 2;
+}
+
+/*
+ * Read one page of the current lead's listing at fsstate->skip.  Returns
+ * false, having set up a re-read, when the page shows that the listing
+ * shifted.
+ */
+static bool
+read_lead_page(CloseScanState *fsstate)
+{
 	MemoryContext oldcxt;
 	char	   *path;
 	CloseResponse response;
 	struct json_object *root;
 	struct json_object *data;
 	const char *problem;
+	const char *first = NULL;
 	bool		has_more;
+	int			nitems;
+	int			i;
 
 	MemoryContextReset(fsstate->page_cxt);
 	fsstate->items = NULL;
+	fsstate->nitems = 0;
+	fsstate->next_item = 0;
 	oldcxt = MemoryContextSwitchTo(fsstate->page_cxt);
 
 	path = lead_page_path(fsstate, fsstate->current_key, fsstate->skip);
-
-	/* the current lead's next pages are asked for several at once */
-	if (fsstate->skip > 0 && fsstate->max_concurrency > 1 &&
-		fsstate->pages_window > 1 &&
-		!close_answers_find(fsstate->statement_answers, path, false, &response) &&
-		!close_answers_find(fsstate->pages_ahead, path, false, &response) &&
-		!close_answers_failed(fsstate->pages_ahead, path, &response))
-		fetch_pages_ahead(fsstate);
-
-	/* an answer the statement has, or one fetched ahead that came whole */
-	if (!close_answers_find(fsstate->statement_answers, path, false, &response) &&
-		!close_answers_find(fsstate->leads_ahead, path, false, &response) &&
-		!close_answers_find(fsstate->pages_ahead, path, false, &response))
-	{
-		/* without retries, a failure fetched ahead is the answer */
-		if (conn->server.max_retries == 0 &&
-			(close_answers_failed(fsstate->leads_ahead, path, &response) ||
-			 close_answers_failed(fsstate->pages_ahead, path, &response)))
-		{
-			if (response.transport_error != 0)
-				close_report_transport_error(conn, "GET", path, &response);
-			close_report_http_error(conn, "GET", path, &response, NULL);
-		}
-		close_http_request(conn, "GET", path, NULL, &response);
-		fsstate->requests += response.attempts;
-		fsstate->retries += response.attempts - 1;
-		fsstate->waited_ms += response.waited_ms;
-		if (response.status != 200)
-			close_report_http_error(conn, "GET", path, &response, NULL);
-	}
+	get_lead_page(fsstate, path, &response);
 	if (fsstate->keep_answers)
+	{
+		if (fsstate->fresh)
+			close_answers_forget(fsstate->statement_answers, path);
 		close_answers_keep(fsstate->statement_answers, path, &response);
+	}
 
 	root = close_parse_answer("GET", path, &response, fsstate->page_cxt);
 	problem = close_json_list_page(root, &data, &has_more);
@@ -1051,40 +1207,128 @@ fetch_lead_page(CloseScanState *fsstate)
 		close_report_bad_answer("GET", path,
 								psprintf("Expected {\"data\": [...], \"has_more\": ...}, but %s.",
 										 problem));
-
-	fsstate->items = data;
-	fsstate->nitems = close_json_array_length(data);
-	fsstate->next_item = 0;
-	fsstate->has_more = has_more;
+	nitems = close_json_array_length(data);
 	fsstate->pages++;
 
 	/* a page that promises more but brings nothing would never end */
-	if (has_more && fsstate->nitems == 0)
+	if (has_more && nitems == 0)
 		close_report_bad_answer("GET", path,
 								"The answer has \"has_more\": true but no records.");
 
-	/* nor would paging through a server that ignores _skip */
-	if (fsstate->nitems > 0)
-	{
-		struct json_object *id = close_json_object_get(close_json_array_get(data, 0),
-													   CLOSE_KEY_ID);
-		const char *text = NULL;
-		size_t		len;
+	/* paging past one page needs every object's id, to check the pages */
+	if (has_more)
+		fsstate->tracking = true;
+	if (fsstate->tracking)
+		for (i = 0; i < nitems; i++)
+		{
+			const char *id = record_id(close_json_array_get(data, i));
 
-		if (id && close_json_kind(id) == CLOSE_JSON_STRING)
-			text = close_json_scalar_text(id, &len);
-		if (text && fsstate->skip > 0 && strcmp(text, fsstate->first_id) == 0)
-			close_report_bad_answer("GET", path,
-									"The page repeats the previous page.");
-		strlcpy(fsstate->first_id, text ? text : "", sizeof(fsstate->first_id));
+			if (id == NULL || strlen(id) >= CLOSE_ID_MAX)
+				close_report_bad_answer("GET", path,
+										"An object of a listing lacks its id.");
+		}
+	if (nitems > 0)
+		first = record_id(close_json_array_get(data, 0));
+
+	/* a server that ignores _skip would page forever */
+	if (first && fsstate->skip > 0 && strcmp(first, fsstate->first_id) == 0)
+		close_report_bad_answer("GET", path,
+								"The page repeats the previous page.");
+
+	/* the page starts with the last object of the one before, or it moved */
+	if (fsstate->overlap &&
+		(first == NULL || strcmp(first, fsstate->last_id) != 0))
+	{
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(fsstate->page_cxt);
+		lead_changed(fsstate);
+		return false;
 	}
-	fsstate->skip += fsstate->nitems;
+
+	fsstate->items = data;
+	fsstate->nitems = nitems;
+	fsstate->next_item = fsstate->overlap ? 1 : 0;	/* that one was read */
+	fsstate->has_more = has_more;
+	strlcpy(fsstate->first_id, first ? first : "", sizeof(fsstate->first_id));
+
+	/*
+	 * The next page starts at this one's last object, unless it is its
+	 * only one (a page of one object that promises more: no overlap then).
+	 */
+	fsstate->overlap = has_more && nitems >= 2;
+	if (has_more)
+		strlcpy(fsstate->last_id,
+				record_id(close_json_array_get(data, nitems - 1)),
+				sizeof(fsstate->last_id));
+	fsstate->skip += fsstate->overlap ? nitems - 1 : nitems;
 
 	/* pages shorter than asked: the next skips cannot be guessed */
-	if (has_more && fsstate->nitems < fsstate->page_size)
+	if (has_more && nitems < fsstate->limit)
 		fsstate->pages_window = 1;
 
 	MemoryContextSwitchTo(oldcxt);
+	return true;
+}
+
+/* Read the next page of the current lead's listing (see read_lead_page). */
+static void
+fetch_lead_page(CloseScanState *fsstate)
+{
+	while (!read_lead_page(fsstate))
+		CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Start reading a lead's listing: its first page.
+ */
+static void
+start_lead(CloseScanState *fsstate)
+{
+	MemoryContextReset(fsstate->lead_cxt);
+	fsstate->tracking = false;
+	fsstate->seen = NULL;
+	fsstate->nseen = 0;
+	fsstate->seen_size = 0;
+	fsstate->nsorted = 0;
+	fsstate->rereads = 0;
+	fsstate->fresh = false;
+	fsstate->overlap = false;
+	fsstate->last_id[0] = '\0';
+	fsstate->first_id[0] = '\0';
+	fsstate->items = NULL;
+	fsstate->skip = 0;
+	fsstate->pages_window = 2;
+	fetch_lead_page(fsstate);
+}
+
+/*
+ * Whether a record of a lead's page is to be returned: after a re-read
+ * started, not if it was returned before.  A lead of more than one page
+ * remembers a 64-bit hash of each id it returned (8 bytes an object; two
+ * different ids share one with a chance of 1 in 2^64).
+ */
+static bool
+lead_record_new(CloseScanState *fsstate, struct json_object *record)
+{
+	uint64		hash;
+
+	if (!fsstate->tracking)
+		return true;
+	hash = id_hash(record_id(record));
+	if (fsstate->nsorted > 0 &&
+		bsearch(&hash, fsstate->seen, fsstate->nsorted, sizeof(uint64),
+				compare_hashes) != NULL)
+		return false;
+	if (fsstate->nseen == fsstate->seen_size)
+	{
+		fsstate->seen_size = Max(fsstate->seen_size * 2, 256);
+		fsstate->seen = fsstate->seen
+			? repalloc(fsstate->seen, sizeof(uint64) * fsstate->seen_size)
+			: MemoryContextAlloc(fsstate->lead_cxt,
+								 sizeof(uint64) * fsstate->seen_size);
+	}
+	fsstate->seen[fsstate->nseen++] = hash;
+	return true;
 }
 
 /* Retrieve one record by id; a 404 means there is no such record. */
@@ -1152,29 +1396,15 @@ fetch_by_id(CloseScanState *fsstate)
 	MemoryContextSwitchTo(oldcxt);
 }
 
-static TupleTableSlot *
-closeIterateForeignScan(ForeignScanState *node)
+/*
+ * The next record of this (re)scan, or NULL at its end.  It belongs to the
+ * page being read.
+ */
+static struct json_object *
+next_record(CloseScanState *fsstate)
 {
-	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
-	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
-
-	/* parameters of a nested loop are set only once rows are asked for */
-	if (!fsstate->started)
-		start_scan(node);
-
-	ExecClearTuple(slot);
 	if (fsstate->kind == CLOSE_ACCESS_SEARCH)
-	{
-		struct json_object *record = close_search_next(fsstate->search);
-
-		if (record == NULL)
-			return slot;
-		close_convert_record(fsstate->conv, record,
-							 slot->tts_values, slot->tts_isnull);
-		ExecStoreVirtualTuple(slot);
-		fsstate->records++;
-		return slot;
-	}
+		return close_search_next(fsstate->search);
 	for (;;)
 	{
 		if (fsstate->next_item < fsstate->nitems)
@@ -1184,11 +1414,9 @@ closeIterateForeignScan(ForeignScanState *node)
 				: fsstate->record;
 
 			fsstate->next_item++;
-			close_convert_record(fsstate->conv, record,
-								 slot->tts_values, slot->tts_isnull);
-			ExecStoreVirtualTuple(slot);
-			fsstate->records++;
-			return slot;
+			if (fsstate->items && !lead_record_new(fsstate, record))
+				continue;
+			return record;
 		}
 
 		if (fsstate->items && fsstate->has_more)
@@ -1198,7 +1426,7 @@ closeIterateForeignScan(ForeignScanState *node)
 		}
 
 		if (fsstate->next_key >= fsstate->nkeys)
-			return slot;
+			return NULL;
 
 		fsstate->current_index = fsstate->next_key;
 		fsstate->current_key = fsstate->keys[fsstate->next_key++];
@@ -1208,13 +1436,102 @@ closeIterateForeignScan(ForeignScanState *node)
 			if (fsstate->nkeys > 1 && fsstate->max_concurrency > 1 &&
 				fsstate->current_index >= fsstate->leads_ahead_end)
 				fetch_leads_ahead(fsstate);
-			fsstate->skip = 0;
-			fsstate->pages_window = 2;
-			fetch_lead_page(fsstate);
+			start_lead(fsstate);
 		}
 		else
 			fetch_by_id(fsstate);
 	}
+}
+
+/*
+ * The next row of this (re)scan into slot (a virtual tuple); false at its
+ * end.  A statement that writes skips the objects it created itself.
+ */
+static bool
+next_row(CloseScanState *fsstate, TupleTableSlot *slot)
+{
+	for (;;)
+	{
+		struct json_object *record = next_record(fsstate);
+
+		if (record == NULL)
+			return false;
+		if (fsstate->materialize &&
+			close_created_since(record_id(record), fsstate->cid))
+			continue;
+		close_convert_record(fsstate->conv, record,
+							 slot->tts_values, slot->tts_isnull);
+		ExecStoreVirtualTuple(slot);
+		fsstate->records++;
+		return true;
+	}
+}
+
+/*
+ * A statement that writes reads its scan's whole answer before the first
+ * row (for a parameterized scan, each restart's), as PostgreSQL's
+ * Materialize does against the Halloween problem: its own writes must not
+ * change what it reads (deletes would shift the pages still to read, and
+ * created objects would be read back).  The rows go to a tuplestore, which
+ * spills to a temporary file past work_mem.
+ */
+static void
+read_whole(ForeignScanState *node)
+{
+	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	MemoryContext oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
+
+	fsstate->rows = tuplestore_begin_heap(false, false, work_mem);
+	if (fsstate->rows_slot == NULL)
+		fsstate->rows_slot =
+			MakeSingleTupleTableSlot(CreateTupleDescCopy(slot->tts_tupleDescriptor),
+									 &TTSOpsMinimalTuple);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(fsstate->row_cxt);
+		MemoryContextSwitchTo(fsstate->row_cxt);
+		ExecClearTuple(slot);
+		if (!next_row(fsstate, slot))
+			break;
+		tuplestore_puttupleslot(fsstate->rows, slot);
+	}
+	ExecClearTuple(slot);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(fsstate->row_cxt);
+}
+
+static TupleTableSlot *
+closeIterateForeignScan(ForeignScanState *node)
+{
+	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+
+	/* parameters of a nested loop are set only once rows are asked for */
+	if (!fsstate->started)
+	{
+		start_scan(node);
+		if (fsstate->materialize)
+			read_whole(node);
+	}
+
+	ExecClearTuple(slot);
+	if (fsstate->rows)
+	{
+		TupleTableSlot *stored = fsstate->rows_slot;
+		int			natts = slot->tts_tupleDescriptor->natts;
+
+		if (!tuplestore_gettupleslot(fsstate->rows, true, false, stored))
+			return slot;
+		slot_getallattrs(stored);
+		memcpy(slot->tts_values, stored->tts_values, sizeof(Datum) * natts);
+		memcpy(slot->tts_isnull, stored->tts_isnull, sizeof(bool) * natts);
+		ExecStoreVirtualTuple(slot);
+		return slot;
+	}
+	(void) next_row(fsstate, slot);
+	return slot;
 }
 
 static void
@@ -1226,6 +1543,17 @@ closeReScanForeignScan(ForeignScanState *node)
 	fsstate->keep_answers = true;
 }
 
+/* Drop the rows a (re)scan read whole, if it did. */
+static void
+drop_rows(CloseScanState *fsstate)
+{
+	if (fsstate->rows_slot)
+		ExecClearTuple(fsstate->rows_slot);
+	if (fsstate->rows)
+		tuplestore_end(fsstate->rows);
+	fsstate->rows = NULL;
+}
+
 static void
 closeEndForeignScan(ForeignScanState *node)
 {
@@ -1233,7 +1561,13 @@ closeEndForeignScan(ForeignScanState *node)
 
 	/* keep the statistics in fdw_state; the data can go */
 	if (fsstate)
+	{
+		drop_rows(fsstate);
+		if (fsstate->rows_slot)
+			ExecDropSingleTupleTableSlot(fsstate->rows_slot);
+		fsstate->rows_slot = NULL;
 		MemoryContextReset(fsstate->scan_cxt);
+	}
 }
 
 static void

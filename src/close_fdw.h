@@ -306,8 +306,12 @@ extern bool close_answers_failed(CloseAnswers *answers, const char *path,
 								 CloseResponse *response);
 extern void close_answers_keep(CloseAnswers *answers, const char *path,
 							   const CloseResponse *response);
+extern void close_answers_forget(CloseAnswers *answers, const char *path);
 extern int	close_answers_fetch(CloseAnswers *answers, CloseConnection *conn,
 								char **paths, int n);
+extern void close_track_created(void);
+extern void close_note_created(const char *id);
+extern bool close_created_since(const char *id, CommandId cid);
 
 /* in close_fdw.c */
 extern int	close_evaluate_keys(ExprState *state, bool is_array,

@@ -211,6 +211,10 @@ write_log_add(CloseWriteLog *log, const char *id)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 
+	/* scans of the statement must not read what it created */
+	if (strcmp(log->verb, "created") == 0)
+		close_note_created(id);
+
 	log->count++;
 	if (log->count <= CLOSE_REPORTED_IDS)
 		appendStringInfo(&log->ids, "%s%s", log->ids.len > 0 ? ", " : "", id);

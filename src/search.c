@@ -47,6 +47,8 @@
 #define SEARCH_CURSOR_MAX_AGE_MS	20000
 /* Refused cursors a scan works around before it reports the refusal. */
 #define SEARCH_CURSOR_REFUSALS		10
+/* Pages in a row with a cursor but no objects before that is an error. */
+#define SEARCH_EMPTY_PAGES			10
 
 #define FIELD_DATE_CREATED \
 	"{\"type\": \"regular_field\", \"object_type\": \"custom_object\", \"field_name\": \"date_created\"}"
@@ -76,6 +78,7 @@ struct CloseSearchState
 	char	   *cursor;			/* NULL: the slice has ended */
 	TimestampTz cursor_time;
 	int			cursor_refusals;
+	int			empty_pages;	/* in a row, with a cursor */
 	int64		slice_returned;
 	int64		slice_total;	/* its count.total, -1 if not told */
 	int64		slice_results_limit;
@@ -551,11 +554,18 @@ prepare_page(CloseSearchState *ss, bool new_slice)
 		ss->slice_returned = 0;
 		ss->slice_total = -1;
 		ss->slice_progress = false;
-		/* constant within a slice: a cursor belongs to one body */
-		ss->slice_results_limit = ss->results_limit > 0
-			? ss->results_limit - ss->returned : -1;
 		strlcpy(ss->slice_date, ss->last_date[0] ? ss->last_date : ss->lower_date,
 				sizeof(ss->slice_date));
+
+		/*
+		 * Constant within a slice (a cursor belongs to one body).  A slice
+		 * from the last instant seen first repeats the objects returned at
+		 * it: they count towards its results_limit too.
+		 */
+		ss->slice_results_limit = ss->results_limit > 0
+			? ss->results_limit - ss->returned +
+			(ss->last_date[0] ? list_length(ss->boundary_ids) : 0)
+			: -1;
 	}
 	return render_body(ss->query, ss->fields, ss->page_limit,
 					   ss->slice_results_limit, ss->slice_date,
@@ -627,9 +637,19 @@ take_page(CloseSearchState *ss, bool new_slice, CloseResponse *response)
 	ss->items = data;
 	ss->nitems = close_json_array_length(data);
 	ss->next_item = 0;
+	/*
+	 * A page may be short, even empty (Close skips objects deleted since
+	 * the query ran): go on with its cursor, but not forever.
+	 */
 	if (ss->cursor && ss->nitems == 0)
-		close_report_bad_answer("POST", "/data/search/",
-								"The answer has a cursor but no objects.");
+	{
+		if (++ss->empty_pages > SEARCH_EMPTY_PAGES)
+			close_report_bad_answer("POST", "/data/search/",
+									psprintf("%d answers in a row have a cursor but no objects.",
+											 ss->empty_pages));
+	}
+	else
+		ss->empty_pages = 0;
 	ss->slice_returned += ss->nitems;
 	return true;
 }

@@ -142,7 +142,12 @@ Control API (no auth, never logged), under /_emulator/:
                                                 "search_rate_limit_per_sec",
                                                 "short_pages" (custom object listings
                                                 answer at most this many records a
-                                                page, whatever _limit says; 0: off)} (any subset,
+                                                page, whatever _limit says; 0: off),
+                                                "list_by_date_updated" (1: custom object
+                                                listings in date_updated order, then id,
+                                                so that an update moves an object: Close
+                                                does not document a listing's order; 0:
+                                                date_created order)} (any subset,
                                                 integers); 204
   POST   /_emulator/objects                    bulk create -> 200 {"created": N}; body
                                                 {"lead_id", "custom_object_type_id", "count",
@@ -928,7 +933,7 @@ FAULT_ACTIONS = ("status", "hang", "drop", "garbage", "truncate", "delay", "rand
                  "replace_body")
 CONFIG_KEYS = ("latency_ms", "max_limit", "max_skip", "rate_limit_per_sec",
                "cursor_ttl", "search_max_results", "search_rate_limit_per_sec",
-               "short_pages")
+               "short_pages", "list_by_date_updated")
 CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1}   # others: 0
 
 
@@ -1643,6 +1648,8 @@ class Handler(BaseHTTPRequestHandler):
             fields = self._fields(req)
             index = self.store.by_lead_type.get((lead_id, type_id)) if type_id else self.store.by_lead.get(lead_id)
             index = index or []
+            if self.store.config.get("list_by_date_updated"):
+                index = sorted(index, key=operator.itemgetter("date_updated", "id"))
             page = [self._project(r, fields) for r in index[skip:skip + limit]]   # O(page)
             has_more = len(index) > skip + limit
         return 200, {"data": page, "has_more": has_more}, []
@@ -2363,7 +2370,7 @@ def main(argv=None):
               "max_skip": args.max_skip, "rate_limit_per_sec": args.rate_limit_per_sec,
               "cursor_ttl": args.cursor_ttl, "search_max_results": args.search_max_results,
               "search_rate_limit_per_sec": args.search_rate_limit_per_sec,
-              "short_pages": 0}
+              "short_pages": 0, "list_by_date_updated": 0}
     store = Store(config, args.data)
     server = EmulatorServer(("127.0.0.1", args.port), Handler)
     server.store = store

@@ -250,6 +250,16 @@ class ListTests(EmulatorTest):
         page = request("GET", objects_path(emu.LEAD_BIG, _skip=240, _limit=40)).json()
         self.assertEqual((len(page["data"]), page["has_more"]), (10, False))
 
+    def test_list_by_date_updated(self):
+        first = request("GET", objects_path(emu.LEAD_BIG, _limit=1)).json()["data"][0]
+        control("POST", "config", {"list_by_date_updated": 1})
+        self.assertStatus(request("PUT", "/api/v1/custom_object/%s/" % first["id"], {"name": "Moved"}), 200)
+        data = request("GET", objects_path(emu.LEAD_BIG, _skip=249, _limit=1)).json()["data"]
+        self.assertEqual(data[0]["id"], first["id"])
+        control("POST", "config", {"list_by_date_updated": 0})
+        data = request("GET", objects_path(emu.LEAD_BIG, _limit=1)).json()["data"]
+        self.assertEqual(data[0]["id"], first["id"])
+
     def test_fields(self):
         path = objects_path(emu.LEAD_MIXED, _fields="id,name,custom.%s,nonexistent" % CF_AMOUNT)
         data = request("GET", path).json()["data"]
@@ -757,7 +767,7 @@ class ControlTests(EmulatorTest):
         self.assertEqual(control("GET", "config").json(),
                          {"latency_ms": 0, "max_limit": 100, "max_skip": 10000, "rate_limit_per_sec": 0,
                           "cursor_ttl": 30, "search_max_results": 10000, "search_rate_limit_per_sec": 0,
-                          "short_pages": 0})
+                          "short_pages": 0, "list_by_date_updated": 0})
         self.assertEqual(control("GET", "faults").json()["rules"], [])
         self.assertEqual(api_log(), "")
         self.assertStatus(request("GET", "/api/v1/custom_object/%s/" % emu.OBJ_SHEET), 200)
@@ -1280,7 +1290,7 @@ class ProcessTests(unittest.TestCase):
             cfg = request("GET", "/_emulator/config", auth=None, port=port).json()
             self.assertEqual(cfg, {"latency_ms": 1, "max_limit": 5, "max_skip": 10000, "rate_limit_per_sec": 2,
                                    "cursor_ttl": 7, "search_max_results": 50, "search_rate_limit_per_sec": 3,
-                                   "short_pages": 0})
+                                   "short_pages": 0, "list_by_date_updated": 0})
             path = objects_path(emu.LEAD_BIG, _limit=6)
             self.assertEqual(request("GET", path, port=port).status, 400)
             self.assertEqual(request("GET", path, port=port).status, 400)
