@@ -268,8 +268,15 @@ close_note_created(const char *id)
 								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
 	entry = hash_search(created_ids, id, HASH_ENTER, &found);
+
+	/*
+	 * Marked as used, so that the next statement gets a later command id
+	 * even when a command run inside this one (a function's ALTER, say)
+	 * moved the counter on without using it: the next statement must read
+	 * the object, only this one and those it runs must not.
+	 */
 	if (!found)
-		entry->cid = GetCurrentCommandId(false);
+		entry->cid = GetCurrentCommandId(true);
 }
 
 /*
