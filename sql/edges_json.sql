@@ -91,7 +91,10 @@ CREATE FOREIGN TABLE ej_typed (
   id text, lead_id text, t text, j jsonb, d date, ts timestamp, tstz timestamptz
 ) SERVER close;
 SELECT ej_serve($$[{"id": "custobj_s", "t": "pair \ud83d\ude00 ok", "j": ["\ud83d\ude00"]}]$$);
-SELECT t, j FROM ej_typed WHERE lead_id = 'lead_x';
+-- (compared, not shown: psql's width of an emoji differs between versions)
+SELECT t = 'pair ' || U&'\+01F600' || ' ok' AS t_is_pair, length(t) AS t_length,
+       j = jsonb_build_array(U&'\+01F600') AS j_is_pair
+  FROM ej_typed WHERE lead_id = 'lead_x';
 SELECT ej_serve($$[{"id": "custobj_s", "t": "high \ud83d alone"}]$$);
 SELECT t FROM ej_typed WHERE lead_id = 'lead_x';  -- ERROR
 SELECT ej_serve($$[{"id": "custobj_s", "t": "low \ude00 alone"}]$$);
