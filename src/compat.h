@@ -34,6 +34,8 @@
 #include "catalog/pg_foreign_server.h"
 #include "parser/parsetree.h"
 #include "utils/acl.h"
+#include "utils/syscache.h"
+#include "foreign/foreign.h"
 #include "utils/hsearch.h"
 
 /*
@@ -481,6 +483,27 @@ close_server_aclcheck(Oid serverid, Oid roleid)
 #else
 	return pg_foreign_server_aclcheck(serverid, roleid, ACL_USAGE);
 #endif
+}
+
+/*
+ * GetUserMapping, with the words 17 gave its error ("user mapping not found
+ * for user "u", server "s""; before, only the user was named) on every
+ * major.
+ */
+static inline UserMapping *
+close_get_user_mapping(Oid userid, Oid serverid)
+{
+	if (!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(userid),
+							   ObjectIdGetDatum(serverid)) &&
+		!SearchSysCacheExists2(USERMAPPINGUSERSERVER,
+							   ObjectIdGetDatum(InvalidOid),
+							   ObjectIdGetDatum(serverid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("user mapping not found for user \"%s\", server \"%s\"",
+						GetUserNameFromId(userid, false),
+						GetForeignServer(serverid)->servername)));
+	return GetUserMapping(userid, serverid);
 }
 
 #endif							/* CLOSE_FDW_COMPAT_H */

@@ -121,7 +121,8 @@ close_fdw_fields(PG_FUNCTION_ARGS)
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FOREIGN_SERVER, server->servername);
 
-	types = close_fetch_types(GetUserMapping(GetUserId(), server->serverid));
+	types = close_fetch_types(close_get_user_mapping(GetUserId(),
+													 server->serverid));
 
 	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	desc = CreateTupleDescCopy(desc);
