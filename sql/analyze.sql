@@ -63,6 +63,14 @@ SELECT count(*) AS requests,
 SELECT reltuples FROM pg_class WHERE oid = 'analyze_resources'::regclass;
 SELECT count(*) AS true_count FROM analyze_resources;
 SELECT emulator_clear();
+-- hundreds of objects per lead now: a lead's count is one search (one
+-- request), not a listing of several pages
+SELECT explain_rows($$SELECT * FROM analyze_resources
+  WHERE lead_id = 'lead_Plain20000000000000000000000000000000000000'$$);
+SELECT count(*) FROM analyze_resources WHERE lead_id = 'lead_Plain20000000000000000000000000000000000000';
+SELECT split_part(r, ' ', 1) || ' ' || split_part(r, ' ', 2) AS request,
+       substring(r FROM '"results_limit":\d+') AS results_limit
+  FROM emulator_requests() r;
 -- with the custom column, one page goes to the fields' keys: still 4
 ANALYZE analyze_objects;
 SELECT count(*) AS requests FROM emulator_requests() r;

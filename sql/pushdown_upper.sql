@@ -36,9 +36,17 @@ SELECT count(*) FROM objects_copy;
 -- count(key Close always sets), and arithmetic over the counts
 SELECT count(*) + 1 AS plus_one, count(id) AS ids, count(lead_id) AS leads,
        count(date_created) AS dates
-  FROM close_custom_objects WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000';
+  FROM close_custom_objects
+ WHERE lead_id IN ('lead_Big0000000000000000000000000000000000000000', 'lead_One0000000000000000000000000000000000000000');
 SELECT b->'query', b->'results_limit', b->'_limit', b->'include_counts' FROM search_bodies() b;
-SELECT count(*) FROM objects_copy WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000';
+SELECT count(*) FROM objects_copy
+ WHERE lead_id IN ('lead_Big0000000000000000000000000000000000000000', 'lead_One0000000000000000000000000000000000000000');
+
+-- one lead or one id: the listing or the GET, one request too, on an
+-- endpoint with a higher rate limit than the search's
+SELECT count(*) FROM close_custom_objects WHERE lead_id = 'lead_Plain30000000000000000000000000000000000000';
+SELECT count(*) FROM close_custom_objects WHERE id = 'custobj_OnlyOne000000000000000000000000000000000000';
+SELECT * FROM emulator_requests();
 
 -- exact conditions: id lists, type, negated ids; a table of one type
 SELECT count(*) FROM close_custom_objects
@@ -58,10 +66,11 @@ SELECT count(*) AS requests, count(*) FILTER (WHERE b->>'results_limit' = '0') A
   FROM search_bodies() b;
 
 -- a parameter: the generic plan counts with the value of each execution
-PREPARE count_lead(text) AS SELECT count(*) FROM close_custom_objects WHERE lead_id = $1;
+PREPARE count_lead(text, text) AS
+  SELECT count(*) FROM close_custom_objects WHERE lead_id IN ($1, $2);
 SET plan_cache_mode = force_generic_plan;
-EXECUTE count_lead('lead_Plain30000000000000000000000000000000000000');
-EXECUTE count_lead('lead_Mixed00000000000000000000000000000000000000');
+EXECUTE count_lead('lead_Plain30000000000000000000000000000000000000', 'lead_x');
+EXECUTE count_lead('lead_Mixed00000000000000000000000000000000000000', 'lead_Big0000000000000000000000000000000000000000');
 RESET plan_cache_mode;
 DEALLOCATE count_lead;
 SELECT count(*) AS requests FROM emulator_requests();
