@@ -15,7 +15,8 @@
  * is read in pages of 200, so ANALYZE sends at most ceil(sample / 200) + 1
  * requests, whatever the size of the organisation; a table with a custom
  * jsonb column takes one page less, to ask for the custom fields' keys
- * (GET /custom_object_type/).  From the sample PostgreSQL computes the
+ * (GET /custom_object_type/), unless the sample is one page (then that
+ * column's sample holds no custom values).  From the sample PostgreSQL computes the
  * column statistics, among them the distinct lead_id values, which
  * costs.c turns into objects per lead.
  *
@@ -108,7 +109,7 @@ close_acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 
 	/* the sample: the pages the bound leaves, from the oldest object */
 	pages = (int) ceil(targrows / (double) CLOSE_SEARCH_PAGE);
-	if (all_custom && total > 0)
+	if (all_custom && total > 0 && pages > 1)
 	{
 		keys = list_concat(keys, close_search_custom_keys(user, type_id));
 		requests++;
