@@ -148,6 +148,12 @@ SELECT array(SELECT id FROM close_custom_objects ORDER BY date_created DESC LIMI
 SELECT b->'results_limit', b->'_limit', b->'cursor' IS NOT NULL AND b->>'cursor' IS NOT NULL AS next_page
   FROM search_bodies() b;
 
+-- a sorted query that Close ends short of its limit and its count is an
+-- error, not fewer rows
+SELECT emulator_call('POST', '/_emulator/config', '{"search_max_results": 120}');
+SELECT count(*) FROM (SELECT id FROM close_custom_objects ORDER BY date_created DESC LIMIT 250) s;  -- ERROR
+SELECT emulator_reset();
+
 -- not sorted by Close: text (Close's collation is not PostgreSQL's), WITH
 -- TIES, a condition checked here, more than one query returns, no LIMIT,
 -- two sort keys

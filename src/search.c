@@ -848,7 +848,18 @@ next_request(CloseSearchState *ss, bool *new_slice)
 	{
 		/* one query, read to its end by its cursor, whatever its age */
 		*new_slice = !ss->slice_started;
-		return !ss->slice_started || ss->cursor != NULL;
+		if (!ss->slice_started || ss->cursor != NULL)
+			return true;
+		/* ended short of its limit and its count: cut, not complete */
+		if (ss->slice_total >= 0 &&
+			ss->returned < Min(ss->results_limit, ss->slice_total))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("could not list the first " INT64_FORMAT " custom objects in the order asked for",
+							Min(ss->results_limit, ss->slice_total)),
+					 errdetail("The sorted search ended after " INT64_FORMAT " objects, but its count is " INT64_FORMAT ".",
+							   ss->returned, ss->slice_total)));
+		return false;
 	}
 	if (!ss->slice_started || ss->restart)
 	{
