@@ -65,6 +65,12 @@ SELECT count(*) FROM objects_copy WHERE custom_object_type_id = 'cotype_1h5m6uHM
 SELECT count(*) AS requests, count(*) FILTER (WHERE b->>'results_limit' = '0') AS count_only
   FROM search_bodies() b;
 
+-- under a window function, and in a sub-select
+SELECT count(*), sum(count(*)) OVER () FROM close_custom_objects;
+SELECT (SELECT count(*) FROM upper_resources) - (SELECT count(*) FROM objects_copy
+  WHERE custom_object_type_id = 'cotype_1h5m6uHM9BZOpwVhyRJb4Y') AS difference;
+SELECT count(*) AS requests FROM emulator_requests();
+
 -- a parameter: the generic plan counts with the value of each execution
 PREPARE count_lead(text, text) AS
   SELECT count(*) FROM close_custom_objects WHERE lead_id IN ($1, $2);

@@ -139,7 +139,8 @@ closeGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
 
 	/* the output is computed from count aggregates alone */
 	items = pull_var_clause((Node *) output_rel->reltarget->exprs,
-							PVC_INCLUDE_AGGREGATES | PVC_INCLUDE_PLACEHOLDERS);
+							PVC_INCLUDE_AGGREGATES | PVC_INCLUDE_PLACEHOLDERS |
+							PVC_RECURSE_WINDOWFUNCS);
 	foreach(lc, items)
 	{
 		Node	   *item = (Node *) lfirst(lc);
