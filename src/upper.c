@@ -178,6 +178,7 @@ close_plan_count(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 	List	   *scan_tlist = NIL;
 	List	   *fdw_private;
 	ListCell   *lc;
+	char	   *query;
 	int			n;
 	int			i = 0;
 
@@ -211,11 +212,11 @@ close_plan_count(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 		i++;
 	}
 
+	query = close_search_render_query(sp.nodes, close_get_table_type_id(relid),
+									  &vals);
 	fdw_private = list_make4(makeInteger(CLOSE_ACCESS_COUNT),
 							 makeInteger((int) relid),
-							 makeString(close_search_render_count(close_search_render_query(sp.nodes,
-																							close_get_table_type_id(relid),
-																							&vals))),
+							 makeString(close_search_render_count(query)),
 							 sp.nodes);
 
 	return make_foreignscan(tlist, NIL, 0, sp.values, fdw_private,
