@@ -14,16 +14,16 @@ CREATE TABLE eight_leads AS
                       'lead_Plain40000000000000000000000000000000000000',
                       'lead_Plain50000000000000000000000000000000000000']) AS id;
 
-SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM eight_leads));
+SELECT count(name) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM eight_leads));
 SELECT requests, spread_ms < 250 AS sent_together FROM arrival_spread();
 
 ALTER SERVER close OPTIONS (ADD max_concurrency '1');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM eight_leads));
+SELECT count(name) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM eight_leads));
 SELECT requests, min_gap_ms >= 290 AS one_after_another FROM arrival_spread();
 
 -- four at a time: two batches
 ALTER SERVER close OPTIONS (SET max_concurrency '4');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM eight_leads));
+SELECT count(name) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM eight_leads));
 SELECT requests, spread_ms >= 290 AND spread_ms < 550 AS two_batches FROM arrival_spread();
 ALTER SERVER close OPTIONS (DROP max_concurrency);
 
@@ -36,7 +36,7 @@ SELECT requests FROM arrival_spread();
 -- no more than remain, and no request collects a 429
 SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 0, "rate_limit_per_sec": 3}');
 SELECT count(*) FROM close_custom_objects WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000';
-SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM eight_leads));
+SELECT count(name) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM eight_leads));
 SELECT count(*) AS requests, count(*) FILTER (WHERE e->>'status' = '429') AS refused
   FROM emulator_log_entries() e;
 ALTER SERVER close OPTIONS (ADD max_concurrency '65');  -- ERROR
@@ -104,7 +104,7 @@ SELECT requests, spread_ms < 1500 AS concurrent FROM arrival_spread();
 -- every part asks for its own range: on_or_after its start, before the
 -- next part's (the last one is open)
 SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 0}');
-SELECT count(*) FROM close_custom_objects
+SELECT count(name) FROM close_custom_objects
  WHERE custom_object_type_id = 'cotype_Device0000000000000000';
 SELECT e->'body'->'sort'->0->>'direction' AS direction,
        e->'body'->>'cursor' IS NOT NULL AS with_cursor,

@@ -29,8 +29,8 @@ SELECT * FROM emulator_requests() ORDER BY 1;
 
 -- = ANY (ARRAY(SELECT ...)): an init-plan computes all leads first
 SELECT explain_same('COSTS OFF', $$
-SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM local_leads))$$);
-SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM local_leads));
+SELECT count(name) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM local_leads))$$);
+SELECT count(name) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM local_leads));
 SELECT * FROM emulator_requests() ORDER BY 1;
 
 -- an outer join keeps leads without objects

@@ -30,7 +30,7 @@ SELECT lead_id, count(*) FROM close_custom_objects
  WHERE lead_id IN (:'mixed', :'one', :'mixed', NULL, :'empty')
  GROUP BY lead_id ORDER BY lead_id;
 SELECT * FROM emulator_requests() ORDER BY 1;
-SELECT count(*) FROM close_custom_objects
+SELECT count(name) FROM close_custom_objects
  WHERE lead_id = ANY (ARRAY[:'one', :'one']::text[]);
 SELECT * FROM emulator_requests();
 

@@ -118,7 +118,7 @@ SELECT e->>'method' AS method, e->>'path' AS path,
 SELECT emulator_fault('{"path_prefix": "/api/v1/data/search/", "action": "status", "status": 400, "body": "{\"error\": \"Invalid query\"}", "times": 1}');
 SELECT count(*) FROM close_custom_objects;  -- ERROR
 SELECT emulator_fault('{"path_prefix": "/api/v1/data/search/", "action": "status", "status": 200, "body": "{\"data\": [{\"id\": \"custobj_a\"}], \"cursor\": null}", "times": 1}');
-SELECT count(*) FROM close_custom_objects;  -- ERROR
+SELECT count(name) FROM close_custom_objects;  -- ERROR
 SELECT emulator_reset();
 
 -- a full search is costed under jit_above_cost: JIT compiling costs time and

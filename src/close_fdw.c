@@ -50,23 +50,6 @@
 
 CLOSE_MODULE_MAGIC;
 
-/*
- * Cost model, in the planner's units (seq_page_cost = 1): a request is a
- * network round trip, far dearer than a page read.  A scan without a lead
- * or id condition searches the whole organisation, which the planner
- * should take only when nothing narrower (a per-lead listing, a
- * parameterized nested loop) is there.  The numbers are kept so that a
- * full search (about 50,000) stays under jit_above_cost (100,000): JIT
- * compiling costs time and 50 MB of memory and gains nothing on a scan
- * that waits on the network.
- */
-#define CLOSE_REQUEST_COST		100.0
-#define CLOSE_ROW_COST			(cpu_tuple_cost * 2)
-#define CLOSE_ROWS_PER_LEAD		25.0
-#define CLOSE_SEARCH_ROWS		100000.0	/* a guess at an organisation */
-#define CLOSE_SEARCH_PAGE		200
-#define CLOSE_SEARCH_REQUEST_COST CLOSE_REQUEST_COST
-
 /* Room for an object id (Close's are 51 characters). */
 #define CLOSE_ID_MAX			128
 /* Times a lead's listing is read again after it changed while being read. */
@@ -79,6 +62,7 @@ typedef struct CloseRelInfo
 	char	   *table_type_id;	/* table option, or NULL */
 	int			page_size;
 	List	   *base_clauses;	/* baserestrictinfo, plus lateral clauses */
+	CloseRelStats stats;		/* what ANALYZE left (costs.c) */
 } CloseRelInfo;
 
 /* Executor state, in the ForeignScanState's fdw_state. */
@@ -178,6 +162,10 @@ typedef struct CloseScanState
 	double		waited_ms;
 } CloseScanState;
 
+/* A scan of an upper relation: a count Close answers (upper.c). */
+#define IS_COUNT_SCAN(node) \
+	(((ForeignScan *) (node)->ss.ps.plan)->scan.scanrelid == 0)
+
 PG_FUNCTION_INFO_V1(close_fdw_handler);
 
 void		_PG_init(void);
@@ -219,6 +207,8 @@ close_fdw_handler(PG_FUNCTION_ARGS)
 	routine->ReScanForeignScan = closeReScanForeignScan;
 	routine->EndForeignScan = closeEndForeignScan;
 	routine->ExplainForeignScan = closeExplainForeignScan;
+	routine->GetForeignUpperPaths = closeGetForeignUpperPaths;
+	routine->AnalyzeForeignTable = closeAnalyzeForeignTable;
 
 	routine->AddForeignUpdateTargets = closeAddForeignUpdateTargets;
 	routine->PlanForeignModify = closePlanForeignModify;
@@ -239,62 +229,6 @@ close_fdw_handler(PG_FUNCTION_ARGS)
 	routine->ExplainDirectModify = closeExplainDirectModify;
 
 	PG_RETURN_POINTER(routine);
-}
-
-/*
- * Rows and costs of a scan with the given pushdown; other_clauses are the
- * conditions left to filter locally.
- */
-static void
-estimate_scan(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
-			  ClosePushdown *pd, List *clauses,
-			  double *rows, Cost *startup_cost, Cost *total_cost)
-{
-	List	   *local = NIL;
-	ListCell   *lc;
-	double		fetched;
-	double		requests;
-	Selectivity sel;
-	QualCost	qcost;
-
-	foreach(lc, clauses)
-	{
-		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
-
-		if (rinfo != pd->key_rinfo && rinfo != pd->type_rinfo)
-			local = lappend(local, rinfo);
-	}
-
-	switch (pd->kind)
-	{
-		case CLOSE_ACCESS_BY_ID:
-			fetched = pd->key_count;
-			requests = pd->key_count;
-			break;
-		case CLOSE_ACCESS_BY_LEAD:
-			fetched = pd->key_count * CLOSE_ROWS_PER_LEAD;
-			requests = pd->key_count *
-				Max(1.0, ceil(CLOSE_ROWS_PER_LEAD / ri->page_size));
-			break;
-		default:
-			/* pushed conditions narrow what is fetched, about as much */
-			sel = clauselist_selectivity(root, clauses, baserel->relid,
-										 JOIN_INNER, NULL);
-			cost_qual_eval(&qcost, clauses, root);
-			*rows = clamp_row_est(CLOSE_SEARCH_ROWS * sel);
-			requests = ceil(*rows / CLOSE_SEARCH_PAGE) + 1;
-			*startup_cost = CLOSE_SEARCH_REQUEST_COST + qcost.startup;
-			*total_cost = requests * CLOSE_SEARCH_REQUEST_COST + qcost.startup +
-				*rows * (CLOSE_ROW_COST + qcost.per_tuple);
-			return;
-	}
-
-	sel = clauselist_selectivity(root, local, baserel->relid, JOIN_INNER, NULL);
-	cost_qual_eval(&qcost, local, root);
-	*rows = clamp_row_est(fetched * sel);
-	*startup_cost = CLOSE_REQUEST_COST + qcost.startup;
-	*total_cost = requests * CLOSE_REQUEST_COST + qcost.startup +
-		fetched * (CLOSE_ROW_COST + qcost.per_tuple);
 }
 
 static void
@@ -324,26 +258,33 @@ closeGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	}
 	baserel->fdw_private = ri;
 
+	close_rel_stats(baserel, foreigntableid, ri->keys.lead_attno, &ri->stats);
 	close_classify_conditions(root, baserel, &ri->keys, ri->base_clauses, &pd);
-	estimate_scan(root, baserel, ri, &pd, ri->base_clauses,
-				  &baserel->rows, &startup, &total);
+	close_estimate_scan(root, baserel, &pd, ri->base_clauses, ri->page_size,
+						&ri->stats, &baserel->rows, &startup, &total);
 }
 
 /*
- * The query's ORDER BY, when it is date_created ascending (nulls last, the
- * default): the order a search returns.  NIL otherwise.
+ * The query's ORDER BY, when it is one date_created or date_updated column
+ * (a timestamp, so the order of instants), ascending or descending with
+ * the default place for NULLs (Close always sets both): *order says which.
+ * NIL otherwise.  Text is never sorted by Close: its collation is not
+ * PostgreSQL's.
  */
 static List *
-date_created_pathkeys(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri)
+search_order_pathkeys(PlannerInfo *root, RelOptInfo *baserel,
+					  CloseRelInfo *ri, int *order)
 {
 	PathKey    *pathkey;
+	bool		ascending;
 	ListCell   *lc;
 
-	if (ri->keys.date_created_attno == InvalidAttrNumber ||
-		list_length(root->query_pathkeys) != 1)
+	*order = CLOSE_SEARCH_ORDER_NONE;
+	if (list_length(root->query_pathkeys) != 1)
 		return NIL;
 	pathkey = linitial(root->query_pathkeys);
-	if (!close_pathkey_is_ascending(pathkey) || pathkey->pk_nulls_first)
+	ascending = close_pathkey_is_ascending(pathkey);
+	if (pathkey->pk_nulls_first == ascending)
 		return NIL;
 	foreach(lc, pathkey->pk_eclass->ec_members)
 	{
@@ -352,12 +293,50 @@ date_created_pathkeys(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri)
 
 		while (var && IsA(var, RelabelType))
 			var = (Var *) ((RelabelType *) var)->arg;
-		if (var && IsA(var, Var) && var->varno == baserel->relid &&
-			var->varattno == ri->keys.date_created_attno &&
-			var->varlevelsup == 0)
-			return root->query_pathkeys;
+		if (!var || !IsA(var, Var) || var->varno != baserel->relid ||
+			var->varlevelsup != 0 || var->varattno == InvalidAttrNumber)
+			continue;
+		if (var->varattno == ri->keys.date_created_attno)
+			*order = ascending ? CLOSE_SEARCH_ORDER_CREATED_ASC
+				: CLOSE_SEARCH_ORDER_CREATED_DESC;
+		else if (var->varattno == ri->keys.date_updated_attno)
+			*order = ascending ? CLOSE_SEARCH_ORDER_UPDATED_ASC
+				: CLOSE_SEARCH_ORDER_UPDATED_DESC;
+		else
+			continue;
+		return root->query_pathkeys;
 	}
 	return NIL;
+}
+
+/*
+ * Can a search with these conditions take the query's LIMIT as its
+ * results_limit?  When nothing after the scan drops or reorders rows: one
+ * relation, every condition applied by the API exactly, and no
+ * FETCH FIRST ... WITH TIES (which wants the rows past the limit that tie
+ * with the last).  plan_search decides the same way from the plan's local
+ * filters.
+ */
+static bool
+search_limit_pushable(PlannerInfo *root, RelOptInfo *baserel, List *clauses)
+{
+	CloseSearchPushdown sp;
+	ListCell   *lc;
+
+	if (root->limit_tuples <= 0 ||
+		root->parse->limitOption == LIMIT_OPTION_WITH_TIES ||
+		bms_membership(root->all_baserels) != BMS_SINGLETON ||
+		!bms_is_empty(baserel->lateral_relids))
+		return false;
+	close_search_conditions(root, baserel, clauses, &sp);
+	foreach(lc, clauses)
+	{
+		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
+
+		if (!rinfo->pseudoconstant && !list_member_ptr(sp.exact_rinfos, rinfo))
+			return false;
+	}
+	return true;
 }
 
 static void
@@ -371,24 +350,42 @@ closeGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 	Cost		total;
 	List	   *outers;
 	ListCell   *lc;
+	double		scale;
 
 	close_classify_conditions(root, baserel, &ri->keys, ri->base_clauses, &pd);
-	estimate_scan(root, baserel, ri, &pd, ri->base_clauses,
-				  &rows, &startup, &total);
+	close_estimate_scan(root, baserel, &pd, ri->base_clauses, ri->page_size,
+						&ri->stats, &rows, &startup, &total);
 	add_path(baserel, (Path *)
 			 close_create_foreignscan_path(root, baserel, rows, startup, total,
 										   NIL, baserel->lateral_relids, NIL));
 
-	/* a search returns its rows by date_created: ORDER BY that is free */
+	/*
+	 * A search returns its rows by date_created: ORDER BY that is free.
+	 * Another order (descending, or by date_updated) Close sorts too, in one
+	 * query: only for a LIMIT it can take as results_limit, of at most the
+	 * objects one query returns (without a LIMIT every object is read
+	 * anyway, and sorting them here costs no request).
+	 */
 	if (pd.kind == CLOSE_ACCESS_SEARCH)
 	{
-		List	   *pathkeys = date_created_pathkeys(root, baserel, ri);
+		int			order;
+		List	   *pathkeys = search_order_pathkeys(root, baserel, ri, &order);
 
-		if (pathkeys)
+		if (pathkeys && order == CLOSE_SEARCH_ORDER_CREATED_ASC)
 			add_path(baserel, (Path *)
 					 close_create_foreignscan_path(root, baserel, rows, startup,
 												   total, pathkeys,
 												   baserel->lateral_relids, NIL));
+		else if (pathkeys && root->limit_tuples <= CLOSE_SEARCH_MAX_RESULTS &&
+				 search_limit_pushable(root, baserel, ri->base_clauses))
+		{
+			close_estimate_limited_search(rows, root->limit_tuples,
+										  &startup, &total);
+			add_path(baserel, (Path *)
+					 close_create_foreignscan_path(root, baserel, rows, startup,
+												   total, pathkeys,
+												   baserel->lateral_relids, NIL));
+		}
 	}
 
 	/* one parameterized path per set of outer relations that give a key */
@@ -404,7 +401,12 @@ closeGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 		close_classify_conditions(root, baserel, &ri->keys, clauses, &pd);
 		if (pd.kind == CLOSE_ACCESS_SEARCH)
 			continue;
-		estimate_scan(root, baserel, ri, &pd, clauses, &rows, &startup, &total);
+		close_estimate_scan(root, baserel, &pd, clauses, ri->page_size,
+							&ri->stats, &rows, &startup, &total);
+		/* a never-analyzed local table on the outer side counts as small */
+		scale = close_outer_scale(root, required_outer);
+		startup *= scale;
+		total *= scale;
 		add_path(baserel, (Path *)
 				 close_create_foreignscan_path(root, baserel, rows, startup,
 											   total, NIL, required_outer, NIL));
@@ -517,6 +519,7 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 	int			n;
 	int			i;
 	int			attr;
+	int			order = CLOSE_SEARCH_ORDER_NONE;
 	ListCell   *lc;
 	char	   *query;
 
@@ -566,6 +569,13 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 		 pathkeys_contained_in(root->query_pathkeys, best_path->path.pathkeys)))
 		limit = root->limit_tuples;
 
+	/* the order the path promises; one but date_created's needs the limit */
+	if (best_path->path.pathkeys != NIL)
+		(void) search_order_pathkeys(root, baserel, ri, &order);
+	if (order > CLOSE_SEARCH_ORDER_CREATED_ASC &&
+		(limit <= 0 || limit > CLOSE_SEARCH_MAX_RESULTS))
+		elog(ERROR, "a sorted search was planned without its limit");
+
 	/* what EXPLAIN shows: constants as they are, other values described */
 	n = list_length(sp.values);
 	vals.values = palloc0(sizeof(Datum) * Max(n, 1));
@@ -600,14 +610,13 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 																									 ? lappend(list_copy(field_keys), makeString("custom.*"))
 																									 : field_keys),
 																		  limit > 0 ? Min(limit, CLOSE_SEARCH_PAGE) : CLOSE_SEARCH_PAGE,
-																		  (int64) limit)));
+																		  (int64) limit, order)));
 	fdw_private = lappend(fdw_private, attrs_list);
 	fdw_private = lappend(fdw_private, sp.nodes);
 	fdw_private = lappend(fdw_private, field_keys);
 	fdw_private = lappend(fdw_private, makeInteger(all_custom ? 1 : 0));
 	fdw_private = lappend(fdw_private, makeInteger((int) Min(limit, INT_MAX)));
-	fdw_private = lappend(fdw_private,
-						  makeInteger(best_path->path.pathkeys != NIL ? 1 : 0));
+	fdw_private = lappend(fdw_private, makeInteger(order));
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, sp.values,
 							fdw_private, NIL, NIL, outer_plan);
@@ -629,6 +638,10 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	char	   *request;
 	char	   *key_values;
 	int			attr;
+
+	/* a count(*) that Close answers (upper.c) */
+	if (IS_UPPER_REL(baserel))
+		return close_plan_count(root, baserel, tlist, outer_plan);
 
 	close_classify_conditions(root, baserel, &ri->keys, scan_clauses, &pd);
 	if (pd.kind == CLOSE_ACCESS_SEARCH)
@@ -688,6 +701,12 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 	Bitmapset  *attrs_used = NULL;
 	ListCell   *lc;
 	MemoryContext oldcxt;
+
+	if (IS_COUNT_SCAN(node))
+	{
+		close_count_begin(node, eflags);
+		return;
+	}
 
 	/* EXPLAIN without ANALYZE makes no request and needs no state */
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
@@ -922,6 +941,9 @@ start_search(ForeignScanState *node)
 										 fsstate->search_limit,
 										 fsstate->search_ordered
 										 ? 1 : fsstate->max_concurrency);
+	close_search_set_order(fsstate->search,
+						   intVal(list_nth(((ForeignScan *) node->ss.ps.plan)->fdw_private,
+										   FdwScanPrivateSearchOrdered)));
 }
 
 /*
@@ -1508,6 +1530,9 @@ closeIterateForeignScan(ForeignScanState *node)
 	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
 
+	if (IS_COUNT_SCAN(node))
+		return close_count_iterate(node);
+
 	/* parameters of a nested loop are set only once rows are asked for */
 	if (!fsstate->started)
 	{
@@ -1539,6 +1564,11 @@ closeReScanForeignScan(ForeignScanState *node)
 {
 	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
 
+	if (IS_COUNT_SCAN(node))
+	{
+		close_count_rescan(node);
+		return;
+	}
 	fsstate->started = false;
 	fsstate->keep_answers = true;
 }
@@ -1560,7 +1590,7 @@ closeEndForeignScan(ForeignScanState *node)
 	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
 
 	/* keep the statistics in fdw_state; the data can go */
-	if (fsstate)
+	if (fsstate && !IS_COUNT_SCAN(node))
 	{
 		drop_rows(fsstate);
 		if (fsstate->rows_slot)
@@ -1576,8 +1606,14 @@ closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	List	   *fdw_private = ((ForeignScan *) node->ss.ps.plan)->fdw_private;
 	CloseAccessKind kind = (CloseAccessKind)
 		intVal(list_nth(fdw_private, FdwScanPrivateAccessKind));
-	char	   *key_values = strVal(list_nth(fdw_private, FdwScanPrivateKeyValues));
+	char	   *key_values;
 
+	if (kind == CLOSE_ACCESS_COUNT)
+	{
+		close_count_explain(node, es);
+		return;
+	}
+	key_values = strVal(list_nth(fdw_private, FdwScanPrivateKeyValues));
 	ExplainPropertyText("Close Request",
 						strVal(list_nth(fdw_private, FdwScanPrivateRequest)), es);
 	if (key_values[0] != '\0')

@@ -137,8 +137,27 @@ typedef enum CloseAccessKind
 {
 	CLOSE_ACCESS_SEARCH,		/* no lead or id: POST /data/search/ */
 	CLOSE_ACCESS_BY_LEAD,		/* GET /custom_object/?lead_id=..., paged */
-	CLOSE_ACCESS_BY_ID			/* GET /custom_object/{id}/ */
+	CLOSE_ACCESS_BY_ID,			/* GET /custom_object/{id}/ */
+	CLOSE_ACCESS_COUNT			/* count(*): one search's count (upper.c) */
 } CloseAccessKind;
+
+/* Objects per page of a search (the API's maximum _limit). */
+#define CLOSE_SEARCH_PAGE		200
+/* Objects one search query returns at most. */
+#define CLOSE_SEARCH_MAX_RESULTS	10000
+
+/*
+ * The order a search is asked for (FdwScanPrivateSearchOrdered): 0 when
+ * the plan needs none (the search still sorts by date_created ascending,
+ * which its slicing relies on), else the order the plan promises.  The
+ * orders past CLOSE_SEARCH_ORDER_CREATED_ASC are only used with a
+ * results_limit of at most 10,000 (one query, no slicing).
+ */
+#define CLOSE_SEARCH_ORDER_NONE			0
+#define CLOSE_SEARCH_ORDER_CREATED_ASC	1
+#define CLOSE_SEARCH_ORDER_CREATED_DESC	2
+#define CLOSE_SEARCH_ORDER_UPDATED_ASC	3
+#define CLOSE_SEARCH_ORDER_UPDATED_DESC	4
 
 /*
  * A search query node, encoded as a List so that it can live in a plan's
@@ -171,6 +190,7 @@ typedef struct CloseSearchPushdown
 	List	   *nodes;			/* query nodes to AND together */
 	List	   *values;			/* their value expressions, by index */
 	List	   *exact_rinfos;	/* clauses the API applies exactly */
+	List	   *pushed_rinfos;	/* clauses sent at all (exact or wider) */
 } CloseSearchPushdown;
 
 /*
@@ -195,7 +215,15 @@ typedef struct CloseKeyColumns
 	AttrNumber	lead_attno;
 	AttrNumber	type_attno;
 	AttrNumber	date_created_attno; /* a timestamp(tz) column, for ORDER BY */
+	AttrNumber	date_updated_attno; /* the same */
 } CloseKeyColumns;
+
+/* What ANALYZE taught about a table (costs.c reads it); -1: not known. */
+typedef struct CloseRelStats
+{
+	double		tuples;			/* objects in the table */
+	double		rows_per_lead;	/* objects per lead */
+} CloseRelStats;
 
 /* The outcome of looking at a scan's conditions (pushdown.c). */
 typedef struct ClosePushdown
@@ -285,7 +313,7 @@ enum FdwScanPrivateIndex
 	FdwScanPrivateSearchAllCustom,
 	/* Integer: the rows a LIMIT needs, when safe to tell the API; else -1 */
 	FdwScanPrivateSearchLimit,
-	/* Integer: 1 when the plan promises date_created order */
+	/* Integer: CLOSE_SEARCH_ORDER_*, the order the plan promises */
 	FdwScanPrivateSearchOrdered,
 	/* for a direct UPDATE/DELETE (modify.c), also: */
 	/* List of Integer: the attributes an UPDATE sets; their value
@@ -294,6 +322,11 @@ enum FdwScanPrivateIndex
 	/* Integer: 1 when the statement sets the command's row count */
 	FdwScanPrivateDirectSetTag
 };
+
+/* in analyze.c */
+extern bool closeAnalyzeForeignTable(Relation relation,
+									 AcquireSampleRowsFunc *func,
+									 BlockNumber *totalpages);
 
 /* in answers.c */
 typedef struct CloseAnswers CloseAnswers;
@@ -313,6 +346,21 @@ extern void close_track_created(void);
 extern void close_note_created(const char *id);
 extern bool close_created_since(const char *id, CommandId cid);
 
+/* in costs.c */
+extern void close_rel_stats(RelOptInfo *baserel, Oid relid,
+							AttrNumber lead_attno, CloseRelStats *stats);
+extern double close_search_request_count(double objects);
+extern void close_estimate_scan(PlannerInfo *root, RelOptInfo *baserel,
+								const ClosePushdown *pd, List *clauses,
+								int page_size, const CloseRelStats *stats,
+								double *rows, Cost *startup_cost,
+								Cost *total_cost);
+extern void close_estimate_limited_search(double rows, double limit,
+										  Cost *startup_cost,
+										  Cost *total_cost);
+extern Cost close_count_cost(void);
+extern double close_outer_scale(PlannerInfo *root, Relids required_outer);
+
 /* in close_fdw.c */
 extern int	close_evaluate_keys(ExprState *state, bool is_array,
 								const char *prefix, ExprContext *econtext,
@@ -323,7 +371,10 @@ extern char *close_search_render_query(List *nodes, const char *type_id,
 									   CloseSearchValues *vals);
 extern char *close_search_render_fields(List *keys);
 extern char *close_search_render_explain(const char *query, const char *fields,
-										 int page_limit, int64 results_limit);
+										 int page_limit, int64 results_limit,
+										 int order);
+extern char *close_search_render_count(const char *query);
+extern void close_search_set_order(CloseSearchState *ss, int order);
 extern CloseSearchState *close_search_begin(MemoryContext parent,
 											UserMapping *user,
 											const char *query,
@@ -443,6 +494,21 @@ extern const char *close_column_for_key(CloseRowConverter *conv,
 extern void close_append_json_value(StringInfo buf, CloseRowConverter *conv,
 									AttrNumber attnum, Datum value,
 									bool isnull);
+
+/* in upper.c */
+extern void closeGetForeignUpperPaths(PlannerInfo *root,
+									  UpperRelationKind stage,
+									  RelOptInfo *input_rel,
+									  RelOptInfo *output_rel, void *extra);
+extern ForeignScan *close_plan_count(PlannerInfo *root, RelOptInfo *rel,
+									 List *tlist, Plan *outer_plan);
+extern void close_count_begin(ForeignScanState *node, int eflags);
+extern TupleTableSlot *close_count_iterate(ForeignScanState *node);
+extern void close_count_rescan(ForeignScanState *node);
+extern void close_count_explain(ForeignScanState *node,
+								struct ExplainState *es);
+extern int64 close_search_count(UserMapping *user, const char *query,
+								int64 *requests);
 
 /* in import.c */
 extern List *closeImportForeignSchema(ImportForeignSchemaStmt *stmt,

@@ -37,6 +37,7 @@
 #include "utils/syscache.h"
 #include "foreign/foreign.h"
 #include "utils/hsearch.h"
+#include "utils/rel.h"
 
 /*
  * hash_create's HASH_STRINGS came in 14, when naming the key kind became
@@ -504,6 +505,45 @@ close_get_user_mapping(Oid userid, Oid serverid)
 						GetUserNameFromId(userid, false),
 						GetForeignServer(serverid)->servername)));
 	return GetUserMapping(userid, serverid);
+}
+
+/*
+ * create_foreign_upper_path gained a disabled_nodes count in 18 and
+ * fdw_restrictinfo in 17.
+ */
+static inline ForeignPath *
+close_create_foreign_upper_path(PlannerInfo *root, RelOptInfo *rel,
+								PathTarget *target, double rows,
+								Cost startup_cost, Cost total_cost,
+								List *fdw_private)
+{
+#if PG_VERSION_NUM >= 180000
+	return create_foreign_upper_path(root, rel, target, rows, 0,
+									 startup_cost, total_cost, NIL, NULL,
+									 NIL, fdw_private);
+#elif PG_VERSION_NUM >= 170000
+	return create_foreign_upper_path(root, rel, target, rows,
+									 startup_cost, total_cost, NIL, NULL,
+									 NIL, fdw_private);
+#else
+	return create_foreign_upper_path(root, rel, target, rows,
+									 startup_cost, total_cost, NIL, NULL,
+									 fdw_private);
+#endif
+}
+
+/*
+ * Has a table never been analyzed (nor vacuumed)?  14 marks that with
+ * reltuples -1; 13 with relpages 0.
+ */
+static inline bool
+close_rel_never_analyzed(Relation rel)
+{
+#if PG_VERSION_NUM >= 140000
+	return rel->rd_rel->reltuples < 0;
+#else
+	return rel->rd_rel->relpages == 0;
+#endif
 }
 
 #endif							/* CLOSE_FDW_COMPAT_H */

@@ -53,6 +53,7 @@ close_find_key_columns(Oid relid, CloseKeyColumns *keys)
 	keys->lead_attno = InvalidAttrNumber;
 	keys->type_attno = InvalidAttrNumber;
 	keys->date_created_attno = InvalidAttrNumber;
+	keys->date_updated_attno = InvalidAttrNumber;
 	for (i = 0; i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
@@ -74,6 +75,11 @@ close_find_key_columns(Oid relid, CloseKeyColumns *keys)
 				 (getBaseType(att->atttypid) == TIMESTAMPTZOID ||
 				  getBaseType(att->atttypid) == TIMESTAMPOID))
 			keys->date_created_attno = att->attnum;
+		else if (strcmp(key, "date_updated") == 0 &&
+				 keys->date_updated_attno == InvalidAttrNumber &&
+				 (getBaseType(att->atttypid) == TIMESTAMPTZOID ||
+				  getBaseType(att->atttypid) == TIMESTAMPOID))
+			keys->date_updated_attno = att->attnum;
 	}
 	table_close(rel, NoLock);
 }
@@ -749,6 +755,7 @@ close_search_conditions(PlannerInfo *root, RelOptInfo *baserel, List *rinfos,
 	cx.values = NIL;
 	out->nodes = NIL;
 	out->exact_rinfos = NIL;
+	out->pushed_rinfos = NIL;
 
 	foreach(lc, rinfos)
 	{
@@ -762,6 +769,7 @@ close_search_conditions(PlannerInfo *root, RelOptInfo *baserel, List *rinfos,
 		if (node == NULL)
 			continue;
 		out->nodes = lappend(out->nodes, node);
+		out->pushed_rinfos = lappend(out->pushed_rinfos, rinfo);
 		if (exact)
 			out->exact_rinfos = lappend(out->exact_rinfos, rinfo);
 	}

@@ -52,6 +52,8 @@
 
 #define FIELD_DATE_CREATED \
 	"{\"type\": \"regular_field\", \"object_type\": \"custom_object\", \"field_name\": \"date_created\"}"
+#define FIELD_DATE_UPDATED \
+	"{\"type\": \"regular_field\", \"object_type\": \"custom_object\", \"field_name\": \"date_updated\"}"
 #define MATCH_NOTHING	"{\"type\": \"match_all\", \"negate\": true}"
 
 struct CloseSearchState
@@ -64,6 +66,8 @@ struct CloseSearchState
 	int			page_limit;
 	int64		results_limit;	/* -1: none */
 	int			max_concurrency;	/* parts at most; 1: never cut */
+	int			order;			/* CLOSE_SEARCH_ORDER_*: past CREATED_ASC, one
+								 * query, never sliced */
 	char		lower_date[64]; /* a part's range: "" for none */
 	char		upper_date[64];
 	TimestampTz upper_instant;	/* upper_date, when there is one */
@@ -420,11 +424,25 @@ close_search_render_fields(List *keys)
 	return buf.data;
 }
 
+/* The sort of a search asked for in this order, rendered. */
+static char *
+render_sort(int order)
+{
+	bool		updated = (order == CLOSE_SEARCH_ORDER_UPDATED_ASC ||
+						   order == CLOSE_SEARCH_ORDER_UPDATED_DESC);
+	bool		desc = (order == CLOSE_SEARCH_ORDER_CREATED_DESC ||
+						order == CLOSE_SEARCH_ORDER_UPDATED_DESC);
+
+	return psprintf("[{\"field\": %s, \"direction\": \"%s\"}]",
+					updated ? FIELD_DATE_UPDATED : FIELD_DATE_CREATED,
+					desc ? "desc" : "asc");
+}
+
 /* The whole request body for one page. */
 static char *
 render_body(const char *query, const char *fields,
 			int page_limit, int64 results_limit, const char *slice_date,
-			const char *upper_date, const char *cursor)
+			const char *upper_date, const char *cursor, int order)
 {
 	StringInfoData buf;
 	bool		newest = (fields == NULL);	/* the newest object's date */
@@ -455,8 +473,8 @@ render_body(const char *query, const char *fields,
 						 FIELD_DATE_CREATED);
 		return buf.data;
 	}
-	appendStringInfo(&buf, "]}, \"_fields\": {\"custom_object\": [%s]}, \"sort\": [{\"field\": %s, \"direction\": \"asc\"}], \"_limit\": %d, \"include_counts\": true",
-					 fields, FIELD_DATE_CREATED, page_limit);
+	appendStringInfo(&buf, "]}, \"_fields\": {\"custom_object\": [%s]}, \"sort\": %s, \"_limit\": %d, \"include_counts\": true",
+					 fields, render_sort(order), page_limit);
 	if (results_limit > 0)
 		appendStringInfo(&buf, ", \"results_limit\": " INT64_FORMAT, results_limit);
 	appendStringInfoString(&buf, ", \"cursor\": ");
@@ -471,10 +489,40 @@ render_body(const char *query, const char *fields,
 /* The body EXPLAIN shows: the first page of the first slice. */
 char *
 close_search_render_explain(const char *query, const char *fields,
-							int page_limit, int64 results_limit)
+							int page_limit, int64 results_limit, int order)
 {
 	return render_body(query, fields, page_limit, results_limit, NULL, NULL,
-					   NULL);
+					   NULL, order);
+}
+
+/*
+ * The body of a search that asks for the count alone: results_limit 0
+ * (the documented way), with _limit kept at least 1.
+ */
+char *
+close_search_render_count(const char *query)
+{
+	return psprintf("{\"query\": {\"type\": \"and\", \"queries\": [%s]}, \"_fields\": {\"custom_object\": [\"id\"]}, \"_limit\": 1, \"results_limit\": 0, \"include_counts\": true}",
+					query);
+}
+
+/*
+ * Ask for the objects in another order than date_created ascending: then
+ * the search is one query, capped by its results_limit (at most the
+ * objects one query returns), read by its cursor and never sliced, since
+ * slices are cut by date_created ascending.  The plan makes sure of the
+ * cap (close_fdw.c).
+ */
+void
+close_search_set_order(CloseSearchState *ss, int order)
+{
+	if (order <= CLOSE_SEARCH_ORDER_CREATED_ASC)
+		return;
+	if (ss->results_limit <= 0 || ss->results_limit > SEARCH_MAX_PER_QUERY)
+		elog(ERROR, "a sorted search needs a results_limit of at most %d",
+			 SEARCH_MAX_PER_QUERY);
+	ss->order = order;
+	ss->max_concurrency = 1;
 }
 
 /* ---- running it ---- */
@@ -569,7 +617,8 @@ prepare_page(CloseSearchState *ss, bool new_slice)
 	}
 	return render_body(ss->query, ss->fields, ss->page_limit,
 					   ss->slice_results_limit, ss->slice_date,
-					   ss->upper_date, new_slice ? NULL : ss->cursor);
+					   ss->upper_date, new_slice ? NULL : ss->cursor,
+					   ss->order);
 }
 
 /*
@@ -592,6 +641,7 @@ take_page(CloseSearchState *ss, bool new_slice, CloseResponse *response)
 	ss->retries += response->attempts - 1;
 	ss->waited_ms += response->waited_ms;
 	if (response->status == 400 && !new_slice &&
+		ss->order <= CLOSE_SEARCH_ORDER_CREATED_ASC &&
 		++ss->cursor_refusals <= SEARCH_CURSOR_REFUSALS)
 		return false;
 	if (response->status != 200)
@@ -766,6 +816,13 @@ next_buffered(CloseSearchState *ss)
 			close_report_bad_answer("POST", "/data/search/",
 									"An object lacks its id or date_created.");
 
+		/* another order: one query, nothing repeated, nothing to check */
+		if (ss->order > CLOSE_SEARCH_ORDER_CREATED_ASC)
+		{
+			ss->returned++;
+			return record;
+		}
+
 		/* results come in date_created order: a later date resets */
 		oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(ss));
 		if (!ss->have_last || instant != ss->last_instant)
@@ -807,6 +864,23 @@ next_request(CloseSearchState *ss, bool *new_slice)
 {
 	if (ss->results_limit > 0 && ss->returned >= ss->results_limit)
 		return false;
+	if (ss->order > CLOSE_SEARCH_ORDER_CREATED_ASC)
+	{
+		/* one query, read to its end by its cursor, whatever its age */
+		*new_slice = !ss->slice_started;
+		if (!ss->slice_started || ss->cursor != NULL)
+			return true;
+		/* ended short of its limit and its count: cut, not complete */
+		if (ss->slice_total >= 0 &&
+			ss->returned < Min(ss->results_limit, ss->slice_total))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("could not list the first " INT64_FORMAT " custom objects in the order asked for",
+							Min(ss->results_limit, ss->slice_total)),
+					 errdetail("The sorted search ended after " INT64_FORMAT " objects, but its count is " INT64_FORMAT ".",
+							   ss->returned, ss->slice_total)));
+		return false;
+	}
 	if (!ss->slice_started || ss->restart)
 	{
 		ss->restart = false;
@@ -934,7 +1008,7 @@ cut_into_parts(CloseSearchState *ss)
 	drop_page(ss);
 	oldcxt = MemoryContextSwitchTo(ss->page_cxt);
 	close_http_request(conn, "POST", "/data/search/",
-					   render_body(ss->query, NULL, 1, -1, NULL, NULL, NULL),
+					   render_body(ss->query, NULL, 1, -1, NULL, NULL, NULL, 0),
 					   &response);
 	MemoryContextSwitchTo(oldcxt);
 	ss->requests += response.attempts;

@@ -101,7 +101,8 @@ Body keys (anything else -> 400 field-errors "Unknown key."):
   * sort: [{"field": F, "direction": "asc"|"desc"}, ...], ties by id ascending, records
     lacking the value last in either direction, arrays by their first element.  Without
     sort: date_created DESCENDING, then id.
-  * results_limit (integer >= 1): caps the objects the whole query returns.
+  * results_limit (integer >= 0): caps the objects the whole query returns; 0 returns
+    no objects (with include_counts, the count alone: data [], cursor null).
   * include_counts: true adds "count": {"total": N}, N the true number of matches
     (not capped by search_max_results or results_limit).
   * cursor: null/absent for the first page, then the previous answer's cursor.
@@ -1838,8 +1839,8 @@ class Handler(BaseHTTPRequestHandler):
             errors["_limit"] = "Ensure this value is less than or equal to %d." % SEARCH_MAX_LIMIT
         results_limit = body.get("results_limit")
         if results_limit is not None and (isinstance(results_limit, bool) or not isinstance(results_limit, int)
-                                          or results_limit < 1):
-            errors["results_limit"] = "Must be an integer >= 1."
+                                          or results_limit < 0):
+            errors["results_limit"] = "Must be an integer >= 0."
         include_counts = body.get("include_counts", False)
         if not isinstance(include_counts, bool):
             errors["include_counts"] = "Must be a boolean."

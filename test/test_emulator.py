@@ -1092,8 +1092,21 @@ class SearchTests(EmulatorTest):
         self.assertEqual((len(doc["data"]), doc["cursor"], doc["count"]["total"]), (50, None, 250))
         doc = self.search(dict(body, results_limit=300))
         self.assertIsNotNone(doc["cursor"])
-        for bad in (0, -1, "10", True, 2.5):
+        for bad in (-1, "10", True, 2.5):
             self.assertIn("results_limit", self.search(dict(body, results_limit=bad), 400)["field-errors"])
+        # results_limit 0 with include_counts: the count alone, the way scripts count
+        doc = self.search(dict(body, results_limit=0, _limit=1))
+        self.assertEqual(doc, {"data": [], "cursor": None, "count": {"total": 250}})
+        # sorted by date_updated, newest first, capped: the newest three, in order
+        doc = self.search({"query": {"type": "match_all"}, "_limit": 200, "results_limit": 3,
+                           "_fields": {"custom_object": ["date_updated"]},
+                           "sort": [{"field": rf("date_updated"), "direction": "desc"}]})
+        dates = [item["date_updated"] for item in doc["data"]]
+        self.assertEqual((len(dates), doc["cursor"]), (3, None))
+        self.assertEqual(dates, sorted(dates, reverse=True))
+        newest = max(r["date_updated"] for lead in emu.SAMPLE_LEADS.values()
+                     for r in control("GET", "data/objects?lead_id=%s" % lead).json())
+        self.assertEqual(dates[0], newest)
         self.assertIn("include_counts", self.search(dict(body, include_counts="yes"), 400)["field-errors"])
         self.assertNotIn("count", self.search({"query": in_lead(emu.LEAD_BIG)}))
 
