@@ -163,6 +163,7 @@ _PG_init(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("could not initialize libcurl")));
+	close_budget_init();
 }
 
 Datum
@@ -567,6 +568,13 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 	fdw_private = lappend(fdw_private, makeInteger((int) Min(limit, INT_MAX)));
 	fdw_private = lappend(fdw_private,
 						  makeInteger(best_path->path.pathkeys != NIL ? 1 : 0));
+	fdw_private = lappend(fdw_private,
+						  makeInteger(close_budget_planned(root, &best_path->path,
+														   CLOSE_ACCESS_SEARCH, 0,
+														   ri->page_size, limit)));
+	fdw_private = lappend(fdw_private,
+						  close_search_render_summary(sp.nodes, ri->table_type_id,
+													  &vals));
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, sp.values,
 							fdw_private, NIL, NIL, outer_plan);
@@ -630,6 +638,11 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	fdw_private = lappend(fdw_private, makeInteger(0));
 	fdw_private = lappend(fdw_private, makeInteger(-1));
 	fdw_private = lappend(fdw_private, makeInteger(0));
+	fdw_private = lappend(fdw_private,
+						  makeInteger(close_budget_planned(root, &best_path->path,
+														   pd.kind, pd.key_count,
+														   ri->page_size, -1)));
+	fdw_private = lappend(fdw_private, NIL);
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, fdw_exprs,
 							fdw_private, NIL, NIL, outer_plan);
@@ -1244,12 +1257,28 @@ closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		intVal(list_nth(fdw_private, FdwScanPrivateAccessKind));
 	char	   *key_values = strVal(list_nth(fdw_private, FdwScanPrivateKeyValues));
 
+	List	   *summary = (List *) list_nth(fdw_private, FdwScanPrivateSearchSummary);
+	ListCell   *lc;
+
 	ExplainPropertyText("Close Request",
 						strVal(list_nth(fdw_private, FdwScanPrivateRequest)), es);
-	if (key_values[0] != '\0')
+	if (kind == CLOSE_ACCESS_SEARCH && es->format == EXPLAIN_FORMAT_TEXT &&
+		!es->verbose && summary != NIL)
+	{
+		/* a readable summary; VERBOSE and the other formats show the body */
+		ExplainPropertyText("Close Search", strVal(linitial(summary)), es);
+		for_each_from(lc, summary, 1)
+			ExplainPropertyText("Close Search Condition", strVal(lfirst(lc)), es);
+	}
+	else if (key_values[0] != '\0')
 		ExplainPropertyText(kind == CLOSE_ACCESS_BY_ID ? "Close id"
 							: kind == CLOSE_ACCESS_BY_LEAD ? "Close lead_id"
 							: "Close Search", key_values, es);
+	if (es->costs)
+		ExplainPropertyInteger("Close Requests (planned)", NULL,
+							   intVal(list_nth(fdw_private,
+											   FdwScanPrivatePlannedRequests)),
+							   es);
 
 	if (es->analyze && node->fdw_state)
 	{

@@ -279,6 +279,10 @@ enum FdwScanPrivateIndex
 	FdwScanPrivateSearchLimit,
 	/* Integer: 1 when the plan promises date_created order */
 	FdwScanPrivateSearchOrdered,
+	/* Integer: the requests the planner expects, over all loops */
+	FdwScanPrivatePlannedRequests,
+	/* List of String: the search's conditions, as EXPLAIN summarises them */
+	FdwScanPrivateSearchSummary,
 	/* for a direct UPDATE/DELETE (modify.c), also: */
 	/* List of Integer: the attributes an UPDATE sets; their value
 	 * expressions follow the key expression in fdw_exprs */
@@ -300,6 +304,19 @@ extern void close_answers_keep(CloseAnswers *answers, const char *path,
 							   const CloseResponse *response);
 extern int	close_answers_fetch(CloseAnswers *answers, CloseConnection *conn,
 								char **paths, int n);
+
+/* in budget.c */
+extern int	close_max_requests;
+extern int	close_max_requests_ceiling;
+extern void close_budget_init(void);
+extern int	close_budget_limit(const char **setting);
+extern int64 close_budget_remaining(void);
+extern int	close_budget_admit(bool read, const char *path, int n,
+							   bool may_trim);
+extern void close_budget_exempt(bool on);
+extern int	close_budget_planned(PlannerInfo *root, Path *path,
+								 CloseAccessKind kind, double key_count,
+								 int page_size, double limit);
 
 /* in close_fdw.c */
 extern int	close_evaluate_keys(ExprState *state, bool is_array,
@@ -324,6 +341,8 @@ extern int64 close_search_requests(CloseSearchState *ss);
 extern int64 close_search_retries(CloseSearchState *ss);
 extern double close_search_waited_ms(CloseSearchState *ss);
 extern List *close_search_custom_keys(UserMapping *user, const char *type_id);
+extern List *close_search_render_summary(List *nodes, const char *type_id,
+										 CloseSearchValues *vals);
 
 /* in option.c */
 extern void close_get_server_options(ForeignServer *server,

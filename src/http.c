@@ -347,6 +347,25 @@ request_is_repeatable(const char *method, const char *path)
 		strncmp(path, "/data/search/", strlen("/data/search/")) == 0;
 }
 
+/* Whether a request reads (counts towards the request budget): GET, search. */
+static bool
+request_reads(const char *method, const char *path)
+{
+	return strcmp(method, "GET") == 0 ||
+		(strcmp(method, "POST") == 0 &&
+		 strncmp(path, "/data/search/", strlen("/data/search/")) == 0);
+}
+
+/*
+ * The wait events of a backend waiting on Close: a transfer, and a wait
+ * for the rate limit or a retry (see compat.h).
+ */
+static uint32 http_wait_event = 0;
+static uint32 retry_wait_event = 0;
+
+#define CLOSE_WAIT_HTTP		close_wait_event("CloseHttp", &http_wait_event)
+#define CLOSE_WAIT_RETRY	close_wait_event("CloseWait", &retry_wait_event)
+
 /*
  * The one place that sets a handle up for a request: safe defaults first,
  * then ours.
@@ -433,7 +452,9 @@ send_once(CloseConnection *conn, const char *method, const char *url,
 {
 	setup_handle(conn, conn->curl, method, url, body, repeatable,
 				 response, attempt);
+	pgstat_report_wait_start(CLOSE_WAIT_HTTP);
 	attempt->rc = curl_easy_perform(conn->curl);
+	pgstat_report_wait_end();
 	curl_easy_getinfo(conn->curl, CURLINFO_RESPONSE_CODE, &response->status);
 }
 
@@ -606,7 +627,7 @@ wait_ms(double ms)
 		if (left <= 0)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 left, PG_WAIT_EXTENSION);
+						 left, CLOSE_WAIT_RETRY);
 		ResetLatch(MyLatch);
 	}
 	return (double) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
@@ -695,6 +716,8 @@ close_http_request(CloseConnection *conn, const char *method,
 			response->waited_ms += wait_ms(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 																		   pacer->reset_at));
 
+		/* every attempt to read counts towards the statement's budget */
+		(void) close_budget_admit(request_reads(method, path), path, 1, false);
 		response->attempts++;
 		send_once(conn, method, url, body, repeatable, response, &attempt);
 
@@ -926,6 +949,8 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	else if (pacer_allowance(pacer) >= 0)
 		n = Min(n, pacer_allowance(pacer));
 	n = Min(n, CLOSE_MAX_CONCURRENCY);
+	/* nor more than the statement's request budget leaves */
+	n = close_budget_admit(reading, paths[0], n, true);
 	for (i = 0; i < asked; i++)
 	{
 		memset(&responses[i], 0, sizeof(CloseResponse));
@@ -972,7 +997,11 @@ close_http_send_many(CloseConnection *conn, const char *method,
 			if (curl_multi_perform(conn->multi, &running) != CURLM_OK)
 				break;
 			if (running > 0)
+			{
+				pgstat_report_wait_start(CLOSE_WAIT_HTTP);
 				curl_multi_poll(conn->multi, NULL, 0, 100, NULL);
+				pgstat_report_wait_end();
+			}
 			/* out of libcurl here: an interrupt may throw */
 			if (reading)
 				CHECK_FOR_INTERRUPTS();
@@ -1090,6 +1119,9 @@ close_flight_can_start(CloseFlight *flight, const char *method,
 			break;
 	if (slot == flight->nslots)
 		return false;
+	/* within the statement's request budget */
+	if (request_reads(method, path) && close_budget_remaining() == 0)
+		return false;
 
 	/* within the pacing, counting what is already out */
 	endpoint_group(method, path, flight->group, sizeof(flight->group));
@@ -1113,6 +1145,7 @@ close_flight_start(CloseFlight *flight, const char *method, const char *path,
 
 	if (!close_flight_can_start(flight, method, path))
 		return -1;
+	(void) close_budget_admit(request_reads(method, path), path, 1, false);
 	for (slot = 0; slot < flight->nslots; slot++)
 		if (!flight->busy[slot])
 			break;
@@ -1195,7 +1228,11 @@ close_flight_wait(CloseFlight *flight)
 			for (slot = 0; slot < flight->nslots; slot++)
 				any_done |= flight->done[slot];
 			if (!any_done)
+			{
+				pgstat_report_wait_start(CLOSE_WAIT_HTTP);
 				curl_multi_poll(flight->multi, NULL, 0, 100, NULL);
+				pgstat_report_wait_end();
+			}
 		}
 		/* out of libcurl here: an interrupt may throw (the cleanup detaches) */
 		CHECK_FOR_INTERRUPTS();

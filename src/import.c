@@ -363,7 +363,17 @@ closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 		comment_callback_registered = true;
 	}
 
-	types = close_fetch_types(user);
+	/* IMPORT is never cut off by the request budget */
+	close_budget_exempt(true);
+	PG_TRY();
+	{
+		types = close_fetch_types(user);
+	}
+	PG_FINALLY();
+	{
+		close_budget_exempt(false);
+	}
+	PG_END_TRY();
 
 	/* the catch-all table's name is taken first, whether imported or not */
 	taken = lappend(taken, CLOSE_CATCH_ALL_TABLE);
