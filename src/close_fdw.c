@@ -574,7 +574,7 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 														   ri->page_size, limit)));
 	fdw_private = lappend(fdw_private,
 						  close_search_render_summary(sp.nodes, ri->table_type_id,
-													  &vals));
+													  &vals, (int64) limit));
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, sp.values,
 							fdw_private, NIL, NIL, outer_plan);

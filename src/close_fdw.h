@@ -342,7 +342,8 @@ extern int64 close_search_retries(CloseSearchState *ss);
 extern double close_search_waited_ms(CloseSearchState *ss);
 extern List *close_search_custom_keys(UserMapping *user, const char *type_id);
 extern List *close_search_render_summary(List *nodes, const char *type_id,
-										 CloseSearchValues *vals);
+										 CloseSearchValues *vals,
+										 int64 results_limit);
 
 /* in option.c */
 extern void close_get_server_options(ForeignServer *server,

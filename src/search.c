@@ -645,16 +645,17 @@ append_summary(StringInfo buf, List *node, CloseSearchValues *vals)
  */
 List *
 close_search_render_summary(List *nodes, const char *type_id,
-							CloseSearchValues *vals)
+							CloseSearchValues *vals, int64 results_limit)
 {
 	List	   *lines = NIL;
 	ListCell   *lc;
+	char	   *what = type_id
+		? psprintf("custom objects of type %s, by date_created", type_id)
+		: pstrdup("custom objects of every type, by date_created");
 
-	lines = lappend(lines,
-					makeString(type_id
-							   ? psprintf("custom objects of type %s, by date_created",
-										  type_id)
-							   : pstrdup("custom objects of every type, by date_created")));
+	if (results_limit > 0)
+		what = psprintf("%s, the first " INT64_FORMAT, what, results_limit);
+	lines = lappend(lines, makeString(what));
 	foreach(lc, nodes)
 	{
 		StringInfoData buf;
