@@ -126,6 +126,41 @@ SELECT line FROM explain_same('COSTS ON', $$SELECT * FROM close_custom_objects L
  WHERE line ~ 'Close Requests';
 SELECT count(*) FROM emulator_requests();
 
+-- EXPLAIN ANALYZE shows the time spent waiting for the rate limit
+SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "status", "status": 429, "headers": {"RateLimit": "limit=100, remaining=0, reset=0.6"}, "times": 1}');
+SELECT regexp_replace(line, '[0-9.]+ ms', 'N ms') AS line,
+       (regexp_match(line, 'Close Wait: ([0-9.]+)'))[1]::numeric >= 500 AS waited_the_reset
+  FROM explain_same('ANALYZE, COSTS OFF, SUMMARY OFF, BUFFERS OFF',
+                    $$SELECT * FROM small_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000'$$) line
+ WHERE line ~ 'Close (Requests|Retries|Wait)';
+SELECT emulator_reset();
+
+-- a backend waiting on Close shows it in pg_stat_activity ("Extension";
+-- on PostgreSQL 17 and later the event is named "CloseHttp")
+CREATE EXTENSION dblink;
+SELECT dblink_connect('other', format('host=%s port=%s dbname=%s user=%s',
+  current_setting('unix_socket_directories'), current_setting('port'), current_database(),
+  current_user));
+SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "hang", "seconds": 60, "times": 1}');
+SELECT dblink_send_query('other',
+  'SELECT count(*) FROM close_custom_objects WHERE lead_id = ''lead_One0000000000000000000000000000000000000000''');
+DO $$
+BEGIN
+  FOR i IN 1..100 LOOP
+    EXIT WHEN (SELECT count(*) FROM emulator_call('GET', '/_emulator/log')) > 0;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT wait_event_type, wait_event IN ('Extension', 'CloseHttp') AS close_event
+  FROM pg_stat_activity
+ WHERE query LIKE 'SELECT count(*) FROM close_custom_objects WHERE lead_id%' AND pid <> pg_backend_pid();
+-- released: the connection closes, the GET is sent again
+SELECT count(*) FROM emulator_call('DELETE', '/_emulator/faults');
+SELECT * FROM dblink_get_result('other') AS t(n bigint);
+SELECT dblink_disconnect('other');
+DROP EXTENSION dblink;
+SELECT emulator_reset();
+
 -- an administrator's ceiling: the role cannot lift it
 RESET close_fdw.max_requests;
 CREATE ROLE regress_budget LOGIN;
