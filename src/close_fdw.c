@@ -130,6 +130,11 @@ typedef struct CloseScanState
 	int			skip;
 	char		first_id[128];	/* of the previous page, to spot a repeat */
 
+	/* the definition, checked against Close's types at the first scan */
+	bool		checked;
+	List	   *check_columns;	/* names of the columns read... */
+	List	   *check_keys;		/* ...that are custom fields: their keys */
+
 	/* for EXPLAIN ANALYZE */
 	int64		requests;
 	int64		pages;
@@ -267,6 +272,14 @@ closeGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	ClosePushdown pd;
 	Cost		startup;
 	Cost		total;
+
+	/* a column that maps to no Close key is a mistake, not NULLs */
+	{
+		Relation	rel = table_open(foreigntableid, NoLock);
+
+		close_check_column_keys(rel);
+		table_close(rel, NoLock);
+	}
 
 	close_get_server_options(GetForeignServer(table->serverid), &sopts);
 	ri->page_size = sopts.page_size;
@@ -726,6 +739,31 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 		attrs_used = bms_add_member(attrs_used, lfirst_int(lc));
 	oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
 	fsstate->conv = close_make_row_converter(rel, attrs_used);
+	{
+		TupleDesc	tupdesc = RelationGetDescr(rel);
+		bool		whole_row = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber,
+											  attrs_used);
+		int			i;
+
+		for (i = 0; i < tupdesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+			char	   *key;
+
+			if (att->attisdropped ||
+				(!whole_row &&
+				 !bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber,
+								attrs_used)))
+				continue;
+			key = close_get_column_key(RelationGetRelid(rel), att->attnum,
+									   NameStr(att->attname));
+			if (strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) != 0)
+				continue;
+			fsstate->check_columns = lappend(fsstate->check_columns,
+											 makeString(pstrdup(NameStr(att->attname))));
+			fsstate->check_keys = lappend(fsstate->check_keys, makeString(key));
+		}
+	}
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -857,9 +895,9 @@ start_search(ForeignScanState *node)
 			MemoryContext oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
 
 			fsstate->custom_keys = close_search_custom_keys(fsstate->user,
-															fsstate->table_type_id);
+															fsstate->table_type_id,
+															&fsstate->requests);
 			MemoryContextSwitchTo(oldcxt);
-			fsstate->requests++;
 		}
 		keys = list_concat_copy(keys, fsstate->custom_keys);
 	}
@@ -889,6 +927,23 @@ start_scan(ForeignScanState *node)
 	bool		isnull;
 
 	fsstate->started = true;
+
+	/*
+	 * The first scan checks the table's type and the custom fields it reads
+	 * against Close's types (cached per user mapping): a mistake in the
+	 * definition is an error, not NULLs.
+	 */
+	if (!fsstate->checked)
+	{
+		if (fsstate->table_type_id || fsstate->check_keys != NIL)
+			close_field_types_check_table(close_field_types_get(fsstate->user,
+																&fsstate->requests),
+										  fsstate->conv->relname,
+										  fsstate->table_type_id,
+										  fsstate->check_columns,
+										  fsstate->check_keys);
+		fsstate->checked = true;
+	}
 	if (fsstate->search)
 		fsstate->search_requests += close_search_requests(fsstate->search);
 	fsstate->search = NULL;

@@ -340,7 +340,8 @@ extern struct json_object *close_search_next(CloseSearchState *ss);
 extern int64 close_search_requests(CloseSearchState *ss);
 extern int64 close_search_retries(CloseSearchState *ss);
 extern double close_search_waited_ms(CloseSearchState *ss);
-extern List *close_search_custom_keys(UserMapping *user, const char *type_id);
+extern List *close_search_custom_keys(UserMapping *user, const char *type_id,
+									  int64 *requests);
 extern List *close_search_render_summary(List *nodes, const char *type_id,
 										 CloseSearchValues *vals,
 										 int64 results_limit);
@@ -354,6 +355,7 @@ extern int	close_get_batch_size(Oid relid);
 extern char *close_get_column_key(Oid relid, AttrNumber attnum,
 								  const char *attname);
 extern bool close_is_valid_id(const char *value, const char *prefix);
+extern void close_check_column_keys(Relation rel);
 
 /* in connection.c */
 extern CloseConnection *close_get_connection(UserMapping *user);
@@ -365,6 +367,12 @@ extern CloseFieldTypes *close_field_types_get(UserMapping *user,
 extern bool close_field_type_lookup(CloseFieldTypes *types,
 									const char *field_id, const char **type,
 									bool *multi);
+extern List *close_field_types_custom_keys(CloseFieldTypes *types,
+										   const char *type_id);
+extern void close_field_types_check_table(CloseFieldTypes *types,
+										  const char *relname,
+										  const char *type_id, List *columns,
+										  List *keys);
 
 /* in http.c */
 extern void close_http_request(CloseConnection *conn, const char *method,

@@ -1376,25 +1376,14 @@ close_search_next(CloseSearchState *ss)
 
 /*
  * Every custom field's record key, of the type (or of all types): what a
- * search asks for when a custom json column needs them all.
+ * search asks for when a custom json column needs them all.  The types
+ * come from the per-mapping cache (fieldtypes.c), fetched when it has
+ * none (adding the request to *requests).
  */
 List *
-close_search_custom_keys(UserMapping *user, const char *type_id)
+close_search_custom_keys(UserMapping *user, const char *type_id,
+						 int64 *requests)
 {
-	List	   *keys = NIL;
-	ListCell   *lc;
-	ListCell   *lc2;
-
-	foreach(lc, close_fetch_types(user))
-	{
-		CloseTypeInfo *type = (CloseTypeInfo *) lfirst(lc);
-
-		if (type_id && strcmp(type->id, type_id) != 0)
-			continue;
-		foreach(lc2, type->fields)
-			keys = lappend(keys,
-						   makeString(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
-											   ((CloseFieldInfo *) lfirst(lc2))->id)));
-	}
-	return keys;
+	return close_field_types_custom_keys(close_field_types_get(user, requests),
+										 type_id);
 }
