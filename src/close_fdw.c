@@ -1311,7 +1311,6 @@ closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	CloseAccessKind kind = (CloseAccessKind)
 		intVal(list_nth(fdw_private, FdwScanPrivateAccessKind));
 	char	   *key_values = strVal(list_nth(fdw_private, FdwScanPrivateKeyValues));
-
 	List	   *summary = (List *) list_nth(fdw_private, FdwScanPrivateSearchSummary);
 	ListCell   *lc;
 

@@ -710,14 +710,15 @@ close_http_request(CloseConnection *conn, const char *method,
 		double		reset;
 		double		delay = -1;
 
+		/* every attempt to read counts towards the statement's budget */
+		(void) close_budget_admit(request_reads(method, path), path, 1, false);
+
 		/* pace: nothing remains until the reset Close announced */
 		pacer = find_pacer(conn, group);
 		if (pacer->remaining == 0 && pacer->reset_at > GetCurrentTimestamp())
 			response->waited_ms += wait_ms(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 																		   pacer->reset_at));
 
-		/* every attempt to read counts towards the statement's budget */
-		(void) close_budget_admit(request_reads(method, path), path, 1, false);
 		response->attempts++;
 		send_once(conn, method, url, body, repeatable, response, &attempt);
 
@@ -932,6 +933,10 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	char		group[96];
 	ClosePacer *pacer;
 	int			i;
+
+	/* a statement whose request budget is spent stops before any wait */
+	if (reading && close_budget_remaining() == 0)
+		(void) close_budget_admit(true, paths[0], 1, false);
 
 	/*
 	 * Within the pacing: wait when nothing remains, and send no more than
