@@ -479,7 +479,8 @@ close_check_column_keys(Relation rel)
 		ListCell   *cell;
 		bool		has_field = false;
 
-		if (att->attisdropped)
+		/* a generated column is computed here, not read from Close */
+		if (att->attisdropped || att->attgenerated)
 			continue;
 		for (k = 0; core_keys[k]; k++)
 			if (strcmp(name, core_keys[k]) == 0)
