@@ -283,9 +283,12 @@ close_budget_admit(bool read, const char *path, int n, bool may_trim)
 	search = strncmp(path, "/data/search/", strlen("/data/search/")) == 0;
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("statement would send more than %d Close API requests, the limit set by \"%s\"",
-					limit, setting),
-			 errdetail("It has sent " INT64_FORMAT " requests to read.", b->used),
+			 errmsg_plural("statement would send more than %d Close API request, the limit set by \"%s\"",
+						   "statement would send more than %d Close API requests, the limit set by \"%s\"",
+						   limit, limit, setting),
+			 errdetail_plural("It has sent %d request to read.",
+							  "It has sent %d requests to read.",
+							  (unsigned long) b->used, (int) b->used),
 			 search
 			 ? errhint("A condition on \"lead_id\" (one listing per lead) or \"id\" (one request per object) would make it cheaper than searching the whole organisation.")
 			 : errhint("Fewer \"lead_id\" or \"id\" values, or a larger \"page_size\", would make it cheaper."),
