@@ -74,12 +74,13 @@ def read_kb(path):
     return kb
 
 
-def run_fdw(sql):
-    """Time the statement alone (psql's \\timing); read the backend's resident
-    memory before it and its peak after it."""
+def run_fdw(sql, prepare=()):
+    """Time the statement alone (psql's \\timing), after the prepare
+    statements (same session); read the backend's resident memory before it
+    and its peak after it."""
     rss_file = tempfile.mktemp(prefix="bench_rss_")
     hwm_file = tempfile.mktemp(prefix="bench_hwm_")
-    out = psql("SELECT 1", backend_status("VmRSS", rss_file), "\\timing on", sql,
+    out = psql("SELECT 1", *prepare, backend_status("VmRSS", rss_file), "\\timing on", sql,
                backend_status("VmHWM", hwm_file))
     ms = float(re.findall(r"Time: ([0-9.]+) ms", out)[0])
     return ms / 1000.0, read_kb(hwm_file), read_kb(rss_file)
@@ -184,9 +185,10 @@ def main():
     total = setup(emu, api_base, args.leads, args.big)
     emu.call("POST", "/_emulator/config", {"latency_ms": args.latency_ms})
 
-    print("\nLatency %d ms per request; %d objects in the emulator.\n" % (args.latency_ms, total))
-    print("| scenario | requests | FDW s | (a) curl+json-c s | (b) user script s | FDW/(a) | FDW/(b) | rows/s | backend peak RSS |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    if any(name.startswith(args.only) for name, _ in SCENARIOS):
+        print("\nLatency %d ms per request; %d objects in the emulator.\n" % (args.latency_ms, total))
+        print("| scenario | requests | FDW s | (a) curl+json-c s | (b) user script s | FDW/(a) | FDW/(b) | rows/s | backend peak RSS |")
+        print("|---|---|---|---|---|---|---|---|---|")
     for name, sql in SCENARIOS:
         if args.only and not name.startswith(args.only):
             continue
@@ -208,12 +210,54 @@ def main():
             name, n, fdw_s, a_s, b_s, fdw_s / a_s, fdw_s / b_s, objects / fdw_s, hwm_kb // 1024))
         sys.stdout.flush()
 
+    # what a BI tool sends ("--only B")
+    if args.only in ("", "B"):
+        bi_scenarios(emu, args.latency_ms, total)
+
     # at 0 ms only: scenario 2 under a rate limit ("--only R"), and the
     # backend's memory through a large search ("--only M")
     if args.latency_ms == 0 and args.only in ("", "R"):
         rate_limited(emu)
     if args.latency_ms == 0 and args.only in ("", "M"):
         memory_at_scale(emu, args.memory_rows)
+
+
+# What BI tools (Metabase, Tableau, DBeaver, Grafana) send first: a preview,
+# a count, the latest rows, a join with a small local table nobody analyzed
+# (a temp table: autovacuum never analyzes those).  (prepare, query)
+BI_SCENARIOS = [
+    ("B1. preview: SELECT * LIMIT 100", (),
+     "SELECT * FROM objects LIMIT 100"),
+    ("B2. SELECT count(*)", (),
+     "SELECT count(*) FROM objects"),
+    ("B3. latest 10: ORDER BY date_created DESC LIMIT 10", (),
+     "SELECT * FROM objects ORDER BY date_created DESC LIMIT 10"),
+    ("B4. join with an unanalyzed temp table of 5 leads",
+     ("CREATE TEMP TABLE few_leads AS SELECT id FROM leads_500 ORDER BY id LIMIT 5",),
+     "SELECT count(*) FROM few_leads l JOIN objects o ON o.lead_id = l.id"),
+]
+
+
+def bi_scenarios(emu, latency_ms, total):
+    """The BI scenario set: requests and time of each statement, and the
+    plan's top node (what the planner chose)."""
+    print("\nBI scenarios, latency %d ms per request, %d objects:\n" % (latency_ms, total))
+    print("| scenario | requests | FDW s | plan |")
+    print("|---|---|---|---|")
+    for name, prepare, sql in BI_SCENARIOS:
+        plan = psql(*prepare, "EXPLAIN (COSTS OFF) " + sql).splitlines()
+        top = " / ".join(l.strip().lstrip("-> ").strip() for l in plan
+                         if re.match(r"^\s*(->\s*)?[A-Z][a-zA-Z ]+( on \S+)?( \S+)?$", l))
+        emu.clear()
+        try:
+            fdw_s, _, _ = run_fdw(sql, prepare)
+            took = "%.2f" % fdw_s
+        except subprocess.CalledProcessError as e:
+            took = "error: " + e.stderr.strip().splitlines()[0]
+        n = len(emu.log())
+        emu.clear()
+        print("| %s | %d | %s | %s |" % (name, n, took, top))
+        sys.stdout.flush()
 
 
 def rate_limited(emu, per_sec=20):

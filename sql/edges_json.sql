@@ -88,7 +88,7 @@ SELECT emulator_clear();
 -- a lone UTF-16 surrogate escape is refused (json-c would make it U+FFFD);
 -- a pair is one character
 CREATE FOREIGN TABLE ej_typed (
-  id text, lead_id text, t text, j jsonb, d date, ts timestamp, tstz timestamptz
+  id text, lead_id text, t text OPTIONS (field 't'), j jsonb OPTIONS (field 'j'), d date OPTIONS (field 'd'), ts timestamp OPTIONS (field 'ts'), tstz timestamptz OPTIONS (field 'tstz')
 ) SERVER close;
 SELECT ej_serve($$[{"id": "custobj_s", "t": "pair \ud83d\ude00 ok", "j": ["\ud83d\ude00"]}]$$);
 -- (compared, not shown: psql's width of an emoji differs between versions)

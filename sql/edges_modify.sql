@@ -13,8 +13,7 @@ CREATE FOREIGN TABLE esubs (
   amount numeric OPTIONS (field 'custom.cf_SubscriptionAmount0000000000000000000000000'),
   start_date date OPTIONS (field 'custom.cf_SubscriptionStart00000000000000000000000000'),
   balance numeric(10,1) OPTIONS (field 'custom.cf_SubscriptionBalance000000000000000000000000'),
-  custom jsonb,
-  note text
+  custom jsonb
 ) SERVER close OPTIONS (custom_object_type_id 'cotype_Subscription0000000000');
 
 -- COPY cannot see its column list: on create, no NULL custom field is

@@ -59,12 +59,13 @@ SELECT name, amount_t FROM edge_subs WHERE amount_t = '42';
 -- a numeric column over a text field holding digits: no number_range
 SELECT emulator_call('POST', '/_emulator/objects', '{"lead_id": "lead_One0000000000000000000000000000000000000000", "custom_object_type_id": "cotype_Subscription0000000000", "count": 1, "name_prefix": "Digits", "values": {"custom.cf_SubscriptionPlan000000000000000000000000000": "42"}}');
 SELECT name, plan_n FROM edge_subs WHERE plan_n = 42 AND name = 'Digits 1';
--- hidden, multi-value and unknown fields: never pushed
+-- hidden and multi-value fields: never pushed; a field no type has is an
+-- error (see definitions)
 SELECT name FROM edge_subs
  WHERE legacy = (SELECT legacy FROM edge_subs WHERE lead_id = 'lead_Mixed00000000000000000000000000000000000000' AND name = 'Mixed Alpha');
 SELECT name FROM edge_subs
  WHERE labels = (SELECT labels FROM edge_subs WHERE lead_id = 'lead_Mixed00000000000000000000000000000000000000' AND name = 'Mixed Beta');
-SELECT count(*) FROM edge_subs WHERE ghost = 'x';
+SELECT count(*) FROM edge_subs WHERE ghost = 'x';  -- ERROR
 -- a timestamp column over a date field: not pushed (how Close places a
 -- date in time is not known); a date column is, widened by a day
 SELECT name, start_ts FROM edge_subs WHERE start_ts <= '2021-03-15 00:00:00+00' ORDER BY name;

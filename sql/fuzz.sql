@@ -6,8 +6,10 @@
 -- may be malformed.
 SELECT emulator_reset();
 CREATE FOREIGN TABLE fuzzed (
-  id text, lead_id text, name varchar(20), t text, n numeric, i4 int4, i8 int8, f8 float8,
-  b bool, d date, ts timestamp, tstz timestamptz, j json, jb jsonb, ta text[], na numeric[],
+  id text, lead_id text, name varchar(20),
+  t text OPTIONS (field 't'), n numeric OPTIONS (field 'n'), i4 int4 OPTIONS (field 'i4'), i8 int8 OPTIONS (field 'i8'), f8 float8 OPTIONS (field 'f8'),
+  b bool OPTIONS (field 'b'), d date OPTIONS (field 'd'), ts timestamp OPTIONS (field 'ts'), tstz timestamptz OPTIONS (field 'tstz'),
+  j json OPTIONS (field 'j'), jb jsonb OPTIONS (field 'jb'), ta text[] OPTIONS (field 'ta'), na numeric[] OPTIONS (field 'na'),
   custom jsonb, x text OPTIONS (field 'custom.cf_x'), y int[] OPTIONS (field 'custom.cf_y')
 ) SERVER close;
 CREATE TABLE fuzz_outcomes (outcome text);

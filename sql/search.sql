@@ -10,7 +10,7 @@ SELECT sum(n::int) AS emulator_objects
   FROM json_each_text((SELECT string_agg(l, '') FROM emulator_call('GET', '/_emulator/data/leads') l)::json) AS t(lead, n);
 SELECT regexp_replace(r, '"cursor":"[^"]*"', '"cursor":"(opaque)"') FROM emulator_requests() r;
 
--- EXPLAIN shows the body it sends, and sends nothing
+-- EXPLAIN summarises the search it sends (VERBOSE: its body), and sends nothing
 EXPLAIN (COSTS OFF) SELECT name FROM close_custom_objects WHERE custom_object_type_id = 'cotype_Device0000000000000000';
 SELECT count(*) FROM emulator_requests();
 

@@ -20,8 +20,7 @@ CREATE FOREIGN TABLE subscriptions (
   legacy jsonb OPTIONS (field 'custom.cf_SubscriptionLegacy0000000000000000000000000'),
   labels text[] OPTIONS (field 'custom.cf_SubscriptionLabels0000000000000000000000000'),
   channels varchar(10)[] OPTIONS (field 'custom.cf_SubscriptionChannels00000000000000000000000'),
-  labels_json json OPTIONS (field 'custom.cf_SubscriptionLabels0000000000000000000000000'),
-  not_there text OPTIONS (field 'custom.cf_NoSuchField0000000000000000000000000000')
+  labels_json json OPTIONS (field 'custom.cf_SubscriptionLabels0000000000000000000000000')
 ) SERVER close OPTIONS (custom_object_type_id 'cotype_Subscription0000000000');
 
 SET TimeZone = 'UTC';
@@ -49,9 +48,11 @@ SELECT name, custom ? 'cf_SubscriptionPlan000000000000000000000000000' AS has_pl
 -- hand-written records served by the emulator, one value of each kind
 CREATE FOREIGN TABLE typed (
   id text, lead_id text,
-  t text, vc varchar(5), n numeric, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8,
-  b bool, d date, ts timestamp, tstz timestamptz, j json, jb jsonb,
-  ta text[], na numeric[], ia int4[], custom jsonb, other_custom json OPTIONS (field 'custom')
+  -- keys of these hand-written records only: named by "field" options
+  t text OPTIONS (field 't'), vc varchar(5) OPTIONS (field 'vc'), n numeric OPTIONS (field 'n'), i2 int2 OPTIONS (field 'i2'), i4 int4 OPTIONS (field 'i4'),
+  i8 int8 OPTIONS (field 'i8'), f4 float4 OPTIONS (field 'f4'), f8 float8 OPTIONS (field 'f8'), b bool OPTIONS (field 'b'), d date OPTIONS (field 'd'), ts timestamp OPTIONS (field 'ts'),
+  tstz timestamptz OPTIONS (field 'tstz'), j json OPTIONS (field 'j'), jb jsonb OPTIONS (field 'jb'), ta text[] OPTIONS (field 'ta'), na numeric[] OPTIONS (field 'na'), ia int4[] OPTIONS (field 'ia'),
+  custom jsonb, other_custom json OPTIONS (field 'custom')
 ) SERVER close;
 
 CREATE FUNCTION serve_records(records text) RETURNS void LANGUAGE sql AS $$
@@ -110,7 +111,8 @@ SELECT * FROM emulator_requests();
 CREATE DOMAIN recent_ts AS timestamptz CHECK (VALUE > '2000-01-01');
 CREATE DOMAIN yes_no AS bool;
 CREATE DOMAIN short_labels AS text[] CHECK (cardinality(VALUE) < 3);
-CREATE FOREIGN TABLE typed_domains (id text, lead_id text, ts recent_ts, b yes_no, labels short_labels)
+CREATE FOREIGN TABLE typed_domains (id text, lead_id text, ts recent_ts OPTIONS (field 'ts'),
+  b yes_no OPTIONS (field 'b'), labels short_labels OPTIONS (field 'labels'))
   SERVER close;
 SELECT serve_records('[{"id": "custobj_1", "ts": "2020-01-01T00:00:00+00:00", "b": true, "labels": ["a"]},
                        {"id": "custobj_2", "ts": "2021-01-01T00:00:00+00:00", "b": false, "labels": []},

@@ -18,7 +18,7 @@ CREATE FOREIGN TABLE subs (
   status text OPTIONS (field 'custom.cf_cSh3fWT3rEJ1BFSezme2YAG6bPrZV5wUWKKrW4iN19g')
     DEFAULT 'active',
   custom jsonb,
-  note text
+  note text OPTIONS (field 'note')
 ) SERVER close OPTIONS (custom_object_type_id 'cotype_Subscription0000000000');
 
 -- INSERT sends the columns the statement supplies, a DEFAULT counts, NULL

@@ -112,9 +112,14 @@ close_acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	pages = (int) ceil(targrows / (double) CLOSE_SEARCH_PAGE);
 	if (all_custom && total > 0 && pages > 1)
 	{
-		keys = list_concat(keys, close_search_custom_keys(user, type_id));
-		requests++;
-		pages--;
+		int64		type_requests = 0;
+
+		/* the types may come from the per-mapping cache, without a request */
+		keys = list_concat(keys, close_search_custom_keys(user, type_id,
+														  &type_requests));
+		requests += type_requests;
+		if (type_requests > 0)
+			pages--;
 	}
 	sample = (int) Min((int64) Min(targrows, CLOSE_SEARCH_MAX_RESULTS),
 					   Min(total, (int64) pages * CLOSE_SEARCH_PAGE));

@@ -154,6 +154,11 @@ typedef struct CloseScanState
 	int			rereads;		/* of the current lead */
 	bool		fresh;			/* pages must come from Close, not stores */
 
+	/* the definition, checked against Close's types at the first scan */
+	bool		checked;
+	List	   *check_columns;	/* names of the columns read... */
+	List	   *check_keys;		/* ...that are custom fields: their keys */
+
 	/* for EXPLAIN ANALYZE */
 	int64		requests;
 	int64		pages;
@@ -192,6 +197,7 @@ _PG_init(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("could not initialize libcurl")));
+	close_budget_init();
 }
 
 Datum
@@ -241,6 +247,14 @@ closeGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	ClosePushdown pd;
 	Cost		startup;
 	Cost		total;
+
+	/* a column that maps to no Close key is a mistake, not NULLs */
+	{
+		Relation	rel = table_open(foreigntableid, NoLock);
+
+		close_check_column_keys(rel);
+		table_close(rel, NoLock);
+	}
 
 	close_get_server_options(GetForeignServer(table->serverid), &sopts);
 	ri->page_size = sopts.page_size;
@@ -617,6 +631,13 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 	fdw_private = lappend(fdw_private, makeInteger(all_custom ? 1 : 0));
 	fdw_private = lappend(fdw_private, makeInteger((int) Min(limit, INT_MAX)));
 	fdw_private = lappend(fdw_private, makeInteger(order));
+	fdw_private = lappend(fdw_private,
+						  makeInteger(close_budget_planned(root, &best_path->path,
+														   CLOSE_ACCESS_SEARCH, 0,
+														   ri->page_size, limit)));
+	fdw_private = lappend(fdw_private,
+						  close_search_render_summary(sp.nodes, ri->table_type_id,
+													  &vals, (int64) limit));
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, sp.values,
 							fdw_private, NIL, NIL, outer_plan);
@@ -684,6 +705,11 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	fdw_private = lappend(fdw_private, makeInteger(0));
 	fdw_private = lappend(fdw_private, makeInteger(-1));
 	fdw_private = lappend(fdw_private, makeInteger(0));
+	fdw_private = lappend(fdw_private,
+						  makeInteger(close_budget_planned(root, &best_path->path,
+														   pd.kind, pd.key_count,
+														   ri->page_size, -1)));
+	fdw_private = lappend(fdw_private, NIL);
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, fdw_exprs,
 							fdw_private, NIL, NIL, outer_plan);
@@ -795,6 +821,31 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 		attrs_used = bms_add_member(attrs_used, lfirst_int(lc));
 	oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
 	fsstate->conv = close_make_row_converter(rel, attrs_used);
+	{
+		TupleDesc	tupdesc = RelationGetDescr(rel);
+		bool		whole_row = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber,
+											  attrs_used);
+		int			i;
+
+		for (i = 0; i < tupdesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+			char	   *key;
+
+			if (att->attisdropped ||
+				(!whole_row &&
+				 !bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber,
+								attrs_used)))
+				continue;
+			key = close_get_column_key(RelationGetRelid(rel), att->attnum,
+									   NameStr(att->attname));
+			if (strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) != 0)
+				continue;
+			fsstate->check_columns = lappend(fsstate->check_columns,
+											 makeString(pstrdup(NameStr(att->attname))));
+			fsstate->check_keys = lappend(fsstate->check_keys, makeString(key));
+		}
+	}
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -926,9 +977,9 @@ start_search(ForeignScanState *node)
 			MemoryContext oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
 
 			fsstate->custom_keys = close_search_custom_keys(fsstate->user,
-															fsstate->table_type_id);
+															fsstate->table_type_id,
+															&fsstate->requests);
 			MemoryContextSwitchTo(oldcxt);
-			fsstate->requests++;
 		}
 		keys = list_concat_copy(keys, fsstate->custom_keys);
 	}
@@ -966,6 +1017,23 @@ start_scan(ForeignScanState *node)
 	fsstate->tracking = false;
 	fsstate->seen = NULL;
 	fsstate->nseen = fsstate->seen_size = fsstate->nsorted = 0;
+
+	/*
+	 * The first scan checks the table's type and the custom fields it reads
+	 * against Close's types (cached per user mapping): a mistake in the
+	 * definition is an error, not NULLs.
+	 */
+	if (!fsstate->checked)
+	{
+		if (fsstate->table_type_id || fsstate->check_keys != NIL)
+			close_field_types_check_table(close_field_types_get(fsstate->user,
+																&fsstate->requests),
+										  fsstate->conv->relname,
+										  fsstate->table_type_id,
+										  fsstate->check_columns,
+										  fsstate->check_keys);
+		fsstate->checked = true;
+	}
 	if (fsstate->search)
 		fsstate->search_requests += close_search_requests(fsstate->search);
 	fsstate->search = NULL;
@@ -1607,6 +1675,8 @@ closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	CloseAccessKind kind = (CloseAccessKind)
 		intVal(list_nth(fdw_private, FdwScanPrivateAccessKind));
 	char	   *key_values;
+	List	   *summary;
+	ListCell   *lc;
 
 	if (kind == CLOSE_ACCESS_COUNT)
 	{
@@ -1614,12 +1684,26 @@ closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		return;
 	}
 	key_values = strVal(list_nth(fdw_private, FdwScanPrivateKeyValues));
+	summary = (List *) list_nth(fdw_private, FdwScanPrivateSearchSummary);
 	ExplainPropertyText("Close Request",
 						strVal(list_nth(fdw_private, FdwScanPrivateRequest)), es);
-	if (key_values[0] != '\0')
+	if (kind == CLOSE_ACCESS_SEARCH && es->format == EXPLAIN_FORMAT_TEXT &&
+		!es->verbose && summary != NIL)
+	{
+		/* a readable summary; VERBOSE and the other formats show the body */
+		ExplainPropertyText("Close Search", strVal(linitial(summary)), es);
+		for_each_from(lc, summary, 1)
+			ExplainPropertyText("Close Search Condition", strVal(lfirst(lc)), es);
+	}
+	else if (key_values[0] != '\0')
 		ExplainPropertyText(kind == CLOSE_ACCESS_BY_ID ? "Close id"
 							: kind == CLOSE_ACCESS_BY_LEAD ? "Close lead_id"
 							: "Close Search", key_values, es);
+	if (es->costs)
+		ExplainPropertyInteger("Close Requests (planned)", NULL,
+							   intVal(list_nth(fdw_private,
+											   FdwScanPrivatePlannedRequests)),
+							   es);
 
 	if (es->analyze && node->fdw_state)
 	{

@@ -315,6 +315,10 @@ enum FdwScanPrivateIndex
 	FdwScanPrivateSearchLimit,
 	/* Integer: CLOSE_SEARCH_ORDER_*, the order the plan promises */
 	FdwScanPrivateSearchOrdered,
+	/* Integer: the requests the planner expects, over all loops */
+	FdwScanPrivatePlannedRequests,
+	/* List of String: the search's conditions, as EXPLAIN summarises them */
+	FdwScanPrivateSearchSummary,
 	/* for a direct UPDATE/DELETE (modify.c), also: */
 	/* List of Integer: the attributes an UPDATE sets; their value
 	 * expressions follow the key expression in fdw_exprs */
@@ -361,6 +365,19 @@ extern void close_estimate_limited_search(double rows, double limit,
 extern Cost close_count_cost(void);
 extern double close_outer_scale(PlannerInfo *root, Relids required_outer);
 
+/* in budget.c */
+extern int	close_max_requests;
+extern int	close_max_requests_ceiling;
+extern void close_budget_init(void);
+extern int	close_budget_limit(const char **setting);
+extern int64 close_budget_remaining(void);
+extern int	close_budget_admit(bool read, const char *path, int n,
+							   bool may_trim);
+extern void close_budget_exempt(bool on);
+extern int	close_budget_planned(PlannerInfo *root, Path *path,
+								 CloseAccessKind kind, double key_count,
+								 int page_size, double limit);
+
 /* in close_fdw.c */
 extern int	close_evaluate_keys(ExprState *state, bool is_array,
 								const char *prefix, ExprContext *econtext,
@@ -386,7 +403,11 @@ extern struct json_object *close_search_next(CloseSearchState *ss);
 extern int64 close_search_requests(CloseSearchState *ss);
 extern int64 close_search_retries(CloseSearchState *ss);
 extern double close_search_waited_ms(CloseSearchState *ss);
-extern List *close_search_custom_keys(UserMapping *user, const char *type_id);
+extern List *close_search_custom_keys(UserMapping *user, const char *type_id,
+									  int64 *requests);
+extern List *close_search_render_summary(List *nodes, const char *type_id,
+										 CloseSearchValues *vals,
+										 int64 results_limit);
 
 /* in option.c */
 extern void close_get_server_options(ForeignServer *server,
@@ -397,6 +418,7 @@ extern int	close_get_batch_size(Oid relid);
 extern char *close_get_column_key(Oid relid, AttrNumber attnum,
 								  const char *attname);
 extern bool close_is_valid_id(const char *value, const char *prefix);
+extern void close_check_column_keys(Relation rel);
 
 /* in connection.c */
 extern CloseConnection *close_get_connection(UserMapping *user);
@@ -410,6 +432,12 @@ extern CloseFieldTypes *close_field_types_get(UserMapping *user,
 extern bool close_field_type_lookup(CloseFieldTypes *types,
 									const char *field_id, const char **type,
 									bool *multi);
+extern List *close_field_types_custom_keys(CloseFieldTypes *types,
+										   const char *type_id);
+extern void close_field_types_check_table(CloseFieldTypes *types,
+										  const char *relname,
+										  const char *type_id, List *columns,
+										  List *keys);
 
 /* in http.c */
 extern void close_http_request(CloseConnection *conn, const char *method,

@@ -62,6 +62,38 @@
 #endif
 
 /*
+ * ExecutorRun lost its execute_once argument in 18: the parameters of an
+ * ExecutorRun hook, and the same names passed on.
+ */
+#if PG_VERSION_NUM >= 180000
+#define CLOSE_EXECUTOR_RUN_ARGS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count
+#define CLOSE_EXECUTOR_RUN_PASS queryDesc, direction, count
+#else
+#define CLOSE_EXECUTOR_RUN_ARGS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count, \
+	bool execute_once
+#define CLOSE_EXECUTOR_RUN_PASS queryDesc, direction, count, execute_once
+#endif
+
+/*
+ * A named wait event for time spent waiting on Close (17 lets an extension
+ * name its own, shown in pg_stat_activity.wait_event); before 17, the
+ * generic "Extension".
+ */
+static inline uint32
+close_wait_event(const char *name, uint32 *cached)
+{
+#if PG_VERSION_NUM >= 170000
+	if (*cached == 0)
+		*cached = WaitEventExtensionNew(name);
+	return *cached;
+#else
+	return PG_WAIT_EXTENSION;
+#endif
+}
+
+/*
  * 18 replaced pg_attribute_noreturn(), written after a declarator, by
  * pg_noreturn, written before the declaration.  Before 18 the attribute
  * goes first too (GCC and Clang take it there); a macro, since it is not a

@@ -36,6 +36,9 @@ typedef struct CloseFieldType
 	char	   *id;				/* cf_... */
 	char	   *type;			/* as Close names it; "" if not told */
 	bool		multi;			/* accepts_multiple_values */
+	char	   *type_id;		/* the custom object type it belongs to */
+	char	   *name;			/* for messages */
+	int			position;		/* in Close's order */
 } CloseFieldType;
 
 struct CloseFieldTypes
@@ -44,6 +47,9 @@ struct CloseFieldTypes
 	TimestampTz fetched_at;
 	int			nfields;
 	CloseFieldType *fields;		/* sorted by id */
+	int			ntypes;
+	char	  **type_ids;		/* the custom object types, in Close's order */
+	char	  **type_names;
 };
 
 typedef struct FieldTypesEntry
@@ -105,16 +111,27 @@ fetch_field_types(UserMapping *user)
 	types->cxt = cxt;
 	types->fields = MemoryContextAllocZero(cxt,
 										   sizeof(CloseFieldType) * Max(n, 1));
+	types->type_ids = MemoryContextAllocZero(cxt,
+											 sizeof(char *) * Max(list_length(list), 1));
+	types->type_names = MemoryContextAllocZero(cxt,
+											   sizeof(char *) * Max(list_length(list), 1));
 	foreach(lc, list)
 	{
-		foreach(lc2, ((CloseTypeInfo *) lfirst(lc))->fields)
+		CloseTypeInfo *type = (CloseTypeInfo *) lfirst(lc);
+
+		types->type_ids[types->ntypes] = MemoryContextStrdup(cxt, type->id);
+		types->type_names[types->ntypes++] = MemoryContextStrdup(cxt, type->name);
+		foreach(lc2, type->fields)
 		{
 			CloseFieldInfo *field = (CloseFieldInfo *) lfirst(lc2);
-			CloseFieldType *out = &types->fields[types->nfields++];
+			CloseFieldType *out = &types->fields[types->nfields];
 
 			out->id = MemoryContextStrdup(cxt, field->id);
 			out->type = MemoryContextStrdup(cxt, field->type);
 			out->multi = field->multi;
+			out->type_id = types->type_ids[types->ntypes - 1];
+			out->name = MemoryContextStrdup(cxt, field->name ? field->name : "");
+			out->position = types->nfields++;
 		}
 	}
 	if (types->nfields > 1)
@@ -208,4 +225,124 @@ close_field_type_lookup(CloseFieldTypes *types, const char *field_id,
 	*type = found->type;
 	*multi = found->multi;
 	return true;
+}
+
+/* A hint lists at most this many valid fields. */
+#define CHECK_HINT_FIELDS 20
+
+static int
+compare_positions(const void *a, const void *b)
+{
+	return (*(CloseFieldType *const *) a)->position -
+		(*(CloseFieldType *const *) b)->position;
+}
+
+/* The fields of a type (of every type when type_id is NULL), in Close's order. */
+static int
+fields_of(CloseFieldTypes *types, const char *type_id, CloseFieldType ***out)
+{
+	int			n = 0;
+	int			i;
+
+	*out = palloc(sizeof(CloseFieldType *) * Max(types->nfields, 1));
+	for (i = 0; i < types->nfields; i++)
+		if (type_id == NULL || strcmp(types->fields[i].type_id, type_id) == 0)
+			(*out)[n++] = &types->fields[i];
+	if (n > 1)
+		qsort(*out, n, sizeof(CloseFieldType *), compare_positions);
+	return n;
+}
+
+/*
+ * Every custom field's record key ("custom.cf_..."), of the type or of all
+ * types, in Close's order: what a search asks for when a custom json
+ * column needs them all.
+ */
+List *
+close_field_types_custom_keys(CloseFieldTypes *types, const char *type_id)
+{
+	CloseFieldType **fields;
+	List	   *keys = NIL;
+	int			n = fields_of(types, type_id, &fields);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		keys = lappend(keys, makeString(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
+												 fields[i]->id)));
+	return keys;
+}
+
+/*
+ * Check a foreign table's definition against Close's types: its
+ * custom_object_type_id must exist, and each custom field key its columns
+ * read ("custom.cf_...", the columns named in columns, their keys in keys)
+ * must be a field of that type, or of some type when the table has none.
+ * An error names the valid types or fields.
+ */
+void
+close_field_types_check_table(CloseFieldTypes *types, const char *relname,
+							  const char *type_id, List *columns, List *keys)
+{
+	ListCell   *lc;
+	ListCell   *lc2;
+	int			i;
+
+	if (type_id)
+	{
+		for (i = 0; i < types->ntypes; i++)
+			if (strcmp(types->type_ids[i], type_id) == 0)
+				break;
+		if (i == types->ntypes)
+		{
+			StringInfoData valid;
+
+			initStringInfo(&valid);
+			for (i = 0; i < types->ntypes; i++)
+				appendStringInfo(&valid, "%s%s (%s)", i > 0 ? ", " : "",
+								 types->type_ids[i], types->type_names[i]);
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
+					 errmsg("Close has no custom object type \"%s\", the custom_object_type_id of foreign table \"%s\"",
+							type_id, relname),
+					 types->ntypes > 0
+					 ? errhint("Valid custom object types are: %s.", valid.data)
+					 : errhint("Close has no custom object types.")));
+		}
+	}
+
+	forboth(lc, columns, lc2, keys)
+	{
+		const char *key = strVal(lfirst(lc2));
+		const char *field_id = key + strlen(CLOSE_CUSTOM_PREFIX);
+		CloseFieldType probe;
+		CloseFieldType *found;
+
+		probe.id = (char *) field_id;
+		found = types->nfields == 0 ? NULL :
+			bsearch(&probe, types->fields, types->nfields,
+					sizeof(CloseFieldType), compare_fields);
+		if (found == NULL || (type_id && strcmp(found->type_id, type_id) != 0))
+		{
+			CloseFieldType **fields;
+			int			n = fields_of(types, type_id, &fields);
+			StringInfoData valid;
+
+			initStringInfo(&valid);
+			for (i = 0; i < n && i < CHECK_HINT_FIELDS; i++)
+				appendStringInfo(&valid, "%s%s%s (%s)", i > 0 ? ", " : "",
+								 CLOSE_CUSTOM_PREFIX, fields[i]->id,
+								 fields[i]->name);
+			if (n > CHECK_HINT_FIELDS)
+				appendStringInfo(&valid, " and %d more (see close_fdw_fields())",
+								 n - CHECK_HINT_FIELDS);
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+					 errmsg("column \"%s\" of foreign table \"%s\" reads \"%s\", which is not a field of %s",
+							strVal(lfirst(lc)), relname, key,
+							type_id ? psprintf("custom object type \"%s\"", type_id)
+							: "any custom object type"),
+					 n > 0 ? errhint("Valid fields are: %s.", valid.data)
+					 : errhint("The custom object type has no fields.")));
+		}
+	}
 }

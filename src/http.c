@@ -370,6 +370,25 @@ request_is_repeatable(const char *method, const char *path)
 		strncmp(path, "/data/search/", strlen("/data/search/")) == 0;
 }
 
+/* Whether a request reads (counts towards the request budget): GET, search. */
+static bool
+request_reads(const char *method, const char *path)
+{
+	return strcmp(method, "GET") == 0 ||
+		(strcmp(method, "POST") == 0 &&
+		 strncmp(path, "/data/search/", strlen("/data/search/")) == 0);
+}
+
+/*
+ * The wait events of a backend waiting on Close: a transfer, and a wait
+ * for the rate limit or a retry (see compat.h).
+ */
+static uint32 http_wait_event = 0;
+static uint32 retry_wait_event = 0;
+
+#define CLOSE_WAIT_HTTP		close_wait_event("CloseHttp", &http_wait_event)
+#define CLOSE_WAIT_RETRY	close_wait_event("CloseWait", &retry_wait_event)
+
 /*
  * The one place that sets a handle up for a request: safe defaults first,
  * then ours.
@@ -456,7 +475,9 @@ send_once(CloseConnection *conn, const char *method, const char *url,
 {
 	setup_handle(conn, conn->curl, method, url, body, repeatable,
 				 response, attempt);
+	pgstat_report_wait_start(CLOSE_WAIT_HTTP);
 	attempt->rc = curl_easy_perform(conn->curl);
+	pgstat_report_wait_end();
 	curl_easy_getinfo(conn->curl, CURLINFO_RESPONSE_CODE, &response->status);
 }
 
@@ -655,7 +676,7 @@ wait_ms(double ms)
 		if (left <= 0)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 left, PG_WAIT_EXTENSION);
+						 left, CLOSE_WAIT_RETRY);
 		ResetLatch(MyLatch);
 	}
 	return (double) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
@@ -740,6 +761,9 @@ close_http_request(CloseConnection *conn, const char *method,
 		int			remaining;
 		double		reset;
 		double		delay = -1;
+
+		/* every attempt to read counts towards the statement's budget */
+		(void) close_budget_admit(request_reads(method, path), path, 1, false);
 
 		/* pace: nothing remains until the reset Close announced */
 		pacer = find_pacer(conn, group);
@@ -969,6 +993,10 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	ClosePacer *pacer;
 	int			i;
 
+	/* a statement whose request budget is spent stops before any wait */
+	if (reading && close_budget_remaining() == 0)
+		(void) close_budget_admit(true, paths[0], 1, false);
+
 	/*
 	 * Within the pacing: wait when nothing remains, and send no more than
 	 * remains; the rest are left unsent for the paced sequential path.
@@ -985,6 +1013,8 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	else if (pacer_allowance(pacer) >= 0)
 		n = Min(n, pacer_allowance(pacer));
 	n = Min(n, CLOSE_MAX_CONCURRENCY);
+	/* nor more than the statement's request budget leaves */
+	n = close_budget_admit(reading, paths[0], n, true);
 	for (i = 0; i < asked; i++)
 	{
 		memset(&responses[i], 0, sizeof(CloseResponse));
@@ -1031,7 +1061,11 @@ close_http_send_many(CloseConnection *conn, const char *method,
 			if (curl_multi_perform(conn->multi, &running) != CURLM_OK)
 				break;
 			if (running > 0)
+			{
+				pgstat_report_wait_start(CLOSE_WAIT_HTTP);
 				curl_multi_poll(conn->multi, NULL, 0, 100, NULL);
+				pgstat_report_wait_end();
+			}
 			/* out of libcurl here: an interrupt may throw */
 			if (reading)
 				CHECK_FOR_INTERRUPTS();
@@ -1173,6 +1207,9 @@ close_flight_can_start(CloseFlight *flight, const char *method,
 			break;
 	if (slot == flight->nslots)
 		return false;
+	/* within the statement's request budget */
+	if (request_reads(method, path) && close_budget_remaining() == 0)
+		return false;
 
 	/* within the pacing, counting what is already out */
 	endpoint_group(method, path, flight->group, sizeof(flight->group));
@@ -1196,6 +1233,7 @@ close_flight_start(CloseFlight *flight, const char *method, const char *path,
 
 	if (!close_flight_can_start(flight, method, path))
 		return -1;
+	(void) close_budget_admit(request_reads(method, path), path, 1, false);
 	for (slot = 0; slot < flight->nslots; slot++)
 		if (!flight->busy[slot])
 			break;
@@ -1278,7 +1316,11 @@ close_flight_wait(CloseFlight *flight)
 			for (slot = 0; slot < flight->nslots; slot++)
 				any_done |= flight->done[slot];
 			if (!any_done)
+			{
+				pgstat_report_wait_start(CLOSE_WAIT_HTTP);
 				curl_multi_poll(flight->multi, NULL, 0, 100, NULL);
+				pgstat_report_wait_end();
+			}
 		}
 		/* out of libcurl here: an interrupt may throw (the cleanup detaches) */
 		CHECK_FOR_INTERRUPTS();

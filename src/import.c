@@ -44,22 +44,23 @@
 #define CLOSE_REMOTE_SCHEMA		"custom_objects"
 #define CLOSE_CATCH_ALL_TABLE	"custom_objects"
 
-/* The core columns every imported table starts with. */
+/* The core columns every imported table starts with, and their comments. */
 static const struct
 {
 	const char *name;
 	const char *type;
+	const char *comment;
 }			core_columns[] = {
-	{"id", "text"},
-	{"custom_object_type_id", "text"},
-	{"lead_id", "text"},
-	{"name", "text"},
-	{"organization_id", "text"},
-	{"created_by", "text"},
-	{"updated_by", "text"},
-	{"date_created", "timestamptz"},
-	{"date_updated", "timestamptz"},
-	{NULL, NULL}
+	{"id", "text", "Close id of the custom object (custobj_...), set by Close"},
+	{"custom_object_type_id", "text", "Close id of the custom object type (cotype_...), set on creation only"},
+	{"lead_id", "text", "Close id of the lead the object belongs to (lead_...), set on creation only"},
+	{"name", "text", "Name of the custom object"},
+	{"organization_id", "text", "Close id of the organization (orga_...), set by Close"},
+	{"created_by", "text", "Close id of the user who created the object (user_...), set by Close"},
+	{"updated_by", "text", "Close id of the user who last updated the object (user_...), set by Close"},
+	{"date_created", "timestamptz", "When the object was created, set by Close"},
+	{"date_updated", "timestamptz", "When the object was last updated, set by Close"},
+	{NULL, NULL, NULL}
 };
 
 /* A comment to set once the imported tables exist. */
@@ -351,6 +352,8 @@ create_table_command(const char *table, CloseTypeInfo *type,
 						 quote_identifier(core_columns[i].name),
 						 core_columns[i].type);
 		taken = lappend(taken, (char *) core_columns[i].name);
+		add_comment(namespace, table, core_columns[i].name,
+					core_columns[i].comment);
 	}
 	taken = lappend(taken, CLOSE_KEY_CUSTOM);
 
@@ -380,7 +383,11 @@ create_table_command(const char *table, CloseTypeInfo *type,
 		}
 	}
 	if (!type || opts->custom_column)
+	{
 		appendStringInfoString(&buf, ",\n  custom jsonb");
+		add_comment(namespace, table, CLOSE_KEY_CUSTOM,
+					"Every custom field's value, keyed by Close field id (cf_...)");
+	}
 
 	appendStringInfo(&buf, "\n) SERVER %s", quote_identifier(server));
 	if (type)
@@ -427,6 +434,45 @@ close_fetch_types(UserMapping *user)
 	return types;
 }
 
+/*
+ * Warn about each table LIMIT TO names that the import would not create,
+ * listing those it would (taken: the catch-all name, then each type's).
+ */
+static void
+warn_unknown_names(List *table_list, List *taken, bool catch_all)
+{
+	ListCell   *lc;
+	ListCell   *lc2;
+
+	foreach(lc, table_list)
+	{
+		const char *wanted = ((RangeVar *) lfirst(lc))->relname;
+		StringInfoData valid;
+		bool		known = false;
+
+		initStringInfo(&valid);
+		foreach(lc2, taken)
+		{
+			const char *name = (const char *) lfirst(lc2);
+
+			if (lc2 == list_head(taken) && !catch_all)
+				continue;
+			if (strcmp(name, wanted) == 0)
+				known = true;
+			appendStringInfo(&valid, "%s%s", valid.len > 0 ? ", " : "",
+							 quote_identifier(name));
+		}
+		if (!known)
+			ereport(WARNING,
+					(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
+					 errmsg("IMPORT FOREIGN SCHEMA creates no table \"%s\" named in LIMIT TO",
+							wanted),
+					 valid.len > 0
+					 ? errhint("The tables it can create are: %s.", valid.data)
+					 : errhint("Close has no custom object types.")));
+	}
+}
+
 List *
 closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 {
@@ -453,7 +499,17 @@ closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 		comment_callback_registered = true;
 	}
 
-	types = close_fetch_types(user);
+	/* IMPORT is never cut off by the request budget */
+	close_budget_exempt(true);
+	PG_TRY();
+	{
+		types = close_fetch_types(user);
+	}
+	PG_FINALLY();
+	{
+		close_budget_exempt(false);
+	}
+	PG_END_TRY();
 	importing_server = serverOid;
 
 	/* the catch-all table's name is taken first, whether imported or not */
@@ -475,5 +531,9 @@ closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 						   create_table_command(table, type, server->servername,
 												namespace, &opts));
 	}
+
+	/* a name in LIMIT TO that no table has is likely a typo: say so */
+	if (stmt->list_type == FDW_IMPORT_SCHEMA_LIMIT_TO)
+		warn_unknown_names(stmt->table_list, taken, opts.catch_all);
 	return commands;
 }

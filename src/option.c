@@ -24,6 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "miscadmin.h"
 
 #include "close_fdw.h"
@@ -462,6 +463,59 @@ close_get_column_key(Oid relid, AttrNumber attnum, const char *attname)
 			return parse_field(def);
 	}
 	return pstrdup(attname);
+}
+
+/* The keys of a custom object record that a column may read by its name. */
+static const char *const core_keys[] = {
+	"id", "custom_object_type_id", "lead_id", "name", "organization_id",
+	"created_by", "updated_by", "date_created", "date_updated", NULL
+};
+
+/*
+ * Refuse a table definition with a column that maps to no Close key: no
+ * "field" option, and a name that is no record key (a typo such as
+ * "amout"), nor "custom" on a json or jsonb column.  Such a column would
+ * only ever read NULL.  A "field" option is the user's word for the key;
+ * its custom fields are checked against Close's types when the table is
+ * scanned (fieldtypes.c).
+ */
+void
+close_check_column_keys(Relation rel)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	int			i;
+	int			k;
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		const char *name = NameStr(att->attname);
+		List	   *options;
+		ListCell   *cell;
+		bool		has_field = false;
+
+		/* a generated column is computed here, not read from Close */
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		for (k = 0; core_keys[k]; k++)
+			if (strcmp(name, core_keys[k]) == 0)
+				break;
+		if (core_keys[k] || close_is_custom_map_column(att->atttypid, name))
+			continue;
+		options = GetForeignColumnOptions(RelationGetRelid(rel), att->attnum);
+		foreach(cell, options)
+			if (strcmp(((DefElem *) lfirst(cell))->defname, "field") == 0)
+				has_field = true;
+		if (has_field)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+				 errmsg("column \"%s\" of foreign table \"%s\" maps to no Close key",
+						name, RelationGetRelationName(rel)),
+				 errdetail("A column without a \"field\" option reads the record key of its name, and Close records have no key \"%s\".",
+						   name),
+				 errhint("Valid keys are id, custom_object_type_id, lead_id, name, organization_id, created_by, updated_by, date_created, date_updated, custom (a json or jsonb column of every custom field), and custom.cf_... (a custom field, through OPTIONS (field 'custom.cf_...')).")));
+	}
 }
 
 /* The table's batch_size option, else the server's, else 1. */

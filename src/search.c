@@ -525,6 +525,199 @@ close_search_set_order(CloseSearchState *ss, int order)
 	ss->max_concurrency = 1;
 }
 
+/* ---- summarising it, for EXPLAIN's text format ---- */
+
+/* A value as the summary shows it: quoted unless a number. */
+static char *
+summary_value(Datum value, Oid type, bool quote)
+{
+	Oid			outfn;
+	bool		isvarlena;
+	char	   *text;
+
+	getTypeOutputInfo(type, &outfn, &isvarlena);
+	text = OidOutputFunctionCall(outfn, value);
+	return quote ? quote_literal_cstr(text) : text;
+}
+
+/* The instant a moment_range bound is sent as, quoted. */
+static char *
+summary_instant(TimestampTz at)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (!close_format_timestamp(&buf, at))
+		return "infinity";
+	/* close_format_timestamp writes a JSON string: make it SQL's quotes */
+	buf.data[0] = '\'';
+	buf.data[buf.len - 1] = '\'';
+	return buf.data;
+}
+
+/*
+ * One condition in words, as sent: ranges with the bounds the search gets
+ * (inclusive, widened), text matches that may ignore case marked so.
+ */
+static void
+append_summary(StringInfo buf, List *node, CloseSearchValues *vals)
+{
+	int			kind = intVal(linitial(node));
+	bool		negate = intVal(lsecond(node)) != 0;
+	ListCell   *lc;
+
+	if (negate)
+		appendStringInfoString(buf, "NOT ");
+	if (kind != CLOSE_SEARCH_COND)
+	{
+		appendStringInfoChar(buf, '(');
+		for_each_from(lc, node, 2)
+		{
+			if (foreach_current_index(lc) > 2)
+				appendStringInfoString(buf, kind == CLOSE_SEARCH_AND
+									   ? " AND " : " OR ");
+			append_summary(buf, (List *) lfirst(lc), vals);
+		}
+		appendStringInfoChar(buf, ')');
+		return;
+	}
+	else
+	{
+		int			cond = intVal(list_nth(node, 3));
+		int			op = intVal(list_nth(node, 4));
+		int			index = intVal(list_nth(node, 5));
+		const char *key = strVal(list_nth(node, 6));
+		const char *half_unit = strVal(list_nth(node, 7));
+		const char *how = cond == CLOSE_SEARCH_TERM ? "" :
+			cond == CLOSE_SEARCH_TEXT ? " (exact value, any case)" : "";
+		bool		quote = cond != CLOSE_SEARCH_NUMBER;
+		Datum		value = vals->values[index];
+		Oid			type = vals->types[index];
+
+		appendStringInfo(buf, "%s ", key);
+		if (!vals->known[index])
+		{
+			appendStringInfo(buf, "%s {%s}%s",
+							 op == CLOSE_SEARCH_OP_ANY ? "= ANY" :
+							 op == CLOSE_SEARCH_OP_LE ? "<=" :
+							 op == CLOSE_SEARCH_OP_GE ? ">=" : "=",
+							 vals->descriptions[index], how);
+			return;
+		}
+		if (vals->nulls[index])
+		{
+			appendStringInfoString(buf, "= NULL (matches nothing)");
+			return;
+		}
+		if (op == CLOSE_SEARCH_OP_ANY)
+		{
+			List	   *elems;
+			Oid			elemtype = get_element_type(type);
+
+			text_elements(value, &elems);
+			appendStringInfoString(buf, "IN (");
+			foreach(lc, elems)
+				appendStringInfo(buf, "%s%s", lc == list_head(elems) ? "" : ", ",
+								 summary_value(PointerGetDatum(lfirst(lc)),
+											   OidIsValid(elemtype) ? elemtype : TEXTOID,
+											   true));
+			appendStringInfo(buf, ")%s", how);
+			return;
+		}
+		if (cond == CLOSE_SEARCH_TERM || cond == CLOSE_SEARCH_TEXT)
+		{
+			appendStringInfo(buf, "= %s%s", summary_value(value, type, quote), how);
+			return;
+		}
+		if (cond == CLOSE_SEARCH_NUMBER)
+		{
+			char	   *text = summary_value(value, type, false);
+
+			if (pg_strcasecmp(text, "NaN") == 0 || strstr(text, "nfinity"))
+			{
+				appendStringInfoString(buf, "anything (no bound)");
+				return;
+			}
+			if (half_unit[0] && op != CLOSE_SEARCH_OP_LE)
+				appendStringInfo(buf, ">= %s", numeric_text_shifted(text, half_unit, -1));
+			else if (op != CLOSE_SEARCH_OP_LE)
+				appendStringInfo(buf, ">= %s", text);
+			if (op == CLOSE_SEARCH_OP_EQ)
+				appendStringInfo(buf, " AND %s ", key);
+			if (half_unit[0] && op != CLOSE_SEARCH_OP_GE)
+				appendStringInfo(buf, "<= %s", numeric_text_shifted(text, half_unit, 1));
+			else if (op != CLOSE_SEARCH_OP_GE)
+				appendStringInfo(buf, "<= %s", text);
+			return;
+		}
+		else
+		{
+			TimestampTz at;
+			int64		widen;
+
+			if (cond == CLOSE_SEARCH_DATE)
+			{
+				DateADT		date = DatumGetDateADT(value);
+
+				if (DATE_NOT_FINITE(date))
+				{
+					appendStringInfoString(buf, "anything (no bound)");
+					return;
+				}
+				at = (TimestampTz) date * USECS_PER_DAY;
+				widen = USECS_PER_DAY;
+			}
+			else
+			{
+				at = DatumGetTimestampTz(value);
+				if (TIMESTAMP_NOT_FINITE(at))
+				{
+					appendStringInfoString(buf, "anything (no bound)");
+					return;
+				}
+				widen = USECS_PER_SEC;
+			}
+			if (op != CLOSE_SEARCH_OP_LE)
+				appendStringInfo(buf, ">= %s", summary_instant(at - widen));
+			if (op == CLOSE_SEARCH_OP_EQ)
+				appendStringInfo(buf, " AND %s ", key);
+			if (op != CLOSE_SEARCH_OP_GE)
+				appendStringInfo(buf, "< %s",
+								 summary_instant(at + widen +
+												 (cond == CLOSE_SEARCH_DATE ? USECS_PER_DAY : 0)));
+		}
+	}
+}
+
+/*
+ * The search in a few lines, for EXPLAIN's text format (VERBOSE and the
+ * other formats show the exact body): what it reads, then each condition
+ * of the query on a line of its own.
+ */
+List *
+close_search_render_summary(List *nodes, const char *type_id,
+							CloseSearchValues *vals, int64 results_limit)
+{
+	List	   *lines = NIL;
+	ListCell   *lc;
+	char	   *what = type_id
+		? psprintf("custom objects of type %s, by date_created", type_id)
+		: pstrdup("custom objects of every type, by date_created");
+
+	if (results_limit > 0)
+		what = psprintf("%s, the first " INT64_FORMAT, what, results_limit);
+	lines = lappend(lines, makeString(what));
+	foreach(lc, nodes)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		append_summary(&buf, (List *) lfirst(lc), vals);
+		lines = lappend(lines, makeString(buf.data));
+	}
+	return lines;
+}
+
 /* ---- running it ---- */
 
 CloseSearchState *
@@ -1277,25 +1470,14 @@ close_search_next(CloseSearchState *ss)
 
 /*
  * Every custom field's record key, of the type (or of all types): what a
- * search asks for when a custom json column needs them all.
+ * search asks for when a custom json column needs them all.  The types
+ * come from the per-mapping cache (fieldtypes.c), fetched when it has
+ * none (adding the request to *requests).
  */
 List *
-close_search_custom_keys(UserMapping *user, const char *type_id)
+close_search_custom_keys(UserMapping *user, const char *type_id,
+						 int64 *requests)
 {
-	List	   *keys = NIL;
-	ListCell   *lc;
-	ListCell   *lc2;
-
-	foreach(lc, close_fetch_types(user))
-	{
-		CloseTypeInfo *type = (CloseTypeInfo *) lfirst(lc);
-
-		if (type_id && strcmp(type->id, type_id) != 0)
-			continue;
-		foreach(lc2, type->fields)
-			keys = lappend(keys,
-						   makeString(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
-											   ((CloseFieldInfo *) lfirst(lc2))->id)));
-	}
-	return keys;
+	return close_field_types_custom_keys(close_field_types_get(user, requests),
+										 type_id);
 }
