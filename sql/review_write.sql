@@ -111,6 +111,13 @@ UPDATE rw_devices SET name = 'Five hundred' WHERE lead_id = :'one' AND name = 'P
 SELECT emulator_fault('{"method": "POST", "action": "status", "status": 503, "times": 1}');
 INSERT INTO rw_devices (lead_id, name) VALUES (:'one', 'Unavailable');  -- ERROR
 
+-- a transaction that wrote to Close cannot be prepared: its rollback
+-- could not undo the writes, nor would anything say so
+BEGIN;
+INSERT INTO rw_devices (lead_id, name) VALUES (:'one', 'Prepared');
+PREPARE TRANSACTION 'rw_prepared';  -- ERROR
+-- (the rollback's WARNING lists them)
+
 RESET TimeZone;
 DROP TABLE rw_by_name, rw_parted, rw_audit;
 DROP FUNCTION rw_merge(text);

@@ -364,8 +364,29 @@ write_logs_end(int level, bool abort)
 static void
 close_xact_callback(XactEvent event, void *arg)
 {
+	ListCell   *lc;
+
 	switch (event)
 	{
+		case XACT_EVENT_PRE_PREPARE:
+
+			/*
+			 * A prepared transaction may still be rolled back, with nothing
+			 * then to say that its writes stay in Close: refuse, as
+			 * postgres_fdw does (the abort's WARNING lists them).
+			 */
+			foreach(lc, write_logs)
+			{
+				CloseWriteLog *log = (CloseWriteLog *) lfirst(lc);
+
+				if (log->count > 0 || log->maybe > 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("cannot prepare a transaction that has written to foreign table \"%s\"",
+									log->relname),
+							 errdetail("Close cannot undo a write, so a prepared transaction's rollback could not undo it either.")));
+			}
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			write_logs_end(1, true);
