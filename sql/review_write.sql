@@ -26,6 +26,13 @@ SELECT a.op, a.id = d.id AS id_is_closes, a.name, a.date_updated
   FROM rw_audit a LEFT JOIN (SELECT id FROM rw_devices WHERE lead_id = :'one') d ON d.id = a.id
  ORDER BY a.op;
 SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
+-- the same for rows that COPY sends
+COPY rw_devices (lead_id, name) FROM STDIN;
+lead_One0000000000000000000000000000000000000000	Audited copy
+\.
+SELECT a.op, a.id = d.id AS id_is_closes, a.name
+  FROM rw_audit a LEFT JOIN (SELECT id FROM rw_devices WHERE lead_id = :'one') d ON d.id = a.id
+ WHERE a.name = 'Audited copy';
 DROP TRIGGER rw_audit ON rw_devices;
 
 -- a view's WITH CHECK OPTION is checked before the request: PostgreSQL
@@ -72,6 +79,22 @@ VALUES (:'one', 'Local', 'cotype_Local');
 DROP TRIGGER rw_ins ON rw_parted;
 DROP TRIGGER rw_upd ON rw_parted;
 DROP TRIGGER rw_del ON rw_parted;
+-- a row routed to a Close partition: its AFTER ROW trigger (cloned from
+-- the partitioned table's) sees the row Close stored
+CREATE FUNCTION rw_audit_parted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO rw_audit VALUES (TG_OP, NEW.id, NEW.name);
+  RETURN NEW;
+END $$;
+CREATE TRIGGER rw_audit AFTER INSERT ON rw_parted
+  FOR EACH ROW EXECUTE FUNCTION rw_audit_parted();
+INSERT INTO rw_parted (lead_id, name, custom_object_type_id)
+VALUES (:'one', 'Routed', 'cotype_Device0000000000000000');
+SELECT a.op, a.id = d.id AS id_is_closes, a.name
+  FROM rw_audit a LEFT JOIN (SELECT id FROM rw_devices WHERE lead_id = :'one') d ON d.id = a.id
+ WHERE a.name = 'Routed';
+DROP TRIGGER rw_audit ON rw_parted;
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
 
 INSERT INTO rw_parted_devices (lead_id, name) VALUES (:'one', 'Placed') RETURNING name;
 SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
@@ -123,5 +146,6 @@ DROP TABLE rw_by_name, rw_parted, rw_audit;
 DROP FUNCTION rw_merge(text);
 DROP FUNCTION rw_count();
 DROP FUNCTION rw_audit();
+DROP FUNCTION rw_audit_parted();
 DROP FOREIGN TABLE rw_devices;
 SELECT emulator_reset();
