@@ -356,6 +356,36 @@ close_direct_result_relation(ForeignScanState *node)
 #endif
 }
 
+/*
+ * Whether a row routed into a foreign partition may be one moved there from
+ * another partition: by an UPDATE, or by a MERGE's UPDATE action (MERGE came
+ * in 15).  From 17 the MERGE action under way is known; before, any MERGE
+ * with an UPDATE action may be moving the row (CLOSE_ROUTED_MAYBE_MOVED).
+ */
+#define CLOSE_ROUTED_INSERTED		0
+#define CLOSE_ROUTED_MOVED			1
+#define CLOSE_ROUTED_MAYBE_MOVED	2
+
+static inline int
+close_routed_row_kind(ModifyTableState *mtstate)
+{
+	if (mtstate == NULL)
+		return CLOSE_ROUTED_INSERTED;
+	if (mtstate->operation == CMD_UPDATE)
+		return CLOSE_ROUTED_MOVED;
+#if PG_VERSION_NUM >= 170000
+	if (mtstate->operation == CMD_MERGE)
+		return mtstate->mt_merge_action != NULL &&
+			mtstate->mt_merge_action->mas_action->commandType == CMD_UPDATE
+			? CLOSE_ROUTED_MOVED : CLOSE_ROUTED_INSERTED;
+#elif PG_VERSION_NUM >= 150000
+	if (mtstate->operation == CMD_MERGE)
+		return (mtstate->mt_merge_subcommands & MERGE_UPDATE) != 0
+			? CLOSE_ROUTED_MAYBE_MOVED : CLOSE_ROUTED_INSERTED;
+#endif
+	return CLOSE_ROUTED_INSERTED;
+}
+
 /* Batch insert came in 14; before, rows are inserted one by one. */
 static inline void
 close_set_batch_insert(FdwRoutine *routine,

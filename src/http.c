@@ -344,11 +344,17 @@ request_went_out(CURL *curl)
 		size > 0;
 }
 
-/* A gateway's answer: Close's own may have been lost behind it. */
+/*
+ * A server error after which a request may still have taken effect: a
+ * gateway's 502 or 504 (Close's own answer may have been lost behind it),
+ * a 500 (Close may have failed after acting) and the other 5xx a front may
+ * send for a request it passed on.  Only 501 and 503 say the request was
+ * not acted on (Close's own client retries 503 on any method).
+ */
 static bool
 gateway_failure(long status)
 {
-	return status == 502 || status == 504;
+	return status >= 500 && status <= 599 && status != 501 && status != 503;
 }
 
 /* The outcome of one attempt, before it is judged. */

@@ -133,6 +133,7 @@ typedef struct CloseModifyState
 	MemoryContext row_cxt;		/* reset for every row */
 	CloseWriteLog *log;
 	bool		gone_on_retry;	/* judge_write: a DELETE's retry got 404 */
+	ModifyTableState *mtstate;	/* NULL for a direct modification */
 } CloseModifyState;
 
 static void check_update_columns(Relation rel, List *attnos);
@@ -363,8 +364,29 @@ write_logs_end(int level, bool abort)
 static void
 close_xact_callback(XactEvent event, void *arg)
 {
+	ListCell   *lc;
+
 	switch (event)
 	{
+		case XACT_EVENT_PRE_PREPARE:
+
+			/*
+			 * A prepared transaction may still be rolled back, with nothing
+			 * then to say that its writes stay in Close: refuse, as
+			 * postgres_fdw does (the abort's WARNING lists them).
+			 */
+			foreach(lc, write_logs)
+			{
+				CloseWriteLog *log = (CloseWriteLog *) lfirst(lc);
+
+				if (log->count > 0 || log->maybe > 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("cannot prepare a transaction that has written to foreign table \"%s\"",
+									log->relname),
+							 errdetail("Close cannot undo a write, so a prepared transaction's rollback could not undo it either.")));
+			}
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			write_logs_end(1, true);
@@ -619,9 +641,18 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	 */
 	if (operation == CMD_INSERT && trigdesc && trigdesc->trig_insert_before_row)
 		target_attrs = all_columns(RelationGetDescr(rinfo->ri_RelationDesc));
+
+	/*
+	 * AFTER ROW triggers, like RETURNING, see the row Close stored (its id,
+	 * its dates), not the one sent.
+	 */
 	st = create_modify_state(mtstate->ps.state, rinfo, operation, target_attrs,
 							 intVal(list_nth(fdw_private,
-											 FdwModifyPrivateHasReturning)) != 0);
+											 FdwModifyPrivateHasReturning)) != 0 ||
+							 (trigdesc &&
+							  ((operation == CMD_INSERT && trigdesc->trig_insert_after_row) ||
+							   (operation == CMD_UPDATE && trigdesc->trig_update_after_row))));
+	st->mtstate = mtstate;
 	if (operation == CMD_UPDATE || operation == CMD_DELETE)
 	{
 		Plan	   *subplan = close_modify_subplan(mtstate, subplan_index);
@@ -695,22 +726,72 @@ refuse_partition_move(Relation rel, bool into)
 			 errhint("Insert a new row and delete the old one instead.")));
 }
 
+/*
+ * What PostgreSQL checks only after the FDW has written a row (AFTER ROW
+ * triggers collecting transition tables, a view's WITH CHECK OPTION), and
+ * the MERGE that moves a row into a foreign partition, refused before the
+ * row's request: a write that reached Close stays there whatever the
+ * statement does next.
+ */
+static void
+check_before_write(CloseModifyState *st, ResultRelInfo *rinfo,
+				   TupleTableSlot *slot, EState *estate)
+{
+	TransitionCaptureState *tcs = st->mtstate ? st->mtstate->mt_transition_capture : NULL;
+
+	if (tcs &&
+		((st->operation == CMD_INSERT && tcs->tcs_insert_new_table) ||
+		 (st->operation == CMD_UPDATE &&
+		  (tcs->tcs_update_old_table || tcs->tcs_update_new_table)) ||
+		 (st->operation == CMD_DELETE && tcs->tcs_delete_old_table)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot collect transition tuples from child foreign tables"),
+				 errdetail("Foreign table \"%s\" is written to by a statement whose triggers need its rows in a transition table; nothing was sent to Close.",
+						   RelationGetRelationName(st->rel))));
+
+	if (st->operation == CMD_INSERT && st->mtstate &&
+		st->mtstate->operation != CMD_INSERT)
+	{
+		int			kind = close_routed_row_kind(st->mtstate);
+
+		if (kind == CLOSE_ROUTED_MOVED)
+			refuse_partition_move(st->rel, true);
+		if (kind == CLOSE_ROUTED_MAYBE_MOVED)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot route a row of a MERGE with an UPDATE action into foreign table \"%s\"",
+							RelationGetRelationName(st->rel)),
+					 errdetail("close_fdw does not move a row between partitions, and on this PostgreSQL version it cannot tell a row the UPDATE action moves from one the INSERT action inserts."),
+					 errhint("Use INSERT and UPDATE statements instead.")));
+	}
+
+	if (slot && rinfo->ri_WithCheckOptions != NIL)
+		ExecWithCheckOptions(WCO_VIEW_CHECK, rinfo, slot, estate);
+}
+
 /* COPY into a foreign table, and rows routed to a foreign partition. */
 void
 closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
+	CloseModifyState *st;
+
 	/* a row an UPDATE moves here from another partition */
-	if (mtstate && mtstate->operation == CMD_UPDATE)
+	if (close_routed_row_kind(mtstate) == CLOSE_ROUTED_MOVED)
 		refuse_partition_move(rinfo->ri_RelationDesc, true);
 
 	/*
 	 * The statement's column list is not known here: send every column (NULL
-	 * ones are not sent on create).
+	 * ones are not sent on create).  RETURNING and AFTER ROW triggers see
+	 * the row Close stored.
 	 */
-	rinfo->ri_FdwState =
-		create_modify_state(mtstate->ps.state, rinfo, CMD_INSERT,
-							all_columns(RelationGetDescr(rinfo->ri_RelationDesc)),
-							rinfo->ri_returningList != NIL);
+	st = create_modify_state(mtstate->ps.state, rinfo, CMD_INSERT,
+							 all_columns(RelationGetDescr(rinfo->ri_RelationDesc)),
+							 rinfo->ri_returningList != NIL ||
+							 (rinfo->ri_TrigDesc &&
+							  rinfo->ri_TrigDesc->trig_insert_after_row));
+	st->mtstate = mtstate;
+	rinfo->ri_FdwState = st;
 }
 
 /* One field of a body: its key, its value as JSON text, and its column. */
@@ -1144,8 +1225,8 @@ log_written(CloseModifyState *st, const char *id)
 
 /*
  * Whether a write that failed may still have taken effect: a request went
- * out with no answer read (a cancel, a lost answer, a gateway's 502 or
- * 504), or Close said it succeeded in an answer that cannot be read.
+ * out with no answer read (a cancel, a lost answer, a 5xx but 501 and
+ * 503), or Close said it succeeded in an answer that cannot be read.
  */
 static bool
 answer_leaves_doubt(CloseResponse *response)
@@ -1464,6 +1545,7 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	struct json_object *record;
 	bool		missing;
 
+	check_before_write(st, rinfo, slot, estate);
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	record = send_write(st, "POST", "/custom_object/",
@@ -1490,6 +1572,7 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	if (st->rel->rd_rel->relispartition &&
 		!ExecPartitionCheck(rinfo, slot, estate, false))
 		refuse_partition_move(st->rel, false);
+	check_before_write(st, rinfo, slot, estate);
 
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
@@ -1532,6 +1615,7 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	bool		missing;
 	char	   *id;
 
+	check_before_write(st, rinfo, NULL, estate);
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
@@ -1586,7 +1670,10 @@ closeExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 	written = palloc0(sizeof(bool) * Max(*numSlots, 1));
 	/* every row's body is checked before any of the batch is sent */
 	for (i = 0; i < *numSlots; i++)
+	{
+		check_before_write(st, rinfo, slots[i], estate);
 		bodies[i] = build_body(st, slots[i], st->target_attrs, NULL);
+	}
 	send_writes(st, "POST", NULL, bodies, *numSlots, written);
 	MemoryContextSwitchTo(oldcxt);
 	return slots;
