@@ -630,10 +630,14 @@ translate_comparison(SearchContext *cx, Expr *clause, bool *exact)
 	 * scan starts for custom ones (close_search_confirm).
 	 */
 	*exact = false;
-	if ((coltype == TEXTOID || coltype == VARCHAROID) &&
+	if ((coltype == TEXTOID || (coltype == VARCHAROID && coltypmod < 0)) &&
 		is_exact_text_equality(opno, collation))
 	{
-		/* Close's exact_value may ignore case */
+		/*
+		 * Close's exact_value may ignore case.  Not for varchar(n), which
+		 * shows "Gold   " as "Gold" (it drops the spaces past n): Close
+		 * would not match that value.
+		 */
 		cond = CLOSE_SEARCH_TEXT;
 		op = is_array ? CLOSE_SEARCH_OP_ANY : CLOSE_SEARCH_OP_EQ;
 	}
