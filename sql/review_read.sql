@@ -67,3 +67,16 @@ SELECT name FROM rr_subs
 SELECT e->>'path' AS path,
        jsonb_path_query_array(e->'body', '$.**.custom_field_id') AS custom_fields_sent
   FROM emulator_log_entries() e;
+
+-- a writing statement's scan read whole past work_mem (a temporary file):
+-- its rows come back from the file whole (the backend crashed before: each
+-- row read back was freed twice)
+SELECT emulator_reset();
+CREATE TABLE rr_sink AS SELECT * FROM close_custom_objects WHERE false;
+SET work_mem = '64kB';
+INSERT INTO rr_sink SELECT * FROM close_custom_objects WHERE lead_id = :'big';
+RESET work_mem;
+SELECT count(*), count(DISTINCT id), sum(pg_column_size(rr_sink.*)) > 65536 AS past_work_mem,
+       min(name), max(name), sum((custom->>'cf_ResourceCapacity000000000000000000000000000')::int)
+  FROM rr_sink;
+DROP TABLE rr_sink;

@@ -1525,8 +1525,18 @@ closeIterateForeignScan(ForeignScanState *node)
 	{
 		TupleTableSlot *stored = fsstate->rows_slot;
 		int			natts = slot->tts_tupleDescriptor->natts;
+		MemoryContext oldcxt;
+		bool		found;
 
-		if (!tuplestore_gettupleslot(fsstate->rows, true, false, stored))
+		/*
+		 * A tuple read back from the temporary file is palloc'd here and
+		 * freed by the slot at the next one: not in the per-tuple context,
+		 * which is reset between rows (the slot would free it again).
+		 */
+		oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
+		found = tuplestore_gettupleslot(fsstate->rows, true, false, stored);
+		MemoryContextSwitchTo(oldcxt);
+		if (!found)
 			return slot;
 		slot_getallattrs(stored);
 		memcpy(slot->tts_values, stored->tts_values, sizeof(Datum) * natts);
