@@ -80,3 +80,22 @@ SELECT count(*), count(DISTINCT id), sum(pg_column_size(rr_sink.*)) > 65536 AS p
        min(name), max(name), sum((custom->>'cf_ResourceCapacity000000000000000000000000000')::int)
   FROM rr_sink;
 DROP TABLE rr_sink;
+
+-- a range is pushed only for a built-in operator: a user's operator named
+-- "<" (numeric, int4) may mean anything (here: always true)
+CREATE FOREIGN TABLE rr_amounts (
+  id text, lead_id text, name text, date_created timestamptz,
+  amount numeric OPTIONS (field 'custom.cf_SubscriptionAmount0000000000000000000000000')
+) SERVER close OPTIONS (custom_object_type_id 'cotype_Subscription0000000000');
+CREATE SCHEMA rr_ops;
+CREATE FUNCTION rr_ops.always(numeric, int4) RETURNS bool LANGUAGE plpgsql IMMUTABLE
+  AS 'BEGIN RETURN true; END';
+CREATE OPERATOR rr_ops.< (leftarg = numeric, rightarg = int4, function = rr_ops.always);
+SET search_path = rr_ops, public, pg_catalog;
+SELECT emulator_clear();
+SELECT count(*) FROM rr_amounts WHERE amount < 5;
+SELECT count(*) FROM rr_amounts WHERE amount IS NOT NULL;
+RESET search_path;
+SELECT jsonb_path_query_array(e->'body', '$.**.condition ? (@.type == "number_range")') AS ranges_sent
+  FROM emulator_log_entries() e;
+DROP SCHEMA rr_ops CASCADE;

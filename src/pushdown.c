@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/transam.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "nodes/nodeFuncs.h"
@@ -641,10 +642,13 @@ translate_comparison(SearchContext *cx, Expr *clause, bool *exact)
 		cond = CLOSE_SEARCH_TEXT;
 		op = is_array ? CLOSE_SEARCH_OP_ANY : CLOSE_SEARCH_OP_EQ;
 	}
-	else if (!is_array &&
+	else if (!is_array && opno < FirstGenbkiObjectId &&
 			 (op = range_op(get_opname(opno), commuted)) != 0)
 	{
-		/* ranges, on the same kind of type on both sides */
+		/*
+		 * ranges, on the same kind of type on both sides, by a built-in
+		 * operator (one of a user's, named "<" too, may mean anything)
+		 */
 		Oid			valtype = exprType((Node *) value);
 
 		if ((coltype == TIMESTAMPTZOID || coltype == TIMESTAMPOID) &&
