@@ -4,8 +4,8 @@
  *		  Answers kept by their request path, for a scan: pages fetched
  *		  ahead of their turn (several at once), and, within a statement,
  *		  the answers to requests a nested loop repeats.  Also the ids of
- *		  the objects a transaction's writing statements created, so that
- *		  their scans do not read them back.
+ *		  the objects created while scans are open, so that those scans do
+ *		  not read them back.
  *
  * A store is a hash table in a memory context of its own; resetting the
  * store frees every answer in it at once.  Only complete answers are
@@ -194,7 +194,7 @@ close_answers_fetch(CloseAnswers *answers, CloseConnection *conn,
 }
 
 /*
- * ---- objects created by this transaction's writing statements ----
+ * ---- objects created while scans are open ----
  *
  * A scan must not read back what its own statement, or a later command of
  * the transaction, created, as PostgreSQL's own tables do not: INSERT ...
