@@ -4,8 +4,8 @@
  *		  Answers kept by their request path, for a scan: pages fetched
  *		  ahead of their turn (several at once), and, within a statement,
  *		  the answers to requests a nested loop repeats.  Also the ids of
- *		  the objects a transaction's writing statements created, so that
- *		  their scans do not read them back.
+ *		  the objects created while scans are open, so that those scans do
+ *		  not read them back.
  *
  * A store is a hash table in a memory context of its own; resetting the
  * store frees every answer in it at once.  Only complete answers are
@@ -194,14 +194,16 @@ close_answers_fetch(CloseAnswers *answers, CloseConnection *conn,
 }
 
 /*
- * ---- objects created by this transaction's writing statements ----
+ * ---- objects created while scans are open ----
  *
- * A statement that writes to Close and reads through close_fdw (INSERT ...
- * SELECT, a nested loop restarted after writes) must not read back what it
- * created, as PostgreSQL's own tables do not: a scan in such a statement
- * asks close_created_since() of every record.  Ids are kept, with the
- * command that created them, only once such a scan has begun in the
- * transaction, and go at its end (TopTransactionContext).
+ * A scan must not read back what its own statement, or a later command of
+ * the transaction, created, as PostgreSQL's own tables do not: INSERT ...
+ * SELECT, a nested loop restarted after writes, a function or trigger
+ * that writes to Close while a SELECT reads, a cursor read on after an
+ * INSERT.  Every scan asks close_created_since() of every record.  Ids are
+ * kept, with the command that created them, only while a scan is open (a
+ * scan that begins later does not need them: its command is later), and go
+ * when the last one ends or at the transaction's end (TopTransactionContext).
  */
 #define CLOSE_CREATED_ID_MAX 128
 
@@ -211,7 +213,7 @@ typedef struct CloseCreatedEntry
 	CommandId	cid;			/* the command that created it */
 } CloseCreatedEntry;
 
-static bool created_tracking = false;
+static int	created_scans = 0;	/* scans open */
 static HTAB *created_ids = NULL;
 static bool created_callback = false;
 
@@ -226,7 +228,7 @@ created_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
 			/* the table was in TopTransactionContext, which goes */
-			created_tracking = false;
+			created_scans = 0;
 			created_ids = NULL;
 			break;
 		default:
@@ -234,7 +236,7 @@ created_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/* A scan in a writing statement begins: keep created ids from now on. */
+/* A scan begins: keep created ids until it ends. */
 void
 close_track_created(void)
 {
@@ -243,7 +245,18 @@ close_track_created(void)
 		RegisterXactCallback(created_xact_callback, NULL);
 		created_callback = true;
 	}
-	created_tracking = true;
+	created_scans++;
+}
+
+/* A scan ends: with no scan open, nobody needs the ids kept. */
+void
+close_untrack_created(void)
+{
+	if (created_scans > 0 && --created_scans == 0 && created_ids != NULL)
+	{
+		hash_destroy(created_ids);
+		created_ids = NULL;
+	}
 }
 
 /* modify.c: Close answered a POST with this new object's id. */
@@ -254,7 +267,7 @@ close_note_created(const char *id)
 	bool		found;
 
 	/* (an id longer than the key, which Close's are not, is cut to it) */
-	if (!created_tracking || id == NULL)
+	if (created_scans == 0 || id == NULL)
 		return;
 	if (created_ids == NULL)
 	{

@@ -117,10 +117,13 @@ typedef struct CloseScanState
 
 	/*
 	 * A statement that writes reads each (re)scan whole before its first
-	 * row, and skips the objects it created itself (see "materialize").
+	 * row (see "materialize"); every scan skips the objects created by its
+	 * statement or a later command.
 	 */
 	bool		materialize;
-	CommandId	cid;			/* the statement's command */
+	CommandId	cid;			/* its snapshot's command: later creations
+								 * are not read */
+	bool		tracked;		/* close_track_created was called */
 	Tuplestorestate *rows;		/* this (re)scan's rows, once read */
 	TupleTableSlot *rows_slot;	/* reads them back */
 	MemoryContext row_cxt;		/* reset for every row read into rows */
@@ -806,16 +809,18 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 
 	/*
 	 * A statement that writes (anywhere: a trigger could write to Close)
-	 * reads this scan whole first, without what it creates itself.
+	 * reads this scan whole first.  No scan reads what was created by its
+	 * statement or a later command (a function's, a trigger's, or one run
+	 * between a cursor's fetches): those its snapshot does not see.
 	 */
 	fsstate->materialize =
 		node->ss.ps.state->es_plannedstmt->commandType != CMD_SELECT ||
 		node->ss.ps.state->es_plannedstmt->hasModifyingCTE;
-	if (fsstate->materialize)
-	{
-		fsstate->cid = node->ss.ps.state->es_output_cid;
-		close_track_created();
-	}
+	fsstate->cid = node->ss.ps.state->es_snapshot
+		? node->ss.ps.state->es_snapshot->curcid
+		: node->ss.ps.state->es_output_cid;
+	close_track_created();
+	fsstate->tracked = true;
 
 	foreach(lc, (List *) list_nth(fdw_private, FdwScanPrivateAttrsUsed))
 		attrs_used = bms_add_member(attrs_used, lfirst_int(lc));
@@ -1535,7 +1540,7 @@ next_record(CloseScanState *fsstate)
 
 /*
  * The next row of this (re)scan into slot (a virtual tuple); false at its
- * end.  A statement that writes skips the objects it created itself.
+ * end.  Objects created by its statement or a later command are skipped.
  */
 static bool
 next_row(CloseScanState *fsstate, TupleTableSlot *slot)
@@ -1546,8 +1551,7 @@ next_row(CloseScanState *fsstate, TupleTableSlot *slot)
 
 		if (record == NULL)
 			return false;
-		if (fsstate->materialize &&
-			close_created_since(record_id(record), fsstate->cid))
+		if (close_created_since(record_id(record), fsstate->cid))
 			continue;
 		close_convert_record(fsstate->conv, record,
 							 slot->tts_values, slot->tts_isnull);
@@ -1614,8 +1618,18 @@ closeIterateForeignScan(ForeignScanState *node)
 	{
 		TupleTableSlot *stored = fsstate->rows_slot;
 		int			natts = slot->tts_tupleDescriptor->natts;
+		MemoryContext oldcxt;
+		bool		found;
 
-		if (!tuplestore_gettupleslot(fsstate->rows, true, false, stored))
+		/*
+		 * A tuple read back from the temporary file is palloc'd here and
+		 * freed by the slot at the next one: not in the per-tuple context,
+		 * which is reset between rows (the slot would free it again).
+		 */
+		oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
+		found = tuplestore_gettupleslot(fsstate->rows, true, false, stored);
+		MemoryContextSwitchTo(oldcxt);
+		if (!found)
 			return slot;
 		slot_getallattrs(stored);
 		memcpy(slot->tts_values, stored->tts_values, sizeof(Datum) * natts);
@@ -1660,6 +1674,9 @@ closeEndForeignScan(ForeignScanState *node)
 	/* keep the statistics in fdw_state; the data can go */
 	if (fsstate && !IS_COUNT_SCAN(node))
 	{
+		if (fsstate->tracked)
+			close_untrack_created();
+		fsstate->tracked = false;
 		drop_rows(fsstate);
 		if (fsstate->rows_slot)
 			ExecDropSingleTupleTableSlot(fsstate->rows_slot);

@@ -347,6 +347,7 @@ extern void close_answers_forget(CloseAnswers *answers, const char *path);
 extern int	close_answers_fetch(CloseAnswers *answers, CloseConnection *conn,
 								char **paths, int n);
 extern void close_track_created(void);
+extern void close_untrack_created(void);
 extern void close_note_created(const char *id);
 extern bool close_created_since(const char *id, CommandId cid);
 

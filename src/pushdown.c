@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/transam.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "nodes/nodeFuncs.h"
@@ -636,17 +637,24 @@ translate_comparison(SearchContext *cx, Expr *clause, bool *exact)
 	 * scan starts for custom ones (close_search_confirm).
 	 */
 	*exact = false;
-	if ((coltype == TEXTOID || coltype == VARCHAROID) &&
+	if ((coltype == TEXTOID || (coltype == VARCHAROID && coltypmod < 0)) &&
 		is_exact_text_equality(opno, collation))
 	{
-		/* Close's exact_value may ignore case */
+		/*
+		 * Close's exact_value may ignore case.  Not for varchar(n), which
+		 * shows "Gold   " as "Gold" (it drops the spaces past n): Close
+		 * would not match that value.
+		 */
 		cond = CLOSE_SEARCH_TEXT;
 		op = is_array ? CLOSE_SEARCH_OP_ANY : CLOSE_SEARCH_OP_EQ;
 	}
-	else if (!is_array &&
+	else if (!is_array && opno < FirstGenbkiObjectId &&
 			 (op = range_op(get_opname(opno), commuted)) != 0)
 	{
-		/* ranges, on the same kind of type on both sides */
+		/*
+		 * ranges, on the same kind of type on both sides, by a built-in
+		 * operator (one of a user's, named "<" too, may mean anything)
+		 */
 		Oid			valtype = exprType((Node *) value);
 
 		if ((coltype == TIMESTAMPTZOID || coltype == TIMESTAMPOID) &&
