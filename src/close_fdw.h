@@ -58,7 +58,8 @@ typedef struct CloseServerOptions
 	int			connect_timeout_ms;
 	int			page_size;		/* _limit of listings */
 	int			batch_size;		/* rows per batch insert */
-	int			max_retries;	/* retries of a failed request */
+	int			max_retries;	/* retries of a failed request (not 429s) */
+	int			rate_limit_wait_ms; /* how long 429s may be waited out */
 	int			max_concurrency;	/* requests in flight per scan */
 	int			max_response_bytes; /* larger answers are refused */
 	char	   *ca_file;		/* CA bundle for TLS, or NULL */

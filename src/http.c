@@ -19,6 +19,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/memutils.h"
 
@@ -646,16 +647,51 @@ rate_limit_wait_ms(CloseResponse *response, const char *body, size_t len)
 }
 
 /*
+ * A little more than Close asked for, at random, so that backends refused
+ * together do not come back together.
+ */
+static double
+rate_limit_jitter_ms(double delay)
+{
+	return (delay / 10.0 + 20.0) * close_random_fraction();
+}
+
+/*
+ * Whether a request first refused (429) at since may wait delay ms more:
+ * not when that would outlast the server's rate_limit_wait_ms (0: never
+ * wait) or the statement_timeout (waiting would only end in a cancel).
+ */
+static bool
+rate_limit_wait_allowed(CloseConnection *conn, TimestampTz since, double delay)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													(int64) delay);
+
+	if (conn->server.rate_limit_wait_ms <= 0 ||
+		until > TimestampTzPlusMilliseconds(since,
+											conn->server.rate_limit_wait_ms))
+		return false;
+	if (get_timeout_active(STATEMENT_TIMEOUT) &&
+		until >= get_timeout_finish_time(STATEMENT_TIMEOUT))
+		return false;
+	return true;
+}
+
+/*
  * Send one request and return the answer, whatever its status, after the
  * retries a transient failure deserves:
  *
- * - 429: Close refused the request; wait as it says, then again (any method).
+ * - 429: Close refused the request: back-pressure, not a failure.  Wait as
+ *   it says (with jitter), then again (any method), for as long as
+ *   rate_limit_wait_ms (from the first 429) and statement_timeout allow:
+ *   a wait that would outlast either is not begun, and the 429 is the
+ *   answer (close_report_http_error makes it SQLSTATE 53400).
  * - 502, 503, 504 and a connection lost: again after a backoff, for GET, PUT
  *   and DELETE only (repeating those is harmless); a POST may have created
  *   a record, so it is never repeated once it may have been sent.
  * - a connection never made (refused, unresolved): again, any method.
  *
- * at most max_retries times.  Before each request, a RateLimit that said
+ * the latter two at most max_retries times.  Before each request, a RateLimit that said
  * nothing remains for this endpoint group is waited out.  Waits are
  * interruptible.  Transport failures, cancellation and oversized bodies
  * that remain are errors here; the caller judges the final status and
@@ -677,6 +713,8 @@ close_http_request(CloseConnection *conn, const char *method,
 	char		group[96];
 	ClosePacer *pacer;
 	Attempt		attempt;
+	TimestampTz limited_since = 0;	/* when the first 429 came */
+	int			failures = 0;	/* retries of other failures */
 
 	body = utf8_text(body);
 	memset(response, 0, sizeof(*response));
@@ -688,6 +726,7 @@ close_http_request(CloseConnection *conn, const char *method,
 		int			remaining;
 		double		reset;
 		double		delay = -1;
+		bool		refused = false;
 
 		/* pace: nothing remains until the reset Close announced */
 		pacer = find_pacer(conn, group);
@@ -737,14 +776,22 @@ close_http_request(CloseConnection *conn, const char *method,
 				delay = backoff_ms(response->attempts);
 		}
 		else if (response->status == 429)
+		{
+			if (limited_since == 0)
+				limited_since = GetCurrentTimestamp();
 			delay = rate_limit_wait_ms(response, attempt.answer.data,
 									   attempt.answer.len);
+			delay += rate_limit_jitter_ms(delay);
+			if (!rate_limit_wait_allowed(conn, limited_since, delay))
+				break;
+			refused = true;
+		}
 		else if (repeatable && (response->status == 502 ||
 								response->status == 503 ||
 								response->status == 504))
 			delay = backoff_ms(response->attempts);
 
-		if (delay < 0 || response->attempts > conn->server.max_retries)
+		if (delay < 0 || (!refused && ++failures > conn->server.max_retries))
 			break;
 		if (attempt.answer.data)
 			pfree(attempt.answer.data);
@@ -800,14 +847,16 @@ close_report_http_error(CloseConnection *conn, const char *method,
 				 errcontext("Close API request: %s %s", method, path)));
 	if (status == 429)
 		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("Close API rate limit exceeded (HTTP status 429)"),
 				 detail ? errdetail_internal("%s", detail) : 0,
 				 response->retry_after[0]
-				 ? errhint("Close asked to retry after %s seconds.",
+				 ? errhint("Close asked to retry after %s seconds; the server option \"rate_limit_wait_ms\" of server \"%s\" and statement_timeout bound the wait.",
 						   printable_text(response->retry_after,
-										  strlen(response->retry_after)))
-				 : 0,
+										  strlen(response->retry_after)),
+						   conn->server_name)
+				 : errhint("The server option \"rate_limit_wait_ms\" of server \"%s\" and statement_timeout bound the wait.",
+						   conn->server_name),
 				 errcontext("Close API request: %s %s", method, path)));
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_ERROR),
