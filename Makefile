@@ -15,7 +15,8 @@ OBJS = \
 	src/modify.o \
 	src/option.o \
 	src/pushdown.o \
-	src/search.o
+	src/search.o \
+	src/shared.o
 
 EXTENSION = close_fdw
 DATA = close_fdw--0.1.sql close_fdw--0.2.sql close_fdw--0.1--0.2.sql
@@ -23,7 +24,7 @@ PGFILEDESC = "close_fdw - foreign data wrapper for the Close CRM API"
 
 SHLIB_LINK = -lcurl -ljson-c
 
-REGRESS = setup options types read_lead read_id joins search explain connection errors resilience fuzz concurrency cancel memory writes writes_bulk writes_direct import fields upgrade edges_pushdown edges_json edges_encoding many_connections
+REGRESS = setup options types read_lead read_id joins search explain connection errors resilience fuzz concurrency cancel memory writes writes_bulk writes_direct import fields upgrade edges_pushdown edges_json edges_encoding many_connections stats
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=close_fdw
 
 # A VPATH build (pg_buildext's build-N directories) writes the objects

@@ -1,7 +1,9 @@
 -- many_connections: several backends share one Close API key.  A 429 is
 -- back-pressure: each request waits as long as rate_limit_wait_ms allows,
 -- so six backends listing at once under a 20 requests/s limit all finish.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS dblink;
+RESET client_min_messages;
 SELECT emulator_reset();
 -- twenty leads with two objects each
 SELECT sum((j->>'created')::int) AS created
@@ -40,10 +42,26 @@ BEGIN
   END LOOP;
 END $$;
 
+-- the suite's cluster has close_fdw in shared_preload_libraries
+SHOW shared_preload_libraries;
+
+-- A limit of 2 requests per 100 ms (20/s), whose slots free nearly
+-- continuously.  Each backend pacing itself alone (as without preload):
+-- many 429s, but every listing completes.
 SELECT emulator_call('POST', '/_emulator/config', '{"rate_limit_per_sec": 2, "rate_limit_window_ms": 100}');
 SELECT emulator_clear();
-SELECT * FROM run_backends(6);
+SELECT * FROM run_backends(6, '-c close_fdw.shared_pacing=off');
 SELECT count(*) FILTER (WHERE e->>'status' = '200') AS answered
+  FROM emulator_log_entries() e;
+
+-- Paced together (shared memory): one budget for the key, the backends
+-- wait for it instead of sending into a 429.  (Once the budget is known:
+-- the first answer tells it.)
+SELECT count(*) FROM close_custom_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000';
+SELECT emulator_clear();
+SELECT * FROM run_backends(6);
+SELECT count(*) FILTER (WHERE e->>'status' = '200') AS answered,
+       count(*) FILTER (WHERE e->>'status' = '429') <= 3 AS at_most_2_percent_refused
   FROM emulator_log_entries() e;
 
 SELECT emulator_reset();

@@ -163,6 +163,7 @@ _PG_init(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("could not initialize libcurl")));
+	close_shared_init();
 }
 
 Datum
@@ -1027,9 +1028,9 @@ fetch_lead_page(CloseScanState *fsstate)
 		!close_answers_find(fsstate->pages_ahead, path, false, &response))
 	{
 		/* without retries, a failure fetched ahead is the answer */
-		if (conn->server.max_retries == 0 &&
-			(close_answers_failed(fsstate->leads_ahead, path, &response) ||
-			 close_answers_failed(fsstate->pages_ahead, path, &response)))
+		if ((close_answers_failed(fsstate->leads_ahead, path, &response) ||
+			 close_answers_failed(fsstate->pages_ahead, path, &response)) &&
+			!close_http_may_retry(conn, &response))
 		{
 			if (response.transport_error != 0)
 				close_report_transport_error(conn, "GET", path, &response);

@@ -51,17 +51,17 @@ typedef struct BodyBuffer
  */
 #define CLOSE_WRITE_REUSE_SECONDS 2
 
-/* A RateLimit reset beyond this is not believed (nor waited for longer). */
-#define CLOSE_MAX_RESET_SECONDS 600.0
-/* Waited beyond a RateLimit reset (see pacer_learn). */
-#define CLOSE_RESET_MARGIN_MS 5
-
 typedef struct UploadBody
 {
 	const char *data;
 	size_t		len;
 	size_t		sent;
 } UploadBody;
+
+static double rate_limit_wait_ms(CloseResponse *response, const char *body,
+								 size_t len);
+static bool rate_limit_wait_allowed(CloseConnection *conn, TimestampTz since,
+									double delay);
 
 static size_t
 read_upload(char *buffer, size_t size, size_t nitems, void *userdata)
@@ -332,6 +332,7 @@ report_transport_error(CloseConnection *conn, const char *method,
 /* The outcome of one attempt, before it is judged. */
 typedef struct Attempt
 {
+	uint64		ticket;			/* of the pacing (shared.c) */
 	CURLcode	rc;
 	BodyBuffer	answer;
 	UploadBody	upload;
@@ -466,28 +467,6 @@ endpoint_group(const char *method, const char *path, char *group, size_t size)
 	pfree(buf.data);
 }
 
-static ClosePacer *
-find_pacer(CloseConnection *conn, const char *group)
-{
-	ClosePacer *oldest = &conn->pacers[0];
-	int			i;
-
-	for (i = 0; i < CLOSE_PACERS; i++)
-	{
-		ClosePacer *p = &conn->pacers[i];
-
-		if (strcmp(p->group, group) == 0)
-			return p;
-		if (p->group[0] == '\0' || p->reset_at < oldest->reset_at)
-			oldest = p;
-	}
-	strlcpy(oldest->group, group, sizeof(oldest->group));
-	oldest->remaining = -1;
-	oldest->limit = -1;
-	oldest->reset_at = 0;
-	return oldest;
-}
-
 /*
  * The numbers of a RateLimit header: "limit=100, remaining=50, reset=5"
  * (also with ";" between the parts; reset may have decimals).
@@ -508,34 +487,36 @@ parse_rate_limit(const char *header, int *limit, int *remaining, double *reset)
 }
 
 /*
- * Take what a RateLimit header said.  The reset is waited for a little
- * longer than said: a reset given to the millisecond may have been rounded
- * down, and a request sent a moment early collects a 429.
+ * Tell the pacing (shared.c) what the answer to the request of ticket
+ * said: its RateLimit, and for a 429 that nothing may go for refused_ms.
  */
 static void
-pacer_learn(ClosePacer *pacer, int limit, int remaining, double reset)
+pace_learn_answer(CloseConnection *conn, const char *group, uint64 ticket,
+				  CloseResponse *response, double refused_ms)
 {
-	pacer->limit = limit;
-	pacer->remaining = remaining;
-	pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												  (int64) (Min(reset, CLOSE_MAX_RESET_SECONDS) * 1000) +
-												  CLOSE_RESET_MARGIN_MS);
+	int			limit = -1;
+	int			remaining = 0;
+	double		reset = 0;
+	bool		told = response->rate_limit[0] &&
+		parse_rate_limit(response->rate_limit, &limit, &remaining, &reset);
+
+	close_pace_learn(conn, group, ticket, told, limit, remaining, reset,
+					 refused_ms);
 }
 
-/*
- * How many requests the pacing lets go out now, besides those still out:
- * what remains until the reset; after the reset at least one more, not
- * necessarily the whole limit (a sliding window frees its slots one by
- * one; the answers say what remains).  -1: nothing known, no limit.
- */
-static int
-pacer_allowance(ClosePacer *pacer)
+/* Count one attempt, once it has ended, in close_fdw_stats. */
+static void
+count_attempt(CloseConnection *conn, const char *group, long status,
+			  size_t bytes, bool retry)
 {
-	if (pacer->remaining < 0)
-		return -1;
-	if (pacer->reset_at > GetCurrentTimestamp())
-		return pacer->remaining;
-	return pacer->remaining + 1;
+	CloseStatsDelta delta = {0};
+
+	delta.requests = 1;
+	delta.retries = retry ? 1 : 0;
+	delta.refused = (status == 429);
+	delta.server_errors = (status >= 500);
+	delta.bytes = (int64) bytes;
+	close_stats_add(conn, group, &delta);
 }
 
 /*
@@ -545,19 +526,14 @@ pacer_allowance(ClosePacer *pacer)
  * again, alone, can do no harm).
  */
 static void
-judge_attempt(ClosePacer *pacer, CloseResponse *response, Attempt *attempt,
-			  bool repeatable)
+judge_attempt(CloseConnection *conn, const char *group, CloseResponse *response,
+			  Attempt *attempt, bool repeatable)
 {
-	int			limit;
-	int			remaining;
-	double		reset;
-
-	/* answers of one batch come in any order: the lowest remaining wins */
-	if (response->rate_limit[0] &&
-		parse_rate_limit(response->rate_limit, &limit, &remaining, &reset) &&
-		(pacer->remaining < 0 || remaining <= pacer->remaining ||
-		 pacer->reset_at <= GetCurrentTimestamp()))
-		pacer_learn(pacer, limit, remaining, reset);
+	/* answers of one batch come in any order: the pacing sorts them out */
+	pace_learn_answer(conn, group, attempt->ticket, response,
+					  response->status == 429 ?
+					  rate_limit_wait_ms(response, attempt->answer.data,
+										 attempt->answer.len) : -1);
 	response->attempts = 1;
 	if (attempt->answer.too_large || attempt->answer.out_of_memory)
 	{
@@ -586,12 +562,62 @@ judge_attempt(ClosePacer *pacer, CloseResponse *response, Attempt *attempt,
 							response->status == 504));
 	response->body = attempt->answer.data ? attempt->answer.data : "";
 	response->body_len = attempt->answer.len;
+
+	/*
+	 * Counted as a request; and as a retry when its caller will send it again
+	 * alone (a 429 or a transient failure, where the options allow).
+	 */
+	count_attempt(conn, group, attempt->rc == CURLE_OK ? response->status : 0,
+				  attempt->answer.len,
+				  response->resend_safe &&
+				  (response->status == 429 || response->status >= 500 ||
+				   response->status == 0) &&
+				  close_http_may_retry(conn, response));
 }
 
 /*
  * Wait, interruptibly: a cancel or statement_timeout ends the wait (and
  * the statement) at once.  Returns the milliseconds waited.
  */
+static double wait_ms(double ms);
+
+/* Wait as wait_ms does, and count the wait in close_fdw_stats. */
+static double
+counted_wait_ms(CloseConnection *conn, const char *group, double ms)
+{
+	CloseStatsDelta delta = {0};
+
+	delta.waits = 1;
+	delta.wait_ms = wait_ms(ms);
+	close_stats_add(conn, group, &delta);
+	return delta.wait_ms;
+}
+
+/*
+ * Wait for the pacing to let wanted requests go (shared.c says how long);
+ * returns how many may go, their tickets from *ticket on, and adds the
+ * time waited to *waited.  A request that has met a 429 since limited_since
+ * waits only as long as rate_limit_wait_allowed says: false then.
+ */
+static bool
+pace_wait(CloseConnection *conn, const char *group, int wanted,
+		  TimestampTz limited_since, uint64 *ticket, int *granted,
+		  double *waited)
+{
+	double		pause;
+
+	while ((*granted = close_pace_take(conn, group, wanted, ticket, &pause)) == 0)
+	{
+		/* a little at random, so that waiting backends do not wake together */
+		pause += 3.0 * close_random_fraction();
+		if (limited_since != 0 &&
+			!rate_limit_wait_allowed(conn, limited_since, pause))
+			return false;
+		*waited += counted_wait_ms(conn, group, pause);
+	}
+	return true;
+}
+
 static double
 wait_ms(double ms)
 {
@@ -678,6 +704,19 @@ rate_limit_wait_allowed(CloseConnection *conn, TimestampTz since, double delay)
 }
 
 /*
+ * Whether a failed answer fetched together with others may be sent again
+ * alone (close_http_request) under the server's options: a 429 unless
+ * rate_limit_wait_ms is 0, any other failure unless max_retries is 0.
+ */
+bool
+close_http_may_retry(CloseConnection *conn, CloseResponse *response)
+{
+	if (response->status == 429)
+		return conn->server.rate_limit_wait_ms > 0;
+	return conn->server.max_retries > 0;
+}
+
+/*
  * Send one request and return the answer, whatever its status, after the
  * retries a transient failure deserves:
  *
@@ -710,32 +749,45 @@ close_http_request(CloseConnection *conn, const char *method,
 {
 	char	   *url = psprintf("%s%s", conn->server.api_url, path);
 	bool		repeatable = request_is_repeatable(method, path);
-	char		group[96];
-	ClosePacer *pacer;
+	char		group[CLOSE_GROUP_SIZE];
 	Attempt		attempt;
 	TimestampTz limited_since = 0;	/* when the first 429 came */
 	int			failures = 0;	/* retries of other failures */
 
 	body = utf8_text(body);
 	memset(response, 0, sizeof(*response));
+	memset(&attempt, 0, sizeof(attempt));
 	endpoint_group(method, path, group, sizeof(group));
 
 	for (;;)
 	{
-		int			limit;
-		int			remaining;
-		double		reset;
 		double		delay = -1;
-		bool		refused = false;
+		double		refused_ms = -1;
+		int			granted;
 
-		/* pace: nothing remains until the reset Close announced */
-		pacer = find_pacer(conn, group);
-		if (pacer->remaining == 0 && pacer->reset_at > GetCurrentTimestamp())
-			response->waited_ms += wait_ms(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-																		   pacer->reset_at));
+		/*
+		 * Pace: wait for the budget of this key and endpoint group (shared
+		 * with the other backends when preloaded).  A request refused before
+		 * gives up when waiting longer is not allowed: its last 429 is the
+		 * answer.
+		 */
+		if (!pace_wait(conn, group, 1, limited_since, &attempt.ticket,
+					   &granted, &response->waited_ms))
+			break;
 
+		if (attempt.answer.data)
+			pfree(attempt.answer.data);
 		response->attempts++;
 		send_once(conn, method, url, body, repeatable, response, &attempt);
+		count_attempt(conn, group, attempt.rc == CURLE_OK ? response->status : 0,
+					  attempt.answer.len, response->attempts > 1);
+		if (attempt.rc == CURLE_OK && response->status == 429)
+		{
+			refused_ms = rate_limit_wait_ms(response, attempt.answer.data,
+											attempt.answer.len);
+			refused_ms += rate_limit_jitter_ms(refused_ms);
+		}
+		pace_learn_answer(conn, group, attempt.ticket, response, refused_ms);
 
 		if (attempt.rc == CURLE_ABORTED_BY_CALLBACK)
 		{
@@ -762,10 +814,6 @@ close_http_request(CloseConnection *conn, const char *method,
 							   attempt.answer.len),
 					 errcontext("Close API request: %s %s", method, path)));
 
-		if (response->rate_limit[0] &&
-			parse_rate_limit(response->rate_limit, &limit, &remaining, &reset))
-			pacer_learn(pacer, limit, remaining, reset);
-
 		if (attempt.rc != CURLE_OK)
 		{
 			bool		never_sent = (attempt.rc == CURLE_COULDNT_CONNECT ||
@@ -779,23 +827,19 @@ close_http_request(CloseConnection *conn, const char *method,
 		{
 			if (limited_since == 0)
 				limited_since = GetCurrentTimestamp();
-			delay = rate_limit_wait_ms(response, attempt.answer.data,
-									   attempt.answer.len);
-			delay += rate_limit_jitter_ms(delay);
-			if (!rate_limit_wait_allowed(conn, limited_since, delay))
+			if (!rate_limit_wait_allowed(conn, limited_since, refused_ms))
 				break;
-			refused = true;
+			delay = refused_ms;
 		}
 		else if (repeatable && (response->status == 502 ||
 								response->status == 503 ||
 								response->status == 504))
 			delay = backoff_ms(response->attempts);
 
-		if (delay < 0 || (!refused && ++failures > conn->server.max_retries))
+		if (delay < 0 ||
+			(refused_ms < 0 && ++failures > conn->server.max_retries))
 			break;
-		if (attempt.answer.data)
-			pfree(attempt.answer.data);
-		response->waited_ms += wait_ms(delay);
+		response->waited_ms += counted_wait_ms(conn, group, delay);
 	}
 
 	if (attempt.rc != CURLE_OK)
@@ -955,8 +999,9 @@ close_http_send_many(CloseConnection *conn, const char *method,
 		(strcmp(method, "POST") == 0 && repeatable);	/* a search */
 	int			asked = n;
 	volatile int added = 0;
-	char		group[96];
-	ClosePacer *pacer;
+	char		group[CLOSE_GROUP_SIZE];
+	uint64		ticket;
+	double		waited = 0;
 	int			i;
 
 	/*
@@ -964,17 +1009,8 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	 * remains; the rest are left unsent for the paced sequential path.
 	 */
 	endpoint_group(method, paths[0], group, sizeof(group));
-	pacer = find_pacer(conn, group);
-	if (pacer->remaining == 0 && pacer->reset_at > GetCurrentTimestamp())
-	{
-		/* how the budget comes back after a reset is Close's to say: one */
-		(void) wait_ms(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-													   pacer->reset_at));
-		n = 1;
-	}
-	else if (pacer_allowance(pacer) >= 0)
-		n = Min(n, pacer_allowance(pacer));
-	n = Min(n, CLOSE_MAX_CONCURRENCY);
+	(void) pace_wait(conn, group, Min(n, CLOSE_MAX_CONCURRENCY), 0, &ticket,
+					 &n, &waited);
 	for (i = 0; i < asked; i++)
 	{
 		memset(&responses[i], 0, sizeof(CloseResponse));
@@ -1005,6 +1041,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 						 psprintf("%s%s", conn->server.api_url, paths[i]),
 						 bodies ? utf8_text(bodies[i]) : NULL, repeatable,
 						 &responses[i], &attempts[i]);
+			attempts[i].ticket = ticket + i;
 			/* one error buffer is shared: the message names no request */
 			curl_easy_setopt(conn->pool[i], CURLOPT_ERRORBUFFER, NULL);
 			curl_easy_setopt(conn->pool[i], CURLOPT_PRIVATE, (void *) (intptr_t) i);
@@ -1040,7 +1077,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	PG_END_TRY();
 
 	for (i = 0; i < n; i++)
-		judge_attempt(pacer, &responses[i], &attempts[i], repeatable);
+		judge_attempt(conn, group, &responses[i], &attempts[i], repeatable);
 	return n;
 }
 
@@ -1061,7 +1098,9 @@ struct CloseFlight
 	bool	   *done;			/* finished, not yet collected */
 	Attempt    *attempts;
 	CloseResponse **responses;	/* the caller's, per slot */
-	char		group[96];		/* the endpoint group, for the pacing */
+	char		group[CLOSE_GROUP_SIZE];	/* the endpoint group, for the pacing */
+	bool		reserved;		/* a ticket of the pacing is held for... */
+	uint64		reserved_ticket;	/* ...the next request to start */
 	bool		repeatable;		/* its requests only read */
 	int			in_flight;
 	MemoryContextCallback cleanup;
@@ -1131,8 +1170,9 @@ bool
 close_flight_can_start(CloseFlight *flight, const char *method,
 					   const char *path)
 {
-	ClosePacer *pacer;
 	int			slot;
+	double		pause;
+	char		group[CLOSE_GROUP_SIZE];
 
 	for (slot = 0; slot < flight->nslots; slot++)
 		if (!flight->busy[slot])
@@ -1140,11 +1180,17 @@ close_flight_can_start(CloseFlight *flight, const char *method,
 	if (slot == flight->nslots)
 		return false;
 
-	/* within the pacing, counting what is already out */
-	endpoint_group(method, path, flight->group, sizeof(flight->group));
-	pacer = find_pacer(flight->conn, flight->group);
-	return pacer_allowance(pacer) < 0 ||
-		pacer_allowance(pacer) - flight->in_flight > 0;
+	/*
+	 * Within the pacing: a yes holds a ticket for the next request, so that
+	 * another backend cannot take it before close_flight_start does.
+	 */
+	endpoint_group(method, path, group, sizeof(group));
+	if (flight->reserved && strcmp(group, flight->group) == 0)
+		return true;
+	strlcpy(flight->group, group, sizeof(flight->group));
+	flight->reserved = close_pace_take(flight->conn, flight->group, 1,
+									   &flight->reserved_ticket, &pause) > 0;
+	return flight->reserved;
 }
 
 /*
@@ -1180,6 +1226,8 @@ close_flight_start(CloseFlight *flight, const char *method, const char *path,
 	curl_easy_setopt(flight->handles[slot], CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(flight->handles[slot], CURLOPT_PRIVATE, (void *) (intptr_t) slot);
 	flight->attempts[slot].rc = CURLE_AGAIN;
+	flight->attempts[slot].ticket = flight->reserved_ticket;
+	flight->reserved = false;
 	flight->responses[slot] = response;
 	if (curl_multi_add_handle(flight->multi, flight->handles[slot]) != CURLM_OK)
 		ereport(ERROR,
@@ -1220,7 +1268,7 @@ close_flight_wait(CloseFlight *flight)
 			flight->done[slot] = false;
 			flight->in_flight--;
 
-			judge_attempt(find_pacer(flight->conn, flight->group), response,
+			judge_attempt(flight->conn, flight->group, response,
 						  attempt, flight->repeatable);
 			return slot;
 		}
