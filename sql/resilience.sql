@@ -100,20 +100,21 @@ SELECT fail_next('{"action": "status", "status": 200, "headers": {"RateLimit": "
 SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';
 SELECT method, status, gap >= 0.7 AS waited FROM request_gaps() LIMIT 2;
 
+-- (through a key of its own: the waits below hold its budget for 30 s)
+CREATE SERVER close_paced FOREIGN DATA WRAPPER close_fdw OPTIONS (api_url :'api_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER close_paced OPTIONS (api_key 'api_paced_key');
+CREATE FOREIGN TABLE paced_objects (id text, lead_id text) SERVER close_paced;
 -- a 429 whose wait would outlast statement_timeout fails at once (53400)
 SELECT fail_next('{"action": "status", "status": 429, "headers": {"RateLimit": null, "Retry-After": "30"}}');
 SET statement_timeout = '5s';
 SELECT clock_timestamp() AS started \gset
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(*) FROM paced_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 RESET statement_timeout;
 SELECT clock_timestamp() - :'started' < interval '1 s' AS stopped_at_once;
 -- waits are interrupted by statement_timeout (and cancel) like requests are
 SELECT fail_next('{"action": "status", "status": 200, "headers": {"RateLimit": "limit=2, remaining=0, reset=30"}, "body": "{\"data\": [{\"id\": \"custobj_Paced\", \"name\": \"first page\"}], \"has_more\": true}"}');
--- (through a key of its own, whose budget stays spent for 30 s)
-CREATE SERVER close_paced FOREIGN DATA WRAPPER close_fdw OPTIONS (api_url :'api_url');
-CREATE USER MAPPING FOR CURRENT_USER SERVER close_paced OPTIONS (api_key 'api_paced_key');
-CREATE FOREIGN TABLE paced_objects (id text, lead_id text) SERVER close_paced;
+ALTER USER MAPPING FOR CURRENT_USER SERVER close_paced OPTIONS (SET api_key 'api_paced_key2');
 SET statement_timeout = '1s';
 SELECT clock_timestamp() AS started \gset
 SELECT count(*) FROM paced_objects WHERE lead_id = :'big';  -- ERROR

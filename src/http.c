@@ -999,18 +999,12 @@ close_http_send_many(CloseConnection *conn, const char *method,
 		(strcmp(method, "POST") == 0 && repeatable);	/* a search */
 	int			asked = n;
 	volatile int added = 0;
+	volatile bool completed = false;
 	char		group[CLOSE_GROUP_SIZE];
 	uint64		ticket;
 	double		waited = 0;
 	int			i;
 
-	/*
-	 * Within the pacing: wait when nothing remains, and send no more than
-	 * remains; the rest are left unsent for the paced sequential path.
-	 */
-	endpoint_group(method, paths[0], group, sizeof(group));
-	(void) pace_wait(conn, group, Min(n, CLOSE_MAX_CONCURRENCY), 0, &ticket,
-					 &n, &waited);
 	for (i = 0; i < asked; i++)
 	{
 		memset(&responses[i], 0, sizeof(CloseResponse));
@@ -1024,6 +1018,14 @@ close_http_send_many(CloseConnection *conn, const char *method,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("could not create an HTTP multi handle")));
 	}
+
+	/*
+	 * Within the pacing: wait when nothing remains, and send no more than
+	 * remains; the rest are left unsent for the paced sequential path.
+	 */
+	endpoint_group(method, paths[0], group, sizeof(group));
+	(void) pace_wait(conn, group, Min(n, CLOSE_MAX_CONCURRENCY), 0, &ticket,
+					 &n, &waited);
 
 	PG_TRY();
 	{
@@ -1068,11 +1070,15 @@ close_http_send_many(CloseConnection *conn, const char *method,
 			attempts[i].rc = rc;
 			responses[i].status = status;
 		}
+		completed = true;
 	}
 	PG_FINALLY();
 	{
 		for (i = 0; i < added; i++)
 			curl_multi_remove_handle(conn->multi, conn->pool[i]);
+		/* given up: their answers will not be judged */
+		if (!completed)
+			close_pace_release(close_pace_key(conn), group, n);
 	}
 	PG_END_TRY();
 
@@ -1099,6 +1105,7 @@ struct CloseFlight
 	Attempt    *attempts;
 	CloseResponse **responses;	/* the caller's, per slot */
 	char		group[CLOSE_GROUP_SIZE];	/* the endpoint group, for the pacing */
+	uint64		key;			/* of the pacing (close_pace_key) */
 	bool		reserved;		/* a ticket of the pacing is held for... */
 	uint64		reserved_ticket;	/* ...the next request to start */
 	bool		repeatable;		/* its requests only read */
@@ -1118,6 +1125,13 @@ flight_cleanup(void *arg)
 {
 	CloseFlight *flight = (CloseFlight *) arg;
 	int			i;
+
+	/* what is still out, or was let go but not sent, gets no answer */
+	if (flight->group[0])
+		close_pace_release(flight->key, flight->group,
+						   flight->in_flight + (flight->reserved ? 1 : 0));
+	flight->in_flight = 0;
+	flight->reserved = false;
 
 	for (i = 0; i < flight->nslots; i++)
 	{
@@ -1144,6 +1158,7 @@ close_flight_create(CloseConnection *conn, MemoryContext cxt, int nslots)
 	CloseFlight *flight = MemoryContextAllocZero(cxt, sizeof(CloseFlight));
 
 	flight->conn = conn;
+	flight->key = close_pace_key(conn);
 	flight->nslots = Min(Max(nslots, 1), CLOSE_MAX_CONCURRENCY);
 	flight->handles = MemoryContextAllocZero(cxt, sizeof(CURL *) * flight->nslots);
 	flight->busy = MemoryContextAllocZero(cxt, sizeof(bool) * flight->nslots);

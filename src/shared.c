@@ -12,8 +12,9 @@
  * The pacing hands out "tickets": each request takes one before it is sent,
  * and the answer's RateLimit header is taken only if it answers a later
  * ticket than the last one taken (it is then the freshest view of Close's
- * count), less the tickets handed out after it (requests in flight that
- * Close had not counted yet).  When nothing remains, requests wait for the
+ * count), less the requests still in flight (Close may not have counted
+ * them yet; those it did are counted twice, which only errs on the safe
+ * side).  When nothing remains, requests wait for the
  * reset; after it, one request goes alone and the others wait for its
  * answer, which tells how many the reset freed.  A budget not known yet
  * (no answer so far) is not paced: the first answers tell it.
@@ -56,6 +57,10 @@
  * reset before another goes, and how often they look meanwhile. */
 #define CLOSE_HOLD_MS			1000
 #define CLOSE_HOLD_POLL_MS		5
+/* Requests in flight are forgotten after this long without any activity
+ * (one lost without an answer, e.g. by a crash, must not shrink the budget
+ * for ever). */
+#define CLOSE_IDLE_MS			60000
 
 typedef struct PaceSlot
 {
@@ -65,6 +70,7 @@ typedef struct PaceSlot
 	bool		holding;		/* a request went alone: wait for it */
 	int			limit;			/* -1 if not told */
 	int			remaining;		/* estimated; below 0 when overdrawn */
+	int			in_flight;		/* tickets handed out, not yet answered */
 	TimestampTz reset_at;
 	uint64		next_ticket;
 	uint64		taken_ticket;	/* the ticket whose answer was taken */
@@ -228,7 +234,9 @@ pace_take(PaceSlot *slot, int wanted, TimestampTz now, uint64 *ticket,
 	int			granted;
 
 	*wait = 0;
-
+	if (slot->in_flight > 0 &&
+		now > TimestampTzPlusMilliseconds(slot->last_used, CLOSE_IDLE_MS))
+		slot->in_flight = 0;
 	if (!slot->known)
 		granted = wanted;
 	else if (slot->known && slot->remaining > 0)
@@ -255,6 +263,7 @@ pace_take(PaceSlot *slot, int wanted, TimestampTz now, uint64 *ticket,
 	}
 	*ticket = slot->next_ticket;
 	slot->next_ticket += granted;
+	slot->in_flight += granted;
 	slot->last_used = now;
 	return granted;
 }
@@ -309,15 +318,20 @@ close_pace_learn(CloseConnection *conn, const char *group, uint64 ticket,
 	PaceSlot   *slot = find_pace_slot(state, key, group);
 	TimestampTz now = GetCurrentTimestamp();
 
+	if (ticket < slot->next_ticket && slot->in_flight > 0)
+		slot->in_flight--;
 	if (told && ticket > slot->taken_ticket && ticket < slot->next_ticket)
 	{
-		int64		later = (int64) (slot->next_ticket - 1 - ticket);
 		double		reset_ms = Min(reset_s * 1000.0, CLOSE_MAX_RESET_MS);
+		int64		later = (int64) (slot->next_ticket - 1 - ticket);
 
 		slot->taken_ticket = ticket;
 		slot->known = true;
 		slot->limit = limit;
-		slot->remaining = (int) Max((int64) remaining - later, -100000);
+		/* less what is out: in flight, and at least what went after it */
+		slot->remaining = (int) Max((int64) remaining -
+									Max(later, (int64) slot->in_flight),
+									-100000);
 		slot->reset_at = TimestampTzPlusMilliseconds(now, (int64) reset_ms +
 													 CLOSE_RESET_MARGIN_MS);
 		if (slot->holding && ticket >= slot->alone_ticket)
@@ -342,6 +356,40 @@ close_pace_learn(CloseConnection *conn, const char *group, uint64 ticket,
 			slot->holding = false;
 	}
 	slot->last_used = now;
+	unlock_state(state);
+}
+
+/*
+ * The key of the session's budgets, for close_pace_release (which must not
+ * need the session: it may be gone when the requests are given up).
+ */
+uint64
+close_pace_key(CloseConnection *conn)
+{
+	return credential_key(conn);
+}
+
+/*
+ * n requests of key and group that took a ticket will get no answer (not
+ * sent, or given up on an error): they are no longer in flight.
+ */
+void
+close_pace_release(uint64 key, const char *group, int n)
+{
+	CloseSharedState *state;
+	PaceSlot   *slot;
+
+	if (n <= 0)
+		return;
+	state = lock_state(true);
+	slot = find_pace_slot(state, key, group);
+	slot->in_flight = Max(slot->in_flight - n, 0);
+	/* the request that went alone may be one of them: do not wait for it */
+	if (slot->holding)
+	{
+		slot->holding = false;
+		slot->reset_at = Min(slot->reset_at, GetCurrentTimestamp());
+	}
 	unlock_state(state);
 }
 
