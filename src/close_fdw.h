@@ -313,7 +313,6 @@ extern void close_shared_init(void);
 extern bool close_shared_active(void);
 extern int	close_pace_take(CloseConnection *conn, const char *group, int wanted,
 							uint64 *ticket, double *wait_ms);
-extern bool close_pace_ready(CloseConnection *conn, const char *group);
 extern uint64 close_pace_key(CloseConnection *conn);
 extern void close_pace_release(uint64 key, const char *group, int n);
 extern void close_pace_learn(CloseConnection *conn, const char *group,

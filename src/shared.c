@@ -141,7 +141,7 @@ close_shared_init(void)
 	DefineCustomBoolVariable("close_fdw.shared_pacing",
 							 "Paces this session's Close API requests together with the other sessions'.",
 							 "Takes effect when close_fdw is in shared_preload_libraries; off, the session paces itself alone.",
-							 &close_shared_pacing, true, PGC_USERSET, 0,
+							 &close_shared_pacing, true, PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 	if (!process_shared_preload_libraries_in_progress)
 		return;
@@ -287,23 +287,6 @@ close_pace_take(CloseConnection *conn, const char *group, int wanted,
 	return granted;
 }
 
-/* Whether close_pace_take would let one request go now. */
-bool
-close_pace_ready(CloseConnection *conn, const char *group)
-{
-	uint64		key = credential_key(conn);
-	CloseSharedState *state = lock_state(true);
-	PaceSlot	copy;
-	uint64		ticket;
-	double		wait;
-	bool		ready;
-
-	copy = *find_pace_slot(state, key, group);
-	ready = pace_take(&copy, 1, GetCurrentTimestamp(), &ticket, &wait) > 0;
-	unlock_state(state);
-	return ready;
-}
-
 /*
  * Learn from the answer to the request of ticket: what its RateLimit said
  * (told), and, refused_ms >= 0 for a 429, that nothing may go for that long.
@@ -342,6 +325,9 @@ close_pace_learn(CloseConnection *conn, const char *group, uint64 ticket,
 		/* no RateLimit on its answer: no need to wait longer for it */
 		slot->holding = false;
 		slot->reset_at = now;
+		/* and a server that never sent one (only a 429) is not paced */
+		if (slot->taken_ticket == 0 && refused_ms < 0)
+			slot->known = false;
 	}
 	if (refused_ms >= 0)
 	{
