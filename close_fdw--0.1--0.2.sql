@@ -11,3 +11,24 @@ RETURNS TABLE (resource text, type_id text, type_name text,
                multiple boolean, column_type text, column_options text)
 AS 'MODULE_PATHNAME', 'close_fdw_fields'
 LANGUAGE C STRICT VOLATILE;
+
+-- Request statistics per server and endpoint group: across all backends
+-- when close_fdw is in shared_preload_libraries, else this backend's.
+CREATE FUNCTION close_fdw_stats_rows(
+    OUT server text, OUT endpoint_group text, OUT requests bigint,
+    OUT retries bigint, OUT rate_limited bigint, OUT server_errors bigint,
+    OUT waits bigint, OUT wait_ms double precision, OUT bytes_received bigint,
+    OUT cache_hits bigint, OUT since timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'close_fdw_stats_rows'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE VIEW close_fdw_stats AS SELECT * FROM close_fdw_stats_rows();
+GRANT SELECT ON close_fdw_stats TO PUBLIC;
+
+CREATE FUNCTION close_fdw_stats_reset()
+RETURNS void
+AS 'MODULE_PATHNAME', 'close_fdw_stats_reset'
+LANGUAGE C STRICT VOLATILE;
+
+REVOKE EXECUTE ON FUNCTION close_fdw_stats_reset() FROM PUBLIC;

@@ -218,6 +218,8 @@ def main():
     # backend's memory through a large search ("--only M")
     if args.latency_ms == 0 and args.only in ("", "R"):
         rate_limited(emu)
+    if args.latency_ms == 0 and args.only in ("", "B"):
+        many_backends(emu)
     if args.latency_ms == 0 and args.only in ("", "M"):
         memory_at_scale(emu, args.memory_rows)
 
@@ -278,6 +280,49 @@ def rate_limited(emu, per_sec=20):
     print("|---|---|---|---|---|")
     print("| %d | %d | %.2f | %.2f | %.2f |" % (n, refused, fdw_s, allowed, fdw_s / allowed))
     sys.stdout.flush()
+
+
+def many_backends(emu, per_sec=20, backends=6, leads=20):
+    """Six backends, each listing 20 leads at once (lead_id = ANY), through
+    one key while the emulator allows per_sec requests a second: paced
+    together (close_fdw preloaded, the default of bench/run) and each alone
+    (close_fdw.shared_pacing off, as without preloading); with the
+    emulator's one-second sliding window, and with a 100 ms one whose slots
+    free nearly continuously.  The budget is known (one listing before)."""
+    print("\n%d backends, %d leads each at once, one key, the emulator allowing %d requests/s:\n"
+          % (backends, leads, per_sec))
+    print("| window | pacing | requests | 429s | share | s | least time the limit allows s | s / that | failed |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for window_ms in (1000, 100):
+        per_window = per_sec * window_ms // 1000
+        for shared in (True, False):
+            emu.call("POST", "/_emulator/config", {"rate_limit_per_sec": per_window,
+                                                   "rate_limit_window_ms": window_ms})
+            psql("SELECT count(*) FROM objects WHERE lead_id = '%s'" % lead(1))
+            time.sleep(1.2)
+            emu.clear()
+            env = dict(os.environ, PGOPTIONS="-c close_fdw.shared_pacing=%s" % ("on" if shared else "off"))
+            procs = []
+            start = time.monotonic()
+            for b in range(backends):
+                ids = ",".join("'%s'" % lead(1 + b * leads + i) for i in range(leads))
+                procs.append(subprocess.Popen(
+                    ["psql", "-X", "-q", "-At", "-d", "bench", "-c",
+                     "SELECT count(*) FROM objects WHERE lead_id = ANY (ARRAY[%s])" % ids],
+                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            failed = sum(1 for p in procs if p.wait() != 0)
+            took = time.monotonic() - start
+            log = emu.log()
+            emu.clear()
+            n = len(log)
+            refused = sum(1 for r in log if r["status"] == 429)
+            answered = n - refused
+            least = (answered - per_window) / float(per_sec)
+            print("| %d ms | %s | %d | %d | %.1f %% | %.2f | %.2f | %.2f | %d of %d |" % (
+                window_ms, "shared" if shared else "per backend", n, refused,
+                100.0 * refused / max(n, 1), took, least, took / least, failed, backends))
+            sys.stdout.flush()
+    emu.call("POST", "/_emulator/config", {"rate_limit_per_sec": 0, "rate_limit_window_ms": 1000})
 
 
 def memory_at_scale(emu, rows):

@@ -5,7 +5,7 @@
 \set big 'lead_Big0000000000000000000000000000000000000000'
 SELECT emulator_reset();
 -- how each failure is reported, without the retries (resilience.sql)
-ALTER SERVER close OPTIONS (ADD max_retries '0');
+ALTER SERVER close OPTIONS (ADD max_retries '0', ADD rate_limit_wait_ms '0');
 CREATE FUNCTION fail_next(rule jsonb) RETURNS void LANGUAGE sql AS $$
   SELECT emulator_fault(jsonb_build_object('path_prefix', '/api/v1/custom_object/', 'times', 1) || rule);
 $$;
@@ -110,4 +110,4 @@ SELECT emulator_reset();
 
 -- after all that, the session still works and the connection is reused
 SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';
-ALTER SERVER close OPTIONS (DROP max_retries);
+ALTER SERVER close OPTIONS (DROP max_retries, DROP rate_limit_wait_ms);

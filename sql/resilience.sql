@@ -62,13 +62,31 @@ SELECT emulator_fault('{"method": "DELETE", "action": "status", "status": 503, "
 DELETE FROM retried_devices WHERE lead_id = :'one' AND name = 'Renamed';
 SELECT method, status FROM request_gaps() WHERE method <> 'GET';
 
--- max_retries bounds it all; the error says what was tried
+-- max_retries bounds the retries of failures; the error says what was tried
 ALTER SERVER close OPTIONS (ADD max_retries '2');
-SELECT fail_next('{"action": "status", "status": 429, "times": -1, "headers": {"RateLimit": "limit=100, remaining=0, reset=0.1"}}');
+SELECT fail_next('{"action": "status", "status": 503, "times": -1}');
 \set VERBOSITY terse
 SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \set VERBOSITY default
 SELECT count(*) AS requests FROM request_gaps();
+SELECT emulator_call('DELETE', '/_emulator/faults');
+-- but not a 429's: those are waited out for rate_limit_wait_ms, then 53400
+SELECT fail_next('{"action": "status", "status": 429, "times": -1, "headers": {"RateLimit": "limit=100, remaining=0, reset=0.1"}}');
+ALTER SERVER close OPTIONS (ADD rate_limit_wait_ms '700');
+SELECT clock_timestamp() AS started \gset
+\set VERBOSITY terse
+SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+\set VERBOSITY default
+\echo SQLSTATE :SQLSTATE
+SELECT clock_timestamp() - :'started' BETWEEN interval '0.5 s' AND interval '1.5 s' AS waited_about_the_limit,
+       count(*) > 3 AS more_than_max_retries
+  FROM request_gaps();
+-- 0: a 429 fails at once
+ALTER SERVER close OPTIONS (SET rate_limit_wait_ms '0');
+SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+\echo SQLSTATE :SQLSTATE
+SELECT count(*) AS requests FROM request_gaps();
+ALTER SERVER close OPTIONS (DROP rate_limit_wait_ms);
 SELECT emulator_call('DELETE', '/_emulator/faults');
 \set api_url `echo "$CLOSE_API_URL"`
 ALTER SERVER close OPTIONS (SET api_url 'http://127.0.0.1:9/api/v1');
@@ -82,13 +100,27 @@ SELECT fail_next('{"action": "status", "status": 200, "headers": {"RateLimit": "
 SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';
 SELECT method, status, gap >= 0.7 AS waited FROM request_gaps() LIMIT 2;
 
--- waits are interrupted by statement_timeout (and cancel) like requests are
+-- (through a key of its own: the waits below hold its budget for 30 s)
+CREATE SERVER close_paced FOREIGN DATA WRAPPER close_fdw OPTIONS (api_url :'api_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER close_paced OPTIONS (api_key 'api_paced_key');
+CREATE FOREIGN TABLE paced_objects (id text, lead_id text) SERVER close_paced;
+-- a 429 whose wait would outlast statement_timeout fails at once (53400)
 SELECT fail_next('{"action": "status", "status": 429, "headers": {"RateLimit": null, "Retry-After": "30"}}');
+SET statement_timeout = '5s';
+SELECT clock_timestamp() AS started \gset
+SELECT count(*) FROM paced_objects WHERE lead_id = :'one';  -- ERROR
+\echo SQLSTATE :SQLSTATE
+RESET statement_timeout;
+SELECT clock_timestamp() - :'started' < interval '1 s' AS stopped_at_once;
+-- waits are interrupted by statement_timeout (and cancel) like requests are
+SELECT fail_next('{"action": "status", "status": 200, "headers": {"RateLimit": "limit=2, remaining=0, reset=30"}, "body": "{\"data\": [{\"id\": \"custobj_Paced\", \"name\": \"first page\"}], \"has_more\": true}"}');
+ALTER USER MAPPING FOR CURRENT_USER SERVER close_paced OPTIONS (SET api_key 'api_paced_key2');
 SET statement_timeout = '1s';
 SELECT clock_timestamp() AS started \gset
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(*) FROM paced_objects WHERE lead_id = :'big';  -- ERROR
 RESET statement_timeout;
 SELECT clock_timestamp() - :'started' < interval '2.5 s' AS stopped_promptly;
+DROP SERVER close_paced CASCADE;
 SELECT emulator_reset();
 
 -- an answer over max_response_bytes is refused

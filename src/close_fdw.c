@@ -201,6 +201,7 @@ _PG_init(void)
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("could not initialize libcurl")));
 	close_budget_init();
+	close_shared_init();
 }
 
 Datum
@@ -1199,9 +1200,9 @@ get_lead_page(CloseScanState *fsstate, const char *path,
 		return;
 
 	/* without retries, a failure fetched ahead is the answer */
-	if (conn->server.max_retries == 0 &&
-		((stored && close_answers_failed(fsstate->leads_ahead, path, response)) ||
-		 close_answers_failed(fsstate->pages_ahead, path, response)))
+	if (((stored && close_answers_failed(fsstate->leads_ahead, path, response)) ||
+		 close_answers_failed(fsstate->pages_ahead, path, response)) &&
+		!close_http_may_retry(conn, response))
 	{
 		if (response->transport_error != 0)
 			close_report_transport_error(conn, "GET", path, response);

@@ -58,7 +58,8 @@ typedef struct CloseServerOptions
 	int			connect_timeout_ms;
 	int			page_size;		/* _limit of listings */
 	int			batch_size;		/* rows per batch insert */
-	int			max_retries;	/* retries of a failed request */
+	int			max_retries;	/* retries of a failed request (not 429s) */
+	int			rate_limit_wait_ms; /* how long 429s may be waited out */
 	int			max_concurrency;	/* requests in flight per scan */
 	int			max_response_bytes; /* larger answers are refused */
 	char	   *ca_file;		/* CA bundle for TLS, or NULL */
@@ -74,20 +75,21 @@ typedef struct CloseUserOptions
  * A cached HTTP session for one user mapping (connection.c).  The handle
  * keeps its TCP/TLS connection alive between statements.
  */
-/*
- * What Close's RateLimit header last said for one endpoint group (method
- * and path with ids replaced), so that a request waits rather than gets a
- * 429.
- */
-typedef struct ClosePacer
-{
-	char		group[96];		/* "" for a free slot */
-	int			limit;			/* -1 if not told */
-	int			remaining;
-	TimestampTz reset_at;
-} ClosePacer;
+/* The size of an endpoint group's name (method and path with ids as {id}). */
+#define CLOSE_GROUP_SIZE 96
 
-#define CLOSE_PACERS 16
+/* Counts of close_fdw_stats, for one server and endpoint group (shared.c). */
+typedef struct CloseStatsDelta
+{
+	int64		requests;		/* sent (each attempt) */
+	int64		retries;		/* sent again after a 429 or a failure */
+	int64		refused;		/* answered 429 */
+	int64		server_errors;	/* answered 5xx */
+	int64		waits;			/* waits: pacing, 429s, backoff */
+	double		wait_ms;
+	int64		bytes;			/* body bytes received */
+	int64		cache_hits;
+} CloseStatsDelta;
 
 /* At most this many requests in flight for one session. */
 #define CLOSE_MAX_CONCURRENCY 64
@@ -105,7 +107,7 @@ typedef struct CloseConnection
 	struct curl_slist *headers; /* fixed request headers, incl. auth */
 	struct curl_slist *json_headers;	/* the same, for a JSON body */
 	char		errbuf[CURL_ERROR_SIZE];
-	ClosePacer	pacers[CLOSE_PACERS];	/* per endpoint group of this key */
+	Oid			serverid;		/* for the statistics */
 	CURLM	   *multi;			/* for concurrent requests, or NULL */
 	CURL	   *pool[CLOSE_MAX_CONCURRENCY];	/* their handles, made lazily */
 } CloseConnection;
@@ -384,6 +386,19 @@ extern int	close_evaluate_keys(ExprState *state, bool is_array,
 								const char *prefix, ExprContext *econtext,
 								char ***keys);
 
+/* in shared.c */
+extern void close_shared_init(void);
+extern bool close_shared_active(void);
+extern int	close_pace_take(CloseConnection *conn, const char *group, int wanted,
+							uint64 *ticket, double *wait_ms);
+extern uint64 close_pace_key(CloseConnection *conn);
+extern void close_pace_release(uint64 key, const char *group, int n);
+extern void close_pace_learn(CloseConnection *conn, const char *group,
+							 uint64 ticket, bool told, int limit, int remaining,
+							 double reset_s, double refused_ms);
+extern void close_stats_add(CloseConnection *conn, const char *group,
+							const CloseStatsDelta *delta);
+
 /* in search.c */
 extern char *close_search_render_query(List *nodes, const char *type_id,
 									   CloseSearchValues *vals);
@@ -441,6 +456,8 @@ extern void close_field_types_check_table(CloseFieldTypes *types,
 										  List *keys);
 
 /* in http.c */
+extern bool close_http_may_retry(CloseConnection *conn,
+								 CloseResponse *response);
 extern void close_http_request(CloseConnection *conn, const char *method,
 							   const char *path, const char *body,
 							   CloseResponse *response);

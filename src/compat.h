@@ -413,6 +413,23 @@ close_batch_size_of(ResultRelInfo *rinfo)
 #endif
 }
 
+/*
+ * Ask for shared memory while preloading: through shmem_request_hook from
+ * 15 on (request is chained in, *prev keeps the hook before it), at once
+ * before.
+ */
+static inline void
+close_request_shmem(void (*request) (void), void (**prev) (void))
+{
+#if PG_VERSION_NUM >= 150000
+	*prev = shmem_request_hook;
+	shmem_request_hook = request;
+#else
+	*prev = NULL;
+	request();
+#endif
+}
+
 /* A random fraction in [0, 1), for jitter. */
 static inline double
 close_random_fraction(void)

@@ -189,7 +189,6 @@ close_release_entry(CloseConnection *entry)
 	if (entry->server.ca_file)
 		pfree(entry->server.ca_file);
 	entry->server.ca_file = NULL;
-	memset(entry->pacers, 0, sizeof(entry->pacers));
 	entry->invalidated = false;
 }
 
@@ -243,6 +242,7 @@ close_build_entry(CloseConnection *entry, UserMapping *user)
 	entry->server.api_url = MemoryContextStrdup(TopMemoryContext, sopts.api_url);
 	entry->server.ca_file = sopts.ca_file
 		? MemoryContextStrdup(TopMemoryContext, sopts.ca_file) : NULL;
+	entry->serverid = server->serverid;
 	entry->server_hashvalue =
 		GetSysCacheHashValue1(FOREIGNSERVEROID,
 							  ObjectIdGetDatum(server->serverid));

@@ -19,6 +19,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/memutils.h"
 
@@ -50,17 +51,17 @@ typedef struct BodyBuffer
  */
 #define CLOSE_WRITE_REUSE_SECONDS 2
 
-/* A RateLimit reset beyond this is not believed (nor waited for longer). */
-#define CLOSE_MAX_RESET_SECONDS 600.0
-/* Waited beyond a RateLimit reset (see pacer_learn). */
-#define CLOSE_RESET_MARGIN_MS 5
-
 typedef struct UploadBody
 {
 	const char *data;
 	size_t		len;
 	size_t		sent;
 } UploadBody;
+
+static double rate_limit_wait_ms(CloseResponse *response, const char *body,
+								 size_t len);
+static bool rate_limit_wait_allowed(CloseConnection *conn, TimestampTz since,
+									double delay);
 
 static size_t
 read_upload(char *buffer, size_t size, size_t nitems, void *userdata)
@@ -360,6 +361,7 @@ gateway_failure(long status)
 /* The outcome of one attempt, before it is judged. */
 typedef struct Attempt
 {
+	uint64		ticket;			/* of the pacing (shared.c) */
 	CURLcode	rc;
 	BodyBuffer	answer;
 	UploadBody	upload;
@@ -541,28 +543,6 @@ endpoint_group(const char *method, const char *path, char *group, size_t size)
 	pfree(buf.data);
 }
 
-static ClosePacer *
-find_pacer(CloseConnection *conn, const char *group)
-{
-	ClosePacer *oldest = &conn->pacers[0];
-	int			i;
-
-	for (i = 0; i < CLOSE_PACERS; i++)
-	{
-		ClosePacer *p = &conn->pacers[i];
-
-		if (strcmp(p->group, group) == 0)
-			return p;
-		if (p->group[0] == '\0' || p->reset_at < oldest->reset_at)
-			oldest = p;
-	}
-	strlcpy(oldest->group, group, sizeof(oldest->group));
-	oldest->remaining = -1;
-	oldest->limit = -1;
-	oldest->reset_at = 0;
-	return oldest;
-}
-
 /*
  * The numbers of a RateLimit header: "limit=100, remaining=50, reset=5"
  * (also with ";" between the parts; reset may have decimals).
@@ -583,34 +563,36 @@ parse_rate_limit(const char *header, int *limit, int *remaining, double *reset)
 }
 
 /*
- * Take what a RateLimit header said.  The reset is waited for a little
- * longer than said: a reset given to the millisecond may have been rounded
- * down, and a request sent a moment early collects a 429.
+ * Tell the pacing (shared.c) what the answer to the request of ticket
+ * said: its RateLimit, and for a 429 that nothing may go for refused_ms.
  */
 static void
-pacer_learn(ClosePacer *pacer, int limit, int remaining, double reset)
+pace_learn_answer(CloseConnection *conn, const char *group, uint64 ticket,
+				  CloseResponse *response, double refused_ms)
 {
-	pacer->limit = limit;
-	pacer->remaining = remaining;
-	pacer->reset_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												  (int64) (Min(reset, CLOSE_MAX_RESET_SECONDS) * 1000) +
-												  CLOSE_RESET_MARGIN_MS);
+	int			limit = -1;
+	int			remaining = 0;
+	double		reset = 0;
+	bool		told = response->rate_limit[0] &&
+		parse_rate_limit(response->rate_limit, &limit, &remaining, &reset);
+
+	close_pace_learn(conn, group, ticket, told, limit, remaining, reset,
+					 refused_ms);
 }
 
-/*
- * How many requests the pacing lets go out now, besides those still out:
- * what remains until the reset; after the reset at least one more, not
- * necessarily the whole limit (a sliding window frees its slots one by
- * one; the answers say what remains).  -1: nothing known, no limit.
- */
-static int
-pacer_allowance(ClosePacer *pacer)
+/* Count one attempt, once it has ended, in close_fdw_stats. */
+static void
+count_attempt(CloseConnection *conn, const char *group, long status,
+			  size_t bytes, bool retry)
 {
-	if (pacer->remaining < 0)
-		return -1;
-	if (pacer->reset_at > GetCurrentTimestamp())
-		return pacer->remaining;
-	return pacer->remaining + 1;
+	CloseStatsDelta delta = {0};
+
+	delta.requests = 1;
+	delta.retries = retry ? 1 : 0;
+	delta.refused = (status == 429);
+	delta.server_errors = (status >= 500);
+	delta.bytes = (int64) bytes;
+	close_stats_add(conn, group, &delta);
 }
 
 /*
@@ -620,19 +602,14 @@ pacer_allowance(ClosePacer *pacer)
  * again, alone, can do no harm).
  */
 static void
-judge_attempt(ClosePacer *pacer, CloseResponse *response, Attempt *attempt,
-			  bool repeatable)
+judge_attempt(CloseConnection *conn, const char *group, CloseResponse *response,
+			  Attempt *attempt, bool repeatable)
 {
-	int			limit;
-	int			remaining;
-	double		reset;
-
-	/* answers of one batch come in any order: the lowest remaining wins */
-	if (response->rate_limit[0] &&
-		parse_rate_limit(response->rate_limit, &limit, &remaining, &reset) &&
-		(pacer->remaining < 0 || remaining <= pacer->remaining ||
-		 pacer->reset_at <= GetCurrentTimestamp()))
-		pacer_learn(pacer, limit, remaining, reset);
+	/* answers of one batch come in any order: the pacing sorts them out */
+	pace_learn_answer(conn, group, attempt->ticket, response,
+					  response->status == 429 ?
+					  rate_limit_wait_ms(response, attempt->answer.data,
+										 attempt->answer.len) : -1);
 	response->attempts = 1;
 	if (attempt->answer.too_large || attempt->answer.out_of_memory)
 	{
@@ -661,12 +638,62 @@ judge_attempt(ClosePacer *pacer, CloseResponse *response, Attempt *attempt,
 							response->status == 504));
 	response->body = attempt->answer.data ? attempt->answer.data : "";
 	response->body_len = attempt->answer.len;
+
+	/*
+	 * Counted as a request; and as a retry when its caller will send it again
+	 * alone (a 429 or a transient failure, where the options allow).
+	 */
+	count_attempt(conn, group, attempt->rc == CURLE_OK ? response->status : 0,
+				  attempt->answer.len,
+				  response->resend_safe &&
+				  (response->status == 429 || response->status >= 500 ||
+				   response->status == 0) &&
+				  close_http_may_retry(conn, response));
 }
 
 /*
  * Wait, interruptibly: a cancel or statement_timeout ends the wait (and
  * the statement) at once.  Returns the milliseconds waited.
  */
+static double wait_ms(double ms);
+
+/* Wait as wait_ms does, and count the wait in close_fdw_stats. */
+static double
+counted_wait_ms(CloseConnection *conn, const char *group, double ms)
+{
+	CloseStatsDelta delta = {0};
+
+	delta.waits = 1;
+	delta.wait_ms = wait_ms(ms);
+	close_stats_add(conn, group, &delta);
+	return delta.wait_ms;
+}
+
+/*
+ * Wait for the pacing to let wanted requests go (shared.c says how long);
+ * returns how many may go, their tickets from *ticket on, and adds the
+ * time waited to *waited.  A request that has met a 429 since limited_since
+ * waits only as long as rate_limit_wait_allowed says: false then.
+ */
+static bool
+pace_wait(CloseConnection *conn, const char *group, int wanted,
+		  TimestampTz limited_since, uint64 *ticket, int *granted,
+		  double *waited)
+{
+	double		pause;
+
+	while ((*granted = close_pace_take(conn, group, wanted, ticket, &pause)) == 0)
+	{
+		/* a little at random, so that waiting backends do not wake together */
+		pause += 3.0 * close_random_fraction();
+		if (limited_since != 0 &&
+			!rate_limit_wait_allowed(conn, limited_since, pause))
+			return false;
+		*waited += counted_wait_ms(conn, group, pause);
+	}
+	return true;
+}
+
 static double
 wait_ms(double ms)
 {
@@ -722,16 +749,64 @@ rate_limit_wait_ms(CloseResponse *response, const char *body, size_t len)
 }
 
 /*
+ * A little more than Close asked for, at random, so that backends refused
+ * together do not come back together.
+ */
+static double
+rate_limit_jitter_ms(double delay)
+{
+	return (delay / 10.0 + 20.0) * close_random_fraction();
+}
+
+/*
+ * Whether a request first refused (429) at since may wait delay ms more:
+ * not when that would outlast the server's rate_limit_wait_ms (0: never
+ * wait) or the statement_timeout (waiting would only end in a cancel).
+ */
+static bool
+rate_limit_wait_allowed(CloseConnection *conn, TimestampTz since, double delay)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													(int64) delay);
+
+	if (conn->server.rate_limit_wait_ms <= 0 ||
+		until > TimestampTzPlusMilliseconds(since,
+											conn->server.rate_limit_wait_ms))
+		return false;
+	if (get_timeout_active(STATEMENT_TIMEOUT) &&
+		until >= get_timeout_finish_time(STATEMENT_TIMEOUT))
+		return false;
+	return true;
+}
+
+/*
+ * Whether a failed answer fetched together with others may be sent again
+ * alone (close_http_request) under the server's options: a 429 unless
+ * rate_limit_wait_ms is 0, any other failure unless max_retries is 0.
+ */
+bool
+close_http_may_retry(CloseConnection *conn, CloseResponse *response)
+{
+	if (response->status == 429)
+		return conn->server.rate_limit_wait_ms > 0;
+	return conn->server.max_retries > 0;
+}
+
+/*
  * Send one request and return the answer, whatever its status, after the
  * retries a transient failure deserves:
  *
- * - 429: Close refused the request; wait as it says, then again (any method).
+ * - 429: Close refused the request: back-pressure, not a failure.  Wait as
+ *   it says (with jitter), then again (any method), for as long as
+ *   rate_limit_wait_ms (from the first 429) and statement_timeout allow:
+ *   a wait that would outlast either is not begun, and the 429 is the
+ *   answer (close_report_http_error makes it SQLSTATE 53400).
  * - 502, 503, 504 and a connection lost: again after a backoff, for GET, PUT
  *   and DELETE only (repeating those is harmless); a POST may have created
  *   a record, so it is never repeated once it may have been sent.
  * - a connection never made (refused, unresolved): again, any method.
  *
- * at most max_retries times.  Before each request, a RateLimit that said
+ * the latter two at most max_retries times.  Before each request, a RateLimit that said
  * nothing remains for this endpoint group is waited out.  Waits are
  * interruptible.  Transport failures, cancellation and oversized bodies
  * that remain are errors here; the caller judges the final status and
@@ -753,36 +828,52 @@ close_http_request(CloseConnection *conn, const char *method,
 {
 	char	   *url = psprintf("%s%s", conn->server.api_url, path);
 	bool		repeatable = request_is_repeatable(method, path);
-	char		group[96];
-	ClosePacer *pacer;
+	char		group[CLOSE_GROUP_SIZE];
 	Attempt		attempt;
+	TimestampTz limited_since = 0;	/* when the first 429 came */
+	int			failures = 0;	/* retries of other failures */
 
 	body = utf8_text(body);
 	memset(response, 0, sizeof(*response));
+	memset(&attempt, 0, sizeof(attempt));
 	endpoint_group(method, path, group, sizeof(group));
 
 	for (;;)
 	{
-		int			limit;
-		int			remaining;
-		double		reset;
 		double		delay = -1;
+		double		refused_ms = -1;
+		int			granted;
 
 		/* every attempt to read counts towards the statement's budget */
 		(void) close_budget_admit(request_reads(method, path), path, 1, false);
 
-		/* pace: nothing remains until the reset Close announced */
-		pacer = find_pacer(conn, group);
-		if (pacer->remaining == 0 && pacer->reset_at > GetCurrentTimestamp())
-			response->waited_ms += wait_ms(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-																		   pacer->reset_at));
+		/*
+		 * Pace: wait for the budget of this key and endpoint group (shared
+		 * with the other backends when preloaded).  A request refused before
+		 * gives up when waiting longer is not allowed: its last 429 is the
+		 * answer.
+		 */
+		if (!pace_wait(conn, group, 1, limited_since, &attempt.ticket,
+					   &granted, &response->waited_ms))
+			break;
 
+		if (attempt.answer.data)
+			pfree(attempt.answer.data);
 		response->attempts++;
 		send_once(conn, method, url, body, repeatable, response, &attempt);
 		/* told before a cancel is let through: the caller's write log */
 		if (attempt.rc != CURLE_OK ? request_went_out(conn->curl)
 			: gateway_failure(response->status))
 			response->may_have_acted = true;
+		count_attempt(conn, group, attempt.rc == CURLE_OK ? response->status : 0,
+					  attempt.answer.len, response->attempts > 1);
+		if (attempt.rc == CURLE_OK && response->status == 429)
+		{
+			refused_ms = rate_limit_wait_ms(response, attempt.answer.data,
+											attempt.answer.len);
+			refused_ms += rate_limit_jitter_ms(refused_ms);
+		}
+		pace_learn_answer(conn, group, attempt.ticket, response, refused_ms);
 
 		if (attempt.rc == CURLE_ABORTED_BY_CALLBACK)
 		{
@@ -809,10 +900,6 @@ close_http_request(CloseConnection *conn, const char *method,
 							   attempt.answer.len),
 					 errcontext("Close API request: %s %s", method, path)));
 
-		if (response->rate_limit[0] &&
-			parse_rate_limit(response->rate_limit, &limit, &remaining, &reset))
-			pacer_learn(pacer, limit, remaining, reset);
-
 		if (attempt.rc != CURLE_OK)
 		{
 			bool		never_sent = (attempt.rc == CURLE_COULDNT_CONNECT ||
@@ -823,18 +910,22 @@ close_http_request(CloseConnection *conn, const char *method,
 				delay = backoff_ms(response->attempts);
 		}
 		else if (response->status == 429)
-			delay = rate_limit_wait_ms(response, attempt.answer.data,
-									   attempt.answer.len);
+		{
+			if (limited_since == 0)
+				limited_since = GetCurrentTimestamp();
+			if (!rate_limit_wait_allowed(conn, limited_since, refused_ms))
+				break;
+			delay = refused_ms;
+		}
 		else if (repeatable && (response->status == 502 ||
 								response->status == 503 ||
 								response->status == 504))
 			delay = backoff_ms(response->attempts);
 
-		if (delay < 0 || response->attempts > conn->server.max_retries)
+		if (delay < 0 ||
+			(refused_ms < 0 && ++failures > conn->server.max_retries))
 			break;
-		if (attempt.answer.data)
-			pfree(attempt.answer.data);
-		response->waited_ms += wait_ms(delay);
+		response->waited_ms += counted_wait_ms(conn, group, delay);
 	}
 
 	if (attempt.rc != CURLE_OK)
@@ -888,14 +979,16 @@ close_report_http_error(CloseConnection *conn, const char *method,
 				 errcontext("Close API request: %s %s", method, path)));
 	if (status == 429)
 		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("Close API rate limit exceeded (HTTP status 429)"),
 				 detail ? errdetail_internal("%s", detail) : 0,
 				 response->retry_after[0]
-				 ? errhint("Close asked to retry after %s seconds.",
+				 ? errhint("Close asked to retry after %s seconds; the server option \"rate_limit_wait_ms\" of server \"%s\" and statement_timeout bound the wait.",
 						   printable_text(response->retry_after,
-										  strlen(response->retry_after)))
-				 : 0,
+										  strlen(response->retry_after)),
+						   conn->server_name)
+				 : errhint("The server option \"rate_limit_wait_ms\" of server \"%s\" and statement_timeout bound the wait.",
+						   conn->server_name),
 				 errcontext("Close API request: %s %s", method, path)));
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_ERROR),
@@ -995,32 +1088,15 @@ close_http_send_many(CloseConnection *conn, const char *method,
 		(strcmp(method, "POST") == 0 && repeatable);	/* a search */
 	int			asked = n;
 	volatile int added = 0;
-	char		group[96];
-	ClosePacer *pacer;
+	volatile bool completed = false;
+	char		group[CLOSE_GROUP_SIZE];
+	uint64		ticket;
+	double		waited = 0;
 	int			i;
 
 	/* a statement whose request budget is spent stops before any wait */
 	if (reading && close_budget_remaining() == 0)
 		(void) close_budget_admit(true, paths[0], 1, false);
-
-	/*
-	 * Within the pacing: wait when nothing remains, and send no more than
-	 * remains; the rest are left unsent for the paced sequential path.
-	 */
-	endpoint_group(method, paths[0], group, sizeof(group));
-	pacer = find_pacer(conn, group);
-	if (pacer->remaining == 0 && pacer->reset_at > GetCurrentTimestamp())
-	{
-		/* how the budget comes back after a reset is Close's to say: one */
-		(void) wait_ms(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-													   pacer->reset_at));
-		n = 1;
-	}
-	else if (pacer_allowance(pacer) >= 0)
-		n = Min(n, pacer_allowance(pacer));
-	n = Min(n, CLOSE_MAX_CONCURRENCY);
-	/* nor more than the statement's request budget leaves */
-	n = close_budget_admit(reading, paths[0], n, true);
 	for (i = 0; i < asked; i++)
 	{
 		memset(&responses[i], 0, sizeof(CloseResponse));
@@ -1034,6 +1110,19 @@ close_http_send_many(CloseConnection *conn, const char *method,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("could not create an HTTP multi handle")));
 	}
+
+	/*
+	 * Within the pacing: wait when nothing remains, and send no more than
+	 * remains; the rest are left unsent for the paced sequential path.
+	 */
+	endpoint_group(method, paths[0], group, sizeof(group));
+	/* nor more than the statement's request budget leaves */
+	if (reading && close_budget_remaining() > 0)
+		n = (int) Min((int64) n, close_budget_remaining());
+	(void) pace_wait(conn, group, Min(n, CLOSE_MAX_CONCURRENCY), 0, &ticket,
+					 &n, &waited);
+	/* counted now: no more than the budget left, so none is refused */
+	n = close_budget_admit(reading, paths[0], n, true);
 
 	PG_TRY();
 	{
@@ -1051,6 +1140,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 						 psprintf("%s%s", conn->server.api_url, paths[i]),
 						 bodies ? utf8_text(bodies[i]) : NULL, repeatable,
 						 &responses[i], &attempts[i]);
+			attempts[i].ticket = ticket + i;
 			/* one error buffer is shared: the message names no request */
 			curl_easy_setopt(conn->pool[i], CURLOPT_ERRORBUFFER, NULL);
 			curl_easy_setopt(conn->pool[i], CURLOPT_PRIVATE, (void *) (intptr_t) i);
@@ -1081,11 +1171,15 @@ close_http_send_many(CloseConnection *conn, const char *method,
 			attempts[i].rc = rc;
 			responses[i].status = status;
 		}
+		completed = true;
 	}
 	PG_FINALLY();
 	{
 		for (i = 0; i < added; i++)
 			curl_multi_remove_handle(conn->multi, conn->pool[i]);
+		/* given up: their answers will not be judged */
+		if (!completed)
+			close_pace_release(close_pace_key(conn), group, n);
 	}
 	PG_END_TRY();
 
@@ -1093,7 +1187,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	{
 		CloseResponse *r = &responses[i];
 
-		judge_attempt(pacer, r, &attempts[i], repeatable);
+		judge_attempt(conn, group, r, &attempts[i], repeatable);
 		/* what only this transfer's handle knows */
 		if (r->transport_error != 0)
 		{
@@ -1127,7 +1221,10 @@ struct CloseFlight
 	bool	   *done;			/* finished, not yet collected */
 	Attempt    *attempts;
 	CloseResponse **responses;	/* the caller's, per slot */
-	char		group[96];		/* the endpoint group, for the pacing */
+	char		group[CLOSE_GROUP_SIZE];	/* the endpoint group, for the pacing */
+	uint64		key;			/* of the pacing (close_pace_key) */
+	bool		reserved;		/* a ticket of the pacing is held for... */
+	uint64		reserved_ticket;	/* ...the next request to start */
 	bool		repeatable;		/* its requests only read */
 	int			in_flight;
 	bool		pinned;			/* holds a pin on conn */
@@ -1146,6 +1243,13 @@ flight_cleanup(void *arg)
 {
 	CloseFlight *flight = (CloseFlight *) arg;
 	int			i;
+
+	/* what is still out, or was let go but not sent, gets no answer */
+	if (flight->group[0])
+		close_pace_release(flight->key, flight->group,
+						   flight->in_flight + (flight->reserved ? 1 : 0));
+	flight->in_flight = 0;
+	flight->reserved = false;
 
 	for (i = 0; i < flight->nslots; i++)
 	{
@@ -1176,6 +1280,7 @@ close_flight_create(CloseConnection *conn, MemoryContext cxt, int nslots)
 	CloseFlight *flight = MemoryContextAllocZero(cxt, sizeof(CloseFlight));
 
 	flight->conn = conn;
+	flight->key = close_pace_key(conn);
 	flight->nslots = Min(Max(nslots, 1), CLOSE_MAX_CONCURRENCY);
 	flight->handles = MemoryContextAllocZero(cxt, sizeof(CURL *) * flight->nslots);
 	flight->busy = MemoryContextAllocZero(cxt, sizeof(bool) * flight->nslots);
@@ -1205,8 +1310,9 @@ bool
 close_flight_can_start(CloseFlight *flight, const char *method,
 					   const char *path)
 {
-	ClosePacer *pacer;
 	int			slot;
+	double		pause;
+	char		group[CLOSE_GROUP_SIZE];
 
 	for (slot = 0; slot < flight->nslots; slot++)
 		if (!flight->busy[slot])
@@ -1217,11 +1323,17 @@ close_flight_can_start(CloseFlight *flight, const char *method,
 	if (request_reads(method, path) && close_budget_remaining() == 0)
 		return false;
 
-	/* within the pacing, counting what is already out */
-	endpoint_group(method, path, flight->group, sizeof(flight->group));
-	pacer = find_pacer(flight->conn, flight->group);
-	return pacer_allowance(pacer) < 0 ||
-		pacer_allowance(pacer) - flight->in_flight > 0;
+	/*
+	 * Within the pacing: a yes holds a ticket for the next request, so that
+	 * another backend cannot take it before close_flight_start does.
+	 */
+	endpoint_group(method, path, group, sizeof(group));
+	if (flight->reserved && strcmp(group, flight->group) == 0)
+		return true;
+	strlcpy(flight->group, group, sizeof(flight->group));
+	flight->reserved = close_pace_take(flight->conn, flight->group, 1,
+									   &flight->reserved_ticket, &pause) > 0;
+	return flight->reserved;
 }
 
 /*
@@ -1258,6 +1370,8 @@ close_flight_start(CloseFlight *flight, const char *method, const char *path,
 	curl_easy_setopt(flight->handles[slot], CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(flight->handles[slot], CURLOPT_PRIVATE, (void *) (intptr_t) slot);
 	flight->attempts[slot].rc = CURLE_AGAIN;
+	flight->attempts[slot].ticket = flight->reserved_ticket;
+	flight->reserved = false;
 	flight->responses[slot] = response;
 	if (curl_multi_add_handle(flight->multi, flight->handles[slot]) != CURLM_OK)
 		ereport(ERROR,
@@ -1298,7 +1412,7 @@ close_flight_wait(CloseFlight *flight)
 			flight->done[slot] = false;
 			flight->in_flight--;
 
-			judge_attempt(find_pacer(flight->conn, flight->group), response,
+			judge_attempt(flight->conn, flight->group, response,
 						  attempt, flight->repeatable);
 			return slot;
 		}

@@ -1480,7 +1480,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 				if (judged[i])
 					continue;
 				CHECK_FOR_INTERRUPTS();
-				if (!r->resend_safe || conn->server.max_retries == 0)
+				if (!r->resend_safe || !close_http_may_retry(conn, r))
 				{
 					if (r->transport_error != 0)
 						close_report_transport_error(conn, method,

@@ -44,6 +44,7 @@ static const CloseOption close_options[] = {
 	{"page_size", ForeignServerRelationId, false},
 	{"batch_size", ForeignServerRelationId, false},
 	{"max_retries", ForeignServerRelationId, false},
+	{"rate_limit_wait_ms", ForeignServerRelationId, false},
 	{"max_concurrency", ForeignServerRelationId, false},
 	{"max_response_bytes", ForeignServerRelationId, false},
 	{"ca_file", ForeignServerRelationId, false},
@@ -62,6 +63,7 @@ static const CloseOption close_options[] = {
 #define MAX_PAGE_SIZE				1000
 #define MAX_BATCH_SIZE				1000
 #define DEFAULT_MAX_RETRIES			5
+#define DEFAULT_RATE_LIMIT_WAIT_MS	60000
 #define DEFAULT_MAX_CONCURRENCY		8
 #define MAX_MAX_RETRIES				100
 #define DEFAULT_MAX_RESPONSE_BYTES	(64 * 1024 * 1024)
@@ -337,6 +339,8 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 			(void) parse_int_option(def, 1, MAX_BATCH_SIZE);
 		else if (strcmp(def->defname, "max_retries") == 0)
 			(void) parse_int_option(def, 0, MAX_MAX_RETRIES);
+		else if (strcmp(def->defname, "rate_limit_wait_ms") == 0)
+			(void) parse_int_option(def, 0, INT_MAX);
 		else if (strcmp(def->defname, "max_concurrency") == 0)
 			(void) parse_int_option(def, 1, CLOSE_MAX_CONCURRENCY);
 		else if (strcmp(def->defname, "max_response_bytes") == 0)
@@ -384,6 +388,7 @@ close_get_server_options(ForeignServer *server, CloseServerOptions *opts)
 	opts->page_size = DEFAULT_PAGE_SIZE;
 	opts->batch_size = 1;
 	opts->max_retries = DEFAULT_MAX_RETRIES;
+	opts->rate_limit_wait_ms = DEFAULT_RATE_LIMIT_WAIT_MS;
 	opts->max_concurrency = DEFAULT_MAX_CONCURRENCY;
 	opts->max_response_bytes = DEFAULT_MAX_RESPONSE_BYTES;
 	opts->ca_file = NULL;
@@ -404,6 +409,8 @@ close_get_server_options(ForeignServer *server, CloseServerOptions *opts)
 			opts->batch_size = parse_int_option(def, 1, MAX_BATCH_SIZE);
 		else if (strcmp(def->defname, "max_retries") == 0)
 			opts->max_retries = parse_int_option(def, 0, MAX_MAX_RETRIES);
+		else if (strcmp(def->defname, "rate_limit_wait_ms") == 0)
+			opts->rate_limit_wait_ms = parse_int_option(def, 0, INT_MAX);
 		else if (strcmp(def->defname, "max_concurrency") == 0)
 			opts->max_concurrency = parse_int_option(def, 1, CLOSE_MAX_CONCURRENCY);
 		else if (strcmp(def->defname, "max_response_bytes") == 0)

@@ -1353,7 +1353,7 @@ collect_part(CloseSearchState *ss)
 	part->flying = false;
 	if (r->status != 200 && r->status != 400 &&
 		(r->status != 0 || r->transport_error != 0) &&
-		conn->server.max_retries == 0)
+		!close_http_may_retry(conn, r))
 	{
 		if (r->transport_error != 0)
 			close_report_transport_error(conn, "POST", "/data/search/", r);

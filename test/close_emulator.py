@@ -148,7 +148,10 @@ Control API (no auth, never logged), under /_emulator/:
                                                 listings in date_updated order, then id,
                                                 so that an update moves an object: Close
                                                 does not document a listing's order; 0:
-                                                date_created order)} (any subset,
+                                                date_created order),
+                                                "rate_limit_window_ms" (the rate limit's
+                                                sliding window, default 1000: the
+                                                *_per_sec limits are per window)} (any subset,
                                                 integers); 204
   POST   /_emulator/objects                    bulk create -> 200 {"created": N}; body
                                                 {"lead_id", "custom_object_type_id", "count",
@@ -934,8 +937,8 @@ FAULT_ACTIONS = ("status", "hang", "drop", "garbage", "truncate", "delay", "rand
                  "replace_body")
 CONFIG_KEYS = ("latency_ms", "max_limit", "max_skip", "rate_limit_per_sec",
                "cursor_ttl", "search_max_results", "search_rate_limit_per_sec",
-               "short_pages", "list_by_date_updated")
-CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1}   # others: 0
+               "short_pages", "list_by_date_updated", "rate_limit_window_ms")
+CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1, "rate_limit_window_ms": 1}   # others: 0
 
 
 class ApiError(Exception):
@@ -1995,7 +1998,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, field_errors(errors))
         with self.store.lock:
             self.store.config.update(data)
-            if "rate_limit_per_sec" in data or "search_rate_limit_per_sec" in data:
+            if "rate_limit_per_sec" in data or "search_rate_limit_per_sec" in data \
+                    or "rate_limit_window_ms" in data:
                 self.store.windows = {}
         return 204, None, None
 
@@ -2296,16 +2300,19 @@ def rate_limit_hit(store, label, group):
     search = group.endswith(" " + SEARCH_TEMPLATE)
     per_sec = store.config["search_rate_limit_per_sec" if search else "rate_limit_per_sec"]
     limit = per_sec if per_sec > 0 else 10000
+    # the window's length: 1 s unless rate_limit_window_ms says (a short one
+    # frees slots nearly continuously, as a token bucket does)
+    span = store.config.get("rate_limit_window_ms", 1000) / 1000.0
     now = time.monotonic()
     window = store.windows.setdefault((label, group), collections.deque())
-    while window and window[0] <= now - 1.0:
+    while window and window[0] <= now - span:
         window.popleft()
     allowed = not (per_sec > 0 and len(window) >= per_sec)
     if allowed:
         window.append(now)
         if len(window) > 1000:      # unlimited mode: keep memory bounded
             window.popleft()
-    reset = (window[0] + 1.0 - now) if window else 1.0
+    reset = (window[0] + span - now) if window else span
     remaining = max(0, limit - len(window))
     return allowed, "limit=%d, remaining=%d, reset=%s" % (limit, remaining, fmt_seconds(reset)), reset
 

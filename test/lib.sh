@@ -76,7 +76,12 @@ run_as_pg() {
 # A cluster reachable only through a socket under WORKDIR.  The server's
 # environment has no proxy settings, so requests to the emulator on
 # loopback never go anywhere else.
+# close_fdw is in shared_preload_libraries (shared pacing and statistics)
+# unless CLOSE_FDW_PRELOAD=0; sessions can still pace alone
+# (close_fdw.shared_pacing), which is how the tests cover both.
 start_cluster() {
+	local preload="-c shared_preload_libraries=close_fdw"
+	[ "${CLOSE_FDW_PRELOAD:-1}" = 0 ] && preload=""
 	PGDATA_DIR=$WORKDIR/data
 	PGSOCKET_DIR=$WORKDIR/socket
 	if [ "$(id -u)" -eq 0 ]; then
@@ -90,7 +95,7 @@ start_cluster() {
 	run_as_pg env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY \
 		-u all_proxy -u ALL_PROXY \
 		pg_ctl -D "$PGDATA_DIR" -w -l "$PGDATA_DIR/server.log" \
-		-o "-k $PGSOCKET_DIR -c listen_addresses= -c port=5432 -c fsync=off" \
+		-o "-k $PGSOCKET_DIR -c listen_addresses= -c port=5432 -c fsync=off $preload" \
 		start >/dev/null || { tail -n 20 "$PGDATA_DIR/server.log"; return 1; }
 	export PGHOST=$PGSOCKET_DIR PGPORT=5432 PGUSER=postgres
 }

@@ -547,6 +547,18 @@ class HttpTests(EmulatorTest):
         time.sleep(float(r.json()["error"]["rate_reset"]) + 0.05)
         self.assertStatus(request("GET", path), 200)
 
+    def test_rate_limit_window(self):
+        # a short window: the limit is per window, and slots free after it
+        control("POST", "config", {"rate_limit_per_sec": 2, "rate_limit_window_ms": 100})
+        path = objects_path(emu.LEAD_ONE)
+        codes = [request("GET", path).status for _ in range(3)]
+        self.assertEqual(codes, [200, 200, 429])
+        r = request("GET", path)
+        reset = float(re.search(r"reset=([\d.]+)", r.header("RateLimit")).group(1))
+        self.assertLessEqual(reset, 0.1)
+        time.sleep(0.12)
+        self.assertStatus(request("GET", path), 200)
+
     def test_keep_alive(self):
         conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=5)
         try:
