@@ -199,9 +199,9 @@ BEGIN
     PERFORM pg_sleep(0.05);
   END LOOP;
 END $$;
-SELECT dblink_connect('other', format('host=%s port=%s dbname=%s',
+SELECT dblink_connect('other', format('host=%s port=%s dbname=%s user=%s',
   split_part(current_setting('unix_socket_directories'), ',', 1),
-  current_setting('port'), current_database()));
+  current_setting('port'), current_database(), current_user));
 SELECT dblink_send_query('other', 'CALL other_session_changes()');
 CALL stress(4);
 INSERT INTO inval_stop VALUES (1);

@@ -18,17 +18,17 @@ CREATE TABLE many_leads AS
 CREATE FUNCTION run_backends(n int, settings text DEFAULT '')
 RETURNS TABLE (backend int, objects bigint) LANGUAGE plpgsql AS $$
 DECLARE
-  conninfo text := format('dbname=%s host=%s port=%s options=%L',
+  conninfo text := format('dbname=%s host=%s port=%s user=%s options=%L',
                           current_database(),
                           split_part(current_setting('unix_socket_directories'), ',', 1),
-                          current_setting('port'), settings);
+                          current_setting('port'), current_user, settings);
 BEGIN
   FOR i IN 1..n LOOP
     PERFORM dblink_connect('backend' || i, conninfo);
   END LOOP;
   FOR i IN 1..n LOOP
     PERFORM dblink_send_query('backend' || i,
-      'SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM many_leads))');
+      'SELECT count(name) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM many_leads))');
   END LOOP;
   FOR i IN 1..n LOOP
     BEGIN
@@ -57,7 +57,7 @@ SELECT count(*) FILTER (WHERE e->>'status' = '200') AS answered
 -- Paced together (shared memory): one budget for the key, the backends
 -- wait for it instead of sending into a 429.  (Once the budget is known:
 -- the first answer tells it.)
-SELECT count(*) FROM close_custom_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000';
 SELECT emulator_clear();
 SELECT * FROM run_backends(6);
 SELECT count(*) FILTER (WHERE e->>'status' = '200') AS answered,

@@ -9,9 +9,9 @@ SELECT count(*) AS rows_after_reset FROM close_fdw_stats;
 -- a scripted run: a listing of many pages, eight leads at once, a read by
 -- id, a search; one 429 and one 503 on the way
 SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "status", "status": 429, "times": 1, "headers": {"RateLimit": "limit=100, remaining=0, reset=0.2"}}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'big';
 SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "status", "status": 503, "times": 1}');
-SELECT count(*) FROM close_custom_objects
+SELECT count(name) FROM close_custom_objects
  WHERE lead_id IN ('lead_Mixed00000000000000000000000000000000000000',
                    'lead_One0000000000000000000000000000000000000000',
                    'lead_Empty00000000000000000000000000000000000000',
@@ -26,10 +26,10 @@ SELECT count(*) FROM close_custom_objects WHERE name = 'Plain 1.1';
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS dblink;
 RESET client_min_messages;
-SELECT * FROM dblink(format('dbname=%s host=%s port=%s', current_database(),
+SELECT * FROM dblink(format('dbname=%s host=%s port=%s user=%s', current_database(),
                             split_part(current_setting('unix_socket_directories'), ',', 1),
-                            current_setting('port')),
-                     $$SELECT count(*) FROM close_custom_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000'$$)
+                            current_setting('port'), current_user),
+                     $$SELECT count(name) FROM close_custom_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000'$$)
        AS t(n bigint);
 
 -- the view agrees with the emulator's request log, method by method
@@ -57,7 +57,7 @@ SELECT sum(waits) >= 1 AS waited, sum(wait_ms) >= 200 AS waited_the_reset,
 
 -- reset: only what comes after counts
 SELECT close_fdw_stats_reset();
-SELECT count(*) FROM close_custom_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000';
 SELECT sum(requests) AS requests, sum(retries) AS retries FROM close_fdw_stats;
 -- resetting is not for everyone
 CREATE ROLE regress_stats_reader;
