@@ -111,7 +111,12 @@ INSERT INTO rw_by_name VALUES (NULL, :'mixed', 'Local');
 CREATE FUNCTION rw_merge(stmt text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
   IF current_setting('server_version_num')::int < 150000 THEN
-    RETURN CASE WHEN stmt LIKE '%UPDATE%' THEN 'refused' ELSE 'merged' END;
+    IF stmt LIKE '%UPDATE%' THEN
+      RETURN 'refused';
+    END IF;
+    -- what the MERGE's INSERT action does
+    INSERT INTO rw_by_name VALUES (NULL, 'lead_Mixed00000000000000000000000000000000000000', 'Merged');
+    RETURN 'merged';
   END IF;
   EXECUTE stmt;
   RETURN 'merged';

@@ -10,7 +10,7 @@ CREATE DATABASE close_fdw_upgraded;
 CREATE DATABASE close_fdw_fresh;
 
 -- the extension's members and their definitions, one line each
-\set describe 'SELECT string_agg(d, E''\n'' ORDER BY d) FROM (SELECT pg_describe_object(classid, objid, objsubid) || CASE WHEN classid = ''pg_proc''::regclass THEN E''\n'' || pg_get_functiondef(objid) || coalesce('' acl '' || (SELECT proacl::text FROM pg_proc WHERE oid = objid), '''') ELSE '''' END AS d FROM pg_depend WHERE refclassid = ''pg_extension''::regclass AND refobjid = (SELECT oid FROM pg_extension WHERE extname = ''close_fdw'') AND deptype = ''e'' UNION ALL SELECT ''wrapper '' || fdwname || '' handler '' || fdwhandler::regproc || '' validator '' || fdwvalidator::regproc || coalesce('' acl '' || fdwacl::text, '''') FROM pg_foreign_data_wrapper WHERE fdwname = ''close_fdw'') s'
+\set describe 'SELECT string_agg(d, E''\n'' ORDER BY d) FROM (SELECT pg_describe_object(classid, objid, objsubid) || CASE WHEN classid = ''pg_proc''::regclass THEN E''\n'' || pg_get_functiondef(objid) || coalesce('' acl '' || (SELECT proacl::text FROM pg_proc WHERE oid = objid), '''') ELSE '''' END AS d FROM pg_depend WHERE refclassid = ''pg_extension''::regclass AND refobjid = (SELECT oid FROM pg_extension WHERE extname = ''close_fdw'') AND deptype = ''e'' AND NOT (classid = ''pg_type''::regclass AND EXISTS (SELECT FROM pg_type t LEFT JOIN pg_type el ON el.oid = t.typelem WHERE t.oid = objid AND (t.typrelid <> 0 OR el.typrelid <> 0))) UNION ALL SELECT ''wrapper '' || fdwname || '' handler '' || fdwhandler::regproc || '' validator '' || fdwvalidator::regproc || coalesce('' acl '' || fdwacl::text, '''') FROM pg_foreign_data_wrapper WHERE fdwname = ''close_fdw'') s'
 
 \c close_fdw_upgraded
 CREATE EXTENSION close_fdw VERSION '0.1';
