@@ -40,7 +40,7 @@ SELECT count(name) FROM small_objects WHERE lead_id = :'big';  -- ERROR
 SELECT count(*) FROM emulator_requests();
 -- a search says which condition would make it cheaper
 SET close_fdw.max_requests = 1;
-SELECT count(*) FROM close_custom_objects WHERE name <> 'x';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE name <> 'x';  -- ERROR
 SELECT count(*) FROM emulator_requests();
 
 -- requests sent together never overshoot: the pages fetched ahead of a
@@ -68,10 +68,10 @@ SELECT count(*) > 0 AS created FROM emulator_call('POST', '/_emulator/objects', 
   '{"lead_id": "%s", "custom_object_type_id": "%s", "count": 1200, "name_prefix": "Bulk"}',
   rpad('lead_Bulk', 48, '0'), rpad('cotype_Device', 29, '0')));
 SET close_fdw.max_requests = 4;
-SELECT count(*) FROM close_custom_objects WHERE name <> 'x';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE name <> 'x';  -- ERROR
 SELECT count(*) FROM emulator_requests();
 RESET close_fdw.max_requests;
-SELECT count(*) FROM close_custom_objects WHERE name <> 'x';
+SELECT count(name) FROM close_custom_objects WHERE name <> 'x';
 SELECT count(*) > 4 AS more_than_four FROM emulator_requests();
 SELECT emulator_reset();
 
@@ -145,7 +145,7 @@ SELECT dblink_connect('other', format('host=%s port=%s dbname=%s user=%s',
   current_user));
 SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "hang", "seconds": 60, "times": 1}');
 SELECT dblink_send_query('other',
-  'SELECT count(*) FROM close_custom_objects WHERE lead_id = ''lead_One0000000000000000000000000000000000000000''');
+  'SELECT count(name) FROM close_custom_objects WHERE lead_id = ''lead_One0000000000000000000000000000000000000000''');
 DO $$
 BEGIN
   FOR i IN 1..100 LOOP
@@ -155,7 +155,7 @@ BEGIN
 END $$;
 SELECT wait_event_type, wait_event IN ('Extension', 'CloseHttp') AS close_event
   FROM pg_stat_activity
- WHERE query LIKE 'SELECT count(*) FROM close_custom_objects WHERE lead_id%' AND pid <> pg_backend_pid();
+ WHERE query LIKE 'SELECT count(name) FROM close_custom_objects WHERE lead_id%' AND pid <> pg_backend_pid();
 -- released: the connection closes, the GET is sent again
 SELECT count(*) FROM emulator_call('DELETE', '/_emulator/faults');
 SELECT * FROM dblink_get_result('other') AS t(n bigint);

@@ -11,7 +11,7 @@ $$;
 SELECT hang_next();
 SET statement_timeout = '1s';
 SELECT clock_timestamp() AS started \gset
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 RESET statement_timeout;
 SELECT clock_timestamp() - :'started' < interval '2.5 s' AS stopped_promptly;
 
@@ -24,7 +24,7 @@ SELECT hang_next();
 -- (the log still holds the request hung above: start from an empty one)
 SELECT emulator_clear();
 SELECT dblink_send_query('other', format(
-  'SELECT count(*) FROM close_custom_objects WHERE lead_id = %L', :'one'));
+  'SELECT count(name) FROM close_custom_objects WHERE lead_id = %L', :'one'));
 -- wait until the request has reached the emulator
 DO $$
 BEGIN
@@ -35,13 +35,13 @@ BEGIN
 END $$;
 SELECT clock_timestamp() AS started \gset
 SELECT pg_cancel_backend(pid) FROM pg_stat_activity
- WHERE query LIKE 'SELECT count(*) FROM close_custom_objects WHERE lead_id%' AND pid <> pg_backend_pid();
+ WHERE query LIKE 'SELECT count(name) FROM close_custom_objects WHERE lead_id%' AND pid <> pg_backend_pid();
 SELECT * FROM dblink_get_result('other') AS t(n bigint);  -- ERROR
 SELECT * FROM dblink_get_result('other') AS t(n bigint);  -- the end of that query
 SELECT clock_timestamp() - :'started' < interval '1.5 s' AS cancelled_promptly;
 -- the cancelled session goes on working
 SELECT * FROM dblink('other', format(
-  'SELECT count(*) FROM close_custom_objects WHERE lead_id = %L', :'one')) AS t(n bigint);
+  'SELECT count(name) FROM close_custom_objects WHERE lead_id = %L', :'one')) AS t(n bigint);
 SELECT dblink_disconnect('other');
 DROP EXTENSION dblink;
 
@@ -49,8 +49,8 @@ DROP EXTENSION dblink;
 ALTER SERVER close OPTIONS (ADD timeout_ms '500');
 SELECT hang_next();
 SELECT clock_timestamp() AS started \gset
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 SELECT clock_timestamp() - :'started' < interval '2 s' AS timed_out_promptly;
 ALTER SERVER close OPTIONS (DROP timeout_ms);
 SELECT emulator_reset();
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';

@@ -29,13 +29,13 @@ ALTER SERVER close OPTIONS (DROP max_concurrency);
 
 -- a failure in a batch is fetched again alone, with the usual retries
 SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "status", "status": 503, "times": 1}');
-SELECT lead_id, count(*) FROM close_custom_objects
+SELECT lead_id, count(name) FROM close_custom_objects
  WHERE lead_id = ANY (ARRAY(SELECT id FROM eight_leads)) GROUP BY 1 ORDER BY 1;
 SELECT requests FROM arrival_spread();
 -- within the pacing: when Close allows 3 requests a second, a batch sends
 -- no more than remain, and no request collects a 429
 SELECT emulator_call('POST', '/_emulator/config', '{"latency_ms": 0, "rate_limit_per_sec": 3}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000';
 SELECT count(name) FROM close_custom_objects WHERE lead_id = ANY (ARRAY(SELECT id FROM eight_leads));
 SELECT count(*) AS requests, count(*) FILTER (WHERE e->>'status' = '429') AS refused
   FROM emulator_log_entries() e;

@@ -6,9 +6,9 @@
 SELECT emulator_reset();
 
 -- three statements, one TCP connection
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
-SELECT count(*) FROM close_custom_objects WHERE id = 'custobj_OnlyOne000000000000000000000000000000000000';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE id = 'custobj_OnlyOne000000000000000000000000000000000000';
 SELECT count(*) AS requests, count(DISTINCT e->>'client_port') AS connections,
        min(e->>'auth') AS auth, min(e->'headers'->>'accept') AS accept,
        min(e->'headers'->>'x-tz-offset') AS tz_offset,
@@ -17,21 +17,21 @@ SELECT count(*) AS requests, count(DISTINCT e->>'client_port') AS connections,
 
 -- ALTER USER MAPPING takes effect at once: another key, a bearer token, a wrong key
 ALTER USER MAPPING FOR CURRENT_USER SERVER close OPTIONS (SET api_key 'api_alice_key');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
 ALTER USER MAPPING FOR CURRENT_USER SERVER close OPTIONS (DROP api_key, ADD oauth_token 'oauth_test_token');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
 SELECT e->>'auth' AS auth FROM emulator_log_entries() e;
 ALTER USER MAPPING FOR CURRENT_USER SERVER close OPTIONS (DROP oauth_token, ADD api_key 'api_wrong_key');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 ALTER USER MAPPING FOR CURRENT_USER SERVER close OPTIONS (SET api_key 'api_test_key');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
 
 -- ALTER SERVER too: a closed port, then back
 \set api_url `echo "$CLOSE_API_URL"`
 ALTER SERVER close OPTIONS (SET api_url 'http://127.0.0.1:9/api/v1');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 ALTER SERVER close OPTIONS (SET api_url :'api_url');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
 SELECT e->>'auth' AS auth, e->>'status' AS status FROM emulator_log_entries() e;
 
 -- a change that arrives while another session's scan is under way is used
@@ -47,7 +47,7 @@ ALTER USER MAPPING FOR CURRENT_USER SERVER close OPTIONS (SET api_key 'api_alice
 SELECT * FROM dblink('other', 'SELECT count(*) FROM pg_class WHERE false') AS t(n bigint);
 SELECT count(*) FROM dblink('other', 'FETCH 200 FROM c') AS t(name text);
 SELECT dblink_exec('other', 'COMMIT');
-SELECT * FROM dblink('other', 'SELECT count(*) FROM close_custom_objects WHERE lead_id = ''lead_One0000000000000000000000000000000000000000''') AS t(n bigint);
+SELECT * FROM dblink('other', 'SELECT count(name) FROM close_custom_objects WHERE lead_id = ''lead_One0000000000000000000000000000000000000000''') AS t(n bigint);
 -- (later pages are fetched several at once: sorted)
 SELECT e->>'auth' AS auth, e->'query'->>'_skip' AS skip FROM emulator_log_entries() e
  ORDER BY e->'query'->>'lead_id', (e->'query'->'_skip'->>0)::int;
@@ -62,11 +62,11 @@ GRANT USAGE ON FOREIGN SERVER close TO regress_alice, regress_nomap;
 GRANT SELECT ON close_custom_objects TO regress_alice, regress_nomap;
 CREATE USER MAPPING FOR regress_alice SERVER close OPTIONS (api_key 'api_alice_key');
 SET ROLE regress_alice;
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
 RESET ROLE;
 SET ROLE regress_nomap;
 \set VERBOSITY sqlstate
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \set VERBOSITY terse
 RESET ROLE;
 -- PostgreSQL's own words, which 17 changed

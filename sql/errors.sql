@@ -12,77 +12,77 @@ $$;
 -- each error is followed by its SQLSTATE
 
 SELECT fail_next('{"action": "status", "status": 400, "body": "{\"errors\": [\"Bad request\"], \"field-errors\": {\"lead_id\": \"Not a valid lead.\"}}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 401, "body": "{\"error\": \"Unauthorized\"}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 402, "body": "{\"error\": \"Your plan does not include custom objects.\"}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 403, "body": "{\"error\": \"Forbidden\"}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 404, "body": "{\"error\": \"Not found\"}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 429, "headers": {"Retry-After": "3"}, "body": "{\"error\": {\"message\": \"API rate limit exceeded\", \"rate_reset\": 3}}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 500, "body": "<html>Internal error</html>"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 503, "body": ""}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 -- a retrieval answers 404 for a missing record (no row), anything else is an error
 SELECT fail_next('{"action": "status", "status": 502, "body": "{\"error\": \"Bad gateway\"}"}');
-SELECT count(*) FROM close_custom_objects WHERE id = 'custobj_OnlyOne000000000000000000000000000000000000';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE id = 'custobj_OnlyOne000000000000000000000000000000000000';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 
 -- transport failures (libcurl itself retries a GET once when a kept-alive
 -- connection closes before answering: drop both tries)
 \set VERBOSITY terse
 SELECT fail_next('{"action": "drop", "times": 2}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "truncate"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 \set VERBOSITY default
 
 -- answers that are not what the endpoint promises
 SELECT fail_next('{"action": "garbage"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 200, "body": "{\"data\": [], \"has_more\": false} trailing"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 200, "body": "{\"data\": [{\"id\": \"custobj_a\"}], \"has_more\": fals"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 200, "body": "[]"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 200, "body": "{\"data\": {}, \"has_more\": false}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 200, "body": "{\"data\": []}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 200, "body": "{\"data\": [1, 2], \"has_more\": false}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 200, "body": "{\"data\": [], \"has_more\": true}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT fail_next('{"action": "status", "status": 200, "body": "[\"not a record\"]"}');
-SELECT count(*) FROM close_custom_objects WHERE id = 'custobj_OnlyOne000000000000000000000000000000000000';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE id = 'custobj_OnlyOne000000000000000000000000000000000000';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 
 -- a server that ignores _skip would page forever: a repeated page is an error
 SELECT fail_next('{"action": "status", "status": 200, "times": 3, "body": "{\"data\": [{\"id\": \"custobj_a\"}], \"has_more\": true}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT emulator_reset();
 
@@ -91,7 +91,7 @@ SELECT emulator_reset();
 ALTER SERVER close OPTIONS (ADD max_concurrency '1');
 SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "delay", "seconds": 0, "times": 1}');
 SELECT fail_next('{"action": "status", "status": 503, "body": "{\"error\": \"Service unavailable\"}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'big';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 ALTER SERVER close OPTIONS (DROP max_concurrency);
 -- so does a failure on a page fetched ahead with others: without retries
@@ -99,15 +99,15 @@ ALTER SERVER close OPTIONS (DROP max_concurrency);
 SELECT emulator_fault('{"path_prefix": "/api/v1/custom_object/", "action": "delay", "seconds": 0, "times": 1}');
 SELECT fail_next('{"action": "status", "status": 503, "body": "{\"error\": \"Service unavailable\"}"}');
 \set VERBOSITY terse
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'big';  -- ERROR
 \set VERBOSITY default
 \echo SQLSTATE :SQLSTATE
 -- the API's cap on _skip is reported too
 SELECT emulator_call('POST', '/_emulator/config', '{"max_skip": 100}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'big';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT emulator_reset();
 
 -- after all that, the session still works and the connection is reused
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'big';
 ALTER SERVER close OPTIONS (DROP max_retries, DROP rate_limit_wait_ms);

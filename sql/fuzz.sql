@@ -20,7 +20,7 @@ BEGIN
   FOR i IN 1..n LOOP
     BEGIN
       SELECT count(*) INTO rows
-        FROM (SELECT fuzzed::text FROM fuzzed WHERE lead_id = 'lead_Fuzz') s;
+        FROM (SELECT fuzzed::text FROM fuzzed WHERE lead_id = 'lead_Fuzz' OFFSET 0) s;
       INSERT INTO fuzz_outcomes VALUES ('rows');
     EXCEPTION WHEN OTHERS THEN
       INSERT INTO fuzz_outcomes VALUES (left(SQLSTATE, 2));
@@ -55,13 +55,13 @@ CREATE FUNCTION hostile_text(seed int) RETURNS text LANGUAGE sql AS $$
 $$;
 CREATE TABLE fuzz_values AS SELECT i, hostile_text(i) AS v FROM generate_series(1, 400) i;
 SELECT count(*) AS values_tried,
-       sum((SELECT count(*) FROM close_custom_objects WHERE id = v)) AS rows_by_id,
-       sum((SELECT count(*) FROM close_custom_objects WHERE lead_id = v)) AS rows_by_lead
+       sum((SELECT count(*) FROM (SELECT FROM close_custom_objects WHERE id = v OFFSET 0) s)) AS rows_by_id,
+       sum((SELECT count(*) FROM (SELECT FROM close_custom_objects WHERE lead_id = v OFFSET 0) s)) AS rows_by_lead
   FROM fuzz_values;
 SELECT count(*) AS requests_made FROM emulator_requests();
 SELECT count(*) AS values_tried,
-       sum((SELECT count(*) FROM close_custom_objects WHERE name = v)) AS rows_by_name,
-       sum((SELECT count(*) FROM close_custom_objects WHERE custom_object_type_id = v AND name <> v)) AS rows_by_type
+       sum((SELECT count(*) FROM (SELECT FROM close_custom_objects WHERE name = v OFFSET 0) s)) AS rows_by_name,
+       sum((SELECT count(*) FROM (SELECT FROM close_custom_objects WHERE custom_object_type_id = v AND name <> v OFFSET 0) s)) AS rows_by_type
   FROM fuzz_values WHERE i % 4 = 0;
 SELECT count(*) AS searches,
        count(*) FILTER (WHERE e->>'status' <> '200') AS refused,

@@ -18,7 +18,7 @@ SELECT name, amount, amount > 20 AS over_20, start_date, renewed_at, labels[1] A
 SELECT name, capacity FROM crm.resource
  WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000' AND capacity BETWEEN 98 AND 101
  ORDER BY capacity DESC;
-SELECT count(*) FROM crm.custom_objects WHERE lead_id = 'lead_Mixed00000000000000000000000000000000000000';
+SELECT count(name) FROM crm.custom_objects WHERE lead_id = 'lead_Mixed00000000000000000000000000000000000000';
 
 -- a round trip through an imported table: what is written is what is read
 INSERT INTO crm.subscription (lead_id, name, plan, amount, balance, start_date, renewed_at,

@@ -28,16 +28,16 @@ SELECT name FROM resources_by_id WHERE id IN (:'alpha', :'gamma');
 SELECT * FROM emulator_requests();
 
 -- hostile values: nothing that is not "custobj_" and letters and digits is requested
-SELECT count(*) FROM close_custom_objects WHERE id = 'custobj_../../lead/x';
-SELECT count(*) FROM close_custom_objects WHERE id = 'custobj_a/?b=#c';
-SELECT count(*) FROM close_custom_objects WHERE id = 'custobj_ünïcode';
-SELECT count(*) FROM close_custom_objects WHERE id = 'custobj_ abc';
-SELECT count(*) FROM close_custom_objects WHERE id = 'custobj_';
-SELECT count(*) FROM close_custom_objects WHERE id = 'lead_Mixed00000000000000000000000000000000000000';
-SELECT count(*) FROM close_custom_objects WHERE id = 'custobj_' || repeat('a', 10000);
+SELECT count(name) FROM close_custom_objects WHERE id = 'custobj_../../lead/x';
+SELECT count(name) FROM close_custom_objects WHERE id = 'custobj_a/?b=#c';
+SELECT count(name) FROM close_custom_objects WHERE id = 'custobj_ünïcode';
+SELECT count(name) FROM close_custom_objects WHERE id = 'custobj_ abc';
+SELECT count(name) FROM close_custom_objects WHERE id = 'custobj_';
+SELECT count(name) FROM close_custom_objects WHERE id = 'lead_Mixed00000000000000000000000000000000000000';
+SELECT count(name) FROM close_custom_objects WHERE id = 'custobj_' || repeat('a', 10000);
 SELECT * FROM emulator_requests();
 -- a lead id is a query parameter: escaped, and never able to add another
-SELECT count(*) FROM close_custom_objects WHERE lead_id = 'lead_Mixed00000000000000000000000000000000000000' || '&_skip=1';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = 'lead_Mixed00000000000000000000000000000000000000' || '&_skip=1';
 SELECT * FROM emulator_requests();
 
 -- prepared, generic plan

@@ -20,13 +20,13 @@ SELECT r FROM emulator_requests() r ORDER BY length(r), r;
 
 -- the server's page_size is the _limit
 ALTER SERVER close OPTIONS (ADD page_size '40');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'big';
 SELECT r FROM emulator_requests() r ORDER BY length(r), r;
 ALTER SERVER close OPTIONS (DROP page_size);
 
 -- IN and = ANY: one listing per distinct lead; NULLs and duplicates ask nothing
 -- (several leads' first pages are fetched at once: the log is sorted)
-SELECT lead_id, count(*) FROM close_custom_objects
+SELECT lead_id, count(name) FROM close_custom_objects
  WHERE lead_id IN (:'mixed', :'one', :'mixed', NULL, :'empty')
  GROUP BY lead_id ORDER BY lead_id;
 SELECT * FROM emulator_requests() ORDER BY 1;
@@ -42,7 +42,7 @@ SELECT name FROM close_custom_objects
  WHERE lead_id = :'mixed' AND (status = 'paused' OR status IS NULL) ORDER BY name;
 SELECT * FROM emulator_requests();
 -- a case-insensitive comparison is not the API's exact match: filtered locally
-SELECT count(*) FROM close_custom_objects
+SELECT count(name) FROM close_custom_objects
  WHERE lead_id = :'mixed' AND lead_id = upper(:'mixed') COLLATE "C";
 SELECT * FROM emulator_requests();
 
@@ -64,18 +64,18 @@ SELECT name FROM close_custom_objects
 SELECT * FROM emulator_requests();
 
 -- a lead with no objects, an unknown lead, and values no lead id can have
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'empty';
-SELECT count(*) FROM close_custom_objects WHERE lead_id = 'lead_Unknown0000000000000000000000000000000000';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'empty';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = 'lead_Unknown0000000000000000000000000000000000';
 SELECT * FROM emulator_requests();
-SELECT count(*) FROM close_custom_objects WHERE lead_id = '';
-SELECT count(*) FROM close_custom_objects WHERE lead_id = 'lead_x&lead_id=lead_y';
-SELECT count(*) FROM close_custom_objects WHERE lead_id = NULL;
-SELECT count(*) FROM close_custom_objects WHERE lead_id = ANY (NULL::text[]);
+SELECT count(name) FROM close_custom_objects WHERE lead_id = '';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = 'lead_x&lead_id=lead_y';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = NULL;
+SELECT count(name) FROM close_custom_objects WHERE lead_id = ANY (NULL::text[]);
 SELECT * FROM emulator_requests();
 
 -- prepared statements: custom plans and generic plans push the parameter
 PREPARE by_lead(text) AS
-  SELECT count(*) FROM close_custom_objects WHERE lead_id = $1;
+  SELECT count(name) FROM close_custom_objects WHERE lead_id = $1;
 EXECUTE by_lead(:'mixed');
 EXECUTE by_lead(:'one');
 SET plan_cache_mode = force_generic_plan;
@@ -83,17 +83,17 @@ EXPLAIN (COSTS OFF) EXECUTE by_lead(:'big');
 EXECUTE by_lead(:'big');
 EXECUTE by_lead(:'one');
 PREPARE by_leads(text[]) AS
-  SELECT lead_id, count(*) FROM close_custom_objects WHERE lead_id = ANY ($1)
+  SELECT lead_id, count(name) FROM close_custom_objects WHERE lead_id = ANY ($1)
   GROUP BY lead_id ORDER BY lead_id;
 EXECUTE by_leads(ARRAY[:'one', :'mixed']);
 RESET plan_cache_mode;
 SELECT * FROM emulator_requests() ORDER BY 1;
 
 -- a stable expression is computed once, before the scan
-SELECT count(*) FROM close_custom_objects WHERE lead_id = lower('LEAD_') || 'One0000000000000000000000000000000000000000';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = lower('LEAD_') || 'One0000000000000000000000000000000000000000';
 SELECT * FROM emulator_requests();
 
 -- no usable lead or id condition: a search instead (see search.sql)
-SELECT count(*) FROM close_custom_objects WHERE lead_id LIKE 'lead_Big%';
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one' OR name = 'Item 001';
+SELECT count(name) FROM close_custom_objects WHERE lead_id LIKE 'lead_Big%';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one' OR name = 'Item 001';
 SELECT regexp_replace(r, ' \{.*', ' ...') FROM emulator_requests() r;

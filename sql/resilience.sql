@@ -17,16 +17,16 @@ $$;
 
 -- a 429 waits as Close says: RateLimit reset, Retry-After, the body's rate_reset
 SELECT fail_next('{"action": "status", "status": 429, "headers": {"RateLimit": "limit=100, remaining=0, reset=0.6"}, "body": "{\"error\": \"slow down\"}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
 SELECT method, status, gap >= 0.5 AS waited FROM request_gaps();
 SELECT fail_next('{"action": "status", "status": 429, "headers": {"RateLimit": "limit=100; remaining=0; reset=0.6"}}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
 SELECT method, status, gap >= 0.5 AS waited FROM request_gaps();
 SELECT fail_next('{"action": "status", "status": 429, "headers": {"RateLimit": null, "Retry-After": "1"}}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
 SELECT method, status, gap >= 0.9 AS waited FROM request_gaps();
 SELECT fail_next('{"action": "status", "status": 429, "headers": {"RateLimit": null}, "body": "{\"error\": {\"message\": \"API rate limit exceeded\", \"rate_reset\": 0.6}}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
 SELECT method, status, gap >= 0.5 AS waited FROM request_gaps();
 
 -- 502, 503, 504 and lost connections: GET again; EXPLAIN ANALYZE counts it
@@ -41,7 +41,7 @@ SELECT count(*), count(DISTINCT id) FROM close_custom_objects WHERE lead_id = :'
 SELECT method, status FROM request_gaps();
 -- a 500 is not transient
 SELECT fail_next('{"action": "status", "status": 500, "body": "{\"error\": \"bug\"}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 SELECT count(*) AS requests FROM request_gaps();
 
 -- a POST is repeated only when Close surely did not act on it (429)
@@ -66,7 +66,7 @@ SELECT method, status FROM request_gaps() WHERE method <> 'GET';
 ALTER SERVER close OPTIONS (ADD max_retries '2');
 SELECT fail_next('{"action": "status", "status": 503, "times": -1}');
 \set VERBOSITY terse
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \set VERBOSITY default
 SELECT count(*) AS requests FROM request_gaps();
 SELECT emulator_call('DELETE', '/_emulator/faults');
@@ -75,7 +75,7 @@ SELECT fail_next('{"action": "status", "status": 429, "times": -1, "headers": {"
 ALTER SERVER close OPTIONS (ADD rate_limit_wait_ms '700');
 SELECT clock_timestamp() AS started \gset
 \set VERBOSITY terse
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \set VERBOSITY default
 \echo SQLSTATE :SQLSTATE
 SELECT clock_timestamp() - :'started' BETWEEN interval '0.5 s' AND interval '1.5 s' AS waited_about_the_limit,
@@ -83,7 +83,7 @@ SELECT clock_timestamp() - :'started' BETWEEN interval '0.5 s' AND interval '1.5
   FROM request_gaps();
 -- 0: a 429 fails at once
 ALTER SERVER close OPTIONS (SET rate_limit_wait_ms '0');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 SELECT count(*) AS requests FROM request_gaps();
 ALTER SERVER close OPTIONS (DROP rate_limit_wait_ms);
@@ -91,24 +91,24 @@ SELECT emulator_call('DELETE', '/_emulator/faults');
 \set api_url `echo "$CLOSE_API_URL"`
 ALTER SERVER close OPTIONS (SET api_url 'http://127.0.0.1:9/api/v1');
 \set VERBOSITY terse
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 \set VERBOSITY default
 ALTER SERVER close OPTIONS (SET api_url :'api_url', DROP max_retries);
 
 -- pacing: when Close says nothing remains, the next request waits for the reset
 SELECT fail_next('{"action": "status", "status": 200, "headers": {"RateLimit": "limit=2, remaining=0, reset=0.8"}, "body": "{\"data\": [{\"id\": \"custobj_Paced\", \"name\": \"first page\"}], \"has_more\": true}"}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'big';
 SELECT method, status, gap >= 0.7 AS waited FROM request_gaps() LIMIT 2;
 
 -- (through a key of its own: the waits below hold its budget for 30 s)
 CREATE SERVER close_paced FOREIGN DATA WRAPPER close_fdw OPTIONS (api_url :'api_url');
 CREATE USER MAPPING FOR CURRENT_USER SERVER close_paced OPTIONS (api_key 'api_paced_key');
-CREATE FOREIGN TABLE paced_objects (id text, lead_id text) SERVER close_paced;
+CREATE FOREIGN TABLE paced_objects (id text, lead_id text, name text) SERVER close_paced;
 -- a 429 whose wait would outlast statement_timeout fails at once (53400)
 SELECT fail_next('{"action": "status", "status": 429, "headers": {"RateLimit": null, "Retry-After": "30"}}');
 SET statement_timeout = '5s';
 SELECT clock_timestamp() AS started \gset
-SELECT count(*) FROM paced_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM paced_objects WHERE lead_id = :'one';  -- ERROR
 \echo SQLSTATE :SQLSTATE
 RESET statement_timeout;
 SELECT clock_timestamp() - :'started' < interval '1 s' AS stopped_at_once;
@@ -117,7 +117,7 @@ SELECT fail_next('{"action": "status", "status": 200, "headers": {"RateLimit": "
 ALTER USER MAPPING FOR CURRENT_USER SERVER close_paced OPTIONS (SET api_key 'api_paced_key2');
 SET statement_timeout = '1s';
 SELECT clock_timestamp() AS started \gset
-SELECT count(*) FROM paced_objects WHERE lead_id = :'big';  -- ERROR
+SELECT count(name) FROM paced_objects WHERE lead_id = :'big';  -- ERROR
 RESET statement_timeout;
 SELECT clock_timestamp() - :'started' < interval '2.5 s' AS stopped_promptly;
 DROP SERVER close_paced CASCADE;
@@ -125,7 +125,7 @@ SELECT emulator_reset();
 
 -- an answer over max_response_bytes is refused
 ALTER SERVER close OPTIONS (ADD max_response_bytes '2048');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'big';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'big';  -- ERROR
 ALTER SERVER close OPTIONS (DROP max_response_bytes);
 
 -- a hundred failing statements leave memory where it was
@@ -134,7 +134,7 @@ CREATE PROCEDURE fail_many(n int) LANGUAGE plpgsql AS $$
 BEGIN
   FOR i IN 1..n LOOP
     BEGIN
-      PERFORM count(*) FROM close_custom_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000';
+      PERFORM count(name) FROM close_custom_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000';
       RAISE EXCEPTION 'the garbage answer was accepted';
     EXCEPTION WHEN fdw_error THEN
       NULL;
@@ -150,12 +150,12 @@ SELECT emulator_reset();
 -- a non-superuser must use a credential of their own, never PUBLIC's
 CREATE SERVER close_shared FOREIGN DATA WRAPPER close_fdw OPTIONS (api_url :'api_url');
 CREATE USER MAPPING FOR PUBLIC SERVER close_shared OPTIONS (api_key 'api_test_key');
-CREATE FOREIGN TABLE shared_objects (id text, lead_id text) SERVER close_shared;
+CREATE FOREIGN TABLE shared_objects (id text, lead_id text, name text) SERVER close_shared;
 CREATE ROLE regress_plain;
 GRANT SELECT ON shared_objects TO regress_plain;
-SELECT count(*) FROM shared_objects WHERE lead_id = :'one';
+SELECT count(name) FROM shared_objects WHERE lead_id = :'one';
 SET ROLE regress_plain;
-SELECT count(*) FROM shared_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM shared_objects WHERE lead_id = :'one';  -- ERROR
 -- nor can it see another role's credential
 SELECT srvname, usename, umoptions FROM pg_user_mappings ORDER BY 1, 2;
 RESET ROLE;
@@ -168,7 +168,7 @@ ALTER SERVER close_shared OPTIONS (ADD ca_file 'relative/path.pem');  -- ERROR
 -- TLS is verified: https to a server that does not speak it fails
 ALTER SERVER close_shared OPTIONS (SET api_url 'https://127.0.0.1:9/api/v1', ADD max_retries '0');
 \set VERBOSITY terse
-SELECT count(*) FROM shared_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM shared_objects WHERE lead_id = :'one';  -- ERROR
 \set VERBOSITY default
 DROP SERVER close_shared CASCADE;
 REVOKE USAGE ON FOREIGN DATA WRAPPER close_fdw FROM regress_plain;
@@ -182,9 +182,9 @@ SET log_min_messages = debug5;
 SET log_min_error_statement = debug5;
 -- (the session, credential header included, is rebuilt while logging)
 ALTER SERVER close OPTIONS (ADD timeout_ms '30000');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
 SELECT fail_next('{"action": "status", "status": 401}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
+SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 SELECT explain_same('ANALYZE, VERBOSE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF',
                     format('SELECT id FROM close_custom_objects WHERE lead_id = %L', :'one'));
 RESET log_min_messages;

@@ -123,7 +123,7 @@ DROP ROLE regress_sec_user;
 -- than waiting for the listing's reset.
 SELECT emulator_reset();
 SELECT emulator_call('POST', '/_emulator/config', '{"rate_limit_per_sec": 1}');
-SELECT count(*) FROM close_custom_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000';
+SELECT count(name) FROM close_custom_objects WHERE lead_id = 'lead_One0000000000000000000000000000000000000000';
 CREATE SCHEMA sec_pacing;
 IMPORT FOREIGN SCHEMA custom_objects LIMIT TO (custom_objects) FROM SERVER close INTO sec_pacing;
 SELECT e->>'method' AS method, e->>'path' AS path, e->>'status' AS status,

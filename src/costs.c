@@ -181,15 +181,15 @@ close_estimate_limited_search(double rows, double limit, Cost *startup_cost,
 }
 
 /*
- * A count answered by one search request.  The search endpoint has a lower
- * rate limit than the listings (see the API sheet), so its request weighs
- * half as much again: a count that one listing gives (one lead of the
- * usual size, one id) is counted from that listing.
+ * A count answered by one search request.  It is always the cheapest way to
+ * a count with exact conditions: never more than one request, where even a
+ * lead's listing is one request per page and a lead's size is only a guess
+ * before ANALYZE (a count must cost at most what its answer needs).
  */
 Cost
 close_count_cost(void)
 {
-	return CLOSE_REQUEST_COST * 1.5;
+	return CLOSE_REQUEST_COST * 0.5;
 }
 
 /*
