@@ -25,3 +25,14 @@ RETURNS TABLE (resource text, type_id text, type_name text,
                multiple boolean, column_type text, column_options text)
 AS 'MODULE_PATHNAME', 'close_fdw_fields'
 LANGUAGE C STRICT VOLATILE;
+
+-- The writes of the current transaction through close_fdw if it wrote,
+-- else of the last finished transaction that did, one row per write (at
+-- most 10000): what reached Close, to reconcile after an error or a
+-- rollback.
+CREATE FUNCTION close_fdw_write_log()
+RETURNS TABLE (statement integer, foreign_table text, action text,
+               object_id text, lead_id text, http_status integer,
+               state text)
+AS 'MODULE_PATHNAME', 'close_fdw_write_log'
+LANGUAGE C STRICT VOLATILE;

@@ -23,6 +23,7 @@
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -36,6 +37,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 
 #include "close_fdw.h"
 #include "compat.h"
@@ -112,6 +114,53 @@ typedef struct MaybeWrites
 static List *write_logs = NIL;
 static bool write_log_callbacks = false;
 
+/*
+ * The same writes as data, one entry per write, for close_fdw_write_log():
+ * those of the current transaction, and those of the last finished
+ * transaction that wrote.  At most CLOSE_WRITE_ENTRIES_MAX entries are
+ * kept per transaction (the first ones); the rest are only counted.
+ */
+#define CLOSE_WRITE_ENTRIES_MAX	10000
+
+typedef enum WriteState
+{
+	WRITE_SENT,					/* Close answered that it took effect */
+	WRITE_FAILED,				/* Close refused it, or it never went out */
+	WRITE_QUEUED,				/* deferred, not sent yet */
+	WRITE_MAYBE					/* sent, no readable answer */
+} WriteState;
+
+static const char *const write_state_names[] = {
+	"sent", "failed", "queued", "may have reached Close"
+};
+
+typedef struct WriteEntry
+{
+	int			nest_level;		/* (sub)transaction that wrote */
+	int			statement;		/* 1 for the transaction's first writer */
+	const char *relname;
+	CmdType		action;
+	char	   *object_id;		/* NULL when unknown */
+	char	   *lead_id;		/* NULL when unknown */
+	int			status;			/* HTTP status, 0 when none */
+	WriteState	state;
+} WriteEntry;
+
+typedef struct WriteEntries
+{
+	MemoryContext cxt;			/* owns the array and its strings */
+	WriteEntry *entries;
+	int			n;
+	int			size;
+	int64		dropped;		/* writes over CLOSE_WRITE_ENTRIES_MAX */
+	int			statements;		/* statements numbered so far */
+	CommandId	last_cid;		/* the statement of the last entry */
+	const char *last_relname;	/* in cxt, shared by entries */
+} WriteEntries;
+
+static WriteEntries current_entries;
+static WriteEntries finished_entries;	/* the last transaction that wrote */
+
 /* Executor state of one foreign table's modification. */
 typedef struct CloseModifyState
 {
@@ -132,6 +181,9 @@ typedef struct CloseModifyState
 	HTAB	   *done_ids;		/* ids written, when a row may repeat */
 	MemoryContext row_cxt;		/* reset for every row */
 	CloseWriteLog *log;
+	CommandId	cid;			/* the statement, for its write log entries */
+	int			last_status;	/* judge_write: the status judged */
+	char	   *last_lead;		/* judge_write: the record's lead, or NULL */
 	bool		gone_on_retry;	/* judge_write: a DELETE's retry got 404 */
 	ModifyTableState *mtstate;	/* NULL for a direct modification */
 } CloseModifyState;
@@ -253,6 +305,151 @@ write_log_maybe(CloseWriteLog *log, const char *key)
 		log->maybe_keys = lappend(log->maybe_keys, m);
 	}
 	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Add an entry for one write of st's statement to the current
+ * transaction's entries (id and lead may be NULL).
+ */
+static void
+write_entry_add(CloseModifyState *st, const char *id, const char *lead,
+				int status, WriteState state)
+{
+	WriteEntries *we = &current_entries;
+	WriteEntry *e;
+	MemoryContext oldcxt;
+
+	if (we->cxt == NULL)
+		we->cxt = AllocSetContextCreate(TopMemoryContext,
+										"close_fdw write log",
+										ALLOCSET_DEFAULT_SIZES);
+	if (we->statements == 0 || we->last_cid != st->cid)
+	{
+		we->statements++;
+		we->last_cid = st->cid;
+	}
+	if (we->n >= CLOSE_WRITE_ENTRIES_MAX)
+	{
+		we->dropped++;
+		return;
+	}
+	oldcxt = MemoryContextSwitchTo(we->cxt);
+	if (we->n >= we->size)
+	{
+		we->size = we->size == 0 ? 64 : Min(we->size * 2, CLOSE_WRITE_ENTRIES_MAX);
+		we->entries = we->entries == NULL
+			? palloc(sizeof(WriteEntry) * we->size)
+			: repalloc(we->entries, sizeof(WriteEntry) * we->size);
+	}
+	e = &we->entries[we->n];
+	e->nest_level = GetCurrentTransactionNestLevel();
+	e->statement = we->statements;
+	if (we->last_relname == NULL ||
+		strcmp(we->last_relname, RelationGetRelationName(st->rel)) != 0)
+		we->last_relname = pstrdup(RelationGetRelationName(st->rel));
+	e->relname = we->last_relname;
+	e->action = st->operation;
+	e->object_id = id && id[0] ? pstrdup(id) : NULL;
+	e->lead_id = lead && lead[0] ? pstrdup(lead) : NULL;
+	e->status = status;
+	e->state = state;
+	we->n++;
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * The (sub)transaction at level ends: on commit its entries become its
+ * parent's; the top level's go to finished_entries if it wrote.  Entries
+ * for writes sent stay in any case: Close does not undo them.
+ */
+static void
+write_entries_end(int level, bool abort)
+{
+	int			i;
+
+	if (level > 1)
+	{
+		for (i = 0; i < current_entries.n; i++)
+			if (current_entries.entries[i].nest_level >= level)
+				current_entries.entries[i].nest_level = level - 1;
+		return;
+	}
+	if (current_entries.n == 0 && current_entries.dropped == 0)
+		return;
+	if (finished_entries.cxt)
+		MemoryContextDelete(finished_entries.cxt);
+	finished_entries = current_entries;
+	memset(&current_entries, 0, sizeof(current_entries));
+}
+
+PG_FUNCTION_INFO_V1(close_fdw_write_log);
+
+/*
+ * close_fdw_write_log(): the writes of the current transaction if it wrote
+ * through close_fdw, else of the last finished transaction that did.
+ */
+Datum
+close_fdw_write_log(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	WriteEntries *we = current_entries.n > 0 || current_entries.dropped > 0
+		? &current_entries : &finished_entries;
+	TupleDesc	desc;
+	Tuplestorestate *store;
+	MemoryContext oldcxt;
+	int			i;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	desc = CreateTupleDescCopy(desc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(oldcxt);
+
+	for (i = 0; i < we->n; i++)
+	{
+		WriteEntry *e = &we->entries[i];
+		Datum		values[7];
+		bool		nulls[7];
+
+		memset(nulls, false, sizeof(nulls));
+		values[0] = Int32GetDatum(e->statement);
+		values[1] = CStringGetTextDatum(e->relname);
+		values[2] = CStringGetTextDatum(e->action == CMD_INSERT ? "INSERT"
+										: e->action == CMD_UPDATE ? "UPDATE"
+										: "DELETE");
+		if (e->object_id)
+			values[3] = CStringGetTextDatum(e->object_id);
+		else
+			nulls[3] = true;
+		if (e->lead_id)
+			values[4] = CStringGetTextDatum(e->lead_id);
+		else
+			nulls[4] = true;
+		if (e->status)
+			values[5] = Int32GetDatum(e->status);
+		else
+			nulls[5] = true;
+		values[6] = CStringGetTextDatum(write_state_names[e->state]);
+		tuplestore_putvalues(store, desc, values, nulls);
+	}
+	if (we->dropped > 0)
+		ereport(WARNING,
+				(errmsg("the write log lists only the first %d writes of the transaction",
+						CLOSE_WRITE_ENTRIES_MAX),
+				 errdetail("%lld more writes are not listed.",
+						   (long long) we->dropped)));
+
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = desc;
+	return (Datum) 0;
 }
 
 /*
@@ -389,11 +586,13 @@ close_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			write_entries_end(1, true);
 			write_logs_end(1, true);
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
+			write_entries_end(1, false);
 			write_logs_end(1, false);
 			break;
 		default:
@@ -406,9 +605,15 @@ close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					   SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		write_entries_end(GetCurrentTransactionNestLevel(), true);
 		write_logs_end(GetCurrentTransactionNestLevel(), true);
+	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		write_entries_end(GetCurrentTransactionNestLevel(), false);
 		write_logs_end(GetCurrentTransactionNestLevel(), false);
+	}
 }
 
 /* ---- planning ---- */
@@ -569,6 +774,7 @@ create_modify_state(EState *estate, ResultRelInfo *rinfo, CmdType operation,
 										ALLOCSET_DEFAULT_SIZES);
 	st->log = write_log_for(rel, operation == CMD_INSERT ? "created"
 							: operation == CMD_UPDATE ? "updated" : "deleted");
+	st->cid = estate->es_output_cid;
 	return st;
 }
 
@@ -1160,6 +1366,48 @@ row_id(CloseModifyState *st, TupleTableSlot *planSlot)
 	return id;
 }
 
+/* A string member of a record, palloc'd, or NULL. */
+static char *
+json_text_member(struct json_object *record, const char *key)
+{
+	struct json_object *value;
+	size_t		len;
+
+	if (record == NULL || close_json_kind(record) != CLOSE_JSON_OBJECT)
+		return NULL;
+	value = close_json_object_get(record, key);
+	if (value == NULL || close_json_kind(value) != CLOSE_JSON_STRING)
+		return NULL;
+	return pstrdup(close_json_scalar_text(value, &len));
+}
+
+/* The lead_id of a POST's body, or NULL. */
+static char *
+body_lead(const char *body)
+{
+	const char *problem;
+	struct json_object *root;
+
+	if (body == NULL)
+		return NULL;
+	root = close_json_parse(body, strlen(body), CurrentMemoryContext, &problem);
+	return problem ? NULL : json_text_member(root, CLOSE_KEY_LEAD_ID);
+}
+
+/*
+ * The record id of a PUT's or DELETE's path (ids are checked to be base62,
+ * so the path holds the id as it is), or NULL.
+ */
+static char *
+path_object_id(const char *path)
+{
+	const char *prefix = "/custom_object/";
+
+	if (strncmp(path, prefix, strlen(prefix)) != 0)
+		return NULL;
+	return pnstrdup(path + strlen(prefix), strcspn(path + strlen(prefix), "/"));
+}
+
 static const char *
 record_id(struct json_object *record)
 {
@@ -1186,12 +1434,17 @@ judge_write(CloseModifyState *st, CloseConnection *conn, const char *method,
 
 	*missing = false;
 	st->gone_on_retry = false;
+	st->last_status = (int) response->status;
+	st->last_lead = NULL;
 	if (response->status == 404 && st->operation != CMD_INSERT)
 	{
 		if (st->operation == CMD_DELETE && response->may_have_acted)
 			st->gone_on_retry = true;
 		else
+		{
 			*missing = true;
+			write_entry_add(st, path_object_id(path), NULL, 404, WRITE_FAILED);
+		}
 		return NULL;
 	}
 	if (st->operation == CMD_DELETE)
@@ -1210,10 +1463,11 @@ judge_write(CloseModifyState *st, CloseConnection *conn, const char *method,
 	if (id == NULL || close_json_kind(id) != CLOSE_JSON_STRING)
 		close_report_bad_answer(method, path,
 								"Expected the custom object record, with its id.");
+	st->last_lead = json_text_member(record, CLOSE_KEY_LEAD_ID);
 	return record;
 }
 
-/* Log a write that took effect. */
+/* Log a write that took effect (its answer was the last judged). */
 static void
 log_written(CloseModifyState *st, const char *id)
 {
@@ -1221,6 +1475,21 @@ log_written(CloseModifyState *st, const char *id)
 		write_log_add(st->log, psprintf("%s (the retry found it gone)", id));
 	else
 		write_log_add(st->log, id);
+	write_entry_add(st, id, st->last_lead, st->last_status, WRITE_SENT);
+}
+
+/*
+ * Log a write that surely did not take effect: refused by Close (status),
+ * or never sent (status 0).
+ */
+static void
+log_failed(CloseModifyState *st, const char *method, const char *path,
+		   const char *body, int status)
+{
+	if (strcmp(method, "POST") == 0)
+		write_entry_add(st, NULL, body_lead(body), status, WRITE_FAILED);
+	else
+		write_entry_add(st, path_object_id(path), NULL, status, WRITE_FAILED);
 }
 
 /*
@@ -1242,7 +1511,7 @@ answer_leaves_doubt(CloseResponse *response)
  */
 static void
 log_unsure_write(CloseModifyState *st, const char *method, const char *path,
-				 const char *body)
+				 const char *body, int status)
 {
 	const char *prefix = "/custom_object/";
 	const char *key = "";
@@ -1268,6 +1537,10 @@ log_unsure_write(CloseModifyState *st, const char *method, const char *path,
 	else
 		key = pstrdup(path);
 	write_log_maybe(st->log, key);
+	if (strcmp(method, "POST") == 0)
+		write_entry_add(st, NULL, key, status, WRITE_MAYBE);
+	else
+		write_entry_add(st, path_object_id(path), NULL, status, WRITE_MAYBE);
 }
 
 /*
@@ -1327,7 +1600,9 @@ send_write(CloseModifyState *st, const char *method, const char *path,
 	{
 		MemoryContextSwitchTo(oldcxt);
 		if (answer_leaves_doubt(response))
-			log_unsure_write(st, method, path, body);
+			log_unsure_write(st, method, path, body, (int) response->status);
+		else if (response->attempts > 0)
+			log_failed(st, method, path, body, (int) response->status);
 		rethrow_with_write_log(st, oldcxt);
 	}
 	PG_END_TRY();
@@ -1482,6 +1757,10 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 				CHECK_FOR_INTERRUPTS();
 				if (!r->resend_safe || conn->server.max_retries == 0)
 				{
+					if (!unsure[start + i])
+						log_failed(st, method, paths[start + i],
+								   bodies ? bodies[start + i] : NULL,
+								   (int) r->status);
 					if (r->transport_error != 0)
 						close_report_transport_error(conn, method,
 													 paths[start + i], r);
@@ -1513,10 +1792,14 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 		MemoryContextSwitchTo(oldcxt);
 		if (*resending >= 0 && answer_leaves_doubt(resend))
 			unsure[*resending] = true;
+		else if (*resending >= 0 && resend->attempts > 0)
+			log_failed(st, method, paths[*resending],
+					   bodies ? bodies[*resending] : NULL,
+					   (int) resend->status);
 		for (j = 0; j < n; j++)
 			if (unsure[j])
 				log_unsure_write(st, method, paths[j],
-								 bodies ? bodies[j] : NULL);
+								 bodies ? bodies[j] : NULL, 0);
 		rethrow_with_write_log(st, oldcxt);
 	}
 	PG_END_TRY();
@@ -1550,7 +1833,7 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	record = send_write(st, "POST", "/custom_object/",
 						build_body(st, slot, st->target_attrs, NULL), &missing);
-	write_log_add(st->log, record_id(record));
+	log_written(st, record_id(record));
 	slot = store_returned(st, slot, record);
 	MemoryContextSwitchTo(oldcxt);
 	return slot;
@@ -1598,7 +1881,7 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 		MemoryContextSwitchTo(oldcxt);
 		return NULL;			/* deleted meanwhile: not updated */
 	}
-	write_log_add(st->log, id);
+	log_written(st, id);
 	/* converted in the row's context, as for INSERT */
 	slot = store_returned(st, slot, record);
 	MemoryContextSwitchTo(oldcxt);
