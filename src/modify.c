@@ -153,8 +153,9 @@ typedef struct WriteEntries
 	int			n;
 	int			size;
 	int64		dropped;		/* writes over CLOSE_WRITE_ENTRIES_MAX */
+	CommandId  *cids;			/* statement i + 1 is cids[i], ascending */
 	int			statements;		/* statements numbered so far */
-	CommandId	last_cid;		/* the statement of the last entry */
+	int			cids_size;
 	const char *last_relname;	/* in cxt, shared by entries */
 } WriteEntries;
 
@@ -181,6 +182,7 @@ typedef struct CloseModifyState
 	HTAB	   *done_ids;		/* ids written, when a row may repeat */
 	MemoryContext row_cxt;		/* reset for every row */
 	CloseWriteLog *log;
+	bool		deferred;		/* write_mode 'deferred': queue, not send */
 	CommandId	cid;			/* the statement, for its write log entries */
 	int			last_status;	/* judge_write: the status judged */
 	char	   *last_lead;		/* judge_write: the record's lead, or NULL */
@@ -190,6 +192,8 @@ typedef struct CloseModifyState
 
 static void check_update_columns(Relation rel, List *attnos);
 static void close_xact_callback(XactEvent event, void *arg);
+static void send_deferred(void);
+static char *body_lead(const char *body);
 static void close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								   SubTransactionId parentSubid, void *arg);
 
@@ -308,6 +312,68 @@ write_log_maybe(CloseWriteLog *log, const char *key)
 }
 
 /*
+ * The number of the statement whose command id is cid: 1 for the first of
+ * the transaction that wrote through close_fdw (a deferred write sent at
+ * commit keeps the number of the statement that queued it).
+ */
+static int
+statement_number(WriteEntries *we, CommandId cid)
+{
+	int			lo = 0;
+	int			hi = we->statements;
+	MemoryContext oldcxt;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (we->cids[mid] == cid)
+			return mid + 1;
+		if (we->cids[mid] < cid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	oldcxt = MemoryContextSwitchTo(we->cxt);
+	if (we->statements >= we->cids_size)
+	{
+		we->cids_size = we->cids_size == 0 ? 16 : we->cids_size * 2;
+		we->cids = we->cids == NULL
+			? palloc(sizeof(CommandId) * we->cids_size)
+			: repalloc(we->cids, sizeof(CommandId) * we->cids_size);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	/* command ids only grow: lo is the end but after a failed lookup */
+	memmove(&we->cids[lo + 1], &we->cids[lo],
+			sizeof(CommandId) * (we->statements - lo));
+	we->cids[lo] = cid;
+	we->statements++;
+	return lo + 1;
+}
+
+/*
+ * Drop the entries of writes queued (write_mode 'deferred') at level and
+ * deeper: they are dropped unsent, or about to be sent (then each gets the
+ * entry of its outcome).
+ */
+static void
+write_entries_drop_queued(int level)
+{
+	int			i;
+	int			kept = 0;
+
+	for (i = 0; i < current_entries.n; i++)
+	{
+		WriteEntry *e = &current_entries.entries[i];
+
+		if (e->state == WRITE_QUEUED && e->nest_level >= level)
+			continue;
+		current_entries.entries[kept++] = *e;
+	}
+	current_entries.n = kept;
+}
+
+/*
  * Add an entry for one write of st's statement to the current
  * transaction's entries (id and lead may be NULL).
  */
@@ -318,16 +384,13 @@ write_entry_add(CloseModifyState *st, const char *id, const char *lead,
 	WriteEntries *we = &current_entries;
 	WriteEntry *e;
 	MemoryContext oldcxt;
+	int			statement;
 
 	if (we->cxt == NULL)
 		we->cxt = AllocSetContextCreate(TopMemoryContext,
 										"close_fdw write log",
 										ALLOCSET_DEFAULT_SIZES);
-	if (we->statements == 0 || we->last_cid != st->cid)
-	{
-		we->statements++;
-		we->last_cid = st->cid;
-	}
+	statement = statement_number(we, st->cid);
 	if (we->n >= CLOSE_WRITE_ENTRIES_MAX)
 	{
 		we->dropped++;
@@ -343,7 +406,7 @@ write_entry_add(CloseModifyState *st, const char *id, const char *lead,
 	}
 	e = &we->entries[we->n];
 	e->nest_level = GetCurrentTransactionNestLevel();
-	e->statement = we->statements;
+	e->statement = statement;
 	if (we->last_relname == NULL ||
 		strcmp(we->last_relname, RelationGetRelationName(st->rel)) != 0)
 		we->last_relname = pstrdup(RelationGetRelationName(st->rel));
@@ -367,6 +430,8 @@ write_entries_end(int level, bool abort)
 {
 	int			i;
 
+	if (abort)
+		write_entries_drop_queued(level);
 	if (level > 1)
 	{
 		for (i = 0; i < current_entries.n; i++)
@@ -565,7 +630,16 @@ close_xact_callback(XactEvent event, void *arg)
 
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			send_deferred();
+			break;
 		case XACT_EVENT_PRE_PREPARE:
+			if (close_deferred_writes() != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that has queued writes to foreign table \"%s\"",
+								get_rel_name(((CloseDeferredWrite *) linitial(close_deferred_writes()))->relid)),
+						 errdetail("Its writes (write_mode 'deferred') would be sent by COMMIT PREPARED, which cannot fail.")));
 
 			/*
 			 * A prepared transaction may still be rolled back, with nothing
@@ -586,12 +660,14 @@ close_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			close_deferred_end(1, true);
 			write_entries_end(1, true);
 			write_logs_end(1, true);
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
+			close_deferred_end(1, false);
 			write_entries_end(1, false);
 			write_logs_end(1, false);
 			break;
@@ -606,11 +682,13 @@ close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
+		close_deferred_end(GetCurrentTransactionNestLevel(), true);
 		write_entries_end(GetCurrentTransactionNestLevel(), true);
 		write_logs_end(GetCurrentTransactionNestLevel(), true);
 	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
+		close_deferred_end(GetCurrentTransactionNestLevel(), false);
 		write_entries_end(GetCurrentTransactionNestLevel(), false);
 		write_logs_end(GetCurrentTransactionNestLevel(), false);
 	}
@@ -671,6 +749,44 @@ refuse_update_column(Relation rel, Form_pg_attribute att, ColumnKind kind,
 }
 
 /*
+ * RETURNING of a table with write_mode 'deferred' cannot show what Close
+ * assigns (the id, the dates, the creator...): the write is not sent
+ * before the commit.  Refused, not faked.
+ */
+static void
+check_deferred_returning(Relation rel, Node *returning, Index varno)
+{
+	Bitmapset  *attrs = NULL;
+	int			col = -1;
+
+	pull_varattnos(returning, varno, &attrs);
+	while ((col = bms_next_member(attrs, col)) >= 0)
+	{
+		AttrNumber	attnum = col + FirstLowInvalidHeapAttributeNumber;
+		Form_pg_attribute att;
+		const char *key;
+
+		if (attnum > InvalidAttrNumber)
+		{
+			att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+			if (att->attisdropped ||
+				column_kind(rel, att, &key) != COLUMN_READ_ONLY)
+				continue;
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 attnum > InvalidAttrNumber
+				 ? errmsg("cannot return column \"%s\" of foreign table \"%s\" with write_mode 'deferred'",
+						  NameStr(att->attname), RelationGetRelationName(rel))
+				 : errmsg("cannot return the whole row of foreign table \"%s\" with write_mode 'deferred'",
+						  RelationGetRelationName(rel)),
+				 errdetail("Close sets that value when the write is sent, at COMMIT."),
+				 errhint("Use OPTIONS (write_mode 'immediate') on foreign table \"%s\" for that statement.",
+						 RelationGetRelationName(rel))));
+	}
+}
+
+/*
  * Settle which columns a statement sends: for INSERT those it supplies
  * (explicitly or by a column DEFAULT), for UPDATE those it assigns, and
  * refuse the assignments Close would not take.
@@ -720,6 +836,11 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 
 	has_returning = plan->returningLists != NIL &&
 		list_nth(plan->returningLists, subplan_index) != NIL;
+	if (has_returning && plan->operation != CMD_DELETE &&
+		close_write_mode_deferred(rte->relid))
+		check_deferred_returning(rel, (Node *) list_nth(plan->returningLists,
+														subplan_index),
+								 resultRelation);
 
 	/*
 	 * UPDATE ... FROM and DELETE ... USING join the table to others: a record
@@ -775,6 +896,7 @@ create_modify_state(EState *estate, ResultRelInfo *rinfo, CmdType operation,
 	st->log = write_log_for(rel, operation == CMD_INSERT ? "created"
 							: operation == CMD_UPDATE ? "updated" : "deleted");
 	st->cid = estate->es_output_cid;
+	st->deferred = close_write_mode_deferred(RelationGetRelid(rel));
 	return st;
 }
 
@@ -826,6 +948,50 @@ all_columns(TupleDesc tupdesc)
 	return attnos;
 }
 
+/*
+ * What a statement on a table with write_mode 'deferred' cannot do: AFTER
+ * ROW triggers would see no id (nothing is sent yet), and an UPDATE or
+ * DELETE could not see the rows the transaction's INSERTs queued.
+ */
+static void
+check_deferred_statement(CloseModifyState *st, TriggerDesc *trigdesc)
+{
+	const char *relname = RelationGetRelationName(st->rel);
+
+	if (trigdesc &&
+		((st->operation == CMD_INSERT && trigdesc->trig_insert_after_row) ||
+		 (st->operation == CMD_UPDATE && trigdesc->trig_update_after_row) ||
+		 (st->operation == CMD_DELETE && trigdesc->trig_delete_after_row)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot fire AFTER ROW triggers of foreign table \"%s\" with write_mode 'deferred'",
+						relname),
+				 errdetail("The write is sent at COMMIT: a trigger would see neither the id nor the values Close sets."),
+				 errhint("Use OPTIONS (write_mode 'immediate') on foreign table \"%s\", or a statement-level trigger.",
+						 relname)));
+	if (st->operation != CMD_INSERT &&
+		close_deferred_has_insert(RelationGetRelid(st->rel)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot %s foreign table \"%s\" after INSERTs into it queued in this transaction",
+						st->operation == CMD_UPDATE ? "update" : "delete from",
+						relname),
+				 errdetail("With write_mode 'deferred' the INSERTs reach Close at COMMIT, so this statement could not see their rows."),
+				 errhint("Commit first, or use OPTIONS (write_mode 'immediate').")));
+}
+
+/* Queue one write of a deferred table, with its write log entry. */
+static void
+queue_write(CloseModifyState *st, const char *path, const char *body,
+			const char *id)
+{
+	close_deferred_add(RelationGetRelid(st->rel), st->user->userid,
+					   st->user->serverid, st->operation, st->cid, path,
+					   body, id);
+	write_entry_add(st, id, st->operation == CMD_INSERT ? body_lead(body) : NULL,
+					0, WRITE_QUEUED);
+}
+
 void
 closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 						List *fdw_private, int subplan_index, int eflags)
@@ -859,6 +1025,8 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 							  ((operation == CMD_INSERT && trigdesc->trig_insert_after_row) ||
 							   (operation == CMD_UPDATE && trigdesc->trig_update_after_row))));
 	st->mtstate = mtstate;
+	if (st->deferred)
+		check_deferred_statement(st, trigdesc);
 	if (operation == CMD_UPDATE || operation == CMD_DELETE)
 	{
 		Plan	   *subplan = close_modify_subplan(mtstate, subplan_index);
@@ -997,6 +1165,13 @@ closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 							 (rinfo->ri_TrigDesc &&
 							  rinfo->ri_TrigDesc->trig_insert_after_row));
 	st->mtstate = mtstate;
+	if (st->deferred)
+	{
+		check_deferred_statement(st, rinfo->ri_TrigDesc);
+		if (rinfo->ri_returningList != NIL)
+			check_deferred_returning(st->rel, (Node *) rinfo->ri_returningList,
+									 rinfo->ri_RangeTableIndex);
+	}
 	rinfo->ri_FdwState = st;
 }
 
@@ -1831,6 +2006,13 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	check_before_write(st, rinfo, slot, estate);
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
+	if (st->deferred)
+	{
+		queue_write(st, "/custom_object/",
+					build_body(st, slot, st->target_attrs, NULL), NULL);
+		MemoryContextSwitchTo(oldcxt);
+		return slot;			/* RETURNING shows the row given */
+	}
 	record = send_write(st, "POST", "/custom_object/",
 						build_body(st, slot, st->target_attrs, NULL), &missing);
 	log_written(st, record_id(record));
@@ -1875,6 +2057,12 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	}
 	else
 		body = build_body(st, slot, st->target_attrs, NULL);
+	if (st->deferred)
+	{
+		queue_write(st, path, body, id);
+		MemoryContextSwitchTo(oldcxt);
+		return slot;			/* RETURNING shows the row as assigned */
+	}
 	record = send_write(st, "PUT", path, body, &missing);
 	if (missing)
 	{
@@ -1908,11 +2096,18 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 		return NULL;			/* matched again: deleted once */
 	}
 	path = close_object_path(id);
-	(void) send_write(st, "DELETE", path, NULL, &missing);
+	if (st->deferred)
+	{
+		queue_write(st, path, NULL, id);
+		missing = false;
+	}
+	else
+		(void) send_write(st, "DELETE", path, NULL, &missing);
 	MemoryContextSwitchTo(oldcxt);
 	if (missing)
 		return NULL;			/* already gone: not deleted by us */
-	log_written(st, id);
+	if (!st->deferred)
+		log_written(st, id);
 
 	/* RETURNING shows the row as it was read */
 	if (st->has_returning && AttributeNumberIsValid(st->wholerow_junk))
@@ -1957,9 +2152,147 @@ closeExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 		check_before_write(st, rinfo, slots[i], estate);
 		bodies[i] = build_body(st, slots[i], st->target_attrs, NULL);
 	}
-	send_writes(st, "POST", NULL, bodies, *numSlots, written);
+	if (st->deferred)
+		for (i = 0; i < *numSlots; i++)
+			queue_write(st, "/custom_object/", bodies[i], NULL);
+	else
+		send_writes(st, "POST", NULL, bodies, *numSlots, written);
 	MemoryContextSwitchTo(oldcxt);
 	return slots;
+}
+
+/* ---- write_mode 'deferred': sending the queue at PRE_COMMIT ---- */
+
+/* How many queued writes go to send_writes at most at once. */
+#define CLOSE_DEFERRED_WAVE		256
+
+/* Where COMMIT was in the queue, for the error context. */
+typedef struct DeferredProgress
+{
+	int			sent;			/* writes sent before this wave */
+	int			total;
+	const char *relname;
+} DeferredProgress;
+
+static void
+deferred_error_callback(void *arg)
+{
+	DeferredProgress *p = (DeferredProgress *) arg;
+
+	errcontext("COMMIT sending the writes queued with write_mode 'deferred' (foreign table \"%s\"): %d of %d were sent before this round, none after it",
+			   p->relname, p->sent, p->total);
+}
+
+/*
+ * The writes a transaction queued, sent in the order they were queued: a
+ * run of writes of one statement to one table, each to another object,
+ * goes to send_writes together (max_concurrency at once); a write to an
+ * object already in the run starts the next one, so the writes to any one
+ * object keep their order.  Same pacing and retries as the statement's
+ * writes would have had (a POST is never sent twice).  A failure is the
+ * COMMIT's error, saying what reached Close; the transaction then rolls
+ * back.  A PUT or DELETE whose record is gone (404) is a WARNING naming
+ * it.
+ */
+static void
+send_deferred(void)
+{
+	List	   *queue = close_deferred_writes();
+	int			n = list_length(queue);
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	CloseDeferredWrite **ws;
+	DeferredProgress progress;
+	ErrorContextCallback errcallback;
+	ListCell   *lc;
+	int			i = 0;
+
+	if (n == 0)
+		return;
+	cxt = AllocSetContextCreate(CurrentMemoryContext,
+								"close_fdw deferred send",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	ws = palloc(sizeof(CloseDeferredWrite *) * n);
+	foreach(lc, queue)
+		ws[i++] = (CloseDeferredWrite *) lfirst(lc);
+
+	/* each write gets the entry of its outcome as it is sent */
+	write_entries_drop_queued(1);
+
+	progress.sent = 0;
+	progress.total = n;
+	progress.relname = "";
+	errcallback.callback = deferred_error_callback;
+	errcallback.arg = &progress;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	for (i = 0; i < n;)
+	{
+		CloseDeferredWrite *first = ws[i];
+		Relation	rel = table_open(first->relid, AccessShareLock);
+		CloseModifyState *st = palloc0(sizeof(CloseModifyState));
+		CloseServerOptions sopts;
+		char	  **ids = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
+		char	  **bodies = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
+		bool	   *written;
+		int			count = 0;
+		int			k;
+
+		st->rel = rel;
+		st->operation = first->operation;
+		st->user = GetUserMapping(first->userid, first->serverid);
+		st->conv = close_make_row_converter(rel, NULL);
+		close_get_server_options(GetForeignServer(first->serverid), &sopts);
+		st->max_concurrency = sopts.max_concurrency;
+		st->log = write_log_for(rel, first->operation == CMD_INSERT ? "created"
+								: first->operation == CMD_UPDATE ? "updated"
+								: "deleted");
+		st->cid = first->cid;
+		st->deferred = false;
+
+		while (i + count < n && count < CLOSE_DEFERRED_WAVE)
+		{
+			CloseDeferredWrite *w = ws[i + count];
+			bool		repeat = false;
+
+			if (w->relid != first->relid || w->userid != first->userid ||
+				w->operation != first->operation || w->cid != first->cid)
+				break;
+			for (k = 0; w->id && k < count; k++)
+				repeat |= strcmp(ids[k], w->id) == 0;
+			if (repeat)
+				break;
+			ids[count] = w->id;
+			bodies[count] = w->body;
+			count++;
+		}
+
+		progress.relname = RelationGetRelationName(rel);
+		written = palloc0(sizeof(bool) * count);
+		send_writes(st, first->operation == CMD_INSERT ? "POST"
+					: first->operation == CMD_UPDATE ? "PUT" : "DELETE",
+					first->operation == CMD_INSERT ? NULL : ids,
+					first->operation == CMD_DELETE ? NULL : bodies,
+					count, written);
+		for (k = 0; k < count; k++)
+			if (!written[k])
+				ereport(WARNING,
+						(errcode(ERRCODE_NO_DATA_FOUND),
+						 errmsg("custom object %s of foreign table \"%s\" was gone when COMMIT sent its %s",
+								ids[k], RelationGetRelationName(rel),
+								first->operation == CMD_UPDATE ? "UPDATE" : "DELETE"),
+						 errdetail("Close answered 404: the record no longer exists; nothing was %s.",
+								   first->operation == CMD_UPDATE ? "updated" : "deleted")));
+		table_close(rel, AccessShareLock);
+		progress.sent += count;
+		i += count;
+	}
+
+	error_context_stack = errcallback.previous;
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
 }
 
 int
@@ -2156,6 +2489,8 @@ closeBeginDirectModify(ForeignScanState *node, int eflags)
 											  (PlanState *) node));
 	ds->values = MakeSingleTupleTableSlot(RelationGetDescr(ds->st->rel),
 										  &TTSOpsVirtual);
+	if (ds->st->deferred)
+		check_deferred_statement(ds->st, NULL);
 	node->fdw_state = ds;
 }
 
@@ -2215,11 +2550,25 @@ closeIterateDirectModify(ForeignScanState *node)
 			for (i = 0; i < nids; i++)
 				bodies[i] = body;
 		}
-		send_writes(st, st->operation == CMD_UPDATE ? "PUT" : "DELETE",
-					ids, bodies, nids, written);
-		/* a record that was gone is not counted: nothing changed */
-		for (i = 0; i < nids; i++)
-			done += written[i] ? 1 : 0;
+		if (st->deferred)
+		{
+			/*
+			 * queued unread: each id counts, and one whose record is gone
+			 * by the COMMIT is a WARNING then
+			 */
+			for (i = 0; i < nids; i++)
+				queue_write(st, close_object_path(ids[i]),
+							bodies ? bodies[i] : NULL, ids[i]);
+			done = nids;
+		}
+		else
+		{
+			send_writes(st, st->operation == CMD_UPDATE ? "PUT" : "DELETE",
+						ids, bodies, nids, written);
+			/* a record that was gone is not counted: nothing changed */
+			for (i = 0; i < nids; i++)
+				done += written[i] ? 1 : 0;
+		}
 	}
 	MemoryContextSwitchTo(oldcxt);
 
