@@ -101,6 +101,16 @@ CREATE TRIGGER df_after AFTER INSERT ON df_devices FOR EACH ROW EXECUTE FUNCTION
 INSERT INTO df_devices (lead_id, name) VALUES (:'one', 'T');  -- ERROR
 \echo :LAST_ERROR_SQLSTATE
 DROP TRIGGER df_after ON df_devices;
+-- a row routed into a deferred partition too
+CREATE TABLE df_parted (id text, lead_id text, name text,
+  custom_object_type_id text DEFAULT 'cotype_Device0000000000000000') PARTITION BY LIST (name);
+CREATE FOREIGN TABLE df_part_a PARTITION OF df_parted FOR VALUES IN ('PA')
+  SERVER close OPTIONS (write_mode 'deferred');
+INSERT INTO df_parted (lead_id, name) VALUES (:'one', 'PA') RETURNING id;  -- ERROR
+BEGIN;
+INSERT INTO df_parted (lead_id, name) VALUES (:'one', 'PA') RETURNING name;
+ROLLBACK;
+DROP TABLE df_parted;
 BEGIN;
 INSERT INTO df_devices (lead_id, name) VALUES (:'one', 'P');
 PREPARE TRANSACTION 'df_prepared';  -- ERROR

@@ -183,6 +183,7 @@ typedef struct CloseModifyState
 	MemoryContext row_cxt;		/* reset for every row */
 	CloseWriteLog *log;
 	bool		deferred;		/* write_mode 'deferred': queue, not send */
+	bool		check_returning;	/* deferred routed row: check RETURNING */
 	CommandId	cid;			/* the statement, for its write log entries */
 	int			last_status;	/* judge_write: the status judged */
 	char	   *last_lead;		/* judge_write: the record's lead, or NULL */
@@ -1168,9 +1169,8 @@ closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 	if (st->deferred)
 	{
 		check_deferred_statement(st, rinfo->ri_TrigDesc);
-		if (rinfo->ri_returningList != NIL)
-			check_deferred_returning(st->rel, (Node *) rinfo->ri_returningList,
-									 rinfo->ri_RangeTableIndex);
+		/* RETURNING, which may not be set up yet: at the first row */
+		st->check_returning = true;
 	}
 	rinfo->ri_FdwState = st;
 }
@@ -2008,6 +2008,13 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	if (st->deferred)
 	{
+		/* a routed row's RETURNING has the Vars of the statement's table */
+		if (st->check_returning && rinfo->ri_returningList != NIL)
+			check_deferred_returning(st->rel, (Node *) rinfo->ri_returningList,
+									 st->mtstate && st->mtstate->resultRelInfo
+									 ? st->mtstate->resultRelInfo->ri_RangeTableIndex
+									 : rinfo->ri_RangeTableIndex);
+		st->check_returning = false;
 		queue_write(st, "/custom_object/",
 					build_body(st, slot, st->target_attrs, NULL), NULL);
 		MemoryContextSwitchTo(oldcxt);
@@ -2279,7 +2286,7 @@ send_deferred(void)
 		for (k = 0; k < count; k++)
 			if (!written[k])
 				ereport(WARNING,
-						(errcode(ERRCODE_NO_DATA_FOUND),
+						(errcode(ERRCODE_WARNING),
 						 errmsg("custom object %s of foreign table \"%s\" was gone when COMMIT sent its %s",
 								ids[k], RelationGetRelationName(rel),
 								first->operation == CMD_UPDATE ? "UPDATE" : "DELETE"),
