@@ -767,6 +767,8 @@ check_deferred_returning(Relation rel, Node *returning, Index varno)
 		Form_pg_attribute att;
 		const char *key;
 
+		if (attnum < InvalidAttrNumber)
+			continue;			/* a system column: not Close's */
 		if (attnum > InvalidAttrNumber)
 		{
 			att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
@@ -2238,7 +2240,7 @@ send_deferred(void)
 	for (i = 0; i < n;)
 	{
 		CloseDeferredWrite *first = ws[i];
-		Relation	rel = table_open(first->relid, AccessShareLock);
+		Relation	rel = try_table_open(first->relid, AccessShareLock);
 		CloseModifyState *st = palloc0(sizeof(CloseModifyState));
 		CloseServerOptions sopts;
 		char	  **ids = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
@@ -2247,6 +2249,12 @@ send_deferred(void)
 		int			count = 0;
 		int			k;
 
+		if (rel == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot send the writes queued for a foreign table dropped in this transaction"),
+					 errdetail("%d queued writes were sent before, %d were not.",
+							   progress.sent, n - progress.sent)));
 		st->rel = rel;
 		st->operation = first->operation;
 		st->user = GetUserMapping(first->userid, first->serverid);
