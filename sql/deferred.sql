@@ -32,8 +32,9 @@ $$;
 SELECT names();
 
 -- ROLLBACK sends nothing (UPDATE and DELETE by id do not even read)
-SELECT emulator_clear();
 EXPLAIN (COSTS OFF) UPDATE df_devices SET name = 'X2' WHERE id = :'x';
+EXPLAIN (COSTS OFF) INSERT INTO df_devices (lead_id, name) VALUES (:'one', 'New');
+SELECT emulator_clear();
 BEGIN;
 UPDATE df_devices SET name = 'X2' WHERE id = :'x';
 \echo :ROW_COUNT
@@ -70,6 +71,8 @@ SAVEPOINT s;
 INSERT INTO df_other (lead_id, name) VALUES (:'one', 'Dropped');
 DELETE FROM df_devices WHERE id = :'x';
 ROLLBACK TO SAVEPOINT s;
+-- the write log keeps only the UPDATE queued before the savepoint
+SELECT statement, action, object_id = :'x' AS is_x, state FROM close_fdw_write_log();
 INSERT INTO df_devices (lead_id, name) VALUES (:'one', 'Kept');
 SAVEPOINT t;
 INSERT INTO df_devices (lead_id, name) VALUES (:'one', 'Kept2');

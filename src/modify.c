@@ -2336,6 +2336,8 @@ closeExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 			break;
 	}
 	ExplainPropertyText("Close Request", request, es);
+	if (close_write_mode_deferred(RelationGetRelid(rinfo->ri_RelationDesc)))
+		ExplainPropertyText("Close Write Mode", "deferred (sent at COMMIT)", es);
 	if (es->verbose && mtstate->operation == CMD_INSERT &&
 		close_batch_size_of(rinfo) > 1)
 		ExplainPropertyInteger("Batch Size", NULL, close_batch_size_of(rinfo), es);
@@ -2611,4 +2613,6 @@ closeExplainDirectModify(ForeignScanState *node, ExplainState *es)
 						strVal(list_nth(fdw_private, FdwScanPrivateRequest)), es);
 	if (key_values[0] != '\0')
 		ExplainPropertyText("Close id", key_values, es);
+	if (close_write_mode_deferred(RelationGetRelid(close_direct_result_relation(node)->ri_RelationDesc)))
+		ExplainPropertyText("Close Write Mode", "deferred (sent at COMMIT)", es);
 }
