@@ -185,6 +185,7 @@ typedef struct CloseModifyState
 	bool		deferred;		/* write_mode 'deferred': queue, not send */
 	bool		check_returning;	/* deferred routed row: check RETURNING */
 	CommandId	cid;			/* the statement, for its write log entries */
+	CommandId  *item_cids;		/* at COMMIT: each deferred write's statement */
 	int			last_status;	/* judge_write: the status judged */
 	char	   *last_lead;		/* judge_write: the record's lead, or NULL */
 	bool		gone_on_retry;	/* judge_write: a DELETE's retry got 404 */
@@ -1822,6 +1823,14 @@ log_if_written(CloseModifyState *st, CloseConnection *conn,
 	PG_END_TRY();
 }
 
+/* The write log entries that follow are those of write i of a round. */
+static void
+item_statement(CloseModifyState *st, int i)
+{
+	if (st->item_cids)
+		st->cid = st->item_cids[i];
+}
+
 /*
  * Send n writes of one kind, up to max_concurrency at once
  * (close_http_send_many: within the pacing, one attempt each), and log
@@ -1871,6 +1880,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 			struct json_object *record;
 
 			CHECK_FOR_INTERRUPTS();
+			item_statement(st, i);
 			MemoryContextReset(round_cxt);
 			MemoryContextSwitchTo(round_cxt);
 			record = send_write(st, method, paths[i],
@@ -1907,6 +1917,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 			{
 				CloseResponse *r = &responses[i];
 
+				item_statement(st, start + i);
 				if (r->transport_error != 0 || r->resend_safe ||
 					!(r->status == 200 || r->status == 201 || r->status == 204 ||
 					  (r->status == 404 && st->operation != CMD_INSERT)))
@@ -1931,6 +1942,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 
 				if (judged[i])
 					continue;
+				item_statement(st, start + i);
 				CHECK_FOR_INTERRUPTS();
 				if (!r->resend_safe || conn->server.max_retries == 0)
 				{
@@ -1970,13 +1982,20 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 		if (*resending >= 0 && answer_leaves_doubt(resend))
 			unsure[*resending] = true;
 		else if (*resending >= 0 && resend->attempts > 0)
+		{
+			item_statement(st, *resending);
 			log_failed(st, method, paths[*resending],
 					   bodies ? bodies[*resending] : NULL,
 					   (int) resend->status);
+		}
 		for (j = 0; j < n; j++)
-			if (unsure[j])
-				log_unsure_write(st, method, paths[j],
-								 bodies ? bodies[j] : NULL, 0);
+		{
+			if (!unsure[j])
+				continue;
+			item_statement(st, j);
+			log_unsure_write(st, method, paths[j],
+							 bodies ? bodies[j] : NULL, 0);
+		}
 		rethrow_with_write_log(st, oldcxt);
 	}
 	PG_END_TRY();
@@ -2178,7 +2197,8 @@ closeExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 /* Where COMMIT was in the queue, for the error context. */
 typedef struct DeferredProgress
 {
-	int			sent;			/* writes sent before this wave */
+	int			sent;			/* writes sent before this round */
+	int			round;			/* writes in this round */
 	int			total;
 	const char *relname;
 } DeferredProgress;
@@ -2188,16 +2208,18 @@ deferred_error_callback(void *arg)
 {
 	DeferredProgress *p = (DeferredProgress *) arg;
 
-	errcontext("COMMIT sending the writes queued with write_mode 'deferred' (foreign table \"%s\"): %d of %d were sent before this round, none after it",
-			   p->relname, p->sent, p->total);
+	errcontext("COMMIT sending the %d writes queued with write_mode 'deferred': a round of %d to foreign table \"%s\" after %d sent; the %d after it were not sent",
+			   p->total, p->round, p->relname, p->sent,
+			   p->total - p->sent - p->round);
 }
 
 /*
  * The writes a transaction queued, sent in the order they were queued: a
- * run of writes of one statement to one table, each to another object,
- * goes to send_writes together (max_concurrency at once); a write to an
- * object already in the run starts the next one, so the writes to any one
- * object keep their order.  Same pacing and retries as the statement's
+ * run of consecutive writes of one kind (INSERT, UPDATE or DELETE) to one
+ * table, each to another object, goes to send_writes together
+ * (max_concurrency at once, each logged with its own statement); a write
+ * to an object already in the run starts the next one, so the writes to
+ * any one object keep their order.  Same pacing and retries as the statement's
  * writes would have had (a POST is never sent twice).  A failure is the
  * COMMIT's error, saying what reached Close; the transaction then rolls
  * back.  A PUT or DELETE whose record is gone (404) is a WARNING naming
@@ -2230,6 +2252,7 @@ send_deferred(void)
 	write_entries_drop_queued(1);
 
 	progress.sent = 0;
+	progress.round = 0;
 	progress.total = n;
 	progress.relname = "";
 	errcallback.callback = deferred_error_callback;
@@ -2245,6 +2268,7 @@ send_deferred(void)
 		CloseServerOptions sopts;
 		char	  **ids = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
 		char	  **bodies = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
+		CommandId  *cids = palloc(sizeof(CommandId) * CLOSE_DEFERRED_WAVE);
 		bool	   *written;
 		int			count = 0;
 		int			k;
@@ -2265,6 +2289,7 @@ send_deferred(void)
 								: first->operation == CMD_UPDATE ? "updated"
 								: "deleted");
 		st->cid = first->cid;
+		st->item_cids = cids;
 		st->deferred = false;
 
 		while (i + count < n && count < CLOSE_DEFERRED_WAVE)
@@ -2273,7 +2298,7 @@ send_deferred(void)
 			bool		repeat = false;
 
 			if (w->relid != first->relid || w->userid != first->userid ||
-				w->operation != first->operation || w->cid != first->cid)
+				w->operation != first->operation)
 				break;
 			for (k = 0; w->id && k < count; k++)
 				repeat |= strcmp(ids[k], w->id) == 0;
@@ -2281,10 +2306,12 @@ send_deferred(void)
 				break;
 			ids[count] = w->id;
 			bodies[count] = w->body;
+			cids[count] = w->cid;
 			count++;
 		}
 
 		progress.relname = RelationGetRelationName(rel);
+		progress.round = count;
 		written = palloc0(sizeof(bool) * count);
 		send_writes(st, first->operation == CMD_INSERT ? "POST"
 					: first->operation == CMD_UPDATE ? "PUT" : "DELETE",
