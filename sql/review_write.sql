@@ -139,7 +139,7 @@ INSERT INTO rw_devices (lead_id, name) VALUES (:'one', 'Unavailable');  -- ERROR
 BEGIN;
 INSERT INTO rw_devices (lead_id, name) VALUES (:'one', 'Prepared');
 PREPARE TRANSACTION 'rw_prepared';  -- ERROR
--- (the rollback's WARNING lists them)
+-- (the error lists them, so the rollback has no WARNING to add)
 
 RESET TimeZone;
 DROP TABLE rw_by_name, rw_parted, rw_audit;

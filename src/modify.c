@@ -646,18 +646,35 @@ close_xact_callback(XactEvent event, void *arg)
 			/*
 			 * A prepared transaction may still be rolled back, with nothing
 			 * then to say that its writes stay in Close: refuse, as
-			 * postgres_fdw does (the abort's WARNING lists them).
+			 * postgres_fdw does.  The error lists the writes no error told
+			 * of yet (so the abort has no WARNING to add).
 			 */
 			foreach(lc, write_logs)
 			{
 				CloseWriteLog *log = (CloseWriteLog *) lfirst(lc);
+				StringInfoData detail;
+				ListCell   *lc2;
 
-				if (log->count > 0 || log->maybe > 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-							 errmsg("cannot prepare a transaction that has written to foreign table \"%s\"",
-									log->relname),
-							 errdetail("Close cannot undo a write, so a prepared transaction's rollback could not undo it either.")));
+				if (log->count == 0 && log->maybe == 0)
+					continue;
+				initStringInfo(&detail);
+				appendStringInfoString(&detail, "Close cannot undo a write, so a prepared transaction's rollback could not undo it either.");
+				foreach(lc2, write_logs)
+				{
+					CloseWriteLog *other = (CloseWriteLog *) lfirst(lc2);
+
+					if (other->count <= other->reported &&
+						other->maybe <= other->maybe_reported)
+						continue;
+					appendStringInfo(&detail, "\n%s", write_log_text(other));
+					other->reported = other->count;
+					other->maybe_reported = other->maybe;
+				}
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that has written to foreign table \"%s\"",
+								log->relname),
+						 errdetail_internal("%s", detail.data)));
 			}
 			break;
 		case XACT_EVENT_ABORT:
