@@ -32,3 +32,14 @@ AS 'MODULE_PATHNAME', 'close_fdw_stats_reset'
 LANGUAGE C STRICT VOLATILE;
 
 REVOKE EXECUTE ON FUNCTION close_fdw_stats_reset() FROM PUBLIC;
+
+-- The writes of the current transaction through close_fdw if it wrote,
+-- else of the last finished transaction that did, one row per write (at
+-- most 10000): what reached Close, to reconcile after an error or a
+-- rollback.
+CREATE FUNCTION close_fdw_write_log()
+RETURNS TABLE (statement integer, foreign_table text, action text,
+               object_id text, lead_id text, http_status integer,
+               state text)
+AS 'MODULE_PATHNAME', 'close_fdw_write_log'
+LANGUAGE C STRICT VOLATILE;

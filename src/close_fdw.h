@@ -431,6 +431,7 @@ extern void close_get_server_options(ForeignServer *server,
 extern void close_get_user_options(UserMapping *user, CloseUserOptions *opts);
 extern char *close_get_table_type_id(Oid relid);
 extern int	close_get_batch_size(Oid relid);
+extern bool close_write_mode_deferred(Oid relid);
 extern char *close_get_column_key(Oid relid, AttrNumber attnum,
 								  const char *attname);
 extern bool close_is_valid_id(const char *value, const char *prefix);
@@ -561,6 +562,28 @@ extern List *closeImportForeignSchema(ImportForeignSchemaStmt *stmt,
 									  Oid serverOid);
 extern List *close_fetch_types(UserMapping *user);
 extern const char *close_field_column_type(CloseFieldInfo *field);
+
+/* in deferred.c: the writes write_mode 'deferred' sends at commit */
+typedef struct CloseDeferredWrite
+{
+	Oid			relid;
+	Oid			userid;			/* whose user mapping sends it */
+	Oid			serverid;
+	CmdType		operation;
+	CommandId	cid;			/* the statement that queued it */
+	int			nest_level;		/* (sub)transaction that queued it */
+	char	   *path;			/* "/custom_object/" or the record's */
+	char	   *body;			/* NULL for DELETE */
+	char	   *id;				/* NULL for INSERT */
+} CloseDeferredWrite;
+
+extern void close_deferred_add(Oid relid, Oid userid, Oid serverid,
+							   CmdType operation, CommandId cid,
+							   const char *path, const char *body,
+							   const char *id);
+extern List *close_deferred_writes(void);
+extern bool close_deferred_has_insert(Oid relid);
+extern void close_deferred_end(int level, bool abort);
 
 /* in modify.c */
 /* close_add_update_targets: see compat.h's closeAddForeignUpdateTargets */

@@ -293,9 +293,14 @@ report_transport_error(CloseConnection *conn, const char *method,
 	bool		may_have_acted = !connecting && strcmp(method, "GET") != 0;
 	char	   *tried = attempts_text(response);
 
+	/*
+	 * Never class 08: drivers and pools take it for a dead database
+	 * connection.  No connection or no answer in time is HV00N; an answer
+	 * lost or cut short once connected is Close failing, HV000.
+	 */
 	if (rc == CURLE_SEND_FAIL_REWIND)
 		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
+				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("the connection to the Close API at server \"%s\" closed before an answer came",
 						conn->server_name),
 				 errdetail("The request went out on a kept-alive connection; it is not sent again by itself."),
@@ -303,7 +308,7 @@ report_transport_error(CloseConnection *conn, const char *method,
 				 errcontext("Close API request: %s %s", method, path)));
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
 				 errmsg("Close API request timed out"),
 				 tried ? errdetail_internal("%s %s", detail, tried)
 				 : errdetail_internal("%s", detail),
@@ -321,7 +326,7 @@ report_transport_error(CloseConnection *conn, const char *method,
 				 : detail[0] ? errdetail_internal("%s", detail) : 0,
 				 errcontext("Close API request: %s %s", method, path)));
 	ereport(ERROR,
-			(errcode(ERRCODE_CONNECTION_FAILURE),
+			(errcode(ERRCODE_FDW_ERROR),
 			 errmsg("could not read from the Close API at server \"%s\": %s",
 					conn->server_name, close_curl_strerror(rc)),
 			 tried ? errdetail_internal("%s %s", detail, tried)
@@ -944,6 +949,28 @@ close_http_request(CloseConnection *conn, const char *method,
 }
 
 /*
+ * Whether a 400 is Close rejecting the values sent: its body has "errors"
+ * or "field-errors" (a search Close cannot run, an expired cursor, answer
+ * {"error": ...} instead).
+ */
+static bool
+rejects_values(CloseResponse *response)
+{
+	const char *problem;
+	struct json_object *root;
+	bool		result = false;
+
+	if (response->body == NULL || response->body_len == 0)
+		return false;
+	root = close_json_parse(response->body, response->body_len,
+							CurrentMemoryContext, &problem);
+	if (problem == NULL && close_json_kind(root) == CLOSE_JSON_OBJECT)
+		result = close_json_object_get(root, "errors") != NULL ||
+			close_json_object_get(root, "field-errors") != NULL;
+	return result;
+}
+
+/*
  * The one reporter of unexpected HTTP statuses: picks the SQLSTATE, puts
  * the API's message into the detail (naming the column of each field in
  * error when conv is given) and the request into the context.
@@ -970,6 +997,19 @@ close_report_http_error(CloseConnection *conn, const char *method,
 				 detail ? errdetail_internal("%s", detail) : 0,
 				 errhint("Check the \"api_key\" or \"oauth_token\" option of the user mapping."),
 				 errcontext("Close API request: %s %s", method, path)));
+	if (status == 400 && rejects_values(response))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Close API request failed with HTTP status %ld", status),
+				 detail ? errdetail_internal("%s", detail) : 0,
+				 errcontext("Close API request: %s %s", method, path)));
+	if (status == 402)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("Close API request failed with HTTP status 402"),
+				 detail ? errdetail_internal("%s", detail) : 0,
+				 errhint("Custom objects need a Close plan that includes them."),
+				 errcontext("Close API request: %s %s", method, path)));
 	if (status == 403)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -994,9 +1034,7 @@ close_report_http_error(CloseConnection *conn, const char *method,
 			(errcode(ERRCODE_FDW_ERROR),
 			 errmsg("Close API request failed with HTTP status %ld", status),
 			 detail ? errdetail_internal("%s", detail) : 0,
-			 status == 402
-			 ? errhint("Custom objects need a Close plan that includes them.")
-			 : (status == 404 || status == 405)
+			 (status == 404 || status == 405)
 			 ? errhint("Check the \"api_url\" option of server \"%s\".",
 					   conn->server_name)
 			 : 0,

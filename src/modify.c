@@ -23,6 +23,7 @@
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -36,6 +37,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 
 #include "close_fdw.h"
 #include "compat.h"
@@ -112,6 +114,54 @@ typedef struct MaybeWrites
 static List *write_logs = NIL;
 static bool write_log_callbacks = false;
 
+/*
+ * The same writes as data, one entry per write, for close_fdw_write_log():
+ * those of the current transaction, and those of the last finished
+ * transaction that wrote.  At most CLOSE_WRITE_ENTRIES_MAX entries are
+ * kept per transaction (the first ones); the rest are only counted.
+ */
+#define CLOSE_WRITE_ENTRIES_MAX	10000
+
+typedef enum WriteState
+{
+	WRITE_SENT,					/* Close answered that it took effect */
+	WRITE_FAILED,				/* Close refused it, or it never went out */
+	WRITE_QUEUED,				/* deferred, not sent yet */
+	WRITE_MAYBE					/* sent, no readable answer */
+} WriteState;
+
+static const char *const write_state_names[] = {
+	"sent", "failed", "queued", "may have reached Close"
+};
+
+typedef struct WriteEntry
+{
+	int			nest_level;		/* (sub)transaction that wrote */
+	int			statement;		/* 1 for the transaction's first writer */
+	const char *relname;
+	CmdType		action;
+	char	   *object_id;		/* NULL when unknown */
+	char	   *lead_id;		/* NULL when unknown */
+	int			status;			/* HTTP status, 0 when none */
+	WriteState	state;
+} WriteEntry;
+
+typedef struct WriteEntries
+{
+	MemoryContext cxt;			/* owns the array and its strings */
+	WriteEntry *entries;
+	int			n;
+	int			size;
+	int64		dropped;		/* writes over CLOSE_WRITE_ENTRIES_MAX */
+	CommandId  *cids;			/* statement i + 1 is cids[i], ascending */
+	int			statements;		/* statements numbered so far */
+	int			cids_size;
+	const char *last_relname;	/* in cxt, shared by entries */
+} WriteEntries;
+
+static WriteEntries current_entries;
+static WriteEntries finished_entries;	/* the last transaction that wrote */
+
 /* Executor state of one foreign table's modification. */
 typedef struct CloseModifyState
 {
@@ -132,12 +182,20 @@ typedef struct CloseModifyState
 	HTAB	   *done_ids;		/* ids written, when a row may repeat */
 	MemoryContext row_cxt;		/* reset for every row */
 	CloseWriteLog *log;
+	bool		deferred;		/* write_mode 'deferred': queue, not send */
+	bool		check_returning;	/* deferred routed row: check RETURNING */
+	CommandId	cid;			/* the statement, for its write log entries */
+	CommandId  *item_cids;		/* at COMMIT: each deferred write's statement */
+	int			last_status;	/* judge_write: the status judged */
+	char	   *last_lead;		/* judge_write: the record's lead, or NULL */
 	bool		gone_on_retry;	/* judge_write: a DELETE's retry got 404 */
 	ModifyTableState *mtstate;	/* NULL for a direct modification */
 } CloseModifyState;
 
 static void check_update_columns(Relation rel, List *attnos);
 static void close_xact_callback(XactEvent event, void *arg);
+static void send_deferred(void);
+static char *body_lead(const char *body);
 static void close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								   SubTransactionId parentSubid, void *arg);
 
@@ -256,6 +314,212 @@ write_log_maybe(CloseWriteLog *log, const char *key)
 }
 
 /*
+ * The number of the statement whose command id is cid: 1 for the first of
+ * the transaction that wrote through close_fdw (a deferred write sent at
+ * commit keeps the number of the statement that queued it).
+ */
+static int
+statement_number(WriteEntries *we, CommandId cid)
+{
+	int			lo = 0;
+	int			hi = we->statements;
+	MemoryContext oldcxt;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (we->cids[mid] == cid)
+			return mid + 1;
+		if (we->cids[mid] < cid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	oldcxt = MemoryContextSwitchTo(we->cxt);
+	if (we->statements >= we->cids_size)
+	{
+		we->cids_size = we->cids_size == 0 ? 16 : we->cids_size * 2;
+		we->cids = we->cids == NULL
+			? palloc(sizeof(CommandId) * we->cids_size)
+			: repalloc(we->cids, sizeof(CommandId) * we->cids_size);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	/* command ids only grow: lo is the end but after a failed lookup */
+	memmove(&we->cids[lo + 1], &we->cids[lo],
+			sizeof(CommandId) * (we->statements - lo));
+	we->cids[lo] = cid;
+	we->statements++;
+	return lo + 1;
+}
+
+/*
+ * Drop the entries of writes queued (write_mode 'deferred') at level and
+ * deeper: they are dropped unsent, or about to be sent (then each gets the
+ * entry of its outcome).
+ */
+static void
+write_entries_drop_queued(int level)
+{
+	int			i;
+	int			kept = 0;
+
+	for (i = 0; i < current_entries.n; i++)
+	{
+		WriteEntry *e = &current_entries.entries[i];
+
+		if (e->state == WRITE_QUEUED && e->nest_level >= level)
+			continue;
+		current_entries.entries[kept++] = *e;
+	}
+	current_entries.n = kept;
+}
+
+/*
+ * Add an entry for one write of st's statement to the current
+ * transaction's entries (id and lead may be NULL).
+ */
+static void
+write_entry_add(CloseModifyState *st, const char *id, const char *lead,
+				int status, WriteState state)
+{
+	WriteEntries *we = &current_entries;
+	WriteEntry *e;
+	MemoryContext oldcxt;
+	int			statement;
+
+	if (we->cxt == NULL)
+		we->cxt = AllocSetContextCreate(TopMemoryContext,
+										"close_fdw write log",
+										ALLOCSET_DEFAULT_SIZES);
+	statement = statement_number(we, st->cid);
+	if (we->n >= CLOSE_WRITE_ENTRIES_MAX)
+	{
+		we->dropped++;
+		return;
+	}
+	oldcxt = MemoryContextSwitchTo(we->cxt);
+	if (we->n >= we->size)
+	{
+		we->size = we->size == 0 ? 64 : Min(we->size * 2, CLOSE_WRITE_ENTRIES_MAX);
+		we->entries = we->entries == NULL
+			? palloc(sizeof(WriteEntry) * we->size)
+			: repalloc(we->entries, sizeof(WriteEntry) * we->size);
+	}
+	e = &we->entries[we->n];
+	e->nest_level = GetCurrentTransactionNestLevel();
+	e->statement = statement;
+	if (we->last_relname == NULL ||
+		strcmp(we->last_relname, RelationGetRelationName(st->rel)) != 0)
+		we->last_relname = pstrdup(RelationGetRelationName(st->rel));
+	e->relname = we->last_relname;
+	e->action = st->operation;
+	e->object_id = id && id[0] ? pstrdup(id) : NULL;
+	e->lead_id = lead && lead[0] ? pstrdup(lead) : NULL;
+	e->status = status;
+	e->state = state;
+	we->n++;
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * The (sub)transaction at level ends: on commit its entries become its
+ * parent's; the top level's go to finished_entries if it wrote.  Entries
+ * for writes sent stay in any case: Close does not undo them.
+ */
+static void
+write_entries_end(int level, bool abort)
+{
+	int			i;
+
+	if (abort)
+		write_entries_drop_queued(level);
+	if (level > 1)
+	{
+		for (i = 0; i < current_entries.n; i++)
+			if (current_entries.entries[i].nest_level >= level)
+				current_entries.entries[i].nest_level = level - 1;
+		return;
+	}
+	if (current_entries.n == 0 && current_entries.dropped == 0)
+		return;
+	if (finished_entries.cxt)
+		MemoryContextDelete(finished_entries.cxt);
+	finished_entries = current_entries;
+	memset(&current_entries, 0, sizeof(current_entries));
+}
+
+PG_FUNCTION_INFO_V1(close_fdw_write_log);
+
+/*
+ * close_fdw_write_log(): the writes of the current transaction if it wrote
+ * through close_fdw, else of the last finished transaction that did.
+ */
+Datum
+close_fdw_write_log(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	WriteEntries *we = current_entries.n > 0 || current_entries.dropped > 0
+		? &current_entries : &finished_entries;
+	TupleDesc	desc;
+	Tuplestorestate *store;
+	MemoryContext oldcxt;
+	int			i;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	desc = CreateTupleDescCopy(desc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(oldcxt);
+
+	for (i = 0; i < we->n; i++)
+	{
+		WriteEntry *e = &we->entries[i];
+		Datum		values[7];
+		bool		nulls[7];
+
+		memset(nulls, false, sizeof(nulls));
+		values[0] = Int32GetDatum(e->statement);
+		values[1] = CStringGetTextDatum(e->relname);
+		values[2] = CStringGetTextDatum(e->action == CMD_INSERT ? "INSERT"
+										: e->action == CMD_UPDATE ? "UPDATE"
+										: "DELETE");
+		if (e->object_id)
+			values[3] = CStringGetTextDatum(e->object_id);
+		else
+			nulls[3] = true;
+		if (e->lead_id)
+			values[4] = CStringGetTextDatum(e->lead_id);
+		else
+			nulls[4] = true;
+		if (e->status)
+			values[5] = Int32GetDatum(e->status);
+		else
+			nulls[5] = true;
+		values[6] = CStringGetTextDatum(write_state_names[e->state]);
+		tuplestore_putvalues(store, desc, values, nulls);
+	}
+	if (we->dropped > 0)
+		ereport(WARNING,
+				(errmsg("the write log lists only the first %d writes of the transaction",
+						CLOSE_WRITE_ENTRIES_MAX),
+				 errdetail("%lld more writes are not listed.",
+						   (long long) we->dropped)));
+
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = desc;
+	return (Datum) 0;
+}
+
+/*
  * Sentences saying what a log's writes were, palloc'd: "Created in Close
  * by this transaction, which Close cannot undo: 2 custom objects of foreign
  * table "t": custobj_a, custobj_b." and, for writes of unknown outcome,
@@ -368,32 +632,62 @@ close_xact_callback(XactEvent event, void *arg)
 
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			send_deferred();
+			break;
 		case XACT_EVENT_PRE_PREPARE:
+			if (close_deferred_writes() != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that has queued writes to foreign table \"%s\"",
+								get_rel_name(((CloseDeferredWrite *) linitial(close_deferred_writes()))->relid)),
+						 errdetail("Its writes (write_mode 'deferred') would be sent by COMMIT PREPARED, which cannot fail.")));
 
 			/*
 			 * A prepared transaction may still be rolled back, with nothing
 			 * then to say that its writes stay in Close: refuse, as
-			 * postgres_fdw does (the abort's WARNING lists them).
+			 * postgres_fdw does.  The error lists the writes no error told
+			 * of yet (so the abort has no WARNING to add).
 			 */
 			foreach(lc, write_logs)
 			{
 				CloseWriteLog *log = (CloseWriteLog *) lfirst(lc);
+				StringInfoData detail;
+				ListCell   *lc2;
 
-				if (log->count > 0 || log->maybe > 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-							 errmsg("cannot prepare a transaction that has written to foreign table \"%s\"",
-									log->relname),
-							 errdetail("Close cannot undo a write, so a prepared transaction's rollback could not undo it either.")));
+				if (log->count == 0 && log->maybe == 0)
+					continue;
+				initStringInfo(&detail);
+				appendStringInfoString(&detail, "Close cannot undo a write, so a prepared transaction's rollback could not undo it either.");
+				foreach(lc2, write_logs)
+				{
+					CloseWriteLog *other = (CloseWriteLog *) lfirst(lc2);
+
+					if (other->count <= other->reported &&
+						other->maybe <= other->maybe_reported)
+						continue;
+					appendStringInfo(&detail, "\n%s", write_log_text(other));
+					other->reported = other->count;
+					other->maybe_reported = other->maybe;
+				}
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that has written to foreign table \"%s\"",
+								log->relname),
+						 errdetail_internal("%s", detail.data)));
 			}
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			close_deferred_end(1, true);
+			write_entries_end(1, true);
 			write_logs_end(1, true);
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
+			close_deferred_end(1, false);
+			write_entries_end(1, false);
 			write_logs_end(1, false);
 			break;
 		default:
@@ -406,9 +700,17 @@ close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					   SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		close_deferred_end(GetCurrentTransactionNestLevel(), true);
+		write_entries_end(GetCurrentTransactionNestLevel(), true);
 		write_logs_end(GetCurrentTransactionNestLevel(), true);
+	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		close_deferred_end(GetCurrentTransactionNestLevel(), false);
+		write_entries_end(GetCurrentTransactionNestLevel(), false);
 		write_logs_end(GetCurrentTransactionNestLevel(), false);
+	}
 }
 
 /* ---- planning ---- */
@@ -466,6 +768,46 @@ refuse_update_column(Relation rel, Form_pg_attribute att, ColumnKind kind,
 }
 
 /*
+ * RETURNING of a table with write_mode 'deferred' cannot show what Close
+ * assigns (the id, the dates, the creator...): the write is not sent
+ * before the commit.  Refused, not faked.
+ */
+static void
+check_deferred_returning(Relation rel, Node *returning, Index varno)
+{
+	Bitmapset  *attrs = NULL;
+	int			col = -1;
+
+	pull_varattnos(returning, varno, &attrs);
+	while ((col = bms_next_member(attrs, col)) >= 0)
+	{
+		AttrNumber	attnum = col + FirstLowInvalidHeapAttributeNumber;
+		Form_pg_attribute att;
+		const char *key;
+
+		if (attnum < InvalidAttrNumber)
+			continue;			/* a system column: not Close's */
+		if (attnum > InvalidAttrNumber)
+		{
+			att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+			if (att->attisdropped ||
+				column_kind(rel, att, &key) != COLUMN_READ_ONLY)
+				continue;
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 attnum > InvalidAttrNumber
+				 ? errmsg("cannot return column \"%s\" of foreign table \"%s\" with write_mode 'deferred'",
+						  NameStr(att->attname), RelationGetRelationName(rel))
+				 : errmsg("cannot return the whole row of foreign table \"%s\" with write_mode 'deferred'",
+						  RelationGetRelationName(rel)),
+				 errdetail("Close sets that value when the write is sent, at COMMIT."),
+				 errhint("Use OPTIONS (write_mode 'immediate') on foreign table \"%s\" for that statement.",
+						 RelationGetRelationName(rel))));
+	}
+}
+
+/*
  * Settle which columns a statement sends: for INSERT those it supplies
  * (explicitly or by a column DEFAULT), for UPDATE those it assigns, and
  * refuse the assignments Close would not take.
@@ -515,6 +857,11 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 
 	has_returning = plan->returningLists != NIL &&
 		list_nth(plan->returningLists, subplan_index) != NIL;
+	if (has_returning && plan->operation != CMD_DELETE &&
+		close_write_mode_deferred(rte->relid))
+		check_deferred_returning(rel, (Node *) list_nth(plan->returningLists,
+														subplan_index),
+								 resultRelation);
 
 	/*
 	 * UPDATE ... FROM and DELETE ... USING join the table to others: a record
@@ -569,6 +916,8 @@ create_modify_state(EState *estate, ResultRelInfo *rinfo, CmdType operation,
 										ALLOCSET_DEFAULT_SIZES);
 	st->log = write_log_for(rel, operation == CMD_INSERT ? "created"
 							: operation == CMD_UPDATE ? "updated" : "deleted");
+	st->cid = estate->es_output_cid;
+	st->deferred = close_write_mode_deferred(RelationGetRelid(rel));
 	return st;
 }
 
@@ -620,6 +969,50 @@ all_columns(TupleDesc tupdesc)
 	return attnos;
 }
 
+/*
+ * What a statement on a table with write_mode 'deferred' cannot do: AFTER
+ * ROW triggers would see no id (nothing is sent yet), and an UPDATE or
+ * DELETE could not see the rows the transaction's INSERTs queued.
+ */
+static void
+check_deferred_statement(CloseModifyState *st, TriggerDesc *trigdesc)
+{
+	const char *relname = RelationGetRelationName(st->rel);
+
+	if (trigdesc &&
+		((st->operation == CMD_INSERT && trigdesc->trig_insert_after_row) ||
+		 (st->operation == CMD_UPDATE && trigdesc->trig_update_after_row) ||
+		 (st->operation == CMD_DELETE && trigdesc->trig_delete_after_row)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot fire AFTER ROW triggers of foreign table \"%s\" with write_mode 'deferred'",
+						relname),
+				 errdetail("The write is sent at COMMIT: a trigger would see neither the id nor the values Close sets."),
+				 errhint("Use OPTIONS (write_mode 'immediate') on foreign table \"%s\", or a statement-level trigger.",
+						 relname)));
+	if (st->operation != CMD_INSERT &&
+		close_deferred_has_insert(RelationGetRelid(st->rel)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot %s foreign table \"%s\" after INSERTs into it queued in this transaction",
+						st->operation == CMD_UPDATE ? "update" : "delete from",
+						relname),
+				 errdetail("With write_mode 'deferred' the INSERTs reach Close at COMMIT, so this statement could not see their rows."),
+				 errhint("Commit first, or use OPTIONS (write_mode 'immediate').")));
+}
+
+/* Queue one write of a deferred table, with its write log entry. */
+static void
+queue_write(CloseModifyState *st, const char *path, const char *body,
+			const char *id)
+{
+	close_deferred_add(RelationGetRelid(st->rel), st->user->userid,
+					   st->user->serverid, st->operation, st->cid, path,
+					   body, id);
+	write_entry_add(st, id, st->operation == CMD_INSERT ? body_lead(body) : NULL,
+					0, WRITE_QUEUED);
+}
+
 void
 closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 						List *fdw_private, int subplan_index, int eflags)
@@ -653,6 +1046,8 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 							  ((operation == CMD_INSERT && trigdesc->trig_insert_after_row) ||
 							   (operation == CMD_UPDATE && trigdesc->trig_update_after_row))));
 	st->mtstate = mtstate;
+	if (st->deferred)
+		check_deferred_statement(st, trigdesc);
 	if (operation == CMD_UPDATE || operation == CMD_DELETE)
 	{
 		Plan	   *subplan = close_modify_subplan(mtstate, subplan_index);
@@ -791,6 +1186,12 @@ closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 							 (rinfo->ri_TrigDesc &&
 							  rinfo->ri_TrigDesc->trig_insert_after_row));
 	st->mtstate = mtstate;
+	if (st->deferred)
+	{
+		check_deferred_statement(st, rinfo->ri_TrigDesc);
+		/* RETURNING, which may not be set up yet: at the first row */
+		st->check_returning = true;
+	}
 	rinfo->ri_FdwState = st;
 }
 
@@ -1160,6 +1561,48 @@ row_id(CloseModifyState *st, TupleTableSlot *planSlot)
 	return id;
 }
 
+/* A string member of a record, palloc'd, or NULL. */
+static char *
+json_text_member(struct json_object *record, const char *key)
+{
+	struct json_object *value;
+	size_t		len;
+
+	if (record == NULL || close_json_kind(record) != CLOSE_JSON_OBJECT)
+		return NULL;
+	value = close_json_object_get(record, key);
+	if (value == NULL || close_json_kind(value) != CLOSE_JSON_STRING)
+		return NULL;
+	return pstrdup(close_json_scalar_text(value, &len));
+}
+
+/* The lead_id of a POST's body, or NULL. */
+static char *
+body_lead(const char *body)
+{
+	const char *problem;
+	struct json_object *root;
+
+	if (body == NULL)
+		return NULL;
+	root = close_json_parse(body, strlen(body), CurrentMemoryContext, &problem);
+	return problem ? NULL : json_text_member(root, CLOSE_KEY_LEAD_ID);
+}
+
+/*
+ * The record id of a PUT's or DELETE's path (ids are checked to be base62,
+ * so the path holds the id as it is), or NULL.
+ */
+static char *
+path_object_id(const char *path)
+{
+	const char *prefix = "/custom_object/";
+
+	if (strncmp(path, prefix, strlen(prefix)) != 0)
+		return NULL;
+	return pnstrdup(path + strlen(prefix), strcspn(path + strlen(prefix), "/"));
+}
+
 static const char *
 record_id(struct json_object *record)
 {
@@ -1186,12 +1629,17 @@ judge_write(CloseModifyState *st, CloseConnection *conn, const char *method,
 
 	*missing = false;
 	st->gone_on_retry = false;
+	st->last_status = (int) response->status;
+	st->last_lead = NULL;
 	if (response->status == 404 && st->operation != CMD_INSERT)
 	{
 		if (st->operation == CMD_DELETE && response->may_have_acted)
 			st->gone_on_retry = true;
 		else
+		{
 			*missing = true;
+			write_entry_add(st, path_object_id(path), NULL, 404, WRITE_FAILED);
+		}
 		return NULL;
 	}
 	if (st->operation == CMD_DELETE)
@@ -1210,10 +1658,11 @@ judge_write(CloseModifyState *st, CloseConnection *conn, const char *method,
 	if (id == NULL || close_json_kind(id) != CLOSE_JSON_STRING)
 		close_report_bad_answer(method, path,
 								"Expected the custom object record, with its id.");
+	st->last_lead = json_text_member(record, CLOSE_KEY_LEAD_ID);
 	return record;
 }
 
-/* Log a write that took effect. */
+/* Log a write that took effect (its answer was the last judged). */
 static void
 log_written(CloseModifyState *st, const char *id)
 {
@@ -1221,6 +1670,21 @@ log_written(CloseModifyState *st, const char *id)
 		write_log_add(st->log, psprintf("%s (the retry found it gone)", id));
 	else
 		write_log_add(st->log, id);
+	write_entry_add(st, id, st->last_lead, st->last_status, WRITE_SENT);
+}
+
+/*
+ * Log a write that surely did not take effect: refused by Close (status),
+ * or never sent (status 0).
+ */
+static void
+log_failed(CloseModifyState *st, const char *method, const char *path,
+		   const char *body, int status)
+{
+	if (strcmp(method, "POST") == 0)
+		write_entry_add(st, NULL, body_lead(body), status, WRITE_FAILED);
+	else
+		write_entry_add(st, path_object_id(path), NULL, status, WRITE_FAILED);
 }
 
 /*
@@ -1242,7 +1706,7 @@ answer_leaves_doubt(CloseResponse *response)
  */
 static void
 log_unsure_write(CloseModifyState *st, const char *method, const char *path,
-				 const char *body)
+				 const char *body, int status)
 {
 	const char *prefix = "/custom_object/";
 	const char *key = "";
@@ -1268,6 +1732,10 @@ log_unsure_write(CloseModifyState *st, const char *method, const char *path,
 	else
 		key = pstrdup(path);
 	write_log_maybe(st->log, key);
+	if (strcmp(method, "POST") == 0)
+		write_entry_add(st, NULL, key, status, WRITE_MAYBE);
+	else
+		write_entry_add(st, path_object_id(path), NULL, status, WRITE_MAYBE);
 }
 
 /*
@@ -1327,7 +1795,9 @@ send_write(CloseModifyState *st, const char *method, const char *path,
 	{
 		MemoryContextSwitchTo(oldcxt);
 		if (answer_leaves_doubt(response))
-			log_unsure_write(st, method, path, body);
+			log_unsure_write(st, method, path, body, (int) response->status);
+		else if (response->attempts > 0)
+			log_failed(st, method, path, body, (int) response->status);
 		rethrow_with_write_log(st, oldcxt);
 	}
 	PG_END_TRY();
@@ -1368,6 +1838,14 @@ log_if_written(CloseModifyState *st, CloseConnection *conn,
 		MemoryContextSwitchTo(cxt);
 	}
 	PG_END_TRY();
+}
+
+/* The write log entries that follow are those of write i of a round. */
+static void
+item_statement(CloseModifyState *st, int i)
+{
+	if (st->item_cids)
+		st->cid = st->item_cids[i];
 }
 
 /*
@@ -1419,6 +1897,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 			struct json_object *record;
 
 			CHECK_FOR_INTERRUPTS();
+			item_statement(st, i);
 			MemoryContextReset(round_cxt);
 			MemoryContextSwitchTo(round_cxt);
 			record = send_write(st, method, paths[i],
@@ -1455,6 +1934,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 			{
 				CloseResponse *r = &responses[i];
 
+				item_statement(st, start + i);
 				if (r->transport_error != 0 || r->resend_safe ||
 					!(r->status == 200 || r->status == 201 || r->status == 204 ||
 					  (r->status == 404 && st->operation != CMD_INSERT)))
@@ -1479,9 +1959,14 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 
 				if (judged[i])
 					continue;
+				item_statement(st, start + i);
 				CHECK_FOR_INTERRUPTS();
 				if (!r->resend_safe || !close_http_may_retry(conn, r))
 				{
+					if (!unsure[start + i])
+						log_failed(st, method, paths[start + i],
+								   bodies ? bodies[start + i] : NULL,
+								   (int) r->status);
 					if (r->transport_error != 0)
 						close_report_transport_error(conn, method,
 													 paths[start + i], r);
@@ -1513,10 +1998,21 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 		MemoryContextSwitchTo(oldcxt);
 		if (*resending >= 0 && answer_leaves_doubt(resend))
 			unsure[*resending] = true;
+		else if (*resending >= 0 && resend->attempts > 0)
+		{
+			item_statement(st, *resending);
+			log_failed(st, method, paths[*resending],
+					   bodies ? bodies[*resending] : NULL,
+					   (int) resend->status);
+		}
 		for (j = 0; j < n; j++)
-			if (unsure[j])
-				log_unsure_write(st, method, paths[j],
-								 bodies ? bodies[j] : NULL);
+		{
+			if (!unsure[j])
+				continue;
+			item_statement(st, j);
+			log_unsure_write(st, method, paths[j],
+							 bodies ? bodies[j] : NULL, 0);
+		}
 		rethrow_with_write_log(st, oldcxt);
 	}
 	PG_END_TRY();
@@ -1548,9 +2044,23 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	check_before_write(st, rinfo, slot, estate);
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
+	if (st->deferred)
+	{
+		/* a routed row's RETURNING has the Vars of the statement's table */
+		if (st->check_returning && rinfo->ri_returningList != NIL)
+			check_deferred_returning(st->rel, (Node *) rinfo->ri_returningList,
+									 st->mtstate && st->mtstate->resultRelInfo
+									 ? st->mtstate->resultRelInfo->ri_RangeTableIndex
+									 : rinfo->ri_RangeTableIndex);
+		st->check_returning = false;
+		queue_write(st, "/custom_object/",
+					build_body(st, slot, st->target_attrs, NULL), NULL);
+		MemoryContextSwitchTo(oldcxt);
+		return slot;			/* RETURNING shows the row given */
+	}
 	record = send_write(st, "POST", "/custom_object/",
 						build_body(st, slot, st->target_attrs, NULL), &missing);
-	write_log_add(st->log, record_id(record));
+	log_written(st, record_id(record));
 	slot = store_returned(st, slot, record);
 	MemoryContextSwitchTo(oldcxt);
 	return slot;
@@ -1592,13 +2102,19 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	}
 	else
 		body = build_body(st, slot, st->target_attrs, NULL);
+	if (st->deferred)
+	{
+		queue_write(st, path, body, id);
+		MemoryContextSwitchTo(oldcxt);
+		return slot;			/* RETURNING shows the row as assigned */
+	}
 	record = send_write(st, "PUT", path, body, &missing);
 	if (missing)
 	{
 		MemoryContextSwitchTo(oldcxt);
 		return NULL;			/* deleted meanwhile: not updated */
 	}
-	write_log_add(st->log, id);
+	log_written(st, id);
 	/* converted in the row's context, as for INSERT */
 	slot = store_returned(st, slot, record);
 	MemoryContextSwitchTo(oldcxt);
@@ -1625,11 +2141,18 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 		return NULL;			/* matched again: deleted once */
 	}
 	path = close_object_path(id);
-	(void) send_write(st, "DELETE", path, NULL, &missing);
+	if (st->deferred)
+	{
+		queue_write(st, path, NULL, id);
+		missing = false;
+	}
+	else
+		(void) send_write(st, "DELETE", path, NULL, &missing);
 	MemoryContextSwitchTo(oldcxt);
 	if (missing)
 		return NULL;			/* already gone: not deleted by us */
-	log_written(st, id);
+	if (!st->deferred)
+		log_written(st, id);
 
 	/* RETURNING shows the row as it was read */
 	if (st->has_returning && AttributeNumberIsValid(st->wholerow_junk))
@@ -1674,9 +2197,161 @@ closeExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 		check_before_write(st, rinfo, slots[i], estate);
 		bodies[i] = build_body(st, slots[i], st->target_attrs, NULL);
 	}
-	send_writes(st, "POST", NULL, bodies, *numSlots, written);
+	if (st->deferred)
+		for (i = 0; i < *numSlots; i++)
+			queue_write(st, "/custom_object/", bodies[i], NULL);
+	else
+		send_writes(st, "POST", NULL, bodies, *numSlots, written);
 	MemoryContextSwitchTo(oldcxt);
 	return slots;
+}
+
+/* ---- write_mode 'deferred': sending the queue at PRE_COMMIT ---- */
+
+/* How many queued writes go to send_writes at most at once. */
+#define CLOSE_DEFERRED_WAVE		256
+
+/* Where COMMIT was in the queue, for the error context. */
+typedef struct DeferredProgress
+{
+	int			sent;			/* writes sent before this round */
+	int			round;			/* writes in this round */
+	int			total;
+	const char *relname;
+} DeferredProgress;
+
+static void
+deferred_error_callback(void *arg)
+{
+	DeferredProgress *p = (DeferredProgress *) arg;
+
+	errcontext("COMMIT sending the %d writes queued with write_mode 'deferred': a round of %d to foreign table \"%s\" after %d sent; the %d after it were not sent",
+			   p->total, p->round, p->relname, p->sent,
+			   p->total - p->sent - p->round);
+}
+
+/*
+ * The writes a transaction queued, sent in the order they were queued: a
+ * run of consecutive writes of one kind (INSERT, UPDATE or DELETE) to one
+ * table, each to another object, goes to send_writes together
+ * (max_concurrency at once, each logged with its own statement); a write
+ * to an object already in the run starts the next one, so the writes to
+ * any one object keep their order.  Same pacing and retries as the statement's
+ * writes would have had (a POST is never sent twice).  A failure is the
+ * COMMIT's error, saying what reached Close; the transaction then rolls
+ * back.  A PUT or DELETE whose record is gone (404) is a WARNING naming
+ * it.
+ */
+static void
+send_deferred(void)
+{
+	List	   *queue = close_deferred_writes();
+	int			n = list_length(queue);
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	CloseDeferredWrite **ws;
+	DeferredProgress progress;
+	ErrorContextCallback errcallback;
+	ListCell   *lc;
+	int			i = 0;
+
+	if (n == 0)
+		return;
+	cxt = AllocSetContextCreate(CurrentMemoryContext,
+								"close_fdw deferred send",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	ws = palloc(sizeof(CloseDeferredWrite *) * n);
+	foreach(lc, queue)
+		ws[i++] = (CloseDeferredWrite *) lfirst(lc);
+
+	/* each write gets the entry of its outcome as it is sent */
+	write_entries_drop_queued(1);
+
+	progress.sent = 0;
+	progress.round = 0;
+	progress.total = n;
+	progress.relname = "";
+	errcallback.callback = deferred_error_callback;
+	errcallback.arg = &progress;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	for (i = 0; i < n;)
+	{
+		CloseDeferredWrite *first = ws[i];
+		Relation	rel = try_table_open(first->relid, AccessShareLock);
+		CloseModifyState *st = palloc0(sizeof(CloseModifyState));
+		CloseServerOptions sopts;
+		char	  **ids = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
+		char	  **bodies = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
+		CommandId  *cids = palloc(sizeof(CommandId) * CLOSE_DEFERRED_WAVE);
+		bool	   *written;
+		int			count = 0;
+		int			k;
+
+		if (rel == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot send the writes queued for a foreign table dropped in this transaction"),
+					 errdetail("%d queued writes were sent before, %d were not.",
+							   progress.sent, n - progress.sent)));
+		st->rel = rel;
+		st->operation = first->operation;
+		st->user = GetUserMapping(first->userid, first->serverid);
+		st->conv = close_make_row_converter(rel, NULL);
+		close_get_server_options(GetForeignServer(first->serverid), &sopts);
+		st->max_concurrency = sopts.max_concurrency;
+		st->log = write_log_for(rel, first->operation == CMD_INSERT ? "created"
+								: first->operation == CMD_UPDATE ? "updated"
+								: "deleted");
+		st->cid = first->cid;
+		st->item_cids = cids;
+		st->deferred = false;
+
+		while (i + count < n && count < CLOSE_DEFERRED_WAVE)
+		{
+			CloseDeferredWrite *w = ws[i + count];
+			bool		repeat = false;
+
+			if (w->relid != first->relid || w->userid != first->userid ||
+				w->operation != first->operation)
+				break;
+			for (k = 0; w->id && k < count; k++)
+				repeat |= strcmp(ids[k], w->id) == 0;
+			if (repeat)
+				break;
+			ids[count] = w->id;
+			bodies[count] = w->body;
+			cids[count] = w->cid;
+			count++;
+		}
+
+		progress.relname = RelationGetRelationName(rel);
+		progress.round = count;
+		written = palloc0(sizeof(bool) * count);
+		send_writes(st, first->operation == CMD_INSERT ? "POST"
+					: first->operation == CMD_UPDATE ? "PUT" : "DELETE",
+					first->operation == CMD_INSERT ? NULL : ids,
+					first->operation == CMD_DELETE ? NULL : bodies,
+					count, written);
+		for (k = 0; k < count; k++)
+			if (!written[k])
+				ereport(WARNING,
+						(errcode(ERRCODE_WARNING),
+						 errmsg("custom object %s of foreign table \"%s\" was gone when COMMIT sent its %s",
+								ids[k], RelationGetRelationName(rel),
+								first->operation == CMD_UPDATE ? "UPDATE" : "DELETE"),
+						 errdetail("Close answered 404: the record no longer exists; nothing was %s.",
+								   first->operation == CMD_UPDATE ? "updated" : "deleted")));
+		table_close(rel, AccessShareLock);
+		progress.sent += count;
+		i += count;
+	}
+
+	error_context_stack = errcallback.previous;
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
 }
 
 int
@@ -1705,6 +2380,8 @@ closeExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 			break;
 	}
 	ExplainPropertyText("Close Request", request, es);
+	if (close_write_mode_deferred(RelationGetRelid(rinfo->ri_RelationDesc)))
+		ExplainPropertyText("Close Write Mode", "deferred (sent at COMMIT)", es);
 	if (es->verbose && mtstate->operation == CMD_INSERT &&
 		close_batch_size_of(rinfo) > 1)
 		ExplainPropertyInteger("Batch Size", NULL, close_batch_size_of(rinfo), es);
@@ -1873,6 +2550,8 @@ closeBeginDirectModify(ForeignScanState *node, int eflags)
 											  (PlanState *) node));
 	ds->values = MakeSingleTupleTableSlot(RelationGetDescr(ds->st->rel),
 										  &TTSOpsVirtual);
+	if (ds->st->deferred)
+		check_deferred_statement(ds->st, NULL);
 	node->fdw_state = ds;
 }
 
@@ -1932,11 +2611,25 @@ closeIterateDirectModify(ForeignScanState *node)
 			for (i = 0; i < nids; i++)
 				bodies[i] = body;
 		}
-		send_writes(st, st->operation == CMD_UPDATE ? "PUT" : "DELETE",
-					ids, bodies, nids, written);
-		/* a record that was gone is not counted: nothing changed */
-		for (i = 0; i < nids; i++)
-			done += written[i] ? 1 : 0;
+		if (st->deferred)
+		{
+			/*
+			 * queued unread: each id counts, and one whose record is gone
+			 * by the COMMIT is a WARNING then
+			 */
+			for (i = 0; i < nids; i++)
+				queue_write(st, close_object_path(ids[i]),
+							bodies ? bodies[i] : NULL, ids[i]);
+			done = nids;
+		}
+		else
+		{
+			send_writes(st, st->operation == CMD_UPDATE ? "PUT" : "DELETE",
+						ids, bodies, nids, written);
+			/* a record that was gone is not counted: nothing changed */
+			for (i = 0; i < nids; i++)
+				done += written[i] ? 1 : 0;
+		}
 	}
 	MemoryContextSwitchTo(oldcxt);
 
@@ -1964,4 +2657,6 @@ closeExplainDirectModify(ForeignScanState *node, ExplainState *es)
 						strVal(list_nth(fdw_private, FdwScanPrivateRequest)), es);
 	if (key_values[0] != '\0')
 		ExplainPropertyText("Close id", key_values, es);
+	if (close_write_mode_deferred(RelationGetRelid(close_direct_result_relation(node)->ri_RelationDesc)))
+		ExplainPropertyText("Close Write Mode", "deferred (sent at COMMIT)", es);
 }

@@ -49,6 +49,8 @@ static const CloseOption close_options[] = {
 	{"max_response_bytes", ForeignServerRelationId, false},
 	{"ca_file", ForeignServerRelationId, false},
 	{"batch_size", ForeignTableRelationId, false},
+	{"write_mode", ForeignServerRelationId, false},
+	{"write_mode", ForeignTableRelationId, false},
 	{"api_key", UserMappingRelationId, true},
 	{"oauth_token", UserMappingRelationId, true},
 	{"custom_object_type_id", ForeignTableRelationId, false},
@@ -129,6 +131,20 @@ parse_int_option(DefElem *def, int min, int max)
 							 psprintf("The value must be an integer from %d to %d.",
 									  min, max));
 	return result;
+}
+
+/* write_mode: true for 'deferred', false for 'immediate'. */
+static bool
+parse_write_mode(DefElem *def)
+{
+	char	   *value = defGetString(def);
+
+	if (strcmp(value, "deferred") == 0)
+		return true;
+	if (strcmp(value, "immediate") != 0)
+		report_invalid_value(def->defname, value,
+							 "The value must be \"immediate\" or \"deferred\".");
+	return false;
 }
 
 /*
@@ -364,6 +380,8 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 		}
 		else if (strcmp(def->defname, "custom_object_type_id") == 0)
 			(void) parse_type_id(def);
+		else if (strcmp(def->defname, "write_mode") == 0)
+			(void) parse_write_mode(def);
 		else if (strcmp(def->defname, "field") == 0)
 			(void) parse_field(def);
 	}
@@ -523,6 +541,34 @@ close_check_column_keys(Relation rel)
 						   name),
 				 errhint("Valid keys are id, custom_object_type_id, lead_id, name, organization_id, created_by, updated_by, date_created, date_updated, custom (a json or jsonb column of every custom field), and custom.cf_... (a custom field, through OPTIONS (field 'custom.cf_...')).")));
 	}
+}
+
+/*
+ * Whether a table's writes are deferred to the commit: its write_mode
+ * option, else its server's, else 'immediate'.
+ */
+bool
+close_write_mode_deferred(Oid relid)
+{
+	ForeignTable *table = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(table->serverid);
+	ListCell   *cell;
+
+	foreach(cell, table->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "write_mode") == 0)
+			return parse_write_mode(def);
+	}
+	foreach(cell, server->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "write_mode") == 0)
+			return parse_write_mode(def);
+	}
+	return false;
 }
 
 /* The table's batch_size option, else the server's, else 1. */
