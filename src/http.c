@@ -361,7 +361,7 @@ gateway_failure(long status)
 /* The outcome of one attempt, before it is judged. */
 typedef struct Attempt
 {
-	uint64		ticket;			/* of the pacing (shared.c) */
+	ClosePaceTicket ticket;		/* of the pacing (shared.c) */
 	CURLcode	rc;
 	BodyBuffer	answer;
 	UploadBody	upload;
@@ -567,8 +567,9 @@ parse_rate_limit(const char *header, int *limit, int *remaining, double *reset)
  * said: its RateLimit, and for a 429 that nothing may go for refused_ms.
  */
 static void
-pace_learn_answer(CloseConnection *conn, const char *group, uint64 ticket,
-				  CloseResponse *response, double refused_ms)
+pace_learn_answer(CloseConnection *conn, const char *group,
+				  ClosePaceTicket ticket, CloseResponse *response,
+				  double refused_ms)
 {
 	int			limit = -1;
 	int			remaining = 0;
@@ -677,7 +678,7 @@ counted_wait_ms(CloseConnection *conn, const char *group, double ms)
  */
 static bool
 pace_wait(CloseConnection *conn, const char *group, int wanted,
-		  TimestampTz limited_since, uint64 *ticket, int *granted,
+		  TimestampTz limited_since, ClosePaceTicket *ticket, int *granted,
 		  double *waited)
 {
 	double		pause;
@@ -1090,7 +1091,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	volatile int added = 0;
 	volatile bool completed = false;
 	char		group[CLOSE_GROUP_SIZE];
-	uint64		ticket;
+	ClosePaceTicket ticket;
 	double		waited = 0;
 	int			i;
 
@@ -1140,7 +1141,8 @@ close_http_send_many(CloseConnection *conn, const char *method,
 						 psprintf("%s%s", conn->server.api_url, paths[i]),
 						 bodies ? utf8_text(bodies[i]) : NULL, repeatable,
 						 &responses[i], &attempts[i]);
-			attempts[i].ticket = ticket + i;
+			attempts[i].ticket.number = ticket.number + i;
+			attempts[i].ticket.ahead = ticket.ahead + i;
 			/* one error buffer is shared: the message names no request */
 			curl_easy_setopt(conn->pool[i], CURLOPT_ERRORBUFFER, NULL);
 			curl_easy_setopt(conn->pool[i], CURLOPT_PRIVATE, (void *) (intptr_t) i);
@@ -1224,7 +1226,7 @@ struct CloseFlight
 	char		group[CLOSE_GROUP_SIZE];	/* the endpoint group, for the pacing */
 	uint64		key;			/* of the pacing (close_pace_key) */
 	bool		reserved;		/* a ticket of the pacing is held for... */
-	uint64		reserved_ticket;	/* ...the next request to start */
+	ClosePaceTicket reserved_ticket;	/* ...the next request to start */
 	bool		repeatable;		/* its requests only read */
 	int			in_flight;
 	bool		pinned;			/* holds a pin on conn */
