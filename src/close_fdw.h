@@ -404,7 +404,8 @@ extern bool close_shared_active(void);
 extern int	close_pace_take(CloseConnection *conn, const char *group, int wanted,
 							ClosePaceTicket *ticket, double *wait_ms);
 extern uint64 close_pace_key(CloseConnection *conn);
-extern void close_pace_release(uint64 key, const char *group, int n);
+extern void close_pace_release(uint64 key, const char *group, uint64 first,
+							   int n);
 extern void close_pace_learn(CloseConnection *conn, const char *group,
 							 ClosePaceTicket ticket, bool told, int limit,
 							 int remaining, double reset_s, double refused_ms);

@@ -1181,7 +1181,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 			curl_multi_remove_handle(conn->multi, conn->pool[i]);
 		/* given up: their answers will not be judged */
 		if (!completed)
-			close_pace_release(close_pace_key(conn), group, n);
+			close_pace_release(close_pace_key(conn), group, ticket.number, n);
 	}
 	PG_END_TRY();
 
@@ -1248,8 +1248,15 @@ flight_cleanup(void *arg)
 
 	/* what is still out, or was let go but not sent, gets no answer */
 	if (flight->group[0])
-		close_pace_release(flight->key, flight->group,
-						   flight->in_flight + (flight->reserved ? 1 : 0));
+	{
+		for (i = 0; i < flight->nslots; i++)
+			if (flight->busy[i])
+				close_pace_release(flight->key, flight->group,
+								   flight->attempts[i].ticket.number, 1);
+		if (flight->reserved)
+			close_pace_release(flight->key, flight->group,
+							   flight->reserved_ticket.number, 1);
+	}
 	flight->in_flight = 0;
 	flight->reserved = false;
 

@@ -374,11 +374,11 @@ close_pace_key(CloseConnection *conn)
 }
 
 /*
- * n requests of key and group that took a ticket will get no answer (not
- * sent, or given up on an error): they are no longer in flight.
+ * n requests of key and group, of the tickets numbered first on, will get no
+ * answer (not sent, or given up on an error): they are no longer in flight.
  */
 void
-close_pace_release(uint64 key, const char *group, int n)
+close_pace_release(uint64 key, const char *group, uint64 first, int n)
 {
 	CloseSharedState *state;
 	PaceSlot   *slot;
@@ -388,8 +388,12 @@ close_pace_release(uint64 key, const char *group, int n)
 	state = lock_state(true);
 	slot = find_pace_slot(state, key, group);
 	slot->in_flight = Max(slot->in_flight - n, 0);
-	/* the request that went alone may be one of them: do not wait for it */
-	if (slot->holding)
+	/*
+	 * The request that went alone may be one of them: do not wait for it
+	 * (but for another backend's, still out, the others do wait).
+	 */
+	if (slot->holding && slot->alone_ticket >= first &&
+		slot->alone_ticket - first < (uint64) n)
 	{
 		slot->holding = false;
 		slot->reset_at = Min(slot->reset_at, GetCurrentTimestamp());
