@@ -326,9 +326,17 @@ close_pace_learn(CloseConnection *conn, const char *group,
 			slot->known = true;
 			slot->limit = limit;
 			slot->remaining = left;
-			slot->reset_at = reset_at;
-			if (slot->holding && ticket.number >= slot->alone_ticket)
+			if (slot->holding && ticket.number < slot->alone_ticket)
+			{
+				/* sent before the one that went alone: still wait for it */
+				if (slot->reset_at < reset_at)
+					slot->reset_at = reset_at;
+			}
+			else
+			{
+				slot->reset_at = reset_at;
 				slot->holding = false;
+			}
 		}
 		else if (slot->known && (left < slot->remaining || left <= 0))
 		{
