@@ -387,15 +387,28 @@ extern int	close_evaluate_keys(ExprState *state, bool is_array,
 								char ***keys);
 
 /* in shared.c */
+
+/*
+ * A ticket of the pacing: its number, and how many requests of its budget
+ * were out (ticket taken, answer not yet learnt) when it was handed out.
+ * The i-th of a batch is {number + i, ahead + i}.
+ */
+typedef struct ClosePaceTicket
+{
+	uint64		number;
+	int			ahead;
+} ClosePaceTicket;
+
 extern void close_shared_init(void);
 extern bool close_shared_active(void);
 extern int	close_pace_take(CloseConnection *conn, const char *group, int wanted,
-							uint64 *ticket, double *wait_ms);
+							ClosePaceTicket *ticket, double *wait_ms);
 extern uint64 close_pace_key(CloseConnection *conn);
-extern void close_pace_release(uint64 key, const char *group, int n);
+extern void close_pace_release(uint64 key, const char *group, uint64 first,
+							   int n);
 extern void close_pace_learn(CloseConnection *conn, const char *group,
-							 uint64 ticket, bool told, int limit, int remaining,
-							 double reset_s, double refused_ms);
+							 ClosePaceTicket ticket, bool told, int limit,
+							 int remaining, double reset_s, double refused_ms);
 extern void close_stats_add(CloseConnection *conn, const char *group,
 							const CloseStatsDelta *delta);
 

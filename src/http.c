@@ -366,7 +366,7 @@ gateway_failure(long status)
 /* The outcome of one attempt, before it is judged. */
 typedef struct Attempt
 {
-	uint64		ticket;			/* of the pacing (shared.c) */
+	ClosePaceTicket ticket;		/* of the pacing (shared.c) */
 	CURLcode	rc;
 	BodyBuffer	answer;
 	UploadBody	upload;
@@ -572,8 +572,9 @@ parse_rate_limit(const char *header, int *limit, int *remaining, double *reset)
  * said: its RateLimit, and for a 429 that nothing may go for refused_ms.
  */
 static void
-pace_learn_answer(CloseConnection *conn, const char *group, uint64 ticket,
-				  CloseResponse *response, double refused_ms)
+pace_learn_answer(CloseConnection *conn, const char *group,
+				  ClosePaceTicket ticket, CloseResponse *response,
+				  double refused_ms)
 {
 	int			limit = -1;
 	int			remaining = 0;
@@ -682,7 +683,7 @@ counted_wait_ms(CloseConnection *conn, const char *group, double ms)
  */
 static bool
 pace_wait(CloseConnection *conn, const char *group, int wanted,
-		  TimestampTz limited_since, uint64 *ticket, int *granted,
+		  TimestampTz limited_since, ClosePaceTicket *ticket, int *granted,
 		  double *waited)
 {
 	double		pause;
@@ -1128,7 +1129,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	volatile int added = 0;
 	volatile bool completed = false;
 	char		group[CLOSE_GROUP_SIZE];
-	uint64		ticket;
+	ClosePaceTicket ticket;
 	double		waited = 0;
 	int			i;
 
@@ -1178,7 +1179,8 @@ close_http_send_many(CloseConnection *conn, const char *method,
 						 psprintf("%s%s", conn->server.api_url, paths[i]),
 						 bodies ? utf8_text(bodies[i]) : NULL, repeatable,
 						 &responses[i], &attempts[i]);
-			attempts[i].ticket = ticket + i;
+			attempts[i].ticket.number = ticket.number + i;
+			attempts[i].ticket.ahead = ticket.ahead + i;
 			/* one error buffer is shared: the message names no request */
 			curl_easy_setopt(conn->pool[i], CURLOPT_ERRORBUFFER, NULL);
 			curl_easy_setopt(conn->pool[i], CURLOPT_PRIVATE, (void *) (intptr_t) i);
@@ -1217,7 +1219,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 			curl_multi_remove_handle(conn->multi, conn->pool[i]);
 		/* given up: their answers will not be judged */
 		if (!completed)
-			close_pace_release(close_pace_key(conn), group, n);
+			close_pace_release(close_pace_key(conn), group, ticket.number, n);
 	}
 	PG_END_TRY();
 
@@ -1262,7 +1264,7 @@ struct CloseFlight
 	char		group[CLOSE_GROUP_SIZE];	/* the endpoint group, for the pacing */
 	uint64		key;			/* of the pacing (close_pace_key) */
 	bool		reserved;		/* a ticket of the pacing is held for... */
-	uint64		reserved_ticket;	/* ...the next request to start */
+	ClosePaceTicket reserved_ticket;	/* ...the next request to start */
 	bool		repeatable;		/* its requests only read */
 	int			in_flight;
 	bool		pinned;			/* holds a pin on conn */
@@ -1284,8 +1286,15 @@ flight_cleanup(void *arg)
 
 	/* what is still out, or was let go but not sent, gets no answer */
 	if (flight->group[0])
-		close_pace_release(flight->key, flight->group,
-						   flight->in_flight + (flight->reserved ? 1 : 0));
+	{
+		for (i = 0; i < flight->nslots; i++)
+			if (flight->busy[i])
+				close_pace_release(flight->key, flight->group,
+								   flight->attempts[i].ticket.number, 1);
+		if (flight->reserved)
+			close_pace_release(flight->key, flight->group,
+							   flight->reserved_ticket.number, 1);
+	}
 	flight->in_flight = 0;
 	flight->reserved = false;
 

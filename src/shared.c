@@ -9,12 +9,18 @@
  *		  add up across backends; otherwise in this backend's memory.  The
  *		  rest of the code calls the functions here and does not care which.
  *
- * The pacing hands out "tickets": each request takes one before it is sent,
- * and the answer's RateLimit header is taken only if it answers a later
- * ticket than the last one taken (it is then the freshest view of Close's
- * count), less the requests still in flight (Close may not have counted
- * them yet; those it did are counted twice, which only errs on the safe
- * side).  When nothing remains, requests wait for the
+ * The pacing hands out "tickets": each request takes one before it is sent.
+ * What an answer's RateLimit says remains is taken less every other request
+ * Close may have counted after it: those that were out when its ticket was
+ * handed out and those handed out since.  Concurrent requests reach Close
+ * in any order, and their answers are learnt in any order: a later ticket's
+ * answer may have been counted before an earlier one's that was learnt
+ * first, so neither "later" nor "still in flight" alone is enough (those
+ * counted already are counted twice, which only errs on the safe side).
+ * The answer to a later ticket than the last one taken replaces the
+ * estimate (it may also raise it: a reset freed some); the answer to an
+ * earlier one only lowers it, and its reset, when nothing remains, only
+ * puts the wait off.  When nothing remains, requests wait for the
  * reset; after it, one request goes alone and the others wait for its
  * answer, which tells how many the reset freed.  A budget not known yet
  * (no answer so far) is not paced: the first answers tell it.
@@ -228,7 +234,7 @@ find_pace_slot(CloseSharedState *state, uint64 key, const char *group)
  * or 0 and how long to wait before asking again.
  */
 static int
-pace_take(PaceSlot *slot, int wanted, TimestampTz now, uint64 *ticket,
+pace_take(PaceSlot *slot, int wanted, TimestampTz now, ClosePaceTicket *ticket,
 		  double *wait)
 {
 	int			granted;
@@ -261,7 +267,8 @@ pace_take(PaceSlot *slot, int wanted, TimestampTz now, uint64 *ticket,
 		*wait = Max(*wait, 1);
 		return 0;
 	}
-	*ticket = slot->next_ticket;
+	ticket->number = slot->next_ticket;
+	ticket->ahead = slot->in_flight;
 	slot->next_ticket += granted;
 	slot->in_flight += granted;
 	slot->last_used = now;
@@ -275,7 +282,7 @@ pace_take(PaceSlot *slot, int wanted, TimestampTz now, uint64 *ticket,
  */
 int
 close_pace_take(CloseConnection *conn, const char *group, int wanted,
-				uint64 *ticket, double *wait_ms)
+				ClosePaceTicket *ticket, double *wait_ms)
 {
 	uint64		key = credential_key(conn);
 	CloseSharedState *state = lock_state(true);
@@ -292,35 +299,54 @@ close_pace_take(CloseConnection *conn, const char *group, int wanted,
  * (told), and, refused_ms >= 0 for a 429, that nothing may go for that long.
  */
 void
-close_pace_learn(CloseConnection *conn, const char *group, uint64 ticket,
-				 bool told, int limit, int remaining, double reset_s,
-				 double refused_ms)
+close_pace_learn(CloseConnection *conn, const char *group,
+				 ClosePaceTicket ticket, bool told, int limit, int remaining,
+				 double reset_s, double refused_ms)
 {
 	uint64		key = credential_key(conn);
 	CloseSharedState *state = lock_state(true);
 	PaceSlot   *slot = find_pace_slot(state, key, group);
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (ticket < slot->next_ticket && slot->in_flight > 0)
+	if (ticket.number < slot->next_ticket && slot->in_flight > 0)
 		slot->in_flight--;
-	if (told && ticket > slot->taken_ticket && ticket < slot->next_ticket)
+	if (told && ticket.number < slot->next_ticket)
 	{
 		double		reset_ms = Min(reset_s * 1000.0, CLOSE_MAX_RESET_MS);
-		int64		later = (int64) (slot->next_ticket - 1 - ticket);
+		TimestampTz reset_at = TimestampTzPlusMilliseconds(now, (int64) reset_ms +
+														   CLOSE_RESET_MARGIN_MS);
+		/* out when it went, and handed out since: Close may count them after */
+		int64		others = (int64) Max(ticket.ahead, 0) +
+			(int64) (slot->next_ticket - 1 - ticket.number);
+		int			left = (int) Max((int64) remaining - others, -100000);
 
-		slot->taken_ticket = ticket;
-		slot->known = true;
-		slot->limit = limit;
-		/* less what is out: in flight, and at least what went after it */
-		slot->remaining = (int) Max((int64) remaining -
-									Max(later, (int64) slot->in_flight),
-									-100000);
-		slot->reset_at = TimestampTzPlusMilliseconds(now, (int64) reset_ms +
-													 CLOSE_RESET_MARGIN_MS);
-		if (slot->holding && ticket >= slot->alone_ticket)
-			slot->holding = false;
+		if (ticket.number > slot->taken_ticket)
+		{
+			slot->taken_ticket = ticket.number;
+			slot->known = true;
+			slot->limit = limit;
+			slot->remaining = left;
+			if (slot->holding && ticket.number < slot->alone_ticket)
+			{
+				/* sent before the one that went alone: still wait for it */
+				if (slot->reset_at < reset_at)
+					slot->reset_at = reset_at;
+			}
+			else
+			{
+				slot->reset_at = reset_at;
+				slot->holding = false;
+			}
+		}
+		else if (slot->known && (left < slot->remaining || left <= 0))
+		{
+			/* an earlier ticket's answer, which Close counted later */
+			slot->remaining = Min(slot->remaining, left);
+			if (slot->remaining <= 0 && slot->reset_at < reset_at)
+				slot->reset_at = reset_at;
+		}
 	}
-	else if (!told && slot->holding && ticket == slot->alone_ticket)
+	else if (!told && slot->holding && ticket.number == slot->alone_ticket)
 	{
 		/* no RateLimit on its answer: no need to wait longer for it */
 		slot->holding = false;
@@ -338,7 +364,7 @@ close_pace_learn(CloseConnection *conn, const char *group, uint64 ticket,
 		slot->remaining = Min(slot->remaining, 0);
 		if (slot->reset_at < until)
 			slot->reset_at = until;
-		if (ticket == slot->alone_ticket)
+		if (ticket.number == slot->alone_ticket)
 			slot->holding = false;
 	}
 	slot->last_used = now;
@@ -356,11 +382,11 @@ close_pace_key(CloseConnection *conn)
 }
 
 /*
- * n requests of key and group that took a ticket will get no answer (not
- * sent, or given up on an error): they are no longer in flight.
+ * n requests of key and group, of the tickets numbered first on, will get no
+ * answer (not sent, or given up on an error): they are no longer in flight.
  */
 void
-close_pace_release(uint64 key, const char *group, int n)
+close_pace_release(uint64 key, const char *group, uint64 first, int n)
 {
 	CloseSharedState *state;
 	PaceSlot   *slot;
@@ -370,8 +396,12 @@ close_pace_release(uint64 key, const char *group, int n)
 	state = lock_state(true);
 	slot = find_pace_slot(state, key, group);
 	slot->in_flight = Max(slot->in_flight - n, 0);
-	/* the request that went alone may be one of them: do not wait for it */
-	if (slot->holding)
+	/*
+	 * The request that went alone may be one of them: do not wait for it
+	 * (but for another backend's, still out, the others do wait).
+	 */
+	if (slot->holding && slot->alone_ticket >= first &&
+		slot->alone_ticket - first < (uint64) n)
 	{
 		slot->holding = false;
 		slot->reset_at = Min(slot->reset_at, GetCurrentTimestamp());

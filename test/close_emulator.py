@@ -53,6 +53,8 @@ Behaviour notes (where the sheet leaves room, the strict reading is taken):
     {"error": {"message": "API rate limit exceeded", "rate_reset": S}}; refused
     requests do not use up a slot.
   * Faults apply to API requests only and are checked first (before auth).
+    A rule matches by "method", "path_prefix" (of the decoded path) and
+    "query_contains" (a substring of the raw query string), each optional.
     `status`, `garbage`, `drop` and `hang` do not run the request; `delay`,
     `truncate` and `replace_body` do (a truncated POST did create its object;
     `replace_body` answers the request's own status with the rule's "body"
@@ -1485,7 +1487,7 @@ class Handler(BaseHTTPRequestHandler):
         group = "%s %s" % (effective, template or "*")
         with store.lock:
             store.log.append(entry)
-            rule = take_fault(store, req.method, req.path)
+            rule = take_fault(store, req.method, req.path, req.raw_query)
             latency = store.config["latency_ms"]
             hang_event = store.hang_release
 
@@ -2154,12 +2156,14 @@ def param_text(v):
     return v if isinstance(v, str) else to_json(v)
 
 
-def take_fault(store, method, path):
+def take_fault(store, method, path, raw_query=""):
     """Consume one use of the first rule matching this request (caller holds the lock)."""
     for i, rule in enumerate(store.faults):
         if rule["method"] and rule["method"] != method:
             continue
         if rule["path_prefix"] and not path.startswith(rule["path_prefix"]):
+            continue
+        if rule["query_contains"] and rule["query_contains"] not in raw_query:
             continue
         if rule["times"] > 0:
             rule["times"] -= 1
@@ -2238,8 +2242,8 @@ def fuzz_page(rng):
 
 
 def parse_fault(data):
-    allowed = ("method", "path_prefix", "action", "status", "body", "headers", "seconds", "times",
-               "seed")
+    allowed = ("method", "path_prefix", "query_contains", "action", "status", "body", "headers",
+               "seconds", "times", "seed")
     errors = {k: "Unknown key." for k in data if k not in allowed}
     action = data.get("action")
     if action not in FAULT_ACTIONS:
@@ -2250,6 +2254,9 @@ def parse_fault(data):
     prefix = data.get("path_prefix")
     if prefix is not None and not isinstance(prefix, str):
         errors["path_prefix"] = "Must be a string."
+    query_contains = data.get("query_contains")
+    if query_contains is not None and not isinstance(query_contains, str):
+        errors["query_contains"] = "Must be a string."
     status = data.get("status", 503)
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         errors["status"] = "Must be an HTTP status code."
@@ -2272,6 +2279,7 @@ def parse_fault(data):
     return {
         "method": method.upper() if method else None,
         "path_prefix": prefix,
+        "query_contains": query_contains,
         "action": action,
         "status": status,
         "body": body.encode("utf-8") if isinstance(body, str) else json_bytes(body),

@@ -704,6 +704,16 @@ class FaultTests(EmulatorTest):
         statuses = [e["status"] for e in api_log_json()]
         self.assertEqual(statuses, [200, 503, 503, 200, 200, 502, 502, 502, 400])
 
+    def test_query_contains(self):
+        self.add(path_prefix="/api/v1/custom_object/", query_contains="&_skip=99&",
+                 action="status", status=503)
+        self.assertStatus(request("GET", objects_path(emu.LEAD_ONE, _skip=0, _limit=99)), 200)
+        self.assertStatus(request("GET", objects_path(emu.LEAD_ONE, _skip=99, _limit=99)), 503)
+        self.assertStatus(request("GET", objects_path(emu.LEAD_ONE, _skip=99, _limit=99)), 200)
+        r = request("POST", "/_emulator/faults", body={"action": "drop", "query_contains": 1},
+                    auth=None)
+        self.assertStatus(r, 400)
+
     def test_drop(self):
         self.add(action="drop")
         with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
