@@ -17,7 +17,7 @@ BEGIN
     PERFORM pg_sleep(0.6);
     PERFORM emulator_fault(jsonb_build_object('path_prefix', '/api/v1/custom_object/',
       'query_contains', held, 'action', 'delay', 'seconds', 0.1, 'times', 1));
-    PERFORM count(*) FROM close_custom_objects
+    PERFORM count(name) FROM close_custom_objects
      WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000';
     PERFORM count(name) FROM close_custom_objects
      WHERE lead_id = 'lead_One0000000000000000000000000000000000000000';
