@@ -38,6 +38,8 @@
 #include "foreign/foreign.h"
 #include "utils/hsearch.h"
 #include "utils/rel.h"
+#include "access/table.h"
+#include "access/relation.h"
 
 /*
  * hash_create's HASH_STRINGS came in 14, when naming the key kind became
@@ -622,6 +624,17 @@ close_rel_never_analyzed(Relation rel)
 	return rel->rd_rel->reltuples < 0;
 #else
 	return rel->rd_rel->relpages == 0;
+#endif
+}
+
+/* try_table_open came in 14; before, try_relation_open does the same here. */
+static inline Relation
+close_try_table_open(Oid relid, LOCKMODE lockmode)
+{
+#if PG_VERSION_NUM >= 140000
+	return try_table_open(relid, lockmode);
+#else
+	return try_relation_open(relid, lockmode);
 #endif
 }
 

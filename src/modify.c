@@ -2280,7 +2280,7 @@ send_deferred(void)
 	for (i = 0; i < n;)
 	{
 		CloseDeferredWrite *first = ws[i];
-		Relation	rel = try_table_open(first->relid, AccessShareLock);
+		Relation	rel = close_try_table_open(first->relid, AccessShareLock);
 		CloseModifyState *st = palloc0(sizeof(CloseModifyState));
 		CloseServerOptions sopts;
 		char	  **ids = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
