@@ -939,11 +939,8 @@ start_search(ForeignScanState *node)
 {
 	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
 	ExprContext *econtext = node->ss.ps.ps_ExprContext;
-	int			n = list_length(fsstate->value_states);
 	CloseSearchValues vals;
 	List	   *keys = fsstate->search_keys;
-	ListCell   *lc;
-	int			i = 0;
 	char	   *query;
 
 	/* custom fields' conditions go only where Close's field type fits */
@@ -959,20 +956,7 @@ start_search(ForeignScanState *node)
 		MemoryContextSwitchTo(oldcxt);
 	}
 
-	vals.values = palloc0(sizeof(Datum) * Max(n, 1));
-	vals.nulls = palloc0(sizeof(bool) * Max(n, 1));
-	vals.types = palloc0(sizeof(Oid) * Max(n, 1));
-	vals.known = palloc0(sizeof(bool) * Max(n, 1));
-	vals.descriptions = NULL;
-	foreach(lc, fsstate->value_states)
-	{
-		ExprState  *state = (ExprState *) lfirst(lc);
-
-		vals.values[i] = ExecEvalExpr(state, econtext, &vals.nulls[i]);
-		vals.types[i] = exprType((Node *) state->expr);
-		vals.known[i] = true;
-		i++;
-	}
+	close_search_evaluate(fsstate->value_states, econtext, &vals);
 	query = close_search_render_query(fsstate->search_nodes,
 									  fsstate->table_type_id, &vals);
 

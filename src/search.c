@@ -38,6 +38,9 @@
 #include "utils/timestamp.h"
 #include "utils/fmgrprotos.h"
 
+#include "executor/executor.h"
+#include "nodes/nodeFuncs.h"
+
 #include "close_fdw.h"
 
 /* The API's limits (see the API sheet). */
@@ -194,6 +197,32 @@ numeric_text_shifted(const char *a, const char *b, int sign)
  * any difference of precision (a second, a day, half a unit of the last
  * place the column keeps) and made inclusive.
  */
+/*
+ * The instant a date or timestamp condition's value names, and how far a
+ * bound is widened around it (a day for a date, a second for a moment, as
+ * Close's precision may be coarser); false for infinity, which bounds
+ * nothing.
+ */
+static bool
+moment_bound(int cond, Datum value, TimestampTz *at, int64 *widen)
+{
+	if (cond == CLOSE_SEARCH_DATE)
+	{
+		DateADT		date = DatumGetDateADT(value);
+
+		if (DATE_NOT_FINITE(date))
+			return false;
+		*at = (TimestampTz) date * USECS_PER_DAY;
+		*widen = USECS_PER_DAY;
+		return true;
+	}
+	*at = DatumGetTimestampTz(value);
+	if (TIMESTAMP_NOT_FINITE(*at))
+		return false;
+	*widen = USECS_PER_SEC;
+	return true;
+}
+
 static void
 append_condition(StringInfo buf, const char *field, int cond, int op,
 				 const char *half_unit, bool negate, Datum value, bool isnull,
@@ -294,27 +323,10 @@ append_condition(StringInfo buf, const char *field, int cond, int op,
 				TimestampTz at;
 				int64		widen;
 
-				if (cond == CLOSE_SEARCH_DATE)
+				if (!moment_bound(cond, value, &at, &widen))
 				{
-					DateADT		date = DatumGetDateADT(value);
-
-					if (DATE_NOT_FINITE(date))
-					{
-						appendStringInfoString(buf, "{\"type\": \"match_all\"}");
-						return;
-					}
-					at = (TimestampTz) date * USECS_PER_DAY;
-					widen = USECS_PER_DAY;
-				}
-				else
-				{
-					at = DatumGetTimestampTz(value);
-					if (TIMESTAMP_NOT_FINITE(at))
-					{
-						appendStringInfoString(buf, "{\"type\": \"match_all\"}");
-						return;
-					}
-					widen = USECS_PER_SEC;
+					appendStringInfoString(buf, "{\"type\": \"match_all\"}");
+					return;
 				}
 				append_moment_range(&c, op != CLOSE_SEARCH_OP_LE, at - widen,
 									op != CLOSE_SEARCH_OP_GE,
@@ -380,6 +392,34 @@ append_node(StringInfo buf, List *node, CloseSearchValues *vals)
  * if it has one, and each pushed node.  A slice condition is added per
  * request.
  */
+/*
+ * The values of a search's conditions, computed now from their expression
+ * states, in the current memory context.
+ */
+void
+close_search_evaluate(List *value_states, ExprContext *econtext,
+					  CloseSearchValues *vals)
+{
+	int			n = Max(list_length(value_states), 1);
+	ListCell   *lc;
+	int			i = 0;
+
+	vals->values = palloc0(sizeof(Datum) * n);
+	vals->nulls = palloc0(sizeof(bool) * n);
+	vals->types = palloc0(sizeof(Oid) * n);
+	vals->known = palloc0(sizeof(bool) * n);
+	vals->descriptions = NULL;
+	foreach(lc, value_states)
+	{
+		ExprState  *state = (ExprState *) lfirst(lc);
+
+		vals->values[i] = ExecEvalExpr(state, econtext, &vals->nulls[i]);
+		vals->types[i] = exprType((Node *) state->expr);
+		vals->known[i] = true;
+		i++;
+	}
+}
+
 char *
 close_search_render_query(List *nodes, const char *type_id,
 						  CloseSearchValues *vals)
@@ -655,27 +695,10 @@ append_summary(StringInfo buf, List *node, CloseSearchValues *vals)
 			TimestampTz at;
 			int64		widen;
 
-			if (cond == CLOSE_SEARCH_DATE)
+			if (!moment_bound(cond, value, &at, &widen))
 			{
-				DateADT		date = DatumGetDateADT(value);
-
-				if (DATE_NOT_FINITE(date))
-				{
-					appendStringInfoString(buf, "anything (no bound)");
-					return;
-				}
-				at = (TimestampTz) date * USECS_PER_DAY;
-				widen = USECS_PER_DAY;
-			}
-			else
-			{
-				at = DatumGetTimestampTz(value);
-				if (TIMESTAMP_NOT_FINITE(at))
-				{
-					appendStringInfoString(buf, "anything (no bound)");
-					return;
-				}
-				widen = USECS_PER_SEC;
+				appendStringInfoString(buf, "anything (no bound)");
+				return;
 			}
 			if (op != CLOSE_SEARCH_OP_LE)
 				appendStringInfo(buf, ">= %s", summary_instant(at - widen));

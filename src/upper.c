@@ -251,10 +251,8 @@ close_count_iterate(ForeignScanState *node)
 	CloseCountState *cs = (CloseCountState *) node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
 	ExprContext *econtext = node->ss.ps.ps_ExprContext;
-	int			n = list_length(cs->value_states);
 	CloseSearchValues vals;
 	MemoryContext oldcxt;
-	ListCell   *lc;
 	int64		count;
 	int			i = 0;
 
@@ -265,20 +263,7 @@ close_count_iterate(ForeignScanState *node)
 
 	/* the values and the request are per-tuple data */
 	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
-	vals.values = palloc0(sizeof(Datum) * Max(n, 1));
-	vals.nulls = palloc0(sizeof(bool) * Max(n, 1));
-	vals.types = palloc0(sizeof(Oid) * Max(n, 1));
-	vals.known = palloc0(sizeof(bool) * Max(n, 1));
-	vals.descriptions = NULL;
-	foreach(lc, cs->value_states)
-	{
-		ExprState  *state = (ExprState *) lfirst(lc);
-
-		vals.values[i] = ExecEvalExpr(state, econtext, &vals.nulls[i]);
-		vals.types[i] = exprType((Node *) state->expr);
-		vals.known[i] = true;
-		i++;
-	}
+	close_search_evaluate(cs->value_states, econtext, &vals);
 	count = close_search_count(cs->user,
 							   close_search_render_query(cs->nodes, cs->type_id,
 														 &vals),
