@@ -2657,6 +2657,7 @@ closeExplainDirectModify(ForeignScanState *node, ExplainState *es)
 						strVal(list_nth(fdw_private, FdwScanPrivateRequest)), es);
 	if (key_values[0] != '\0')
 		ExplainPropertyText("Close id", key_values, es);
-	if (close_write_mode_deferred(RelationGetRelid(close_direct_result_relation(node)->ri_RelationDesc)))
+	/* (the result relation is not known here before 14: the scan's is) */
+	if (close_write_mode_deferred(RelationGetRelid(node->ss.ss_currentRelation)))
 		ExplainPropertyText("Close Write Mode", "deferred (sent at COMMIT)", es);
 }
