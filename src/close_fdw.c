@@ -1144,9 +1144,10 @@ fetch_leads_ahead(CloseScanState *fsstate)
 /*
  * Fetch the next pages of the current lead from fsstate->skip on, assuming
  * full pages (an answer that breaks the assumption leaves the rest unused:
- * each is found by its exact path).  The window doubles from 2 up to
- * max_concurrency, so a lead that ends soon costs few requests past its
- * end.
+ * each is found by its exact path).  After a full first page the window
+ * is max_concurrency pages at once (a lead of N full pages costs at most
+ * max_concurrency - 1 requests past its end); after a re-read it starts at
+ * 2 again and doubles up to max_concurrency.
  */
 static void
 fetch_pages_ahead(CloseScanState *fsstate)
@@ -1387,7 +1388,8 @@ start_lead(CloseScanState *fsstate)
 	fsstate->first_id[0] = '\0';
 	fsstate->items = NULL;
 	fsstate->skip = 0;
-	fsstate->pages_window = 2;
+	/* a full first page: the next ones come max_concurrency at once */
+	fsstate->pages_window = fsstate->max_concurrency;
 	fetch_lead_page(fsstate);
 }
 
