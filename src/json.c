@@ -107,6 +107,23 @@ json_check_unicode_escape(JsonCheck *jc, int *unit)
 	return true;
 }
 
+/*
+ * The bytes a string holds as they are (not its quote, its backslash or a
+ * control character): the check skips runs of them in a tight loop.
+ */
+static bool json_plain_byte[256];
+static bool json_plain_ready = false;
+
+static void
+json_plain_init(void)
+{
+	int			c;
+
+	for (c = 0; c < 256; c++)
+		json_plain_byte[c] = c >= 0x20 && c != '"' && c != '\\';
+	json_plain_ready = true;
+}
+
 /* A string, from its opening quote. */
 static bool
 json_check_string(JsonCheck *jc)
@@ -114,7 +131,13 @@ json_check_string(JsonCheck *jc)
 	jc->p++;
 	while (jc->p < jc->end)
 	{
-		unsigned char c = (unsigned char) *jc->p;
+		unsigned char c;
+
+		while (jc->p < jc->end && json_plain_byte[(unsigned char) *jc->p])
+			jc->p++;
+		if (jc->p >= jc->end)
+			break;
+		c = (unsigned char) *jc->p;
 
 		if (c == '"')
 		{
@@ -331,6 +354,8 @@ json_check_value(JsonCheck *jc, int depth)
 static const char *
 json_check(JsonCheck *jc, const char *text, size_t len)
 {
+	if (!json_plain_ready)
+		json_plain_init();
 	memset(jc, 0, sizeof(JsonCheck));
 	jc->start = text;
 	jc->p = text;
@@ -632,9 +657,12 @@ static JsonbValue *jsonb_push(JsonbParseState **state,
 static void
 jsonb_string(JsonbValue *v, const char *text, size_t len)
 {
+	char	   *converted = close_server_text(text, len);
+
 	v->type = jbvString;
-	v->val.string.val = close_server_text(text, len);
-	v->val.string.len = (int) strlen(v->val.string.val);
+	v->val.string.val = converted;
+	/* the text itself when the server encoding is UTF-8 */
+	v->val.string.len = converted == text ? (int) len : (int) strlen(converted);
 }
 
 /* A scalar as a JsonbValue; false for an array or object. */
