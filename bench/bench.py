@@ -93,7 +93,10 @@ def psql(*commands, db="bench"):
     args = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db]
     for c in commands:
         args += ["-c", c]
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, args, done.stdout, done.stderr)
+    return done.stdout
 
 
 def backend_status(field, path):
@@ -216,9 +219,11 @@ SCENARIOS = [
      "SELECT '%s', 'New ' || i, '%s', i FROM generate_series(1, 1000) i" % (lead(1), TYPE)),
     ("6. UPDATE 1,000 rows by id",
      "UPDATE objects SET name = 'Updated', weight = 1 WHERE id = ANY (ARRAY(SELECT id FROM inserted))"),
-    ("W. wide records: one lead, 5,000 objects of 30 fields",
-     "SELECT sum(length(t::text)) FROM wide t WHERE lead_id = '%s'" % WIDE_LEAD),
 ]
+
+# the wide-record scenario ("--only W"), run last: its objects are created
+# just before it, so that the other scenarios see the same data as before
+WIDE_SQL = "SELECT sum(length(t::text)) FROM wide t WHERE lead_id = '%s'" % WIDE_LEAD
 
 # the listings (c) can replay: (lead, custom_object_type_id)
 HTTP_LEADS = {"1": (BIG, None), "W": (WIDE_LEAD, WIDE_TYPE)}
@@ -245,9 +250,6 @@ def setup(emu, api_base, n_leads, big):
     emu.call("POST", "/_emulator/reset")
     emu.call("POST", "/_emulator/objects", {"lead_id": BIG, "custom_object_type_id": TYPE,
                                             "count": big, "name_prefix": "Big"})
-    emu.call("POST", "/_emulator/objects", {"lead_id": WIDE_LEAD, "custom_object_type_id": WIDE_TYPE,
-                                            "count": big, "name_prefix": "Wide",
-                                            "values": wide_values()})
     per_lead = 7
     for i in range(1, n_leads):
         emu.call("POST", "/_emulator/objects", {"lead_id": lead(i), "custom_object_type_id": TYPE,
@@ -270,44 +272,14 @@ def main():
     total = setup(emu, api_base, args.leads, args.big)
     emu.call("POST", "/_emulator/config", {"latency_ms": args.latency_ms})
     have_http = setup_http()
-    wide = json.loads(emu.call("GET", "/_emulator/data/objects?lead_id=" + WIDE_LEAD))
-    wide_bytes = len(json.dumps(wide[0], ensure_ascii=False, separators=(",", ":")).encode())
 
     if any(name.startswith(args.only) for name, _ in SCENARIOS):
-        print("\nLatency %d ms per request; %d objects in the emulator (a wide record: %d bytes "
-              "of JSON).\n" % (args.latency_ms, total, wide_bytes))
-        print("| scenario | requests | FDW s | (a) curl+json-c s | (b) user script s | (c) pgsql-http s "
-              "| FDW/(a) | FDW/(b) | FDW/(c) | rows/s | backend peak RSS |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("\nLatency %d ms per request; %d objects in the emulator.\n" % (args.latency_ms, total))
+        table_header()
     for name, sql in SCENARIOS:
         if args.only and not name.startswith(args.only):
             continue
-        emu.clear()
-        fdw_s, hwm_kb, _ = run_fdw(sql)
-        requests = emu.log()
-        emu.clear()
-        if name.startswith("5."):
-            # the FDW's new rows, for scenario 6 (before the baselines add theirs)
-            psql("INSERT INTO inserted SELECT id FROM objects WHERE lead_id = '%s' AND name LIKE 'New %%'"
-                 % lead(1))
-            emu.clear()
-        a_s = replay_curl(requests, api_base)
-        b_s = replay_user_script(requests, api_base)
-        c_s = None
-        if name[0] in HTTP_LEADS and have_http:
-            c_s = run_http(api_base, *HTTP_LEADS[name[0]])
-            emu.clear()
-        c_text = "%.2f" % c_s if c_s else ("skipped" if name[0] in HTTP_LEADS else "")
-        c_ratio = "%.2f" % (fdw_s / c_s) if c_s else ""
-        n = len(requests)
-        objects = {"1": args.big, "2": 500 * 7, "3": 500 * 7, "4": total,
-                   "5": 1000, "6": 1000, "W": args.big}[name[0]]
-        print("| %s | %d | %.2f | %.2f | %.2f | %s | %.2f | %.2f | %s | %d | %d MB |" % (
-            name, n, fdw_s, a_s, b_s, c_text, fdw_s / a_s, fdw_s / b_s, c_ratio,
-            objects / fdw_s, hwm_kb // 1024))
-        sys.stdout.flush()
-    if args.latency_ms == 0 and args.only in ("", "W"):
-        wide_memory(emu)
+        run_scenario(emu, api_base, args, name, sql, have_http, total)
 
     # what a BI tool sends ("--only B")
     if args.only in ("", "B"):
@@ -319,6 +291,56 @@ def main():
         rate_limited(emu)
     if args.latency_ms == 0 and args.only in ("", "M"):
         memory_at_scale(emu, args.memory_rows)
+
+    # wide records, last ("--only W")
+    if args.only in ("", "W"):
+        emu.call("POST", "/_emulator/config", {"latency_ms": 0})
+        emu.call("POST", "/_emulator/objects", {"lead_id": WIDE_LEAD, "custom_object_type_id": WIDE_TYPE,
+                                                "count": args.big, "name_prefix": "Wide",
+                                                "values": wide_values()})
+        emu.call("POST", "/_emulator/config", {"latency_ms": args.latency_ms})
+        wide = json.loads(emu.call("GET", "/_emulator/data/objects?lead_id=" + WIDE_LEAD))
+        size = sum(len(json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode())
+                   for r in wide) // len(wide)
+        print("\nWide records, latency %d ms per request: %d objects of one lead, each of 30 custom "
+              "fields of every kind (%d bytes of JSON on average).\n" % (args.latency_ms, len(wide), size))
+        table_header()
+        run_scenario(emu, api_base, args, "W. wide records, one lead", WIDE_SQL, have_http, total)
+        if args.latency_ms == 0:
+            wide_memory(emu)
+
+
+def table_header():
+    print("| scenario | requests | FDW s | (a) curl+json-c s | (b) user script s | (c) pgsql-http s "
+          "| FDW/(a) | FDW/(b) | FDW/(c) | rows/s | backend peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def run_scenario(emu, api_base, args, name, sql, have_http, total):
+    emu.clear()
+    fdw_s, hwm_kb, _ = run_fdw(sql)
+    requests = emu.log()
+    emu.clear()
+    if name.startswith("5."):
+        # the FDW's new rows, for scenario 6 (before the baselines add theirs)
+        psql("INSERT INTO inserted SELECT id FROM objects WHERE lead_id = '%s' AND name LIKE 'New %%'"
+             % lead(1))
+        emu.clear()
+    a_s = replay_curl(requests, api_base)
+    b_s = replay_user_script(requests, api_base)
+    c_s = None
+    if name[0] in HTTP_LEADS and have_http:
+        c_s = run_http(api_base, *HTTP_LEADS[name[0]])
+        emu.clear()
+    c_text = "%.2f" % c_s if c_s else ("skipped" if name[0] in HTTP_LEADS else "")
+    c_ratio = "%.2f" % (fdw_s / c_s) if c_s else ""
+    n = len(requests)
+    objects = {"1": args.big, "2": 500 * 7, "3": 500 * 7, "4": total,
+               "5": 1000, "6": 1000, "W": args.big}[name[0]]
+    print("| %s | %d | %.2f | %.2f | %.2f | %s | %.2f | %.2f | %s | %d | %d MB |" % (
+        name, n, fdw_s, a_s, b_s, c_text, fdw_s / a_s, fdw_s / b_s, c_ratio,
+        objects / fdw_s, hwm_kb // 1024))
+    sys.stdout.flush()
 
 
 # What BI tools (Metabase, Tableau, DBeaver, Grafana) send first: a preview,
@@ -384,7 +406,7 @@ def wide_memory(emu, scans=10):
     backend's memory grows."""
     rss_file = tempfile.mktemp(prefix="bench_rss_")
     hwm_file = tempfile.mktemp(prefix="bench_hwm_")
-    sql = [s for n, s in SCENARIOS if n.startswith("W")][0]
+    sql = WIDE_SQL
     psql("SELECT 1", sql, backend_status("VmRSS", rss_file), *([sql] * scans),
          backend_status("VmHWM", hwm_file))
     rss_kb, hwm_kb = read_kb(rss_file), read_kb(hwm_file)
@@ -419,4 +441,7 @@ def memory_at_scale(emu, rows):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except subprocess.CalledProcessError as e:
+        sys.exit("%s\n%s" % (e, e.stderr or ""))
