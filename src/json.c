@@ -659,10 +659,18 @@ jsonb_string(JsonbValue *v, const char *text, size_t len)
 {
 	char	   *converted = close_server_text(text, len);
 
+	/* the text itself when the server encoding is UTF-8 */
+	if (converted != text)
+		len = strlen(converted);
+	if (len > JENTRY_OFFLENMASK)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("string too long to represent as jsonb string"),
+				 errdetail("Due to an implementation restriction, jsonb strings cannot exceed %d bytes.",
+						   JENTRY_OFFLENMASK)));
 	v->type = jbvString;
 	v->val.string.val = converted;
-	/* the text itself when the server encoding is UTF-8 */
-	v->val.string.len = converted == text ? (int) len : (int) strlen(converted);
+	v->val.string.len = (int) len;
 }
 
 /* A scalar as a JsonbValue; false for an array or object. */
