@@ -344,6 +344,9 @@ extern bool close_answers_failed(CloseAnswers *answers, const char *path,
 extern void close_answers_keep(CloseAnswers *answers, const char *path,
 							   const CloseResponse *response);
 extern void close_answers_forget(CloseAnswers *answers, const char *path);
+extern MemoryContext close_answers_context(CloseAnswers *answers);
+extern void close_answers_put(CloseAnswers *answers, const char *path,
+							  const CloseResponse *response);
 extern int	close_answers_fetch(CloseAnswers *answers, CloseConnection *conn,
 								char **paths, int n);
 extern void close_track_created(void);
