@@ -1,5 +1,6 @@
 -- memory: a scan holds one page and the pages fetched ahead of it (at
--- most max_concurrency, 8 here), however many rows it returns.  Memory in
+-- most max_concurrency, 8 here, and a lead's next round of 8 in flight),
+-- however many rows it returns.  Memory in
 -- use is sampled every 1,000th row of 20,000 objects on two leads; it must
 -- not grow with the rows read: what it holds varies by less than the 8 MB
 -- the rows would take, and the second lead's
