@@ -1244,6 +1244,12 @@ start_next_round(CloseScanState *fsstate, char **paths, int n)
 		fsstate->requests++;
 	}
 	MemoryContextSwitchTo(oldcxt);
+
+	/*
+	 * Send the requests now; their answers wait in the sockets until the
+	 * round is taken, so the memory a scan holds does not depend on when
+	 * they come.
+	 */
 	close_flight_progress(fsstate->pages_flight);
 }
 
@@ -1329,8 +1335,6 @@ get_lead_page(CloseScanState *fsstate, const char *path,
 			!close_answers_failed(fsstate->pages_ahead, path, response))
 			fetch_pages_ahead(fsstate);
 	}
-	else if (fsstate->next_n > 0)
-		close_flight_progress(fsstate->pages_flight);
 	if (close_answers_find(fsstate->pages_ahead, path, false, response))
 		return;
 
