@@ -9,7 +9,11 @@ which requests it made, and the same requests are replayed by
       bench/parse_bodies (json-c) parsing the bodies: the floor for any
       sequential client built on json-c;
   (b) bench/user_script.py: what a user writes instead (fetch the pages,
-      COPY the rows into a local table).
+      COPY the rows into a local table);
+  (c) for the scenarios that list one lead: pgsql-http in a PL/pgSQL loop
+      that pages the listing and returns jsonb_array_elements(body->'data')
+      (its own requests: pages of 100 without overlap), when the "http"
+      extension can be created; else "skipped".
 
 The FDW's queries convert every column but send little to the client
 (sum(length(t::text))), so the time is the FDW's, not psql's.  Prints a
@@ -34,6 +38,37 @@ def lead(i):
 
 
 BIG = "lead_" + "BenchBig".ljust(43, "x")
+WIDE_LEAD = "lead_" + "BenchWide".ljust(43, "x")
+WIDE_TYPE = "cotype_Wide000000000000000000"
+
+
+def wide_values():
+    """One value for each of the emulator's 30 "Wide" fields (--data bench):
+    text (some non-ASCII), numbers (one beyond 64 bits), dates, datetimes,
+    choices, user, contact and object ids, a hidden flag, multi-values."""
+    cf = lambda n: "custom.cf_Wide%02d" % n + "0" * 37
+    v = {}
+    for n in range(1, 7):
+        v[cf(n)] = "Text value %d of a wide record, Zürich ✓ \"quoted\"" % n
+    for n in range(7, 10):
+        v[cf(n)] = "Line one of note %d\nLine two, with a tab\tand more words" % n
+    for n, num in zip(range(10, 15), [42, -17.25, 12345678901234.5678, 98765432109876543210987654321, 0.001]):
+        v[cf(n)] = num
+    for n in range(15, 18):
+        v[cf(n)] = "2021-0%d-15" % (n - 14)
+    for n in range(18, 21):
+        v[cf(n)] = "2021-03-15T10:%02d:00.123456+00:00" % n
+    v[cf(21)] = "red"
+    v[cf(22)] = "blue"
+    v[cf(23)] = "user_" + "Alice".ljust(43, "0")
+    v[cf(24)] = "user_" + "Bob".ljust(43, "0")
+    v[cf(25)] = "cont_" + "Wide1".ljust(43, "0")
+    v[cf(26)] = "cont_" + "Wide2".ljust(43, "0")
+    v[cf(27)] = "custobj_" + "Wide".ljust(43, "0")
+    v[cf(28)] = True
+    v[cf(29)] = ["alpha", "beta", "gamma ✓"]
+    v[cf(30)] = ["red", "green"]
+    return v
 
 
 class Emulator:
@@ -58,7 +93,10 @@ def psql(*commands, db="bench"):
     args = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db]
     for c in commands:
         args += ["-c", c]
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, args, done.stdout, done.stderr)
+    return done.stdout
 
 
 def backend_status(field, path):
@@ -116,6 +154,44 @@ def replay_curl(requests, api_base):
         return time.perf_counter() - start
 
 
+HTTP_FUNCTION = r"""
+CREATE FUNCTION http_lead_objects(api text, lead text, type text) RETURNS SETOF jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  skip int := 0;
+  body jsonb;
+BEGIN
+  LOOP
+    SELECT content::jsonb INTO body
+      FROM http(('GET', api || '/custom_object/?lead_id=' || lead ||
+                 coalesce('&custom_object_type_id=' || type, '') ||
+                 '&_skip=' || skip || '&_limit=100',
+                 ARRAY[http_header('Authorization', 'Basic ' || encode('api_test_key:', 'base64'))],
+                 NULL, NULL)::http_request);
+    RETURN QUERY SELECT jsonb_array_elements(body->'data');
+    EXIT WHEN NOT (body->>'has_more')::boolean;
+    skip := skip + 100;
+  END LOOP;
+END $$;
+"""
+
+
+def setup_http():
+    """Baseline (c)'s function, if pgsql-http is installed."""
+    try:
+        psql("CREATE EXTENSION http", HTTP_FUNCTION)
+        return True
+    except subprocess.CalledProcessError:
+        return False
+
+
+def run_http(api_base, lead_id, type_id):
+    """Baseline (c): pgsql-http + PL/pgSQL paging + jsonb, timed as the FDW is."""
+    sql = "SELECT sum(length(r::text)) FROM http_lead_objects('%s', '%s', %s) r" % (
+        api_base, lead_id, "'%s'" % type_id if type_id else "NULL")
+    return run_fdw(sql)[0]
+
+
 def replay_user_script(requests, api_base):
     """Baseline (b): the script a user writes instead."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -145,6 +221,13 @@ SCENARIOS = [
      "UPDATE objects SET name = 'Updated', weight = 1 WHERE id = ANY (ARRAY(SELECT id FROM inserted))"),
 ]
 
+# the wide-record scenario ("--only W"), run last: its objects are created
+# just before it, so that the other scenarios see the same data as before
+WIDE_SQL = "SELECT sum(length(t::text)) FROM wide t WHERE lead_id = '%s'" % WIDE_LEAD
+
+# the listings (c) can replay: (lead, custom_object_type_id)
+HTTP_LEADS = {"1": (BIG, None), "W": (WIDE_LEAD, WIDE_TYPE)}
+
 
 def setup(emu, api_base, n_leads, big):
     subprocess.run(["dropdb", "--if-exists", "bench"], check=True)
@@ -156,6 +239,10 @@ def setup(emu, api_base, n_leads, big):
          "organization_id text, created_by text, updated_by text, date_created timestamptz, "
          "date_updated timestamptz, weight numeric OPTIONS (field 'custom.cf_DeviceWeight0000000000000000000000000000000'), "
          "custom jsonb) SERVER close OPTIONS (batch_size '100')",
+         "CREATE FOREIGN TABLE wide (id text, custom_object_type_id text, lead_id text, name text, "
+         "organization_id text, created_by text, updated_by text, date_created timestamptz, "
+         "date_updated timestamptz, custom jsonb) SERVER close "
+         "OPTIONS (custom_object_type_id '%s')" % WIDE_TYPE,
          "CREATE TABLE leads_500 AS SELECT id FROM unnest(ARRAY[%s]) id" %
          ", ".join("'%s'" % lead(i) for i in range(1, 501)),
          "ANALYZE leads_500",
@@ -184,31 +271,15 @@ def main():
     api_base = args.emulator + "/api/v1"
     total = setup(emu, api_base, args.leads, args.big)
     emu.call("POST", "/_emulator/config", {"latency_ms": args.latency_ms})
+    have_http = setup_http()
 
     if any(name.startswith(args.only) for name, _ in SCENARIOS):
         print("\nLatency %d ms per request; %d objects in the emulator.\n" % (args.latency_ms, total))
-        print("| scenario | requests | FDW s | (a) curl+json-c s | (b) user script s | FDW/(a) | FDW/(b) | rows/s | backend peak RSS |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        table_header()
     for name, sql in SCENARIOS:
         if args.only and not name.startswith(args.only):
             continue
-        emu.clear()
-        fdw_s, hwm_kb, _ = run_fdw(sql)
-        requests = emu.log()
-        emu.clear()
-        if name.startswith("5."):
-            # the FDW's new rows, for scenario 6 (before the baselines add theirs)
-            psql("INSERT INTO inserted SELECT id FROM objects WHERE lead_id = '%s' AND name LIKE 'New %%'"
-                 % lead(1))
-            emu.clear()
-        a_s = replay_curl(requests, api_base)
-        b_s = replay_user_script(requests, api_base)
-        n = len(requests)
-        objects = {"1": args.big, "2": 500 * 7, "3": 500 * 7, "4": total,
-                   "5": 1000, "6": 1000}[name[0]]
-        print("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %d MB |" % (
-            name, n, fdw_s, a_s, b_s, fdw_s / a_s, fdw_s / b_s, objects / fdw_s, hwm_kb // 1024))
-        sys.stdout.flush()
+        run_scenario(emu, api_base, args, name, sql, have_http, total)
 
     # what a BI tool sends ("--only B")
     if args.only in ("", "B"):
@@ -223,6 +294,56 @@ def main():
         many_backends(emu)
     if args.latency_ms == 0 and args.only in ("", "M"):
         memory_at_scale(emu, args.memory_rows)
+
+    # wide records, last ("--only W")
+    if args.only in ("", "W"):
+        emu.call("POST", "/_emulator/config", {"latency_ms": 0})
+        emu.call("POST", "/_emulator/objects", {"lead_id": WIDE_LEAD, "custom_object_type_id": WIDE_TYPE,
+                                                "count": args.big, "name_prefix": "Wide",
+                                                "values": wide_values()})
+        emu.call("POST", "/_emulator/config", {"latency_ms": args.latency_ms})
+        wide = json.loads(emu.call("GET", "/_emulator/data/objects?lead_id=" + WIDE_LEAD))
+        size = sum(len(json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode())
+                   for r in wide) // len(wide)
+        print("\nWide records, latency %d ms per request: %d objects of one lead, each of 30 custom "
+              "fields of every kind (%d bytes of JSON on average).\n" % (args.latency_ms, len(wide), size))
+        table_header()
+        run_scenario(emu, api_base, args, "W. wide records, one lead", WIDE_SQL, have_http, total)
+        if args.latency_ms == 0:
+            wide_memory(emu)
+
+
+def table_header():
+    print("| scenario | requests | FDW s | (a) curl+json-c s | (b) user script s | (c) pgsql-http s "
+          "| FDW/(a) | FDW/(b) | FDW/(c) | rows/s | backend peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def run_scenario(emu, api_base, args, name, sql, have_http, total):
+    emu.clear()
+    fdw_s, hwm_kb, _ = run_fdw(sql)
+    requests = emu.log()
+    emu.clear()
+    if name.startswith("5."):
+        # the FDW's new rows, for scenario 6 (before the baselines add theirs)
+        psql("INSERT INTO inserted SELECT id FROM objects WHERE lead_id = '%s' AND name LIKE 'New %%'"
+             % lead(1))
+        emu.clear()
+    a_s = replay_curl(requests, api_base)
+    b_s = replay_user_script(requests, api_base)
+    c_s = None
+    if name[0] in HTTP_LEADS and have_http:
+        c_s = run_http(api_base, *HTTP_LEADS[name[0]])
+        emu.clear()
+    c_text = "%.2f" % c_s if c_s else ("skipped" if name[0] in HTTP_LEADS else "")
+    c_ratio = "%.2f" % (fdw_s / c_s) if c_s else ""
+    n = len(requests)
+    objects = {"1": args.big, "2": 500 * 7, "3": 500 * 7, "4": total,
+               "5": 1000, "6": 1000, "W": args.big}[name[0]]
+    print("| %s | %d | %.2f | %.2f | %.2f | %s | %.2f | %.2f | %s | %d | %d MB |" % (
+        name, n, fdw_s, a_s, b_s, c_text, fdw_s / a_s, fdw_s / b_s, c_ratio,
+        objects / fdw_s, hwm_kb // 1024))
+    sys.stdout.flush()
 
 
 # What BI tools (Metabase, Tableau, DBeaver, Grafana) send first: a preview,
@@ -326,6 +447,23 @@ def many_backends(emu, per_sec=20, backends=6, leads=20):
     emu.call("POST", "/_emulator/config", {"rate_limit_per_sec": 0, "rate_limit_window_ms": 1000})
 
 
+def wide_memory(emu, scans=10):
+    """The wide scenario run `scans` times in one session: how much the
+    backend's memory grows."""
+    rss_file = tempfile.mktemp(prefix="bench_rss_")
+    hwm_file = tempfile.mktemp(prefix="bench_hwm_")
+    sql = WIDE_SQL
+    psql("SELECT 1", sql, backend_status("VmRSS", rss_file), *([sql] * scans),
+         backend_status("VmHWM", hwm_file))
+    rss_kb, hwm_kb = read_kb(rss_file), read_kb(hwm_file)
+    emu.clear()
+    print("\nScenario W run %d times more in one session (after a first run):\n" % scans)
+    print("| backend RSS before | peak during | growth |")
+    print("|---|---|---|")
+    print("| %d MB | %d MB | %.1f MB |" % (rss_kb // 1024, hwm_kb // 1024, (hwm_kb - rss_kb) / 1024.0))
+    sys.stdout.flush()
+
+
 def memory_at_scale(emu, rows):
     """A search through at least `rows` objects: how much the backend's
     memory grows."""
@@ -349,4 +487,7 @@ def memory_at_scale(emu, rows):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except subprocess.CalledProcessError as e:
+        sys.exit("%s\n%s" % (e, e.stderr or ""))

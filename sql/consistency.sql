@@ -26,7 +26,8 @@ CREATE FUNCTION make_objects(lead text, n int) RETURNS void LANGUAGE sql AS $$
 $$;
 
 -- DELETE by a lead of 250 objects (pages of 100): every object goes.  The
--- three pages are read before the first DELETE.
+-- three pages (and the 6 asked for past the end with them) are read before
+-- the first DELETE.
 SELECT emulator_clear();
 DELETE FROM close_custom_objects WHERE lead_id = :'big';
 SELECT count(*) FILTER (WHERE r LIKE 'GET %') AS pages,

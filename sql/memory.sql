@@ -1,5 +1,6 @@
 -- memory: a scan holds one page and the pages fetched ahead of it (at
--- most max_concurrency, 8 here), however many rows it returns.  Memory in
+-- most max_concurrency, 8 here, and a lead's next round of 8 in flight),
+-- however many rows it returns.  Memory in
 -- use is sampled every 1,000th row of 20,000 objects on two leads; it must
 -- not grow with the rows read: what it holds varies by less than the 8 MB
 -- the rows would take, and the second lead's
@@ -17,7 +18,8 @@ SELECT count(*) AS rows, count(mem) AS samples,
          max(mem) FILTER (WHERE lead_id = :'lead_a') + 64 * 1024 AS not_growing
   FROM (SELECT lead_id, CASE WHEN name LIKE '%000' THEN backend_memory(in_use => true) END AS mem
           FROM close_custom_objects WHERE lead_id IN (:'lead_a', :'lead_b')) s;
--- 100 pages each, and 3 asked past the end (windows of 2, 4, then 8)
+-- 101 pages each (pages overlap by one object), and 4 asked past the end
+-- (8 at a time after the first)
 SELECT count(*) AS pages FROM emulator_requests();
 
 -- a search through 50,000 objects of one type (cut into 8 parts by

@@ -12,8 +12,8 @@ SELECT id, custom_object_type_id, name, status FROM close_custom_objects
 SELECT * FROM emulator_requests();
 
 -- paging: 250 records come in three pages of 100, 100 and 50; the pages
--- after the first are asked for several at once (2, then 4, up to
--- max_concurrency), so the log is sorted by _skip
+-- after a full first one are asked for max_concurrency (8) at once, 6 of
+-- them past the end here (at most 7), so the log is sorted by _skip
 SELECT count(*), count(DISTINCT id), min(name), max(name)
   FROM close_custom_objects WHERE lead_id = :'big';
 SELECT r FROM emulator_requests() r ORDER BY length(r), r;

@@ -162,6 +162,29 @@ close_answers_keep(CloseAnswers *answers, const char *path,
 	answers->used += response->body_len + sizeof(CloseAnswerEntry);
 }
 
+/* The context an answer put with close_answers_put must be allocated in. */
+MemoryContext
+close_answers_context(CloseAnswers *answers)
+{
+	return answers->cxt;
+}
+
+/*
+ * Add an answer whose body is in the store's context already (a request
+ * sent in a CloseFlight while the store's context was current).
+ */
+void
+close_answers_put(CloseAnswers *answers, const char *path,
+				  const CloseResponse *response)
+{
+	CloseAnswerEntry *entry;
+
+	if (strlen(path) >= CLOSE_ANSWER_PATH_MAX)
+		return;
+	entry = hash_search(answers_table(answers), path, HASH_ENTER, NULL);
+	entry->response = *response;
+}
+
 /*
  * Replace what the store holds with the answers to paths, requested
  * concurrently (close_http_send_many: within the pacing, one attempt

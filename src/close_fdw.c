@@ -104,6 +104,18 @@ typedef struct CloseScanState
 	int			leads_ahead_end;	/* keys before this index were asked */
 	CloseAnswers *pages_ahead;
 	int			pages_window;	/* pages asked ahead next time */
+
+	/*
+	 * The round after pages_ahead's, in flight while pages_ahead's pages are
+	 * read, once the last page of pages_ahead's round shows that the lead
+	 * goes on (so no request more goes past its end than without it).
+	 */
+	CloseAnswers *pages_next;
+	CloseFlight *pages_flight;	/* made on first use */
+	int			next_n;			/* requests of the round in flight */
+	char	  **next_paths;		/* max_concurrency of them */
+	CloseResponse *next_responses;
+	int		   *next_slot;		/* the flight's slot -> index in next_paths */
 	CloseAnswers *statement_answers;
 	bool		keep_answers;	/* the scan may be run again */
 	int			current_index;	/* of current_key in keys */
@@ -191,6 +203,7 @@ static TupleTableSlot *closeIterateForeignScan(ForeignScanState *node);
 static void closeReScanForeignScan(ForeignScanState *node);
 static void closeEndForeignScan(ForeignScanState *node);
 static void closeExplainForeignScan(ForeignScanState *node, ExplainState *es);
+static void drop_next_round(CloseScanState *fsstate);
 static void drop_rows(CloseScanState *fsstate);
 
 void
@@ -796,6 +809,8 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 												"close_fdw leads ahead", 0);
 	fsstate->pages_ahead = close_answers_create(fsstate->scan_cxt,
 												"close_fdw pages ahead", 0);
+	fsstate->pages_next = close_answers_create(fsstate->scan_cxt,
+											   "close_fdw pages ahead", 0);
 	fsstate->statement_answers =
 		close_answers_create(fsstate->scan_cxt, "close_fdw statement answers",
 							 (Size) work_mem * 1024);
@@ -1031,6 +1046,7 @@ start_scan(ForeignScanState *node)
 	MemoryContextReset(fsstate->page_cxt);
 	close_answers_reset(fsstate->leads_ahead);
 	fsstate->leads_ahead_end = 0;
+	drop_next_round(fsstate);
 	close_answers_reset(fsstate->pages_ahead);
 	fsstate->items = NULL;
 	fsstate->record = NULL;
@@ -1134,10 +1150,131 @@ fetch_leads_ahead(CloseScanState *fsstate)
 /*
  * Fetch the next pages of the current lead from fsstate->skip on, assuming
  * full pages (an answer that breaks the assumption leaves the rest unused:
- * each is found by its exact path).  The window doubles from 2 up to
- * max_concurrency, so a lead that ends soon costs few requests past its
- * end.
+ * each is found by its exact path).  After a full first page the window
+ * is max_concurrency pages at once (a lead of N full pages costs at most
+ * max_concurrency - 1 requests past its end); after a re-read it starts at
+ * 2 again and doubles up to max_concurrency.
  */
+/*
+ * Wait for the round in flight, if any, to end (so that every request sent
+ * has its answer, and the request log its entry), and forget it.
+ */
+static void
+drop_next_round(CloseScanState *fsstate)
+{
+	if (fsstate->next_n > 0)
+		while (close_flight_wait(fsstate->pages_flight) >= 0)
+			;
+	fsstate->next_n = 0;
+	close_answers_reset(fsstate->pages_next);
+}
+
+/*
+ * After a round of pages (paths, n of them, in pages_ahead): when its last
+ * page is full and promises more, the lead goes on past the round, so the
+ * next round is sent now, without waiting for it, while this round's pages
+ * are read (within the pacing and the request budget: what cannot start
+ * now is asked for in its turn).
+ */
+static void
+start_next_round(CloseScanState *fsstate, char **paths, int n)
+{
+	CloseConnection *conn = close_get_connection(fsstate->user);
+	CloseResponse last;
+	MemoryContext scratch;
+	MemoryContext oldcxt;
+	struct json_object *root;
+	struct json_object *data;
+	const char *problem;
+	bool		has_more = false;
+	bool		full = false;
+	int			skip;
+	int			i;
+
+	if (n < 2 || fsstate->pages_window < fsstate->max_concurrency ||
+		!close_answers_find(fsstate->pages_ahead, paths[n - 1], false, &last))
+		return;
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "close_fdw round end",
+									ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(scratch);
+	root = close_json_parse(last.body, last.body_len, scratch, &problem);
+	if (problem == NULL && close_json_list_page(root, &data, &has_more) == NULL)
+		full = close_json_array_length(data) >= fsstate->limit;
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(scratch);
+	if (!has_more || !full)
+		return;
+
+	if (fsstate->pages_flight == NULL)
+	{
+		oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
+		fsstate->pages_flight = close_flight_create(conn, fsstate->scan_cxt,
+													fsstate->max_concurrency);
+		fsstate->next_paths = palloc0(sizeof(char *) * fsstate->max_concurrency);
+		fsstate->next_responses = palloc0(sizeof(CloseResponse) * fsstate->max_concurrency);
+		fsstate->next_slot = palloc0(sizeof(int) * fsstate->max_concurrency);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	close_answers_reset(fsstate->pages_next);
+	oldcxt = MemoryContextSwitchTo(close_answers_context(fsstate->pages_next));
+	skip = fsstate->skip + (n - 1) * fsstate->step;
+	for (i = 0; i < fsstate->max_concurrency; i++)
+	{
+		int			slot;
+
+		fsstate->next_paths[i] = lead_page_path(fsstate, fsstate->current_key,
+												skip + (i + 1) * fsstate->step);
+		slot = close_flight_start(fsstate->pages_flight, "GET",
+								  fsstate->next_paths[i],
+								  NULL, &fsstate->next_responses[i]);
+		if (slot < 0)
+			break;
+		fsstate->next_slot[slot] = i;
+		fsstate->next_n++;
+		fsstate->requests++;
+	}
+	MemoryContextSwitchTo(oldcxt);
+
+	/*
+	 * Send the requests now; their answers wait in the sockets until the
+	 * round is taken, so the memory a scan holds does not depend on when
+	 * they come.
+	 */
+	close_flight_progress(fsstate->pages_flight);
+}
+
+/*
+ * The round in flight becomes pages_ahead's, once it has all come; the one
+ * after it is sent if it shows that the lead goes on.
+ */
+static void
+take_next_round(CloseScanState *fsstate)
+{
+	CloseAnswers *swap;
+	int			n = fsstate->next_n;
+	int			slot;
+
+	while ((slot = close_flight_wait(fsstate->pages_flight)) >= 0)
+	{
+		int			i = fsstate->next_slot[slot];
+
+		close_answers_put(fsstate->pages_next, fsstate->next_paths[i],
+						  &fsstate->next_responses[i]);
+	}
+	fsstate->next_n = 0;
+	swap = fsstate->pages_ahead;
+	fsstate->pages_ahead = fsstate->pages_next;
+	fsstate->pages_next = swap;
+	close_answers_reset(fsstate->pages_next);
+	/* the round's paths, before the next round reuses next_paths */
+	{
+		char	  **paths = palloc(sizeof(char *) * n);
+
+		memcpy(paths, fsstate->next_paths, sizeof(char *) * n);
+		start_next_round(fsstate, paths, n);
+	}
+}
+
 static void
 fetch_pages_ahead(CloseScanState *fsstate)
 {
@@ -1146,11 +1283,13 @@ fetch_pages_ahead(CloseScanState *fsstate)
 	char	  **paths = palloc(sizeof(char *) * n);
 	int			i;
 
+	drop_next_round(fsstate);
 	for (i = 0; i < n; i++)
 		paths[i] = lead_page_path(fsstate, fsstate->current_key,
 								  fsstate->skip + i * fsstate->step);
 	fsstate->requests += close_answers_fetch(fsstate->pages_ahead, conn,
 											 paths, n);
+	start_next_round(fsstate, paths, n);
 	fsstate->pages_window = Min(n * 2, fsstate->max_concurrency);
 }
 
@@ -1179,7 +1318,13 @@ get_lead_page(CloseScanState *fsstate, const char *path,
 		fsstate->pages_window > 1 &&
 		!close_answers_find(fsstate->pages_ahead, path, false, response) &&
 		!close_answers_failed(fsstate->pages_ahead, path, response))
-		fetch_pages_ahead(fsstate);
+	{
+		if (fsstate->next_n > 0 && strcmp(path, fsstate->next_paths[0]) == 0)
+			take_next_round(fsstate);
+		if (!close_answers_find(fsstate->pages_ahead, path, false, response) &&
+			!close_answers_failed(fsstate->pages_ahead, path, response))
+			fetch_pages_ahead(fsstate);
+	}
 	if (close_answers_find(fsstate->pages_ahead, path, false, response))
 		return;
 
@@ -1243,6 +1388,7 @@ lead_changed(CloseScanState *fsstate)
 	fsstate->overlap = false;
 	fsstate->last_id[0] = '\0';
 	fsstate->first_id[0] = '\0';
+	drop_next_round(fsstate);
 	close_answers_reset(fsstate->pages_ahead);
 	fsstate->pages_window = 2;
 }
@@ -1344,7 +1490,10 @@ read_lead_page(CloseScanState *fsstate)
 
 	/* pages shorter than asked: the next skips cannot be guessed */
 	if (has_more && nitems < fsstate->limit)
+	{
 		fsstate->pages_window = 1;
+		drop_next_round(fsstate);
+	}
 
 	MemoryContextSwitchTo(oldcxt);
 	return true;
@@ -1377,7 +1526,9 @@ start_lead(CloseScanState *fsstate)
 	fsstate->first_id[0] = '\0';
 	fsstate->items = NULL;
 	fsstate->skip = 0;
-	fsstate->pages_window = 2;
+	drop_next_round(fsstate);
+	/* a full first page: the next ones come max_concurrency at once */
+	fsstate->pages_window = fsstate->max_concurrency;
 	fetch_lead_page(fsstate);
 }
 

@@ -346,6 +346,9 @@ extern bool close_answers_failed(CloseAnswers *answers, const char *path,
 extern void close_answers_keep(CloseAnswers *answers, const char *path,
 							   const CloseResponse *response);
 extern void close_answers_forget(CloseAnswers *answers, const char *path);
+extern MemoryContext close_answers_context(CloseAnswers *answers);
+extern void close_answers_put(CloseAnswers *answers, const char *path,
+							  const CloseResponse *response);
 extern int	close_answers_fetch(CloseAnswers *answers, CloseConnection *conn,
 								char **paths, int n);
 extern void close_track_created(void);
@@ -526,6 +529,8 @@ extern struct json_object *close_json_array_get(struct json_object *array,
 extern struct json_object *close_json_object_get(struct json_object *object,
 												 const char *key);
 extern char *close_json_custom_values(struct json_object *record);
+extern Datum close_json_to_jsonb(struct json_object *value);
+extern Datum close_json_custom_jsonb(struct json_object *record);
 extern const char *close_json_list_page(struct json_object *root,
 										struct json_object **data,
 										bool *has_more);
@@ -548,6 +553,9 @@ extern bool close_format_timestamp(StringInfo buf, TimestampTz ts);
 extern TimestampTz close_read_timestamp(const char *text, Oid typid,
 										int32 typmod);
 extern char *close_utf8_for_message(const char *text, size_t len);
+extern char *close_server_text(const char *text, size_t len);
+extern Datum close_numeric_from_text(const char *text);
+extern Datum close_int64_numeric(int64 value);
 extern const char *close_column_key(CloseRowConverter *conv, AttrNumber attnum);
 extern bool close_column_is_custom_map(CloseRowConverter *conv,
 									   AttrNumber attnum);

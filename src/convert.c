@@ -54,6 +54,7 @@ struct CloseColumn
 	char	   *attname;
 	char	   *key;			/* record key */
 	bool		custom_map;		/* json(b) holding every custom.* key */
+	bool		jsonb;			/* (element) type jsonb: built, not parsed */
 	Oid			typid;			/* the column's type */
 	bool		is_array;
 	/* the scalar (or array element) type and how to read it */
@@ -173,6 +174,7 @@ close_make_row_converter(Relation rel, Bitmapset *attrs_used)
 		col->is_domain = getBaseType(col->scalar_typid) != col->scalar_typid;
 		col->vclass = classify_type(col->scalar_typid);
 		col->custom_map = close_is_custom_map_column(att->atttypid, col->key);
+		col->jsonb = getBaseType(col->scalar_typid) == JSONBOID;
 
 		getTypeInputInfo(col->scalar_typid, &inputfn, &col->ioparam);
 		fmgr_info(inputfn, &col->input);
@@ -269,14 +271,28 @@ report_mismatch(CloseColumn *col, struct json_object *value)
 }
 
 /* UTF-8 text from the API, checked and converted to the server encoding. */
-static char *
-server_text(const char *text, size_t len)
+char *
+close_server_text(const char *text, size_t len)
 {
 	if (strlen(text) != len)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
 				 errmsg("a JSON string with a null character cannot be stored in a column")));
 	return pg_any_to_server(text, (int) len, PG_UTF8);
+}
+
+/* A JSON number's text (strict JSON: as numeric_in reads it) as numeric. */
+Datum
+close_numeric_from_text(const char *text)
+{
+	return DirectFunctionCall3(numeric_in, CStringGetDatum(text),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+}
+
+Datum
+close_int64_numeric(int64 value)
+{
+	return DirectFunctionCall1(int8_numeric, Int64GetDatum(value));
 }
 
 static Datum
@@ -301,10 +317,10 @@ scalar_text(CloseColumn *col, struct json_object *value, bool containers_ok)
 		if (!containers_ok)
 			report_mismatch(col, value);
 		text = close_json_serialize(value);
-		return server_text(text, strlen(text));
+		return close_server_text(text, strlen(text));
 	}
 	text = close_json_scalar_text(value, &len);
-	return server_text(text, len);
+	return close_server_text(text, len);
 }
 
 /* n digits at *p, which moves past them. */
@@ -443,10 +459,12 @@ convert_scalar(CloseColumn *col, struct json_object *value)
 	switch (col->vclass)
 	{
 		case VC_JSON:
+			if (col->jsonb)
+				return check_domain(col, close_json_to_jsonb(value));
 			{
 				char	   *text = close_json_serialize(value);
 
-				return call_input(col, server_text(text, strlen(text)));
+				return call_input(col, close_server_text(text, strlen(text)));
 			}
 		case VC_TEXT:
 			return call_input(col, scalar_text(col, value, true));
@@ -593,11 +611,17 @@ close_convert_record(CloseRowConverter *conv, struct json_object *record,
 
 		ctx.column = col;
 		ctx.value = NULL;
+		if (col->custom_map && col->jsonb)
+		{
+			values[att] = check_domain(col, close_json_custom_jsonb(record));
+			nulls[att] = false;
+			continue;
+		}
 		if (col->custom_map)
 		{
 			char	   *text = close_json_custom_values(record);
 
-			values[att] = call_input(col, server_text(text, strlen(text)));
+			values[att] = call_input(col, close_server_text(text, strlen(text)));
 			nulls[att] = false;
 			continue;
 		}

@@ -18,8 +18,10 @@
 #include <json-c/json.h>
 
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 
 #include "close_fdw.h"
@@ -105,6 +107,23 @@ json_check_unicode_escape(JsonCheck *jc, int *unit)
 	return true;
 }
 
+/*
+ * The bytes a string holds as they are (not its quote, its backslash or a
+ * control character): the check skips runs of them in a tight loop.
+ */
+static bool json_plain_byte[256];
+static bool json_plain_ready = false;
+
+static void
+json_plain_init(void)
+{
+	int			c;
+
+	for (c = 0; c < 256; c++)
+		json_plain_byte[c] = c >= 0x20 && c != '"' && c != '\\';
+	json_plain_ready = true;
+}
+
 /* A string, from its opening quote. */
 static bool
 json_check_string(JsonCheck *jc)
@@ -112,7 +131,13 @@ json_check_string(JsonCheck *jc)
 	jc->p++;
 	while (jc->p < jc->end)
 	{
-		unsigned char c = (unsigned char) *jc->p;
+		unsigned char c;
+
+		while (jc->p < jc->end && json_plain_byte[(unsigned char) *jc->p])
+			jc->p++;
+		if (jc->p >= jc->end)
+			break;
+		c = (unsigned char) *jc->p;
 
 		if (c == '"')
 		{
@@ -329,6 +354,8 @@ json_check_value(JsonCheck *jc, int depth)
 static const char *
 json_check(JsonCheck *jc, const char *text, size_t len)
 {
+	if (!json_plain_ready)
+		json_plain_init();
 	memset(jc, 0, sizeof(JsonCheck));
 	jc->start = text;
 	jc->p = text;
@@ -613,6 +640,153 @@ close_json_custom_values(struct json_object *record)
 	}
 	appendStringInfoChar(&buf, '}');
 	return buf.data;
+}
+
+/*
+ * Building jsonb straight from the document, with pushJsonbValue: no JSON
+ * text is written and lexed again.  The result is the one jsonb_in gives
+ * for the document's text: strings converted to the server encoding (a
+ * null character refused, as in any column), every number a numeric of
+ * the digits it was written with (integers beyond 64 bits kept exact, see
+ * close_json_parse), keys sorted and unique.  NaN and Infinity, which JSON
+ * has not, are refused as jsonb_in refuses them.
+ */
+static JsonbValue *jsonb_push(JsonbParseState **state,
+							  JsonbIteratorToken token, json_object *value);
+
+static void
+jsonb_string(JsonbValue *v, const char *text, size_t len)
+{
+	char	   *converted = close_server_text(text, len);
+
+	/* the text itself when the server encoding is UTF-8 */
+	if (converted != text)
+		len = strlen(converted);
+	if (len > JENTRY_OFFLENMASK)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("string too long to represent as jsonb string"),
+				 errdetail("Due to an implementation restriction, jsonb strings cannot exceed %d bytes.",
+						   JENTRY_OFFLENMASK)));
+	v->type = jbvString;
+	v->val.string.val = converted;
+	v->val.string.len = (int) len;
+}
+
+/* A scalar as a JsonbValue; false for an array or object. */
+static bool
+jsonb_scalar(JsonbValue *v, json_object *value)
+{
+	switch (json_object_get_type(value))
+	{
+		case json_type_null:
+			v->type = jbvNull;
+			return true;
+		case json_type_boolean:
+			v->type = jbvBool;
+			v->val.boolean = json_object_get_boolean(value) != 0;
+			return true;
+		case json_type_int:
+			v->type = jbvNumeric;
+			v->val.numeric = DatumGetNumeric(close_int64_numeric(json_object_get_int64(value)));
+			return true;
+		case json_type_double:
+			{
+				/* the text as written (json_object_new_double_s's) */
+				const char *text = (const char *) json_object_get_userdata(value);
+
+				if (text == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+							 errmsg("invalid input syntax for type %s", "json"),
+							 errdetail("Token \"%s\" is invalid.",
+									   json_object_to_json_string_ext(value,
+																	  JSON_C_TO_STRING_PLAIN))));
+				v->type = jbvNumeric;
+				v->val.numeric = DatumGetNumeric(close_numeric_from_text(text));
+				return true;
+			}
+		case json_type_string:
+			jsonb_string(v, json_object_get_string(value),
+						 (size_t) json_object_get_string_len(value));
+			return true;
+		case json_type_array:
+		case json_type_object:
+			break;
+	}
+	return false;
+}
+
+/*
+ * Push a value (a scalar as token, WJB_ELEM or WJB_VALUE); returns what
+ * pushJsonbValue returned last, the whole value once a container ends.
+ */
+static JsonbValue *
+jsonb_push(JsonbParseState **state, JsonbIteratorToken token, json_object *value)
+{
+	JsonbValue	v;
+
+	if (jsonb_scalar(&v, value))
+		return pushJsonbValue(state, token, &v);
+	check_stack_depth();
+	if (json_object_is_type(value, json_type_array))
+	{
+		size_t		n = json_object_array_length(value);
+		size_t		i;
+
+		pushJsonbValue(state, WJB_BEGIN_ARRAY, NULL);
+		for (i = 0; i < n; i++)
+			jsonb_push(state, WJB_ELEM, json_object_array_get_idx(value, i));
+		return pushJsonbValue(state, WJB_END_ARRAY, NULL);
+	}
+	pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+	{
+	json_object_object_foreach(value, key, member)
+	{
+		jsonb_string(&v, key, strlen(key));
+		pushJsonbValue(state, WJB_KEY, &v);
+		jsonb_push(state, WJB_VALUE, member);
+	}
+	}
+	return pushJsonbValue(state, WJB_END_OBJECT, NULL);
+}
+
+/* Any value as a jsonb Datum, allocated in CurrentMemoryContext. */
+Datum
+close_json_to_jsonb(struct json_object *value)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+
+	if (jsonb_scalar(&v, value))
+		return PointerGetDatum(JsonbValueToJsonb(&v));
+	return PointerGetDatum(JsonbValueToJsonb(jsonb_push(&state, WJB_ELEM, value)));
+}
+
+/*
+ * The record's flat "custom.<cf_id>" keys as one jsonb object keyed by
+ * cf_id (close_json_custom_values's object, built as close_json_to_jsonb
+ * builds).
+ */
+Datum
+close_json_custom_jsonb(struct json_object *record)
+{
+	JsonbParseState *state = NULL;
+	size_t		plen = strlen(CLOSE_CUSTOM_PREFIX);
+	JsonbValue	v;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	{
+	json_object_object_foreach(record, key, value)
+	{
+		if (strncmp(key, CLOSE_CUSTOM_PREFIX, plen) != 0)
+			continue;
+		jsonb_string(&v, key + plen, strlen(key + plen));
+		pushJsonbValue(&state, WJB_KEY, &v);
+		jsonb_push(&state, WJB_VALUE, value);
+	}
+	}
+	return PointerGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL)));
 }
 
 /*

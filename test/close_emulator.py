@@ -196,7 +196,7 @@ Mixed lead objects, in list order (custom keys shown by field name; see FIELD_SP
   custobj_MixedGamma000000000000000000000000000000000  Resource "Mixed Gamma", no custom values
 
 Run: python3 test/close_emulator.py [--port 0] [--port-file PATH] [--latency-ms 0]
-     [--data sample|empty] [--max-limit 100] [--max-skip 10000]
+     [--data sample|empty|bench] [--max-limit 100] [--max-skip 10000]
      [--rate-limit-per-sec 0] [--cursor-ttl 30] [--search-max-results 10000]
      [--search-rate-limit-per-sec 0] [--quiet]
 """
@@ -371,6 +371,23 @@ TYPE_SPECS = [
     (TYPE_DEVICE, "Device", "Devices", "Hardware, created by integrations only.", True, "2020-07-29T12:00:00.500000"),
     (TYPE_EMPTY, "Empty", "Empties", "A type without any field.", False, "2020-07-30T00:00:00"),
 ]
+
+# --data bench: the sample data plus "Wide", a type of 30 fields of every
+# kind, for bench/ (wide records); never in the tests' data.
+TYPE_WIDE = pad_id("cotype_", "Wide", 22)
+WIDE_TYPE_SPECS = [(TYPE_WIDE, "Wide", "Wides", "Thirty fields of every kind.", False,
+                    "2020-07-31T00:00:00")]
+WIDE_KINDS = ([("text", "text", False)] * 6 + [("textarea", "textarea", False)] * 3 +
+              [("number", "number", False)] * 5 + [("date", "date", False)] * 3 +
+              [("datetime", "datetime", False)] * 3 + [("choices", "choices", False)] * 2 +
+              [("user", "user", False)] * 2 + [("contact", "contact", False)] * 2 +
+              [("custom_object", "custom_object", False), ("hidden", "hidden", False),
+               ("multi_text", "text", True), ("multi_choices", "choices", True)])
+WIDE_FIELD_SPECS = [
+    (TYPE_WIDE, "%s%02d" % (role, n), pad_id("cf_", "Wide%02d" % n, 43), "Wide %02d" % n, ftype, multi,
+     ["red", "green", "blue"] if ftype == "choices" else None,
+     TYPE_RESOURCE if ftype == "custom_object" else None, True)
+    for n, (role, ftype, multi) in enumerate(WIDE_KINDS, 1)]
 
 # field id lookup by (type, role), for sample data and tests
 CF = {(spec[0], spec[1]): spec[2] for spec in FIELD_SPECS}
@@ -613,6 +630,9 @@ class Store:
         self.lock = threading.RLock()
         self.cli_config = dict(cli_config)
         self.dataset = dataset
+        wide = dataset == "bench"
+        self.type_specs = TYPE_SPECS + (WIDE_TYPE_SPECS if wide else [])
+        self.field_specs = FIELD_SPECS + (WIDE_FIELD_SPECS if wide else [])
         self.hang_release = threading.Event()
         self.reset()
 
@@ -637,7 +657,7 @@ class Store:
             self.by_date = None           # (version, asc list, desc list): see by_date_created
             self.by_lead = {}             # lead id -> records, ordered by (date_created, id)
             self.by_lead_type = {}        # (lead id, type id) -> records, same order
-            if self.dataset == "sample":
+            if self.dataset in ("sample", "bench"):
                 build_sample(self)
 
     def gc_cursors(self, now):
@@ -665,7 +685,7 @@ class Store:
         self.fields = {}
         self.field_order = {}   # type id -> {field id: position}
         self.type_fields = {}   # type id -> [field ids]
-        for type_id, name, plural, desc, create_only, created in TYPE_SPECS:
+        for type_id, name, plural, desc, create_only, created in self.type_specs:
             self.types[type_id] = {
                 "id": type_id, "name": name, "name_plural": plural, "description": desc,
                 "api_create_only": create_only, "editable_with_roles": [],
@@ -674,7 +694,7 @@ class Store:
             }
             self.type_fields[type_id] = []
         self.choices_in_type = {}
-        for n, (type_id, _role, fid, name, ftype, multi, choices, ref, shown) in enumerate(FIELD_SPECS):
+        for n, (type_id, _role, fid, name, ftype, multi, choices, ref, shown) in enumerate(self.field_specs):
             created = "2020-07-27T21:30:%02d.%06d" % (n % 60, 1000 * n)
             field = {
                 "id": fid, "name": name, "description": "%s of a %s." % (name, self.types[type_id]["name"]),
@@ -715,7 +735,7 @@ class Store:
 
     def all_fields(self):
         """Every custom-object field, ordered by type then position."""
-        return [self.fields[fid] for type_id, *_ in TYPE_SPECS for fid in self.type_fields[type_id]]
+        return [self.fields[fid] for type_id, *_ in self.type_specs for fid in self.type_fields[type_id]]
 
     # -- leads -------------------------------------------------------------
 
@@ -1784,7 +1804,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def api_list_types(self, req, label, match, body):
         with self.store.lock:
-            return 200, {"data": [self.store.type_view(spec[0]) for spec in TYPE_SPECS]}, []
+            return 200, {"data": [self.store.type_view(spec[0]) for spec in self.store.type_specs]}, []
 
     def api_get_type(self, req, label, match, body):
         type_id = match.group(1)
@@ -2361,7 +2381,8 @@ def parse_args(argv):
     p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: pick a free one)")
     p.add_argument("--port-file", help="write the port number here once listening")
     p.add_argument("--latency-ms", type=int, default=0, help="sleep before every API answer")
-    p.add_argument("--data", choices=("sample", "empty"), default="sample")
+    p.add_argument("--data", choices=("sample", "empty", "bench"), default="sample",
+                   help="bench: the sample data plus a type of 30 fields (bench/)")
     p.add_argument("--max-limit", type=int, default=100, help="largest accepted _limit")
     p.add_argument("--max-skip", type=int, default=10000, help="largest accepted _skip")
     p.add_argument("--rate-limit-per-sec", type=int, default=0,
