@@ -3,19 +3,15 @@
 -- shows that the lead goes on, the next round is sent, so a round's pages
 -- are read while the next ones travel.  250 objects in pages of 10
 -- (overlapping by one object: 28 pages) are 1 + 4 rounds of 8 = 33
--- requests, 5 of them past the end, as without the overlap.  With 10 ms of
--- work per row (a round is 72 rows), the last round is asked for once two
--- rounds of rows are read (about 1.5 s after the first request), not three
--- (about 2.2 s).
+-- requests, 5 of them past the end, as without the overlap.  (What the
+-- overlap gains in time is shown by bench/, not by a timed test.)
 SELECT emulator_reset();
 ALTER SERVER close OPTIONS (ADD page_size '10');
 SELECT count(*), count(DISTINCT id) FROM close_custom_objects
  WHERE lead_id = 'lead_Big0000000000000000000000000000000000000000'
-   AND length(pg_sleep(0.01)::text) = 0;
-WITH e AS (SELECT (e->>'time')::numeric AS at,
-                  substring(e->>'raw_path' from '_skip=([0-9]+)')::int AS skip
+   AND name IS NOT NULL;
+WITH e AS (SELECT substring(e->>'raw_path' from '_skip=([0-9]+)')::int AS skip
              FROM emulator_log_entries() e)
-SELECT count(*) AS requests, count(*) FILTER (WHERE skip > 243) AS past_the_end,
-       (max(at) - min(at)) * 1000 < 2000 AS overlapped
+SELECT count(*) AS requests, count(*) FILTER (WHERE skip > 243) AS past_the_end
   FROM e;
 ALTER SERVER close OPTIONS (DROP page_size);
