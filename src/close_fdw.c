@@ -547,7 +547,6 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 	bool		all_custom = false;
 	bool		whole_row;
 	double		limit = -1;
-	int			n;
 	int			i;
 	int			attr;
 	int			order = CLOSE_SEARCH_ORDER_NONE;
@@ -608,28 +607,7 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 		elog(ERROR, "a sorted search was planned without its limit");
 
 	/* what EXPLAIN shows: constants as they are, other values described */
-	n = list_length(sp.values);
-	vals.values = palloc0(sizeof(Datum) * Max(n, 1));
-	vals.nulls = palloc0(sizeof(bool) * Max(n, 1));
-	vals.types = palloc0(sizeof(Oid) * Max(n, 1));
-	vals.known = palloc0(sizeof(bool) * Max(n, 1));
-	vals.descriptions = palloc0(sizeof(char *) * Max(n, 1));
-	i = 0;
-	foreach(lc, sp.values)
-	{
-		Const	   *c = (Const *) lfirst(lc);
-
-		if (IsA(c, Const))
-		{
-			vals.known[i] = true;
-			vals.values[i] = c->constvalue;
-			vals.nulls[i] = c->constisnull;
-			vals.types[i] = c->consttype;
-		}
-		else
-			vals.descriptions[i] = close_describe_value(root, (Expr *) c);
-		i++;
-	}
+	close_search_plan_values(root, sp.values, &vals);
 	query = close_search_render_query(sp.nodes, ri->table_type_id, &vals);
 
 	fdw_private = close_list_make5(makeInteger(CLOSE_ACCESS_SEARCH),

@@ -655,6 +655,8 @@ extern void close_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
 extern List *close_join_clause_outers(PlannerInfo *root, RelOptInfo *baserel,
 									  const CloseKeyColumns *keys);
 extern char *close_describe_value(PlannerInfo *root, Expr *expr);
+extern void close_search_plan_values(PlannerInfo *root, List *values,
+									 CloseSearchValues *vals);
 extern void close_search_conditions(PlannerInfo *root, RelOptInfo *baserel,
 									List *rinfos, CloseSearchPushdown *out);
 extern List *close_search_confirm(List *nodes, UserMapping *user,

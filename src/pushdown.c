@@ -895,3 +895,38 @@ close_search_confirm(List *nodes, UserMapping *user, int64 *requests,
 	}
 	return result;
 }
+
+/*
+ * The values of a search's conditions as a plan knows them, for EXPLAIN:
+ * constants as they are, other values (parameters, outer columns)
+ * described.
+ */
+void
+close_search_plan_values(PlannerInfo *root, List *values,
+						 CloseSearchValues *vals)
+{
+	int			n = Max(list_length(values), 1);
+	ListCell   *lc;
+	int			i = 0;
+
+	vals->values = palloc0(sizeof(Datum) * n);
+	vals->nulls = palloc0(sizeof(bool) * n);
+	vals->types = palloc0(sizeof(Oid) * n);
+	vals->known = palloc0(sizeof(bool) * n);
+	vals->descriptions = palloc0(sizeof(char *) * n);
+	foreach(lc, values)
+	{
+		Const	   *c = (Const *) lfirst(lc);
+
+		if (IsA(c, Const))
+		{
+			vals->known[i] = true;
+			vals->values[i] = c->constvalue;
+			vals->nulls[i] = c->constisnull;
+			vals->types[i] = c->consttype;
+		}
+		else
+			vals->descriptions[i] = close_describe_value(root, (Expr *) c);
+		i++;
+	}
+}

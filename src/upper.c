@@ -179,8 +179,6 @@ close_plan_count(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 	List	   *fdw_private;
 	ListCell   *lc;
 	char	   *query;
-	int			n;
-	int			i = 0;
 
 	close_search_conditions(root, input_rel, input_rel->baserestrictinfo, &sp);
 	foreach(lc, info->aggs)
@@ -190,27 +188,7 @@ close_plan_count(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 											 NULL, false));
 
 	/* what EXPLAIN shows: constants as they are, other values described */
-	n = list_length(sp.values);
-	vals.values = palloc0(sizeof(Datum) * Max(n, 1));
-	vals.nulls = palloc0(sizeof(bool) * Max(n, 1));
-	vals.types = palloc0(sizeof(Oid) * Max(n, 1));
-	vals.known = palloc0(sizeof(bool) * Max(n, 1));
-	vals.descriptions = palloc0(sizeof(char *) * Max(n, 1));
-	foreach(lc, sp.values)
-	{
-		Const	   *c = (Const *) lfirst(lc);
-
-		if (IsA(c, Const))
-		{
-			vals.known[i] = true;
-			vals.values[i] = c->constvalue;
-			vals.nulls[i] = c->constisnull;
-			vals.types[i] = c->consttype;
-		}
-		else
-			vals.descriptions[i] = close_describe_value(root, (Expr *) c);
-		i++;
-	}
+	close_search_plan_values(root, sp.values, &vals);
 
 	query = close_search_render_query(sp.nodes, close_get_table_type_id(relid),
 									  &vals);
