@@ -22,10 +22,12 @@ CREATE FOREIGN TABLE jb (
 ) SERVER close OPTIONS (custom_object_type_id 'cotype_Subscription0000000000');
 
 -- every kind of value, nested, with escapes, non-ASCII, repeated keys,
--- numbers of every form, empty containers and scalars at the top
+-- numbers of every form, empty containers and scalars at the top (no
+-- emoji in what is shown: psql's width for one differs between versions;
+-- edges_json compares a surrogate pair instead)
 SELECT jb_serve($$[
  {"id": "custobj_a", "lead_id": "lead_x",
-  "custom.cf_SubscriptionPlan000000000000000000000000000": "tab\there \"quoted\" \\ back\/slash \u00e9\u2713\ud83d\ude00 \u001f",
+  "custom.cf_SubscriptionPlan000000000000000000000000000": "tab\there \"quoted\" \\ back\/slash \u00e9\u2713 \u001f",
   "custom.cf_SubscriptionAmount0000000000000000000000000": -0.000120e+5,
   "custom.cf_SubscriptionFuture0000000000000000000000000": {"z": 1, "a": [true, false, null, [], {}, "", 0, -0, 1.0, 1E2, 123456789012345678901234567890, -9223372036854775809, 9223372036854775807],
       "m": {"b": {"c": [[["deep"]]]}}, "a": "repeated key: the last one counts", "": "empty key"}},
