@@ -153,6 +153,8 @@ typedef struct WriteEntries
 	int			n;
 	int			size;
 	int64		dropped;		/* writes over CLOSE_WRITE_ENTRIES_MAX */
+	int64	   *dropped_queued; /* of dropped, queued ones by nest level */
+	int			dropped_levels; /* size of dropped_queued */
 	CommandId  *cids;			/* statement i + 1 is cids[i], ascending */
 	int			statements;		/* statements numbered so far */
 	int			cids_size;
@@ -373,6 +375,13 @@ write_entries_drop_queued(int level)
 		current_entries.entries[kept++] = *e;
 	}
 	current_entries.n = kept;
+
+	/* so are those queued past the cap: they no longer count as unlisted */
+	for (i = level; i < current_entries.dropped_levels; i++)
+	{
+		current_entries.dropped -= current_entries.dropped_queued[i];
+		current_entries.dropped_queued[i] = 0;
+	}
 }
 
 /*
@@ -395,7 +404,26 @@ write_entry_add(CloseModifyState *st, const char *id, const char *lead,
 	statement = statement_number(we, st->cid);
 	if (we->n >= CLOSE_WRITE_ENTRIES_MAX)
 	{
+		int			level = GetCurrentTransactionNestLevel();
+
 		we->dropped++;
+		if (state != WRITE_QUEUED)
+			return;
+		/* counted by level, to be uncounted when dropped or sent */
+		if (level >= we->dropped_levels)
+		{
+			int			size = Max(level + 1, we->dropped_levels * 2);
+
+			oldcxt = MemoryContextSwitchTo(we->cxt);
+			we->dropped_queued = we->dropped_queued == NULL
+				? palloc0(sizeof(int64) * size)
+				: repalloc(we->dropped_queued, sizeof(int64) * size);
+			MemSet(we->dropped_queued + we->dropped_levels, 0,
+				   sizeof(int64) * (size - we->dropped_levels));
+			we->dropped_levels = size;
+			MemoryContextSwitchTo(oldcxt);
+		}
+		we->dropped_queued[level]++;
 		return;
 	}
 	oldcxt = MemoryContextSwitchTo(we->cxt);
@@ -439,6 +467,12 @@ write_entries_end(int level, bool abort)
 		for (i = 0; i < current_entries.n; i++)
 			if (current_entries.entries[i].nest_level >= level)
 				current_entries.entries[i].nest_level = level - 1;
+		for (i = level; i < current_entries.dropped_levels; i++)
+		{
+			current_entries.dropped_queued[level - 1] +=
+				current_entries.dropped_queued[i];
+			current_entries.dropped_queued[i] = 0;
+		}
 		return;
 	}
 	if (current_entries.n == 0 && current_entries.dropped == 0)
