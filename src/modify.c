@@ -2283,6 +2283,7 @@ send_deferred(void)
 	int			n = list_length(queue);
 	MemoryContext cxt;
 	MemoryContext oldcxt;
+	MemoryContext round_cxt;
 	CloseDeferredWrite **ws;
 	DeferredProgress progress;
 	ErrorContextCallback errcallback;
@@ -2311,18 +2312,29 @@ send_deferred(void)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
+	/* each round's state and arrays go with the round */
+	round_cxt = AllocSetContextCreate(cxt, "close_fdw deferred round",
+									  ALLOCSET_DEFAULT_SIZES);
 	for (i = 0; i < n;)
 	{
 		CloseDeferredWrite *first = ws[i];
-		Relation	rel = close_try_table_open(first->relid, AccessShareLock);
-		CloseModifyState *st = palloc0(sizeof(CloseModifyState));
+		Relation	rel;
+		CloseModifyState *st;
 		CloseServerOptions sopts;
-		char	  **ids = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
-		char	  **bodies = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
-		CommandId  *cids = palloc(sizeof(CommandId) * CLOSE_DEFERRED_WAVE);
+		char	  **ids;
+		char	  **bodies;
+		CommandId  *cids;
 		bool	   *written;
 		int			count = 0;
 		int			k;
+
+		MemoryContextReset(round_cxt);
+		MemoryContextSwitchTo(round_cxt);
+		rel = close_try_table_open(first->relid, AccessShareLock);
+		st = palloc0(sizeof(CloseModifyState));
+		ids = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
+		bodies = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
+		cids = palloc(sizeof(CommandId) * CLOSE_DEFERRED_WAVE);
 
 		if (rel == NULL)
 			ereport(ERROR,
