@@ -69,6 +69,19 @@ SELECT pg_sleep(0);
 SELECT regexp_replace(line, 'custobj_[A-Za-z0-9]+', 'custobj_...') FROM emulator_requests() line;
 
 
+-- a COMMIT that fails before anything reached Close: the write log is
+-- empty (was: the 2 INSERTs of the transaction before, as if this one's)
+CREATE FOREIGN TABLE rt_gone (id text, name text,
+  custom_object_type_id text DEFAULT 'cotype_Device0000000000000000')
+  SERVER close OPTIONS (write_mode 'deferred');
+INSERT INTO rt_now (lead_id, name) VALUES (:'one', 'W1'), (:'one', 'W2');
+SELECT action, state FROM close_fdw_write_log();
+BEGIN;
+UPDATE rt_gone SET name = 'G' WHERE id = :'x';
+DROP FOREIGN TABLE rt_gone;
+COMMIT;  -- ERROR
+SELECT count(*) FROM close_fdw_write_log();
+
 -- the COMMIT's memory: 4,000 UPDATEs of one object are 4,000 rounds of one
 -- write each; each round's arrays and converter were kept until the end
 -- of the COMMIT (its peak grew by over 10 MB), now freed round by round

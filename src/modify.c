@@ -159,6 +159,7 @@ typedef struct WriteEntries
 	int			statements;		/* statements numbered so far */
 	int			cids_size;
 	const char *last_relname;	/* in cxt, shared by entries */
+	bool		committing;		/* COMMIT began sending queued writes */
 } WriteEntries;
 
 static WriteEntries current_entries;
@@ -475,7 +476,9 @@ write_entries_end(int level, bool abort)
 		}
 		return;
 	}
-	if (current_entries.n == 0 && current_entries.dropped == 0)
+	/* a COMMIT that sent its queue is this log's, even if nothing was sent */
+	if (current_entries.n == 0 && current_entries.dropped == 0 &&
+		!current_entries.committing)
 		return;
 	if (finished_entries.cxt)
 		MemoryContextDelete(finished_entries.cxt);
@@ -2302,6 +2305,7 @@ send_deferred(void)
 
 	/* each write gets the entry of its outcome as it is sent */
 	write_entries_drop_queued(1);
+	current_entries.committing = true;
 
 	progress.sent = 0;
 	progress.round = 0;
