@@ -153,10 +153,13 @@ typedef struct WriteEntries
 	int			n;
 	int			size;
 	int64		dropped;		/* writes over CLOSE_WRITE_ENTRIES_MAX */
+	int64	   *dropped_queued; /* of dropped, queued ones by nest level */
+	int			dropped_levels; /* size of dropped_queued */
 	CommandId  *cids;			/* statement i + 1 is cids[i], ascending */
 	int			statements;		/* statements numbered so far */
 	int			cids_size;
 	const char *last_relname;	/* in cxt, shared by entries */
+	bool		committing;		/* COMMIT began sending queued writes */
 } WriteEntries;
 
 static WriteEntries current_entries;
@@ -373,6 +376,13 @@ write_entries_drop_queued(int level)
 		current_entries.entries[kept++] = *e;
 	}
 	current_entries.n = kept;
+
+	/* so are those queued past the cap: they no longer count as unlisted */
+	for (i = level; i < current_entries.dropped_levels; i++)
+	{
+		current_entries.dropped -= current_entries.dropped_queued[i];
+		current_entries.dropped_queued[i] = 0;
+	}
 }
 
 /*
@@ -395,7 +405,26 @@ write_entry_add(CloseModifyState *st, const char *id, const char *lead,
 	statement = statement_number(we, st->cid);
 	if (we->n >= CLOSE_WRITE_ENTRIES_MAX)
 	{
+		int			level = GetCurrentTransactionNestLevel();
+
 		we->dropped++;
+		if (state != WRITE_QUEUED)
+			return;
+		/* counted by level, to be uncounted when dropped or sent */
+		if (level >= we->dropped_levels)
+		{
+			int			size = Max(level + 1, we->dropped_levels * 2);
+
+			oldcxt = MemoryContextSwitchTo(we->cxt);
+			we->dropped_queued = we->dropped_queued == NULL
+				? palloc0(sizeof(int64) * size)
+				: repalloc(we->dropped_queued, sizeof(int64) * size);
+			MemSet(we->dropped_queued + we->dropped_levels, 0,
+				   sizeof(int64) * (size - we->dropped_levels));
+			we->dropped_levels = size;
+			MemoryContextSwitchTo(oldcxt);
+		}
+		we->dropped_queued[level]++;
 		return;
 	}
 	oldcxt = MemoryContextSwitchTo(we->cxt);
@@ -439,9 +468,17 @@ write_entries_end(int level, bool abort)
 		for (i = 0; i < current_entries.n; i++)
 			if (current_entries.entries[i].nest_level >= level)
 				current_entries.entries[i].nest_level = level - 1;
+		for (i = level; i < current_entries.dropped_levels; i++)
+		{
+			current_entries.dropped_queued[level - 1] +=
+				current_entries.dropped_queued[i];
+			current_entries.dropped_queued[i] = 0;
+		}
 		return;
 	}
-	if (current_entries.n == 0 && current_entries.dropped == 0)
+	/* a COMMIT that sent its queue is this log's, even if nothing was sent */
+	if (current_entries.n == 0 && current_entries.dropped == 0 &&
+		!current_entries.committing)
 		return;
 	if (finished_entries.cxt)
 		MemoryContextDelete(finished_entries.cxt);
@@ -2249,6 +2286,7 @@ send_deferred(void)
 	int			n = list_length(queue);
 	MemoryContext cxt;
 	MemoryContext oldcxt;
+	MemoryContext round_cxt;
 	CloseDeferredWrite **ws;
 	DeferredProgress progress;
 	ErrorContextCallback errcallback;
@@ -2267,6 +2305,7 @@ send_deferred(void)
 
 	/* each write gets the entry of its outcome as it is sent */
 	write_entries_drop_queued(1);
+	current_entries.committing = true;
 
 	progress.sent = 0;
 	progress.round = 0;
@@ -2277,18 +2316,29 @@ send_deferred(void)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
+	/* each round's state and arrays go with the round */
+	round_cxt = AllocSetContextCreate(cxt, "close_fdw deferred round",
+									  ALLOCSET_DEFAULT_SIZES);
 	for (i = 0; i < n;)
 	{
 		CloseDeferredWrite *first = ws[i];
-		Relation	rel = close_try_table_open(first->relid, AccessShareLock);
-		CloseModifyState *st = palloc0(sizeof(CloseModifyState));
+		Relation	rel;
+		CloseModifyState *st;
 		CloseServerOptions sopts;
-		char	  **ids = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
-		char	  **bodies = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
-		CommandId  *cids = palloc(sizeof(CommandId) * CLOSE_DEFERRED_WAVE);
+		char	  **ids;
+		char	  **bodies;
+		CommandId  *cids;
 		bool	   *written;
 		int			count = 0;
 		int			k;
+
+		MemoryContextReset(round_cxt);
+		MemoryContextSwitchTo(round_cxt);
+		rel = close_try_table_open(first->relid, AccessShareLock);
+		st = palloc0(sizeof(CloseModifyState));
+		ids = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
+		bodies = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
+		cids = palloc(sizeof(CommandId) * CLOSE_DEFERRED_WAVE);
 
 		if (rel == NULL)
 			ereport(ERROR,
