@@ -41,3 +41,9 @@ SELECT count(*) FROM oc WHERE id <> 'x';
 RESET plan_cache_mode;
 DEALLOCATE q;
 DEALLOCATE q3;
+
+-- ANALYZE of such a table: an error too, not reltuples 0
+\set VERBOSITY terse
+ANALYZE bad_type;   -- ERROR
+\set VERBOSITY default
+SELECT reltuples FROM pg_class WHERE relname = 'bad_type';
