@@ -47,3 +47,22 @@ DEALLOCATE q3;
 ANALYZE bad_type;   -- ERROR
 \set VERBOSITY default
 SELECT reltuples FROM pg_class WHERE relname = 'bad_type';
+
+-- an object key holding \u0000: json-c keeps keys as C strings and would
+-- cut it short ({"a\u0000b": 1} read as {"a": 1}; "custom.cf_A\u0000x" as
+-- the field cf_A): an error, as jsonb_in refuses \u0000, never another key
+SELECT emulator_reset();
+\set raw '{"id":"custobj_OnlyOne000000000000000000000000000000000000","lead_id":"lead_One0000000000000000000000000000000000000000","custom_object_type_id":"cotype_Subscription0000000000","name":"x","date_created":"2020-08-04T16:45:35.367000+00:00","date_updated":"2020-08-04T16:45:35.367000+00:00","organization_id":"orga_x","custom.cf_A":{"a\\u0000b":1}}'
+SELECT emulator_fault(jsonb_build_object('method', 'GET', 'path_prefix', '/api/v1/custom_object/custobj_', 'action', 'replace_body', 'body', :'raw'::text, 'times', 1));
+\set VERBOSITY terse
+SELECT custom FROM close_custom_objects WHERE id = 'custobj_OnlyOne000000000000000000000000000000000000';  -- ERROR
+\set VERBOSITY default
+\set raw '{"id":"custobj_OnlyOne000000000000000000000000000000000000","lead_id":"lead_One0000000000000000000000000000000000000000","custom_object_type_id":"cotype_Subscription0000000000","name":"x","date_created":"2020-08-04T16:45:35.367000+00:00","date_updated":"2020-08-04T16:45:35.367000+00:00","organization_id":"orga_x","custom.cf_A\\u0000x":1}'
+SELECT emulator_fault(jsonb_build_object('method', 'GET', 'path_prefix', '/api/v1/custom_object/custobj_', 'action', 'replace_body', 'body', :'raw'::text, 'times', 1));
+\set VERBOSITY terse
+SELECT custom FROM close_custom_objects WHERE id = 'custobj_OnlyOne000000000000000000000000000000000000';  -- ERROR
+\set VERBOSITY default
+-- other escapes in a key are kept
+\set raw '{"id":"custobj_OnlyOne000000000000000000000000000000000000","lead_id":"lead_One0000000000000000000000000000000000000000","custom_object_type_id":"cotype_Subscription0000000000","name":"x","date_created":"2020-08-04T16:45:35.367000+00:00","date_updated":"2020-08-04T16:45:35.367000+00:00","organization_id":"orga_x","custom.cf_A":{"a\\u0001\\tb":1}}'
+SELECT emulator_fault(jsonb_build_object('method', 'GET', 'path_prefix', '/api/v1/custom_object/custobj_', 'action', 'replace_body', 'body', :'raw'::text, 'times', 1));
+SELECT custom FROM close_custom_objects WHERE id = 'custobj_OnlyOne000000000000000000000000000000000000';
