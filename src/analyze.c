@@ -108,6 +108,16 @@ close_acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	query = close_search_render_query(NIL, type_id, &no_values);
 	total = close_search_count(user, query, &requests);
 
+	/*
+	 * No object may mean a custom_object_type_id Close does not have: an
+	 * error, as in a scan, not reltuples 0 (the types are cached per user
+	 * mapping; read only then, so the request bound holds).
+	 */
+	if (total == 0 && type_id)
+		close_field_types_check_table(close_field_types_get(user, &requests),
+									  RelationGetRelationName(relation),
+									  type_id, NIL, NIL);
+
 	/* the sample: the pages the bound leaves, from the oldest object */
 	pages = (int) ceil(targrows / (double) CLOSE_SEARCH_PAGE);
 	if (all_custom && total > 0 && pages > 1)

@@ -124,9 +124,13 @@ json_plain_init(void)
 	json_plain_ready = true;
 }
 
-/* A string, from its opening quote. */
+/*
+ * A string, from its opening quote.  An object key may not hold \u0000:
+ * json-c keeps keys as C strings, so it would cut the key short there
+ * ("a\u0000b" read as "a"), a different key.
+ */
 static bool
-json_check_string(JsonCheck *jc)
+json_check_string(JsonCheck *jc, bool key)
 {
 	jc->p++;
 	while (jc->p < jc->end)
@@ -158,6 +162,8 @@ json_check_string(JsonCheck *jc)
 
 			if (!json_check_unicode_escape(jc, &unit))
 				return false;
+			if (key && unit == 0)
+				return json_check_fail(jc, "an object key holds \\u0000");
 			if (unit >= 0xDC00 && unit <= 0xDFFF)
 				return json_check_fail(jc, json_lone_surrogate);
 			if (unit >= 0xD800 && unit <= 0xDBFF)
@@ -294,7 +300,7 @@ json_check_container(JsonCheck *jc, int depth)
 		{
 			if (jc->p >= jc->end || *jc->p != '"')
 				return json_check_fail(jc, "quoted object property name expected");
-			if (!json_check_string(jc))
+			if (!json_check_string(jc, true))
 				return false;
 			json_check_space(jc);
 			if (jc->p >= jc->end || *jc->p != ':')
@@ -332,7 +338,7 @@ json_check_value(JsonCheck *jc, int depth)
 		case '[':
 			return json_check_container(jc, depth);
 		case '"':
-			return json_check_string(jc);
+			return json_check_string(jc, false);
 		case 't':
 			return json_check_literal(jc, "true");
 		case 'f':

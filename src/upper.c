@@ -65,6 +65,8 @@ typedef struct CloseCountState
 {
 	UserMapping *user;
 	char	   *type_id;		/* the table's custom_object_type_id */
+	char	   *relname;		/* the foreign table's, for errors */
+	bool		checked;		/* type_id checked against Close's types */
 	List	   *nodes;
 	List	   *value_states;
 	bool		done;			/* the row has been returned */
@@ -218,6 +220,7 @@ close_count_begin(ForeignScanState *node, int eflags)
 	table = GetForeignTable(relid);
 	cs->user = GetUserMapping(close_scan_user(node), table->serverid);
 	cs->type_id = close_get_table_type_id(relid);
+	cs->relname = get_rel_name(relid);
 	cs->nodes = (List *) list_nth(fsplan->fdw_private, FdwUpperPrivateNodes);
 	cs->value_states = ExecInitExprList(fsplan->fdw_exprs, (PlanState *) node);
 	node->fdw_state = cs;
@@ -241,6 +244,19 @@ close_count_iterate(ForeignScanState *node)
 
 	/* the values and the request are per-tuple data */
 	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+
+	/*
+	 * As a scan's first read does: a custom_object_type_id that Close does
+	 * not have is an error, not a count of 0 (the types are cached per user
+	 * mapping).
+	 */
+	if (cs->type_id && !cs->checked)
+	{
+		close_field_types_check_table(close_field_types_get(cs->user,
+															&cs->requests),
+									  cs->relname, cs->type_id, NIL, NIL);
+		cs->checked = true;
+	}
 	close_search_evaluate(cs->value_states, econtext, &vals);
 	count = close_search_count(cs->user,
 							   close_search_render_query(cs->nodes, cs->type_id,
