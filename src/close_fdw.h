@@ -416,6 +416,8 @@ extern void close_stats_add(CloseConnection *conn, const char *group,
 							const CloseStatsDelta *delta);
 
 /* in search.c */
+extern void close_search_values_alloc(int n, bool described,
+									  CloseSearchValues *vals);
 extern void close_search_evaluate(List *value_states, ExprContext *econtext,
 								  CloseSearchValues *vals);
 extern char *close_search_render_query(List *nodes, const char *type_id,

@@ -905,15 +905,10 @@ void
 close_search_plan_values(PlannerInfo *root, List *values,
 						 CloseSearchValues *vals)
 {
-	int			n = Max(list_length(values), 1);
 	ListCell   *lc;
 	int			i = 0;
 
-	vals->values = palloc0(sizeof(Datum) * n);
-	vals->nulls = palloc0(sizeof(bool) * n);
-	vals->types = palloc0(sizeof(Oid) * n);
-	vals->known = palloc0(sizeof(bool) * n);
-	vals->descriptions = palloc0(sizeof(char *) * n);
+	close_search_values_alloc(list_length(values), true, vals);
 	foreach(lc, values)
 	{
 		Const	   *c = (Const *) lfirst(lc);

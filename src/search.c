@@ -387,11 +387,18 @@ append_node(StringInfo buf, List *node, CloseSearchValues *vals)
 	}
 }
 
-/*
- * The query's conditions, rendered: custom objects, of the table's type
- * if it has one, and each pushed node.  A slice condition is added per
- * request.
- */
+/* Room for n condition values, none known yet (descriptions for EXPLAIN). */
+void
+close_search_values_alloc(int n, bool described, CloseSearchValues *vals)
+{
+	n = Max(n, 1);
+	vals->values = palloc0(sizeof(Datum) * n);
+	vals->nulls = palloc0(sizeof(bool) * n);
+	vals->types = palloc0(sizeof(Oid) * n);
+	vals->known = palloc0(sizeof(bool) * n);
+	vals->descriptions = described ? palloc0(sizeof(char *) * n) : NULL;
+}
+
 /*
  * The values of a search's conditions, computed now from their expression
  * states, in the current memory context.
@@ -400,15 +407,10 @@ void
 close_search_evaluate(List *value_states, ExprContext *econtext,
 					  CloseSearchValues *vals)
 {
-	int			n = Max(list_length(value_states), 1);
 	ListCell   *lc;
 	int			i = 0;
 
-	vals->values = palloc0(sizeof(Datum) * n);
-	vals->nulls = palloc0(sizeof(bool) * n);
-	vals->types = palloc0(sizeof(Oid) * n);
-	vals->known = palloc0(sizeof(bool) * n);
-	vals->descriptions = NULL;
+	close_search_values_alloc(list_length(value_states), false, vals);
 	foreach(lc, value_states)
 	{
 		ExprState  *state = (ExprState *) lfirst(lc);
@@ -420,6 +422,11 @@ close_search_evaluate(List *value_states, ExprContext *econtext,
 	}
 }
 
+/*
+ * The query's conditions, rendered: custom objects, of the table's type
+ * if it has one, and each pushed node.  A slice condition is added per
+ * request.
+ */
 char *
 close_search_render_query(List *nodes, const char *type_id,
 						  CloseSearchValues *vals)
