@@ -19,6 +19,7 @@ OBJS = \
 	src/modify.o \
 	src/option.o \
 	src/pushdown.o \
+	src/resource.o \
 	src/search.o \
 	src/shared.o \
 	src/upper.o

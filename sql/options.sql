@@ -51,3 +51,7 @@ CREATE FOREIGN TABLE ok_t (id text, status text OPTIONS (field 'custom.cf_x'))
   SERVER ok1 OPTIONS (custom_object_type_id 'cotype_1h5m6uHM9BZOpwVhyRJb4Y');
 
 DROP SERVER ok1, ok2, ok3, ok4, ok5 CASCADE;
+-- the resource a table reads: custom objects unless told
+CREATE FOREIGN TABLE res_t (id text) SERVER close OPTIONS (resource 'leads');  -- ERROR
+CREATE FOREIGN TABLE res_t (id text) SERVER close OPTIONS (resource 'custom_object', custom_object_type_id 'cotype_Device0000000000000000');
+DROP FOREIGN TABLE res_t;

@@ -48,6 +48,49 @@ struct ExplainState;
 
 
 /*
+ * A Close resource, described once as data (resource.c): scan, modify,
+ * search and import code read its row instead of switching on it.
+ */
+typedef enum CloseKeyAccess
+{
+	CLOSE_KEY_READ_ONLY,		/* set by Close: never sent */
+	CLOSE_KEY_WRITABLE,			/* sent by INSERT and UPDATE */
+	CLOSE_KEY_CREATE_ONLY		/* sent by INSERT; an UPDATE of it is refused */
+} CloseKeyAccess;
+
+/* A core key of a resource's records (custom fields are not listed). */
+typedef struct CloseResourceKey
+{
+	const char *key;			/* the record's key; the imported column's name */
+	const char *type;			/* the SQL type IMPORT gives its column */
+	CloseKeyAccess access;
+	/*
+	 * Its type in Advanced Filtering, in the words of custom fields' types
+	 * ("id", "text", "datetime"), or NULL: no search condition on it.
+	 */
+	const char *search_type;
+	const char *comment;		/* the imported column's comment */
+} CloseResourceKey;
+
+typedef struct CloseResource
+{
+	const char *name;			/* the "resource" table option's value */
+	const char *import_table;	/* its table in IMPORT's "crm" schema */
+	const char *path;			/* "/lead/": listing; path + id + "/": one */
+	const char *id_prefix;		/* "lead_" */
+	const char *search_type;	/* Advanced Filtering object_type, or NULL */
+	const char *field_schema;	/* GET /custom_field_schema/{this}/, or NULL */
+	bool		lead_filter;	/* its listing takes lead_id= */
+	bool		get_by_id;		/* GET path{id}/ answers one record */
+	bool		small;			/* a short set: list it whole, filter here */
+	int			max_limit;		/* largest _limit its listing accepts */
+	int			max_skip;		/* largest _skip; 0: not capped */
+	bool		writable;		/* INSERT, UPDATE and DELETE */
+	bool		insert_needs_lead;	/* an INSERT without lead_id is refused */
+	const CloseResourceKey *keys;	/* ends with a NULL key */
+} CloseResource;
+
+/*
  * Options, read once into typed structs by option.c; nothing else walks
  * DefElem lists.
  */
@@ -415,6 +458,15 @@ extern void close_pace_learn(CloseConnection *conn, const char *group,
 extern void close_stats_add(CloseConnection *conn, const char *group,
 							const CloseStatsDelta *delta);
 
+/* in resource.c */
+extern const CloseResource *close_resource_by_name(const char *name);
+extern const CloseResource *close_resource_default(void);
+extern const CloseResource *close_resource_nth(int n);
+extern const CloseResourceKey *close_resource_key(const CloseResource *res,
+												  const char *key);
+extern char *close_resource_names(void);
+extern char *close_resource_key_names(const CloseResource *res);
+
 /* in search.c */
 extern void close_search_values_alloc(int n, bool described,
 									  CloseSearchValues *vals);
@@ -450,6 +502,7 @@ extern void close_get_server_options(ForeignServer *server,
 									 CloseServerOptions *opts);
 extern void close_get_user_options(UserMapping *user, CloseUserOptions *opts);
 extern char *close_get_table_type_id(Oid relid);
+extern const CloseResource *close_get_table_resource(Oid relid);
 extern int	close_get_batch_size(Oid relid);
 extern bool close_write_mode_deferred(Oid relid);
 extern char *close_get_column_key(Oid relid, AttrNumber attnum,

@@ -54,6 +54,7 @@ static const CloseOption close_options[] = {
 	{"api_key", UserMappingRelationId, true},
 	{"oauth_token", UserMappingRelationId, true},
 	{"custom_object_type_id", ForeignTableRelationId, false},
+	{"resource", ForeignTableRelationId, false},
 	{"field", AttributeRelationId, false},
 	{NULL, InvalidOid, false}
 };
@@ -289,6 +290,19 @@ parse_type_id(DefElem *def)
 	return value;
 }
 
+static const CloseResource *
+parse_resource(DefElem *def)
+{
+	char	   *value = defGetString(def);
+	const CloseResource *res = close_resource_by_name(value);
+
+	if (res == NULL)
+		report_invalid_value(def->defname, value,
+							 psprintf("The value must be one of: %s.",
+									  close_resource_names()));
+	return res;
+}
+
 static char *
 parse_field(DefElem *def)
 {
@@ -310,6 +324,8 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 	Oid			catalog = PG_GETARG_OID(1);
 	ListCell   *cell;
 	int			credentials = 0;
+	bool		has_type_id = false;
+	const CloseResource *resource = close_resource_default();
 
 	foreach(cell, options)
 	{
@@ -379,12 +395,32 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 			credentials++;
 		}
 		else if (strcmp(def->defname, "custom_object_type_id") == 0)
+		{
 			(void) parse_type_id(def);
+			has_type_id = true;
+		}
+		else if (strcmp(def->defname, "resource") == 0)
+		{
+			resource = parse_resource(def);
+			/* the scan and write paths read custom objects only, so far */
+			if (resource != close_resource_default())
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("resource \"%s\" cannot be read yet",
+								resource->name)));
+		}
 		else if (strcmp(def->defname, "write_mode") == 0)
 			(void) parse_write_mode(def);
 		else if (strcmp(def->defname, "field") == 0)
 			(void) parse_field(def);
 	}
+
+	if (has_type_id && resource != close_resource_default())
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("option \"custom_object_type_id\" is only valid with resource \"%s\"",
+						close_resource_default()->name),
+				 errdetail("The table reads resource \"%s\".", resource->name)));
 
 	if (catalog == UserMappingRelationId && credentials != 1)
 		ereport(ERROR,
@@ -473,6 +509,23 @@ close_get_table_type_id(Oid relid)
 	return NULL;
 }
 
+/* The resource the table reads: its "resource" option, else custom objects. */
+const CloseResource *
+close_get_table_resource(Oid relid)
+{
+	ForeignTable *table = GetForeignTable(relid);
+	ListCell   *cell;
+
+	foreach(cell, table->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "resource") == 0)
+			return parse_resource(def);
+	}
+	return close_resource_default();
+}
+
 /* The record key a column reads: its "field" option, else its name. */
 char *
 close_get_column_key(Oid relid, AttrNumber attnum, const char *attname)
@@ -490,12 +543,6 @@ close_get_column_key(Oid relid, AttrNumber attnum, const char *attname)
 	return pstrdup(attname);
 }
 
-/* The keys of a custom object record that a column may read by its name. */
-static const char *const core_keys[] = {
-	"id", "custom_object_type_id", "lead_id", "name", "organization_id",
-	"created_by", "updated_by", "date_created", "date_updated", NULL
-};
-
 /*
  * Refuse a table definition with a column that maps to no Close key: no
  * "field" option, and a name that is no record key (a typo such as
@@ -508,8 +555,8 @@ void
 close_check_column_keys(Relation rel)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
+	const CloseResource *res = close_get_table_resource(RelationGetRelid(rel));
 	int			i;
-	int			k;
 
 	for (i = 0; i < tupdesc->natts; i++)
 	{
@@ -522,10 +569,8 @@ close_check_column_keys(Relation rel)
 		/* a generated column is computed here, not read from Close */
 		if (att->attisdropped || att->attgenerated)
 			continue;
-		for (k = 0; core_keys[k]; k++)
-			if (strcmp(name, core_keys[k]) == 0)
-				break;
-		if (core_keys[k] || close_is_custom_map_column(att->atttypid, name))
+		if (close_resource_key(res, name) ||
+			close_is_custom_map_column(att->atttypid, name))
 			continue;
 		options = GetForeignColumnOptions(RelationGetRelid(rel), att->attnum);
 		foreach(cell, options)
@@ -539,7 +584,8 @@ close_check_column_keys(Relation rel)
 						name, RelationGetRelationName(rel)),
 				 errdetail("A column without a \"field\" option reads the record key of its name, and Close records have no key \"%s\".",
 						   name),
-				 errhint("Valid keys are id, custom_object_type_id, lead_id, name, organization_id, created_by, updated_by, date_created, date_updated, custom (a json or jsonb column of every custom field), and custom.cf_... (a custom field, through OPTIONS (field 'custom.cf_...')).")));
+				 errhint("Valid keys are %s, custom (a json or jsonb column of every custom field), and custom.cf_... (a custom field, through OPTIONS (field 'custom.cf_...')).",
+						 close_resource_key_names(res))));
 	}
 }
 
