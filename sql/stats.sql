@@ -1,6 +1,23 @@
 -- stats: close_fdw_stats counts, per server and endpoint group, what was
--- sent and what came back, across backends (the suite's cluster preloads
--- close_fdw); close_fdw_stats_reset() starts it again.
+-- sent and what came back, across backends; close_fdw_stats_reset()
+-- starts it again.
+-- The cross-backend behaviour below needs the state in shared memory:
+-- close_fdw preloaded, or on PostgreSQL 17 and later a DSM segment
+-- (close_fdw.shared_state says which).  On 13 to 16 without preload there
+-- is none, and this file stops here (shared f, the rest missing).
+LOAD 'close_fdw';
+SELECT current_setting('close_fdw.shared_state') =
+       CASE WHEN current_setting('shared_preload_libraries') ~ 'close_fdw' THEN 'preloaded'
+            WHEN current_setting('server_version_num')::int >= 170000 THEN 'dsm'
+            ELSE 'backend' END AS state_as_expected,
+       current_setting('close_fdw.shared_state') <> 'backend' AS shared
+\gset
+SELECT :'state_as_expected' AS state_as_expected, :'shared' AS shared;
+\if :shared
+\else
+\quit
+\endif
+
 \set big 'lead_Big0000000000000000000000000000000000000000'
 SELECT emulator_reset();
 SELECT close_fdw_stats_reset();

@@ -446,6 +446,7 @@ typedef struct ClosePaceTicket
 } ClosePaceTicket;
 
 extern void close_shared_init(void);
+extern void close_shared_attach(void);
 extern bool close_shared_active(void);
 extern int	close_pace_take(CloseConnection *conn, const char *group, int wanted,
 							ClosePaceTicket *ticket, double *wait_ms);

@@ -31,6 +31,9 @@
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #endif
+#if PG_VERSION_NUM >= 170000
+#include "storage/dsm_registry.h"
+#endif
 #include "catalog/pg_foreign_server.h"
 #include "parser/parsetree.h"
 #include "utils/acl.h"
@@ -429,6 +432,34 @@ close_request_shmem(void (*request) (void), void (**prev) (void))
 #else
 	*prev = NULL;
 	request();
+#endif
+}
+
+/*
+ * Shared memory after startup: a named DSM segment (dsm_registry, 17 on),
+ * made and initialized by init in the first backend that asks, attached in
+ * the others; NULL before 17, where only shared_preload_libraries gives
+ * shared memory.
+ */
+static inline bool
+close_named_dsm_available(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return true;
+#else
+	return false;
+#endif
+}
+
+static inline void *
+close_get_named_dsm(const char *name, size_t size, void (*init) (void *ptr))
+{
+#if PG_VERSION_NUM >= 170000
+	bool		found;
+
+	return GetNamedDSMSegment(name, size, init, &found);
+#else
+	return NULL;
 #endif
 }
 

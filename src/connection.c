@@ -92,6 +92,8 @@ close_get_connection(UserMapping *user)
 	bool		found;
 
 	check_own_credential(user);
+	/* the shared pacing and statistics, before any request */
+	close_shared_attach();
 
 	if (ConnectionHash == NULL)
 	{

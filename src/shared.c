@@ -6,8 +6,11 @@
  *		  (server, endpoint group).  When close_fdw is in
  *		  shared_preload_libraries they live in shared memory, so that every
  *		  backend using one API key draws from one budget and the statistics
- *		  add up across backends; otherwise in this backend's memory.  The
- *		  rest of the code calls the functions here and does not care which.
+ *		  add up across backends; without preload, on PostgreSQL 17 and
+ *		  later, the same state lives in a named DSM segment that each
+ *		  backend attaches when it first needs a session; otherwise in this
+ *		  backend's memory.  The rest of the code calls the functions here
+ *		  and does not care which.
  *
  * The pacing hands out "tickets": each request takes one before it is sent.
  * What an answer's RateLimit says remains is taken less every other request
@@ -96,14 +99,34 @@ typedef struct StatsSlot
 
 typedef struct CloseSharedState
 {
-	LWLock	   *lock;			/* NULL in a backend's own copy */
+	/*
+	 * Preloaded: the lock of the named tranche, at the same address in every
+	 * backend.  NULL in a DSM segment (its lock is in CloseDsmState, mapped
+	 * anywhere) and in a backend's own copy.
+	 */
+	LWLock	   *lock;
 	PaceSlot	pacers[CLOSE_SHARED_PACERS];
 	StatsSlot	stats[CLOSE_SHARED_STATS];
 } CloseSharedState;
 
-/* The state in shared memory (preloaded), and this backend's own. */
+/* The named DSM segment (17+, not preloaded): the state and its lock. */
+typedef struct CloseDsmState
+{
+	LWLock		lock;
+	CloseSharedState state;
+} CloseDsmState;
+
+/*
+ * The state in shared memory (preloaded or a DSM segment) and the lock that
+ * guards it in this backend, and this backend's own.
+ */
 static CloseSharedState *SharedState = NULL;
+static LWLock *SharedLock = NULL;
 static CloseSharedState *LocalState = NULL;
+
+/* Where the state lives: close_fdw.shared_state. */
+static char *close_shared_state = NULL;
+static bool shared_in_dsm = false;
 
 static void (*prev_shmem_request) (void) = NULL;
 static shmem_startup_hook_type prev_shmem_startup = NULL;
@@ -137,23 +160,80 @@ shared_startup(void)
 		memset(SharedState, 0, sizeof(CloseSharedState));
 		SharedState->lock = &(GetNamedLWLockTranche("close_fdw"))->lock;
 	}
+	SharedLock = SharedState->lock;
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/* From _PG_init: the setting, and shared memory when preloaded. */
+/* The first backend to ask makes the DSM segment: a fresh state and lock. */
+static void
+dsm_init(void *ptr)
+{
+	CloseDsmState *dsm = (CloseDsmState *) ptr;
+
+	memset(dsm, 0, sizeof(CloseDsmState));
+	LWLockInitialize(&dsm->lock, LWLockNewTrancheId());
+}
+
+/*
+ * From _PG_init: the settings, and shared memory when preloaded.  Without
+ * preload, on 17 and later, the DSM segment is attached later, by
+ * close_shared_attach: not here, where an error would leave the library
+ * loaded half initialized.
+ */
 void
 close_shared_init(void)
 {
+	const char *where;
+
+	if (process_shared_preload_libraries_in_progress)
+		where = "preloaded";
+	else if (close_named_dsm_available())
+		where = "dsm";
+	else
+		where = "backend";
+	shared_in_dsm = strcmp(where, "dsm") == 0;
 	DefineCustomBoolVariable("close_fdw.shared_pacing",
 							 "Paces this session's Close API requests together with the other sessions'.",
-							 "Takes effect when close_fdw is in shared_preload_libraries; off, the session paces itself alone.",
+							 "Takes effect when the state is shared (see close_fdw.shared_state); off, the session paces itself alone.",
 							 &close_shared_pacing, true, PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomStringVariable("close_fdw.shared_state",
+							   "Shows where the pacing and statistics shared by all sessions live.",
+							   "preloaded: shared memory (shared_preload_libraries); dsm: a dynamic shared memory segment (PostgreSQL 17 and later); backend: each backend's own memory.",
+							   &close_shared_state, where, PGC_INTERNAL,
+							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	close_request_shmem(shared_request, &prev_shmem_request);
 	prev_shmem_startup = shmem_startup_hook;
 	shmem_startup_hook = shared_startup;
+}
+
+/*
+ * Without preload, on 17 and later: attach the named DSM segment (making
+ * it if no backend has yet), before this backend paces or counts anything.
+ * Called where an error may be thrown (a session is about to be used, the
+ * statistics are read or reset); cheap once attached.  The name carries the
+ * size of the state, so that a build with another layout (an upgrade
+ * installed while the server runs) makes a segment of its own instead of
+ * failing on, or misreading, the old one.
+ */
+void
+close_shared_attach(void)
+{
+	CloseDsmState *dsm;
+	char		name[64];
+
+	if (SharedState != NULL || !shared_in_dsm)
+		return;
+	snprintf(name, sizeof(name), "close_fdw %zu", sizeof(CloseDsmState));
+	dsm = close_get_named_dsm(name, sizeof(CloseDsmState), dsm_init);
+	if (dsm == NULL)
+		elog(ERROR, "close_fdw: no dynamic shared memory segment");
+	LWLockRegisterTranche(dsm->lock.tranche, "close_fdw");
+	SharedLock = &dsm->lock;
+	SharedState = &dsm->state;
 }
 
 /* Whether the state is in shared memory. */
@@ -169,7 +249,7 @@ lock_state(bool pacing)
 {
 	if (SharedState && (close_shared_pacing || !pacing))
 	{
-		LWLockAcquire(SharedState->lock, LW_EXCLUSIVE);
+		LWLockAcquire(SharedLock, LW_EXCLUSIVE);
 		return SharedState;
 	}
 	if (LocalState == NULL)
@@ -181,8 +261,8 @@ lock_state(bool pacing)
 static void
 unlock_state(CloseSharedState *state)
 {
-	if (state->lock)
-		LWLockRelease(state->lock);
+	if (state == SharedState)
+		LWLockRelease(SharedLock);
 }
 
 /*
@@ -483,6 +563,7 @@ close_fdw_stats_rows(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
+	close_shared_attach();
 	rows = palloc(sizeof(StatsSlot) * CLOSE_SHARED_STATS);
 	state = lock_state(false);
 	for (i = 0; i < CLOSE_SHARED_STATS; i++)
@@ -530,9 +611,11 @@ close_fdw_stats_rows(PG_FUNCTION_ARGS)
 Datum
 close_fdw_stats_reset(PG_FUNCTION_ARGS)
 {
-	CloseSharedState *state = lock_state(false);
+	CloseSharedState *state;
 	int			i;
 
+	close_shared_attach();
+	state = lock_state(false);
 	for (i = 0; i < CLOSE_SHARED_STATS; i++)
 		if (state->stats[i].dbid == MyDatabaseId)
 			memset(&state->stats[i], 0, sizeof(StatsSlot));
