@@ -215,9 +215,9 @@ close_shared_init(void)
  * it if no backend has yet), before this backend paces or counts anything.
  * Called where an error may be thrown (a session is about to be used, the
  * statistics are read or reset); cheap once attached.  The name carries the
- * size of the state, so that a build with another layout (an upgrade
- * installed while the server runs) makes a segment of its own instead of
- * failing on, or misreading, the old one.
+ * size of the state: a build whose state has another size (an upgrade
+ * installed while the server runs) makes a segment of its own, where
+ * GetNamedDSMSegment would refuse the old name for the size differing.
  */
 void
 close_shared_attach(void)
