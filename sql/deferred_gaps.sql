@@ -171,6 +171,15 @@ SELECT statement, foreign_table, action, object_id = :'y' AS is_y, object_id = :
   FROM close_fdw_write_log();
 SELECT regexp_replace(line, 'custobj_[A-Za-z0-9]+', 'custobj_...') FROM requests() line;
 SELECT names();
+-- two POSTs of one round refused: each is listed as failed with its
+-- status, none as queued (was: only the first was listed at all)
+BEGIN;
+INSERT INTO dg_def (lead_id, name) VALUES (:'one', 'R1'), (:'one', 'R2'), (:'one', 'R3');
+SELECT emulator_fault('{"method": "POST", "action": "status", "status": 400, "body": {"field-errors": {"name": "Not this one."}}, "times": 2}');
+COMMIT;  -- ERROR
+SELECT statement, action, object_id IS NULL AS no_id, http_status, state
+  FROM close_fdw_write_log() ORDER BY state, http_status;
+SELECT count(*) FROM requests() WHERE requests LIKE 'POST %';
 -- a COMMIT that fails before sending anything lists every write queued
 CREATE FOREIGN TABLE dg_gone (id text, name text) SERVER dg_serial;
 BEGIN;

@@ -2090,6 +2090,15 @@ item_statement(CloseModifyState *st, int i)
 	st->item_index = i;
 }
 
+/* A chunk of send_writes being judged (read after a longjmp). */
+typedef struct WriteChunk
+{
+	CloseResponse *responses;
+	bool	   *judged;			/* has its entry, or is being resent */
+	int			start;			/* its first write */
+	int			sent;			/* its writes sent; 0: none being judged */
+} WriteChunk;
+
 /*
  * Send n writes of one kind, up to max_concurrency at once
  * (close_http_send_many: within the pacing, one attempt each), and log
@@ -2121,6 +2130,8 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 	bool	   *unsure = palloc0(sizeof(bool) * Max(n, 1));
 	CloseResponse *resend = palloc0(sizeof(CloseResponse));
 	int		   *resending = palloc(sizeof(int));
+	/* the chunk being judged: its answers, and which have their entry */
+	WriteChunk *cur = palloc0(sizeof(WriteChunk));
 	int			i;
 
 	*resending = -1;
@@ -2165,6 +2176,10 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 			sent = close_http_send_many(conn, method, paths + start,
 										bodies ? bodies + start : NULL,
 										chunk, responses);
+			cur->responses = responses;
+			cur->judged = judged;
+			cur->start = start;
+			cur->sent = sent;
 			for (i = 0; i < sent; i++)
 				unsure[start + i] = answer_leaves_doubt(&responses[i]);
 
@@ -2203,6 +2218,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 					continue;
 				item_statement(st, start + i);
 				CHECK_FOR_INTERRUPTS();
+				judged[i] = true;	/* logged below, or as resending */
 				if (!r->resend_safe || !close_http_may_retry(conn, r))
 				{
 					if (!unsure[start + i])
@@ -2229,6 +2245,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 					log_written(st, ids ? ids[start + i] : record_id(record));
 			}
 			MemoryContextSwitchTo(oldcxt);
+			cur->sent = 0;
 			start += sent;
 			CHECK_FOR_INTERRUPTS();
 		}
@@ -2246,6 +2263,19 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 			log_failed(st, method, paths[*resending],
 					   bodies ? bodies[*resending] : NULL,
 					   (int) resend->status);
+		}
+		/*
+		 * the chunk's writes refused, or surely not done, that an earlier
+		 * write's error left unjudged
+		 */
+		for (j = 0; j < cur->sent; j++)
+		{
+			if (cur->judged[j] || unsure[cur->start + j])
+				continue;
+			item_statement(st, cur->start + j);
+			log_failed(st, method, paths[cur->start + j],
+					   bodies ? bodies[cur->start + j] : NULL,
+					   (int) cur->responses[j].status);
 		}
 		for (j = 0; j < n; j++)
 		{
@@ -2627,6 +2657,8 @@ send_deferred(void)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
+		ListCell   *lc;
 		int			j;
 
 		/*
@@ -2645,7 +2677,27 @@ send_deferred(void)
 			write_entry_add_for(w->cid, w->relname, w->operation, w->id,
 								w->lead, 0, WRITE_QUEUED);
 		}
-		PG_RE_THROW();
+
+		/*
+		 * The error says what every round before reached Close too (the
+		 * failing round's already does), rather than WARNINGs at the abort.
+		 */
+		edata = CopyErrorData();
+		FlushErrorState();
+		foreach(lc, write_logs)
+		{
+			CloseWriteLog *log = (CloseWriteLog *) lfirst(lc);
+			char	   *text;
+
+			if (log->count <= log->reported && log->maybe <= log->maybe_reported)
+				continue;
+			text = write_log_text(log);
+			edata->detail = edata->detail
+				? psprintf("%s\n%s", edata->detail, text) : text;
+			log->reported = log->count;
+			log->maybe_reported = log->maybe;
+		}
+		ReThrowError(edata);
 	}
 	PG_END_TRY();
 
