@@ -666,7 +666,7 @@ extern void close_deferred_add(Oid relid, Oid userid, Oid serverid,
 							   const char *relname);
 extern CloseDeferredWrite **close_deferred_writes(int *n);
 extern int	close_deferred_object_writes(const char *path, int *deletes);
-extern Oid	close_deferred_insert_overlap(Oid relid);
+extern const char *close_deferred_insert_overlap(Oid relid, bool *same);
 extern void close_deferred_end(int level, bool abort);
 
 /* in modify.c */

@@ -40,6 +40,7 @@ typedef struct DeferredObject
 typedef struct DeferredTarget
 {
 	Oid			relid;
+	char	   *relname;		/* as when it queued, for messages */
 	Oid			serverid;
 	const char *resource;		/* its resource's path */
 	char	   *type_id;		/* its custom_object_type_id, or NULL */
@@ -115,7 +116,7 @@ find_object(const char *path, bool create)
 
 /* The target of a table's INSERTs, made on its first. */
 static DeferredTarget *
-find_target(Oid relid, Oid serverid)
+find_target(Oid relid, Oid serverid, const char *relname)
 {
 	DeferredTarget *t;
 	ListCell   *lc;
@@ -134,6 +135,7 @@ find_target(Oid relid, Oid serverid)
 	oldcxt = MemoryContextSwitchTo(queue_cxt);
 	t = palloc0(sizeof(DeferredTarget));
 	t->relid = relid;
+	t->relname = pstrdup(relname);
 	t->serverid = serverid;
 	t->resource = close_get_table_resource(relid)->path;
 	t->type_id = close_get_table_type_id(relid);
@@ -197,7 +199,7 @@ close_deferred_add(Oid relid, Oid userid, Oid serverid, CmdType operation,
 		? queue[queue_len - 1]->relname : pstrdup(relname);
 	if (operation == CMD_INSERT)
 	{
-		w->target = find_target(relid, serverid);
+		w->target = find_target(relid, serverid, relname);
 		w->target->inserts++;
 	}
 	else
@@ -233,13 +235,13 @@ close_deferred_object_writes(const char *path, int *deletes)
 }
 
 /*
- * A table with INSERTs queued whose rows a statement on relid could read:
- * the same server and resource, and the same custom_object_type_id, or
- * either table without one (it may hold the other's rows).  InvalidOid if
- * there is none.
+ * The name of a table with INSERTs queued whose rows a statement on relid
+ * could read: the same server and resource, and the same
+ * custom_object_type_id, or either table without one (it may hold the
+ * other's rows); *same: it is relid.  NULL if there is none.
  */
-Oid
-close_deferred_insert_overlap(Oid relid)
+const char *
+close_deferred_insert_overlap(Oid relid, bool *same)
 {
 	ForeignTable *table;
 	const char *resource;
@@ -249,8 +251,9 @@ close_deferred_insert_overlap(Oid relid)
 
 	foreach(lc, targets)
 		any |= ((DeferredTarget *) lfirst(lc))->inserts > 0;
+	*same = false;
 	if (!any)
-		return InvalidOid;
+		return NULL;
 
 	table = GetForeignTable(relid);
 	resource = close_get_table_resource(relid)->path;
@@ -263,9 +266,12 @@ close_deferred_insert_overlap(Oid relid)
 			strcmp(t->resource, resource) == 0 &&
 			(t->type_id == NULL || type_id == NULL ||
 			 strcmp(t->type_id, type_id) == 0))
-			return t->relid;
+		{
+			*same = t->relid == relid;
+			return t->relname;
+		}
 	}
-	return InvalidOid;
+	return NULL;
 }
 
 /* Drop the writes from position pos on. */

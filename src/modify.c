@@ -1174,14 +1174,15 @@ static void
 check_queued_inserts(CloseModifyState *st)
 {
 	const char *relname = RelationGetRelationName(st->rel);
-	Oid			other;
+	const char *other;
+	bool		same;
 
 	if (st->operation == CMD_INSERT)
 		return;
-	other = close_deferred_insert_overlap(RelationGetRelid(st->rel));
-	if (other == InvalidOid)
+	other = close_deferred_insert_overlap(RelationGetRelid(st->rel), &same);
+	if (other == NULL)
 		return;
-	if (other == RelationGetRelid(st->rel))
+	if (same)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot %s foreign table \"%s\" after INSERTs into it queued in this transaction",
@@ -1193,11 +1194,11 @@ check_queued_inserts(CloseModifyState *st)
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("cannot %s foreign table \"%s\" after INSERTs queued in this transaction into foreign table \"%s\"",
 					st->operation == CMD_UPDATE ? "update" : "delete from",
-					relname, get_rel_name(other)),
+					relname, other),
 			 errdetail("The INSERTs (write_mode 'deferred') reach Close at COMMIT, and their rows may be rows of \"%s\" (the same server and custom object type, or a table without custom_object_type_id), which this statement could not see.",
 					   relname),
 			 errhint("Commit first, or use OPTIONS (write_mode 'immediate') on foreign table \"%s\".",
-					 get_rel_name(other))));
+					 other)));
 }
 
 /*
