@@ -1222,8 +1222,10 @@ check_object_not_queued(CloseModifyState *st, const char *path,
 					id, RelationGetRelationName(st->rel)),
 			 deletes > 0
 			 ? errdetail("Its DELETE is queued (write_mode 'deferred') and reaches Close at COMMIT; this table's write_mode 'immediate' would send this write at once, before it.")
-			 : errdetail("%d write%s to it (write_mode 'deferred') reach Close at COMMIT; this table's write_mode 'immediate' would send this write at once, before them.",
-						 writes, writes == 1 ? "" : "s"),
+			 : writes == 1
+			 ? errdetail("An UPDATE of it is queued (write_mode 'deferred') and reaches Close at COMMIT; this table's write_mode 'immediate' would send this write at once, before it.")
+			 : errdetail("%d UPDATEs of it are queued (write_mode 'deferred') and reach Close at COMMIT; this table's write_mode 'immediate' would send this write at once, before them.",
+						 writes),
 			 errhint("Write the object through a table with write_mode 'deferred' in this transaction, or commit first.")));
 }
 
