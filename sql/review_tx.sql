@@ -69,8 +69,9 @@ SELECT pg_sleep(0);
 SELECT regexp_replace(line, 'custobj_[A-Za-z0-9]+', 'custobj_...') FROM emulator_requests() line;
 
 
--- a COMMIT that fails before anything reached Close: the write log is
--- empty (was: the 2 INSERTs of the transaction before, as if this one's)
+-- a COMMIT that fails before anything reached Close: the write log lists
+-- this transaction's UPDATE, queued and never sent (was: the 2 INSERTs of
+-- the transaction before, as if this one's)
 CREATE FOREIGN TABLE rt_gone (id text, name text,
   custom_object_type_id text DEFAULT 'cotype_Device0000000000000000')
   SERVER close OPTIONS (write_mode 'deferred');

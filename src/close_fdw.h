@@ -650,18 +650,24 @@ typedef struct CloseDeferredWrite
 	Oid			serverid;
 	CmdType		operation;
 	CommandId	cid;			/* the statement that queued it */
-	int			nest_level;		/* (sub)transaction that queued it */
 	char	   *path;			/* "/custom_object/" or the record's */
 	char	   *body;			/* NULL for DELETE */
 	char	   *id;				/* NULL for INSERT */
+	char	   *lead;			/* an INSERT's lead_id, or NULL */
+	const char *relname;		/* the table's name, for the write log */
+	/* deferred.c's own: what this write counts in */
+	struct DeferredObject *object;	/* UPDATE, DELETE: its object */
+	struct DeferredTarget *target;	/* INSERT: its table's */
 } CloseDeferredWrite;
 
 extern void close_deferred_add(Oid relid, Oid userid, Oid serverid,
 							   CmdType operation, CommandId cid,
 							   const char *path, const char *body,
-							   const char *id);
-extern List *close_deferred_writes(void);
-extern bool close_deferred_has_insert(Oid relid);
+							   const char *id, const char *lead,
+							   const char *relname);
+extern CloseDeferredWrite **close_deferred_writes(int *n);
+extern int	close_deferred_object_writes(const char *path, int *deletes);
+extern const char *close_deferred_insert_overlap(Oid relid, bool *same);
 extern void close_deferred_end(int level, bool abort);
 
 /* in modify.c */

@@ -136,7 +136,6 @@ static const char *const write_state_names[] = {
 
 typedef struct WriteEntry
 {
-	int			nest_level;		/* (sub)transaction that wrote */
 	int			statement;		/* 1 for the transaction's first writer */
 	const char *relname;
 	CmdType		action;
@@ -158,6 +157,14 @@ typedef struct WriteEntries
 	CommandId  *cids;			/* statement i + 1 is cids[i], ascending */
 	int			statements;		/* statements numbered so far */
 	int			cids_size;
+	/*
+	 * starts[level]: the first entry of the open (sub)transaction at that
+	 * level, for levels 2 to depth, filled when it adds one (a level
+	 * without a start has none): its end costs its own entries.
+	 */
+	int		   *starts;
+	int			starts_size;
+	int			depth;			/* 0 or 1: no subtransaction entries */
 	const char *last_relname;	/* in cxt, shared by entries */
 	bool		committing;		/* COMMIT began sending queued writes */
 } WriteEntries;
@@ -189,6 +196,8 @@ typedef struct CloseModifyState
 	bool		check_returning;	/* deferred routed row: check RETURNING */
 	CommandId	cid;			/* the statement, for its write log entries */
 	CommandId  *item_cids;		/* at COMMIT: each deferred write's statement */
+	bool	   *item_logged;	/* at COMMIT: each has the entry of its outcome */
+	int			item_index;		/* the write item_statement chose */
 	int			last_status;	/* judge_write: the status judged */
 	char	   *last_lead;		/* judge_write: the record's lead, or NULL */
 	bool		gone_on_retry;	/* judge_write: a DELETE's retry got 404 */
@@ -198,6 +207,10 @@ typedef struct CloseModifyState
 static void check_update_columns(Relation rel, List *attnos);
 static void close_xact_callback(XactEvent event, void *arg);
 static void send_deferred(void);
+static void write_entry_add_for(CommandId cid, const char *relname,
+								CmdType action, const char *id,
+								const char *lead, int status,
+								WriteState state);
 static char *body_lead(const char *body);
 static void close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								   SubTransactionId parentSubid, void *arg);
@@ -364,18 +377,22 @@ statement_number(WriteEntries *we, CommandId cid)
 static void
 write_entries_drop_queued(int level)
 {
+	WriteEntries *we = &current_entries;
+	int			first = level <= 1 ? 0
+		: level <= we->depth ? we->starts[level] : we->n;
 	int			i;
-	int			kept = 0;
+	int			kept = first;
 
-	for (i = 0; i < current_entries.n; i++)
+	/* the entries of level and deeper are those from its start on */
+	for (i = first; i < we->n; i++)
 	{
-		WriteEntry *e = &current_entries.entries[i];
+		WriteEntry *e = &we->entries[i];
 
-		if (e->state == WRITE_QUEUED && e->nest_level >= level)
+		if (e->state == WRITE_QUEUED)
 			continue;
-		current_entries.entries[kept++] = *e;
+		we->entries[kept++] = *e;
 	}
-	current_entries.n = kept;
+	we->n = kept;
 
 	/* so are those queued past the cap: they no longer count as unlisted */
 	for (i = level; i < current_entries.dropped_levels; i++)
@@ -393,20 +410,36 @@ static void
 write_entry_add(CloseModifyState *st, const char *id, const char *lead,
 				int status, WriteState state)
 {
+	write_entry_add_for(st->cid, RelationGetRelationName(st->rel),
+						st->operation, id, lead, status, state);
+	/* a queued write being sent (send_deferred) has its outcome */
+	if (st->item_logged)
+		st->item_logged[st->item_index] = true;
+}
+
+/*
+ * Add an entry for one write to the current transaction's entries: of the
+ * statement whose command id is cid, to table relname (id and lead may be
+ * NULL).
+ */
+static void
+write_entry_add_for(CommandId cid, const char *relname, CmdType action,
+					const char *id, const char *lead, int status,
+					WriteState state)
+{
 	WriteEntries *we = &current_entries;
 	WriteEntry *e;
 	MemoryContext oldcxt;
 	int			statement;
+	int			level = GetCurrentTransactionNestLevel();
 
 	if (we->cxt == NULL)
 		we->cxt = AllocSetContextCreate(TopMemoryContext,
 										"close_fdw write log",
 										ALLOCSET_DEFAULT_SIZES);
-	statement = statement_number(we, st->cid);
+	statement = statement_number(we, cid);
 	if (we->n >= CLOSE_WRITE_ENTRIES_MAX)
 	{
-		int			level = GetCurrentTransactionNestLevel();
-
 		we->dropped++;
 		if (state != WRITE_QUEUED)
 			return;
@@ -428,6 +461,19 @@ write_entry_add(CloseModifyState *st, const char *id, const char *lead,
 		return;
 	}
 	oldcxt = MemoryContextSwitchTo(we->cxt);
+	/* the levels opened since the last entry start here */
+	if (level >= we->starts_size)
+	{
+		int			size = Max(level + 1, we->starts_size * 2);
+
+		we->starts = we->starts == NULL ? palloc(sizeof(int) * size)
+			: repalloc(we->starts, sizeof(int) * size);
+		we->starts_size = size;
+	}
+	if (we->depth > level)
+		we->depth = level;		/* cannot happen: the ends are seen */
+	while (we->depth < level)
+		we->starts[++we->depth] = we->n;
 	if (we->n >= we->size)
 	{
 		we->size = we->size == 0 ? 64 : Min(we->size * 2, CLOSE_WRITE_ENTRIES_MAX);
@@ -436,13 +482,11 @@ write_entry_add(CloseModifyState *st, const char *id, const char *lead,
 			: repalloc(we->entries, sizeof(WriteEntry) * we->size);
 	}
 	e = &we->entries[we->n];
-	e->nest_level = GetCurrentTransactionNestLevel();
 	e->statement = statement;
-	if (we->last_relname == NULL ||
-		strcmp(we->last_relname, RelationGetRelationName(st->rel)) != 0)
-		we->last_relname = pstrdup(RelationGetRelationName(st->rel));
+	if (we->last_relname == NULL || strcmp(we->last_relname, relname) != 0)
+		we->last_relname = pstrdup(relname);
 	e->relname = we->last_relname;
-	e->action = st->operation;
+	e->action = action;
 	e->object_id = id && id[0] ? pstrdup(id) : NULL;
 	e->lead_id = lead && lead[0] ? pstrdup(lead) : NULL;
 	e->status = status;
@@ -461,13 +505,17 @@ write_entries_end(int level, bool abort)
 {
 	int			i;
 
-	if (abort)
+	/*
+	 * A COMMIT that failed while sending keeps the entries of what it never
+	 * sent: they say what did not reach Close.
+	 */
+	if (abort && !(level <= 1 && current_entries.committing))
 		write_entries_drop_queued(level);
 	if (level > 1)
 	{
-		for (i = 0; i < current_entries.n; i++)
-			if (current_entries.entries[i].nest_level >= level)
-				current_entries.entries[i].nest_level = level - 1;
+		/* its entries become its parent's */
+		if (current_entries.depth >= level)
+			current_entries.depth = level - 1;
 		for (i = level; i < current_entries.dropped_levels; i++)
 		{
 			current_entries.dropped_queued[level - 1] +=
@@ -612,10 +660,80 @@ write_log_text(CloseWriteLog *log)
 	return buf.data;
 }
 
+static void
+free_write_log(CloseWriteLog *log)
+{
+	ListCell   *lc;
+
+	pfree(log->ids.data);
+	foreach(lc, log->maybe_keys)
+		pfree(((MaybeWrites *) lfirst(lc))->key);
+	list_free_deep(log->maybe_keys);
+	pfree(log);
+}
+
+/*
+ * Add src's writes to dst's (the same table and kind of write); dst keeps
+ * listing the first CLOSE_REPORTED_IDS ids.  The caller is in
+ * TopMemoryContext.
+ */
+static void
+merge_write_log(CloseWriteLog *dst, CloseWriteLog *src)
+{
+	int64		listed = Min(dst->count, CLOSE_REPORTED_IDS);
+	char	   *id = src->ids.data;
+	ListCell   *lc;
+	ListCell   *lc2;
+
+	/* ids have no comma ("custobj_..." or "custobj_... (the retry ...)") */
+	while (listed < CLOSE_REPORTED_IDS && *id != '\0')
+	{
+		size_t		len = strcspn(id, ",");
+
+		appendStringInfo(&dst->ids, "%s%.*s", dst->ids.len > 0 ? ", " : "",
+						 (int) len, id);
+		listed++;
+		id += len;
+		if (*id == ',')
+			id += 2;			/* ", " */
+	}
+	dst->count += src->count;
+	dst->reported += src->reported;
+	dst->maybe += src->maybe;
+	dst->maybe_reported += src->maybe_reported;
+	foreach(lc, src->maybe_keys)
+	{
+		MaybeWrites *m = (MaybeWrites *) lfirst(lc);
+		bool		found = false;
+
+		foreach(lc2, dst->maybe_keys)
+		{
+			MaybeWrites *d = (MaybeWrites *) lfirst(lc2);
+
+			if (strcmp(d->key, m->key) == 0)
+			{
+				d->n += m->n;
+				found = true;
+				break;
+			}
+		}
+		if (!found && list_length(dst->maybe_keys) < CLOSE_REPORTED_IDS)
+		{
+			MaybeWrites *d = palloc(sizeof(MaybeWrites));
+
+			d->key = pstrdup(m->key);
+			d->n = m->n;
+			dst->maybe_keys = lappend(dst->maybe_keys, d);
+		}
+	}
+}
+
 /*
  * The (sub)transaction at level and deeper ends: on abort, warn about
  * writes no error has told of yet; on commit, a subtransaction's writes
- * become its parent's.
+ * become its parent's, merged into the parent's log of the same table and
+ * kind of write (so that the logs stay few however many subtransactions
+ * wrote: an EXCEPTION block per row).
  */
 static void
 write_logs_end(int level, bool abort)
@@ -636,8 +754,29 @@ write_logs_end(int level, bool abort)
 		}
 		if (!abort && level > 1)
 		{
-			log->nest_level = level - 1;
-			kept = lappend(kept, log);
+			CloseWriteLog *parent = NULL;
+
+			foreach(lc2, kept)
+			{
+				CloseWriteLog *other = (CloseWriteLog *) lfirst(lc2);
+
+				if (other->nest_level == level - 1 && other->verb == log->verb &&
+					strcmp(other->relname, log->relname) == 0)
+				{
+					parent = other;
+					break;
+				}
+			}
+			if (parent == NULL)
+			{
+				log->nest_level = level - 1;
+				kept = lappend(kept, log);
+			}
+			else
+			{
+				merge_write_log(parent, log);
+				free_write_log(log);
+			}
 			continue;
 		}
 		if (abort && (log->count > log->reported ||
@@ -651,11 +790,7 @@ write_logs_end(int level, bool abort)
 					 errdetail_internal("%s", text)));
 			pfree(text);		/* made in TopMemoryContext */
 		}
-		pfree(log->ids.data);
-		foreach(lc2, log->maybe_keys)
-			pfree(((MaybeWrites *) lfirst(lc2))->key);
-		list_free_deep(log->maybe_keys);
-		pfree(log);
+		free_write_log(log);
 	}
 	list_free(write_logs);
 	write_logs = kept;
@@ -666,6 +801,7 @@ static void
 close_xact_callback(XactEvent event, void *arg)
 {
 	ListCell   *lc;
+	int			nqueued;
 
 	switch (event)
 	{
@@ -673,11 +809,11 @@ close_xact_callback(XactEvent event, void *arg)
 			send_deferred();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			if (close_deferred_writes() != NIL)
+			if (close_deferred_writes(&nqueued) != NULL && nqueued > 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot prepare a transaction that has queued writes to foreign table \"%s\"",
-								get_rel_name(((CloseDeferredWrite *) linitial(close_deferred_writes()))->relid)),
+								close_deferred_writes(&nqueued)[0]->relname),
 						 errdetail("Its writes (write_mode 'deferred') would be sent by COMMIT PREPARED, which cannot fail.")));
 
 			/*
@@ -1008,8 +1144,7 @@ all_columns(TupleDesc tupdesc)
 
 /*
  * What a statement on a table with write_mode 'deferred' cannot do: AFTER
- * ROW triggers would see no id (nothing is sent yet), and an UPDATE or
- * DELETE could not see the rows the transaction's INSERTs queued.
+ * ROW triggers would see no id (nothing is sent yet).
  */
 static void
 check_deferred_statement(CloseModifyState *st, TriggerDesc *trigdesc)
@@ -1027,8 +1162,27 @@ check_deferred_statement(CloseModifyState *st, TriggerDesc *trigdesc)
 				 errdetail("The write is sent at COMMIT: a trigger would see neither the id nor the values Close sets."),
 				 errhint("Use OPTIONS (write_mode 'immediate') on foreign table \"%s\", or a statement-level trigger.",
 						 relname)));
-	if (st->operation != CMD_INSERT &&
-		close_deferred_has_insert(RelationGetRelid(st->rel)))
+}
+
+/*
+ * An UPDATE or DELETE, in either write mode, could not see the rows of
+ * INSERTs queued (write_mode 'deferred') into its table, or into another
+ * table that may hold its rows: the same server and resource, and the
+ * same custom_object_type_id or either table without one.  Refused.
+ */
+static void
+check_queued_inserts(CloseModifyState *st)
+{
+	const char *relname = RelationGetRelationName(st->rel);
+	const char *other;
+	bool		same;
+
+	if (st->operation == CMD_INSERT)
+		return;
+	other = close_deferred_insert_overlap(RelationGetRelid(st->rel), &same);
+	if (other == NULL)
+		return;
+	if (same)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot %s foreign table \"%s\" after INSERTs into it queued in this transaction",
@@ -1036,6 +1190,57 @@ check_deferred_statement(CloseModifyState *st, TriggerDesc *trigdesc)
 						relname),
 				 errdetail("With write_mode 'deferred' the INSERTs reach Close at COMMIT, so this statement could not see their rows."),
 				 errhint("Commit first, or use OPTIONS (write_mode 'immediate').")));
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot %s foreign table \"%s\" after INSERTs queued in this transaction into foreign table \"%s\"",
+					st->operation == CMD_UPDATE ? "update" : "delete from",
+					relname, other),
+			 errdetail("The INSERTs (write_mode 'deferred') reach Close at COMMIT, and their rows may be rows of \"%s\" (the same server and custom object type, or a table without custom_object_type_id), which this statement could not see.",
+					   relname),
+			 errhint("Commit first, or use OPTIONS (write_mode 'immediate') on foreign table \"%s\".",
+					 other)));
+}
+
+/*
+ * A write sent at once (write_mode 'immediate') to an object with writes
+ * queued in the transaction would reach Close before them, out of order:
+ * refused before any request.
+ */
+static void
+check_object_not_queued(CloseModifyState *st, const char *path,
+						const char *id)
+{
+	int			deletes;
+	int			writes = close_deferred_object_writes(path, &deletes);
+
+	if (writes == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot %s custom object %s through foreign table \"%s\" before the writes to it queued in this transaction",
+					st->operation == CMD_UPDATE ? "update" : "delete",
+					id, RelationGetRelationName(st->rel)),
+			 deletes > 0
+			 ? errdetail("Its DELETE is queued (write_mode 'deferred') and reaches Close at COMMIT; this table's write_mode 'immediate' would send this write at once, before it.")
+			 : writes == 1
+			 ? errdetail("An UPDATE of it is queued (write_mode 'deferred') and reaches Close at COMMIT; this table's write_mode 'immediate' would send this write at once, before it.")
+			 : errdetail("%d UPDATEs of it are queued (write_mode 'deferred') and reach Close at COMMIT; this table's write_mode 'immediate' would send this write at once, before them.",
+						 writes),
+			 errhint("Write the object through a table with write_mode 'deferred' in this transaction, or commit first.")));
+}
+
+/*
+ * Whether an UPDATE or DELETE of the object at path is queued: not when its
+ * DELETE already is (the record is gone for the transaction, as a local
+ * row deleted earlier would be: the row does not count).
+ */
+static bool
+object_deleted_in_queue(const char *path)
+{
+	int			deletes;
+
+	(void) close_deferred_object_writes(path, &deletes);
+	return deletes > 0;
 }
 
 /* Queue one write of a deferred table, with its write log entry. */
@@ -1043,11 +1248,12 @@ static void
 queue_write(CloseModifyState *st, const char *path, const char *body,
 			const char *id)
 {
+	char	   *lead = st->operation == CMD_INSERT ? body_lead(body) : NULL;
+
 	close_deferred_add(RelationGetRelid(st->rel), st->user->userid,
 					   st->user->serverid, st->operation, st->cid, path,
-					   body, id);
-	write_entry_add(st, id, st->operation == CMD_INSERT ? body_lead(body) : NULL,
-					0, WRITE_QUEUED);
+					   body, id, lead, RelationGetRelationName(st->rel));
+	write_entry_add(st, id, lead, 0, WRITE_QUEUED);
 }
 
 void
@@ -1085,6 +1291,7 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	st->mtstate = mtstate;
 	if (st->deferred)
 		check_deferred_statement(st, trigdesc);
+	check_queued_inserts(st);
 	if (operation == CMD_UPDATE || operation == CMD_DELETE)
 	{
 		Plan	   *subplan = close_modify_subplan(mtstate, subplan_index);
@@ -1883,7 +2090,17 @@ item_statement(CloseModifyState *st, int i)
 {
 	if (st->item_cids)
 		st->cid = st->item_cids[i];
+	st->item_index = i;
 }
+
+/* A chunk of send_writes being judged (read after a longjmp). */
+typedef struct WriteChunk
+{
+	CloseResponse *responses;
+	bool	   *judged;			/* has its entry, or is being resent */
+	int			start;			/* its first write */
+	int			sent;			/* its writes sent; 0: none being judged */
+} WriteChunk;
 
 /*
  * Send n writes of one kind, up to max_concurrency at once
@@ -1916,6 +2133,8 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 	bool	   *unsure = palloc0(sizeof(bool) * Max(n, 1));
 	CloseResponse *resend = palloc0(sizeof(CloseResponse));
 	int		   *resending = palloc(sizeof(int));
+	/* the chunk being judged: its answers, and which have their entry */
+	WriteChunk *cur = palloc0(sizeof(WriteChunk));
 	int			i;
 
 	*resending = -1;
@@ -1960,6 +2179,10 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 			sent = close_http_send_many(conn, method, paths + start,
 										bodies ? bodies + start : NULL,
 										chunk, responses);
+			cur->responses = responses;
+			cur->judged = judged;
+			cur->start = start;
+			cur->sent = sent;
 			for (i = 0; i < sent; i++)
 				unsure[start + i] = answer_leaves_doubt(&responses[i]);
 
@@ -1998,6 +2221,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 					continue;
 				item_statement(st, start + i);
 				CHECK_FOR_INTERRUPTS();
+				judged[i] = true;	/* logged below, or as resending */
 				if (!r->resend_safe || !close_http_may_retry(conn, r))
 				{
 					if (!unsure[start + i])
@@ -2024,6 +2248,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 					log_written(st, ids ? ids[start + i] : record_id(record));
 			}
 			MemoryContextSwitchTo(oldcxt);
+			cur->sent = 0;
 			start += sent;
 			CHECK_FOR_INTERRUPTS();
 		}
@@ -2041,6 +2266,19 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 			log_failed(st, method, paths[*resending],
 					   bodies ? bodies[*resending] : NULL,
 					   (int) resend->status);
+		}
+		/*
+		 * the chunk's writes refused, or surely not done, that an earlier
+		 * write's error left unjudged
+		 */
+		for (j = 0; j < cur->sent; j++)
+		{
+			if (cur->judged[j] || unsure[cur->start + j])
+				continue;
+			item_statement(st, cur->start + j);
+			log_failed(st, method, paths[cur->start + j],
+					   bodies ? bodies[cur->start + j] : NULL,
+					   (int) cur->responses[j].status);
 		}
 		for (j = 0; j < n; j++)
 		{
@@ -2141,10 +2379,16 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 		body = build_body(st, slot, st->target_attrs, NULL);
 	if (st->deferred)
 	{
+		if (object_deleted_in_queue(path))
+		{
+			MemoryContextSwitchTo(oldcxt);
+			return NULL;		/* deleted in the transaction: not updated */
+		}
 		queue_write(st, path, body, id);
 		MemoryContextSwitchTo(oldcxt);
 		return slot;			/* RETURNING shows the row as assigned */
 	}
+	check_object_not_queued(st, path, id);
 	record = send_write(st, "PUT", path, body, &missing);
 	if (missing)
 	{
@@ -2180,11 +2424,16 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	path = close_object_path(id);
 	if (st->deferred)
 	{
-		queue_write(st, path, NULL, id);
-		missing = false;
+		/* deleted earlier in the transaction: not deleted again */
+		missing = object_deleted_in_queue(path);
+		if (!missing)
+			queue_write(st, path, NULL, id);
 	}
 	else
+	{
+		check_object_not_queued(st, path, id);
 		(void) send_write(st, "DELETE", path, NULL, &missing);
+	}
 	MemoryContextSwitchTo(oldcxt);
 	if (missing)
 		return NULL;			/* already gone: not deleted by us */
@@ -2248,13 +2497,17 @@ closeExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 /* How many queued writes go to send_writes at most at once. */
 #define CLOSE_DEFERRED_WAVE		256
 
-/* Where COMMIT was in the queue, for the error context. */
+/*
+ * Where COMMIT was in the queue, for the error context and for the write
+ * log of what it never sent.  Not on the stack: read after a longjmp.
+ */
 typedef struct DeferredProgress
 {
 	int			sent;			/* writes sent before this round */
-	int			round;			/* writes in this round */
+	int			round;			/* writes in this round (0: none yet) */
 	int			total;
 	const char *relname;
+	bool	   *logged;			/* of the round: has its outcome's entry */
 } DeferredProgress;
 
 static void
@@ -2262,9 +2515,13 @@ deferred_error_callback(void *arg)
 {
 	DeferredProgress *p = (DeferredProgress *) arg;
 
-	errcontext("COMMIT sending the %d writes queued with write_mode 'deferred': a round of %d to foreign table \"%s\" after %d sent; the %d after it were not sent",
-			   p->total, p->round, p->relname, p->sent,
-			   p->total - p->sent - p->round);
+	if (p->round == 0)
+		errcontext("COMMIT sending the %d writes queued with write_mode 'deferred': %d were sent, the %d after were not",
+				   p->total, p->sent, p->total - p->sent);
+	else
+		errcontext("COMMIT sending the %d writes queued with write_mode 'deferred': a round of %d to foreign table \"%s\" after %d sent; the %d after it were not sent",
+				   p->total, p->round, p->relname, p->sent,
+				   p->total - p->sent - p->round);
 }
 
 /*
@@ -2276,22 +2533,20 @@ deferred_error_callback(void *arg)
  * any one object keep their order.  Same pacing and retries as the statement's
  * writes would have had (a POST is never sent twice).  A failure is the
  * COMMIT's error, saying what reached Close; the transaction then rolls
- * back.  A PUT or DELETE whose record is gone (404) is a WARNING naming
- * it.
+ * back, and close_fdw_write_log() lists every write of the queue: sent,
+ * failed, may have reached Close, or never sent ('queued').  A PUT or
+ * DELETE whose record is gone (404) is a WARNING naming it.
  */
 static void
 send_deferred(void)
 {
-	List	   *queue = close_deferred_writes();
-	int			n = list_length(queue);
+	int			n;
+	CloseDeferredWrite **ws = close_deferred_writes(&n);
 	MemoryContext cxt;
 	MemoryContext oldcxt;
 	MemoryContext round_cxt;
-	CloseDeferredWrite **ws;
-	DeferredProgress progress;
+	DeferredProgress *progress;
 	ErrorContextCallback errcallback;
-	ListCell   *lc;
-	int			i = 0;
 
 	if (n == 0)
 		return;
@@ -2299,105 +2554,155 @@ send_deferred(void)
 								"close_fdw deferred send",
 								ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
-	ws = palloc(sizeof(CloseDeferredWrite *) * n);
-	foreach(lc, queue)
-		ws[i++] = (CloseDeferredWrite *) lfirst(lc);
 
 	/* each write gets the entry of its outcome as it is sent */
 	write_entries_drop_queued(1);
 	current_entries.committing = true;
 
-	progress.sent = 0;
-	progress.round = 0;
-	progress.total = n;
-	progress.relname = "";
+	progress = palloc0(sizeof(DeferredProgress));
+	progress->total = n;
+	progress->relname = "";
+	progress->logged = palloc0(sizeof(bool) * CLOSE_DEFERRED_WAVE);
 	errcallback.callback = deferred_error_callback;
-	errcallback.arg = &progress;
+	errcallback.arg = progress;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
 	/* each round's state and arrays go with the round */
 	round_cxt = AllocSetContextCreate(cxt, "close_fdw deferred round",
 									  ALLOCSET_DEFAULT_SIZES);
-	for (i = 0; i < n;)
+	PG_TRY();
 	{
-		CloseDeferredWrite *first = ws[i];
-		Relation	rel;
-		CloseModifyState *st;
-		CloseServerOptions sopts;
-		char	  **ids;
-		char	  **bodies;
-		CommandId  *cids;
-		bool	   *written;
-		int			count = 0;
-		int			k;
+		int			i;
 
-		MemoryContextReset(round_cxt);
-		MemoryContextSwitchTo(round_cxt);
-		rel = close_try_table_open(first->relid, AccessShareLock);
-		st = palloc0(sizeof(CloseModifyState));
-		ids = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
-		bodies = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
-		cids = palloc(sizeof(CommandId) * CLOSE_DEFERRED_WAVE);
-
-		if (rel == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("cannot send the writes queued for a foreign table dropped in this transaction"),
-					 errdetail("%d queued writes were sent before, %d were not.",
-							   progress.sent, n - progress.sent)));
-		st->rel = rel;
-		st->operation = first->operation;
-		st->user = GetUserMapping(first->userid, first->serverid);
-		st->conv = close_make_row_converter(rel, NULL);
-		close_get_server_options(GetForeignServer(first->serverid), &sopts);
-		st->max_concurrency = sopts.max_concurrency;
-		st->log = write_log_for(rel, first->operation == CMD_INSERT ? "created"
-								: first->operation == CMD_UPDATE ? "updated"
-								: "deleted");
-		st->cid = first->cid;
-		st->item_cids = cids;
-		st->deferred = false;
-
-		while (i + count < n && count < CLOSE_DEFERRED_WAVE)
+		for (i = 0; i < n;)
 		{
-			CloseDeferredWrite *w = ws[i + count];
-			bool		repeat = false;
+			CloseDeferredWrite *first = ws[i];
+			Relation	rel;
+			CloseModifyState *st;
+			CloseServerOptions sopts;
+			char	  **ids;
+			char	  **bodies;
+			CommandId  *cids;
+			bool	   *written;
+			int			count = 0;
+			int			k;
 
-			if (w->relid != first->relid || w->userid != first->userid ||
-				w->operation != first->operation)
-				break;
-			for (k = 0; w->id && k < count; k++)
-				repeat |= strcmp(ids[k], w->id) == 0;
-			if (repeat)
-				break;
-			ids[count] = w->id;
-			bodies[count] = w->body;
-			cids[count] = w->cid;
-			count++;
+			progress->sent = i;
+			progress->round = 0;
+			MemSet(progress->logged, 0, sizeof(bool) * CLOSE_DEFERRED_WAVE);
+			MemoryContextReset(round_cxt);
+			MemoryContextSwitchTo(round_cxt);
+			rel = close_try_table_open(first->relid, AccessShareLock);
+			st = palloc0(sizeof(CloseModifyState));
+			ids = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
+			bodies = palloc(sizeof(char *) * CLOSE_DEFERRED_WAVE);
+			cids = palloc(sizeof(CommandId) * CLOSE_DEFERRED_WAVE);
+
+			if (rel == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("cannot send the writes queued for a foreign table dropped in this transaction"),
+						 errdetail("%d queued writes were sent before, %d were not.",
+								   i, n - i)));
+			st->rel = rel;
+			st->operation = first->operation;
+			st->user = GetUserMapping(first->userid, first->serverid);
+			st->conv = close_make_row_converter(rel, NULL);
+			close_get_server_options(GetForeignServer(first->serverid), &sopts);
+			st->max_concurrency = sopts.max_concurrency;
+			st->log = write_log_for(rel, first->operation == CMD_INSERT ? "created"
+									: first->operation == CMD_UPDATE ? "updated"
+									: "deleted");
+			st->cid = first->cid;
+			st->item_cids = cids;
+			st->item_logged = progress->logged;
+			st->deferred = false;
+
+			while (i + count < n && count < CLOSE_DEFERRED_WAVE)
+			{
+				CloseDeferredWrite *w = ws[i + count];
+				bool		repeat = false;
+
+				if (w->relid != first->relid || w->userid != first->userid ||
+					w->operation != first->operation)
+					break;
+				for (k = 0; w->id && k < count; k++)
+					repeat |= strcmp(ids[k], w->id) == 0;
+				if (repeat)
+					break;
+				ids[count] = w->id;
+				bodies[count] = w->body;
+				cids[count] = w->cid;
+				count++;
+			}
+
+			progress->relname = RelationGetRelationName(rel);
+			progress->round = count;
+			written = palloc0(sizeof(bool) * count);
+			send_writes(st, first->operation == CMD_INSERT ? "POST"
+						: first->operation == CMD_UPDATE ? "PUT" : "DELETE",
+						first->operation == CMD_INSERT ? NULL : ids,
+						first->operation == CMD_DELETE ? NULL : bodies,
+						count, written);
+			for (k = 0; k < count; k++)
+				if (!written[k])
+					ereport(WARNING,
+							(errcode(ERRCODE_WARNING),
+							 errmsg("custom object %s of foreign table \"%s\" was gone when COMMIT sent its %s",
+									ids[k], RelationGetRelationName(rel),
+									first->operation == CMD_UPDATE ? "UPDATE" : "DELETE"),
+							 errdetail("Close answered 404: the record no longer exists; nothing was %s.",
+									   first->operation == CMD_UPDATE ? "updated" : "deleted")));
+			table_close(rel, AccessShareLock);
+			i += count;
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		ListCell   *lc;
+		int			j;
+
+		/*
+		 * What was never sent (the rest of the round and everything after
+		 * it) stays in the write log as queued; the rest of the round has
+		 * its outcome's entries already.
+		 */
+		MemoryContextSwitchTo(cxt);
+		for (j = progress->sent; j < n; j++)
+		{
+			CloseDeferredWrite *w = ws[j];
+
+			if (j - progress->sent < progress->round &&
+				progress->logged[j - progress->sent])
+				continue;
+			write_entry_add_for(w->cid, w->relname, w->operation, w->id,
+								w->lead, 0, WRITE_QUEUED);
 		}
 
-		progress.relname = RelationGetRelationName(rel);
-		progress.round = count;
-		written = palloc0(sizeof(bool) * count);
-		send_writes(st, first->operation == CMD_INSERT ? "POST"
-					: first->operation == CMD_UPDATE ? "PUT" : "DELETE",
-					first->operation == CMD_INSERT ? NULL : ids,
-					first->operation == CMD_DELETE ? NULL : bodies,
-					count, written);
-		for (k = 0; k < count; k++)
-			if (!written[k])
-				ereport(WARNING,
-						(errcode(ERRCODE_WARNING),
-						 errmsg("custom object %s of foreign table \"%s\" was gone when COMMIT sent its %s",
-								ids[k], RelationGetRelationName(rel),
-								first->operation == CMD_UPDATE ? "UPDATE" : "DELETE"),
-						 errdetail("Close answered 404: the record no longer exists; nothing was %s.",
-								   first->operation == CMD_UPDATE ? "updated" : "deleted")));
-		table_close(rel, AccessShareLock);
-		progress.sent += count;
-		i += count;
+		/*
+		 * The error says what every round before reached Close too (the
+		 * failing round's already does), rather than WARNINGs at the abort.
+		 */
+		edata = CopyErrorData();
+		FlushErrorState();
+		foreach(lc, write_logs)
+		{
+			CloseWriteLog *log = (CloseWriteLog *) lfirst(lc);
+			char	   *text;
+
+			if (log->count <= log->reported && log->maybe <= log->maybe_reported)
+				continue;
+			text = write_log_text(log);
+			edata->detail = edata->detail
+				? psprintf("%s\n%s", edata->detail, text) : text;
+			log->reported = log->count;
+			log->maybe_reported = log->maybe;
+		}
+		ReThrowError(edata);
 	}
+	PG_END_TRY();
 
 	error_context_stack = errcallback.previous;
 	MemoryContextSwitchTo(oldcxt);
@@ -2602,6 +2907,7 @@ closeBeginDirectModify(ForeignScanState *node, int eflags)
 										  &TTSOpsVirtual);
 	if (ds->st->deferred)
 		check_deferred_statement(ds->st, NULL);
+	check_queued_inserts(ds->st);
 	node->fdw_state = ds;
 }
 
@@ -2664,16 +2970,25 @@ closeIterateDirectModify(ForeignScanState *node)
 		if (st->deferred)
 		{
 			/*
-			 * queued unread: each id counts, and one whose record is gone
-			 * by the COMMIT is a WARNING then
+			 * queued unread: each id counts (but one whose DELETE is queued
+			 * already), and one whose record is gone by the COMMIT is a
+			 * WARNING then
 			 */
 			for (i = 0; i < nids; i++)
-				queue_write(st, close_object_path(ids[i]),
-							bodies ? bodies[i] : NULL, ids[i]);
-			done = nids;
+			{
+				char	   *path = close_object_path(ids[i]);
+
+				if (object_deleted_in_queue(path))
+					continue;
+				queue_write(st, path, bodies ? bodies[i] : NULL, ids[i]);
+				done++;
+			}
 		}
 		else
 		{
+			/* every id is checked before any request */
+			for (i = 0; i < nids; i++)
+				check_object_not_queued(st, close_object_path(ids[i]), ids[i]);
 			send_writes(st, st->operation == CMD_UPDATE ? "PUT" : "DELETE",
 						ids, bodies, nids, written);
 			/* a record that was gone is not counted: nothing changed */
