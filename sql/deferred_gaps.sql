@@ -191,32 +191,25 @@ SELECT statement, foreign_table, action, object_id = :'y' AS is_y, http_status, 
   FROM close_fdw_write_log();
 SELECT * FROM requests();
 
--- 6. a subtransaction's end costs the writes it queued, not the whole
--- queue: of 12,000 EXCEPTION blocks each queueing an UPDATE, the last
--- thousands take about as long as the first (was: four times longer and
--- more, each block's end walking every write queued before it).  The
--- quickest of three thousands at each end, against the machine's load.
+-- 6. a subtransaction's end drops only the writes it queued: 2,000
+-- EXCEPTION blocks each queue an UPDATE of one object, every block's
+-- write is kept (its own end pops only its part), and ROLLBACK sends
+-- nothing.  (That this costs the block's writes, not the whole queue, is
+-- a matter of time, measured when it was built -- 12,000 blocks: the last
+-- thousands as fast as the first, against 4x and more before -- and not
+-- asserted here: the suite does not time things.)
 BEGIN;
 DO $$
 DECLARE
   x text := current_setting('dg.y');
-  t timestamptz;
-  ms float8[] := '{}';
 BEGIN
-  FOR k IN 1..12 LOOP
-    t := clock_timestamp();
-    FOR i IN 1..1000 LOOP
-      BEGIN
-        UPDATE dg_def SET name = 'E' || i WHERE id = x;
-      EXCEPTION WHEN others THEN RAISE;
-      END;
-    END LOOP;
-    ms := ms || extract(epoch FROM clock_timestamp() - t) * 1000;
+  FOR i IN 1..2000 LOOP
+    BEGIN
+      UPDATE dg_def SET name = 'E' || i WHERE id = x;
+    EXCEPTION WHEN others THEN RAISE;
+    END;
   END LOOP;
-  PERFORM set_config('dg.ratio',
-    (least(ms[10], ms[11], ms[12]) / least(ms[1], ms[2], ms[3]))::text, true);
 END $$;
-SELECT current_setting('dg.ratio')::float8 < 2 AS last_not_much_slower;
 SELECT count(*) FROM close_fdw_write_log() WHERE state = 'queued';
 ROLLBACK;
 SELECT * FROM requests();
