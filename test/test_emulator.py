@@ -951,7 +951,8 @@ class SearchTests(EmulatorTest):
         self.assertEqual(self.total(everything), ALL_SAMPLE_OBJECTS)
         self.assertEqual(self.total(dict(everything, negate=True)), 0)
         self.assertEqual(self.total({"type": "object_type", "object_type": "custom_object"}), ALL_SAMPLE_OBJECTS)
-        self.assertEqual(self.total({"type": "object_type", "object_type": "lead"}), 0)
+        self.assertEqual(self.total({"type": "object_type", "object_type": "lead"}), len(emu.SAMPLE_LEADS))
+        self.assertEqual(self.total({"type": "object_type", "object_type": "activity"}), 0)
         self.assertEqual(self.total({"type": "object_type", "object_type": "lead", "negate": True}),
                          ALL_SAMPLE_OBJECTS)
         self.assertEqual(self.total(AND()), ALL_SAMPLE_OBJECTS)
@@ -1662,6 +1663,137 @@ class CrmWriteTests(EmulatorTest):
         # the lead's nested list follows
         self.assertEqual([x["id"] for x in self.call("GET", "lead/%s/" % emu.LEAD_ONE)["opportunities"]],
                          [crm.OPPO["OneMonthly"], o2["id"]])
+
+
+def crf(otype, name):
+    return {"type": "regular_field", "object_type": otype, "field_name": name}
+
+
+def otype_node(otype):
+    return {"type": "object_type", "object_type": otype}
+
+
+class CrmSearchTests(EmulatorTest):
+    """Advanced Filtering of leads, contacts and opportunities."""
+
+    def search(self, body, status=200, **kw):
+        r = request("POST", SEARCH, body, **kw)
+        self.assertStatus(r, status)
+        return r.json()
+
+    def ids(self, otype, *queries, sort=None, headers=None, fields=None, limit=200):
+        body = {"query": AND(otype_node(otype), *queries), "_limit": limit}
+        if sort is not None:
+            body["sort"] = sort
+        if fields is not None:
+            body["_fields"] = {otype: fields}
+        out, doc = [], self.search(body, headers=headers)
+        while True:
+            out += doc["data"]
+            if doc["cursor"] is None:
+                return out
+            doc = self.search(dict(body, cursor=doc["cursor"]), headers=headers)
+
+    def test_object_types_fields_and_sort(self):
+        leads = self.ids("lead", fields=["name", "status_id", "custom." + crm.CRM_CF["lead", "text"], "contacts"])
+        self.assertEqual(len(leads), len(emu.SAMPLE_LEADS))
+        self.assertEqual(leads[0]["__object_type"], "lead")
+        self.assertEqual(leads[0]["id"], emu.LEAD_BIG)                     # date_created descending by default
+        mixed = [x for x in leads if x["id"] == emu.LEAD_MIXED][0]
+        self.assertEqual(mixed, {"__object_type": "lead", "id": emu.LEAD_MIXED, "name": "Mixed Lead",
+                                 "status_id": emu.STATUSES[1][0], "custom." + crm.CRM_CF["lead", "text"]: "Software"})
+        self.assertEqual(len(self.ids("contact")), len(crm.CONT))
+        self.assertEqual(len(self.ids("opportunity")), len(crm.OPPO))
+        # without _fields: __object_type and id only
+        self.assertEqual(self.ids("contact", term(crf("contact", "id"), crm.CONTACT_MIXED)),
+                         [{"__object_type": "contact", "id": crm.CONTACT_MIXED}])
+        asc = self.ids("lead", sort=[{"field": crf("lead", "date_created"), "direction": "asc"}])
+        self.assertEqual(asc[0]["id"], emu.LEAD_SHEET)
+        by_upd = self.ids("opportunity", sort=[{"field": crf("opportunity", "date_updated"), "direction": "desc"}])
+        self.assertEqual(by_upd[0]["id"], crm.OPPO["Plain5Churned"])
+        # a regular field of another type, or an unknown one: 400
+        for q in (term(crf("contact", "name"), "x"), term(crf("lead", "title"), "x"),
+                  term(cfield(crm.CRM_CF["contact", "text"]), "x")):
+            r = request("POST", SEARCH, {"query": AND(otype_node("lead"), q)})
+            self.assertStatus(r, 400)
+
+    def test_conditions(self):
+        C = crm.CONT
+        O = crm.OPPO
+        self.assertEqual([x["id"] for x in self.ids("lead", fc(crf("lead", "name"), {"type": "text", "mode": "full_words",
+                                                                                       "value": "plain"}))],
+                         list(reversed(emu.LEAD_PLAIN)))
+        self.assertEqual({x["id"] for x in self.ids("lead", fc(crf("lead", "status_id"), {
+            "type": "reference", "reference_type": "status.lead", "object_ids": [emu.STATUSES[2][0]]}))},
+            {emu.LEAD_SHEET, emu.LEAD_BIG, emu.LEAD_PLAIN[1], emu.LEAD_PLAIN[4]})
+        self.assertEqual({x["id"] for x in self.ids("contact", term(crf("contact", "lead_id"), emu.LEAD_MIXED))},
+                         {C["Mixed"], C["MixedBilling"]})
+        self.assertEqual({x["id"] for x in self.ids("opportunity", term(crf("opportunity", "status_type"), "won"))},
+                         {O["MixedWon"], O["Plain4Former"]})
+        self.assertEqual({x["id"] for x in self.ids("opportunity", nrange(crf("opportunity", "value"), gte=100000))},
+                         {O["MixedWon"], O["Plain1Lost"]})
+        self.assertEqual({x["id"] for x in self.ids("opportunity", mrange(crf("opportunity", "date_won"),
+                                                                          local("2020-11-30", "start")))},
+                         {O["MixedRenewal"], O["Plain4Former"]})
+        # custom fields (shared ones too), exists, negate
+        cf = crm.CRM_CF
+        self.assertEqual({x["id"] for x in self.ids("contact", term(cfield(cf["contact", "shared"]), "EMEA"))},
+                         {C["Mixed"]})
+        self.assertEqual({x["id"] for x in self.ids("lead", term(cfield(cf["lead", "shared"]), "EMEA", "APAC"))},
+                         {emu.LEAD_MIXED, emu.LEAD_ONE})
+        self.assertEqual({x["id"] for x in self.ids("lead", term(cfield(cf["lead", "multi_choices"]), "Enterprise"))},
+                         {emu.LEAD_MIXED, emu.LEAD_BIG})
+        has = self.ids("contact", fc(cfield(cf["contact", "number"]), {"type": "exists"}))
+        lacks = self.ids("contact", fc(cfield(cf["contact", "number"]), {"type": "exists"}, negate=True))
+        self.assertEqual(len(has), 5)
+        self.assertEqual(len(has) + len(lacks), len(C))
+
+    def test_moment_ranges_and_day_granular(self):
+        opps = self.ids("opportunity", fields=["date_created"],
+                        sort=[{"field": crf("opportunity", "date_created"), "direction": "asc"}])
+        third = opps[2]["date_created"]
+        upper = opps[3]["date_created"]
+        window = [mrange(crf("opportunity", "date_created"), utc(third), utc(upper))]
+        # exact: exactly the third
+        self.assertEqual([x["id"] for x in self.ids("opportunity", *window)], [opps[2]["id"]])
+        # day-granular: both bounds fall on 2020-09-01, the window is empty
+        control("POST", "config", {"crm_search_day_granular": 1})
+        self.assertEqual(self.ids("opportunity", *window), [])
+        everything = self.ids("opportunity", mrange(crf("opportunity", "date_created"), utc(third)))
+        self.assertEqual(len(everything), len(crm.OPPO))      # on_or_after from that day's start
+        # custom objects keep exact bounds
+        doc = self.search({"query": mrange(rf("date_created"), utc("2020-08-04T16:45:35.367000+00:00"),
+                                           utc("2020-08-04T16:45:35.368000+00:00")), "include_counts": True})
+        self.assertEqual(doc["count"]["total"], 1)
+        control("POST", "config", {"crm_search_day_granular": 0})
+        # fixed_local_date at x-tz-offset: opportunities were created 2020-09-01 ~12:00-15:00 UTC
+        day = [mrange(crf("opportunity", "date_created"), local("2020-09-01", "start"), local("2020-09-01", "end"))]
+        self.assertEqual(len(self.ids("opportunity", *day)), len(crm.OPPO))
+        self.assertEqual(len(self.ids("opportunity", *day, headers={"x-tz-offset": "14"})), 0)
+        part = self.ids("opportunity", *day, headers={"x-tz-offset": "-13"})
+        self.assertTrue(0 < len(part) < len(crm.OPPO))
+
+    def test_counts_paging_and_cap(self):
+        doc = self.search({"query": AND(otype_node("lead")), "include_counts": True, "results_limit": 0})
+        self.assertEqual(doc, {"data": [], "cursor": None, "count": {"total": len(emu.SAMPLE_LEADS)}})
+        body = {"query": AND(otype_node("contact")), "_limit": 5}
+        doc = self.search(body)
+        self.assertEqual(len(doc["data"]), 5)
+        second = self.search(dict(body, cursor=doc["cursor"]))
+        self.assertEqual(len(second["data"]), 5)
+        self.assertFalse({x["id"] for x in doc["data"]} & {x["id"] for x in second["data"]})
+        control("POST", "config", {"search_max_results": 4})
+        doc = self.search({"query": AND(otype_node("opportunity")), "_limit": 3, "include_counts": True})
+        doc2 = self.search({"query": AND(otype_node("opportunity")), "_limit": 3, "include_counts": True,
+                            "cursor": doc["cursor"]})
+        self.assertEqual((len(doc2["data"]), doc2["cursor"], doc2["count"]["total"]), (1, None, len(crm.OPPO)))
+        # a deleted record drops out of later pages
+        control("POST", "config", {"search_max_results": 10000})
+        doc = self.search({"query": AND(otype_node("contact")), "_limit": 1})
+        gone = self.search({"query": AND(otype_node("contact")), "_limit": 1, "cursor": doc["cursor"]})["data"][0]
+        request("DELETE", "/api/v1/contact/%s/" % gone["id"])
+        doc = self.search({"query": AND(otype_node("contact")), "_limit": 1, "cursor": doc["cursor"]})
+        self.assertEqual(doc["data"], [])
 
 
 class ProcessTests(unittest.TestCase):
