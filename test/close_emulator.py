@@ -234,6 +234,21 @@ Control API (no auth, never logged), under /_emulator/:
   GET    /_emulator/data/leads                 {lead_id: object count, ...}
   GET    /_emulator/data/objects?lead_id=L     [records exactly as stored]
   GET    /_emulator/data/search_state          {"live_cursors": N} (after dropping expired ones)
+  POST   /_emulator/crm/generate               many CRM records -> 200 {"created": {"leads": N,
+                                                "contacts": N, "opportunities": N}}; body (all
+                                                optional) {"leads": new leads "<prefix> Lead
+                                                0001"..., "contacts_per_lead",
+                                                "opportunities_per_lead" (on each new lead, and
+                                                on "lead_id", an existing lead), "name_prefix"
+                                                ("Generated"), "date_created" (one instant for
+                                                all: ties) or "start" + "step_ms" (1000: one
+                                                record every step), else the runtime clock}.
+                                                Leads cycle the lead statuses, opportunities the
+                                                opportunity statuses, periods and users (value
+                                                100, 200, ... cents); each record's number
+                                                custom field holds its position.
+  GET    /_emulator/data/crm?type=lead|contact|opportunity[&lead_id=L]
+                                                records as stored (leads as GET shows them)
 
 Sample data (--data sample; --data empty keeps the types and fields but has
 no leads and no objects).  Lead ids (see SAMPLE_LEADS):
@@ -1054,6 +1069,8 @@ CONTROL_ROUTES = {
     "/_emulator/data/leads": {"GET": "ctl_data_leads"},
     "/_emulator/data/objects": {"GET": "ctl_data_objects"},
     "/_emulator/data/search_state": {"GET": "ctl_search_state"},
+    "/_emulator/crm/generate": {"POST": "ctl_crm_generate"},
+    "/_emulator/data/crm": {"GET": "ctl_crm_data"},
 }
 
 FAULT_ACTIONS = ("status", "hang", "drop", "garbage", "truncate", "delay", "random",
@@ -1517,7 +1534,7 @@ class Request:
         return values[-1] if values else None
 
 
-class Handler(crm.CrmHandlers, crm.CrmWrites, BaseHTTPRequestHandler):
+class Handler(crm.CrmHandlers, crm.CrmWrites, crm.CrmControl, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "CloseEmulator/1.0"
     sys_version = ""

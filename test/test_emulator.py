@@ -1796,6 +1796,68 @@ class CrmSearchTests(EmulatorTest):
         self.assertEqual(doc["data"], [])
 
 
+class CrmGenerateTests(EmulatorTest):
+    def test_generate_and_page_past_the_caps(self):
+        r = control("POST", "crm/generate", {"leads": 450, "contacts_per_lead": 2, "opportunities_per_lead": 1})
+        self.assertEqual(r.json(), {"created": {"leads": 450, "contacts": 900, "opportunities": 450}})
+        total = len(emu.SAMPLE_LEADS) + 450
+        seen, skip = set(), 0
+        while True:
+            doc = request("GET", "/api/v1/lead/?_fields=id&_limit=200&_skip=%d" % skip).json()
+            self.assertEqual(doc["total_results"], total)
+            seen |= {x["id"] for x in doc["data"]}
+            skip += 200
+            if not doc["has_more"]:
+                break
+        self.assertEqual(len(seen), total)
+        # a lowered cap: /lead/ refuses to page past it; search reads everything
+        control("POST", "config", {"lead_max_skip": 300})
+        r = request("GET", "/api/v1/lead/?_skip=400&_limit=200")
+        self.assertStatus(r, 400)
+        self.assertIn("less than or equal to 300", r.json()["field-errors"]["_skip"])
+        doc = request("POST", SEARCH, {"query": AND(otype_node("lead")), "include_counts": True,
+                                       "results_limit": 0}).json()
+        self.assertEqual(doc["count"]["total"], total)
+        doc = request("GET", "/api/v1/contact/?_limit=0").json()
+        self.assertTrue(doc["has_more"])
+        doc = request("GET", "/api/v1/opportunity/?_limit=1&_fields=id").json()
+        self.assertEqual(doc["total_results"], len(crm.OPPO) + 450)
+        self.assertEqual(sum(doc["count_by_value_period"].values()), len(crm.OPPO) + 450)
+
+    def test_generate_on_one_lead_with_ties_and_steps(self):
+        control("POST", "crm/generate", {"lead_id": emu.LEAD_EMPTY, "contacts_per_lead": 250,
+                                         "date_created": "2022-02-02T00:00:00Z"})
+        recs = control("GET", "data/crm?type=contact&lead_id=" + emu.LEAD_EMPTY).json()
+        self.assertEqual(len(recs), 250)
+        self.assertEqual({r["date_created"] for r in recs}, {"2022-02-02T00:00:00.000000+00:00"})
+        self.assertEqual([r["id"] for r in recs], sorted(r["id"] for r in recs))
+        ids = []
+        for skip in (0, 200):
+            doc = request("GET", "/api/v1/contact/?lead_id=%s&_limit=200&_skip=%d&_fields=id" %
+                          (emu.LEAD_EMPTY, skip)).json()
+            ids += [x["id"] for x in doc["data"]]
+        self.assertEqual(sorted(ids), sorted(r["id"] for r in recs))
+        control("POST", "crm/generate", {"leads": 3, "opportunities_per_lead": 2, "name_prefix": "Step",
+                                         "start": "2023-05-01T23:59:59+00:00", "step_ms": 500})
+        leads = [r for r in control("GET", "data/crm?type=lead").json() if r["name"].startswith("Step")]
+        self.assertEqual([r["name"] for r in leads], ["Step Lead 1", "Step Lead 2", "Step Lead 3"])
+        self.assertEqual(leads[1]["date_created"], "2023-05-01T23:59:59.500000+00:00")
+        opps = control("GET", "data/crm?type=opportunity&lead_id=" + leads[0]["id"]).json()
+        self.assertEqual(len(opps), 2)
+        self.assertEqual(opps[0]["date_created"], "2023-05-02T00:00:00.500000+00:00")
+        for bad in ({"leads": -1}, {"lead_id": "lead_nope"}, {"start": "yesterday"}, {"bogus": 1}):
+            self.assertStatus(request("POST", "/_emulator/crm/generate", bad, auth=None), 400)
+        self.assertStatus(request("GET", "/_emulator/data/crm?type=user", auth=None), 400)
+
+    def test_generate_many_leads_fast(self):
+        t0 = time.monotonic()
+        control("POST", "crm/generate", {"leads": 36000})
+        doc = request("GET", "/api/v1/lead/?_skip=35000&_limit=200&_fields=id").json()
+        self.assertEqual(len(doc["data"]), 200)
+        self.assertStatus(request("GET", "/api/v1/lead/?_skip=35001"), 400)
+        self.assertLess(time.monotonic() - t0, 20)
+
+
 class ProcessTests(unittest.TestCase):
     def test_sigterm_and_sigint_exit_cleanly(self):
         for sig in (signal.SIGTERM, signal.SIGINT):
