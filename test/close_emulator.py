@@ -105,9 +105,11 @@ Body keys (anything else -> 400 field-errors "Unknown key."):
            {"type": "fixed_utc", "value": ISO 8601 with offset} or {"type": "fixed_local_date",
            "value": "YYYY-MM-DD", "which": "start"|"end"} (that day's / the next day's 00:00 at
            the x-tz-offset header's UTC offset in hours, 0 when absent).  A "YYYY-MM-DD" value is
-           its 00:00 UTC.  With config crm_search_day_granular 1 (a reading the sheets leave
-           open), a fixed_utc bound on a lead, contact or opportunity search counts by day: it
-           is taken as the start of its (x-tz-offset local) day.
+           its 00:00 UTC.  With config crm_search_day_granular (a reading the sheets leave
+           open), a fixed_utc bound on a lead, contact or opportunity search counts by day:
+           1: each bound is taken as the start of its (x-tz-offset local) day (a window inside
+           one day is empty); 2: on_or_after is its day's start and a "before" that is not a
+           midnight is the NEXT day's start (a window inside one day is that whole day).
     A multi-value (array) field matches when any element does.  A missing or null value never
     matches a condition, so a negated condition matches records lacking the field.
     Unknown node/field/condition types, unknown keys in a node, bad values -> 400
@@ -150,7 +152,8 @@ CRM resources (close_emulator_crm.py; /work/shared/close-crm-api.md):
   * Orders: /lead/ by date_updated descending (an update moves a lead to the front), /contact/ and
     /opportunity/ by date_created descending, ties by id; /user/, statuses, pipelines as created.
   * Filters: /lead/ id__in; /contact/ lead_id (nothing else: other parameters are ignored, as
-    Close ignores _sort there); /opportunity/ lead_id, user_id, status_id, status_type,
+    Close ignores _sort there; id__in too: unconfirmed there); /opportunity/ lead_id,
+    user_id, status_id, status_type,
     status_label (= status), value_period, organization_id, each also as X__in=a,b;
     date_won / date_created / date_updated as X, X__gt, X__gte, X__lt, X__lte (a date is that
     local day, x-tz-offset hours, default 0; a date-time with an offset is one instant; a naive
@@ -224,7 +227,7 @@ Control API (no auth, never logged), under /_emulator/:
                                                 *_per_sec limits are per window),
                                                 "crm_max_limit" (200), "lead_max_skip"
                                                 (35000), "crm_max_skip" (0: none),
-                                                "crm_search_day_granular" (0/1),
+                                                "crm_search_day_granular" (0, 1, 2),
                                                 "stale_reads" (0)} (any subset,
                                                 integers); 204
   POST   /_emulator/objects                    bulk create -> 200 {"created": N}; body
@@ -286,7 +289,7 @@ Run: python3 test/close_emulator.py [--port 0] [--port-file PATH] [--latency-ms 
      [--data sample|empty|bench] [--max-limit 100] [--max-skip 10000]
      [--rate-limit-per-sec 0] [--cursor-ttl 30] [--search-max-results 10000]
      [--search-rate-limit-per-sec 0] [--crm-max-limit 200] [--lead-max-skip 35000]
-     [--crm-max-skip 0] [--crm-search-day-granular] [--quiet]
+     [--crm-max-skip 0] [--crm-search-day-granular 0|1|2] [--quiet]
 """
 
 import argparse
@@ -1026,10 +1029,12 @@ API_ROUTES = [
     (re.compile(r"/api/v1/custom_field/custom_object_type/([^/]+)/"),
      "/api/v1/custom_field/custom_object_type/{id}/", {"GET": "api_get_field"}),
     # CRM resources (close_emulator_crm.py)
-    (re.compile(r"/api/v1/lead/"), "/api/v1/lead/", {"GET": "api_crm_list_leads", "POST": "api_crm_create_lead"}),
+    (re.compile(r"/api/v1/lead/"), "/api/v1/lead/",
+     {"GET": "api_crm_list_leads", "POST": "api_crm_create_lead"}),
     (re.compile(r"/api/v1/lead/([^/]+)/"), "/api/v1/lead/{id}/",
      {"GET": "api_crm_get_lead", "PUT": "api_crm_update_lead", "DELETE": "api_crm_delete_lead"}),
-    (re.compile(r"/api/v1/contact/"), "/api/v1/contact/", {"GET": "api_crm_list_contacts", "POST": "api_crm_create_contact"}),
+    (re.compile(r"/api/v1/contact/"), "/api/v1/contact/",
+     {"GET": "api_crm_list_contacts", "POST": "api_crm_create_contact"}),
     (re.compile(r"/api/v1/contact/([^/]+)/"), "/api/v1/contact/{id}/",
      {"GET": "api_crm_get_contact", "PUT": "api_crm_update_contact", "DELETE": "api_crm_delete_contact"}),
     (re.compile(r"/api/v1/opportunity/"), "/api/v1/opportunity/",
@@ -1198,9 +1203,10 @@ def compile_search_field(store, field, where, otype="custom_object"):
 class MomentContext:
     """How a search reads its moments: x-tz-offset hours (fixed_local_date
     days are local days), and whether fixed_utc counts by (local) day, the
-    crm_search_day_granular reading for leads, contacts and opportunities."""
+    crm_search_day_granular reading (0, 1, 2) for leads, contacts and
+    opportunities."""
 
-    def __init__(self, hours=0.0, day_granular=False):
+    def __init__(self, hours=0.0, day_granular=0):
         self.hours = hours
         self.day_granular = day_granular
 
@@ -1220,8 +1226,13 @@ def compile_search_moment(m, where, ctx=DEFAULT_MOMENTS):
             try:
                 t = fmt_ts(parse_datetime(v).astimezone(UTC))
                 if ctx.day_granular:
-                    # only the day counts: the bound is that (local) day's start
-                    return crm.local_midnight(crm.local_date(t, ctx.hours), ctx.hours)
+                    # only the day counts: the bound is that (local) day's start;
+                    # mode 2 widens a "before" to the next day's start instead
+                    day = crm.local_date(t, ctx.hours)
+                    start = crm.local_midnight(day, ctx.hours)
+                    if ctx.day_granular == 2 and where.endswith(".before") and start != t:
+                        return crm.local_midnight(day + dt.timedelta(days=1), ctx.hours)
+                    return start
                 return t
             except (ValueError, OverflowError):
                 pass
@@ -1318,7 +1329,8 @@ def compile_search_condition(cond, where, ctx=DEFAULT_MOMENTS):
         _search_keys(cond, where, ("type", "on_or_after", "before"))
         if "on_or_after" not in cond and "before" not in cond:
             _search_bad(where, "a moment_range needs on_or_after, before or both")
-        low = compile_search_moment(cond["on_or_after"], where + ".on_or_after", ctx) if "on_or_after" in cond else None
+        low = (compile_search_moment(cond["on_or_after"], where + ".on_or_after", ctx)
+               if "on_or_after" in cond else None)
         high = compile_search_moment(cond["before"], where + ".before", ctx) if "before" in cond else None
 
         def test(x):
@@ -2034,7 +2046,7 @@ class Handler(crm.CrmHandlers, crm.CrmWrites, crm.CrmControl, BaseHTTPRequestHan
         otype = search_object_type(body["query"])
         fields = parse_search_fields(body.get("_fields"), otype)
         ctx = MomentContext(crm.tz_offset(self.headers),
-                            otype != "custom_object" and bool(store.config.get("crm_search_day_granular")))
+                            store.config.get("crm_search_day_granular", 0) if otype != "custom_object" else 0)
         with store.lock:
             pred = compile_search_query(store, body["query"], otype=otype, ctx=ctx)
             sort_spec = compile_search_sort(store, body.get("sort"), otype)
@@ -2563,8 +2575,9 @@ def parse_args(argv):
     p.add_argument("--lead-max-skip", type=int, default=35000, help="largest _skip of /lead/")
     p.add_argument("--crm-max-skip", type=int, default=0,
                    help="largest _skip of the other CRM listings (0: not capped)")
-    p.add_argument("--crm-search-day-granular", action="store_true",
-                   help="fixed_utc search bounds on leads, contacts and opportunities count by day")
+    p.add_argument("--crm-search-day-granular", type=int, default=0, choices=(0, 1, 2),
+                   help="fixed_utc search bounds on leads, contacts and opportunities count by day "
+                        "(1: day starts; 2: a before widened to the next day)")
     p.add_argument("--quiet", action="store_true", help="no per-request lines on stderr")
     args = p.parse_args(argv)
     if (args.latency_ms < 0 or args.max_limit < 1 or args.max_skip < 0 or args.rate_limit_per_sec < 0
@@ -2583,7 +2596,7 @@ def main(argv=None):
               "short_pages": 0, "list_by_date_updated": 0,
               "crm_max_limit": args.crm_max_limit, "lead_max_skip": args.lead_max_skip,
               "crm_max_skip": args.crm_max_skip,
-              "crm_search_day_granular": int(args.crm_search_day_granular), "stale_reads": 0}
+              "crm_search_day_granular": args.crm_search_day_granular, "stale_reads": 0}
     store = Store(config, args.data)
     server = EmulatorServer(("127.0.0.1", args.port), Handler)
     server.store = store

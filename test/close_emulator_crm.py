@@ -937,6 +937,11 @@ ADDRESS_KEYS = ("label", "address_1", "address_2", "city", "state", "zipcode", "
 TAG_RE = re.compile(r"<[^>]*>")
 
 
+def _known(value, mapping):
+    """value is a string key of mapping (a list or object is not an error here)."""
+    return isinstance(value, str) and value in mapping
+
+
 def _str_or_null(body, key, errors, default=None):
     if key not in body:
         return default
@@ -1095,7 +1100,7 @@ class CrmWrites:
             return current
         if "status_id" in body:
             sid = body["status_id"]
-            if sid not in crm.lead_statuses:
+            if not _known(sid, crm.lead_statuses):
                 errors["status_id"] = "Lead status not found."
                 return current
             return sid
@@ -1233,7 +1238,7 @@ class CrmWrites:
         with store.lock:
             errors = {}
             lead_id = body.get("lead_id")
-            if lead_id is not None and lead_id not in store.leads:
+            if lead_id is not None and not _known(lead_id, store.leads):
                 errors["lead_id"] = "Lead not found."
             self._crm_contact_fields(body, {}, errors)
             self._crm_custom("contact", body, {}, errors, False)
@@ -1300,7 +1305,7 @@ class CrmWrites:
         sid = None
         if "status_id" in body:
             sid = body["status_id"]
-            if sid not in crm.opp_statuses:
+            if not _known(sid, crm.opp_statuses):
                 errors["status_id"] = "Opportunity status not found."
                 return current
         elif "status" in body:
@@ -1325,7 +1330,7 @@ class CrmWrites:
         if "value" in body:
             out["value"] = _int_or_null(body, "value", errors)
         if "value_period" in body:
-            if body["value_period"] not in VALUE_PERIODS:
+            if not isinstance(body["value_period"], str) or body["value_period"] not in VALUE_PERIODS:
                 errors["value_period"] = "Input should be 'one_time', 'monthly' or 'annual'"
             else:
                 out["value_period"] = body["value_period"]
@@ -1379,10 +1384,10 @@ class CrmWrites:
             crm = store.crm
             errors = {}
             lead_id = body.get("lead_id")
-            if lead_id is not None and lead_id not in store.leads:
+            if lead_id is not None and not _known(lead_id, store.leads):
                 errors["lead_id"] = "Lead not found."
             pipeline_id = body.get("pipeline_id")
-            if pipeline_id is not None and pipeline_id not in crm.pipelines:
+            if pipeline_id is not None and not _known(pipeline_id, crm.pipelines):
                 errors["pipeline_id"] = "Pipeline not found."
                 pipeline_id = None
             status_id = self._crm_opp_status(body, errors, pipeline_id=pipeline_id)

@@ -1720,8 +1720,8 @@ class CrmSearchTests(EmulatorTest):
     def test_conditions(self):
         C = crm.CONT
         O = crm.OPPO
-        self.assertEqual([x["id"] for x in self.ids("lead", fc(crf("lead", "name"), {"type": "text", "mode": "full_words",
-                                                                                       "value": "plain"}))],
+        words = {"type": "text", "mode": "full_words", "value": "plain"}
+        self.assertEqual([x["id"] for x in self.ids("lead", fc(crf("lead", "name"), words))],
                          list(reversed(emu.LEAD_PLAIN)))
         self.assertEqual({x["id"] for x in self.ids("lead", fc(crf("lead", "status_id"), {
             "type": "reference", "reference_type": "status.lead", "object_ids": [emu.STATUSES[2][0]]}))},
@@ -1761,6 +1761,15 @@ class CrmSearchTests(EmulatorTest):
         self.assertEqual(self.ids("opportunity", *window), [])
         everything = self.ids("opportunity", mrange(crf("opportunity", "date_created"), utc(third)))
         self.assertEqual(len(everything), len(crm.OPPO))      # on_or_after from that day's start
+        # mode 2: a "before" inside a day reaches to the next day's start
+        control("POST", "config", {"crm_search_day_granular": 2})
+        self.assertEqual(len(self.ids("opportunity", *window)), len(crm.OPPO))
+        at_midnight = [mrange(crf("opportunity", "date_created"), utc(third), utc("2020-09-01T00:00:00Z"))]
+        self.assertEqual(self.ids("opportunity", *at_midnight), [])
+        # and with x-tz-offset the day is the local one: [2020-09-01 13:00Z, 2020-09-02 13:00Z)
+        part = self.ids("opportunity", mrange(crf("opportunity", "date_created"), utc(upper)),
+                        headers={"x-tz-offset": "-13"})
+        self.assertTrue(0 < len(part) < len(crm.OPPO))
         # custom objects keep exact bounds
         doc = self.search({"query": mrange(rf("date_created"), utc("2020-08-04T16:45:35.367000+00:00"),
                                            utc("2020-08-04T16:45:35.368000+00:00")), "include_counts": True})
