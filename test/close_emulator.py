@@ -2603,10 +2603,12 @@ def main(argv=None):
     server.quiet = args.quiet
     port = server.server_address[1]
 
-    stop = threading.Event()
+    # A plain list, not an Event: the handler runs in the main thread, which
+    # may hold the Event's lock inside stop.wait() (a deadlock, seen once).
+    stop = []
 
     def on_signal(signum, frame):
-        stop.set()
+        stop.append(signum)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
@@ -2618,8 +2620,8 @@ def main(argv=None):
         print("listening on 127.0.0.1:%d" % port, flush=True)
     except OSError:
         pass
-    while not stop.wait(0.5):
-        pass
+    while not stop:
+        time.sleep(0.2)
     store.release_hangs()
     server.shutdown()
     server.server_close()

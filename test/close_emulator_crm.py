@@ -11,6 +11,7 @@ same way as there (pad_id).
 """
 
 import datetime as dt
+import random
 import re
 import string
 from decimal import Decimal
@@ -208,7 +209,7 @@ class Crm:
 
     def __init__(self, store):
         self.store = store
-        self.rng = __import__("random").Random(CRM_ID_SEED)
+        self.rng = random.Random(CRM_ID_SEED)     # not the custom objects' generator: their ids stay
         self.version = 0
         self.cache = {}
         self.users = {}
@@ -820,7 +821,7 @@ class CrmHandlers:
                 if param in req.params:
                     try:
                         preds.append(date_predicate(key, op, req.param(param), hours))
-                    except ValueError:
+                    except (ValueError, OverflowError):
                         errors[param] = "Input should be a valid date or datetime"
         order = [("date_created", True)]
         raw = req.param("_order_by")
