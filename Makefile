@@ -25,7 +25,7 @@ OBJS = \
 	src/upper.o
 
 EXTENSION = close_fdw
-DATA = close_fdw--0.1.sql close_fdw--0.2.sql close_fdw--0.1--0.2.sql
+DATA = close_fdw--0.1.sql close_fdw--0.2.sql close_fdw--0.3.sql close_fdw--0.1--0.2.sql close_fdw--0.2--0.3.sql
 PGFILEDESC = "close_fdw - foreign data wrapper for the Close CRM API"
 
 SHLIB_LINK = -lcurl -ljson-c
