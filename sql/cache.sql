@@ -69,6 +69,7 @@ SELECT count(name) FROM cached WHERE lead_id = :'plain2';
 SELECT * FROM emulator_requests();
 
 -- the table's cache_ttl_ms wins over the server's: after 300 ms, Close again
+SELECT close_fdw_cache_clear('cache_srv') >= 0 AS cleared;
 ALTER FOREIGN TABLE cached OPTIONS (ADD cache_ttl_ms '300');
 SELECT count(name) FROM cached WHERE lead_id = :'plain2';
 SELECT emulator_clear();

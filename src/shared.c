@@ -699,7 +699,12 @@ cache_startup(void)
 	}
 }
 
-/* From close_shared_init: the setting. */
+/*
+ * From close_shared_init: the setting.  Preloaded, it sizes shared memory,
+ * so it is read at server start; otherwise (a variable of that context can
+ * only be made at start) it is read from the configuration, and a backend's
+ * own cache is sized when the backend first keeps an answer.
+ */
 static void
 cache_define_setting(void)
 {
@@ -707,8 +712,9 @@ cache_define_setting(void)
 							"Memory for the answers cached by tables with cache_ttl_ms.",
 							"In shared memory when close_fdw is in shared_preload_libraries, else in each backend that uses the cache.",
 							&close_cache_size_mb, 16, 1, 1024 * 1024,
-							PGC_POSTMASTER, GUC_UNIT_MB,
-							NULL, NULL, NULL);
+							process_shared_preload_libraries_in_progress
+							? PGC_POSTMASTER : PGC_SIGHUP,
+							GUC_UNIT_MB, NULL, NULL, NULL);
 }
 
 /*
