@@ -1000,9 +1000,16 @@ close_cache_put(CloseConnection *conn, const char *request, uint64 since,
 	}
 	if ((i = cache_find(c, credential, conn->serverid, hash, request, rlen)) >= 0)
 		cache_remove(c, i);
-	/* the least recently used go until it fits */
+	/* the least recently used go until it fits (a backend's own cache may
+	 * have been made smaller than the setting is now) */
+	if (need > c->nblocks)
+	{
+		unlock_cache(c);
+		return;
+	}
 	while ((c->free_blocks < need || c->free_entry < 0) && c->oldest >= 0)
 		cache_remove(c, c->oldest);
+	Assert(c->free_blocks >= need && c->free_entry >= 0);
 
 	i = c->free_entry;
 	e = &c->entries[i];
