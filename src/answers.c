@@ -244,21 +244,22 @@ close_answers_cached(CloseConnection *conn, int ttl_ms, const char *method,
 					 const char *path, const char *body,
 					 CloseResponse *response)
 {
-	char	   *request = cache_request_text(method, path, body);
+	char	   *request;
 	char	   *answer;
 	size_t		len;
 	int			status;
+	bool		found;
 	CloseStatsDelta delta = {0};
 	char		group[CLOSE_GROUP_SIZE];
 
-	if (ttl_ms <= 0 ||
-		!close_cache_get(conn, request, ttl_ms, CurrentMemoryContext,
-						 &status, &answer, &len))
-	{
-		pfree(request);
+	if (ttl_ms <= 0)
 		return false;
-	}
+	request = cache_request_text(method, path, body);
+	found = close_cache_get(conn, request, ttl_ms, CurrentMemoryContext,
+							&status, &answer, &len);
 	pfree(request);
+	if (!found)
+		return false;
 	memset(response, 0, sizeof(CloseResponse));
 	response->status = status;
 	response->body = answer;

@@ -1182,9 +1182,10 @@ fetch_leads_ahead(CloseScanState *fsstate)
 		char	   *path = lead_page_path(fsstate, fsstate->keys[i], 0);
 
 		if (!close_answers_find(fsstate->statement_answers, path, false, &kept) &&
-			!close_answers_in_cache(conn, fsstate->cache_ttl_ms, "GET",
-									lead_listing_path(fsstate, fsstate->keys[i]),
-									NULL))
+			(fsstate->cache_ttl_ms <= 0 ||
+			 !close_answers_in_cache(conn, fsstate->cache_ttl_ms, "GET",
+									 lead_listing_path(fsstate, fsstate->keys[i]),
+									 NULL)))
 			paths[n++] = path;
 	}
 	fsstate->leads_ahead_end = i;
@@ -1357,8 +1358,15 @@ get_lead_page(CloseScanState *fsstate, const char *path,
 	bool		stored = !fsstate->fresh;
 
 	if (stored &&
-		(close_answers_find(fsstate->statement_answers, path, false, response) ||
-		 close_answers_find(fsstate->leads_ahead, path, false, response)))
+		close_answers_find(fsstate->statement_answers, path, false, response))
+	{
+		/* read before in this statement, maybe from the cache: not kept again */
+		if (fsstate->skip == 0)
+			fsstate->lead_whole = NULL;
+		return;
+	}
+	if (stored &&
+		close_answers_find(fsstate->leads_ahead, path, false, response))
 		return;
 	if (stored && fsstate->skip == 0 &&
 		close_answers_cached(conn, fsstate->cache_ttl_ms, "GET",
