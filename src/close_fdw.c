@@ -225,6 +225,7 @@ _PG_init(void)
 				 errmsg("could not initialize libcurl")));
 	close_budget_init();
 	close_shared_init();
+	close_cache_init();
 }
 
 Datum

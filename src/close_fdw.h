@@ -477,6 +477,7 @@ extern void close_pace_learn(CloseConnection *conn, const char *group,
 							 int remaining, double reset_s, double refused_ms);
 extern void close_stats_add(CloseConnection *conn, const char *group,
 							const CloseStatsDelta *delta);
+extern void close_cache_init(void);
 extern uint64 close_cache_generation(void);
 extern Size close_cache_capacity(void);
 extern bool close_cache_get(CloseConnection *conn, const char *request,

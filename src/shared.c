@@ -113,12 +113,6 @@ static bool close_shared_pacing = true;
 
 PG_FUNCTION_INFO_V1(close_fdw_stats_rows);
 PG_FUNCTION_INFO_V1(close_fdw_stats_reset);
-PG_FUNCTION_INFO_V1(close_fdw_cache_clear);
-
-/* the answer cache (at the end of this file) */
-static void cache_request(void);
-static void cache_startup(void);
-static void cache_define_setting(void);
 
 static void
 shared_request(void)
@@ -127,7 +121,6 @@ shared_request(void)
 		prev_shmem_request();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(CloseSharedState)));
 	RequestNamedLWLockTranche("close_fdw", 1);
-	cache_request();
 }
 
 static void
@@ -144,7 +137,6 @@ shared_startup(void)
 		memset(SharedState, 0, sizeof(CloseSharedState));
 		SharedState->lock = &(GetNamedLWLockTranche("close_fdw"))->lock;
 	}
-	cache_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -157,7 +149,6 @@ close_shared_init(void)
 							 "Takes effect when close_fdw is in shared_preload_libraries; off, the session paces itself alone.",
 							 &close_shared_pacing, true, PGC_SUSET, 0,
 							 NULL, NULL, NULL);
-	cache_define_setting();
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	close_request_shmem(shared_request, &prev_shmem_request);
@@ -674,20 +665,29 @@ cache_shmem_size(void)
 					cache_storage_size(cache_nblocks()));
 }
 
-/* From shared_request: the cache's share of shared memory. */
+static void (*cache_prev_shmem_request) (void) = NULL;
+static shmem_startup_hook_type cache_prev_shmem_startup = NULL;
+
+PG_FUNCTION_INFO_V1(close_fdw_cache_clear);
+
+/* The cache's share of shared memory (preloaded). */
 static void
 cache_request(void)
 {
+	if (cache_prev_shmem_request)
+		cache_prev_shmem_request();
 	RequestAddinShmemSpace(cache_shmem_size());
 	RequestNamedLWLockTranche("close_fdw cache", 1);
 }
 
-/* From shared_startup, under AddinShmemInitLock. */
 static void
 cache_startup(void)
 {
 	bool		found;
 
+	if (cache_prev_shmem_startup)
+		cache_prev_shmem_startup();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	SharedCache = ShmemInitStruct("close_fdw cache", cache_shmem_size(), &found);
 	if (!found)
 	{
@@ -697,16 +697,18 @@ cache_startup(void)
 						   (char *) SharedCache + MAXALIGN(sizeof(CloseCache)),
 						   cache_nblocks());
 	}
+	LWLockRelease(AddinShmemInitLock);
 }
 
 /*
- * From close_shared_init: the setting.  Preloaded, it sizes shared memory,
- * so it is read at server start; otherwise (a variable of that context can
- * only be made at start) it is read from the configuration, and a backend's
- * own cache is sized when the backend first keeps an answer.
+ * From _PG_init: the setting, and the cache's shared memory when preloaded.
+ * Preloaded, the setting sizes shared memory, so it is read at server
+ * start; otherwise (a variable of that context can only be made at start)
+ * it is read from the configuration, and a backend's own cache is sized
+ * when the backend first keeps an answer.
  */
-static void
-cache_define_setting(void)
+void
+close_cache_init(void)
 {
 	DefineCustomIntVariable("close_fdw.cache_size_mb",
 							"Memory for the answers cached by tables with cache_ttl_ms.",
@@ -715,6 +717,11 @@ cache_define_setting(void)
 							process_shared_preload_libraries_in_progress
 							? PGC_POSTMASTER : PGC_SIGHUP,
 							GUC_UNIT_MB, NULL, NULL, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	close_request_shmem(cache_request, &cache_prev_shmem_request);
+	cache_prev_shmem_startup = shmem_startup_hook;
+	shmem_startup_hook = cache_startup;
 }
 
 /*
@@ -1000,8 +1007,10 @@ close_cache_put(CloseConnection *conn, const char *request, uint64 since,
 	}
 	if ((i = cache_find(c, credential, conn->serverid, hash, request, rlen)) >= 0)
 		cache_remove(c, i);
-	/* the least recently used go until it fits (a backend's own cache may
-	 * have been made smaller than the setting is now) */
+	/*
+	 * The least recently used go until it fits (a backend's own cache may
+	 * have been made smaller than the setting is now).
+	 */
 	if (need > c->nblocks)
 	{
 		unlock_cache(c);
