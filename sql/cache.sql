@@ -61,6 +61,32 @@ SELECT count(*) > 0 AS other_asked_close FROM emulator_requests();
 SELECT name FROM cached WHERE lead_id = :'plain2' ORDER BY name;
 SELECT count(*) > 0 AS asked_close FROM emulator_requests();
 
+-- so do writes sent at COMMIT (write_mode 'deferred'), batches and DELETEs
+CREATE FOREIGN TABLE cached_deferred (id text, lead_id text, name text,
+                                      custom_object_type_id text)
+  SERVER cache_srv OPTIONS (write_mode 'deferred');
+SELECT count(name) FROM cached WHERE lead_id = :'plain2';
+BEGIN;
+INSERT INTO cached_deferred (lead_id, custom_object_type_id, name) VALUES (:'plain2', :'device', 'Plain 2.5 deferred');
+COMMIT;
+SELECT emulator_clear();
+SELECT count(name) FROM cached WHERE lead_id = :'plain2';
+SELECT count(*) > 0 AS asked_close FROM emulator_requests();
+ALTER FOREIGN TABLE cached OPTIONS (ADD batch_size '10');
+ALTER SERVER cache_srv OPTIONS (SET max_concurrency '8');
+INSERT INTO cached (lead_id, custom_object_type_id, name)
+  SELECT :'plain2', :'device', 'Plain 2.' || i || ' batch' FROM generate_series(6, 7) i;
+ALTER SERVER cache_srv OPTIONS (SET max_concurrency '1');
+ALTER FOREIGN TABLE cached OPTIONS (DROP batch_size);
+SELECT emulator_clear();
+SELECT count(name) FROM cached WHERE lead_id = :'plain2';
+SELECT count(*) > 0 AS asked_close FROM emulator_requests();
+DELETE FROM cached WHERE lead_id = :'plain2' AND name IN ('Plain 2.5 deferred', 'Plain 2.6 batch', 'Plain 2.7 batch');
+SELECT emulator_clear();
+SELECT count(name) FROM cached WHERE lead_id = :'plain2';
+SELECT count(*) > 0 AS asked_close FROM emulator_requests();
+DROP FOREIGN TABLE cached_deferred;
+
 -- a statement that writes reads its scan from Close, never the cache (and
 -- writing nothing, leaves the cache as it was)
 UPDATE cached SET name = name || '!' WHERE lead_id = :'plain2' AND name = 'no such name';
