@@ -217,6 +217,172 @@ close_answers_fetch(CloseAnswers *answers, CloseConnection *conn,
 }
 
 /*
+ * ---- the answer cache (cache_ttl_ms) ----
+ *
+ * Whole answers only: one object by id, or every page of a listing or a
+ * search, gathered by a CloseWholeAnswer as the scan returns their records
+ * and kept once the last page was read ({"data": [...]} and the members
+ * the caller gives).  A page alone is never kept: next to live pages it
+ * would miss or repeat objects.  shared.c stores them (shared memory when
+ * preloaded, else this backend's), keyed by the request's text.
+ */
+
+/* The cache's key of a request: its method, path and body. */
+static char *
+cache_request_text(const char *method, const char *path, const char *body)
+{
+	return psprintf("%s %s\n%s", method, path, body ? body : "");
+}
+
+/*
+ * The answer to the request, from the cache, if it holds one younger than
+ * ttl_ms (the body in CurrentMemoryContext; attempts 0): a cache hit,
+ * counted in close_fdw_stats.
+ */
+bool
+close_answers_cached(CloseConnection *conn, int ttl_ms, const char *method,
+					 const char *path, const char *body,
+					 CloseResponse *response)
+{
+	char	   *request;
+	char	   *answer;
+	size_t		len;
+	int			status;
+	bool		found;
+	CloseStatsDelta delta = {0};
+	char		group[CLOSE_GROUP_SIZE];
+
+	if (ttl_ms <= 0)
+		return false;
+	request = cache_request_text(method, path, body);
+	found = close_cache_get(conn, request, ttl_ms, CurrentMemoryContext,
+							&status, &answer, &len);
+	pfree(request);
+	if (!found)
+		return false;
+	memset(response, 0, sizeof(CloseResponse));
+	response->status = status;
+	response->body = answer;
+	response->body_len = len;
+	close_endpoint_group(method, path, group, sizeof(group));
+	delta.cache_hits = 1;
+	close_stats_add(conn, group, &delta);
+	return true;
+}
+
+/* Whether close_answers_cached would answer the request now. */
+bool
+close_answers_in_cache(CloseConnection *conn, int ttl_ms, const char *method,
+					   const char *path, const char *body)
+{
+	char	   *request;
+	bool		found;
+
+	if (ttl_ms <= 0)
+		return false;
+	request = cache_request_text(method, path, body);
+	found = close_cache_has(conn, request, ttl_ms);
+	pfree(request);
+	return found;
+}
+
+/*
+ * Keep a whole answer (200, or 404 for an object by id) to the request, read
+ * by a reader that began at cache generation since.
+ */
+void
+close_answers_remember(CloseConnection *conn, uint64 since,
+					   const char *method, const char *path, const char *body,
+					   const CloseResponse *response)
+{
+	char	   *request;
+
+	if (response->status != 200 && response->status != 404)
+		return;
+	request = cache_request_text(method, path, body);
+	close_cache_put(conn, request, since, (int) response->status,
+					response->body, response->body_len);
+	pfree(request);
+}
+
+struct CloseWholeAnswer
+{
+	char	   *request;		/* the cache's key */
+	StringInfoData answer;		/* {"data": [records so far */
+	int			records;
+	bool		too_large;		/* would not fit the cache: given up */
+};
+
+/*
+ * Begin gathering the whole answer to a paged request (method, path and
+ * body as the cache's key), in cxt.
+ */
+CloseWholeAnswer *
+close_whole_begin(MemoryContext cxt, const char *method, const char *path,
+				  const char *body)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	CloseWholeAnswer *whole = palloc0(sizeof(CloseWholeAnswer));
+
+	whole->request = cache_request_text(method, path, body);
+	initStringInfo(&whole->answer);
+	appendStringInfoString(&whole->answer, "{\"data\": [");
+	MemoryContextSwitchTo(oldcxt);
+	return whole;
+}
+
+/* A record of the answer, in its order. */
+void
+close_whole_add(CloseWholeAnswer *whole, struct json_object *record)
+{
+	char	   *text;
+	MemoryContext oldcxt;
+
+	if (whole == NULL || whole->too_large)
+		return;
+	text = close_json_serialize(record);
+	if (whole->answer.len + strlen(text) + strlen(whole->request) + 64 >
+		close_cache_capacity())
+	{
+		/* more than the cache holds: stop gathering */
+		whole->too_large = true;
+		pfree(whole->answer.data);
+		whole->answer.data = NULL;
+		pfree(text);
+		return;
+	}
+	oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(whole));
+	if (whole->records++ > 0)
+		appendStringInfoString(&whole->answer, ", ");
+	appendStringInfoString(&whole->answer, text);
+	MemoryContextSwitchTo(oldcxt);
+	pfree(text);
+}
+
+/*
+ * The last page was read: keep {"data": [...], members} (members: the rest
+ * of the answer's JSON members, such as "\"has_more\": false").
+ */
+void
+close_whole_end(CloseWholeAnswer *whole, CloseConnection *conn,
+				uint64 since, const char *members)
+{
+	MemoryContext oldcxt;
+
+	if (whole == NULL || whole->too_large)
+		return;
+	oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(whole));
+	appendStringInfo(&whole->answer, "], %s}", members);
+	MemoryContextSwitchTo(oldcxt);
+	close_cache_put(conn, whole->request, since, 200, whole->answer.data,
+					whole->answer.len);
+	/* kept once */
+	whole->too_large = true;
+	pfree(whole->answer.data);
+	whole->answer.data = NULL;
+}
+
+/*
  * ---- objects created while scans are open ----
  *
  * A scan must not read back what its own statement, or a later command of

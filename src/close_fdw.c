@@ -169,6 +169,15 @@ typedef struct CloseScanState
 	int			rereads;		/* of the current lead */
 	bool		fresh;			/* pages must come from Close, not stores */
 
+	/*
+	 * The answer cache (cache_ttl_ms): whole answers only, gathered as their
+	 * records are returned; never for a statement that writes.
+	 */
+	int			cache_ttl_ms;	/* 0: the cache is not used */
+	uint64		cache_since;	/* the cache's generation when the scan began */
+	CloseWholeAnswer *lead_whole;	/* the current lead's, in lead_cxt */
+	CloseWholeAnswer *search_whole; /* the search's, in keys_cxt */
+
 	/* the definition, checked against Close's types at the first scan */
 	bool		checked;
 	List	   *check_columns;	/* names of the columns read... */
@@ -180,6 +189,7 @@ typedef struct CloseScanState
 	int64		records;
 	int64		retries;
 	double		waited_ms;
+	int64		cache_hits;
 } CloseScanState;
 
 /* A scan of an upper relation: a count Close answers (upper.c). */
@@ -215,6 +225,7 @@ _PG_init(void)
 				 errmsg("could not initialize libcurl")));
 	close_budget_init();
 	close_shared_init();
+	close_cache_init();
 }
 
 Datum
@@ -816,6 +827,12 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 	close_track_created();
 	fsstate->tracked = true;
 
+	/* answers read before the scan began are older than it may keep */
+	fsstate->cache_ttl_ms = fsstate->materialize ? 0
+		: close_get_cache_ttl(RelationGetRelid(rel));
+	if (fsstate->cache_ttl_ms > 0)
+		fsstate->cache_since = close_cache_generation();
+
 	foreach(lc, (List *) list_nth(fdw_private, FdwScanPrivateAttrsUsed))
 		attrs_used = bms_add_member(attrs_used, lfirst_int(lc));
 	oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
@@ -935,6 +952,9 @@ start_search(ForeignScanState *node)
 	CloseSearchValues vals;
 	List	   *keys = fsstate->search_keys;
 	char	   *query;
+	char	   *fields;
+	int			page_limit;
+	int			order;
 
 	/* custom fields' conditions go only where Close's field type fits */
 	if (!fsstate->search_confirmed)
@@ -967,17 +987,43 @@ start_search(ForeignScanState *node)
 		keys = list_concat_copy(keys, fsstate->custom_keys);
 	}
 
+	fields = close_search_render_fields(keys);
+	page_limit = fsstate->search_limit > 0
+		? Min(fsstate->search_limit, CLOSE_SEARCH_PAGE) : CLOSE_SEARCH_PAGE;
+	order = intVal(list_nth(((ForeignScan *) node->ss.ps.plan)->fdw_private,
+							FdwScanPrivateSearchOrdered));
+
+	/* the whole search, from the cache; else gathered for it */
+	fsstate->search_whole = NULL;
+	if (fsstate->cache_ttl_ms > 0)
+	{
+		CloseConnection *conn = close_get_connection(fsstate->user);
+		char	   *request = close_search_render_explain(query, fields,
+														  page_limit,
+														  fsstate->search_limit,
+														  order);
+		CloseResponse response;
+
+		if (close_answers_cached(conn, fsstate->cache_ttl_ms, "POST",
+								 "/data/search/", request, &response))
+		{
+			fsstate->cache_hits++;
+			fsstate->search = close_search_from_answer(fsstate->keys_cxt,
+													   fsstate->user,
+													   response.body,
+													   response.body_len);
+			return;
+		}
+		fsstate->search_whole = close_whole_begin(fsstate->keys_cxt, "POST",
+												  "/data/search/", request);
+	}
+
 	fsstate->search = close_search_begin(fsstate->keys_cxt, fsstate->user, query,
-										 close_search_render_fields(keys),
-										 fsstate->search_limit > 0
-										 ? Min(fsstate->search_limit, CLOSE_SEARCH_PAGE)
-										 : CLOSE_SEARCH_PAGE,
+										 fields, page_limit,
 										 fsstate->search_limit,
 										 fsstate->search_ordered
 										 ? 1 : fsstate->max_concurrency);
-	close_search_set_order(fsstate->search,
-						   intVal(list_nth(((ForeignScan *) node->ss.ps.plan)->fdw_private,
-										   FdwScanPrivateSearchOrdered)));
+	close_search_set_order(fsstate->search, order);
 }
 
 /*
@@ -1022,6 +1068,8 @@ start_scan(ForeignScanState *node)
 	fsstate->search = NULL;
 	MemoryContextReset(fsstate->keys_cxt);
 	MemoryContextReset(fsstate->page_cxt);
+	fsstate->lead_whole = NULL;
+	fsstate->search_whole = NULL;
 	close_answers_reset(fsstate->leads_ahead);
 	fsstate->leads_ahead_end = 0;
 	drop_next_round(fsstate);
@@ -1085,6 +1133,24 @@ lead_page_path(CloseScanState *fsstate, const char *key, int skip)
 	return path.data;
 }
 
+/*
+ * A lead's whole listing, as the answer cache knows it: the path of its
+ * pages without _skip and _limit.
+ */
+static char *
+lead_listing_path(CloseScanState *fsstate, const char *key)
+{
+	StringInfoData path;
+
+	initStringInfo(&path);
+	appendStringInfoString(&path, "/custom_object/");
+	close_append_query_param(&path, "lead_id", key);
+	if (fsstate->type_filter)
+		close_append_query_param(&path, "custom_object_type_id",
+								 fsstate->type_filter);
+	return path.data;
+}
+
 /* A record's id, or NULL if it has none. */
 static const char *
 record_id(struct json_object *record)
@@ -1116,7 +1182,11 @@ fetch_leads_ahead(CloseScanState *fsstate)
 	{
 		char	   *path = lead_page_path(fsstate, fsstate->keys[i], 0);
 
-		if (!close_answers_find(fsstate->statement_answers, path, false, &kept))
+		if (!close_answers_find(fsstate->statement_answers, path, false, &kept) &&
+			(fsstate->cache_ttl_ms <= 0 ||
+			 !close_answers_in_cache(conn, fsstate->cache_ttl_ms, "GET",
+									 lead_listing_path(fsstate, fsstate->keys[i]),
+									 NULL)))
 			paths[n++] = path;
 	}
 	fsstate->leads_ahead_end = i;
@@ -1275,9 +1345,11 @@ fetch_pages_ahead(CloseScanState *fsstate)
  * The answer to one page of the current lead.  The one place that knows
  * where a page may come from, in this order: the statement's kept answers
  * (a nested loop's repeated lead) and the leads' first pages fetched ahead,
- * unless the lead is being read again after it changed; the current lead's
- * pages fetched ahead (asked for several at once here); else a request of
- * its own, with retries.
+ * unless the lead is being read again after it changed; for the first
+ * page, the answer cache's whole listing of the lead (one page with every
+ * object, which has_more false ends); the current lead's pages fetched
+ * ahead (asked for several at once here); else a request of its own, with
+ * retries.
  */
 static void
 get_lead_page(CloseScanState *fsstate, const char *path,
@@ -1287,9 +1359,25 @@ get_lead_page(CloseScanState *fsstate, const char *path,
 	bool		stored = !fsstate->fresh;
 
 	if (stored &&
-		(close_answers_find(fsstate->statement_answers, path, false, response) ||
-		 close_answers_find(fsstate->leads_ahead, path, false, response)))
+		close_answers_find(fsstate->statement_answers, path, false, response))
+	{
+		/* read before in this statement, maybe from the cache: not kept again */
+		if (fsstate->skip == 0)
+			fsstate->lead_whole = NULL;
 		return;
+	}
+	if (stored &&
+		close_answers_find(fsstate->leads_ahead, path, false, response))
+		return;
+	if (stored && fsstate->skip == 0 &&
+		close_answers_cached(conn, fsstate->cache_ttl_ms, "GET",
+							 lead_listing_path(fsstate, fsstate->current_key),
+							 NULL, response))
+	{
+		fsstate->cache_hits++;
+		fsstate->lead_whole = NULL; /* kept already */
+		return;
+	}
 
 	/* the current lead's next pages are asked for several at once */
 	if (fsstate->skip > 0 && fsstate->max_concurrency > 1 &&
@@ -1507,6 +1595,11 @@ start_lead(CloseScanState *fsstate)
 	drop_next_round(fsstate);
 	/* a full first page: the next ones come max_concurrency at once */
 	fsstate->pages_window = fsstate->max_concurrency;
+	fsstate->lead_whole = fsstate->cache_ttl_ms > 0
+		? close_whole_begin(fsstate->lead_cxt, "GET",
+							lead_listing_path(fsstate, fsstate->current_key),
+							NULL)
+		: NULL;
 	fetch_lead_page(fsstate);
 }
 
@@ -1560,7 +1653,12 @@ fetch_by_id(CloseScanState *fsstate)
 
 	path = close_object_path(fsstate->current_key);
 
-	if (!close_answers_find(fsstate->statement_answers, path, true, &response))
+	if (close_answers_find(fsstate->statement_answers, path, true, &response))
+		;
+	else if (close_answers_cached(conn, fsstate->cache_ttl_ms, "GET", path,
+								  NULL, &response))
+		fsstate->cache_hits++;
+	else
 	{
 		close_http_request(conn, "GET", path, NULL, &response);
 		fsstate->requests += response.attempts;
@@ -1569,6 +1667,9 @@ fetch_by_id(CloseScanState *fsstate)
 		if (fsstate->keep_answers &&
 			(response.status == 200 || response.status == 404))
 			close_answers_keep(fsstate->statement_answers, path, &response);
+		if (fsstate->cache_ttl_ms > 0)
+			close_answers_remember(conn, fsstate->cache_since, "GET", path,
+								   NULL, &response);
 	}
 	if (response.status == 404)
 	{
@@ -1613,7 +1714,21 @@ static struct json_object *
 next_record(CloseScanState *fsstate)
 {
 	if (fsstate->kind == CLOSE_ACCESS_SEARCH)
-		return close_search_next(fsstate->search);
+	{
+		struct json_object *record = close_search_next(fsstate->search);
+
+		/* a search read to its end is a whole answer */
+		if (record)
+			close_whole_add(fsstate->search_whole, record);
+		else if (fsstate->search_whole)
+		{
+			close_whole_end(fsstate->search_whole,
+							close_get_connection(fsstate->user),
+							fsstate->cache_since, "\"cursor\": null");
+			fsstate->search_whole = NULL;
+		}
+		return record;
+	}
 	for (;;)
 	{
 		if (fsstate->next_item < fsstate->nitems)
@@ -1625,6 +1740,8 @@ next_record(CloseScanState *fsstate)
 			fsstate->next_item++;
 			if (fsstate->items && !lead_record_new(fsstate, record))
 				continue;
+			if (fsstate->items)
+				close_whole_add(fsstate->lead_whole, record);
 			return record;
 		}
 
@@ -1632,6 +1749,19 @@ next_record(CloseScanState *fsstate)
 		{
 			fetch_lead_page(fsstate);
 			continue;
+		}
+
+		/*
+		 * A lead's listing read to its end is a whole answer, unless it
+		 * changed while it was read.
+		 */
+		if (fsstate->items && fsstate->lead_whole)
+		{
+			if (fsstate->rereads == 0)
+				close_whole_end(fsstate->lead_whole,
+								close_get_connection(fsstate->user),
+								fsstate->cache_since, "\"has_more\": false");
+			fsstate->lead_whole = NULL;
 		}
 
 		if (fsstate->next_key >= fsstate->nkeys)
@@ -1847,6 +1977,9 @@ closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		ExplainPropertyInteger("Close Pages", NULL,
 							   fsstate->pages + search_requests, es);
 		ExplainPropertyInteger("Close Records", NULL, fsstate->records, es);
+		if (fsstate->cache_ttl_ms > 0)
+			ExplainPropertyInteger("Close Cache Hits", NULL,
+								   fsstate->cache_hits, es);
 		if (fsstate->search_not_pushed > 0)
 			ExplainPropertyInteger("Close Search Conditions Not Sent", NULL,
 								   fsstate->search_not_pushed, es);

@@ -106,6 +106,7 @@ typedef struct CloseServerOptions
 	int			max_concurrency;	/* requests in flight per scan */
 	int			max_response_bytes; /* larger answers are refused */
 	char	   *ca_file;		/* CA bundle for TLS, or NULL */
+	int			cache_ttl_ms;	/* answers cached this long; 0: not */
 } CloseServerOptions;
 
 typedef struct CloseUserOptions
@@ -394,6 +395,25 @@ extern void close_answers_put(CloseAnswers *answers, const char *path,
 							  const CloseResponse *response);
 extern int	close_answers_fetch(CloseAnswers *answers, CloseConnection *conn,
 								char **paths, int n);
+typedef struct CloseWholeAnswer CloseWholeAnswer;
+extern bool close_answers_cached(CloseConnection *conn, int ttl_ms,
+								 const char *method, const char *path,
+								 const char *body, CloseResponse *response);
+extern bool close_answers_in_cache(CloseConnection *conn, int ttl_ms,
+								   const char *method, const char *path,
+								   const char *body);
+extern void close_answers_remember(CloseConnection *conn, uint64 since,
+								   const char *method, const char *path,
+								   const char *body,
+								   const CloseResponse *response);
+extern CloseWholeAnswer *close_whole_begin(MemoryContext cxt,
+										   const char *method,
+										   const char *path,
+										   const char *body);
+extern void close_whole_add(CloseWholeAnswer *whole,
+							struct json_object *record);
+extern void close_whole_end(CloseWholeAnswer *whole, CloseConnection *conn,
+							uint64 since, const char *members);
 extern void close_track_created(void);
 extern void close_untrack_created(void);
 extern void close_note_created(const char *id);
@@ -458,6 +478,18 @@ extern void close_pace_learn(CloseConnection *conn, const char *group,
 							 int remaining, double reset_s, double refused_ms);
 extern void close_stats_add(CloseConnection *conn, const char *group,
 							const CloseStatsDelta *delta);
+extern void close_cache_init(void);
+extern uint64 close_cache_generation(void);
+extern Size close_cache_capacity(void);
+extern bool close_cache_get(CloseConnection *conn, const char *request,
+							int ttl_ms, MemoryContext cxt, int *status,
+							char **answer, size_t *len);
+extern bool close_cache_has(CloseConnection *conn, const char *request,
+							int ttl_ms);
+extern void close_cache_put(CloseConnection *conn, const char *request,
+							uint64 since, int status, const char *answer,
+							size_t len);
+extern void close_cache_invalidate(Oid serverid);
 
 /* in resource.c */
 extern const CloseResource *close_resource_by_name(const char *name);
@@ -488,6 +520,10 @@ extern CloseSearchState *close_search_begin(MemoryContext parent,
 											int page_limit,
 											int64 results_limit,
 											int max_concurrency);
+extern CloseSearchState *close_search_from_answer(MemoryContext parent,
+												  UserMapping *user,
+												  const char *body,
+												  size_t len);
 extern struct json_object *close_search_next(CloseSearchState *ss);
 extern int64 close_search_requests(CloseSearchState *ss);
 extern int64 close_search_retries(CloseSearchState *ss);
@@ -505,6 +541,7 @@ extern void close_get_user_options(UserMapping *user, CloseUserOptions *opts);
 extern char *close_get_table_type_id(Oid relid);
 extern const CloseResource *close_get_table_resource(Oid relid);
 extern int	close_get_batch_size(Oid relid);
+extern int	close_get_cache_ttl(Oid relid);
 extern bool close_write_mode_deferred(Oid relid);
 extern char *close_get_column_key(Oid relid, AttrNumber attnum,
 								  const char *attname);
@@ -568,6 +605,8 @@ extern struct json_object *close_parse_answer(const char *method,
 extern void close_append_query_param(StringInfo buf, const char *name,
 									 const char *value);
 extern char *close_object_path(const char *id);
+extern void close_endpoint_group(const char *method, const char *path,
+								 char *group, size_t size);
 
 /* in json.c */
 extern struct json_object *close_json_parse(const char *text, size_t len,

@@ -548,6 +548,14 @@ endpoint_group(const char *method, const char *path, char *group, size_t size)
 	pfree(buf.data);
 }
 
+/* endpoint_group, for the other files (close_fdw_stats' cache hits). */
+void
+close_endpoint_group(const char *method, const char *path, char *group,
+					 size_t size)
+{
+	endpoint_group(method, path, group, size);
+}
+
 /*
  * The numbers of a RateLimit header: "limit=100, remaining=50, reset=5"
  * (also with ";" between the parts; reset may have decimals).
@@ -843,6 +851,9 @@ close_http_request(CloseConnection *conn, const char *method,
 	memset(response, 0, sizeof(*response));
 	memset(&attempt, 0, sizeof(attempt));
 	endpoint_group(method, path, group, sizeof(group));
+	/* a write: the server's cached answers go before and after it */
+	if (!request_reads(method, path))
+		close_cache_invalidate(conn->serverid);
 
 	for (;;)
 	{
@@ -867,6 +878,8 @@ close_http_request(CloseConnection *conn, const char *method,
 			pfree(attempt.answer.data);
 		response->attempts++;
 		send_once(conn, method, url, body, repeatable, response, &attempt);
+		if (!request_reads(method, path))
+			close_cache_invalidate(conn->serverid);
 		/* told before a cancel is let through: the caller's write log */
 		if (attempt.rc != CURLE_OK ? request_went_out(conn->curl)
 			: gateway_failure(response->status))
@@ -1162,6 +1175,9 @@ close_http_send_many(CloseConnection *conn, const char *method,
 					 &n, &waited);
 	/* counted now: no more than the budget left, so none is refused */
 	n = close_budget_admit(reading, paths[0], n, true);
+	/* writes: the server's cached answers go before and after them */
+	if (!reading && n > 0)
+		close_cache_invalidate(conn->serverid);
 
 	PG_TRY();
 	{
@@ -1220,6 +1236,8 @@ close_http_send_many(CloseConnection *conn, const char *method,
 		/* given up: their answers will not be judged */
 		if (!completed)
 			close_pace_release(close_pace_key(conn), group, ticket.number, n);
+		if (!reading && n > 0)
+			close_cache_invalidate(conn->serverid);
 	}
 	PG_END_TRY();
 

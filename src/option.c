@@ -48,6 +48,8 @@ static const CloseOption close_options[] = {
 	{"max_concurrency", ForeignServerRelationId, false},
 	{"max_response_bytes", ForeignServerRelationId, false},
 	{"ca_file", ForeignServerRelationId, false},
+	{"cache_ttl_ms", ForeignServerRelationId, false},
+	{"cache_ttl_ms", ForeignTableRelationId, false},
 	{"batch_size", ForeignTableRelationId, false},
 	{"write_mode", ForeignServerRelationId, false},
 	{"write_mode", ForeignTableRelationId, false},
@@ -377,6 +379,8 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 			(void) parse_int_option(def, 1, CLOSE_MAX_CONCURRENCY);
 		else if (strcmp(def->defname, "max_response_bytes") == 0)
 			(void) parse_int_option(def, 1024, MaxAllocHugeSize > INT_MAX ? INT_MAX : (int) MaxAllocHugeSize);
+		else if (strcmp(def->defname, "cache_ttl_ms") == 0)
+			(void) parse_int_option(def, 0, INT_MAX);
 		else if (strcmp(def->defname, "ca_file") == 0)
 		{
 			/* a file the server reads: only a superuser may name one */
@@ -446,6 +450,7 @@ close_get_server_options(ForeignServer *server, CloseServerOptions *opts)
 	opts->max_concurrency = DEFAULT_MAX_CONCURRENCY;
 	opts->max_response_bytes = DEFAULT_MAX_RESPONSE_BYTES;
 	opts->ca_file = NULL;
+	opts->cache_ttl_ms = 0;
 
 	foreach(cell, server->options)
 	{
@@ -471,6 +476,8 @@ close_get_server_options(ForeignServer *server, CloseServerOptions *opts)
 			opts->max_response_bytes = parse_int_option(def, 1024, INT_MAX);
 		else if (strcmp(def->defname, "ca_file") == 0)
 			opts->ca_file = defGetString(def);
+		else if (strcmp(def->defname, "cache_ttl_ms") == 0)
+			opts->cache_ttl_ms = parse_int_option(def, 0, INT_MAX);
 	}
 }
 
@@ -634,4 +641,26 @@ close_get_batch_size(Oid relid)
 	}
 	close_get_server_options(GetForeignServer(table->serverid), &sopts);
 	return sopts.batch_size;
+}
+
+/*
+ * How long a table's answers are cached: its cache_ttl_ms option, else its
+ * server's, else 0 (not cached).
+ */
+int
+close_get_cache_ttl(Oid relid)
+{
+	ForeignTable *table = GetForeignTable(relid);
+	CloseServerOptions sopts;
+	ListCell   *cell;
+
+	foreach(cell, table->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "cache_ttl_ms") == 0)
+			return parse_int_option(def, 0, INT_MAX);
+	}
+	close_get_server_options(GetForeignServer(table->serverid), &sopts);
+	return sopts.cache_ttl_ms;
 }

@@ -118,6 +118,9 @@ struct CloseSearchState
 	int64		requests;
 	int64		retries;
 	double		waited_ms;
+
+	/* a whole answer from the cache: items are every record, in order */
+	bool		replay;
 };
 
 /* ---- rendering the query ---- */
@@ -769,6 +772,39 @@ close_search_begin(MemoryContext parent, UserMapping *user, const char *query,
 	/* a LIMIT wants the first objects: those come one slice at a time */
 	ss->max_concurrency = results_limit > 0 ? 1 : Max(max_concurrency, 1);
 	ss->slice_total = -1;
+	return ss;
+}
+
+/*
+ * A search answered whole by the cache (answers.c): body is its
+ * {"data": [...]}, whose records close_search_next returns in their order.
+ */
+CloseSearchState *
+close_search_from_answer(MemoryContext parent, UserMapping *user,
+						 const char *body, size_t len)
+{
+	CloseSearchState *ss = MemoryContextAllocZero(parent, sizeof(CloseSearchState));
+	CloseResponse response = {0};
+	MemoryContext oldcxt;
+	struct json_object *root;
+	struct json_object *data;
+
+	ss->user = user;
+	ss->replay = true;
+	ss->page_cxt = AllocSetContextCreate(parent, "close_fdw search page",
+										 ALLOCSET_DEFAULT_SIZES);
+	response.status = 200;
+	response.body = (char *) body;
+	response.body_len = len;
+	oldcxt = MemoryContextSwitchTo(ss->page_cxt);
+	root = close_parse_answer("POST", "/data/search/", &response, ss->page_cxt);
+	if (close_json_kind(root) != CLOSE_JSON_OBJECT ||
+		(data = close_json_object_get(root, "data")) == NULL ||
+		close_json_kind(data) != CLOSE_JSON_ARRAY)
+		elog(ERROR, "a cached search answer lacks its data");
+	MemoryContextSwitchTo(oldcxt);
+	ss->items = data;
+	ss->nitems = close_json_array_length(data);
 	return ss;
 }
 
@@ -1479,6 +1515,9 @@ close_search_next(CloseSearchState *ss)
 
 		CHECK_FOR_INTERRUPTS();
 
+		if (ss->replay)
+			return ss->next_item < ss->nitems
+				? close_json_array_get(ss->items, ss->next_item++) : NULL;
 		if (ss->nparts > 0)
 			return next_of_parts(ss);
 

@@ -622,3 +622,622 @@ close_fdw_stats_reset(PG_FUNCTION_ARGS)
 	unlock_state(state);
 	PG_RETURN_VOID();
 }
+
+/*
+ * ---- the answer cache ----
+ *
+ * Whole answers to read requests (answers.c decides which), kept for the
+ * cache_ttl_ms of the table that reads them: in shared memory when
+ * preloaded, else in this backend's memory, within close_fdw.cache_size_mb
+ * either way.  The answers are stored in blocks of CACHE_BLOCK bytes,
+ * chained; an entry holds its request's text (compared on a hit) and its
+ * answer.  When the blocks run out, the least recently used entries go; an
+ * answer that needs more blocks than there are is not kept.  An entry is
+ * keyed by the database, the server, a hash of the credential (as the
+ * pacing's, never the credential) and the request's text.
+ *
+ * A write through close_fdw drops the server's entries at once; so that an
+ * answer read before the write and stored after it is not kept, a reader
+ * notes the cache's generation when it starts, and an answer is stored
+ * only if its server was not invalidated since (each invalidation takes a
+ * new generation; the last one of each recent server is kept, and of the
+ * servers forgotten, the newest).
+ */
+#define CACHE_BLOCK			4096
+#define CACHE_SERVERS		64
+
+typedef struct CacheEntry
+{
+	bool		used;
+	Oid			dbid;
+	Oid			serverid;
+	uint64		credential;
+	uint64		hash;			/* of all of the above and the request */
+	TimestampTz stored_at;
+	int32		status;
+	uint32		request_len;	/* the request's text, then the answer */
+	uint32		answer_len;
+	int32		first_block;
+	int32		nblocks;
+	int32		chain;			/* next entry of its bucket, or -1 */
+	int32		newer;			/* the LRU list, or -1 */
+	int32		older;
+} CacheEntry;
+
+typedef struct CacheServer
+{
+	Oid			dbid;
+	Oid			serverid;		/* InvalidOid: free */
+	uint64		invalidated;	/* the generation of its last invalidation */
+} CacheServer;
+
+typedef struct CloseCache
+{
+	LWLock	   *lock;			/* NULL in a backend's own cache */
+	uint64		generation;
+	uint64		forgotten;		/* newest invalidation of a server not in
+								 * servers[] */
+	CacheServer servers[CACHE_SERVERS];
+	int32		nblocks;		/* 0 until the storage is made (local) */
+	int32		free_blocks;
+	int32		free_block;		/* chained by block_next */
+	int32		free_entry;		/* chained by chain */
+	int32		newest;
+	int32		oldest;
+	int32	   *buckets;		/* nblocks of them */
+	CacheEntry *entries;		/* nblocks: each entry takes a block at least */
+	int32	   *block_next;
+	char	   *blocks;
+} CloseCache;
+
+/* close_fdw.cache_size_mb */
+static int	close_cache_size_mb = 16;
+static CloseCache *SharedCache = NULL;
+static CloseCache *LocalCache = NULL;
+
+static int32
+cache_nblocks(void)
+{
+	return (int32) (((Size) close_cache_size_mb * 1024 * 1024) / CACHE_BLOCK);
+}
+
+static Size
+cache_storage_size(int32 nblocks)
+{
+	Size		size = 0;
+
+	size = add_size(size, mul_size(nblocks, sizeof(int32)));	/* buckets */
+	size = add_size(size, mul_size(nblocks, sizeof(CacheEntry)));
+	size = add_size(size, mul_size(nblocks, sizeof(int32)));	/* block_next */
+	size = MAXALIGN(size);
+	size = add_size(size, mul_size(nblocks, CACHE_BLOCK));
+	return size;
+}
+
+/* Lay the storage out at space and make every block and entry free. */
+static void
+cache_init_storage(CloseCache *c, char *space, int32 nblocks)
+{
+	int32		i;
+
+	c->buckets = (int32 *) space;
+	space += sizeof(int32) * nblocks;
+	c->entries = (CacheEntry *) space;
+	space += sizeof(CacheEntry) * nblocks;
+	c->block_next = (int32 *) space;
+	space += sizeof(int32) * nblocks;
+	c->blocks = (char *) MAXALIGN(space);
+	for (i = 0; i < nblocks; i++)
+	{
+		c->buckets[i] = -1;
+		c->entries[i].used = false;
+		c->entries[i].chain = i + 1 < nblocks ? i + 1 : -1;
+		c->block_next[i] = i + 1 < nblocks ? i + 1 : -1;
+	}
+	c->free_entry = nblocks > 0 ? 0 : -1;
+	c->free_block = nblocks > 0 ? 0 : -1;
+	c->free_blocks = nblocks;
+	c->newest = c->oldest = -1;
+	c->nblocks = nblocks;
+}
+
+static Size
+cache_shmem_size(void)
+{
+	return add_size(MAXALIGN(sizeof(CloseCache)),
+					cache_storage_size(cache_nblocks()));
+}
+
+static void (*cache_prev_shmem_request) (void) = NULL;
+static shmem_startup_hook_type cache_prev_shmem_startup = NULL;
+
+PG_FUNCTION_INFO_V1(close_fdw_cache_clear);
+
+/* The cache's share of shared memory (preloaded). */
+static void
+cache_request(void)
+{
+	if (cache_prev_shmem_request)
+		cache_prev_shmem_request();
+	RequestAddinShmemSpace(cache_shmem_size());
+	RequestNamedLWLockTranche("close_fdw cache", 1);
+}
+
+static void
+cache_startup(void)
+{
+	bool		found;
+
+	if (cache_prev_shmem_startup)
+		cache_prev_shmem_startup();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	SharedCache = ShmemInitStruct("close_fdw cache", cache_shmem_size(), &found);
+	if (!found)
+	{
+		memset(SharedCache, 0, sizeof(CloseCache));
+		SharedCache->lock = &(GetNamedLWLockTranche("close_fdw cache"))->lock;
+		cache_init_storage(SharedCache,
+						   (char *) SharedCache + MAXALIGN(sizeof(CloseCache)),
+						   cache_nblocks());
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * From _PG_init: the setting, and the cache's shared memory when preloaded.
+ * Preloaded, the setting sizes shared memory, so it is read at server
+ * start; otherwise (a variable of that context can only be made at start)
+ * it is read from the configuration, and a backend's own cache is sized
+ * when the backend first keeps an answer.
+ */
+void
+close_cache_init(void)
+{
+	DefineCustomIntVariable("close_fdw.cache_size_mb",
+							"Memory for the answers cached by tables with cache_ttl_ms.",
+							"In shared memory when close_fdw is in shared_preload_libraries, else in each backend that uses the cache.",
+							&close_cache_size_mb, 16, 1, 1024 * 1024,
+							process_shared_preload_libraries_in_progress
+							? PGC_POSTMASTER : PGC_SIGHUP,
+							GUC_UNIT_MB, NULL, NULL, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	close_request_shmem(cache_request, &cache_prev_shmem_request);
+	cache_prev_shmem_startup = shmem_startup_hook;
+	shmem_startup_hook = cache_startup;
+}
+
+/*
+ * The cache, locked when shared; with storage only when make_storage (a
+ * backend's own is made on its first answer to keep).
+ */
+static CloseCache *
+lock_cache(bool make_storage)
+{
+	if (SharedCache)
+	{
+		LWLockAcquire(SharedCache->lock, LW_EXCLUSIVE);
+		return SharedCache;
+	}
+	if (LocalCache == NULL)
+		LocalCache = MemoryContextAllocZero(TopMemoryContext, sizeof(CloseCache));
+	if (make_storage && LocalCache->nblocks == 0)
+	{
+		int32		nblocks = cache_nblocks();
+
+		cache_init_storage(LocalCache,
+						   MemoryContextAllocExtended(TopMemoryContext,
+													  cache_storage_size(nblocks),
+													  MCXT_ALLOC_HUGE),
+						   nblocks);
+	}
+	return LocalCache;
+}
+
+static void
+unlock_cache(CloseCache *c)
+{
+	if (c->lock)
+		LWLockRelease(c->lock);
+}
+
+static uint64
+cache_hash(Oid serverid, uint64 credential, const char *request, size_t len)
+{
+	uint64		seed = credential ^ ((uint64) MyDatabaseId << 32) ^ serverid;
+
+	return hash_bytes_extended((const unsigned char *) request, len, seed);
+}
+
+/* Copy len bytes at offset of entry's data (request, then answer) to out. */
+static void
+cache_copy_out(CloseCache *c, CacheEntry *e, size_t offset, char *out,
+			   size_t len)
+{
+	int32		b = e->first_block;
+
+	while (offset >= CACHE_BLOCK)
+	{
+		b = c->block_next[b];
+		offset -= CACHE_BLOCK;
+	}
+	while (len > 0)
+	{
+		size_t		n = Min(len, CACHE_BLOCK - offset);
+
+		memcpy(out, c->blocks + (Size) b * CACHE_BLOCK + offset, n);
+		out += n;
+		len -= n;
+		offset = 0;
+		b = c->block_next[b];
+	}
+}
+
+/* Whether entry's request is request (its hash matched). */
+static bool
+cache_same_request(CloseCache *c, CacheEntry *e, const char *request,
+				   size_t len)
+{
+	int32		b = e->first_block;
+	size_t		offset = 0;
+
+	if (e->request_len != len)
+		return false;
+	while (offset < len)
+	{
+		size_t		n = Min(len - offset, CACHE_BLOCK);
+
+		if (memcmp(c->blocks + (Size) b * CACHE_BLOCK, request + offset, n) != 0)
+			return false;
+		offset += n;
+		b = c->block_next[b];
+	}
+	return true;
+}
+
+static void
+cache_lru_unlink(CloseCache *c, int32 i)
+{
+	CacheEntry *e = &c->entries[i];
+
+	if (e->newer >= 0)
+		c->entries[e->newer].older = e->older;
+	else
+		c->newest = e->older;
+	if (e->older >= 0)
+		c->entries[e->older].newer = e->newer;
+	else
+		c->oldest = e->newer;
+	e->newer = e->older = -1;
+}
+
+static void
+cache_lru_push(CloseCache *c, int32 i)
+{
+	CacheEntry *e = &c->entries[i];
+
+	e->newer = -1;
+	e->older = c->newest;
+	if (c->newest >= 0)
+		c->entries[c->newest].newer = i;
+	c->newest = i;
+	if (c->oldest < 0)
+		c->oldest = i;
+}
+
+/* Drop entry i: its blocks and itself become free. */
+static void
+cache_remove(CloseCache *c, int32 i)
+{
+	CacheEntry *e = &c->entries[i];
+	int32	   *link = &c->buckets[e->hash % (uint64) c->nblocks];
+	int32		b;
+
+	while (*link != i)
+		link = &c->entries[*link].chain;
+	*link = e->chain;
+	cache_lru_unlink(c, i);
+	/* the chain of blocks goes to the front of the free list */
+	b = e->first_block;
+	while (c->block_next[b] >= 0)
+		b = c->block_next[b];
+	c->block_next[b] = c->free_block;
+	c->free_block = e->first_block;
+	c->free_blocks += e->nblocks;
+	e->used = false;
+	e->chain = c->free_entry;
+	c->free_entry = i;
+}
+
+static int32
+cache_find(CloseCache *c, uint64 credential, Oid serverid, uint64 hash,
+		   const char *request, size_t len)
+{
+	int32		i;
+
+	if (c->nblocks == 0)
+		return -1;
+	for (i = c->buckets[hash % (uint64) c->nblocks]; i >= 0; i = c->entries[i].chain)
+	{
+		CacheEntry *e = &c->entries[i];
+
+		if (e->hash == hash && e->credential == credential &&
+			e->serverid == serverid && e->dbid == MyDatabaseId &&
+			cache_same_request(c, e, request, len))
+			return i;
+	}
+	return -1;
+}
+
+/* The generation to give close_cache_put: note it before reading. */
+uint64
+close_cache_generation(void)
+{
+	CloseCache *c = lock_cache(false);
+	uint64		g = c->generation;
+
+	unlock_cache(c);
+	return g;
+}
+
+/* The bytes one answer (with its request's text) may take at most. */
+Size
+close_cache_capacity(void)
+{
+	return (Size) cache_nblocks() * CACHE_BLOCK;
+}
+
+/*
+ * The cached answer to request (its text: method, path, body) of the
+ * session's server and credential, if one was stored less than ttl_ms ago:
+ * its status and its body (NUL-terminated, in cxt).  An older one is
+ * dropped.
+ */
+bool
+close_cache_get(CloseConnection *conn, const char *request, int ttl_ms,
+				MemoryContext cxt, int *status, char **answer, size_t *len)
+{
+	uint64		credential = credential_key(conn);
+	size_t		rlen = strlen(request);
+	uint64		hash = cache_hash(conn->serverid, credential, request, rlen);
+	CloseCache *c = lock_cache(false);
+	int32		i = cache_find(c, credential, conn->serverid, hash, request, rlen);
+	CacheEntry *e;
+
+	if (i < 0)
+	{
+		unlock_cache(c);
+		return false;
+	}
+	e = &c->entries[i];
+	if (GetCurrentTimestamp() >= TimestampTzPlusMilliseconds(e->stored_at, ttl_ms))
+	{
+		cache_remove(c, i);
+		unlock_cache(c);
+		return false;
+	}
+	cache_lru_unlink(c, i);
+	cache_lru_push(c, i);
+	*status = e->status;
+	*len = e->answer_len;
+	*answer = MemoryContextAllocExtended(cxt, (Size) e->answer_len + 1,
+										 MCXT_ALLOC_HUGE);
+	cache_copy_out(c, e, e->request_len, *answer, e->answer_len);
+	(*answer)[e->answer_len] = '\0';
+	unlock_cache(c);
+	return true;
+}
+
+/* Whether close_cache_get would find an answer to request (no copy). */
+bool
+close_cache_has(CloseConnection *conn, const char *request, int ttl_ms)
+{
+	uint64		credential = credential_key(conn);
+	size_t		rlen = strlen(request);
+	uint64		hash = cache_hash(conn->serverid, credential, request, rlen);
+	CloseCache *c = lock_cache(false);
+	int32		i = cache_find(c, credential, conn->serverid, hash, request, rlen);
+	bool		found;
+
+	found = i >= 0 &&
+		GetCurrentTimestamp() < TimestampTzPlusMilliseconds(c->entries[i].stored_at,
+															ttl_ms);
+	unlock_cache(c);
+	return found;
+}
+
+/* The generation of the server's last invalidation (at most). */
+static uint64
+cache_invalidated(CloseCache *c, Oid serverid)
+{
+	int			i;
+
+	for (i = 0; i < CACHE_SERVERS; i++)
+		if (c->servers[i].serverid == serverid &&
+			c->servers[i].dbid == MyDatabaseId)
+			return c->servers[i].invalidated;
+	return c->forgotten;
+}
+
+/*
+ * Keep the answer to request, read by a reader that began at generation
+ * since (close_cache_generation), unless the server was invalidated since
+ * then or the answer cannot fit; it replaces the one kept before.
+ */
+void
+close_cache_put(CloseConnection *conn, const char *request, uint64 since,
+				int status, const char *answer, size_t len)
+{
+	uint64		credential = credential_key(conn);
+	size_t		rlen = strlen(request);
+	uint64		hash = cache_hash(conn->serverid, credential, request, rlen);
+	int32		need = (int32) ((rlen + len + CACHE_BLOCK - 1) / CACHE_BLOCK);
+	CloseCache *c;
+	CacheEntry *e;
+	int32		i;
+	int32		b;
+	int32		last = -1;
+	size_t		done;
+
+	if (rlen + len > close_cache_capacity() || rlen + len > (size_t) PG_INT32_MAX)
+		return;
+	need = Max(need, 1);
+	c = lock_cache(true);
+	if (cache_invalidated(c, conn->serverid) > since)
+	{
+		unlock_cache(c);
+		return;
+	}
+	if ((i = cache_find(c, credential, conn->serverid, hash, request, rlen)) >= 0)
+		cache_remove(c, i);
+	/*
+	 * The least recently used go until it fits (a backend's own cache may
+	 * have been made smaller than the setting is now).
+	 */
+	if (need > c->nblocks)
+	{
+		unlock_cache(c);
+		return;
+	}
+	while ((c->free_blocks < need || c->free_entry < 0) && c->oldest >= 0)
+		cache_remove(c, c->oldest);
+	Assert(c->free_blocks >= need && c->free_entry >= 0);
+
+	i = c->free_entry;
+	e = &c->entries[i];
+	c->free_entry = e->chain;
+	e->used = true;
+	e->dbid = MyDatabaseId;
+	e->serverid = conn->serverid;
+	e->credential = credential;
+	e->hash = hash;
+	e->stored_at = GetCurrentTimestamp();
+	e->status = status;
+	e->request_len = (uint32) rlen;
+	e->answer_len = (uint32) len;
+	e->nblocks = need;
+	e->first_block = c->free_block;
+	for (b = 0; b < need; b++)
+	{
+		last = c->free_block;
+		c->free_block = c->block_next[last];
+	}
+	c->block_next[last] = -1;
+	c->free_blocks -= need;
+
+	/* the request's text, then the answer, across the blocks */
+	b = e->first_block;
+	done = 0;
+	while (done < rlen + len)
+	{
+		size_t		n = Min(rlen + len - done, CACHE_BLOCK);
+		char	   *to = c->blocks + (Size) b * CACHE_BLOCK;
+
+		if (done < rlen)
+		{
+			size_t		part = Min(n, rlen - done);
+
+			memcpy(to, request + done, part);
+			if (n > part)
+				memcpy(to + part, answer, n - part);
+		}
+		else
+			memcpy(to, answer + (done - rlen), n);
+		done += n;
+		b = c->block_next[b];
+	}
+
+	e->chain = c->buckets[hash % (uint64) c->nblocks];
+	c->buckets[hash % (uint64) c->nblocks] = i;
+	cache_lru_push(c, i);
+	unlock_cache(c);
+}
+
+/*
+ * Drop the cached answers of this database's server (every server's when
+ * serverid is InvalidOid) and mark it invalidated, so that answers read
+ * before are not stored after.  Returns how many were dropped.
+ */
+static int64
+cache_drop(CloseCache *c, Oid serverid)
+{
+	int64		dropped = 0;
+	int			slot = -1;
+	int			i;
+
+	c->generation++;
+	if (serverid == InvalidOid)
+	{
+		/* every server of the database, known or not */
+		c->forgotten = c->generation;
+		for (i = 0; i < CACHE_SERVERS; i++)
+			if (c->servers[i].dbid == MyDatabaseId)
+				c->servers[i].invalidated = c->generation;
+	}
+	else
+	{
+		for (i = 0; i < CACHE_SERVERS; i++)
+		{
+			CacheServer *s = &c->servers[i];
+
+			if (s->serverid == serverid && s->dbid == MyDatabaseId)
+			{
+				slot = i;
+				break;
+			}
+			if (slot < 0 || s->serverid == InvalidOid ||
+				(c->servers[slot].serverid != InvalidOid &&
+				 s->invalidated < c->servers[slot].invalidated))
+				slot = i;
+		}
+		if (c->servers[slot].serverid != InvalidOid &&
+			!(c->servers[slot].serverid == serverid &&
+			  c->servers[slot].dbid == MyDatabaseId))
+			c->forgotten = Max(c->forgotten, c->servers[slot].invalidated);
+		c->servers[slot].dbid = MyDatabaseId;
+		c->servers[slot].serverid = serverid;
+		c->servers[slot].invalidated = c->generation;
+	}
+	for (i = 0; i < c->nblocks; i++)
+	{
+		CacheEntry *e = &c->entries[i];
+
+		if (e->used && e->dbid == MyDatabaseId &&
+			(serverid == InvalidOid || e->serverid == serverid))
+		{
+			cache_remove(c, i);
+			dropped++;
+		}
+	}
+	return dropped;
+}
+
+/* A write through close_fdw to the server: its cached answers go. */
+void
+close_cache_invalidate(Oid serverid)
+{
+	CloseCache *c = lock_cache(false);
+
+	(void) cache_drop(c, serverid);
+	unlock_cache(c);
+}
+
+/*
+ * close_fdw_cache_clear(server name DEFAULT NULL): drop the cached answers
+ * of the server, or of every server of this database; returns how many.
+ */
+Datum
+close_fdw_cache_clear(PG_FUNCTION_ARGS)
+{
+	Oid			serverid = InvalidOid;
+	CloseCache *c;
+	int64		dropped;
+
+	if (!PG_ARGISNULL(0))
+		serverid = GetForeignServerByName(NameStr(*PG_GETARG_NAME(0)),
+										  false)->serverid;
+	c = lock_cache(false);
+	dropped = cache_drop(c, serverid);
+	unlock_cache(c);
+	PG_RETURN_INT64(dropped);
+}

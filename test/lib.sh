@@ -78,10 +78,11 @@ run_as_pg() {
 # loopback never go anywhere else.
 # close_fdw is in shared_preload_libraries (shared pacing and statistics)
 # unless CLOSE_FDW_PRELOAD=0; sessions can still pace alone
-# (close_fdw.shared_pacing), which is how the tests cover both.
+# (close_fdw.shared_pacing), which is how the tests cover both.  The answer
+# cache is small (1 MB), so that sql/cache.sql can fill it.
 start_cluster() {
-	local preload="-c shared_preload_libraries=close_fdw"
-	[ "${CLOSE_FDW_PRELOAD:-1}" = 0 ] && preload=""
+	local preload="-c shared_preload_libraries=close_fdw -c close_fdw.cache_size_mb=1"
+	[ "${CLOSE_FDW_PRELOAD:-1}" = 0 ] && preload="-c close_fdw.cache_size_mb=1"
 	PGDATA_DIR=$WORKDIR/data
 	PGSOCKET_DIR=$WORKDIR/socket
 	if [ "$(id -u)" -eq 0 ]; then
