@@ -1230,7 +1230,12 @@ start_scan(ForeignScanState *node)
 	 */
 	if (!fsstate->checked)
 	{
-		if (fsstate->table_type_id || fsstate->check_keys != NIL)
+		/*
+		 * Custom object types' fields only: a lead's, contact's or
+		 * opportunity's custom field is Close's to know (not checked yet).
+		 */
+		if (fsstate->res->field_schema == NULL &&
+			(fsstate->table_type_id || fsstate->check_keys != NIL))
 			close_field_types_check_table(close_field_types_get(fsstate->user,
 																&fsstate->requests),
 										  fsstate->conv->relname,
