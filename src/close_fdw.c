@@ -5,12 +5,15 @@
  *		  parameterized paths, the plan), the scan callbacks in the order the
  *		  executor calls them, and EXPLAIN.
  *
- * A scan is driven by one pushed condition: id values (one
- * GET /custom_object/{id}/ each) or lead_id values (one paged listing
- * GET /custom_object/?lead_id=... each).  The values are computed when the
- * scan starts (from constants, parameters, init-plans, or the outer row of
- * a nested loop), so prepared statements and joins push down as well as
- * literals do.
+ * A scan reads the table's resource (resource.c: custom objects, leads,
+ * contacts, ...) and is driven by one pushed condition: id values (one
+ * GET {path}{id}/ each) or lead_id values (one paged listing
+ * GET {path}?lead_id=... each); without one, a custom object table is
+ * searched (search.c) and another resource's whole listing is paged
+ * (with the filters its listing takes, such as opportunities' status_id).
+ * The values are computed when the scan starts (from constants,
+ * parameters, init-plans, or the outer row of a nested loop), so prepared
+ * statements and joins push down as well as literals do.
  *
  * A lead's pages overlap by one object, so that a listing shifted by other
  * writes is seen (and read again); a statement that writes reads each scan
