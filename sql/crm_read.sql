@@ -48,9 +48,15 @@ SELECT * FROM emulator_requests();
 -- the whole record (no _fields), and the deprecated name-keyed "custom" object is not data
 SELECT name, custom FROM crm_leads WHERE id = :'one';
 SELECT * FROM emulator_requests();
-CREATE FOREIGN TABLE crm_bad (id text, custom text) SERVER close OPTIONS (resource 'lead');
+CREATE FOREIGN TABLE crm_bad (id text, custom_dict text OPTIONS (field 'custom'))
+  SERVER close OPTIONS (resource 'lead');
 SELECT * FROM crm_bad;  -- ERROR
 DROP FOREIGN TABLE crm_bad;
+CREATE FOREIGN TABLE crm_good (id text, cf jsonb OPTIONS (field 'custom'))
+  SERVER close OPTIONS (resource 'lead');
+SELECT cf FROM crm_good WHERE id = :'one';
+DROP FOREIGN TABLE crm_good;
+SELECT * FROM emulator_requests();
 
 -- a listing Close caps at some _skip: the answer past it is an error, never fewer rows
 SELECT emulator_call('POST', '/_emulator/config', '{"lead_max_skip": 4}');

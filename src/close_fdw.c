@@ -497,7 +497,8 @@ is_list_param(const char *name)
  * A listing's filter value as sent: text as it is, an array's non-null
  * elements comma-separated (*no_rows when there are none: no record
  * matches), a timestamp in UTC to the microsecond.  NULL when it is not
- * sent (an infinite timestamp: the local check does the work).
+ * sent, and the local check does the work: an infinite timestamp, or a
+ * list item with a comma (Close would take it for two).
  */
 static char *
 filter_text(const char *name, Datum value, Oid typid, bool *no_rows)
@@ -510,6 +511,7 @@ filter_text(const char *name, Datum value, Oid typid, bool *no_rows)
 		bool	   *nulls;
 		int			nelems;
 		int			i;
+		int			n = 0;
 		StringInfoData buf;
 
 		deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT,
@@ -517,13 +519,18 @@ filter_text(const char *name, Datum value, Oid typid, bool *no_rows)
 		initStringInfo(&buf);
 		for (i = 0; i < nelems; i++)
 		{
+			char	   *item;
+
 			if (nulls[i])
 				continue;
-			if (buf.len > 0)
+			item = TextDatumGetCString(elems[i]);
+			if (strchr(item, ',') != NULL)
+				return NULL;
+			if (n++ > 0)
 				appendStringInfoChar(&buf, ',');
-			appendStringInfoString(&buf, TextDatumGetCString(elems[i]));
+			appendStringInfoString(&buf, item);
 		}
-		if (buf.len == 0)
+		if (n == 0)
 			*no_rows = true;
 		return buf.data;
 	}
@@ -1398,14 +1405,6 @@ fetch_leads_ahead(CloseScanState *fsstate)
 												 paths, n);
 }
 
-/*
- * Fetch the next pages of the current lead from fsstate->skip on, assuming
- * full pages (an answer that breaks the assumption leaves the rest unused:
- * each is found by its exact path).  After a full first page the window
- * is max_concurrency pages at once (a lead of N full pages costs at most
- * max_concurrency - 1 requests past its end); after a re-read it starts at
- * 2 again and doubles up to max_concurrency.
- */
 /* Whether a page at this _skip may be asked for (the resource's cap). */
 static bool
 skip_allowed(CloseScanState *fsstate, int skip)
@@ -1428,6 +1427,14 @@ listing_name(CloseScanState *fsstate)
 	return psprintf("the listing GET %s", fsstate->res->path);
 }
 
+/*
+ * Fetch the next pages of the current lead from fsstate->skip on, assuming
+ * full pages (an answer that breaks the assumption leaves the rest unused:
+ * each is found by its exact path).  After a full first page the window
+ * is max_concurrency pages at once (a lead of N full pages costs at most
+ * max_concurrency - 1 requests past its end); after a re-read it starts at
+ * 2 again and doubles up to max_concurrency.
+ */
 /*
  * Wait for the round in flight, if any, to end (so that every request sent
  * has its answer, and the request log its entry), and forget it.
@@ -1705,9 +1712,8 @@ read_lead_page(CloseScanState *fsstate)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("could not read %s: it goes on past the largest _skip Close accepts",
 						listing_name(fsstate)),
-				 errdetail("Close refuses a _skip above %d for %s, and %d records were read.",
-						   fsstate->res->max_skip, fsstate->res->path,
-						   fsstate->skip),
+				 errdetail("Close refuses a _skip above %d for %s, and the listing has more records than that.",
+						   fsstate->res->max_skip, fsstate->res->path),
 				 errhint("Add a condition Close applies (on \"id\"%s) to read fewer records.",
 						 fsstate->res->lead_filter ? " or \"lead_id\"" : "")));
 
