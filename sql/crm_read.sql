@@ -174,7 +174,7 @@ SET enable_material = off;
 \set opp_ids '(''oppo_MixedWon00000000000000000000000000000000000'', ''oppo_MixedRenewal0000000000000000000000000000000'', ''oppo_OneMonthly000000000000000000000000000000000'')'
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT o.id, s.label FROM crm_opportunities o JOIN crm_opportunity_statuses s ON s.id = o.status_id
- WHERE o.id IN :opp_ids;
+ WHERE o.id IN :opp_ids ORDER BY o.id;
 SELECT o.id, s.label FROM crm_opportunities o JOIN crm_opportunity_statuses s ON s.id = o.status_id
  WHERE o.id IN :opp_ids ORDER BY o.id;
 SELECT r FROM emulator_requests() r ORDER BY r;
