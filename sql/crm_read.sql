@@ -89,6 +89,15 @@ SELECT name, nickname, phones->0->>'phone' AS phone FROM crm_contacts
 SELECT * FROM emulator_requests();
 SELECT count(*) FROM crm_contacts;
 SELECT * FROM emulator_requests();
+-- paged (pages overlap by one contact), and an error past Close's _skip cap
+CREATE FOREIGN TABLE crm_contacts_paged (id text, name text)
+  SERVER crm_small OPTIONS (resource 'contact');
+SELECT count(*), count(DISTINCT id) FROM crm_contacts_paged;
+SELECT * FROM emulator_requests();
+SELECT emulator_call('POST', '/_emulator/config', '{"crm_max_skip": 8}');
+SELECT count(*) FROM crm_contacts_paged;  -- ERROR
+SELECT * FROM emulator_requests();
+SELECT emulator_reset();
 
 -- opportunities: money in cents as bigint, date_won a date
 CREATE FOREIGN TABLE crm_opportunities (
