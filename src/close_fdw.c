@@ -27,6 +27,7 @@
 
 #include "access/sysattr.h"
 #include "access/table.h"
+#include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
