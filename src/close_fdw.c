@@ -1658,16 +1658,23 @@ id_hash(const char *id)
 static void
 lead_changed(CloseScanState *fsstate)
 {
-	if (++fsstate->rereads > CLOSE_LEAD_REREADS)
+	if (++fsstate->rereads > CLOSE_LEAD_REREADS &&
+		fsstate->kind == CLOSE_ACCESS_BY_LEAD)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("could not read %s: they changed while being read",
 						listing_name(fsstate)),
-				 errdetail("The %s shifted %d times while it was paged through: objects were created, deleted or moved meanwhile.",
-						   fsstate->kind == CLOSE_ACCESS_BY_LEAD
-						   ? "lead's listing" : "listing",
+				 errdetail("The lead's listing shifted %d times while it was paged through: objects were created, deleted or moved meanwhile.",
 						   fsstate->rereads),
 				 errhint("Try again.")));
+	if (fsstate->rereads > CLOSE_LEAD_REREADS)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not read %s: it changed while being read",
+						listing_name(fsstate)),
+				 errdetail("The listing shifted %d times while it was paged through: records were created, deleted or updated meanwhile.",
+						   fsstate->rereads),
+				 errhint("Try again, or add a condition on \"id\" to read less.")));
 
 	if (fsstate->nseen > 1)
 		qsort(fsstate->seen, fsstate->nseen, sizeof(uint64), compare_hashes);
