@@ -99,6 +99,20 @@ SELECT count(*) FROM crm_contacts_paged;  -- ERROR
 SELECT * FROM emulator_requests();
 SELECT emulator_reset();
 
+-- past the largest _skip Close takes (35,000, as on /lead/), a listing is an
+-- error before asking for it, never fewer rows
+SELECT emulator_call('POST', '/_emulator/crm/generate',
+  format('{"lead_id": "%s", "contacts_per_lead": 35300}', :'empty'));
+CREATE SERVER crm_big FOREIGN DATA WRAPPER close_fdw
+  OPTIONS (api_url :'api_url', page_size '200');
+CREATE USER MAPPING FOR CURRENT_USER SERVER crm_big OPTIONS (api_key 'api_test_key');
+CREATE FOREIGN TABLE crm_contacts_big (id text, lead_id text)
+  SERVER crm_big OPTIONS (resource 'contact');
+SELECT count(*) FROM crm_contacts_big WHERE lead_id = :'empty';  -- ERROR
+SELECT count(*) AS requests, max(substring(r FROM '_skip=(\d+)')::int) AS last_skip
+  FROM emulator_requests() r;
+SELECT emulator_reset();
+
 -- opportunities: money in cents as bigint, date_won a date
 CREATE FOREIGN TABLE crm_opportunities (
   id text, lead_id text, lead_name text, status_id text, status_label text,

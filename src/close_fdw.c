@@ -1722,8 +1722,10 @@ read_lead_page(CloseScanState *fsstate)
 						listing_name(fsstate)),
 				 errdetail("Close refuses a _skip above %d for %s, and the listing has more records than that.",
 						   fsstate->res->max_skip, fsstate->res->path),
-				 errhint("Add a condition Close applies (on \"id\"%s) to read fewer records.",
-						 fsstate->res->lead_filter ? " or \"lead_id\"" : "")));
+				 fsstate->kind == CLOSE_ACCESS_BY_LEAD
+				 ? errhint("A condition on \"id\" reads records one by one.")
+				 : errhint("Add a condition Close applies (on \"id\"%s) to read fewer records.",
+						   fsstate->res->lead_filter ? " or \"lead_id\"" : "")));
 
 	path = lead_page_path(fsstate, fsstate->current_key, fsstate->skip);
 	get_lead_page(fsstate, path, &response);
