@@ -45,6 +45,31 @@ CREATE FOREIGN TABLE crm_leads_paged (id text, name text)
 EXPLAIN (VERBOSE, COSTS OFF) SELECT name FROM crm_leads_paged WHERE name LIKE 'Plain%';
 SELECT count(*), count(DISTINCT id) FROM crm_leads_paged;
 SELECT * FROM emulator_requests();
+-- Close lists leads by date_updated, newest first: a lead updated while the
+-- listing is read moves to the front, so the next page does not start with
+-- the last lead of the page before; the listing is read again, and no lead
+-- is missed or returned twice
+CREATE TABLE crm_api (url text NOT NULL);
+INSERT INTO crm_api VALUES (:'api_url');
+CREATE FUNCTION crm_touch_lead(lead text) RETURNS boolean LANGUAGE plpgsql
+SET client_min_messages = warning AS $$
+DECLARE
+  cmd text := format('curl -sS --fail -u api_test_key: -X PUT -H %s --data-binary %s %s',
+                     '''Content-Type: application/json''', '''{"description": "touched"}''',
+                     (SELECT url FROM crm_api) || '/lead/' || lead || '/');
+BEGIN
+  CREATE TEMP TABLE IF NOT EXISTS crm_api_output (line text);
+  EXECUTE format('COPY crm_api_output FROM PROGRAM %L WITH (FORMAT csv, QUOTE %L, DELIMITER %L)',
+                 cmd, E'\x01', E'\x02');
+  RETURN true;
+END $$;
+SELECT (array_agg(id))[1] AS first_lead, (array_agg(id))[10] AS last_lead
+  FROM crm_leads_paged \gset
+SELECT * FROM emulator_requests();
+SELECT count(*), count(DISTINCT id) FROM crm_leads_paged
+ WHERE id <> :'first_lead' OR crm_touch_lead(:'last_lead');
+SELECT * FROM emulator_requests();
+SELECT emulator_reset();
 -- the whole record (no _fields), and the deprecated name-keyed "custom" object is not data
 SELECT name, custom FROM crm_leads WHERE id = :'one';
 SELECT * FROM emulator_requests();
