@@ -267,3 +267,6 @@ SELECT line FROM explain_same('COSTS ON', $$SELECT * FROM crm_contacts WHERE id 
 -- users are read-only
 INSERT INTO crm_users (email) VALUES ('x@example.com');  -- ERROR
 SELECT * FROM emulator_requests();
+UPDATE crm_lead_statuses SET label = 'x' WHERE id = 'stat_Qualified0000000000000000000000000000000000';  -- ERROR
+DELETE FROM crm_pipelines;  -- ERROR
+SELECT * FROM emulator_requests();

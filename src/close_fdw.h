@@ -266,7 +266,10 @@ typedef struct CloseSearchValues
 
 typedef struct CloseSearchState CloseSearchState;
 
-/* The attribute numbers of the columns whose conditions can be pushed. */
+/*
+ * The attribute numbers of the key columns (the first mapping to each
+ * key), and which of them the resource's API can be asked by.
+ */
 typedef struct CloseKeyColumns
 {
 	AttrNumber	id_attno;		/* InvalidAttrNumber when absent */
@@ -274,6 +277,8 @@ typedef struct CloseKeyColumns
 	AttrNumber	type_attno;
 	AttrNumber	date_created_attno; /* a timestamp(tz) column, for ORDER BY */
 	AttrNumber	date_updated_attno; /* the same */
+	bool		id_pushed;		/* id conditions become GETs by id */
+	bool		lead_pushed;	/* lead_id conditions become listings */
 	bool		list_whole;		/* without a key: the listing, not a search */
 } CloseKeyColumns;
 

@@ -863,7 +863,7 @@ check_resource_writable(Relation rel)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("foreign table \"%s\" cannot be written",
 						RelationGetRelationName(rel)),
-				 errdetail("Close has no writes for resource \"%s\".",
+				 errdetail("Resource \"%s\" is read-only in close_fdw.",
 						   res->name)));
 	/* custom objects only, until the other resources' writes land */
 	if (res != close_resource_default())

@@ -53,6 +53,8 @@ close_find_key_columns(Oid relid, CloseKeyColumns *keys)
 
 	/* a key is pushed only where the resource's API takes it */
 	keys->list_whole = !close_resource_searched(res);
+	keys->id_pushed = res->get_by_id;
+	keys->lead_pushed = res->lead_filter;
 	keys->id_attno = InvalidAttrNumber;
 	keys->lead_attno = InvalidAttrNumber;
 	keys->type_attno = InvalidAttrNumber;
@@ -68,12 +70,12 @@ close_find_key_columns(Oid relid, CloseKeyColumns *keys)
 		key = close_get_column_key(relid, att->attnum, NameStr(att->attname));
 		if (strcmp(key, CLOSE_KEY_ID) == 0)
 		{
-			if (keys->id_attno == InvalidAttrNumber && res->get_by_id)
+			if (keys->id_attno == InvalidAttrNumber)
 				keys->id_attno = att->attnum;
 		}
 		else if (strcmp(key, CLOSE_KEY_LEAD_ID) == 0)
 		{
-			if (keys->lead_attno == InvalidAttrNumber && res->lead_filter)
+			if (keys->lead_attno == InvalidAttrNumber)
 				keys->lead_attno = att->attnum;
 		}
 		else if (strcmp(key, CLOSE_KEY_TYPE_ID) == 0)
@@ -228,13 +230,15 @@ close_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
 
 		if (rinfo->pseudoconstant)
 			continue;
-		if (match_key_clause(root, rinfo->clause, baserel->relid,
+		if (keys->id_pushed &&
+			match_key_clause(root, rinfo->clause, baserel->relid,
 							 keys->id_attno, &value, &is_array))
 		{
 			kind = CLOSE_ACCESS_BY_ID;
 			rank = is_array ? 3 : 4;
 		}
-		else if (match_key_clause(root, rinfo->clause, baserel->relid,
+		else if (keys->lead_pushed &&
+				 match_key_clause(root, rinfo->clause, baserel->relid,
 								  keys->lead_attno, &value, &is_array))
 		{
 			kind = CLOSE_ACCESS_BY_LEAD;
@@ -288,10 +292,12 @@ add_outer_for_clause(PlannerInfo *root, RelOptInfo *baserel,
 	Relids		required_outer;
 	ListCell   *lc;
 
-	if (!match_key_clause(root, rinfo->clause, baserel->relid,
-						  keys->lead_attno, &value, &is_array) &&
-		!match_key_clause(root, rinfo->clause, baserel->relid,
-						  keys->id_attno, &value, &is_array))
+	if (!(keys->lead_pushed &&
+		  match_key_clause(root, rinfo->clause, baserel->relid,
+						   keys->lead_attno, &value, &is_array)) &&
+		!(keys->id_pushed &&
+		  match_key_clause(root, rinfo->clause, baserel->relid,
+						   keys->id_attno, &value, &is_array)))
 		return outers;
 
 	required_outer = bms_union(rinfo->clause_relids, baserel->lateral_relids);
@@ -329,8 +335,8 @@ close_join_clause_outers(PlannerInfo *root, RelOptInfo *baserel,
 			outers = add_outer_for_clause(root, baserel, keys, rinfo, outers);
 	}
 
-	attnos[0] = keys->lead_attno;
-	attnos[1] = keys->id_attno;
+	attnos[0] = keys->lead_pushed ? keys->lead_attno : InvalidAttrNumber;
+	attnos[1] = keys->id_pushed ? keys->id_attno : InvalidAttrNumber;
 	for (i = 0; i < 2; i++)
 	{
 		List	   *clauses;
