@@ -46,6 +46,12 @@ bool
 closeAnalyzeForeignTable(Relation relation, AcquireSampleRowsFunc *func,
 						 BlockNumber *totalpages)
 {
+	/*
+	 * The count and the sample come from a search: a resource read through
+	 * its listing is not analyzed (PostgreSQL says it skips the table).
+	 */
+	if (!close_resource_searched(close_get_table_resource(RelationGetRelid(relation))))
+		return false;
 	*func = close_acquire_sample_rows;
 	*totalpages = 1;
 	return true;

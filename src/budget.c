@@ -346,6 +346,10 @@ close_budget_planned(PlannerInfo *root, Path *path, CloseAccessKind kind,
 		case CLOSE_ACCESS_BY_ID:
 			requests = key_count;
 			break;
+		case CLOSE_ACCESS_LIST:
+			/* key_count: the records of the listing; pages overlap by one */
+			requests = Max(1.0, ceil(key_count / Max(page_size - 1, 1)));
+			break;
 		case CLOSE_ACCESS_BY_LEAD:
 			key_count = Max(key_count, 1.0);
 			requests = key_count *

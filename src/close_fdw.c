@@ -5,12 +5,15 @@
  *		  parameterized paths, the plan), the scan callbacks in the order the
  *		  executor calls them, and EXPLAIN.
  *
- * A scan is driven by one pushed condition: id values (one
- * GET /custom_object/{id}/ each) or lead_id values (one paged listing
- * GET /custom_object/?lead_id=... each).  The values are computed when the
- * scan starts (from constants, parameters, init-plans, or the outer row of
- * a nested loop), so prepared statements and joins push down as well as
- * literals do.
+ * A scan reads the table's resource (resource.c: custom objects, leads,
+ * contacts, ...) and is driven by one pushed condition: id values (one
+ * GET {path}{id}/ each) or lead_id values (one paged listing
+ * GET {path}?lead_id=... each); without one, a custom object table is
+ * searched (search.c) and another resource's whole listing is paged
+ * (with the filters its listing takes, such as opportunities' status_id).
+ * The values are computed when the scan starts (from constants,
+ * parameters, init-plans, or the outer row of a nested loop), so prepared
+ * statements and joins push down as well as literals do.
  *
  * A lead's pages overlap by one object, so that a listing shifted by other
  * writes is seen (and read again); a statement that writes reads each scan
@@ -24,6 +27,7 @@
 
 #include "access/sysattr.h"
 #include "access/table.h"
+#include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
@@ -55,9 +59,15 @@ CLOSE_MODULE_MAGIC;
 /* Times a lead's listing is read again after it changed while being read. */
 #define CLOSE_LEAD_REREADS		3
 
+/* Records a small resource (users, statuses) is guessed to have. */
+#define CLOSE_SMALL_ROWS		20.0
+/* Records a listing of another resource is guessed to have. */
+#define CLOSE_LIST_ROWS			10000.0
+
 /* Planner state, in the RelOptInfo's fdw_private. */
 typedef struct CloseRelInfo
 {
+	const CloseResource *res;	/* the table's resource */
 	CloseKeyColumns keys;
 	char	   *table_type_id;	/* table option, or NULL */
 	int			page_size;
@@ -72,6 +82,7 @@ typedef struct CloseScanState
 	MemoryContext keys_cxt;		/* the key values; reset per (re)scan */
 	MemoryContext page_cxt;		/* one answer and its parsed document */
 	UserMapping *user;
+	const CloseResource *res;	/* the table's resource */
 	CloseAccessKind kind;
 	bool		key_is_array;
 	ExprState  *key_state;
@@ -126,6 +137,10 @@ typedef struct CloseScanState
 	int			nkeys;
 	int			next_key;
 	char	   *type_filter;	/* custom_object_type_id, or NULL */
+	char	   *fields;			/* _fields sent, or NULL */
+	List	   *filter_names;	/* a listing's filter parameters... */
+	List	   *filter_states;	/* ...and their value ExprStates */
+	List	   *filter_params;	/* this (re)scan's: name, value, name, ... */
 
 	/*
 	 * A statement that writes reads each (re)scan whole before its first
@@ -265,6 +280,21 @@ close_fdw_handler(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(routine);
 }
 
+/*
+ * How a scan with these clauses reaches its records (pushdown.c); a whole
+ * listing's key_count is the records it is expected to return: ANALYZE's
+ * count, else a guess by the resource's size.
+ */
+static void
+classify(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
+		 List *clauses, ClosePushdown *pd)
+{
+	close_classify_conditions(root, baserel, &ri->keys, clauses, pd);
+	if (pd->kind == CLOSE_ACCESS_LIST)
+		pd->key_count = ri->stats.tuples >= 0 ? Max(ri->stats.tuples, 1.0)
+			: ri->res->small ? CLOSE_SMALL_ROWS : CLOSE_LIST_ROWS;
+}
+
 static void
 closeGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 					   Oid foreigntableid)
@@ -285,7 +315,8 @@ closeGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	}
 
 	close_get_server_options(GetForeignServer(table->serverid), &sopts);
-	ri->page_size = sopts.page_size;
+	ri->res = close_get_table_resource(foreigntableid);
+	ri->page_size = Min(sopts.page_size, ri->res->max_limit);
 	ri->table_type_id = close_get_table_type_id(foreigntableid);
 	close_find_key_columns(foreigntableid, &ri->keys);
 
@@ -301,7 +332,7 @@ closeGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	baserel->fdw_private = ri;
 
 	close_rel_stats(baserel, foreigntableid, ri->keys.lead_attno, &ri->stats);
-	close_classify_conditions(root, baserel, &ri->keys, ri->base_clauses, &pd);
+	classify(root, baserel, ri, ri->base_clauses, &pd);
 	close_estimate_scan(root, baserel, &pd, ri->base_clauses, ri->page_size,
 						&ri->stats, &baserel->rows, &startup, &total);
 }
@@ -394,7 +425,7 @@ closeGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 	ListCell   *lc;
 	double		scale;
 
-	close_classify_conditions(root, baserel, &ri->keys, ri->base_clauses, &pd);
+	classify(root, baserel, ri, ri->base_clauses, &pd);
 	close_estimate_scan(root, baserel, &pd, ri->base_clauses, ri->page_size,
 						&ri->stats, &rows, &startup, &total);
 	add_path(baserel, (Path *)
@@ -440,8 +471,8 @@ closeGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 		List	   *clauses = list_concat_copy(baserel->baserestrictinfo,
 											   ppi->ppi_clauses);
 
-		close_classify_conditions(root, baserel, &ri->keys, clauses, &pd);
-		if (pd.kind == CLOSE_ACCESS_SEARCH)
+		classify(root, baserel, ri, clauses, &pd);
+		if (pd.kind == CLOSE_ACCESS_SEARCH || pd.kind == CLOSE_ACCESS_LIST)
 			continue;
 		close_estimate_scan(root, baserel, &pd, clauses, ri->page_size,
 							&ri->stats, &rows, &startup, &total);
@@ -466,19 +497,119 @@ const_text(Expr *expr)
 	return TextDatumGetCString(((Const *) expr)->constvalue);
 }
 
+static bool
+is_list_param(const char *name)
+{
+	size_t		len = strlen(name);
+
+	return len > 4 && strcmp(name + len - 4, "__in") == 0;
+}
+
+/*
+ * A listing's filter value as sent: text as it is, an array's non-null
+ * elements comma-separated (*no_rows when there are none: no record
+ * matches), a timestamp in UTC to the microsecond.  NULL when it is not
+ * sent, and the local check does the work: an infinite timestamp, or a
+ * list item with a comma (Close would take it for two).
+ */
+static char *
+filter_text(const char *name, Datum value, Oid typid, bool *no_rows)
+{
+	*no_rows = false;
+	if (is_list_param(name))
+	{
+		ArrayType  *array = DatumGetArrayTypeP(value);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+		int			i;
+		int			n = 0;
+		StringInfoData buf;
+
+		deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &nelems);
+		initStringInfo(&buf);
+		for (i = 0; i < nelems; i++)
+		{
+			char	   *item;
+
+			if (nulls[i])
+				continue;
+			item = TextDatumGetCString(elems[i]);
+			if (strchr(item, ',') != NULL)
+				return NULL;
+			if (n++ > 0)
+				appendStringInfoChar(&buf, ',');
+			appendStringInfoString(&buf, item);
+		}
+		if (n == 0)
+			*no_rows = true;
+		return buf.data;
+	}
+	if (typid == TIMESTAMPTZOID)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		if (!close_format_timestamp(&buf, DatumGetTimestampTz(value)))
+			return NULL;
+		/* without the JSON quotes */
+		buf.data[buf.len - 1] = '\0';
+		return pstrdup(buf.data + 1);
+	}
+	return TextDatumGetCString(value);
+}
+
+static void
+append_filter(StringInfo buf, const char *name, const char *value)
+{
+	if (is_list_param(name))
+		close_append_query_list(buf, name, value);
+	else
+		close_append_query_param(buf, name, value);
+}
+
+/*
+ * A listing's filter value as EXPLAIN shows it: a constant as it is sent,
+ * anything else as {name}.
+ */
+static void
+describe_filter(StringInfo buf, const char *name, Expr *expr)
+{
+	while (expr && IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	if (expr && IsA(expr, Const) && !((Const *) expr)->constisnull)
+	{
+		bool		no_rows;
+		char	   *value = filter_text(name, ((Const *) expr)->constvalue,
+										((Const *) expr)->consttype, &no_rows);
+
+		if (value != NULL)		/* else not sent */
+			append_filter(buf, name, value);
+		return;
+	}
+	appendStringInfo(buf, "%c%s={%s}", strchr(buf->data, '?') ? '&' : '?',
+					 name, name);
+}
+
 /*
  * The request as EXPLAIN shows it: a single constant value inline, any
  * other value as a {placeholder} with the values on a line of their own.
  */
 static void
 describe_request(PlannerInfo *root, RelOptInfo *baserel, ClosePushdown *pd,
-				 char *table_type_id, char **request, char **key_values)
+				 CloseRelInfo *ri, List *filter_names, List *filter_exprs,
+				 const char *fields, char **request, char **key_values)
 {
+	const CloseResource *res = ri->res;
 	StringInfoData buf;
-	char	   *key = pd->key_is_array ? NULL : const_text(pd->key_expr);
+	char	   *key = pd->key_is_array || pd->kind == CLOSE_ACCESS_LIST
+		? NULL : const_text(pd->key_expr);
 	const char *prefix = pd->kind == CLOSE_ACCESS_BY_ID
-		? CLOSE_PREFIX_CUSTOM_OBJECT : CLOSE_PREFIX_LEAD;
+		? res->id_prefix : CLOSE_PREFIX_LEAD;
 	char	   *desc;
+	ListCell   *lc;
+	ListCell   *lc2;
 
 	*key_values = "";
 	if (key && !close_is_valid_id(key, prefix))
@@ -491,15 +622,23 @@ describe_request(PlannerInfo *root, RelOptInfo *baserel, ClosePushdown *pd,
 
 	initStringInfo(&buf);
 	if (pd->kind == CLOSE_ACCESS_BY_ID)
-		appendStringInfo(&buf, "GET %s", key ? close_object_path(key)
-						 : "/custom_object/{id}/");
+	{
+		if (key)
+			appendStringInfo(&buf, "GET %s",
+							 close_record_path(res->path, key));
+		else
+			appendStringInfo(&buf, "GET %s{id}/", res->path);
+	}
 	else
 	{
-		appendStringInfoString(&buf, "GET /custom_object/");
-		if (key)
-			close_append_query_param(&buf, "lead_id", key);
-		else
-			appendStringInfoString(&buf, "?lead_id={lead_id}");
+		appendStringInfo(&buf, "GET %s", res->path);
+		if (pd->kind == CLOSE_ACCESS_BY_LEAD)
+		{
+			if (key)
+				close_append_query_param(&buf, "lead_id", key);
+			else
+				appendStringInfoString(&buf, "?lead_id={lead_id}");
+		}
 		if (pd->type_expr)
 		{
 			char	   *type = const_text(pd->type_expr);
@@ -510,13 +649,17 @@ describe_request(PlannerInfo *root, RelOptInfo *baserel, ClosePushdown *pd,
 				appendStringInfoString(&buf,
 									   "&custom_object_type_id={custom_object_type_id}");
 		}
-		else if (table_type_id)
+		else if (ri->table_type_id)
 			close_append_query_param(&buf, "custom_object_type_id",
-									 table_type_id);
+									 ri->table_type_id);
+		forboth(lc, filter_names, lc2, filter_exprs)
+			describe_filter(&buf, strVal(lfirst(lc)), (Expr *) lfirst(lc2));
 	}
+	if (fields[0] != '\0')
+		close_append_query_list(&buf, "_fields", fields);
 	*request = buf.data;
 
-	if (key == NULL)
+	if (key == NULL && pd->kind != CLOSE_ACCESS_LIST)
 	{
 		desc = close_describe_value(root, pd->key_expr);
 		*key_values = pd->key_is_array ? psprintf("ANY (%s)", desc) : desc;
@@ -533,6 +676,62 @@ attributes_used(RelOptInfo *baserel, List *local_exprs)
 				   &attrs_used);
 	pull_varattnos((Node *) local_exprs, baserel->relid, &attrs_used);
 	return attrs_used;
+}
+
+/*
+ * The _fields of a scan's GETs: id and the keys of the columns it reads,
+ * comma-separated, for a resource whose GETs take _fields (a lead is heavy:
+ * its nested contacts and opportunities are not wanted).  "" when every
+ * key is needed: a whole-row reference, a json column of every custom
+ * field, or a custom field where _fields is not known to name them.
+ */
+static char *
+scan_fields(Oid relid, const CloseResource *res, Bitmapset *attrs_used)
+{
+	Relation	rel;
+	TupleDesc	tupdesc;
+	StringInfoData buf;
+	List	   *keys = NIL;
+	ListCell   *lc;
+	int			i;
+
+	if (!res->fields_param ||
+		bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs_used))
+		return "";
+	keys = lappend(keys, CLOSE_KEY_ID);
+	rel = table_open(relid, NoLock);
+	tupdesc = RelationGetDescr(rel);
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		char	   *key;
+
+		if (att->attisdropped ||
+			!bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber,
+						   attrs_used))
+			continue;
+		key = close_get_column_key(relid, att->attnum, NameStr(att->attname));
+		if (close_is_custom_map_column(att->atttypid, key) ||
+			strchr(key, ',') != NULL ||
+			(!res->fields_custom &&
+			 strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) == 0))
+		{
+			keys = NIL;
+			break;
+		}
+		foreach(lc, keys)
+			if (strcmp((char *) lfirst(lc), key) == 0)
+				break;
+		if (lc == NULL)
+			keys = lappend(keys, key);
+	}
+	table_close(rel, NoLock);
+
+	initStringInfo(&buf);
+	foreach(lc, keys)
+		appendStringInfo(&buf, "%s%s", buf.len > 0 ? "," : "",
+						 (char *) lfirst(lc));
+	return buf.data;
 }
 
 /*
@@ -644,6 +843,8 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 	fdw_private = lappend(fdw_private,
 						  close_search_render_summary(sp.nodes, ri->table_type_id,
 													  &vals, (int64) limit));
+	fdw_private = lappend(fdw_private, NIL);	/* not a listing */
+	fdw_private = lappend(fdw_private, makeString(""));
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, sp.values,
 							fdw_private, NIL, NIL, outer_plan);
@@ -660,17 +861,20 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	List	   *fdw_exprs;
 	List	   *fdw_private;
 	List	   *attrs_list = NIL;
+	List	   *filter_names = NIL;
+	List	   *filter_exprs = NIL;
 	Bitmapset  *attrs_used;
 	ListCell   *lc;
 	char	   *request;
 	char	   *key_values;
+	char	   *fields;
 	int			attr;
 
 	/* a count(*) that Close answers (upper.c) */
 	if (IS_UPPER_REL(baserel))
 		return close_plan_count(root, baserel, tlist, outer_plan);
 
-	close_classify_conditions(root, baserel, &ri->keys, scan_clauses, &pd);
+	classify(root, baserel, ri, scan_clauses, &pd);
 	if (pd.kind == CLOSE_ACCESS_SEARCH)
 		return plan_search(root, baserel, ri, best_path, tlist, scan_clauses,
 						   outer_plan);
@@ -691,14 +895,21 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	if (pd.type_expr)
 		fdw_exprs = lappend(fdw_exprs, pd.type_expr);
 
+	/* a listing's filters narrow what Close returns; the scan rechecks */
+	if (pd.kind != CLOSE_ACCESS_BY_ID)
+		close_list_filters(root, baserel, foreigntableid, scan_clauses,
+						   &filter_names, &filter_exprs);
+	fdw_exprs = list_concat(fdw_exprs, filter_exprs);
+
 	/* convert only the columns the query uses */
 	attrs_used = attributes_used(baserel, local_exprs);
 	attr = -1;
 	while ((attr = bms_next_member(attrs_used, attr)) >= 0)
 		attrs_list = lappend_int(attrs_list, attr);
+	fields = scan_fields(foreigntableid, ri->res, attrs_used);
 
-	describe_request(root, baserel, &pd, ri->table_type_id,
-					 &request, &key_values);
+	describe_request(root, baserel, &pd, ri, filter_names, filter_exprs,
+					 fields, &request, &key_values);
 
 	fdw_private = close_list_make5(makeInteger((int) pd.kind),
 								   makeInteger(pd.key_is_array ? 1 : 0),
@@ -716,6 +927,8 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 														   pd.kind, pd.key_count,
 														   ri->page_size, -1)));
 	fdw_private = lappend(fdw_private, NIL);
+	fdw_private = lappend(fdw_private, filter_names);
+	fdw_private = lappend(fdw_private, makeString(fields));
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, fdw_exprs,
 							fdw_private, NIL, NIL, outer_plan);
@@ -750,9 +963,10 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 	table = GetForeignTable(RelationGetRelid(rel));
 	fsstate->user = GetUserMapping(close_scan_user(node), table->serverid);
 	close_get_server_options(GetForeignServer(table->serverid), &sopts);
-	fsstate->page_size = sopts.page_size;
+	fsstate->res = close_get_table_resource(RelationGetRelid(rel));
+	fsstate->page_size = Min(sopts.page_size, fsstate->res->max_limit);
 	/* pages overlap by one object: at least two a page */
-	fsstate->limit = Max(sopts.page_size, 2);
+	fsstate->limit = Max(fsstate->page_size, 2);
 	fsstate->step = fsstate->limit - 1;
 	fsstate->max_concurrency = sopts.max_concurrency;
 	fsstate->table_type_id = close_get_table_type_id(RelationGetRelid(rel));
@@ -778,11 +992,24 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 	}
 	else
 	{
+		int			nfixed = 1;
+
 		fsstate->key_state = ExecInitExpr(linitial(fsplan->fdw_exprs),
 										  (PlanState *) node);
 		if (intVal(list_nth(fdw_private, FdwScanPrivateHasTypeExpr)) != 0)
+		{
 			fsstate->type_state = ExecInitExpr(lsecond(fsplan->fdw_exprs),
 											   (PlanState *) node);
+			nfixed++;
+		}
+		fsstate->filter_names = (List *) list_nth(fdw_private,
+												  FdwScanPrivateListFilters);
+		for_each_from(lc, fsplan->fdw_exprs, nfixed)
+			fsstate->filter_states = lappend(fsstate->filter_states,
+											 ExecInitExpr((Expr *) lfirst(lc),
+														  (PlanState *) node));
+		if (strVal(list_nth(fdw_private, FdwScanPrivateFields))[0] != '\0')
+			fsstate->fields = strVal(list_nth(fdw_private, FdwScanPrivateFields));
 	}
 
 	fsstate->scan_cxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -809,8 +1036,12 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 	fsstate->row_cxt = AllocSetContextCreate(fsstate->scan_cxt,
 											 "close_fdw row",
 											 ALLOCSET_SMALL_SIZES);
-	/* a scan that takes parameters is run again for each of their values */
-	fsstate->keep_answers = !bms_is_empty(fsplan->scan.plan.extParam);
+	/*
+	 * A scan that takes parameters is run again for each of their values; a
+	 * small resource's listing is read once for all the scan's runs.
+	 */
+	fsstate->keep_answers = !bms_is_empty(fsplan->scan.plan.extParam) ||
+		(fsstate->kind == CLOSE_ACCESS_LIST && fsstate->res->small);
 
 	/*
 	 * A statement that writes (anywhere: a trigger could write to Close)
@@ -1035,10 +1266,12 @@ start_scan(ForeignScanState *node)
 	CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
 	ExprContext *econtext = node->ss.ps.ps_ExprContext;
 	const char *prefix = fsstate->kind == CLOSE_ACCESS_BY_ID
-		? CLOSE_PREFIX_CUSTOM_OBJECT : CLOSE_PREFIX_LEAD;
+		? fsstate->res->id_prefix : CLOSE_PREFIX_LEAD;
 	MemoryContext oldcxt;
 	Datum		value;
 	bool		isnull;
+	ListCell   *lc;
+	ListCell   *lc2;
 
 	fsstate->started = true;
 	drop_rows(fsstate);
@@ -1054,7 +1287,12 @@ start_scan(ForeignScanState *node)
 	 */
 	if (!fsstate->checked)
 	{
-		if (fsstate->table_type_id || fsstate->check_keys != NIL)
+		/*
+		 * Custom object types' fields only: a lead's, contact's or
+		 * opportunity's custom field is Close's to know (not checked yet).
+		 */
+		if (fsstate->res->field_schema == NULL &&
+			(fsstate->table_type_id || fsstate->check_keys != NIL))
 			close_field_types_check_table(close_field_types_get(fsstate->user,
 																&fsstate->requests),
 										  fsstate->conv->relname,
@@ -1083,6 +1321,7 @@ start_scan(ForeignScanState *node)
 	fsstate->nkeys = 0;
 	fsstate->keys = NULL;
 	fsstate->type_filter = fsstate->table_type_id;
+	fsstate->filter_params = NIL;
 
 	oldcxt = MemoryContextSwitchTo(fsstate->keys_cxt);
 
@@ -1108,26 +1347,68 @@ start_scan(ForeignScanState *node)
 		fsstate->type_filter = type;
 	}
 
-	fsstate->nkeys = close_evaluate_keys(fsstate->key_state,
-										 fsstate->key_is_array, prefix,
-										 econtext, &fsstate->keys);
+	/* a listing's filters: a NULL or an empty list matches no record */
+	forboth(lc, fsstate->filter_names, lc2, fsstate->filter_states)
+	{
+		ExprState  *state = (ExprState *) lfirst(lc2);
+		const char *name = strVal(lfirst(lc));
+		char	   *text;
+		bool		none;
+
+		value = ExecEvalExpr(state, econtext, &isnull);
+		if (isnull)
+			goto no_rows;
+		text = filter_text(name, value, exprType((Node *) state->expr), &none);
+		if (none)
+			goto no_rows;
+		if (text != NULL)
+			fsstate->filter_params = lappend(lappend(fsstate->filter_params,
+													 (void *) name), text);
+	}
+
+	if (fsstate->kind == CLOSE_ACCESS_LIST)
+	{
+		/* one listing: a key of its own */
+		fsstate->keys = palloc(sizeof(char *));
+		fsstate->keys[0] = "";
+		fsstate->nkeys = 1;
+	}
+	else
+		fsstate->nkeys = close_evaluate_keys(fsstate->key_state,
+											 fsstate->key_is_array, prefix,
+											 econtext, &fsstate->keys);
 
 no_rows:
 	MemoryContextSwitchTo(oldcxt);
 }
 
-/* The path of one page of a lead's listing. */
+/*
+ * The path of one page of a listing: a lead's (key is the lead_id), or
+ * the whole resource's.
+ */
 static char *
 lead_page_path(CloseScanState *fsstate, const char *key, int skip)
 {
 	StringInfoData path;
+	ListCell   *lc;
 
 	initStringInfo(&path);
-	appendStringInfoString(&path, "/custom_object/");
-	close_append_query_param(&path, "lead_id", key);
+	appendStringInfoString(&path, fsstate->res->path);
+	if (fsstate->kind == CLOSE_ACCESS_BY_LEAD)
+		close_append_query_param(&path, "lead_id", key);
 	if (fsstate->type_filter)
 		close_append_query_param(&path, "custom_object_type_id",
 								 fsstate->type_filter);
+	for (lc = list_head(fsstate->filter_params); lc;
+		 lc = lnext(fsstate->filter_params, lc))
+	{
+		const char *name = lfirst(lc);
+
+		lc = lnext(fsstate->filter_params, lc);
+		append_filter(&path, name, (const char *) lfirst(lc));
+	}
+	if (fsstate->fields)
+		close_append_query_list(&path, "_fields", fsstate->fields);
 	close_append_query_param(&path, "_skip", psprintf("%d", skip));
 	close_append_query_param(&path, "_limit", psprintf("%d", fsstate->limit));
 	return path.data;
@@ -1193,6 +1474,28 @@ fetch_leads_ahead(CloseScanState *fsstate)
 	if (n > 1)
 		fsstate->requests += close_answers_fetch(fsstate->leads_ahead, conn,
 												 paths, n);
+}
+
+/* Whether a page at this _skip may be asked for (the resource's cap). */
+static bool
+skip_allowed(CloseScanState *fsstate, int skip)
+{
+	return fsstate->res->max_skip <= 0 || skip <= fsstate->res->max_skip;
+}
+
+/*
+ * What a listing reads, for messages: "the custom objects of lead "L"",
+ * "the listing GET /lead/".
+ */
+static char *
+listing_name(CloseScanState *fsstate)
+{
+	if (fsstate->kind == CLOSE_ACCESS_BY_LEAD)
+		return psprintf("the %s of lead \"%s\"",
+						fsstate->res->import_table ? fsstate->res->import_table
+						: "custom objects",
+						fsstate->current_key);
+	return psprintf("the listing GET %s", fsstate->res->path);
 }
 
 /*
@@ -1270,6 +1573,10 @@ start_next_round(CloseScanState *fsstate, char **paths, int n)
 	{
 		int			slot;
 
+		/* past the listing's _skip cap, the scan stops with an error */
+		if (!skip_allowed(fsstate, skip + (i + 1) * fsstate->step))
+			break;
+
 		fsstate->next_paths[i] = lead_page_path(fsstate, fsstate->current_key,
 												skip + (i + 1) * fsstate->step);
 		slot = close_flight_start(fsstate->pages_flight, "GET",
@@ -1332,9 +1639,11 @@ fetch_pages_ahead(CloseScanState *fsstate)
 	int			i;
 
 	drop_next_round(fsstate);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n && skip_allowed(fsstate, fsstate->skip + i * fsstate->step);
+		 i++)
 		paths[i] = lead_page_path(fsstate, fsstate->current_key,
 								  fsstate->skip + i * fsstate->step);
+	n = i;
 	fsstate->requests += close_answers_fetch(fsstate->pages_ahead, conn,
 											 paths, n);
 	start_next_round(fsstate, paths, n);
@@ -1437,14 +1746,23 @@ id_hash(const char *id)
 static void
 lead_changed(CloseScanState *fsstate)
 {
-	if (++fsstate->rereads > CLOSE_LEAD_REREADS)
+	if (++fsstate->rereads > CLOSE_LEAD_REREADS &&
+		fsstate->kind == CLOSE_ACCESS_BY_LEAD)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("could not read the custom objects of lead \"%s\": they changed while being read",
-						fsstate->current_key),
+				 errmsg("could not read %s: they changed while being read",
+						listing_name(fsstate)),
 				 errdetail("The lead's listing shifted %d times while it was paged through: objects were created, deleted or moved meanwhile.",
 						   fsstate->rereads),
 				 errhint("Try again.")));
+	if (fsstate->rereads > CLOSE_LEAD_REREADS)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not read %s: it changed while being read",
+						listing_name(fsstate)),
+				 errdetail("The listing shifted %d times while it was paged through: records were created, deleted or updated meanwhile.",
+						   fsstate->rereads),
+				 errhint("Try again, or add a condition on \"id\" to read less.")));
 
 	if (fsstate->nseen > 1)
 		qsort(fsstate->seen, fsstate->nseen, sizeof(uint64), compare_hashes);
@@ -1483,6 +1801,19 @@ read_lead_page(CloseScanState *fsstate)
 	fsstate->nitems = 0;
 	fsstate->next_item = 0;
 	oldcxt = MemoryContextSwitchTo(fsstate->page_cxt);
+
+	/* a listing that goes on past its _skip cap: never fewer rows */
+	if (!skip_allowed(fsstate, fsstate->skip))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("could not read %s: it goes on past the largest _skip Close accepts",
+						listing_name(fsstate)),
+				 errdetail("Close refuses a _skip above %d for %s, and the listing has more records than that.",
+						   fsstate->res->max_skip, fsstate->res->path),
+				 fsstate->kind == CLOSE_ACCESS_BY_LEAD
+				 ? errhint("A condition on \"id\" reads records one by one.")
+				 : errhint("Add a condition Close applies (on \"id\"%s) to read fewer records.",
+						   fsstate->res->lead_filter ? " or \"lead_id\"" : "")));
 
 	path = lead_page_path(fsstate, fsstate->current_key, fsstate->skip);
 	get_lead_page(fsstate, path, &response);
@@ -1651,7 +1982,16 @@ fetch_by_id(CloseScanState *fsstate)
 	fsstate->has_more = false;
 	oldcxt = MemoryContextSwitchTo(fsstate->page_cxt);
 
-	path = close_object_path(fsstate->current_key);
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, close_record_path(fsstate->res->path,
+													   fsstate->current_key));
+		if (fsstate->fields)
+			close_append_query_list(&buf, "_fields", fsstate->fields);
+		path = buf.data;
+	}
 
 	if (close_answers_find(fsstate->statement_answers, path, true, &response))
 		;
@@ -1682,7 +2022,10 @@ fetch_by_id(CloseScanState *fsstate)
 	root = close_parse_answer("GET", path, &response, fsstate->page_cxt);
 	if (close_json_kind(root) != CLOSE_JSON_OBJECT)
 		close_report_bad_answer("GET", path,
-								"Expected a custom object record.");
+								fsstate->res == close_resource_default()
+								? "Expected a custom object record."
+								: psprintf("Expected a %s record.",
+										   fsstate->res->name));
 	fsstate->pages++;
 
 	/* the table shows one type only: a record of another type is not in it */
@@ -1769,7 +2112,8 @@ next_record(CloseScanState *fsstate)
 
 		fsstate->current_index = fsstate->next_key;
 		fsstate->current_key = fsstate->keys[fsstate->next_key++];
-		if (fsstate->kind == CLOSE_ACCESS_BY_LEAD)
+		if (fsstate->kind == CLOSE_ACCESS_BY_LEAD ||
+			fsstate->kind == CLOSE_ACCESS_LIST)
 		{
 			/* many leads: their first pages are fetched several at once */
 			if (fsstate->nkeys > 1 && fsstate->max_concurrency > 1 &&

@@ -83,6 +83,18 @@ typedef struct CloseResource
 	bool		lead_filter;	/* its listing takes lead_id= */
 	bool		get_by_id;		/* GET path{id}/ answers one record */
 	bool		small;			/* a short set: list it whole, filter here */
+	bool		list_whole;		/* its listing needs no key (custom objects'
+								 * needs lead_id: they are searched) */
+	bool		fields_param;	/* its GETs take _fields (the keys a scan
+								 * reads are asked for) */
+	bool		fields_custom;	/* _fields may name custom.cf_... keys */
+	/*
+	 * Keys its listing filters on by "key=" and "key__in=" (exact text), and
+	 * timestamps it bounds by "key__gt=" and the like (exact instants); NULL
+	 * or a NULL-ended list.
+	 */
+	const char *const *list_filters;
+	const char *const *list_ranges;
 	int			max_limit;		/* largest _limit its listing accepts */
 	int			max_skip;		/* largest _skip; 0: not capped */
 	bool		writable;		/* INSERT, UPDATE and DELETE */
@@ -184,7 +196,8 @@ typedef enum CloseAccessKind
 	CLOSE_ACCESS_SEARCH,		/* no lead or id: POST /data/search/ */
 	CLOSE_ACCESS_BY_LEAD,		/* GET /custom_object/?lead_id=..., paged */
 	CLOSE_ACCESS_BY_ID,			/* GET /custom_object/{id}/ */
-	CLOSE_ACCESS_COUNT			/* count(*): one search's count (upper.c) */
+	CLOSE_ACCESS_COUNT,			/* count(*): one search's count (upper.c) */
+	CLOSE_ACCESS_LIST			/* GET path?filters: the whole listing, paged */
 } CloseAccessKind;
 
 /* Objects per page of a search (the API's maximum _limit). */
@@ -254,7 +267,10 @@ typedef struct CloseSearchValues
 
 typedef struct CloseSearchState CloseSearchState;
 
-/* The attribute numbers of the columns whose conditions can be pushed. */
+/*
+ * The attribute numbers of the key columns (the first mapping to each
+ * key), and which of them the resource's API can be asked by.
+ */
 typedef struct CloseKeyColumns
 {
 	AttrNumber	id_attno;		/* InvalidAttrNumber when absent */
@@ -262,6 +278,9 @@ typedef struct CloseKeyColumns
 	AttrNumber	type_attno;
 	AttrNumber	date_created_attno; /* a timestamp(tz) column, for ORDER BY */
 	AttrNumber	date_updated_attno; /* the same */
+	bool		id_pushed;		/* id conditions become GETs by id */
+	bool		lead_pushed;	/* lead_id conditions become listings */
+	bool		list_whole;		/* without a key: the listing, not a search */
 } CloseKeyColumns;
 
 /* What ANALYZE taught about a table (costs.c reads it); -1: not known. */
@@ -365,6 +384,13 @@ enum FdwScanPrivateIndex
 	FdwScanPrivatePlannedRequests,
 	/* List of String: the search's conditions, as EXPLAIN summarises them */
 	FdwScanPrivateSearchSummary,
+	/*
+	 * List of String: a listing's filter parameters ("status_id__in"), their
+	 * values in fdw_exprs after the key (and type) expressions
+	 */
+	FdwScanPrivateListFilters,
+	/* String: the _fields a GET sends, or "" for none */
+	FdwScanPrivateFields,
 	/* for a direct UPDATE/DELETE (modify.c), also: */
 	/* List of Integer: the attributes an UPDATE sets; their value
 	 * expressions follow the key expression in fdw_exprs */
@@ -499,6 +525,7 @@ extern const CloseResourceKey *close_resource_key(const CloseResource *res,
 												  const char *key);
 extern char *close_resource_names(void);
 extern char *close_resource_key_names(const CloseResource *res);
+extern bool close_resource_searched(const CloseResource *res);
 
 /* in search.c */
 extern void close_search_values_alloc(int n, bool described,
@@ -604,9 +631,12 @@ extern struct json_object *close_parse_answer(const char *method,
 											  MemoryContext owner);
 extern void close_append_query_param(StringInfo buf, const char *name,
 									 const char *value);
+extern void close_append_query_list(StringInfo buf, const char *name,
+									const char *value);
 extern char *close_object_path(const char *id);
 extern void close_endpoint_group(const char *method, const char *path,
 								 char *group, size_t size);
+extern char *close_record_path(const char *base, const char *id);
 
 /* in json.c */
 extern struct json_object *close_json_parse(const char *text, size_t len,
@@ -756,6 +786,9 @@ extern void close_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
 extern List *close_join_clause_outers(PlannerInfo *root, RelOptInfo *baserel,
 									  const CloseKeyColumns *keys);
 extern char *close_describe_value(PlannerInfo *root, Expr *expr);
+extern void close_list_filters(PlannerInfo *root, RelOptInfo *baserel,
+							   Oid relid, List *rinfos, List **names,
+							   List **exprs);
 extern void close_search_plan_values(PlannerInfo *root, List *values,
 									 CloseSearchValues *vals);
 extern void close_search_conditions(PlannerInfo *root, RelOptInfo *baserel,

@@ -8,6 +8,9 @@
  * where a page read is 1), a row only what converting it costs.  So
  *   - GET by id: one request per id;
  *   - a lead listing: ceil(objects per lead / page_size) requests per lead;
+ *   - a resource's whole listing: ceil(its records / page_size) requests
+ *     (pages overlap by one record), its records from ANALYZE or guessed
+ *     by the resource's size (close_fdw.c);
  *   - a search: ceil(objects it finds / 200) pages, plus the probe for the
  *     newest object when the search is large enough to be cut in parts.
  * The objects a search finds are the table's count (from ANALYZE, else a
@@ -137,6 +140,12 @@ close_estimate_scan(PlannerInfo *root, RelOptInfo *baserel,
 			foreach(lc, clauses)
 				if (lfirst(lc) != pd->key_rinfo && lfirst(lc) != pd->type_rinfo)
 					local = lappend(local, lfirst(lc));
+			break;
+		case CLOSE_ACCESS_LIST:
+			/* the whole listing (its filters are not counted on) */
+			fetched = pd->key_count;
+			requests = Max(1.0, ceil(fetched / Max(page_size - 1, 1)));
+			local = clauses;
 			break;
 		default:
 			{

@@ -210,14 +210,47 @@ close_append_query_param(StringInfo buf, const char *name, const char *value)
 	append_escaped(buf, utf8_text(value));
 }
 
+/*
+ * A query parameter whose value is a comma-separated list (_fields, a
+ * filter's __in): each item percent-encoded, the commas between them kept.
+ */
+void
+close_append_query_list(StringInfo buf, const char *name, const char *value)
+{
+	char	   *copy = pstrdup(value);
+	char	   *part;
+	char	   *next;
+
+	appendStringInfoChar(buf, strchr(buf->data, '?') ? '&' : '?');
+	appendStringInfoString(buf, name);
+	appendStringInfoChar(buf, '=');
+	for (part = copy; part; part = next)
+	{
+		next = strchr(part, ',');
+		if (next)
+			*next++ = '\0';
+		append_escaped(buf, utf8_text(part));
+		if (next)
+			appendStringInfoChar(buf, ',');
+	}
+	pfree(copy);
+}
+
 /* The path of one custom object, its id percent-encoded; palloc'd. */
 char *
 close_object_path(const char *id)
 {
+	return close_record_path("/custom_object/", id);
+}
+
+/* The path of one record of the listing at base ("/lead/"): base{id}/. */
+char *
+close_record_path(const char *base, const char *id)
+{
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "/custom_object/");
+	appendStringInfoString(&buf, base);
 	append_escaped(&buf, utf8_text(id));
 	appendStringInfoChar(&buf, '/');
 	return buf.data;

@@ -985,6 +985,31 @@ check_deferred_returning(Relation rel, Node *returning, Index varno)
  * (explicitly or by a column DEFAULT), for UPDATE those it assigns, and
  * refuse the assignments Close would not take.
  */
+/*
+ * Refuse a write to a table whose resource is not written (yet): before any
+ * request, at planning (or at the start of a COPY).
+ */
+static void
+check_resource_writable(Relation rel)
+{
+	const CloseResource *res = close_get_table_resource(RelationGetRelid(rel));
+
+	if (!res->writable)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("foreign table \"%s\" cannot be written",
+						RelationGetRelationName(rel)),
+				 errdetail("Resource \"%s\" is read-only in close_fdw.",
+						   res->name)));
+	/* custom objects only, until the other resources' writes land */
+	if (res != close_resource_default())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("resource \"%s\" cannot be written yet", res->name),
+				 errdetail("Foreign table \"%s\" reads resource \"%s\", which close_fdw only reads so far.",
+						   RelationGetRelationName(rel), res->name)));
+}
+
 List *
 closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 					   Index resultRelation, int subplan_index)
@@ -996,6 +1021,8 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	bool		may_repeat;
 	FromExpr   *jointree;
 	ListCell   *lc;
+
+	check_resource_writable(rel);
 
 	if (plan->onConflictAction != ONCONFLICT_NONE)
 		ereport(ERROR,
@@ -1414,6 +1441,8 @@ void
 closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
 	CloseModifyState *st;
+
+	check_resource_writable(rinfo->ri_RelationDesc);
 
 	/* a row an UPDATE moves here from another partition */
 	if (close_routed_row_kind(mtstate) == CLOSE_ROUTED_MOVED)
@@ -2802,6 +2831,13 @@ closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
 
 	if (plan->operation != CMD_UPDATE && plan->operation != CMD_DELETE)
 		return false;
+	{
+		Relation	rel = table_open(planner_rt_fetch(resultRelation, root)->relid,
+									 NoLock);
+
+		check_resource_writable(rel);
+		table_close(rel, NoLock);
+	}
 	if (subplan == NULL || !IsA(subplan, ForeignScan))
 		return false;
 	fscan = (ForeignScan *) subplan;

@@ -406,12 +406,6 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 		else if (strcmp(def->defname, "resource") == 0)
 		{
 			resource = parse_resource(def);
-			/* the scan and write paths read custom objects only, so far */
-			if (resource != close_resource_default())
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("resource \"%s\" cannot be read yet",
-								resource->name)));
 		}
 		else if (strcmp(def->defname, "write_mode") == 0)
 			(void) parse_write_mode(def);
@@ -584,7 +578,22 @@ close_check_column_keys(Relation rel)
 			if (strcmp(((DefElem *) lfirst(cell))->defname, "field") == 0)
 				has_field = true;
 		if (has_field)
+		{
+			/*
+			 * The key "custom" is every custom field for a json or jsonb
+			 * column only: a lead's deprecated "custom" object (keyed by
+			 * field names) is never read as data.
+			 */
+			if (strcmp(close_get_column_key(RelationGetRelid(rel), att->attnum,
+											name), CLOSE_KEY_CUSTOM) == 0 &&
+				!close_is_custom_map_column(att->atttypid, CLOSE_KEY_CUSTOM))
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+						 errmsg("column \"%s\" of foreign table \"%s\" reads the key \"custom\" but is not of type json or jsonb",
+								name, RelationGetRelationName(rel)),
+						 errdetail("The key \"custom\" means every custom field (the record's custom.cf_... keys) as one JSON object; Close's deprecated \"custom\" object, keyed by field names, is never read.")));
 			continue;
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
 				 errmsg("column \"%s\" of foreign table \"%s\" maps to no Close key",

@@ -48,8 +48,13 @@ close_find_key_columns(Oid relid, CloseKeyColumns *keys)
 {
 	Relation	rel = table_open(relid, NoLock);
 	TupleDesc	tupdesc = RelationGetDescr(rel);
+	const CloseResource *res = close_get_table_resource(relid);
 	int			i;
 
+	/* a key is pushed only where the resource's API takes it */
+	keys->list_whole = !close_resource_searched(res);
+	keys->id_pushed = res->get_by_id;
+	keys->lead_pushed = res->lead_filter;
 	keys->id_attno = InvalidAttrNumber;
 	keys->lead_attno = InvalidAttrNumber;
 	keys->type_attno = InvalidAttrNumber;
@@ -63,14 +68,22 @@ close_find_key_columns(Oid relid, CloseKeyColumns *keys)
 		if (att->attisdropped)
 			continue;
 		key = close_get_column_key(relid, att->attnum, NameStr(att->attname));
-		if (strcmp(key, CLOSE_KEY_ID) == 0 && keys->id_attno == InvalidAttrNumber)
-			keys->id_attno = att->attnum;
-		else if (strcmp(key, CLOSE_KEY_LEAD_ID) == 0 &&
-				 keys->lead_attno == InvalidAttrNumber)
-			keys->lead_attno = att->attnum;
-		else if (strcmp(key, CLOSE_KEY_TYPE_ID) == 0 &&
-				 keys->type_attno == InvalidAttrNumber)
-			keys->type_attno = att->attnum;
+		if (strcmp(key, CLOSE_KEY_ID) == 0)
+		{
+			if (keys->id_attno == InvalidAttrNumber)
+				keys->id_attno = att->attnum;
+		}
+		else if (strcmp(key, CLOSE_KEY_LEAD_ID) == 0)
+		{
+			if (keys->lead_attno == InvalidAttrNumber)
+				keys->lead_attno = att->attnum;
+		}
+		else if (strcmp(key, CLOSE_KEY_TYPE_ID) == 0)
+		{
+			if (keys->type_attno == InvalidAttrNumber &&
+				close_resource_key(res, CLOSE_KEY_TYPE_ID))
+				keys->type_attno = att->attnum;
+		}
 		else if (strcmp(key, "date_created") == 0 &&
 				 keys->date_created_attno == InvalidAttrNumber &&
 				 (getBaseType(att->atttypid) == TIMESTAMPTZOID ||
@@ -204,7 +217,8 @@ close_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
 	int			best_rank = 0;
 
 	memset(out, 0, sizeof(*out));
-	out->kind = CLOSE_ACCESS_SEARCH;	/* unless a lead or id condition */
+	/* unless a lead or id condition: a search, or the resource's listing */
+	out->kind = keys->list_whole ? CLOSE_ACCESS_LIST : CLOSE_ACCESS_SEARCH;
 
 	foreach(lc, rinfos)
 	{
@@ -212,17 +226,19 @@ close_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
 		Expr	   *value;
 		bool		is_array;
 		int			rank = 0;
-		CloseAccessKind kind = CLOSE_ACCESS_SEARCH;
+		CloseAccessKind kind = out->kind;
 
 		if (rinfo->pseudoconstant)
 			continue;
-		if (match_key_clause(root, rinfo->clause, baserel->relid,
+		if (keys->id_pushed &&
+			match_key_clause(root, rinfo->clause, baserel->relid,
 							 keys->id_attno, &value, &is_array))
 		{
 			kind = CLOSE_ACCESS_BY_ID;
 			rank = is_array ? 3 : 4;
 		}
-		else if (match_key_clause(root, rinfo->clause, baserel->relid,
+		else if (keys->lead_pushed &&
+				 match_key_clause(root, rinfo->clause, baserel->relid,
 								  keys->lead_attno, &value, &is_array))
 		{
 			kind = CLOSE_ACCESS_BY_LEAD;
@@ -276,10 +292,12 @@ add_outer_for_clause(PlannerInfo *root, RelOptInfo *baserel,
 	Relids		required_outer;
 	ListCell   *lc;
 
-	if (!match_key_clause(root, rinfo->clause, baserel->relid,
-						  keys->lead_attno, &value, &is_array) &&
-		!match_key_clause(root, rinfo->clause, baserel->relid,
-						  keys->id_attno, &value, &is_array))
+	if (!(keys->lead_pushed &&
+		  match_key_clause(root, rinfo->clause, baserel->relid,
+						   keys->lead_attno, &value, &is_array)) &&
+		!(keys->id_pushed &&
+		  match_key_clause(root, rinfo->clause, baserel->relid,
+						   keys->id_attno, &value, &is_array)))
 		return outers;
 
 	required_outer = bms_union(rinfo->clause_relids, baserel->lateral_relids);
@@ -317,8 +335,8 @@ close_join_clause_outers(PlannerInfo *root, RelOptInfo *baserel,
 			outers = add_outer_for_clause(root, baserel, keys, rinfo, outers);
 	}
 
-	attnos[0] = keys->lead_attno;
-	attnos[1] = keys->id_attno;
+	attnos[0] = keys->lead_pushed ? keys->lead_attno : InvalidAttrNumber;
+	attnos[1] = keys->id_pushed ? keys->id_attno : InvalidAttrNumber;
 	for (i = 0; i < 2; i++)
 	{
 		List	   *clauses;
@@ -369,6 +387,155 @@ close_describe_value(PlannerInfo *root, Expr *expr)
 		contains_param_walker((Node *) expr, NULL))
 		return pstrdup("(expression)");
 	return deparse_expression((Node *) expr, NIL, false, false);
+}
+
+/* ---- a listing's filter parameters ---- */
+
+static bool
+key_in_list(const char *const *list, const char *key)
+{
+	if (list == NULL)
+		return false;
+	for (; *list; list++)
+		if (strcmp(*list, key) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A timestamptz comparison "column op value" (or "value op column") of
+ * PostgreSQL's own operators, with a value from outside the table: the
+ * column's attribute number and the parameter suffix ("__gt", ...) with the
+ * column on the left; InvalidAttrNumber otherwise.
+ */
+static AttrNumber
+match_range_clause(PlannerInfo *root, Expr *clause, Index relid,
+				   Expr **value, const char **suffix)
+{
+	OpExpr	   *op = (OpExpr *) clause;
+	Var		   *var;
+	Expr	   *other;
+	bool		commuted;
+	char	   *opname;
+	Oid			left_type;
+	Oid			right_type;
+
+	if (!IsA(clause, OpExpr) || list_length(op->args) != 2 ||
+		op->opno >= FirstGenbkiObjectId)
+		return InvalidAttrNumber;
+	op_input_types(op->opno, &left_type, &right_type);
+	if (left_type != TIMESTAMPTZOID || right_type != TIMESTAMPTZOID)
+		return InvalidAttrNumber;
+	var = (Var *) strip_relabel(linitial(op->args));
+	other = lsecond(op->args);
+	commuted = false;
+	if (!IsA(var, Var))
+	{
+		var = (Var *) strip_relabel(lsecond(op->args));
+		other = linitial(op->args);
+		commuted = true;
+	}
+	if (!IsA(var, Var) || var->varno != relid || var->varlevelsup != 0 ||
+		var->varattno <= 0 || !is_outside_value(root, other, relid))
+		return InvalidAttrNumber;
+	opname = get_opname(op->opno);
+	if (opname == NULL)
+		return InvalidAttrNumber;
+	if (strcmp(opname, "<") == 0)
+		*suffix = commuted ? "__gt" : "__lt";
+	else if (strcmp(opname, "<=") == 0)
+		*suffix = commuted ? "__gte" : "__lte";
+	else if (strcmp(opname, ">") == 0)
+		*suffix = commuted ? "__lt" : "__gt";
+	else if (strcmp(opname, ">=") == 0)
+		*suffix = commuted ? "__lte" : "__gte";
+	else
+		return InvalidAttrNumber;
+	*value = other;
+	return var->varattno;
+}
+
+/*
+ * The conditions a resource's listing can filter by (its list_filters and
+ * list_ranges): *names gets each parameter ("status_id", "status_id__in",
+ * "date_updated__gte"), *exprs its value expression, at most one a
+ * parameter.  Each is applied by Close with SQL's meaning, and the scan
+ * still checks it, so these conditions stay local filters as well.
+ */
+void
+close_list_filters(PlannerInfo *root, RelOptInfo *baserel, Oid relid,
+				   List *rinfos, List **names, List **exprs)
+{
+	const CloseResource *res = close_get_table_resource(relid);
+	Relation	rel;
+	TupleDesc	tupdesc;
+	ListCell   *lc;
+
+	*names = NIL;
+	*exprs = NIL;
+	if (res->list_filters == NULL && res->list_ranges == NULL)
+		return;
+	rel = table_open(relid, NoLock);
+	tupdesc = RelationGetDescr(rel);
+	foreach(lc, rinfos)
+	{
+		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
+		Expr	   *value;
+		bool		is_array;
+		const char *suffix;
+		AttrNumber	attno;
+		char	   *key;
+		char	   *name = NULL;
+
+		if (rinfo->pseudoconstant)
+			continue;
+		for (attno = 1; attno <= tupdesc->natts && name == NULL; attno++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, attno - 1);
+
+			if (att->attisdropped ||
+				!key_in_list(res->list_filters,
+							 close_get_column_key(relid, attno,
+												  NameStr(att->attname))))
+				continue;
+			if (match_key_clause(root, rinfo->clause, baserel->relid, attno,
+								 &value, &is_array))
+			{
+				key = close_get_column_key(relid, attno, NameStr(att->attname));
+				name = is_array ? psprintf("%s__in", key) : key;
+			}
+		}
+		if (name == NULL && res->list_ranges != NULL)
+		{
+			attno = match_range_clause(root, rinfo->clause, baserel->relid,
+									   &value, &suffix);
+			if (attno != InvalidAttrNumber && attno <= tupdesc->natts)
+			{
+				Form_pg_attribute att = TupleDescAttr(tupdesc, attno - 1);
+
+				key = close_get_column_key(relid, attno, NameStr(att->attname));
+				if (getBaseType(att->atttypid) == TIMESTAMPTZOID &&
+					key_in_list(res->list_ranges, key))
+					name = psprintf("%s%s", key, suffix);
+			}
+		}
+		if (name == NULL)
+			continue;
+		/* one value a parameter: the first condition found */
+		{
+			ListCell   *lc2;
+			bool		dup = false;
+
+			foreach(lc2, *names)
+				if (strcmp(strVal(lfirst(lc2)), name) == 0)
+					dup = true;
+			if (dup)
+				continue;
+		}
+		*names = lappend(*names, makeString(name));
+		*exprs = lappend(*exprs, value);
+	}
+	table_close(rel, NoLock);
 }
 
 /* ---- Advanced Filtering: conditions as search query nodes ---- */

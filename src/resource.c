@@ -151,6 +151,18 @@ static const CloseResourceKey pipeline_keys[] = {
 };
 
 /*
+ * Opportunities' listing filters whose meaning is SQL's: exact ids and
+ * status types (one value, or __in a list), and date bounds (__gt, __gte,
+ * __lt, __lte).  The scan still checks every row itself.
+ */
+static const char *const opportunity_filters[] = {
+	"status_id", "status_type", "user_id", NULL
+};
+static const char *const opportunity_ranges[] = {
+	"date_created", "date_updated", NULL
+};
+
+/*
  * The resources.  The first row is the default of the "resource" option,
  * so that tables made before the option existed keep their meaning.
  */
@@ -169,6 +181,9 @@ static const CloseResource close_resources[] = {
 		.max_skip = 0,
 		.writable = true,
 		.insert_needs_lead = true,
+		.list_whole = false,	/* its listing takes lead_id only */
+		.fields_param = false,
+		.fields_custom = false,
 		.keys = custom_object_keys
 	},
 	{
@@ -185,6 +200,9 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,
 		.writable = true,
 		.insert_needs_lead = false,
+		.list_whole = true,
+		.fields_param = true,	/* records are heavy: nested contacts... */
+		.fields_custom = true,	/* _fields=custom.cf_X is confirmed */
 		.keys = lead_keys
 	},
 	{
@@ -201,6 +219,9 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,		/* not known: taken as the leads' */
 		.writable = true,
 		.insert_needs_lead = true,	/* without it Close makes a new lead */
+		.list_whole = true,
+		.fields_param = true,
+		.fields_custom = false, /* custom.cf_X in _fields: not confirmed */
 		.keys = contact_keys
 	},
 	{
@@ -217,6 +238,11 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,		/* not known: taken as the leads' */
 		.writable = true,
 		.insert_needs_lead = true,	/* without it Close makes a new lead */
+		.list_whole = true,
+		.fields_param = true,
+		.fields_custom = false, /* custom.cf_X in _fields: not confirmed */
+		.list_filters = opportunity_filters,
+		.list_ranges = opportunity_ranges,
 		.keys = opportunity_keys
 	},
 	{
@@ -233,6 +259,9 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,
 		.writable = false,		/* Close has no writes for users */
 		.insert_needs_lead = false,
+		.list_whole = true,
+		.fields_param = false,	/* not confirmed on its endpoints */
+		.fields_custom = false,
 		.keys = user_keys
 	},
 	{
@@ -249,6 +278,9 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,
 		.writable = false,
 		.insert_needs_lead = false,
+		.list_whole = true,
+		.fields_param = false,	/* not confirmed on its endpoints */
+		.fields_custom = false,
 		.keys = lead_status_keys
 	},
 	{
@@ -265,6 +297,9 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,
 		.writable = false,
 		.insert_needs_lead = false,
+		.list_whole = true,
+		.fields_param = false,	/* not confirmed on its endpoints */
+		.fields_custom = false,
 		.keys = opportunity_status_keys
 	},
 	{
@@ -281,6 +316,9 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,
 		.writable = false,
 		.insert_needs_lead = false,
+		.list_whole = true,
+		.fields_param = false,	/* not confirmed on its endpoints */
+		.fields_custom = false,
 		.keys = pipeline_keys
 	},
 	{0}
@@ -327,6 +365,17 @@ close_resource_key(const CloseResource *res, const char *key)
 		if (strcmp(k->key, key) == 0)
 			return k;
 	return NULL;
+}
+
+/*
+ * Whether a table of this resource without a key is read through Advanced
+ * Filtering (and its count(*) answered by a search's count), rather than
+ * through its listing.
+ */
+bool
+close_resource_searched(const CloseResource *res)
+{
+	return res->search_type != NULL && !res->list_whole;
 }
 
 /* The resource names, comma-separated, for messages. */

@@ -129,6 +129,10 @@ closeGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
 		return;
 	relid = planner_rt_fetch(input_rel->relid, root)->relid;
 
+	/* a resource read through its listing has no search count */
+	if (!close_resource_searched(close_get_table_resource(relid)))
+		return;
+
 	/* every condition applied by Close exactly */
 	close_search_conditions(root, input_rel, input_rel->baserestrictinfo, &sp);
 	foreach(lc, input_rel->baserestrictinfo)
