@@ -400,15 +400,7 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 			has_type_id = true;
 		}
 		else if (strcmp(def->defname, "resource") == 0)
-		{
 			resource = parse_resource(def);
-			/* the scan and write paths read custom objects only, so far */
-			if (resource != close_resource_default())
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("resource \"%s\" cannot be read yet",
-								resource->name)));
-		}
 		else if (strcmp(def->defname, "write_mode") == 0)
 			(void) parse_write_mode(def);
 		else if (strcmp(def->defname, "field") == 0)

@@ -169,7 +169,9 @@ static const CloseResource close_resources[] = {
 		.max_skip = 0,
 		.writable = true,
 		.insert_needs_lead = true,
-		.keys = custom_object_keys
+		.keys = custom_object_keys,
+		.name_required = true,
+		.open_keys = false		/* Close refuses a key it does not know */
 	},
 	{
 		.name = "lead",
@@ -185,7 +187,8 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,
 		.writable = true,
 		.insert_needs_lead = false,
-		.keys = lead_keys
+		.keys = lead_keys,
+		.open_keys = true		/* unknown keys accepted silently */
 	},
 	{
 		.name = "contact",
@@ -201,7 +204,8 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,		/* not known: taken as the leads' */
 		.writable = true,
 		.insert_needs_lead = true,	/* without it Close makes a new lead */
-		.keys = contact_keys
+		.keys = contact_keys,
+		.open_keys = true
 	},
 	{
 		.name = "opportunity",
@@ -217,7 +221,8 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,		/* not known: taken as the leads' */
 		.writable = true,
 		.insert_needs_lead = true,	/* without it Close makes a new lead */
-		.keys = opportunity_keys
+		.keys = opportunity_keys,
+		.open_keys = true
 	},
 	{
 		.name = "user",
@@ -353,4 +358,31 @@ close_resource_key_names(const CloseResource *res)
 	for (k = res->keys; k->key; k++)
 		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", k->key);
 	return buf.data;
+}
+
+/*
+ * A resource's records in words, for messages: "custom object", "lead",
+ * "opportunities" (plural).
+ */
+char *
+close_resource_noun(const CloseResource *res, bool plural)
+{
+	char	   *noun = pstrdup(res->name);
+	char	   *plural_noun;
+	size_t		len = strlen(noun);
+	char	   *p;
+
+	for (p = noun; *p; p++)
+		if (*p == '_')
+			*p = ' ';
+	if (!plural)
+		return noun;
+	if (len > 0 && noun[len - 1] == 'y')
+		plural_noun = psprintf("%.*sies", (int) len - 1, noun);
+	else if (len > 0 && noun[len - 1] == 's')
+		plural_noun = psprintf("%ses", noun);
+	else
+		plural_noun = psprintf("%ss", noun);
+	pfree(noun);
+	return plural_noun;
 }
