@@ -601,6 +601,8 @@ extern char *close_json_error_text(const char *body, size_t len,
 								   CloseRowConverter *conv);
 extern List *close_json_object_members(struct json_object *object);
 extern List *close_json_types(struct json_object *root, const char **problem);
+extern List *close_json_field_schema(struct json_object *root,
+									 const char **problem);
 extern double close_json_rate_reset(const char *body, size_t len);
 
 
