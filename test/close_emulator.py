@@ -17,17 +17,19 @@ What it emulates (all under /api/v1/, every path ends with a slash):
   GET    /custom_object_type/{id}/             one type (extra, 404 unknown)
   GET    /custom_field/custom_object_type/     paged list of fields
   GET    /custom_field/custom_object_type/{cf_id}/
-  GET    /lead/?_skip&_limit&_fields           {"data", "has_more", "total_results"}
-  GET    /lead/{id}/
   POST   /data/search/                         Advanced Filtering of custom objects (below)
+  and the CRM resources (close_emulator_crm.py; section "CRM resources" below):
+  GET    /lead/  /lead/{id}/  /contact/  /contact/{id}/  /opportunity/  /opportunity/{id}/
+  GET    /user/  /user/{id}/  /status/lead/[{id}/]  /status/opportunity/[{id}/]  /pipeline/[{id}/]
+  GET    /custom_field_schema/{lead|contact|opportunity}/  /custom_field/{lead|contact|opportunity}/[{id}/]
 
   plus: HTTP Basic (API key as user name, empty password) and Bearer auth,
   "RateLimit" headers on every API answer, optional 429 rate limiting,
   "POST + x-http-method-override: GET" with {"_params": {...}} bodies,
   per-request latency, fault injection and a request log.
 
-What it does NOT emulate: searching anything but custom objects, contacts,
-opportunities, webhooks, the 402 plan limit.
+What it does NOT emulate: webhooks, the 402 plan limit, activities, tasks,
+events, lead merges, the deprecated lead "query" parameter.
 
 Behaviour notes (where the sheet leaves room, the strict reading is taken):
   * Order of checks on an API request: fault rule, latency, malformed URL (400),
@@ -123,6 +125,39 @@ states are dropped on every search request and on GET /_emulator/data/search_sta
 The search endpoint's rate-limit groups use search_rate_limit_per_sec (0: never 429, header
 limit 100) instead of rate_limit_per_sec.
 
+CRM resources (close_emulator_crm.py; /work/shared/close-crm-api.md):
+  * Listings answer {"data", "has_more"}; /lead/ adds "total_results", /opportunity/ adds
+    total_results, count_by_value_period and total_value_* / expected_value_* (one_time, monthly,
+    annual, annualized, each with a *_formatted string, null when 0) over every match.
+  * Paging: _limit default 100, 0 allowed (count only), at most crm_max_limit (200); _skip at most
+    lead_max_skip (35000) on /lead/ and crm_max_skip (0: no cap; Close's is unknown) on the other
+    CRM listings.  Over a cap: 400 {"errors": [], "field-errors": {"_limit": "Input should be less
+    than or equal to 200"}} (the _skip message adds where to go instead).
+  * Orders: /lead/ by date_updated descending (an update moves a lead to the front), /contact/ and
+    /opportunity/ by date_created descending, ties by id; /user/, statuses, pipelines as created.
+  * Filters: /lead/ id__in; /contact/ lead_id (nothing else: other parameters are ignored, as
+    Close ignores _sort there); /opportunity/ lead_id, user_id, status_id, status_type,
+    status_label (= status), value_period, organization_id, each also as X__in=a,b;
+    date_won / date_created / date_updated as X, X__gt, X__gte, X__lt, X__lte (a date is that
+    local day, x-tz-offset hours, default 0; a date-time with an offset is one instant; a naive
+    one is local); _order_by one of date_won, date_updated, date_created, confidence, user_name,
+    value, annualized_value, annualized_expected_value, "-" for descending, missing values last.
+    query, lead_query, lead_saved_search_id, is_stalled and _group_by -> 400 (not emulated).
+  * _fields on every CRM GET; on leads (and, permissively, contacts and opportunities) "custom"
+    selects the deprecated object and every custom.cf_ key.
+  * Records: leads carry the sheet's keys (display_name, status_label, html_url,
+    created_by_name, addresses, nested contacts and opportunities, tasks, the deprecated
+    name-keyed "custom" object) and custom.cf_ keys only when set; contacts' phones are E.164
+    with phone_formatted and country; opportunities' money is integer cents with
+    value_formatted ("$500", "$50 monthly"), expected_value = value * confidence / 100,
+    annualized_value (monthly x 12); date_won is a date, date_lost a date-time; pipelines'
+    dates are naive (no offset).  Sample: users Test, Alice, Bob, OAuth (an opportunity belongs
+    to a former member /user/ does not list), the 3 lead statuses, pipelines Sales and
+    Renewals with 7 opportunity statuses, contacts and opportunities on the sample leads (ids
+    in close_emulator_crm.py: CONT, OPPO), custom fields per type (text, number, date,
+    multi-value choices; a lead "user" field; a "Region" field shared by leads and contacts:
+    in both schemas, in neither /custom_field/{type}/ listing).
+
 Numbers in request bodies are kept exactly as written (12.50 stays 12.50,
 12345678901234.5678 keeps every digit): JSON is parsed with Decimal and
 written back verbatim.  Timestamps come from a deterministic clock (sample
@@ -153,7 +188,10 @@ Control API (no auth, never logged), under /_emulator/:
                                                 date_created order),
                                                 "rate_limit_window_ms" (the rate limit's
                                                 sliding window, default 1000: the
-                                                *_per_sec limits are per window)} (any subset,
+                                                *_per_sec limits are per window),
+                                                "crm_max_limit" (200), "lead_max_skip"
+                                                (35000), "crm_max_skip" (0: none),
+                                                "crm_search_day_granular" (0/1)} (any subset,
                                                 integers); 204
   POST   /_emulator/objects                    bulk create -> 200 {"created": N}; body
                                                 {"lead_id", "custom_object_type_id", "count",
@@ -198,7 +236,8 @@ Mixed lead objects, in list order (custom keys shown by field name; see FIELD_SP
 Run: python3 test/close_emulator.py [--port 0] [--port-file PATH] [--latency-ms 0]
      [--data sample|empty|bench] [--max-limit 100] [--max-skip 10000]
      [--rate-limit-per-sec 0] [--cursor-ttl 30] [--search-max-results 10000]
-     [--search-rate-limit-per-sec 0] [--quiet]
+     [--search-rate-limit-per-sec 0] [--crm-max-limit 200] [--lead-max-skip 35000]
+     [--crm-max-skip 0] [--crm-search-day-granular] [--quiet]
 """
 
 import argparse
@@ -228,6 +267,10 @@ import traceback
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote
+
+import close_emulator_crm as crm
+
+crm.E = sys.modules[__name__]     # the CRM half reads this module's helpers at call time
 
 # ---------------------------------------------------------------------------
 # Identifiers and credentials
@@ -657,8 +700,10 @@ class Store:
             self.by_date = None           # (version, asc list, desc list): see by_date_created
             self.by_lead = {}             # lead id -> records, ordered by (date_created, id)
             self.by_lead_type = {}        # (lead id, type id) -> records, same order
+            self.crm = crm.Crm(self)      # users, statuses, pipelines, contacts, opportunities
             if self.dataset in ("sample", "bench"):
                 build_sample(self)
+                crm.build_crm_sample(self)
 
     def gc_cursors(self, now):
         """Drop every search cursor whose expiry (time.monotonic()) has passed."""
@@ -740,15 +785,10 @@ class Store:
     # -- leads -------------------------------------------------------------
 
     def add_lead(self, lead_id, name, created, status=0):
-        stat_id, stat_label = STATUSES[status % len(STATUSES)]
-        lead = {
-            "id": lead_id, "name": name, "display_name": name,
-            "status_id": stat_id, "status_label": stat_label,
-            "contacts": [], "opportunities": [],
-            "organization_id": ORG_ID, "created_by": USERS["test"], "updated_by": USERS["test"],
-            "date_created": created, "date_updated": created,
-        }
+        stat_id, _stat_label = STATUSES[status % len(STATUSES)]
+        lead = self.crm.make_lead(lead_id, name, created, stat_id, USERS["test"])
         self.leads[lead_id] = lead
+        self.crm.bump()
         if not self.lead_order or sort_key(self.lead_order[-1]) < sort_key(lead):
             self.lead_order.append(lead)
         else:
@@ -936,8 +976,31 @@ API_ROUTES = [
      {"GET": "api_list_fields"}),
     (re.compile(r"/api/v1/custom_field/custom_object_type/([^/]+)/"),
      "/api/v1/custom_field/custom_object_type/{id}/", {"GET": "api_get_field"}),
-    (re.compile(r"/api/v1/lead/"), "/api/v1/lead/", {"GET": "api_list_leads"}),
-    (re.compile(r"/api/v1/lead/([^/]+)/"), "/api/v1/lead/{id}/", {"GET": "api_get_lead"}),
+    # CRM resources (close_emulator_crm.py)
+    (re.compile(r"/api/v1/lead/"), "/api/v1/lead/", {"GET": "api_crm_list_leads"}),
+    (re.compile(r"/api/v1/lead/([^/]+)/"), "/api/v1/lead/{id}/", {"GET": "api_crm_get_lead"}),
+    (re.compile(r"/api/v1/contact/"), "/api/v1/contact/", {"GET": "api_crm_list_contacts"}),
+    (re.compile(r"/api/v1/contact/([^/]+)/"), "/api/v1/contact/{id}/", {"GET": "api_crm_get_contact"}),
+    (re.compile(r"/api/v1/opportunity/"), "/api/v1/opportunity/", {"GET": "api_crm_list_opportunities"}),
+    (re.compile(r"/api/v1/opportunity/([^/]+)/"), "/api/v1/opportunity/{id}/",
+     {"GET": "api_crm_get_opportunity"}),
+    (re.compile(r"/api/v1/user/"), "/api/v1/user/", {"GET": "api_crm_list_users"}),
+    (re.compile(r"/api/v1/user/([^/]+)/"), "/api/v1/user/{id}/", {"GET": "api_crm_get_user"}),
+    (re.compile(r"/api/v1/status/lead/"), "/api/v1/status/lead/", {"GET": "api_crm_list_lead_statuses"}),
+    (re.compile(r"/api/v1/status/lead/([^/]+)/"), "/api/v1/status/lead/{id}/",
+     {"GET": "api_crm_get_lead_status"}),
+    (re.compile(r"/api/v1/status/opportunity/"), "/api/v1/status/opportunity/",
+     {"GET": "api_crm_list_opp_statuses"}),
+    (re.compile(r"/api/v1/status/opportunity/([^/]+)/"), "/api/v1/status/opportunity/{id}/",
+     {"GET": "api_crm_get_opp_status"}),
+    (re.compile(r"/api/v1/pipeline/"), "/api/v1/pipeline/", {"GET": "api_crm_list_pipelines"}),
+    (re.compile(r"/api/v1/pipeline/([^/]+)/"), "/api/v1/pipeline/{id}/", {"GET": "api_crm_get_pipeline"}),
+    (re.compile(r"/api/v1/custom_field_schema/([^/]+)/"), "/api/v1/custom_field_schema/{type}/",
+     {"GET": "api_crm_field_schema"}),
+    (re.compile(r"/api/v1/custom_field/(lead|contact|opportunity)/"), "/api/v1/custom_field/{type}/",
+     {"GET": "api_crm_list_fields"}),
+    (re.compile(r"/api/v1/custom_field/(lead|contact|opportunity)/([^/]+)/"),
+     "/api/v1/custom_field/{type}/{id}/", {"GET": "api_crm_get_field"}),
     (re.compile(r"/api/v1/data/search/"), "/api/v1/data/search/", {"POST": "api_search"}),
 ]
 SEARCH_TEMPLATE = "/api/v1/data/search/"   # its rate-limit groups use search_rate_limit_per_sec
@@ -959,8 +1022,10 @@ FAULT_ACTIONS = ("status", "hang", "drop", "garbage", "truncate", "delay", "rand
                  "replace_body")
 CONFIG_KEYS = ("latency_ms", "max_limit", "max_skip", "rate_limit_per_sec",
                "cursor_ttl", "search_max_results", "search_rate_limit_per_sec",
-               "short_pages", "list_by_date_updated", "rate_limit_window_ms")
-CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1, "rate_limit_window_ms": 1}   # others: 0
+               "short_pages", "list_by_date_updated", "rate_limit_window_ms",
+               "crm_max_limit", "lead_max_skip", "crm_max_skip", "crm_search_day_granular")
+CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1, "rate_limit_window_ms": 1,
+                  "crm_max_limit": 1}   # others: 0
 
 
 class ApiError(Exception):
@@ -1360,7 +1425,7 @@ class Request:
         return values[-1] if values else None
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(crm.CrmHandlers, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "CloseEmulator/1.0"
     sys_version = ""
@@ -1828,23 +1893,6 @@ class Handler(BaseHTTPRequestHandler):
             if field is None:
                 raise ApiError(404, {"error": "Custom field not found"})
             return 200, self._project(field, self._fields(req)), []
-
-    def api_list_leads(self, req, label, match, body):
-        with self.store.lock:
-            skip, limit = self._paging(req)
-            fields = self._fields(req)
-            leads = self.store.lead_order
-            page = [self._project(ld, fields) for ld in leads[skip:skip + limit]]
-            return 200, {"data": page, "has_more": len(leads) > skip + limit,
-                         "total_results": len(leads)}, []
-
-    def api_get_lead(self, req, label, match, body):
-        lead_id = match.group(1)
-        with self.store.lock:
-            lead = self.store.leads.get(lead_id)
-            if lead is None:
-                raise ApiError(404, {"error": "Lead not found"})
-            return 200, self._project(lead, self._fields(req)), []
 
     def api_search(self, req, label, match, body):
         """Advanced Filtering: see the module docstring."""
@@ -2393,10 +2441,18 @@ def parse_args(argv):
                    help="most objects one search query (first page + its cursors) returns")
     p.add_argument("--search-rate-limit-per-sec", type=int, default=0,
                    help="requests per second per key for the search endpoint (0: no limit)")
+    p.add_argument("--crm-max-limit", type=int, default=200,
+                   help="largest _limit of the CRM listings (leads, contacts, ...)")
+    p.add_argument("--lead-max-skip", type=int, default=35000, help="largest _skip of /lead/")
+    p.add_argument("--crm-max-skip", type=int, default=0,
+                   help="largest _skip of the other CRM listings (0: not capped)")
+    p.add_argument("--crm-search-day-granular", action="store_true",
+                   help="fixed_utc search bounds on leads, contacts and opportunities count by day")
     p.add_argument("--quiet", action="store_true", help="no per-request lines on stderr")
     args = p.parse_args(argv)
     if (args.latency_ms < 0 or args.max_limit < 1 or args.max_skip < 0 or args.rate_limit_per_sec < 0
-            or args.cursor_ttl < 0 or args.search_max_results < 1 or args.search_rate_limit_per_sec < 0):
+            or args.cursor_ttl < 0 or args.search_max_results < 1 or args.search_rate_limit_per_sec < 0
+            or args.crm_max_limit < 1 or args.lead_max_skip < 0 or args.crm_max_skip < 0):
         p.error("numeric options must be >= 0 (--max-limit and --search-max-results >= 1)")
     return args
 
@@ -2407,7 +2463,10 @@ def main(argv=None):
               "max_skip": args.max_skip, "rate_limit_per_sec": args.rate_limit_per_sec,
               "cursor_ttl": args.cursor_ttl, "search_max_results": args.search_max_results,
               "search_rate_limit_per_sec": args.search_rate_limit_per_sec,
-              "short_pages": 0, "list_by_date_updated": 0}
+              "short_pages": 0, "list_by_date_updated": 0,
+              "crm_max_limit": args.crm_max_limit, "lead_max_skip": args.lead_max_skip,
+              "crm_max_skip": args.crm_max_skip,
+              "crm_search_day_granular": int(args.crm_search_day_granular)}
     store = Store(config, args.data)
     server = EmulatorServer(("127.0.0.1", args.port), Handler)
     server.store = store

@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EMULATOR = os.path.join(HERE, "close_emulator.py")
 sys.path.insert(0, HERE)
 import close_emulator as emu  # noqa: E402  (constants only; the server runs as a subprocess)
+import close_emulator_crm as crm  # noqa: E402
 
 S = emu.TYPE_SUBSCRIPTION
 R = emu.TYPE_RESOURCE
@@ -497,8 +498,9 @@ class TypeAndLeadTests(EmulatorTest):
         lead = request("GET", "/api/v1/lead/%s/" % emu.LEAD_BIG).json()
         for k in ("id", "name", "display_name", "status_id", "status_label", "date_created", "date_updated"):
             self.assertIn(k, lead)
+        # most recently updated first (as recorded from Close), ties by id
         doc = request("GET", "/api/v1/lead/?_skip=8&_fields=id").json()
-        self.assertEqual(doc["data"], [{"id": emu.LEAD_EMPTY}, {"id": emu.LEAD_BIG}])
+        self.assertEqual(doc["data"], [{"id": emu.LEAD_MIXED}, {"id": emu.LEAD_SHEET}])
         self.assertFalse(doc["has_more"])
         self.assertStatus(request("GET", "/api/v1/lead/lead_%s/" % ("n" * 43)), 404)
 
@@ -789,7 +791,8 @@ class ControlTests(EmulatorTest):
         self.assertEqual(control("GET", "config").json(),
                          {"latency_ms": 0, "max_limit": 100, "max_skip": 10000, "rate_limit_per_sec": 0,
                           "cursor_ttl": 30, "search_max_results": 10000, "search_rate_limit_per_sec": 0,
-                          "short_pages": 0, "list_by_date_updated": 0})
+                          "short_pages": 0, "list_by_date_updated": 0, "crm_max_limit": 200,
+                          "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0})
         self.assertEqual(control("GET", "faults").json()["rules"], [])
         self.assertEqual(api_log(), "")
         self.assertStatus(request("GET", "/api/v1/custom_object/%s/" % emu.OBJ_SHEET), 200)
@@ -1295,6 +1298,208 @@ class SearchTests(EmulatorTest):
         self.assertEqual(control("GET", "data/search_state").json(), {"live_cursors": 49})
 
 
+class CrmReadTests(EmulatorTest):
+    """Leads, contacts, opportunities, users, statuses, pipelines: reads."""
+
+    def get(self, path, status=200, **kw):
+        r = request("GET", "/api/v1/" + path, **kw)
+        self.assertStatus(r, status)
+        return r.json()
+
+    def test_lead_record(self):
+        lead = self.get("lead/%s/" % emu.LEAD_MIXED)
+        for k in ("id", "name", "display_name", "description", "url", "status_id", "status_label", "html_url",
+                  "organization_id", "created_by", "created_by_name", "updated_by", "updated_by_name",
+                  "date_created", "date_updated", "addresses", "contacts", "opportunities", "tasks",
+                  "integration_links", "custom"):
+            self.assertIn(k, lead)
+        self.assertEqual(lead["status_label"], "Qualified")
+        self.assertEqual(lead["html_url"], "https://app.close.com/lead/%s/" % emu.LEAD_MIXED)
+        self.assertEqual(lead["updated_by_name"], "Alice Anders")
+        self.assertEqual(lead["addresses"][0]["city"], "Zürich")
+        self.assertEqual([c["id"] for c in lead["contacts"]], [crm.CONTACT_MIXED, crm.CONT["MixedBilling"]])
+        self.assertEqual([o["id"] for o in lead["opportunities"]], [crm.OPPO["MixedWon"], crm.OPPO["MixedRenewal"]])
+        # the deprecated object keyed by name, and the flat custom.cf_ keys
+        self.assertEqual(lead["custom"]["Industry"], "Software")
+        self.assertEqual(lead["custom"]["Region"], "EMEA")
+        self.assertEqual(lead["custom." + crm.CRM_CF["lead", "text"]], "Software")
+        self.assertEqual(lead["custom." + crm.CRM_CF["lead", "multi_choices"]], ["SMB", "Enterprise"])
+        self.assertNotIn("custom." + crm.CRM_CF["lead", "date"], self.get("lead/%s/" % emu.LEAD_EMPTY))
+        # _fields: "custom" is every custom field, custom.cf_X one of them
+        doc = self.get("lead/%s/?_fields=id,custom" % emu.LEAD_MIXED)
+        self.assertEqual(set(doc) - {"id", "custom"}, {k for k in lead if k.startswith("custom.")})
+        doc = self.get("lead/%s/?_fields=id,custom.%s,nothing" % (emu.LEAD_MIXED, crm.CRM_CF["lead", "number"]))
+        self.assertEqual(doc, {"id": emu.LEAD_MIXED, "custom." + crm.CRM_CF["lead", "number"]: 120})
+        self.get("lead/lead_%s/" % ("Q" * 43), 404)
+
+    def test_lead_listing_caps(self):
+        doc = self.get("lead/?_limit=200")
+        self.assertEqual(doc["total_results"], len(emu.SAMPLE_LEADS))
+        self.assertFalse(doc["has_more"])
+        for q, key in (("_limit=201", "_limit"), ("_skip=35001", "_skip"), ("_limit=-1", "_limit")):
+            r = request("GET", "/api/v1/lead/?" + q)
+            self.assertStatus(r, 400)
+            self.assertEqual(list(r.json()["field-errors"]), [key])
+        self.assertIn("less than or equal to 200", request("GET", "/api/v1/lead/?_limit=201").json()
+                      ["field-errors"]["_limit"])
+        self.assertIn("less than or equal to 35000", request("GET", "/api/v1/lead/?_skip=35001").json()
+                      ["field-errors"]["_skip"])
+        self.get("lead/?_skip=35000")
+        # count only
+        self.assertEqual(self.get("lead/?_limit=0"), {"data": [], "has_more": True, "total_results": 10})
+        # id__in
+        doc = self.get("lead/?_fields=id&id__in=%s,%s,lead_%s" % (emu.LEAD_ONE, emu.LEAD_BIG, "Q" * 43))
+        self.assertEqual(doc["data"], [{"id": emu.LEAD_BIG}, {"id": emu.LEAD_ONE}])
+        # configurable caps
+        control("POST", "config", {"lead_max_skip": 3, "crm_max_skip": 2, "crm_max_limit": 5})
+        self.get("lead/?_skip=3&_limit=5")
+        self.assertStatus(request("GET", "/api/v1/lead/?_skip=4"), 400)
+        self.assertStatus(request("GET", "/api/v1/lead/?_limit=6"), 400)
+        self.get("contact/?_skip=2")
+        for path in ("contact/", "opportunity/", "user/", "pipeline/", "status/lead/"):
+            r = request("GET", "/api/v1/%s?_skip=3" % path)
+            self.assertStatus(r, 400)
+            self.assertIn("less than or equal to 2", r.json()["field-errors"]["_skip"])
+        # long filters through the method override
+        r = request("POST", "/api/v1/lead/", {"_params": {"id__in": emu.LEAD_ONE, "_fields": "id"}},
+                    headers={"x-http-method-override": "GET"})
+        self.assertEqual(r.json()["data"], [{"id": emu.LEAD_ONE}])
+
+    def test_contacts(self):
+        doc = self.get("contact/?lead_id=%s" % emu.LEAD_MIXED)
+        self.assertEqual(set(doc), {"data", "has_more"})
+        # newest first
+        self.assertEqual([c["id"] for c in doc["data"]], [crm.CONT["MixedBilling"], crm.CONTACT_MIXED])
+        c = self.get("contact/%s/" % crm.CONTACT_MIXED)
+        self.assertEqual(c["lead_id"], emu.LEAD_MIXED)
+        self.assertEqual(c["emails"][0], {"email": "mia@mixed.example.com", "type": "office", "is_unsubscribed": False})
+        self.assertEqual(c["phones"][0]["phone"], "+41441234567")
+        self.assertEqual(c["custom." + crm.CRM_CF["contact", "shared"]], "EMEA")
+        jane = self.get("contact/%s/" % crm.CONT["SheetJane"])
+        self.assertEqual(jane["phones"][0], {"phone": "+18004445555", "phone_formatted": "+1 800-444-5555",
+                                             "type": "office", "country": "US"})
+        self.assertEqual(self.get("contact/%s/" % crm.CONT["OneOnly"])["display_name"], "nobody@one.example.com")
+        self.assertEqual(self.get("contact/?lead_id=%s" % emu.LEAD_EMPTY), {"data": [], "has_more": False})
+        doc = self.get("contact/?_limit=200&_fields=id")
+        self.assertEqual(len(doc["data"]), len(crm.CONT))
+        self.get("contact/cont_%s/" % ("Q" * 43), 404)
+
+    def test_opportunities(self):
+        o = self.get("opportunity/%s/" % crm.OPPO["MixedRenewal"])
+        self.assertEqual((o["value"], o["value_period"], o["value_formatted"], o["confidence"]),
+                         (5000, "monthly", "$50 monthly", 80))
+        self.assertEqual((o["expected_value"], o["annualized_value"], o["annualized_expected_value"]),
+                         (4000, 60000, 48000))
+        self.assertEqual((o["status_type"], o["date_won"], o["pipeline_id"], o["pipeline_name"]),
+                         ("active", "2021-07-16", crm.PIPE_RENEWALS, "Renewals"))
+        self.assertEqual((o["lead_name"], o["user_name"]), ("Mixed Lead", "Bob Brown"))
+        o = self.get("opportunity/%s/" % crm.OPPO["Plain4Former"])
+        self.assertEqual((o["user_id"], o["user_name"]), (crm.USER_FORMER, "Former Member"))
+        self.assertNotIn(crm.USER_FORMER, [u["id"] for u in self.get("user/")["data"]])
+        o = self.get("opportunity/%s/" % crm.OPPO["Plain3NoValue"])
+        self.assertEqual((o["value"], o["value_formatted"], o["expected_value"]), (None, None, None))
+        doc = self.get("opportunity/?lead_id=%s&_fields=id" % emu.LEAD_MIXED)
+        self.assertEqual(doc["total_results"], 2)
+        self.assertEqual(doc["total_value_one_time"], 300000)
+        self.assertEqual(doc["total_value_monthly"], 5000)
+        self.assertEqual(doc["total_value_annualized"], 360000)
+        self.assertEqual(doc["total_value_annual_formatted"], None)
+        self.assertEqual(doc["count_by_value_period"], {"one_time": 1, "monthly": 1, "annual": 0})
+        self.get("opportunity/oppo_%s/" % ("Q" * 43), 404)
+
+    def test_opportunity_filters(self):
+        def ids(q):
+            doc = self.get("opportunity/?_limit=200&_fields=id&" + q)
+            self.assertEqual(doc["total_results"], len(doc["data"]))
+            return {o["id"] for o in doc["data"]}
+        every = ids("")
+        self.assertEqual(len(every), len(crm.OPPO))
+        O = crm.OPPO
+        self.assertEqual(ids("status_type=won"), {O["MixedWon"], O["Plain4Former"]})
+        self.assertEqual(ids("status_type__in=won,lost"), {O["MixedWon"], O["Plain4Former"], O["Plain1Lost"],
+                                                          O["Plain5Churned"]})
+        self.assertEqual(ids("status_id=" + crm.STAT_DEMO), {O["OneMonthly"], O["Plain3Demo"]})
+        self.assertEqual(ids("status_id__in=%s,%s" % (crm.STAT_WON, crm.STAT_RENEWED)), {O["MixedWon"],
+                                                                                       O["Plain4Former"]})
+        self.assertEqual(ids("user_id=" + crm.USER_IDS["bob"]), {O["MixedWon"], O["MixedRenewal"]})
+        self.assertEqual(ids("user_id__in=%s,%s" % (crm.USER_IDS["test"], crm.USER_FORMER)),
+                         {O["Plain2Annual"], O["Plain3NoValue"], O["Plain4Former"]})
+        self.assertEqual(ids("lead_id=%s&status_type=active" % emu.LEAD_PLAIN[2]), {O["Plain3Demo"],
+                                                                                   O["Plain3NoValue"]})
+        self.assertEqual(ids("date_won=2020-09-15"), {O["MixedWon"]})
+        self.assertEqual(ids("date_won__gt=2020-09-15"), {O["MixedRenewal"], O["Plain4Former"]})
+        self.assertEqual(ids("date_won__gte=2020-09-15&date_won__lt=2021-07-16"), {O["MixedWon"], O["Plain4Former"]})
+        self.assertEqual(ids("date_won__lte=2020-09-15"), {O["MixedWon"]})
+        first = self.get("opportunity/%s/" % O["SheetDeal"])["date_created"]
+        self.assertEqual(ids("date_created__lte=" + first.replace("+", "%2B")), {O["SheetDeal"]})
+        self.assertEqual(ids("date_created__lt=" + first.replace("+", "%2B")), set())
+        self.assertEqual(len(ids("date_created__gt=" + first.replace("+", "%2B"))), len(O) - 1)
+        self.assertEqual(ids("date_created__gte=2020-09-02"), set())
+        self.assertEqual(ids("date_created=2020-09-01"), every)
+        self.assertEqual(ids("date_updated__gte=2020-09-01&date_updated__lt=2020-09-02"), every)
+        # x-tz-offset moves a date's day
+        self.assertEqual(len(ids("date_created__gte=2020-09-01")), len(O))
+        doc = request("GET", "/api/v1/opportunity/?_fields=id&date_created__lt=2020-09-01",
+                      headers={"x-tz-offset": "-13"}).json()
+        self.assertTrue(0 < doc["total_results"] < len(O), doc["total_results"])
+        # ordering
+        doc = self.get("opportunity/?_order_by=-value&_fields=id,value")
+        values = [o["value"] for o in doc["data"]]
+        self.assertEqual(values[0], 300000)
+        self.assertIsNone(values[-1])            # missing values last
+        doc = self.get("opportunity/?_order_by=date_created&_fields=id")
+        self.assertEqual(doc["data"][0]["id"], O["SheetDeal"])
+        for q in ("_order_by=name", "date_won__gt=soon", "_group_by=user_id", "query=note:x"):
+            self.assertStatus(request("GET", "/api/v1/opportunity/?" + q), 400)
+        self.assertStatus(request("GET", "/api/v1/opportunity/", headers={"x-tz-offset": "abc"}), 400)
+
+    def test_users_statuses_pipelines(self):
+        doc = self.get("user/")
+        self.assertEqual(set(doc), {"data", "has_more"})
+        self.assertEqual(len(doc["data"]), 4)
+        u = self.get("user/%s/" % crm.USER_IDS["alice"])
+        self.assertEqual((u["first_name"], u["last_name"], u["organizations"]), ("Alice", "Anders", [crm.ORG_ID]))
+        self.assertNotIn("name", u)
+        doc = self.get("user/?_order_by=first_name,last_name&_fields=first_name")
+        self.assertEqual([x["first_name"] for x in doc["data"]], ["Alice", "Bob", "OAuth", "Test"])
+        self.get("user/user_%s/" % ("Q" * 43), 404)
+        doc = self.get("status/lead/")
+        self.assertEqual([(s["id"], s["label"]) for s in doc["data"]], emu.STATUSES)
+        self.assertEqual(self.get("status/lead/%s/" % emu.STATUSES[0][0])["color"], "blue")
+        doc = self.get("status/opportunity/")
+        self.assertEqual(len(doc["data"]), 7)
+        self.assertEqual(doc["data"][2], {"id": crm.STAT_WON, "label": "Won", "type": "won",
+                                          "pipeline_id": crm.PIPE_SALES, "organization_id": crm.ORG_ID})
+        self.get("status/opportunity/%s/" % crm.STAT_CHURNED)
+        doc = self.get("pipeline/")
+        self.assertEqual([p["id"] for p in doc["data"]], [crm.PIPE_SALES, crm.PIPE_RENEWALS])
+        p = self.get("pipeline/%s/" % crm.PIPE_RENEWALS)
+        self.assertRegex(p["id"], r"^pipe_[0-9A-Za-z]{22}$")
+        self.assertRegex(p["date_created"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")   # naive
+        self.assertEqual([s["type"] for s in p["statuses"]], ["active", "won", "lost"])
+        self.get("pipeline/pipe_%s/" % ("Q" * 22), 404)
+
+    def test_custom_field_schema(self):
+        for otype in crm.CRM_TYPES:
+            schema = self.get("custom_field_schema/%s/" % otype)
+            self.assertEqual((schema["object_type"], schema["organization_id"]), (otype, crm.ORG_ID))
+            listed = []
+            doc = {"has_more": True}
+            while doc["has_more"]:
+                doc = self.get("custom_field/%s/?_limit=2&_skip=%d" % (otype, len(listed)))
+                listed += doc["data"]
+            schema_ids = [f["id"] for f in schema["fields"]]
+            # the listing leaves shared fields out; the schema has them
+            self.assertEqual([f["id"] for f in listed], [f["id"] for f in schema["fields"] if not f["is_shared"]])
+            self.assertEqual(schema_ids, [s[2] for s in crm.CRM_FIELD_SPECS if otype in s[0]])
+            for f in schema["fields"]:
+                self.assertRegex(f["id"], r"^cf_[0-9A-Za-z]{43}$")
+                self.assertEqual(f["choices"] is not None, f["type"] == "choices")
+            self.get("custom_field/%s/%s/" % (otype, schema_ids[0]))
+        self.get("custom_field_schema/custom_object/", 404)
+        self.get("custom_field/lead/%s/" % crm.CRM_CF["contact", "text"], 404)
+
+
 class ProcessTests(unittest.TestCase):
     def test_sigterm_and_sigint_exit_cleanly(self):
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -1325,7 +1530,8 @@ class ProcessTests(unittest.TestCase):
             cfg = request("GET", "/_emulator/config", auth=None, port=port).json()
             self.assertEqual(cfg, {"latency_ms": 1, "max_limit": 5, "max_skip": 10000, "rate_limit_per_sec": 2,
                                    "cursor_ttl": 7, "search_max_results": 50, "search_rate_limit_per_sec": 3,
-                                   "short_pages": 0, "list_by_date_updated": 0})
+                                   "short_pages": 0, "list_by_date_updated": 0, "crm_max_limit": 200,
+                                   "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0})
             path = objects_path(emu.LEAD_BIG, _limit=6)
             self.assertEqual(request("GET", path, port=port).status, 400)
             self.assertEqual(request("GET", path, port=port).status, 400)
