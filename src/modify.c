@@ -272,9 +272,9 @@ check_writable(Relation rel)
 	if (!res->writable)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot write to foreign table \"%s\"",
+				 errmsg("foreign table \"%s\" cannot be written",
 						RelationGetRelationName(rel)),
-				 errdetail("The table reads the Close resource \"%s\", which close_fdw only reads.",
+				 errdetail("It reads the Close resource \"%s\", which close_fdw only reads.",
 						   res->name)));
 }
 
