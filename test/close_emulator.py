@@ -22,6 +22,9 @@ What it emulates (all under /api/v1/, every path ends with a slash):
   GET    /lead/  /lead/{id}/  /contact/  /contact/{id}/  /opportunity/  /opportunity/{id}/
   GET    /user/  /user/{id}/  /status/lead/[{id}/]  /status/opportunity/[{id}/]  /pipeline/[{id}/]
   GET    /custom_field_schema/{lead|contact|opportunity}/  /custom_field/{lead|contact|opportunity}/[{id}/]
+  POST   /lead/  /contact/  /opportunity/      200 with the whole object
+  PUT    /lead/{id}/  /contact/{id}/  /opportunity/{id}/     a PATCH, 200 with the whole object
+  DELETE /lead/{id}/  /contact/{id}/  /opportunity/{id}/     200 {}
 
   plus: HTTP Basic (API key as user name, empty password) and Bearer auth,
   "RateLimit" headers on every API answer, optional 429 rate limiting,
@@ -157,6 +160,25 @@ CRM resources (close_emulator_crm.py; /work/shared/close-crm-api.md):
     in close_emulator_crm.py: CONT, OPPO), custom fields per type (text, number, date,
     multi-value choices; a lead "user" field; a "Region" field shared by leads and contacts:
     in both schemas, in neither /custom_field/{type}/ listing).
+  * Writes (the permissive reading where the sheet is unsure): unknown keys, unknown custom
+    fields and read-only keys are accepted and DROPPED on create, IGNORED on update (lead_id on
+    a contact or opportunity PUT and pipeline_id on an opportunity PUT included: nothing moves);
+    date_created / created_by are taken on contact and opportunity creates (import use).  Values
+    are checked: strings, integer cents for value (12.5 or "500" -> 400), confidence 0..100
+    (default 50), value_period one_time|monthly|annual (default one_time), user_id user_...,
+    date_won YYYY-MM-DD (a date-time gives its date), emails need an address, phones must be
+    phone numbers (stored E.164: 10 digits get +1), custom.cf_ values by field type (as for
+    custom objects), "custom.cf_X.add" / ".remove" on PUT for multi-value fields; a bad value ->
+    400 field-errors.  Leads: status (label) or status_id, not both; default the first status;
+    nested "contacts" on POST are created; no name -> display_name "Untitled".  A contact or
+    opportunity POSTed without lead_id gets a NEW unnamed lead (Close's quirk).  Opportunities:
+    pipeline_id on POST picks that pipeline's first status, a status of another pipeline -> 400;
+    entering a won status sets date_won to today (runtime clock, x-tz-offset) unless it is set or
+    sent, and never clears it; entering a lost status sets date_lost.  Deleting a lead deletes
+    its contacts, opportunities and custom objects; deleting a contact clears contact_id on its
+    opportunities.  With config stale_reads N, the first N GETs by id of a deleted lead,
+    contact or opportunity still answer its last copy (Close's reads lag deletes); listings
+    never show it.
 
 Numbers in request bodies are kept exactly as written (12.50 stays 12.50,
 12345678901234.5678 keeps every digit): JSON is parsed with Decimal and
@@ -191,7 +213,8 @@ Control API (no auth, never logged), under /_emulator/:
                                                 *_per_sec limits are per window),
                                                 "crm_max_limit" (200), "lead_max_skip"
                                                 (35000), "crm_max_skip" (0: none),
-                                                "crm_search_day_granular" (0/1)} (any subset,
+                                                "crm_search_day_granular" (0/1),
+                                                "stale_reads" (0)} (any subset,
                                                 integers); 204
   POST   /_emulator/objects                    bulk create -> 200 {"created": N}; body
                                                 {"lead_id", "custom_object_type_id", "count",
@@ -977,13 +1000,17 @@ API_ROUTES = [
     (re.compile(r"/api/v1/custom_field/custom_object_type/([^/]+)/"),
      "/api/v1/custom_field/custom_object_type/{id}/", {"GET": "api_get_field"}),
     # CRM resources (close_emulator_crm.py)
-    (re.compile(r"/api/v1/lead/"), "/api/v1/lead/", {"GET": "api_crm_list_leads"}),
-    (re.compile(r"/api/v1/lead/([^/]+)/"), "/api/v1/lead/{id}/", {"GET": "api_crm_get_lead"}),
-    (re.compile(r"/api/v1/contact/"), "/api/v1/contact/", {"GET": "api_crm_list_contacts"}),
-    (re.compile(r"/api/v1/contact/([^/]+)/"), "/api/v1/contact/{id}/", {"GET": "api_crm_get_contact"}),
-    (re.compile(r"/api/v1/opportunity/"), "/api/v1/opportunity/", {"GET": "api_crm_list_opportunities"}),
+    (re.compile(r"/api/v1/lead/"), "/api/v1/lead/", {"GET": "api_crm_list_leads", "POST": "api_crm_create_lead"}),
+    (re.compile(r"/api/v1/lead/([^/]+)/"), "/api/v1/lead/{id}/",
+     {"GET": "api_crm_get_lead", "PUT": "api_crm_update_lead", "DELETE": "api_crm_delete_lead"}),
+    (re.compile(r"/api/v1/contact/"), "/api/v1/contact/", {"GET": "api_crm_list_contacts", "POST": "api_crm_create_contact"}),
+    (re.compile(r"/api/v1/contact/([^/]+)/"), "/api/v1/contact/{id}/",
+     {"GET": "api_crm_get_contact", "PUT": "api_crm_update_contact", "DELETE": "api_crm_delete_contact"}),
+    (re.compile(r"/api/v1/opportunity/"), "/api/v1/opportunity/",
+     {"GET": "api_crm_list_opportunities", "POST": "api_crm_create_opportunity"}),
     (re.compile(r"/api/v1/opportunity/([^/]+)/"), "/api/v1/opportunity/{id}/",
-     {"GET": "api_crm_get_opportunity"}),
+     {"GET": "api_crm_get_opportunity", "PUT": "api_crm_update_opportunity",
+      "DELETE": "api_crm_delete_opportunity"}),
     (re.compile(r"/api/v1/user/"), "/api/v1/user/", {"GET": "api_crm_list_users"}),
     (re.compile(r"/api/v1/user/([^/]+)/"), "/api/v1/user/{id}/", {"GET": "api_crm_get_user"}),
     (re.compile(r"/api/v1/status/lead/"), "/api/v1/status/lead/", {"GET": "api_crm_list_lead_statuses"}),
@@ -1023,7 +1050,8 @@ FAULT_ACTIONS = ("status", "hang", "drop", "garbage", "truncate", "delay", "rand
 CONFIG_KEYS = ("latency_ms", "max_limit", "max_skip", "rate_limit_per_sec",
                "cursor_ttl", "search_max_results", "search_rate_limit_per_sec",
                "short_pages", "list_by_date_updated", "rate_limit_window_ms",
-               "crm_max_limit", "lead_max_skip", "crm_max_skip", "crm_search_day_granular")
+               "crm_max_limit", "lead_max_skip", "crm_max_skip", "crm_search_day_granular",
+               "stale_reads")
 CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1, "rate_limit_window_ms": 1,
                   "crm_max_limit": 1}   # others: 0
 
@@ -1425,7 +1453,7 @@ class Request:
         return values[-1] if values else None
 
 
-class Handler(crm.CrmHandlers, BaseHTTPRequestHandler):
+class Handler(crm.CrmHandlers, crm.CrmWrites, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "CloseEmulator/1.0"
     sys_version = ""
@@ -2466,7 +2494,7 @@ def main(argv=None):
               "short_pages": 0, "list_by_date_updated": 0,
               "crm_max_limit": args.crm_max_limit, "lead_max_skip": args.lead_max_skip,
               "crm_max_skip": args.crm_max_skip,
-              "crm_search_day_granular": int(args.crm_search_day_granular)}
+              "crm_search_day_granular": int(args.crm_search_day_granular), "stale_reads": 0}
     store = Store(config, args.data)
     server = EmulatorServer(("127.0.0.1", args.port), Handler)
     server.store = store

@@ -252,6 +252,7 @@ class Crm:
                 self.type_fields[t].append(fid)
         self.contacts = {}
         self.opportunities = {}
+        self.tombstones = {}          # deleted id -> [last answer, stale GETs left] (stale_reads)
         self.contacts_by_lead = {}    # lead id -> [contact], by (date_created, id)
         self.opps_by_lead = {}
 
@@ -759,8 +760,17 @@ class CrmHandlers:
         with self.store.lock:
             rec = self.store.leads.get(match.group(1))
             if rec is None:
-                raise E.ApiError(404, {"error": "Lead not found"})
+                return self._crm_stale(req, match.group(1), "Lead")
             return 200, self.store.crm.lead_view(rec, self._fields(req)), []
+
+    def _crm_stale(self, req, oid, what):
+        """A GET by id of a deleted record: its last answer while stale_reads
+        allows (Close's reads lag its deletes), then 404."""
+        tomb = self.store.crm.tombstones.get(oid)
+        if tomb is None or tomb[1] <= 0:
+            raise E.ApiError(404, {"error": "%s not found" % what})
+        tomb[1] -= 1
+        return 200, project(dict(tomb[0]), self._fields(req)), []
 
     # -- contacts ---------------------------------------------------------------------
 
@@ -781,7 +791,7 @@ class CrmHandlers:
         with self.store.lock:
             rec = self.store.crm.contacts.get(match.group(1))
             if rec is None:
-                raise E.ApiError(404, {"error": "Contact not found"})
+                return self._crm_stale(req, match.group(1), "Contact")
             return 200, project(dict(rec), self._fields(req)), []
 
     # -- opportunities -------------------------------------------------------------------
@@ -840,7 +850,7 @@ class CrmHandlers:
         with self.store.lock:
             rec = self.store.crm.opportunities.get(match.group(1))
             if rec is None:
-                raise E.ApiError(404, {"error": "Opportunity not found"})
+                return self._crm_stale(req, match.group(1), "Opportunity")
             return 200, project(dict(rec), self._fields(req)), []
 
     # -- users, statuses, pipelines ---------------------------------------------------------
@@ -914,3 +924,567 @@ class CrmHandlers:
             if f is None:
                 raise E.ApiError(404, {"error": "Custom field not found"})
             return 200, project(dict(f), self._fields(req)), []
+
+
+# ---------------------------------------------------------------------------
+# Writes: POST (200, the whole object), PUT (a PATCH), DELETE (200 {})
+# ---------------------------------------------------------------------------
+
+ADDRESS_KEYS = ("label", "address_1", "address_2", "city", "state", "zipcode", "country")
+TAG_RE = re.compile(r"<[^>]*>")
+
+
+def _str_or_null(body, key, errors, default=None):
+    if key not in body:
+        return default
+    v = body[key]
+    if v is not None and not isinstance(v, str):
+        errors[key] = "Input should be a valid string"
+        return default
+    return v
+
+
+def _int_or_null(body, key, errors, default=None, low=None, high=None):
+    if key not in body:
+        return default
+    v = body[key]
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, Decimal) and v == v.to_integral_value():
+            v = int(v)
+        else:
+            errors[key] = "Input should be a valid integer"
+            return default
+    if (low is not None and v < low) or (high is not None and v > high):
+        errors[key] = "Input should be between %s and %s" % (low, high)
+        return default
+    return v
+
+
+def _list_of_dicts(body, key, errors):
+    v = body[key]
+    if v is None:
+        return []
+    if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+        errors[key] = "Input should be a valid list of objects"
+        return None
+    if len(v) > 100:
+        errors[key] = "List should have at most 100 items"
+        return None
+    return v
+
+
+def parse_addresses(body, errors):
+    items = _list_of_dicts(body, "addresses", errors)
+    if items is None:
+        return None
+    out = []
+    for i, a in enumerate(items):
+        rec = {}
+        for k in ADDRESS_KEYS:
+            v = a.get(k)
+            if v is not None and not isinstance(v, str):
+                errors["addresses.%d.%s" % (i, k)] = "Input should be a valid string"
+            rec[k] = v
+        out.append(rec)
+    return out
+
+
+def parse_emails(body, errors):
+    items = _list_of_dicts(body, "emails", errors)
+    if items is None:
+        return None
+    out = []
+    for i, e in enumerate(items):
+        email = e.get("email")
+        if not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+            errors["emails.%d.email" % i] = "value is not a valid email address"
+            continue
+        out.append({"email": email, "type": e.get("type") or "office", "is_unsubscribed": False})
+    return out
+
+
+def parse_phones(body, errors):
+    items = _list_of_dicts(body, "phones", errors)
+    if items is None:
+        return None
+    out = []
+    for i, p in enumerate(items):
+        e164 = normalise_phone(p.get("phone"))
+        if e164 is None:
+            errors["phones.%d.phone" % i] = "Invalid phone number."
+            continue
+        out.append(phone_view(e164, p.get("type") or "office"))
+    return out
+
+
+def parse_urls(body, errors):
+    items = _list_of_dicts(body, "urls", errors)
+    if items is None:
+        return None
+    out = []
+    for i, u in enumerate(items):
+        url = u.get("url")
+        if not isinstance(url, str) or not url.strip():
+            errors["urls.%d.url" % i] = "Input should be a valid URL"
+            continue
+        out.append({"url": url, "type": u.get("type") or "url"})
+    return out
+
+
+class CrmWrites:
+    """POST/PUT/DELETE of leads, contacts and opportunities (mixed into Handler)."""
+
+    def _crm_now(self):
+        return self.store.clock.tick()
+
+    def _crm_today(self, now):
+        return local_date(now, tz_offset(self.headers)).isoformat()
+
+    def _crm_custom(self, otype, body, custom, errors, update):
+        """Apply the body's custom.cf_X (and, on update, custom.cf_X.add /
+        .remove) keys to `custom`; unknown fields are accepted and dropped."""
+        crm = self.store.crm
+        for key, value in body.items():
+            if not key.startswith("custom."):
+                continue
+            rest, op = key[7:], None
+            if update and (rest.endswith(".add") or rest.endswith(".remove")):
+                rest, op = rest.rsplit(".", 1)
+            f = crm.field_def(otype, rest)
+            if f is None:
+                continue                 # silently dropped, as Close does with unknown keys
+            ckey = "custom." + rest
+            try:
+                if op is not None:
+                    if not f["accepts_multiple_values"]:
+                        errors[key] = ".add and .remove apply to multi-value fields only."
+                        continue
+                    if value is None or isinstance(value, (list, dict)):
+                        raise ValueError("A single value is required.")
+                    v = E.check_scalar(f, value)
+                    cur = list(custom.get(ckey) or [])
+                    if op == "add":
+                        if v not in cur:
+                            cur.append(v)
+                    else:
+                        cur = [x for x in cur if x != v]
+                    if cur:
+                        custom[ckey] = cur
+                    else:
+                        custom.pop(ckey, None)
+                elif value is None:
+                    custom.pop(ckey, None)
+                else:
+                    v = E.check_value(f, value)
+                    if v == []:
+                        custom.pop(ckey, None)
+                    else:
+                        custom[ckey] = v
+            except ValueError as e:
+                errors[key] = str(e)
+
+    def _crm_lead_status(self, body, errors, current=None):
+        crm = self.store.crm
+        if "status_id" in body and "status" in body:
+            errors["status"] = "Provide status or status_id, not both."
+            return current
+        if "status_id" in body:
+            sid = body["status_id"]
+            if sid not in crm.lead_statuses:
+                errors["status_id"] = "Lead status not found."
+                return current
+            return sid
+        if "status" in body:
+            for s in crm.lead_statuses.values():
+                if s["label"] == body["status"]:
+                    return s["id"]
+            errors["status"] = "Lead status not found."
+            return current
+        return current if current is not None else next(iter(crm.lead_statuses))
+
+    def _crm_new_lead(self, name, user, now, status_id=None, **kw):
+        crm = self.store.crm
+        lead_id = crm.new_id("lead_")
+        rec = crm.make_lead(lead_id, name, now, status_id or next(iter(crm.lead_statuses)), user, **kw)
+        crm_insert_lead(self.store, rec)
+        return rec
+
+    def _crm_created(self, body, errors, now):
+        """date_created / created_by given on create (Close's import use)."""
+        created, user = now, None
+        if "date_created" in body:
+            v = body["date_created"]
+            inst = E._value_instant(v) if isinstance(v, str) else None
+            if inst is None:
+                errors["date_created"] = "Input should be a valid datetime"
+            else:
+                created = inst
+        if "created_by" in body:
+            v = body["created_by"]
+            if not isinstance(v, str) or not E.ID_RES["user"].fullmatch(v):
+                errors["created_by"] = "Not a valid user id."
+            else:
+                user = v
+        return created, user
+
+    # -- leads ---------------------------------------------------------------------
+
+    def api_crm_create_lead(self, req, label, match, body):
+        store = self.store
+        with store.lock:
+            crm = store.crm
+            errors = {}
+            name = _str_or_null(body, "name", errors)
+            description = _str_or_null(body, "description", errors, "")
+            url = _str_or_null(body, "url", errors)
+            status_id = self._crm_lead_status(body, errors)
+            addresses = parse_addresses(body, errors) if "addresses" in body else []
+            custom = {}
+            self._crm_custom("lead", body, custom, errors, False)
+            contacts = _list_of_dicts(body, "contacts", errors) if "contacts" in body else []
+            if errors:
+                raise E.ApiError(400, E.field_errors(errors))
+            for i, c in enumerate(contacts or []):
+                self._crm_contact_fields(c, {}, errors, "contacts.%d." % i)
+                sub = {}
+                self._crm_custom("contact", c, {}, sub, False)
+                errors.update(("contacts.%d.%s" % (i, k), v) for k, v in sub.items())
+            if errors:
+                raise E.ApiError(400, E.field_errors(errors))
+            now = self._crm_now()
+            user = USER_IDS[label]
+            rec = self._crm_new_lead(name, user, now, status_id, description=description, url=url,
+                                     addresses=addresses or [], custom=custom)
+            for c in contacts or []:
+                self._crm_insert_contact(c, rec["id"], user, self._crm_now())
+            return 200, crm.lead_view(rec, self._fields(req)), []
+
+    def api_crm_update_lead(self, req, label, match, body):
+        store = self.store
+        with store.lock:
+            crm = store.crm
+            rec = store.leads.get(match.group(1))
+            if rec is None:
+                raise E.ApiError(404, {"error": "Lead not found"})
+            errors = {}
+            changes = {}
+            for key in ("name", "description", "url"):
+                if key in body:
+                    changes[key] = _str_or_null(body, key, errors)
+            changes["status_id"] = self._crm_lead_status(body, errors, rec["status_id"])
+            if "addresses" in body:
+                changes["addresses"] = parse_addresses(body, errors)
+            custom = {k: v for k, v in rec.items() if k.startswith("custom.")}
+            self._crm_custom("lead", body, custom, errors, True)
+            if errors:
+                raise E.ApiError(400, E.field_errors(errors))
+            for k in [k for k in rec if k.startswith("custom.")]:
+                del rec[k]
+            rec.update(changes)
+            rec.update(custom)
+            rec["updated_by"] = USER_IDS[label]
+            rec["date_updated"] = self._crm_now()
+            crm.refresh_lead(rec)
+            crm.bump()
+            return 200, crm.lead_view(rec, self._fields(req)), []
+
+    def api_crm_delete_lead(self, req, label, match, body):
+        store = self.store
+        with store.lock:
+            rec = store.leads.get(match.group(1))
+            if rec is None:
+                raise E.ApiError(404, {"error": "Lead not found"})
+            crm_delete_lead(store, rec)
+        return 200, {}, []
+
+    # -- contacts ---------------------------------------------------------------------
+
+    def _crm_contact_fields(self, body, out, errors, where=""):
+        """Validated contact keys of a create or update body into `out`."""
+        sub = {}
+        for key in ("name", "title", "timezone"):
+            if key in body:
+                out[key] = _str_or_null(body, key, sub)
+        for key, parse in (("emails", parse_emails), ("phones", parse_phones), ("urls", parse_urls)):
+            if key in body:
+                out[key] = parse(body, sub)
+        for k, v in sub.items():
+            errors[where + k] = v
+        return out
+
+    def _crm_insert_contact(self, body, lead_id, user, now, created=None):
+        crm = self.store.crm
+        vals = self._crm_contact_fields(body, {}, {})
+        custom = {}
+        self._crm_custom("contact", body, custom, {}, False)
+        rec = crm.make_contact(crm.new_id("cont_"), lead_id, vals.get("name"), vals.get("title"),
+                               vals.get("emails") or [], vals.get("phones") or [], vals.get("urls") or [],
+                               user, created or now, updated=now, custom=custom, timezone=vals.get("timezone"))
+        crm.add_child("contact", rec)
+        return rec
+
+    def api_crm_create_contact(self, req, label, match, body):
+        store = self.store
+        with store.lock:
+            errors = {}
+            lead_id = body.get("lead_id")
+            if lead_id is not None and lead_id not in store.leads:
+                errors["lead_id"] = "Lead not found."
+            self._crm_contact_fields(body, {}, errors)
+            self._crm_custom("contact", body, {}, errors, False)
+            now = self._crm_now() if not errors else None
+            created, by = self._crm_created(body, errors, now)
+            if errors:
+                raise E.ApiError(400, E.field_errors(errors))
+            user = by or USER_IDS[label]
+            if lead_id is None:
+                # Close makes a new lead for a contact posted without one
+                lead_id = self._crm_new_lead(None, user, now)["id"]
+            rec = self._crm_insert_contact(body, lead_id, user, now, created)
+            return 200, project(dict(rec), self._fields(req)), []
+
+    def api_crm_update_contact(self, req, label, match, body):
+        store = self.store
+        with store.lock:
+            crm = store.crm
+            rec = crm.contacts.get(match.group(1))
+            if rec is None:
+                raise E.ApiError(404, {"error": "Contact not found"})
+            errors = {}
+            changes = self._crm_contact_fields(body, {}, errors)
+            custom = {k: v for k, v in rec.items() if k.startswith("custom.")}
+            self._crm_custom("contact", body, custom, errors, True)
+            if errors:
+                raise E.ApiError(400, E.field_errors(errors))
+            # lead_id and every read-only or unknown key: ignored
+            for k in [k for k in rec if k.startswith("custom.")]:
+                del rec[k]
+            rec.update(changes)
+            rec.update(custom)
+            rec["updated_by"] = USER_IDS[label]
+            rec["date_updated"] = self._crm_now()
+            crm.refresh_contact(rec)
+            for opp in crm.opps_by_lead.get(rec["lead_id"], ()):
+                if opp["contact_id"] == rec["id"]:
+                    crm.refresh_opportunity(opp)
+            crm.bump()
+            return 200, project(dict(rec), self._fields(req)), []
+
+    def api_crm_delete_contact(self, req, label, match, body):
+        store = self.store
+        with store.lock:
+            crm = store.crm
+            rec = crm.contacts.get(match.group(1))
+            if rec is None:
+                raise E.ApiError(404, {"error": "Contact not found"})
+            crm_tombstone(store, "contact", rec)
+            crm.remove_child("contact", rec)
+            for opp in crm.opps_by_lead.get(rec["lead_id"], ()):
+                if opp["contact_id"] == rec["id"]:
+                    opp["contact_id"] = None
+                    crm.refresh_opportunity(opp)
+        return 200, {}, []
+
+    # -- opportunities -----------------------------------------------------------------
+
+    def _crm_opp_status(self, body, errors, current=None, pipeline_id=None):
+        crm = self.store.crm
+        if "status_id" in body and "status" in body:
+            errors["status"] = "Provide status or status_id, not both."
+            return current
+        sid = None
+        if "status_id" in body:
+            sid = body["status_id"]
+            if sid not in crm.opp_statuses:
+                errors["status_id"] = "Opportunity status not found."
+                return current
+        elif "status" in body:
+            matches = [s for s in crm.opp_statuses.values() if s["label"] == body["status"]
+                       and (pipeline_id is None or s["pipeline_id"] == pipeline_id)]
+            if not matches:
+                errors["status"] = "Opportunity status not found."
+                return current
+            sid = matches[0]["id"]
+        if pipeline_id is not None:
+            if sid is None:
+                return self.store.crm.pipelines[pipeline_id]["statuses"][0]["id"]
+            if crm.opp_statuses[sid]["pipeline_id"] != pipeline_id:
+                errors["status_id"] = "The status does not belong to the pipeline."
+                return current
+        if sid is None:
+            return current if current is not None else next(iter(crm.opp_statuses))
+        return sid
+
+    def _crm_opp_fields(self, body, errors):
+        out = {}
+        if "value" in body:
+            out["value"] = _int_or_null(body, "value", errors)
+        if "value_period" in body:
+            if body["value_period"] not in VALUE_PERIODS:
+                errors["value_period"] = "Input should be 'one_time', 'monthly' or 'annual'"
+            else:
+                out["value_period"] = body["value_period"]
+        if "confidence" in body:
+            v = _int_or_null(body, "confidence", errors, low=0, high=100)
+            if v is None and "confidence" not in errors:
+                errors["confidence"] = "Input should be a valid integer"
+            out["confidence"] = v
+        for key, kind in (("user_id", "user"), ("contact_id", "cont")):
+            if key in body:
+                v = body[key]
+                if key == "user_id" and v is None:
+                    errors[key] = "This field may not be null."
+                elif v is not None and (not isinstance(v, str) or not E.ID_RES[kind].fullmatch(v)):
+                    errors[key] = "Not a valid %s id." % kind
+                else:
+                    out[key] = v
+        if "date_won" in body:
+            v = body["date_won"]
+            if v is None:
+                out["date_won"] = None
+            elif isinstance(v, str) and (E.DATE_RE.fullmatch(v) or E.DATETIME_RE.fullmatch(v)):
+                try:
+                    out["date_won"] = (dt.date.fromisoformat(v) if len(v) == 10
+                                       else E.parse_datetime(v).date()).isoformat()
+                except ValueError:
+                    errors["date_won"] = "Input should be a valid date"
+            else:
+                errors["date_won"] = "Input should be a valid date"
+        if "note_html" in body:
+            v = _str_or_null(body, "note_html", errors)
+            out["note_html"] = v
+            out["note"] = TAG_RE.sub("", v).strip() if v is not None else None
+        elif "note" in body:
+            out["note"] = _str_or_null(body, "note", errors)
+        return out
+
+    def _crm_status_moves(self, rec, old_status, body, now):
+        """date_won set on entering a won status (unless given or already
+        set; never cleared), date_lost on entering a lost one."""
+        new = self.store.crm.opp_statuses.get(rec["status_id"]) or {}
+        if new.get("type") == "won" and old_status != rec["status_id"]:
+            if rec["date_won"] is None and "date_won" not in body:
+                rec["date_won"] = self._crm_today(now)
+        if new.get("type") == "lost" and old_status != rec["status_id"]:
+            rec["date_lost"] = now
+
+    def api_crm_create_opportunity(self, req, label, match, body):
+        store = self.store
+        with store.lock:
+            crm = store.crm
+            errors = {}
+            lead_id = body.get("lead_id")
+            if lead_id is not None and lead_id not in store.leads:
+                errors["lead_id"] = "Lead not found."
+            pipeline_id = body.get("pipeline_id")
+            if pipeline_id is not None and pipeline_id not in crm.pipelines:
+                errors["pipeline_id"] = "Pipeline not found."
+                pipeline_id = None
+            status_id = self._crm_opp_status(body, errors, pipeline_id=pipeline_id)
+            vals = self._crm_opp_fields(body, errors)
+            custom = {}
+            self._crm_custom("opportunity", body, custom, errors, False)
+            tz_offset(self.headers)
+            now = self._crm_now() if not errors else None
+            created, by = self._crm_created(body, errors, now)
+            if errors:
+                raise E.ApiError(400, E.field_errors(errors))
+            user = by or USER_IDS[label]
+            if lead_id is None:
+                lead_id = self._crm_new_lead(None, user, now)["id"]
+            rec = crm.make_opportunity(
+                crm.new_id("oppo_"), lead_id, status_id, vals.get("value"), vals.get("value_period", "one_time"),
+                50 if vals.get("confidence") is None else vals["confidence"],
+                vals.get("user_id", USER_IDS[label]), user, created, updated=now,
+                date_won=vals.get("date_won"), contact_id=vals.get("contact_id"), note=vals.get("note", ""),
+                custom=custom)
+            rec["note_html"] = vals.get("note_html")
+            self._crm_status_moves(rec, None, body, now)
+            crm.refresh_opportunity(rec)
+            crm.add_child("opportunity", rec)
+            return 200, project(dict(rec), self._fields(req)), []
+
+    def api_crm_update_opportunity(self, req, label, match, body):
+        store = self.store
+        with store.lock:
+            crm = store.crm
+            rec = crm.opportunities.get(match.group(1))
+            if rec is None:
+                raise E.ApiError(404, {"error": "Opportunity not found"})
+            errors = {}
+            old_status = rec["status_id"]
+            status_id = self._crm_opp_status(body, errors, old_status,
+                                             pipeline_id=None)
+            vals = self._crm_opp_fields(body, errors)
+            custom = {k: v for k, v in rec.items() if k.startswith("custom.")}
+            self._crm_custom("opportunity", body, custom, errors, True)
+            tz_offset(self.headers)
+            if errors:
+                raise E.ApiError(400, E.field_errors(errors))
+            # lead_id, pipeline_id and read-only or unknown keys: ignored
+            now = self._crm_now()
+            for k in [k for k in rec if k.startswith("custom.")]:
+                del rec[k]
+            rec.update(vals)
+            rec.update(custom)
+            rec["status_id"] = status_id
+            rec["updated_by"] = USER_IDS[label]
+            rec["date_updated"] = now
+            self._crm_status_moves(rec, old_status, body, now)
+            crm.refresh_opportunity(rec)
+            crm.bump()
+            return 200, project(dict(rec), self._fields(req)), []
+
+    def api_crm_delete_opportunity(self, req, label, match, body):
+        store = self.store
+        with store.lock:
+            crm = store.crm
+            rec = crm.opportunities.get(match.group(1))
+            if rec is None:
+                raise E.ApiError(404, {"error": "Opportunity not found"})
+            crm_tombstone(store, "opportunity", rec)
+            crm.remove_child("opportunity", rec)
+        return 200, {}, []
+
+
+def crm_insert_lead(store, rec):
+    store.leads[rec["id"]] = rec
+    order = store.lead_order
+    if not order or E.sort_key(order[-1]) < E.sort_key(rec):
+        order.append(rec)
+    else:
+        E.insort_by(order, rec, E.sort_key)
+    store.by_lead.setdefault(rec["id"], [])
+    store.crm.bump()
+
+
+def crm_tombstone(store, otype, rec):
+    """Remember a deleted record's last answer for stale GETs (stale_reads)."""
+    n = store.config.get("stale_reads", 0)
+    if n:
+        view = store.crm.lead_view(rec) if otype == "lead" else dict(rec)
+        store.crm.tombstones[rec["id"]] = [view, n]
+
+
+def crm_delete_lead(store, rec):
+    """Delete a lead with its contacts, opportunities and custom objects."""
+    crm = store.crm
+    lead_id = rec["id"]
+    crm_tombstone(store, "lead", rec)
+    for otype, index in (("contact", crm.contacts_by_lead), ("opportunity", crm.opps_by_lead)):
+        for child in list(index.get(lead_id, ())):
+            crm.remove_child(otype, child)
+    for obj in list(store.by_lead.get(lead_id, ())):
+        store.remove(obj)
+    store.by_lead.pop(lead_id, None)
+    for key in [k for k in store.by_lead_type if k[0] == lead_id]:
+        del store.by_lead_type[key]
+    order = store.lead_order
+    i = E.bisect_left_by(order, E.sort_key(rec), E.sort_key)
+    assert order[i] is rec
+    del order[i]
+    del store.leads[lead_id]
+    store.version += 1
+    crm.bump()

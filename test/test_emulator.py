@@ -792,7 +792,8 @@ class ControlTests(EmulatorTest):
                          {"latency_ms": 0, "max_limit": 100, "max_skip": 10000, "rate_limit_per_sec": 0,
                           "cursor_ttl": 30, "search_max_results": 10000, "search_rate_limit_per_sec": 0,
                           "short_pages": 0, "list_by_date_updated": 0, "crm_max_limit": 200,
-                          "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0})
+                          "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0,
+                          "stale_reads": 0})
         self.assertEqual(control("GET", "faults").json()["rules"], [])
         self.assertEqual(api_log(), "")
         self.assertStatus(request("GET", "/api/v1/custom_object/%s/" % emu.OBJ_SHEET), 200)
@@ -1500,6 +1501,169 @@ class CrmReadTests(EmulatorTest):
         self.get("custom_field/lead/%s/" % crm.CRM_CF["contact", "text"], 404)
 
 
+class CrmWriteTests(EmulatorTest):
+    """POST (200 + object), PUT (a PATCH), DELETE (200 {}) of leads, contacts, opportunities."""
+
+    def call(self, method, path, body=None, status=200, **kw):
+        r = request(method, "/api/v1/" + path, body, **kw)
+        self.assertStatus(r, status)
+        return r.json()
+
+    def test_lead_create_update_delete(self):
+        cf = crm.CRM_CF
+        lead = self.call("POST", "lead/", {"name": "New Co", "url": "https://new.example.com",
+                                           "custom.%s" % cf["lead", "number"]: 12.5,
+                                           "custom.%s" % cf["lead", "multi_choices"]: ["SMB"],
+                                           "status": "Customer", "bogus_key": 1, "custom.cf_Nope": 2,
+                                           "contacts": [{"name": "Nested", "phones": [{"phone": "8004445555"}]}]})
+        self.assertRegex(lead["id"], r"^lead_[0-9A-Za-z]{43}$")
+        self.assertEqual((lead["status_label"], lead["status_id"]), ("Customer", emu.STATUSES[2][0]))
+        self.assertEqual(lead["custom." + cf["lead", "number"]], Decimal("12.5"))
+        self.assertNotIn("bogus_key", lead)          # unknown keys: accepted and dropped
+        self.assertNotIn("custom.cf_Nope", lead)
+        self.assertEqual(lead["contacts"][0]["phones"][0]["phone"], "+18004445555")
+        self.assertEqual(lead["created_by"], crm.USER_IDS["test"])
+        self.assertEqual(self.call("GET", "lead/%s/" % lead["id"]), lead)
+        # default status: the first; status and status_id together: 400
+        self.assertEqual(self.call("POST", "lead/", {})["status_id"], emu.STATUSES[0][0])
+        self.assertEqual(self.call("POST", "lead/", {})["display_name"], "Untitled")
+        r = request("POST", "/api/v1/lead/", {"status": "Customer", "status_id": emu.STATUSES[0][0]})
+        self.assertStatus(r, 400)
+        self.assertStatus(request("POST", "/api/v1/lead/", {"status_id": "stat_nope"}), 400)
+        self.assertStatus(request("POST", "/api/v1/lead/", {"name": 5}), 400)
+        # PUT is a PATCH; read-only keys are ignored; .add/.remove on multi-value fields
+        upd = self.call("PUT", "lead/%s/" % lead["id"], {"description": "d", "id": "lead_x", "html_url": "x",
+                                                         "custom.%s.add" % cf["lead", "multi_choices"]: "Enterprise",
+                                                         "custom.%s" % cf["lead", "number"]: None},
+                        auth=basic("api_alice_key"))
+        self.assertEqual((upd["name"], upd["description"], upd["id"]), ("New Co", "d", lead["id"]))
+        self.assertEqual(upd["custom." + cf["lead", "multi_choices"]], ["SMB", "Enterprise"])
+        self.assertNotIn("custom." + cf["lead", "number"], upd)
+        self.assertEqual((upd["updated_by"], upd["updated_by_name"]), (crm.USER_IDS["alice"], "Alice Anders"))
+        self.assertGreater(upd["date_updated"], lead["date_updated"])
+        upd = self.call("PUT", "lead/%s/" % lead["id"], {"custom.%s.remove" % cf["lead", "multi_choices"]: "SMB",
+                                                         "status_id": emu.STATUSES[1][0]})
+        self.assertEqual(upd["custom." + cf["lead", "multi_choices"]], ["Enterprise"])
+        self.assertEqual(upd["status_label"], "Qualified")
+        # an update moves the lead to the front of /lead/
+        self.assertEqual(self.call("GET", "lead/?_limit=1&_fields=id")["data"], [{"id": lead["id"]}])
+        self.call("PUT", "lead/lead_%s/" % ("Q" * 43), {}, 404)
+        # delete: 200 {}, cascades, then 404
+        self.assertEqual(self.call("DELETE", "lead/%s/" % emu.LEAD_MIXED), {})
+        self.call("GET", "lead/%s/" % emu.LEAD_MIXED, status=404)
+        self.call("DELETE", "lead/%s/" % emu.LEAD_MIXED, status=404)
+        self.call("GET", "contact/%s/" % crm.CONTACT_MIXED, status=404)
+        self.call("GET", "opportunity/%s/" % crm.OPPO["MixedWon"], status=404)
+        self.call("GET", "custom_object/%s/" % emu.OBJ_MIXED_ALPHA, status=404)
+        self.assertEqual(self.call("GET", "contact/?lead_id=%s" % emu.LEAD_MIXED)["data"], [])
+        self.assertEqual(self.call("GET", "opportunity/?lead_id=%s" % emu.LEAD_MIXED)["total_results"], 0)
+        self.assertNotIn(emu.LEAD_MIXED, control("GET", "data/leads").json())
+        self.assertEqual(self.call("GET", "lead/?_limit=0")["total_results"], 10 + 3 - 1)
+        r = request("POST", "/api/v1/custom_object/", {"custom_object_type_id": S, "lead_id": emu.LEAD_MIXED,
+                                                       "name": "x"})
+        self.assertStatus(r, 400)
+
+    def test_stale_reads_after_delete(self):
+        control("POST", "config", {"stale_reads": 1})
+        self.call("DELETE", "contact/%s/" % crm.CONT["SheetJane"])
+        self.assertEqual(self.call("GET", "contact/%s/?_fields=id" % crm.CONT["SheetJane"]),
+                         {"id": crm.CONT["SheetJane"]})
+        self.call("GET", "contact/%s/" % crm.CONT["SheetJane"], status=404)
+        self.call("DELETE", "contact/%s/" % crm.CONT["SheetJane"], status=404)
+        self.assertNotIn(crm.CONT["SheetJane"], [c["id"] for c in self.call("GET", "contact/?_limit=200")["data"]])
+        # the opportunity that named it loses it
+        self.assertIsNone(self.call("GET", "opportunity/%s/" % crm.OPPO["SheetDeal"])["contact_id"])
+
+    def test_contacts(self):
+        cf = crm.CRM_CF
+        c = self.call("POST", "contact/", {"lead_id": emu.LEAD_ONE, "name": "Ann", "title": "CTO",
+                                           "emails": [{"email": "ann@one.example.com", "type": "office"}],
+                                           "phones": [{"phone": "8004445555", "type": "mobile"},
+                                                      {"phone": "+44 20 7946 0958"}],
+                                           "urls": [{"url": "https://ann.example.com"}],
+                                           "custom.%s" % cf["contact", "date"]: "1990-01-31",
+                                           "custom.%s" % cf["contact", "shared"]: "AMER",
+                                           "unknown": "dropped", "display_name": "ignored"})
+        self.assertRegex(c["id"], r"^cont_[0-9A-Za-z]{43}$")
+        self.assertEqual(c["phones"], [{"phone": "+18004445555", "phone_formatted": "+1 800-444-5555",
+                                        "type": "mobile", "country": "US"},
+                                       {"phone": "+442079460958", "phone_formatted": "+442079460958",
+                                        "type": "office", "country": None}])
+        self.assertEqual(c["emails"], [{"email": "ann@one.example.com", "type": "office", "is_unsubscribed": False}])
+        self.assertEqual((c["display_name"], c["lead_id"]), ("Ann", emu.LEAD_ONE))
+        self.assertNotIn("unknown", c)
+        self.assertEqual(c["custom." + cf["contact", "shared"]], "AMER")
+        self.assertEqual(self.call("GET", "contact/?lead_id=%s&_fields=id" % emu.LEAD_ONE)["data"][0], {"id": c["id"]})
+        # PUT: only what is sent; lead_id is ignored (the sheet: unconfirmed)
+        u = self.call("PUT", "contact/%s/" % c["id"], {"title": "CEO", "lead_id": emu.LEAD_BIG, "phones": []})
+        self.assertEqual((u["title"], u["name"], u["lead_id"], u["phones"]), ("CEO", "Ann", emu.LEAD_ONE, []))
+        for bad in ({"lead_id": "lead_%s" % ("Q" * 43)}, {"emails": [{"email": "nope"}]}, {"phones": [{"phone": "x"}]},
+                    {"emails": "a@b.c"}, {"custom.%s" % cf["contact", "number"]: "7"}):
+            self.assertStatus(request("POST", "/api/v1/contact/", dict({"lead_id": emu.LEAD_ONE}, **bad)), 400)
+        # without lead_id Close makes a new, unnamed lead
+        before = self.call("GET", "lead/?_limit=0")["total_results"]
+        orphan = self.call("POST", "contact/", {"name": "Orphan"})
+        self.assertEqual(self.call("GET", "lead/?_limit=0")["total_results"], before + 1)
+        lead = self.call("GET", "lead/%s/" % orphan["lead_id"])
+        self.assertEqual((lead["name"], lead["display_name"]), (None, "Untitled"))
+        self.assertEqual(self.call("DELETE", "contact/%s/" % c["id"]), {})
+        r = request("DELETE", "/api/v1/contact/%s/" % orphan["id"])
+        self.assertEqual((r.status, r.body), (200, b"{}"))
+
+    def test_opportunities(self):
+        cf = crm.CRM_CF
+        o = self.call("POST", "opportunity/", {"lead_id": emu.LEAD_ONE, "value": 50000, "note": "n",
+                                               "custom.%s" % cf["opportunity", "number"]: 3, "whatever": 1,
+                                               "expected_value": 1})
+        self.assertRegex(o["id"], r"^oppo_[0-9A-Za-z]{43}$")
+        self.assertEqual((o["value"], o["value_formatted"], o["confidence"], o["expected_value"]),
+                         (50000, "$500", 50, 25000))
+        self.assertEqual((o["status_id"], o["status_type"], o["pipeline_id"], o["value_period"]),
+                         (crm.STAT_ACTIVE, "active", crm.PIPE_SALES, "one_time"))
+        self.assertEqual((o["user_id"], o["lead_name"], o["date_won"]), (crm.USER_IDS["test"], "One Object Lead", None))
+        self.assertNotIn("whatever", o)
+        # pipeline_id without a status: its first status; a status of another pipeline: 400
+        o2 = self.call("POST", "opportunity/", {"lead_id": emu.LEAD_ONE, "pipeline_id": crm.PIPE_RENEWALS,
+                                                "value": 1234, "value_period": "annual", "confidence": 0})
+        self.assertEqual((o2["status_id"], o2["value_formatted"], o2["expected_value"]),
+                         (crm.STAT_RENEWAL, "$12.34 annual", 0))
+        for bad in ({"pipeline_id": crm.PIPE_RENEWALS, "status_id": crm.STAT_WON}, {"pipeline_id": "pipe_nope"},
+                    {"value": 12.5}, {"value": "500"}, {"confidence": 101}, {"value_period": "weekly"},
+                    {"status_id": emu.STATUSES[0][0]}, {"date_won": "soon"}, {"user_id": "bob"}):
+            self.assertStatus(request("POST", "/api/v1/opportunity/", dict({"lead_id": emu.LEAD_ONE}, **bad)), 400)
+        # a won status sets date_won (x-tz-offset's today), kept when moved back
+        w = self.call("PUT", "opportunity/%s/" % o["id"], {"status_id": crm.STAT_WON},
+                      headers={"x-tz-offset": "-5"})
+        self.assertEqual((w["status_type"], w["date_won"]), ("won", "2023-12-31"))
+        a = self.call("PUT", "opportunity/%s/" % o["id"], {"status": "Active", "value": 300, "confidence": 80})
+        self.assertEqual((a["status_type"], a["date_won"], a["value_formatted"], a["expected_value"]),
+                         ("active", "2023-12-31", "$3", 240))
+        self.assertEqual(a["note"], "n")
+        w = self.call("PUT", "opportunity/%s/" % o2["id"], {"status_id": crm.STAT_RENEWED, "date_won": "2022-02-02"})
+        self.assertEqual(w["date_won"], "2022-02-02")
+        lost = self.call("PUT", "opportunity/%s/" % o2["id"], {"status_id": crm.STAT_CHURNED})
+        self.assertIsNotNone(lost["date_lost"])
+        # lead_id and pipeline_id on PUT: ignored without error
+        m = self.call("PUT", "opportunity/%s/" % o["id"], {"lead_id": emu.LEAD_BIG, "pipeline_id": crm.PIPE_RENEWALS})
+        self.assertEqual((m["lead_id"], m["pipeline_id"]), (emu.LEAD_ONE, crm.PIPE_SALES))
+        # monthly: annualized x 12
+        m = self.call("PUT", "opportunity/%s/" % o["id"], {"value_period": "monthly", "value": 5000})
+        self.assertEqual((m["annualized_value"], m["annualized_expected_value"], m["value_formatted"]),
+                         (60000, 48000, "$50 monthly"))
+        # note_html rewrites note; null clears both
+        m = self.call("PUT", "opportunity/%s/" % o["id"], {"note_html": "<body><p>Hi</p></body>"})
+        self.assertEqual((m["note"], m["note_html"]), ("Hi", "<body><p>Hi</p></body>"))
+        # without lead_id: a new lead
+        orphan = self.call("POST", "opportunity/", {"value": 1})
+        self.assertEqual(self.call("GET", "lead/%s/" % orphan["lead_id"])["display_name"], "Untitled")
+        self.assertEqual(self.call("DELETE", "opportunity/%s/" % o["id"]), {})
+        self.call("GET", "opportunity/%s/" % o["id"], status=404)
+        self.call("DELETE", "opportunity/%s/" % o["id"], status=404)
+        # the lead's nested list follows
+        self.assertEqual([x["id"] for x in self.call("GET", "lead/%s/" % emu.LEAD_ONE)["opportunities"]],
+                         [crm.OPPO["OneMonthly"], o2["id"]])
+
+
 class ProcessTests(unittest.TestCase):
     def test_sigterm_and_sigint_exit_cleanly(self):
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -1531,7 +1695,8 @@ class ProcessTests(unittest.TestCase):
             self.assertEqual(cfg, {"latency_ms": 1, "max_limit": 5, "max_skip": 10000, "rate_limit_per_sec": 2,
                                    "cursor_ttl": 7, "search_max_results": 50, "search_rate_limit_per_sec": 3,
                                    "short_pages": 0, "list_by_date_updated": 0, "crm_max_limit": 200,
-                                   "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0})
+                                   "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0,
+                          "stale_reads": 0})
             path = objects_path(emu.LEAD_BIG, _limit=6)
             self.assertEqual(request("GET", path, port=port).status, 400)
             self.assertEqual(request("GET", path, port=port).status, 400)
