@@ -50,6 +50,9 @@ RETURNING value, value_formatted, expected_value, annualized_value, annualized_e
           pipeline_name, status_label;
 SELECT * FROM emulator_requests();
 
+-- EXPLAIN names the resource's requests
+EXPLAIN (VERBOSE, COSTS OFF) INSERT INTO cw.opportunities (lead_id, value) VALUES (:'lead_id', 1);
+
 -- UPDATE and DELETE by id: PUT / DELETE of the resource's path, the body
 -- holding only the columns assigned
 SELECT emulator_clear();
@@ -99,6 +102,11 @@ ALTER FOREIGN TABLE cw.leads ADD COLUMN wrong_field text OPTIONS (field 'custom.
 INSERT INTO cw.leads (name, wrong_field, industry) VALUES ('Dropped Lead', 'web', 'Tools')
 RETURNING name, wrong_field, industry;
 ALTER FOREIGN TABLE cw.leads DROP COLUMN wrong_field;
+-- a key of the custom jsonb column is named with its key
+INSERT INTO cw.leads (name, custom)
+VALUES ('Map Lead', '{"cf_Nope00000000000000000000000000000000000000000": 1,
+                      "cf_LeadIndustry0000000000000000000000000000000": "Mapped"}')
+RETURNING name, industry, custom;
 -- a column with no field option and no such key is still refused
 ALTER FOREIGN TABLE cw.contacts ADD COLUMN hat_size text;
 INSERT INTO cw.contacts (lead_id, name, hat_size) VALUES (:'lead_id', 'Hat', 'L');  -- ERROR
@@ -128,10 +136,13 @@ SELECT count(*) AS sent_before_commit FROM emulator_requests();
 COMMIT;
 SELECT * FROM emulator_requests();
 SELECT statement, foreign_table, action, http_status, state FROM close_fdw_write_log();
+-- deferred: what Close did not keep is told at COMMIT
+ALTER FOREIGN TABLE cw.opportunities ADD COLUMN stage text OPTIONS (field 'stage');
+BEGIN;
+INSERT INTO cw.opportunities (lead_id, value, stage) VALUES (:'lead_id', 1, 'late'), (:'lead_id', 2, 'later');
+COMMIT;
+ALTER FOREIGN TABLE cw.opportunities DROP COLUMN stage;
 ALTER FOREIGN TABLE cw.opportunities OPTIONS (DROP write_mode);
-
--- EXPLAIN names the resource's requests
-EXPLAIN (VERBOSE, COSTS OFF) INSERT INTO cw.opportunities (lead_id, value) VALUES (:'lead_id', 1);
 
 -- DELETE by id: 200 {} accepted; a record already gone is not counted
 SELECT emulator_clear();

@@ -1427,7 +1427,11 @@ refuse_insert_column(CloseModifyState *st, Form_pg_attribute att,
 					NameStr(att->attname), RelationGetRelationName(st->rel)),
 			 kind == COLUMN_READ_ONLY
 			 ? errdetail("The column maps to the read-only field \"%s\", which Close sets.", key)
-			 : errdetail("The column maps to \"%s\", which is not a field Close takes.", key)));
+			 : errdetail("The column maps to \"%s\", which is not a field Close takes.", key),
+			 kind == COLUMN_UNKNOWN && st->res->open_keys
+			 ? errhint("To send the key anyway, give the column OPTIONS (field '%s'): Close ignores a key it does not take, and close_fdw then warns.",
+					   key)
+			 : 0));
 }
 
 /* An UPDATE may not set this column to NULL: why (a fact) or what to do. */
