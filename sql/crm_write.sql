@@ -82,9 +82,13 @@ new@example.com
 \.
 SELECT count(*) AS requests FROM emulator_requests();
 -- rows go one by one: a row without lead_id stops the statement at that
--- row, and the rows sent before stay in Close (the rollback WARNING says so)
+-- row, and the rows sent before stay in Close (the rollback WARNING, not
+-- shown here, and the write log say so)
+SET client_min_messages = error;
 INSERT INTO cw.contacts (lead_id, name) VALUES (:'lead_id', 'First'), (NULL, 'Second');  -- ERROR
+RESET client_min_messages;
 SELECT * FROM emulator_requests();
+SELECT statement, action, object_id LIKE 'cont_%' AS contact, http_status, state FROM close_fdw_write_log();
 
 -- what Close did not keep is one WARNING per statement, naming the columns
 -- and counting the rows: a key Close does not know is accepted and dropped

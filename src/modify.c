@@ -822,6 +822,8 @@ close_add_update_targets(PlannerInfo *root, Query *parse, Index rtindex,
 	Form_pg_attribute att;
 	Var		   *var;
 
+	/* the first hook an UPDATE or DELETE reaches */
+	check_writable(target_relation);
 	close_find_key_columns(RelationGetRelid(target_relation), &keys);
 	if (keys.id_attno == InvalidAttrNumber)
 		ereport(ERROR,
