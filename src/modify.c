@@ -2920,9 +2920,9 @@ closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
 	request = strVal(list_nth(fscan->fdw_private, FdwScanPrivateRequest));
 	path = strchr(request, '/');
 	if (path && strncmp(request, "GET ", 4) == 0)
-		request = psprintf("%s %s (no read first)",
+		request = psprintf("%s %.*s (no read first)",
 						   plan->operation == CMD_UPDATE ? "PUT" : "DELETE",
-						   path);
+						   (int) strcspn(path, "? "), path);	/* not its _fields */
 	list_nth_cell(fscan->fdw_private, FdwScanPrivateRequest)->ptr_value =
 		makeString(request);
 
