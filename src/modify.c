@@ -1776,6 +1776,100 @@ phone_digits(const char *text)
 	return buf.data;
 }
 
+/* n decimal digits at *p, as a number; false if there are fewer. */
+static bool
+read_digits(const char **p, int n, int *value)
+{
+	int			i;
+
+	*value = 0;
+	for (i = 0; i < n; i++)
+	{
+		if ((*p)[i] < '0' || (*p)[i] > '9')
+			return false;
+		*value = *value * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	return true;
+}
+
+/*
+ * An ISO 8601 date and time (YYYY-MM-DD, "T" or a space, hh:mm[:ss[.f]],
+ * then Z, +hh[:mm], -hh[:mm] or nothing for UTC) as microseconds since
+ * 1970 UTC; false for anything else.  Never an error: it reads what Close
+ * answers, to compare it with what was sent.
+ */
+static bool
+iso_instant(const char *p, int64 *usec)
+{
+	int			y,
+				mo,
+				d,
+				h,
+				mi,
+				sec = 0,
+				oh = 0,
+				om = 0,
+				sign = 0;
+	int64		frac = 0;
+	int			scale = 1000000;
+	int64		days;
+	int			era;
+	int			yoe,
+				doy;
+
+	if (!read_digits(&p, 4, &y) || *p++ != '-' || !read_digits(&p, 2, &mo) ||
+		*p++ != '-' || !read_digits(&p, 2, &d) ||
+		(*p != 'T' && *p != 't' && *p != ' '))
+		return false;
+	p++;
+	if (!read_digits(&p, 2, &h) || *p++ != ':' || !read_digits(&p, 2, &mi))
+		return false;
+	if (*p == ':')
+	{
+		p++;
+		if (!read_digits(&p, 2, &sec))
+			return false;
+		if (*p == '.')
+		{
+			p++;
+			if (*p < '0' || *p > '9')
+				return false;
+			for (; *p >= '0' && *p <= '9'; p++)
+				if (scale > 1)
+				{
+					scale /= 10;
+					frac += (*p - '0') * scale;
+				}
+		}
+	}
+	if (*p == 'Z' || *p == 'z')
+		p++;
+	else if (*p == '+' || *p == '-')
+	{
+		sign = *p++ == '-' ? -1 : 1;
+		if (!read_digits(&p, 2, &oh))
+			return false;
+		if (*p == ':')
+			p++;
+		if (*p != '\0' && !read_digits(&p, 2, &om))
+			return false;
+	}
+	if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+		mi > 59 || sec > 60 || oh > 23 || om > 59)
+		return false;
+
+	/* days since 1970-01-01 of a proleptic Gregorian date */
+	y -= mo <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	days = (int64) era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+	*usec = ((days * 86400 + h * 3600 + mi * 60 + sec) -
+			 (int64) sign * (oh * 3600 + om * 60)) * 1000000 + frac;
+	return true;
+}
+
 /* Whether a JSON value says "nothing": absent, null, "" or []. */
 static bool
 json_is_empty(struct json_object *value)
@@ -1799,8 +1893,9 @@ json_is_empty(struct json_object *value)
 /*
  * Whether Close kept the value sent for key, answering got (NULL when the
  * key is absent).  The same JSON value is kept, and so is what Close
- * normalises: a number written another way (12.5, 12.50), an email
- * address in another case, a phone number rewritten as E.164 (its digits
+ * normalises: a number written another way (12.5, 12.50), a date and
+ * time written another way (the same instant), an email address in
+ * another case, a phone number rewritten as E.164 (its digits
  * end with the digits sent, leading zeros left out), an object with more
  * keys than were sent (every key sent kept: a phone's phone_formatted and
  * country), an array whose elements are each kept, in order.  Nothing
@@ -1831,8 +1926,14 @@ same_as_sent(const char *key, struct json_object *sent, struct json_object *got)
 				const char *a = close_json_scalar_text(sent, &len);
 				const char *b = close_json_scalar_text(got, &len);
 
+				int64		ta,
+							tb;
+
 				if (strcmp(a, b) == 0)
 					return true;
+				/* a date and time: the same instant, however written */
+				if (iso_instant(a, &ta) && iso_instant(b, &tb))
+					return ta == tb;
 				if (key && strcmp(key, "email") == 0)
 					return pg_strcasecmp(a, b) == 0;
 				if (key && strcmp(key, "phone") == 0)
