@@ -111,6 +111,22 @@ INSERT INTO cw.leads (name, custom)
 VALUES ('Map Lead', '{"cf_Nope00000000000000000000000000000000000000000": 1,
                       "cf_LeadIndustry0000000000000000000000000000000": "Mapped"}')
 RETURNING name, industry, custom;
+-- Close's normalisations are no WARNING (email case, E.164 phones with
+-- extra keys, a number or an instant written another way); another change
+-- is (here a title's case): the answer is replaced to show them all at once
+ALTER FOREIGN TABLE cw.contacts ADD COLUMN met_at timestamptz OPTIONS (field 'met_at'),
+                                ADD COLUMN rank numeric OPTIONS (field 'rank');
+SELECT emulator_fault(jsonb_build_object('method', 'POST', 'path_prefix', '/api/v1/contact/',
+  'action', 'replace_body', 'times', 1, 'body', jsonb_build_object(
+    'id', 'cont_Replaced000000000000000000000000000000000', 'lead_id', :'lead_id', 'name', 'Norm',
+    'title', 'cto', 'emails', '[{"email": "NORM@ACME.EXAMPLE", "type": "office", "is_unsubscribed": false}]'::jsonb,
+    'phones', '[{"phone": "+18004445555", "phone_formatted": "+1 800-444-5555", "type": "office", "country": "US"}]'::jsonb,
+    'met_at', '2024-03-01T10:00:00+02:00', 'rank', 12.5)));
+INSERT INTO cw.contacts (lead_id, name, title, emails, phones, met_at, rank)
+VALUES (:'lead_id', 'Norm', 'CTO', '[{"email": "norm@acme.example", "type": "office"}]',
+        '[{"phone": "800.444.5555", "type": "office"}]', '2024-03-01 08:00:00+00', 12.50)
+RETURNING id, title, emails->0->>'email' AS email, met_at, rank;
+ALTER FOREIGN TABLE cw.contacts DROP COLUMN met_at, DROP COLUMN rank;
 -- a column with no field option and no such key is still refused
 ALTER FOREIGN TABLE cw.contacts ADD COLUMN hat_size text;
 INSERT INTO cw.contacts (lead_id, name, hat_size) VALUES (:'lead_id', 'Hat', 'L');  -- ERROR
