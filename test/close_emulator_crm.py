@@ -11,6 +11,7 @@ same way as there (pad_id).
 """
 
 import datetime as dt
+import random
 import re
 import string
 from decimal import Decimal
@@ -208,7 +209,7 @@ class Crm:
 
     def __init__(self, store):
         self.store = store
-        self.rng = __import__("random").Random(CRM_ID_SEED)
+        self.rng = random.Random(CRM_ID_SEED)     # not the custom objects' generator: their ids stay
         self.version = 0
         self.cache = {}
         self.users = {}
@@ -417,8 +418,11 @@ class Crm:
         index = self.contacts_by_lead if otype == "contact" else self.opps_by_lead
         self.records(otype)[rec["id"]] = rec
         lst = index.setdefault(rec["lead_id"], [])
-        lst.append(rec)
-        lst.sort(key=lambda r: (r["date_created"], r["id"]))
+        key = (rec["date_created"], rec["id"])
+        if not lst or (lst[-1]["date_created"], lst[-1]["id"]) < key:
+            lst.append(rec)               # the usual case: newest last
+        else:
+            E.insort_by(lst, rec, lambda r: (r["date_created"], r["id"]))
         self.bump()
 
     def remove_child(self, otype, rec):
@@ -817,7 +821,7 @@ class CrmHandlers:
                 if param in req.params:
                     try:
                         preds.append(date_predicate(key, op, req.param(param), hours))
-                    except ValueError:
+                    except (ValueError, OverflowError):
                         errors[param] = "Input should be a valid date or datetime"
         order = [("date_created", True)]
         raw = req.param("_order_by")
@@ -932,6 +936,11 @@ class CrmHandlers:
 
 ADDRESS_KEYS = ("label", "address_1", "address_2", "city", "state", "zipcode", "country")
 TAG_RE = re.compile(r"<[^>]*>")
+
+
+def _known(value, mapping):
+    """value is a string key of mapping (a list or object is not an error here)."""
+    return isinstance(value, str) and value in mapping
 
 
 def _str_or_null(body, key, errors, default=None):
@@ -1092,7 +1101,7 @@ class CrmWrites:
             return current
         if "status_id" in body:
             sid = body["status_id"]
-            if sid not in crm.lead_statuses:
+            if not _known(sid, crm.lead_statuses):
                 errors["status_id"] = "Lead status not found."
                 return current
             return sid
@@ -1230,7 +1239,7 @@ class CrmWrites:
         with store.lock:
             errors = {}
             lead_id = body.get("lead_id")
-            if lead_id is not None and lead_id not in store.leads:
+            if lead_id is not None and not _known(lead_id, store.leads):
                 errors["lead_id"] = "Lead not found."
             self._crm_contact_fields(body, {}, errors)
             self._crm_custom("contact", body, {}, errors, False)
@@ -1297,7 +1306,7 @@ class CrmWrites:
         sid = None
         if "status_id" in body:
             sid = body["status_id"]
-            if sid not in crm.opp_statuses:
+            if not _known(sid, crm.opp_statuses):
                 errors["status_id"] = "Opportunity status not found."
                 return current
         elif "status" in body:
@@ -1322,7 +1331,7 @@ class CrmWrites:
         if "value" in body:
             out["value"] = _int_or_null(body, "value", errors)
         if "value_period" in body:
-            if body["value_period"] not in VALUE_PERIODS:
+            if not isinstance(body["value_period"], str) or body["value_period"] not in VALUE_PERIODS:
                 errors["value_period"] = "Input should be 'one_time', 'monthly' or 'annual'"
             else:
                 out["value_period"] = body["value_period"]
@@ -1376,10 +1385,10 @@ class CrmWrites:
             crm = store.crm
             errors = {}
             lead_id = body.get("lead_id")
-            if lead_id is not None and lead_id not in store.leads:
+            if lead_id is not None and not _known(lead_id, store.leads):
                 errors["lead_id"] = "Lead not found."
             pipeline_id = body.get("pipeline_id")
-            if pipeline_id is not None and pipeline_id not in crm.pipelines:
+            if pipeline_id is not None and not _known(pipeline_id, crm.pipelines):
                 errors["pipeline_id"] = "Pipeline not found."
                 pipeline_id = None
             status_id = self._crm_opp_status(body, errors, pipeline_id=pipeline_id)
@@ -1488,3 +1497,119 @@ def crm_delete_lead(store, rec):
     del store.leads[lead_id]
     store.version += 1
     crm.bump()
+
+
+# ---------------------------------------------------------------------------
+# Control API: bulk data for tests, and the records as stored
+# ---------------------------------------------------------------------------
+
+GENERATE_KEYS = ("leads", "contacts_per_lead", "opportunities_per_lead", "lead_id", "name_prefix",
+                 "date_created", "start", "step_ms")
+
+
+class CrmControl:
+    """Control endpoints of the CRM data (mixed into close_emulator.Handler)."""
+
+    def ctl_crm_generate(self, req):
+        """POST /_emulator/crm/generate: many leads, contacts and opportunities, fast."""
+        data = self._control_body(req)
+        store = self.store
+        errors = {k: "Unknown key." for k in data if k not in GENERATE_KEYS}
+        counts = {}
+        for k in ("leads", "contacts_per_lead", "opportunities_per_lead"):
+            v = data.get(k, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 500_000:
+                errors[k] = "Must be an integer between 0 and 500000."
+            counts[k] = v
+        prefix = data.get("name_prefix", "Generated")
+        if not isinstance(prefix, str):
+            errors["name_prefix"] = "Must be a string."
+        lead_id = data.get("lead_id")
+        times = None
+        if data.get("date_created") is not None:
+            inst = E._value_instant(data["date_created"]) if isinstance(data["date_created"], str) else None
+            if inst is None:
+                errors["date_created"] = "Must be an ISO 8601 date-time with an offset."
+            times = ("same", inst)
+        elif data.get("start") is not None:
+            inst = E._value_instant(data["start"]) if isinstance(data["start"], str) else None
+            step = data.get("step_ms", 1000)
+            if inst is None:
+                errors["start"] = "Must be an ISO 8601 date-time with an offset."
+            if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+                errors["step_ms"] = "Must be an integer >= 0."
+            elif inst is not None:
+                times = ("step", [E.parse_datetime(inst), dt.timedelta(milliseconds=step)])
+        with store.lock:
+            if lead_id is not None and lead_id not in store.leads:
+                errors["lead_id"] = "Unknown lead."
+            if errors:
+                raise E.ApiError(400, E.field_errors(errors))
+            crm = store.crm
+
+            def when():
+                if times is None:
+                    return store.clock.tick()
+                if times[0] == "same":
+                    return times[1]
+                t = times[1][0]
+                times[1][0] = t + times[1][1]
+                return E.fmt_ts(t)
+            lead_statuses = list(crm.lead_statuses)
+            opp_statuses = list(crm.opp_statuses)
+            users = [u for _l, u, *_ in USER_SPECS]
+            width = len(str(max(counts["leads"], 1)))
+            made = {"leads": 0, "contacts": 0, "opportunities": 0}
+            targets = []
+            user = USER_IDS["test"]
+            for i in range(1, counts["leads"] + 1):
+                now = when()
+                rec = crm.make_lead(crm.new_id("lead_"), "%s Lead %0*d" % (prefix, width, i), now,
+                                    lead_statuses[i % len(lead_statuses)], user,
+                                    custom={"custom." + CRM_CF["lead", "number"]: i})
+                crm_insert_lead(store, rec)
+                targets.append(rec["id"])
+                made["leads"] += 1
+            if lead_id is not None:
+                targets.append(lead_id)
+            n = 0
+            for lid in targets:
+                for j in range(1, counts["contacts_per_lead"] + 1):
+                    n += 1
+                    now = when()
+                    rec = crm.make_contact(crm.new_id("cont_"), lid, "%s Contact %d" % (prefix, n), "", [], [],
+                                           [], user, now, custom={"custom." + CRM_CF["contact", "number"]: j})
+                    crm.add_child("contact", rec)
+                    made["contacts"] += 1
+                for j in range(1, counts["opportunities_per_lead"] + 1):
+                    k = made["opportunities"]
+                    now = when()
+                    status = opp_statuses[k % len(opp_statuses)]
+                    won = crm.opp_statuses[status]["type"] == "won"
+                    rec = crm.make_opportunity(crm.new_id("oppo_"), lid, status, 100 * (k + 1),
+                                               VALUE_PERIODS[k % 3], (10 * k) % 101, users[k % len(users)], user,
+                                               now, date_won=now[:10] if won else None,
+                                               custom={"custom." + CRM_CF["opportunity", "number"]: j})
+                    crm.add_child("opportunity", rec)
+                    made["opportunities"] += 1
+        return 200, {"created": made}, "application/json"
+
+    def ctl_crm_data(self, req):
+        """GET /_emulator/data/crm?type=lead|contact|opportunity[&lead_id=L]: records as stored."""
+        otype = req.param("type")
+        if otype not in CRM_TYPES:
+            raise E.ApiError(400, E.field_errors({"type": "Must be lead, contact or opportunity."}))
+        lead_id = req.param("lead_id")
+        with self.store.lock:
+            crm = self.store.crm
+            if otype == "lead":
+                recs = [crm.lead_view(r) for r in self.store.lead_order
+                        if lead_id is None or r["id"] == lead_id]
+            else:
+                index = crm.contacts_by_lead if otype == "contact" else crm.opps_by_lead
+                if lead_id is not None:
+                    recs = [dict(r) for r in index.get(lead_id, ())]
+                else:
+                    recs = sorted((dict(r) for r in crm.records(otype).values()),
+                                  key=lambda r: (r["date_created"], r["id"]))
+        return 200, recs, "application/json"

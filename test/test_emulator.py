@@ -951,7 +951,8 @@ class SearchTests(EmulatorTest):
         self.assertEqual(self.total(everything), ALL_SAMPLE_OBJECTS)
         self.assertEqual(self.total(dict(everything, negate=True)), 0)
         self.assertEqual(self.total({"type": "object_type", "object_type": "custom_object"}), ALL_SAMPLE_OBJECTS)
-        self.assertEqual(self.total({"type": "object_type", "object_type": "lead"}), 0)
+        self.assertEqual(self.total({"type": "object_type", "object_type": "lead"}), len(emu.SAMPLE_LEADS))
+        self.assertEqual(self.total({"type": "object_type", "object_type": "activity"}), 0)
         self.assertEqual(self.total({"type": "object_type", "object_type": "lead", "negate": True}),
                          ALL_SAMPLE_OBJECTS)
         self.assertEqual(self.total(AND()), ALL_SAMPLE_OBJECTS)
@@ -1662,6 +1663,208 @@ class CrmWriteTests(EmulatorTest):
         # the lead's nested list follows
         self.assertEqual([x["id"] for x in self.call("GET", "lead/%s/" % emu.LEAD_ONE)["opportunities"]],
                          [crm.OPPO["OneMonthly"], o2["id"]])
+
+
+def crf(otype, name):
+    return {"type": "regular_field", "object_type": otype, "field_name": name}
+
+
+def otype_node(otype):
+    return {"type": "object_type", "object_type": otype}
+
+
+class CrmSearchTests(EmulatorTest):
+    """Advanced Filtering of leads, contacts and opportunities."""
+
+    def search(self, body, status=200, **kw):
+        r = request("POST", SEARCH, body, **kw)
+        self.assertStatus(r, status)
+        return r.json()
+
+    def ids(self, otype, *queries, sort=None, headers=None, fields=None, limit=200):
+        body = {"query": AND(otype_node(otype), *queries), "_limit": limit}
+        if sort is not None:
+            body["sort"] = sort
+        if fields is not None:
+            body["_fields"] = {otype: fields}
+        out, doc = [], self.search(body, headers=headers)
+        while True:
+            out += doc["data"]
+            if doc["cursor"] is None:
+                return out
+            doc = self.search(dict(body, cursor=doc["cursor"]), headers=headers)
+
+    def test_object_types_fields_and_sort(self):
+        leads = self.ids("lead", fields=["name", "status_id", "custom." + crm.CRM_CF["lead", "text"], "contacts"])
+        self.assertEqual(len(leads), len(emu.SAMPLE_LEADS))
+        self.assertEqual(leads[0]["__object_type"], "lead")
+        self.assertEqual(leads[0]["id"], emu.LEAD_BIG)                     # date_created descending by default
+        mixed = [x for x in leads if x["id"] == emu.LEAD_MIXED][0]
+        self.assertEqual(mixed, {"__object_type": "lead", "id": emu.LEAD_MIXED, "name": "Mixed Lead",
+                                 "status_id": emu.STATUSES[1][0], "custom." + crm.CRM_CF["lead", "text"]: "Software"})
+        self.assertEqual(len(self.ids("contact")), len(crm.CONT))
+        self.assertEqual(len(self.ids("opportunity")), len(crm.OPPO))
+        # without _fields: __object_type and id only
+        self.assertEqual(self.ids("contact", term(crf("contact", "id"), crm.CONTACT_MIXED)),
+                         [{"__object_type": "contact", "id": crm.CONTACT_MIXED}])
+        asc = self.ids("lead", sort=[{"field": crf("lead", "date_created"), "direction": "asc"}])
+        self.assertEqual(asc[0]["id"], emu.LEAD_SHEET)
+        by_upd = self.ids("opportunity", sort=[{"field": crf("opportunity", "date_updated"), "direction": "desc"}])
+        self.assertEqual(by_upd[0]["id"], crm.OPPO["Plain5Churned"])
+        # a regular field of another type, or an unknown one: 400
+        for q in (term(crf("contact", "name"), "x"), term(crf("lead", "title"), "x"),
+                  term(cfield(crm.CRM_CF["contact", "text"]), "x")):
+            r = request("POST", SEARCH, {"query": AND(otype_node("lead"), q)})
+            self.assertStatus(r, 400)
+
+    def test_conditions(self):
+        C = crm.CONT
+        O = crm.OPPO
+        words = {"type": "text", "mode": "full_words", "value": "plain"}
+        self.assertEqual([x["id"] for x in self.ids("lead", fc(crf("lead", "name"), words))],
+                         list(reversed(emu.LEAD_PLAIN)))
+        self.assertEqual({x["id"] for x in self.ids("lead", fc(crf("lead", "status_id"), {
+            "type": "reference", "reference_type": "status.lead", "object_ids": [emu.STATUSES[2][0]]}))},
+            {emu.LEAD_SHEET, emu.LEAD_BIG, emu.LEAD_PLAIN[1], emu.LEAD_PLAIN[4]})
+        self.assertEqual({x["id"] for x in self.ids("contact", term(crf("contact", "lead_id"), emu.LEAD_MIXED))},
+                         {C["Mixed"], C["MixedBilling"]})
+        self.assertEqual({x["id"] for x in self.ids("opportunity", term(crf("opportunity", "status_type"), "won"))},
+                         {O["MixedWon"], O["Plain4Former"]})
+        self.assertEqual({x["id"] for x in self.ids("opportunity", nrange(crf("opportunity", "value"), gte=100000))},
+                         {O["MixedWon"], O["Plain1Lost"]})
+        self.assertEqual({x["id"] for x in self.ids("opportunity", mrange(crf("opportunity", "date_won"),
+                                                                          local("2020-11-30", "start")))},
+                         {O["MixedRenewal"], O["Plain4Former"]})
+        # custom fields (shared ones too), exists, negate
+        cf = crm.CRM_CF
+        self.assertEqual({x["id"] for x in self.ids("contact", term(cfield(cf["contact", "shared"]), "EMEA"))},
+                         {C["Mixed"]})
+        self.assertEqual({x["id"] for x in self.ids("lead", term(cfield(cf["lead", "shared"]), "EMEA", "APAC"))},
+                         {emu.LEAD_MIXED, emu.LEAD_ONE})
+        self.assertEqual({x["id"] for x in self.ids("lead", term(cfield(cf["lead", "multi_choices"]), "Enterprise"))},
+                         {emu.LEAD_MIXED, emu.LEAD_BIG})
+        has = self.ids("contact", fc(cfield(cf["contact", "number"]), {"type": "exists"}))
+        lacks = self.ids("contact", fc(cfield(cf["contact", "number"]), {"type": "exists"}, negate=True))
+        self.assertEqual(len(has), 5)
+        self.assertEqual(len(has) + len(lacks), len(C))
+
+    def test_moment_ranges_and_day_granular(self):
+        opps = self.ids("opportunity", fields=["date_created"],
+                        sort=[{"field": crf("opportunity", "date_created"), "direction": "asc"}])
+        third = opps[2]["date_created"]
+        upper = opps[3]["date_created"]
+        window = [mrange(crf("opportunity", "date_created"), utc(third), utc(upper))]
+        # exact: exactly the third
+        self.assertEqual([x["id"] for x in self.ids("opportunity", *window)], [opps[2]["id"]])
+        # day-granular: both bounds fall on 2020-09-01, the window is empty
+        control("POST", "config", {"crm_search_day_granular": 1})
+        self.assertEqual(self.ids("opportunity", *window), [])
+        everything = self.ids("opportunity", mrange(crf("opportunity", "date_created"), utc(third)))
+        self.assertEqual(len(everything), len(crm.OPPO))      # on_or_after from that day's start
+        # mode 2: a "before" inside a day reaches to the next day's start
+        control("POST", "config", {"crm_search_day_granular": 2})
+        self.assertEqual(len(self.ids("opportunity", *window)), len(crm.OPPO))
+        at_midnight = [mrange(crf("opportunity", "date_created"), utc(third), utc("2020-09-01T00:00:00Z"))]
+        self.assertEqual(self.ids("opportunity", *at_midnight), [])
+        # and with x-tz-offset the day is the local one: [2020-09-01 13:00Z, 2020-09-02 13:00Z)
+        part = self.ids("opportunity", mrange(crf("opportunity", "date_created"), utc(upper)),
+                        headers={"x-tz-offset": "-13"})
+        self.assertTrue(0 < len(part) < len(crm.OPPO))
+        # custom objects keep exact bounds
+        doc = self.search({"query": mrange(rf("date_created"), utc("2020-08-04T16:45:35.367000+00:00"),
+                                           utc("2020-08-04T16:45:35.368000+00:00")), "include_counts": True})
+        self.assertEqual(doc["count"]["total"], 1)
+        control("POST", "config", {"crm_search_day_granular": 0})
+        # fixed_local_date at x-tz-offset: opportunities were created 2020-09-01 ~12:00-15:00 UTC
+        day = [mrange(crf("opportunity", "date_created"), local("2020-09-01", "start"), local("2020-09-01", "end"))]
+        self.assertEqual(len(self.ids("opportunity", *day)), len(crm.OPPO))
+        self.assertEqual(len(self.ids("opportunity", *day, headers={"x-tz-offset": "14"})), 0)
+        part = self.ids("opportunity", *day, headers={"x-tz-offset": "-13"})
+        self.assertTrue(0 < len(part) < len(crm.OPPO))
+
+    def test_counts_paging_and_cap(self):
+        doc = self.search({"query": AND(otype_node("lead")), "include_counts": True, "results_limit": 0})
+        self.assertEqual(doc, {"data": [], "cursor": None, "count": {"total": len(emu.SAMPLE_LEADS)}})
+        body = {"query": AND(otype_node("contact")), "_limit": 5}
+        doc = self.search(body)
+        self.assertEqual(len(doc["data"]), 5)
+        second = self.search(dict(body, cursor=doc["cursor"]))
+        self.assertEqual(len(second["data"]), 5)
+        self.assertFalse({x["id"] for x in doc["data"]} & {x["id"] for x in second["data"]})
+        control("POST", "config", {"search_max_results": 4})
+        doc = self.search({"query": AND(otype_node("opportunity")), "_limit": 3, "include_counts": True})
+        doc2 = self.search({"query": AND(otype_node("opportunity")), "_limit": 3, "include_counts": True,
+                            "cursor": doc["cursor"]})
+        self.assertEqual((len(doc2["data"]), doc2["cursor"], doc2["count"]["total"]), (1, None, len(crm.OPPO)))
+        # a deleted record drops out of later pages
+        control("POST", "config", {"search_max_results": 10000})
+        doc = self.search({"query": AND(otype_node("contact")), "_limit": 1})
+        gone = self.search({"query": AND(otype_node("contact")), "_limit": 1, "cursor": doc["cursor"]})["data"][0]
+        request("DELETE", "/api/v1/contact/%s/" % gone["id"])
+        doc = self.search({"query": AND(otype_node("contact")), "_limit": 1, "cursor": doc["cursor"]})
+        self.assertEqual(doc["data"], [])
+
+
+class CrmGenerateTests(EmulatorTest):
+    def test_generate_and_page_past_the_caps(self):
+        r = control("POST", "crm/generate", {"leads": 450, "contacts_per_lead": 2, "opportunities_per_lead": 1})
+        self.assertEqual(r.json(), {"created": {"leads": 450, "contacts": 900, "opportunities": 450}})
+        total = len(emu.SAMPLE_LEADS) + 450
+        seen, skip = set(), 0
+        while True:
+            doc = request("GET", "/api/v1/lead/?_fields=id&_limit=200&_skip=%d" % skip).json()
+            self.assertEqual(doc["total_results"], total)
+            seen |= {x["id"] for x in doc["data"]}
+            skip += 200
+            if not doc["has_more"]:
+                break
+        self.assertEqual(len(seen), total)
+        # a lowered cap: /lead/ refuses to page past it; search reads everything
+        control("POST", "config", {"lead_max_skip": 300})
+        r = request("GET", "/api/v1/lead/?_skip=400&_limit=200")
+        self.assertStatus(r, 400)
+        self.assertIn("less than or equal to 300", r.json()["field-errors"]["_skip"])
+        doc = request("POST", SEARCH, {"query": AND(otype_node("lead")), "include_counts": True,
+                                       "results_limit": 0}).json()
+        self.assertEqual(doc["count"]["total"], total)
+        doc = request("GET", "/api/v1/contact/?_limit=0").json()
+        self.assertTrue(doc["has_more"])
+        doc = request("GET", "/api/v1/opportunity/?_limit=1&_fields=id").json()
+        self.assertEqual(doc["total_results"], len(crm.OPPO) + 450)
+        self.assertEqual(sum(doc["count_by_value_period"].values()), len(crm.OPPO) + 450)
+
+    def test_generate_on_one_lead_with_ties_and_steps(self):
+        control("POST", "crm/generate", {"lead_id": emu.LEAD_EMPTY, "contacts_per_lead": 250,
+                                         "date_created": "2022-02-02T00:00:00Z"})
+        recs = control("GET", "data/crm?type=contact&lead_id=" + emu.LEAD_EMPTY).json()
+        self.assertEqual(len(recs), 250)
+        self.assertEqual({r["date_created"] for r in recs}, {"2022-02-02T00:00:00.000000+00:00"})
+        self.assertEqual([r["id"] for r in recs], sorted(r["id"] for r in recs))
+        ids = []
+        for skip in (0, 200):
+            doc = request("GET", "/api/v1/contact/?lead_id=%s&_limit=200&_skip=%d&_fields=id" %
+                          (emu.LEAD_EMPTY, skip)).json()
+            ids += [x["id"] for x in doc["data"]]
+        self.assertEqual(sorted(ids), sorted(r["id"] for r in recs))
+        control("POST", "crm/generate", {"leads": 3, "opportunities_per_lead": 2, "name_prefix": "Step",
+                                         "start": "2023-05-01T23:59:59+00:00", "step_ms": 500})
+        leads = [r for r in control("GET", "data/crm?type=lead").json() if r["name"].startswith("Step")]
+        self.assertEqual([r["name"] for r in leads], ["Step Lead 1", "Step Lead 2", "Step Lead 3"])
+        self.assertEqual(leads[1]["date_created"], "2023-05-01T23:59:59.500000+00:00")
+        opps = control("GET", "data/crm?type=opportunity&lead_id=" + leads[0]["id"]).json()
+        self.assertEqual(len(opps), 2)
+        self.assertEqual(opps[0]["date_created"], "2023-05-02T00:00:00.500000+00:00")
+        for bad in ({"leads": -1}, {"lead_id": "lead_nope"}, {"start": "yesterday"}, {"bogus": 1}):
+            self.assertStatus(request("POST", "/_emulator/crm/generate", bad, auth=None), 400)
+        self.assertStatus(request("GET", "/_emulator/data/crm?type=user", auth=None), 400)
+
+    def test_generate_many_leads_fast(self):
+        t0 = time.monotonic()
+        control("POST", "crm/generate", {"leads": 36000})
+        doc = request("GET", "/api/v1/lead/?_skip=35000&_limit=200&_fields=id").json()
+        self.assertEqual(len(doc["data"]), 200)
+        self.assertStatus(request("GET", "/api/v1/lead/?_skip=35001"), 400)
+        self.assertLess(time.monotonic() - t0, 20)
 
 
 class ProcessTests(unittest.TestCase):
