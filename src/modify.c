@@ -1925,7 +1925,6 @@ same_as_sent(const char *key, struct json_object *sent, struct json_object *got)
 			{
 				const char *a = close_json_scalar_text(sent, &len);
 				const char *b = close_json_scalar_text(got, &len);
-
 				int64		ta,
 							tb;
 
