@@ -142,6 +142,15 @@ SELECT statement, foreign_table, action, object_id LIKE 'cont_%' AS contact, lea
        http_status, state FROM close_fdw_write_log();
 SELECT emulator_call('DELETE', '/_emulator/faults');
 
+-- a POST whose answer is lost (a gateway's 502) is never sent again: the
+-- error says the lead may have been created; a PUT is retried
+SELECT emulator_clear();
+SELECT emulator_fault('{"method": "POST", "path_prefix": "/api/v1/lead/", "action": "status", "status": 502, "times": 1}');
+INSERT INTO cw.leads (name) VALUES ('Maybe Lead');  -- ERROR
+SELECT emulator_fault('{"method": "PUT", "path_prefix": "/api/v1/lead/", "action": "status", "status": 502, "times": 1}');
+UPDATE cw.leads SET url = 'https://retried.example' WHERE id = :'lead_id';
+SELECT * FROM emulator_requests();
+
 -- batches and deferred writes go to the same paths
 ALTER FOREIGN TABLE cw.contacts OPTIONS (ADD batch_size '10');
 SELECT emulator_clear();

@@ -649,6 +649,16 @@ write_log_text(CloseWriteLog *log)
 			appendStringInfoString(&buf, ", ");
 		if (strcmp(log->verb, "created") != 0)
 			appendStringInfo(&buf, "object %s may have been %s", m->key, log->verb);
+		else if (m->key[0] == '\0' &&
+				 close_resource_key(log->res, CLOSE_KEY_LEAD_ID) == NULL)
+		{
+			/* a lead: it has no lead of its own to name */
+			char	   *noun = close_resource_noun(log->res, m->n != 1);
+
+			appendStringInfo(&buf, "%lld %s may have been created (id%s unknown)",
+							 (long long) m->n, noun, m->n == 1 ? "" : "s");
+			pfree(noun);
+		}
 		else if (m->key[0] == '\0')
 			appendStringInfo(&buf, "%lld object%s may have been created (lead and id%s unknown)",
 							 (long long) m->n, m->n == 1 ? "" : "s",
