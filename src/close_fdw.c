@@ -266,6 +266,8 @@ close_fdw_handler(PG_FUNCTION_ARGS)
 	routine->ExecForeignUpdate = closeExecForeignUpdate;
 	routine->ExecForeignDelete = closeExecForeignDelete;
 	routine->BeginForeignInsert = closeBeginForeignInsert;
+	routine->EndForeignModify = closeEndForeignModify;
+	routine->EndForeignInsert = closeEndForeignInsert;
 	routine->IsForeignRelUpdatable = closeIsForeignRelUpdatable;
 	routine->ExplainForeignModify = closeExplainForeignModify;
 	close_set_batch_insert(routine, closeGetForeignModifyBatchSize,

@@ -100,6 +100,13 @@ typedef struct CloseResource
 	bool		writable;		/* INSERT, UPDATE and DELETE */
 	bool		insert_needs_lead;	/* an INSERT without lead_id is refused */
 	const CloseResourceKey *keys;	/* ends with a NULL key */
+	bool		name_required;	/* INSERT without a name, SET name = NULL refused */
+	/*
+	 * Close takes (silently) keys it does not list: a column whose "field"
+	 * option names a key not in keys is written as given, and the answer
+	 * check warns when Close did not keep it.  Else such a column is refused.
+	 */
+	bool		open_keys;
 } CloseResource;
 
 /*
@@ -526,6 +533,7 @@ extern const CloseResourceKey *close_resource_key(const CloseResource *res,
 extern char *close_resource_names(void);
 extern char *close_resource_key_names(const CloseResource *res);
 extern bool close_resource_searched(const CloseResource *res);
+extern char *close_resource_noun(const CloseResource *res, bool plural);
 
 /* in search.c */
 extern void close_search_values_alloc(int n, bool described,
@@ -663,6 +671,8 @@ extern char *close_json_error_text(const char *body, size_t len,
 								   CloseRowConverter *conv);
 extern List *close_json_object_members(struct json_object *object);
 extern List *close_json_types(struct json_object *root, const char **problem);
+extern List *close_json_field_schema(struct json_object *root,
+									 const char **problem);
 extern double close_json_rate_reset(const char *body, size_t len);
 
 
@@ -766,6 +776,8 @@ extern TupleTableSlot **closeExecForeignBatchInsert(EState *estate,
 													int *numSlots);
 extern void closeBeginForeignInsert(ModifyTableState *mtstate,
 									ResultRelInfo *rinfo);
+extern void closeEndForeignModify(EState *estate, ResultRelInfo *rinfo);
+extern void closeEndForeignInsert(EState *estate, ResultRelInfo *rinfo);
 extern int	closeIsForeignRelUpdatable(Relation rel);
 extern bool closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
 								  Index resultRelation, int subplan_index);

@@ -4,6 +4,11 @@
  *		  IMPORT FOREIGN SCHEMA custom_objects: one typed foreign table per
  *		  custom object type, read from GET /custom_object_type/, plus one
  *		  table custom_objects covering all types.
+ *		  IMPORT FOREIGN SCHEMA crm: one table per other Close resource
+ *		  (leads, contacts, opportunities, users, statuses, pipelines), with
+ *		  its core keys typed (resource.c) and, for the resources that have
+ *		  custom fields, one column per field of GET
+ *		  /custom_field_schema/{lead|contact|opportunity}/.
  *
  * Names come from Close's names: lower case, every run of other characters
  * than a-z and 0-9 made one "_", cut to fit an identifier; a name that is
@@ -42,6 +47,7 @@
 #include "close_fdw.h"
 
 #define CLOSE_REMOTE_SCHEMA		"custom_objects"
+#define CLOSE_CRM_SCHEMA		"crm"
 #define CLOSE_CATCH_ALL_TABLE	"custom_objects"
 
 /* The core columns every imported table starts with, and their comments. */
@@ -334,6 +340,42 @@ name_and_description(const char *name, const char *description)
 	return pstrdup(name);
 }
 
+/*
+ * One column per custom field, named after the field (unique among taken,
+ * which gets the names), with OPTIONS (field 'custom.cf_...') and the
+ * field's name and description as comment.  owner names whose fields they
+ * are, for the NOTICE about a field of unknown type.
+ */
+static void
+append_field_columns(StringInfo buf, List *fields, const char *owner,
+					 const char *table, Oid namespace, List **taken)
+{
+	ListCell   *lc;
+
+	foreach(lc, fields)
+	{
+		CloseFieldInfo *field = (CloseFieldInfo *) lfirst(lc);
+		const char *pgtype = column_type(field->type);
+		char	   *column = unique_name(sanitize_name(field->name), "field",
+										 taken);
+
+		if (pgtype == NULL)
+		{
+			ereport(NOTICE,
+					(errmsg("field \"%s\" of %s has the unknown type \"%s\"; it is imported as jsonb",
+							field->name, owner, field->type)));
+			pgtype = "jsonb";
+		}
+		appendStringInfo(buf, ",\n  %s %s%s OPTIONS (field %s)",
+						 quote_identifier(column), pgtype,
+						 field->multi && strcmp(pgtype, "jsonb") != 0 ? "[]" : "",
+						 quote_literal_cstr(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
+													 field->id)));
+		add_comment(namespace, table, column,
+					name_and_description(field->name, field->description));
+	}
+}
+
 /* One CREATE FOREIGN TABLE, with its comments noted. */
 static char *
 create_table_command(const char *table, CloseTypeInfo *type,
@@ -341,7 +383,6 @@ create_table_command(const char *table, CloseTypeInfo *type,
 {
 	StringInfoData buf;
 	List	   *taken = NIL;
-	ListCell   *lc;
 	int			i;
 
 	initStringInfo(&buf);
@@ -358,30 +399,9 @@ create_table_command(const char *table, CloseTypeInfo *type,
 	taken = lappend(taken, CLOSE_KEY_CUSTOM);
 
 	if (type)
-	{
-		foreach(lc, type->fields)
-		{
-			CloseFieldInfo *field = (CloseFieldInfo *) lfirst(lc);
-			const char *pgtype = column_type(field->type);
-			char	   *column = unique_name(sanitize_name(field->name), "field",
-											 &taken);
-
-			if (pgtype == NULL)
-			{
-				ereport(NOTICE,
-						(errmsg("field \"%s\" of custom object type \"%s\" has the unknown type \"%s\"; it is imported as jsonb",
-								field->name, type->name, field->type)));
-				pgtype = "jsonb";
-			}
-			appendStringInfo(&buf, ",\n  %s %s%s OPTIONS (field %s)",
-							 quote_identifier(column), pgtype,
-							 field->multi && strcmp(pgtype, "jsonb") != 0 ? "[]" : "",
-							 quote_literal_cstr(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
-														 field->id)));
-			add_comment(namespace, table, column,
-						name_and_description(field->name, field->description));
-		}
-	}
+		append_field_columns(&buf, type->fields,
+							 psprintf("custom object type \"%s\"", type->name),
+							 table, namespace, &taken);
 	if (!type || opts->custom_column)
 	{
 		appendStringInfoString(&buf, ",\n  custom jsonb");
@@ -435,6 +455,82 @@ close_fetch_types(UserMapping *user)
 }
 
 /*
+ * The custom fields of one object type ("lead", "contact", "opportunity")
+ * from GET /custom_field_schema/{type}/, which lists the shared fields too.
+ */
+static List *
+fetch_field_schema(UserMapping *user, const char *object_type)
+{
+	CloseConnection *conn = close_get_connection(user);
+	char	   *path = psprintf("/custom_field_schema/%s/", object_type);
+	MemoryContext scratch;
+	MemoryContext oldcxt;
+	CloseResponse response;
+	struct json_object *root;
+	const char *problem;
+	List	   *fields;
+
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "close_fdw field schema",
+									ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(scratch);
+	close_http_request(conn, "GET", path, NULL, &response);
+	if (response.status != 200)
+		close_report_http_error(conn, "GET", path, &response, NULL);
+	root = close_parse_answer("GET", path, &response, scratch);
+	MemoryContextSwitchTo(oldcxt);
+	fields = close_json_field_schema(root, &problem);
+	if (problem)
+		close_report_bad_answer("GET", path, problem);
+	MemoryContextDelete(scratch);
+	return fields;
+}
+
+/*
+ * The CREATE FOREIGN TABLE of one resource of the crm schema, with its
+ * comments noted: its core keys typed, then its custom fields (fields) and
+ * the custom jsonb column if it has custom fields.
+ */
+static char *
+create_crm_table_command(const CloseResource *res, List *fields,
+						 const char *server, Oid namespace, ImportOptions *opts)
+{
+	const char *table = res->import_table;
+	StringInfoData buf;
+	List	   *taken = NIL;
+	const CloseResourceKey *k;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE FOREIGN TABLE %s (\n", quote_identifier(table));
+	for (k = res->keys; k->key; k++)
+	{
+		appendStringInfo(&buf, "%s  %s %s", k != res->keys ? ",\n" : "",
+						 quote_identifier(k->key), k->type);
+		taken = lappend(taken, (char *) k->key);
+		add_comment(namespace, table, k->key, k->comment);
+	}
+	if (res->field_schema)
+	{
+		taken = lappend(taken, CLOSE_KEY_CUSTOM);
+		append_field_columns(&buf, fields,
+							 psprintf("the %s custom fields",
+									  close_resource_noun(res, false)),
+							 table, namespace, &taken);
+		if (opts->custom_column)
+		{
+			appendStringInfoString(&buf, ",\n  custom jsonb");
+			add_comment(namespace, table, CLOSE_KEY_CUSTOM,
+						"Every custom field's value, keyed by Close field id (cf_...)");
+		}
+	}
+	appendStringInfo(&buf, "\n) SERVER %s OPTIONS (resource %s)",
+					 quote_identifier(server), quote_literal_cstr(res->name));
+	add_comment(namespace, table, NULL,
+				psprintf("Close %s%s", close_resource_noun(res, true),
+						 res->writable ? "" : " (read-only)"));
+	return buf.data;
+}
+
+/*
  * Warn about each table LIMIT TO names that the import would not create,
  * listing those it would (taken: the catch-all name, then each type's).
  */
@@ -473,6 +569,62 @@ warn_unknown_names(List *table_list, List *taken, bool catch_all)
 	}
 }
 
+/*
+ * IMPORT FOREIGN SCHEMA crm: a table per resource that has an import
+ * table, in resource.c's order; the custom field schema is read only for
+ * the tables LIMIT TO / EXCEPT let through.  Table names are fixed (the
+ * resources'), so nothing collides among them.
+ */
+static List *
+import_crm(ImportForeignSchemaStmt *stmt, Oid serverOid, UserMapping *user,
+		   Oid namespace, ImportOptions *opts)
+{
+	ForeignServer *server = GetForeignServer(serverOid);
+	List	   *commands = NIL;
+	List	   *taken = NIL;
+	List	   *fields_of = NIL;	/* the field lists, by resource */
+	const CloseResource *res;
+	int			n;
+
+	/* the requests first, never cut off by the request budget */
+	close_budget_exempt(true);
+	PG_TRY();
+	{
+		for (n = 0; (res = close_resource_nth(n)) != NULL; n++)
+		{
+			List	   *fields = NIL;
+
+			if (res->import_table && res->field_schema &&
+				IsImportableForeignTable(res->import_table, stmt))
+				fields = fetch_field_schema(user, res->field_schema);
+			fields_of = lappend(fields_of, fields);
+		}
+	}
+	PG_FINALLY();
+	{
+		close_budget_exempt(false);
+	}
+	PG_END_TRY();
+
+	importing_server = serverOid;
+	for (n = 0; (res = close_resource_nth(n)) != NULL; n++)
+	{
+		if (res->import_table == NULL)
+			continue;
+		taken = lappend(taken, (char *) res->import_table);
+		if (!IsImportableForeignTable(res->import_table, stmt))
+			continue;
+		commands = lappend(commands,
+						   create_crm_table_command(res,
+													(List *) list_nth(fields_of, n),
+													server->servername,
+													namespace, opts));
+	}
+	if (stmt->list_type == FDW_IMPORT_SCHEMA_LIMIT_TO)
+		warn_unknown_names(stmt->table_list, taken, true);
+	return commands;
+}
+
 List *
 closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 {
@@ -485,11 +637,13 @@ closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 	List	   *taken = NIL;
 	ListCell   *lc;
 
-	if (strcmp(stmt->remote_schema, CLOSE_REMOTE_SCHEMA) != 0)
+	if (strcmp(stmt->remote_schema, CLOSE_REMOTE_SCHEMA) != 0 &&
+		strcmp(stmt->remote_schema, CLOSE_CRM_SCHEMA) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_SCHEMA_NOT_FOUND),
 				 errmsg("Close has no remote schema \"%s\"", stmt->remote_schema),
-				 errhint("The valid remote schema is \"%s\".", CLOSE_REMOTE_SCHEMA)));
+				 errhint("The valid remote schemas are \"%s\" and \"%s\".",
+						 CLOSE_REMOTE_SCHEMA, CLOSE_CRM_SCHEMA)));
 	parse_import_options(stmt->options, &opts);
 
 	if (!comment_callback_registered)
@@ -498,6 +652,9 @@ closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 		RegisterSubXactCallback(comments_subxact, NULL);
 		comment_callback_registered = true;
 	}
+
+	if (strcmp(stmt->remote_schema, CLOSE_CRM_SCHEMA) == 0)
+		return import_crm(stmt, serverOid, user, namespace, &opts);
 
 	/* IMPORT is never cut off by the request budget */
 	close_budget_exempt(true);

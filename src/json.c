@@ -937,6 +937,35 @@ member_string(json_object *object, const char *key)
 }
 
 /*
+ * One custom field's definition, or NULL when it is no object or has no id
+ * (nothing to read it by).  A field without a type gets type "" (imported
+ * as an unknown type), one without a name its id.
+ */
+static CloseFieldInfo *
+parse_field(json_object *fobject)
+{
+	json_object *multi;
+	CloseFieldInfo *field;
+
+	if (!json_object_is_type(fobject, json_type_object))
+		return NULL;
+	field = palloc0(sizeof(CloseFieldInfo));
+	field->id = member_string(fobject, "id");
+	field->name = member_string(fobject, "name");
+	field->description = member_string(fobject, "description");
+	field->type = member_string(fobject, "type");
+	if (field->type == NULL)
+		field->type = pstrdup("");
+	field->multi = json_object_object_get_ex(fobject, "accepts_multiple_values", &multi) &&
+		json_object_get_boolean(multi);
+	if (field->id == NULL)
+		return NULL;
+	if (field->name == NULL)
+		field->name = pstrdup(field->id);
+	return field;
+}
+
+/*
  * The custom object types of GET /custom_object_type/, with their fields,
  * as CloseTypeInfo and CloseFieldInfo; on a wrong shape, NIL and *problem
  * says what is wrong.  A field without a type gets type "" (imported as
@@ -983,31 +1012,45 @@ close_json_types(struct json_object *root, const char **problem)
 		{
 			for (j = 0; j < json_object_array_length(fields); j++)
 			{
-				json_object *fobject = json_object_array_get_idx(fields, j);
-				json_object *multi;
-				CloseFieldInfo *field;
+				CloseFieldInfo *field = parse_field(json_object_array_get_idx(fields, j));
 
-				if (!json_object_is_type(fobject, json_type_object))
-					continue;
-				field = palloc0(sizeof(CloseFieldInfo));
-				field->id = member_string(fobject, "id");
-				field->name = member_string(fobject, "name");
-				field->description = member_string(fobject, "description");
-				field->type = member_string(fobject, "type");
-				if (field->type == NULL)
-					field->type = pstrdup("");
-				field->multi = json_object_object_get_ex(fobject, "accepts_multiple_values", &multi) &&
-					json_object_get_boolean(multi);
-				if (field->id == NULL)
-					continue;	/* nothing to read it by */
-				if (field->name == NULL)
-					field->name = pstrdup(field->id);
-				type->fields = lappend(type->fields, field);
+				if (field)
+					type->fields = lappend(type->fields, field);
 			}
 		}
 		types = lappend(types, type);
 	}
 	return types;
+}
+
+/*
+ * The custom fields of GET /custom_field_schema/{object type}/, in Close's
+ * order, as CloseFieldInfo; on a wrong shape, NIL and *problem says what
+ * is wrong.
+ */
+List *
+close_json_field_schema(struct json_object *root, const char **problem)
+{
+	List	   *fields = NIL;
+	json_object *array;
+	size_t		i;
+
+	*problem = NULL;
+	if (!json_object_is_type(root, json_type_object) ||
+		!json_object_object_get_ex(root, "fields", &array) ||
+		!json_object_is_type(array, json_type_array))
+	{
+		*problem = "Expected {\"fields\": [custom fields]}.";
+		return NIL;
+	}
+	for (i = 0; i < json_object_array_length(array); i++)
+	{
+		CloseFieldInfo *field = parse_field(json_object_array_get_idx(array, i));
+
+		if (field)
+			fields = lappend(fields, field);
+	}
+	return fields;
 }
 
 /*

@@ -6,9 +6,12 @@
  *		  tells a user what was written to Close when a statement or a
  *		  transaction fails (the API cannot roll anything back).
  *
- * What a statement may write is settled before any request: columns that
- * map to read-only fields, to lead_id or custom_object_type_id (UPDATE), or
- * to no Close field are refused at plan time or before the row's request.
+ * What a statement may write is settled before any request, from the
+ * table's resource (resource.c): columns that map to read-only keys, to
+ * keys set on creation only (UPDATE), or to no Close key are refused at
+ * plan time or before the row's request, and so is a table whose resource
+ * close_fdw does not write.  What Close answers is compared with what was
+ * sent: a value it did not keep is a WARNING at the end of the statement.
  *
  *-------------------------------------------------------------------------
  */
@@ -65,22 +68,23 @@ enum FdwModifyPrivateIndex
 	FdwModifyPrivateMayRepeat
 };
 
-/* What writing a column means. */
+/* What writing a column means (from its key's CloseKeyAccess). */
 typedef enum ColumnKind
 {
-	COLUMN_NAME,				/* "name" */
-	COLUMN_LEAD,				/* "lead_id": set on create only */
-	COLUMN_TYPE,				/* "custom_object_type_id": create only */
+	COLUMN_WRITABLE,			/* sent by INSERT and UPDATE */
+	COLUMN_CREATE_ONLY,			/* lead_id, custom_object_type_id... */
 	COLUMN_CUSTOM_FIELD,		/* "custom.<cf_id>" */
 	COLUMN_CUSTOM_MAP,			/* json(b) "custom": one key per field */
 	COLUMN_READ_ONLY,			/* id, dates, creator...: set by Close */
 	COLUMN_UNKNOWN				/* a key Close does not take */
 } ColumnKind;
 
-static const char *const read_only_keys[] = {
-	"id", "organization_id", "created_by", "updated_by",
-	"date_created", "date_updated", NULL
-};
+/* A column whose value Close answered differently from what was sent. */
+typedef struct AnswerMismatch
+{
+	char	   *label;			/* the column, as messages name it */
+	int64		rows;
+} AnswerMismatch;
 
 /*
  * What was written to Close by the statements of the current transaction,
@@ -91,6 +95,7 @@ typedef struct CloseWriteLog
 {
 	int			nest_level;		/* (sub)transaction that wrote */
 	char		relname[NAMEDATALEN];
+	const CloseResource *res;	/* what its records are */
 	const char *verb;			/* "created", "updated", "deleted" */
 	int64		count;
 	int64		reported;		/* count already told in an error */
@@ -192,6 +197,9 @@ typedef struct CloseModifyState
 	HTAB	   *done_ids;		/* ids written, when a row may repeat */
 	MemoryContext row_cxt;		/* reset for every row */
 	CloseWriteLog *log;
+	const CloseResource *res;	/* the table's resource */
+	List	   *mismatches;		/* of AnswerMismatch, in the state's context */
+	int64		mismatch_rows;	/* rows with at least one */
 	bool		deferred;		/* write_mode 'deferred': queue, not send */
 	bool		check_returning;	/* deferred routed row: check RETURNING */
 	CommandId	cid;			/* the statement, for its write log entries */
@@ -215,34 +223,72 @@ static char *body_lead(const char *body);
 static void close_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								   SubTransactionId parentSubid, void *arg);
 
+/* Whether a column has a "field" option: the user's word for its key. */
+static bool
+has_field_option(Relation rel, AttrNumber attnum)
+{
+	ListCell   *lc;
+
+	foreach(lc, GetForeignColumnOptions(RelationGetRelid(rel), attnum))
+		if (strcmp(((DefElem *) lfirst(lc))->defname, "field") == 0)
+			return true;
+	return false;
+}
+
 /*
- * The kind of a column, from the record key it maps to.  The one place
- * that decides what a column may write.
+ * The kind of a column, from the record key it maps to and that key's
+ * access in the table's resource.  The one place that decides what a
+ * column may write.  A key the resource does not list is written only
+ * where Close takes such keys (CloseResource.open_keys) and a "field"
+ * option names it; the answer check then tells whether Close kept it.
  */
 static ColumnKind
 column_kind(Relation rel, Form_pg_attribute att, const char **keyp)
 {
 	char	   *key = close_get_column_key(RelationGetRelid(rel), att->attnum,
 										   NameStr(att->attname));
-	int			i;
+	const CloseResource *res = close_get_table_resource(RelationGetRelid(rel));
+	const CloseResourceKey *k;
 
 	if (keyp)
 		*keyp = key;
 	if (close_is_custom_map_column(att->atttypid, key))
 		return COLUMN_CUSTOM_MAP;
-	if (strcmp(key, "name") == 0)
-		return COLUMN_NAME;
-	if (strcmp(key, CLOSE_KEY_LEAD_ID) == 0)
-		return COLUMN_LEAD;
-	if (strcmp(key, CLOSE_KEY_TYPE_ID) == 0)
-		return COLUMN_TYPE;
 	if (strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) == 0 &&
 		key[strlen(CLOSE_CUSTOM_PREFIX)] != '\0')
 		return COLUMN_CUSTOM_FIELD;
-	for (i = 0; read_only_keys[i]; i++)
-		if (strcmp(key, read_only_keys[i]) == 0)
+	k = close_resource_key(res, key);
+	if (k == NULL)
+		return res->open_keys && has_field_option(rel, att->attnum)
+			? COLUMN_WRITABLE : COLUMN_UNKNOWN;
+	switch (k->access)
+	{
+		case CLOSE_KEY_READ_ONLY:
 			return COLUMN_READ_ONLY;
-	return COLUMN_UNKNOWN;
+		case CLOSE_KEY_CREATE_ONLY:
+			return COLUMN_CREATE_ONLY;
+		case CLOSE_KEY_WRITABLE:
+			break;
+	}
+	return COLUMN_WRITABLE;
+}
+
+/*
+ * Refuse any write to a table whose resource close_fdw does not write
+ * (users, statuses, pipelines), before any request.
+ */
+static void
+check_writable(Relation rel)
+{
+	const CloseResource *res = close_get_table_resource(RelationGetRelid(rel));
+
+	if (!res->writable)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("foreign table \"%s\" cannot be written",
+						RelationGetRelationName(rel)),
+				 errdetail("It reads the Close resource \"%s\", which close_fdw only reads.",
+						   res->name)));
 }
 
 /* ---- write log ---- */
@@ -252,6 +298,7 @@ write_log_for(Relation rel, const char *verb)
 {
 	int			level = GetCurrentTransactionNestLevel();
 	CloseWriteLog *log;
+	const CloseResource *res;
 	MemoryContext oldcxt;
 	ListCell   *lc;
 
@@ -270,10 +317,12 @@ write_log_for(Relation rel, const char *verb)
 			return log;
 	}
 
+	res = close_get_table_resource(RelationGetRelid(rel));
 	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 	log = palloc0(sizeof(CloseWriteLog));
 	log->nest_level = level;
 	strlcpy(log->relname, RelationGetRelationName(rel), NAMEDATALEN);
+	log->res = res;
 	log->verb = verb;
 	initStringInfo(&log->ids);
 	write_logs = lappend(write_logs, log);
@@ -620,14 +669,20 @@ write_log_text(CloseWriteLog *log)
 
 	initStringInfo(&buf);
 	if (log->count > 0)
-		appendStringInfo(&buf, "%c%s in Close by this transaction, which Close cannot undo: %lld custom object%s of foreign table \"%s\": %s%s.",
+	{
+		/* (may run in TopMemoryContext: the noun is freed) */
+		char	   *noun = close_resource_noun(log->res, log->count != 1);
+
+		appendStringInfo(&buf, "%c%s in Close by this transaction, which Close cannot undo: %lld %s of foreign table \"%s\": %s%s.",
 						 pg_toupper((unsigned char) log->verb[0]), log->verb + 1,
-						 (long long) log->count, log->count == 1 ? "" : "s",
+						 (long long) log->count, noun,
 						 log->relname, log->ids.data,
 						 log->count > CLOSE_REPORTED_IDS
 						 ? psprintf(" and %lld more",
 									(long long) (log->count - CLOSE_REPORTED_IDS))
 						 : "");
+		pfree(noun);
+	}
 	if (log->maybe == 0)
 		return buf.data;
 
@@ -642,6 +697,16 @@ write_log_text(CloseWriteLog *log)
 			appendStringInfoString(&buf, ", ");
 		if (strcmp(log->verb, "created") != 0)
 			appendStringInfo(&buf, "object %s may have been %s", m->key, log->verb);
+		else if (m->key[0] == '\0' &&
+				 close_resource_key(log->res, CLOSE_KEY_LEAD_ID) == NULL)
+		{
+			/* a lead: it has no lead of its own to name */
+			char	   *noun = close_resource_noun(log->res, m->n != 1);
+
+			appendStringInfo(&buf, "%lld %s may have been created (id%s unknown)",
+							 (long long) m->n, noun, m->n == 1 ? "" : "s");
+			pfree(noun);
+		}
 		else if (m->key[0] == '\0')
 			appendStringInfo(&buf, "%lld object%s may have been created (lead and id%s unknown)",
 							 (long long) m->n, m->n == 1 ? "" : "s",
@@ -903,6 +968,8 @@ close_add_update_targets(PlannerInfo *root, Query *parse, Index rtindex,
 	Form_pg_attribute att;
 	Var		   *var;
 
+	/* the first hook an UPDATE or DELETE reaches */
+	check_writable(target_relation);
 	close_find_key_columns(RelationGetRelid(target_relation), &keys);
 	if (keys.id_attno == InvalidAttrNumber)
 		ereport(ERROR,
@@ -935,8 +1002,10 @@ refuse_update_column(Relation rel, Form_pg_attribute att, ColumnKind kind,
 			 ? errdetail("The column maps to the read-only field \"%s\", which Close sets.", key)
 			 : kind == COLUMN_UNKNOWN
 			 ? errdetail("The column maps to \"%s\", which is not a field Close can change.", key)
-			 : errdetail("A Close custom object keeps its \"%s\" for life.", key),
-			 kind == COLUMN_LEAD || kind == COLUMN_TYPE
+			 : errdetail("A Close %s keeps its \"%s\" for life.",
+						 close_resource_noun(close_get_table_resource(RelationGetRelid(rel)),
+											 false), key),
+			 kind == COLUMN_CREATE_ONLY
 			 ? errhint("Insert a new record and delete the old one instead.") : 0));
 }
 
@@ -985,31 +1054,6 @@ check_deferred_returning(Relation rel, Node *returning, Index varno)
  * (explicitly or by a column DEFAULT), for UPDATE those it assigns, and
  * refuse the assignments Close would not take.
  */
-/*
- * Refuse a write to a table whose resource is not written (yet): before any
- * request, at planning (or at the start of a COPY).
- */
-static void
-check_resource_writable(Relation rel)
-{
-	const CloseResource *res = close_get_table_resource(RelationGetRelid(rel));
-
-	if (!res->writable)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("foreign table \"%s\" cannot be written",
-						RelationGetRelationName(rel)),
-				 errdetail("Resource \"%s\" is read-only in close_fdw.",
-						   res->name)));
-	/* custom objects only, until the other resources' writes land */
-	if (res != close_resource_default())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("resource \"%s\" cannot be written yet", res->name),
-				 errdetail("Foreign table \"%s\" reads resource \"%s\", which close_fdw only reads so far.",
-						   RelationGetRelationName(rel), res->name)));
-}
-
 List *
 closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 					   Index resultRelation, int subplan_index)
@@ -1022,8 +1066,7 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	FromExpr   *jointree;
 	ListCell   *lc;
 
-	check_resource_writable(rel);
-
+	check_writable(rel);
 	if (plan->onConflictAction != ONCONFLICT_NONE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -1092,6 +1135,7 @@ create_modify_state(EState *estate, ResultRelInfo *rinfo, CmdType operation,
 
 	st->rel = rel;
 	st->operation = operation;
+	st->res = close_get_table_resource(RelationGetRelid(rel));
 	st->user = GetUserMapping(close_modify_user(rinfo, estate), table->serverid);
 	st->conv = close_make_row_converter(rel, NULL);
 	st->kinds = palloc(sizeof(ColumnKind) * Max(tupdesc->natts, 1));
@@ -1442,8 +1486,7 @@ closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
 	CloseModifyState *st;
 
-	check_resource_writable(rinfo->ri_RelationDesc);
-
+	check_writable(rinfo->ri_RelationDesc);
 	/* a row an UPDATE moves here from another partition */
 	if (close_routed_row_kind(mtstate) == CLOSE_ROUTED_MOVED)
 		refuse_partition_move(rinfo->ri_RelationDesc, true);
@@ -1603,7 +1646,11 @@ refuse_insert_column(CloseModifyState *st, Form_pg_attribute att,
 					NameStr(att->attname), RelationGetRelationName(st->rel)),
 			 kind == COLUMN_READ_ONLY
 			 ? errdetail("The column maps to the read-only field \"%s\", which Close sets.", key)
-			 : errdetail("The column maps to \"%s\", which is not a field Close takes.", key)));
+			 : errdetail("The column maps to \"%s\", which is not a field Close takes.", key),
+			 kind == COLUMN_UNKNOWN && st->res->open_keys
+			 ? errhint("To send the key anyway, give the column OPTIONS (field '%s'): Close ignores a key it does not take, and close_fdw then warns.",
+					   key)
+			 : 0));
 }
 
 /* An UPDATE may not set this column to NULL: why (a fact) or what to do. */
@@ -1660,31 +1707,35 @@ build_body(CloseModifyState *st, TupleTableSlot *slot, List *attrs,
 				if (!isnull)
 					refuse_insert_column(st, att, kind);
 				continue;
-			case COLUMN_TYPE:
-				if (isnull)
+			case COLUMN_CREATE_ONLY:
+			case COLUMN_WRITABLE:
+				/* on create, a missing key already means not set */
+				if (isnull && (insert || kind == COLUMN_CREATE_ONLY))
 					continue;
-				if (st->table_type_id &&
-					strcmp(TextDatumGetCString(value), st->table_type_id) != 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_CHECK_VIOLATION),
-							 errmsg("custom_object_type_id \"%s\" conflicts with the type of foreign table \"%s\"",
-									TextDatumGetCString(value),
-									RelationGetRelationName(st->rel)),
-							 errdetail("The table has OPTIONS (custom_object_type_id '%s').",
-									   st->table_type_id)));
-				has_type = true;
-				break;
-			case COLUMN_LEAD:
-				if (isnull)
-					continue;
-				has_lead = true;
-				break;
-			case COLUMN_NAME:
-				if (isnull && insert)
-					continue;
-				if (isnull)
-					refuse_null(st, att, "Every Close custom object has a name.", NULL);
-				has_name = true;
+				if (strcmp(key, CLOSE_KEY_TYPE_ID) == 0)
+				{
+					if (st->table_type_id &&
+						strcmp(TextDatumGetCString(value), st->table_type_id) != 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_CHECK_VIOLATION),
+								 errmsg("custom_object_type_id \"%s\" conflicts with the type of foreign table \"%s\"",
+										TextDatumGetCString(value),
+										RelationGetRelationName(st->rel)),
+								 errdetail("The table has OPTIONS (custom_object_type_id '%s').",
+										   st->table_type_id)));
+					has_type = true;
+				}
+				else if (strcmp(key, CLOSE_KEY_LEAD_ID) == 0 && !isnull)
+					has_lead = true;
+				else if (strcmp(key, "name") == 0 && st->res->name_required)
+				{
+					if (isnull)
+						refuse_null(st, att,
+									psprintf("Every Close %s has a name.",
+											 close_resource_noun(st->res, false)),
+									NULL);
+					has_name = true;
+				}
 				break;
 			case COLUMN_CUSTOM_FIELD:
 				/* on create, a missing key already means not set */
@@ -1711,6 +1762,10 @@ build_body(CloseModifyState *st, TupleTableSlot *slot, List *attrs,
 
 	if (insert)
 	{
+		/* the keys a new record needs, from the resource */
+		bool		needs_type = close_resource_key(st->res, CLOSE_KEY_TYPE_ID) != NULL;
+		const char *missing = NULL;
+
 		if (!has_type && st->table_type_id)
 		{
 			StringInfoData json;
@@ -1720,15 +1775,37 @@ build_body(CloseModifyState *st, TupleTableSlot *slot, List *attrs,
 			add_field(&fields, CLOSE_KEY_TYPE_ID, json.data, "(table option)");
 			has_type = true;
 		}
-		if (!has_lead || !has_name || !has_type)
+		if (st->res->insert_needs_lead && !has_lead)
+			missing = CLOSE_KEY_LEAD_ID;
+		else if (st->res->name_required && !has_name)
+			missing = "name";
+		else if (needs_type && !has_type)
+			missing = CLOSE_KEY_TYPE_ID;
+		if (missing && needs_type)
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("a new Close custom object needs a %s",
-							!has_lead ? "lead_id" : !has_name ? "name"
-							: "custom_object_type_id"),
+					 errmsg("a new Close custom object needs a %s", missing),
 					 errdetail("Close requires lead_id, name and custom_object_type_id to create a custom object."),
 					 !has_type
 					 ? errhint("Insert a value into a column mapped to custom_object_type_id, or give the table OPTIONS (custom_object_type_id '...').")
+					 : 0));
+
+		/*
+		 * Close takes a contact or opportunity without a lead_id, and makes
+		 * a new lead for it: refused, as a lead_id left out by mistake.
+		 */
+		if (missing)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("a new Close %s needs a %s",
+							close_resource_noun(st->res, false), missing),
+					 strcmp(missing, CLOSE_KEY_LEAD_ID) == 0
+					 ? errdetail("Without a lead_id, Close would create a new lead for the %s; nothing was sent.",
+								 close_resource_noun(st->res, false))
+					 : errdetail("Nothing was sent."),
+					 strcmp(missing, CLOSE_KEY_LEAD_ID) == 0
+					 ? errhint("Insert the lead first (foreign table of resource \"lead\"), then its %s with that lead's id.",
+							   close_resource_noun(st->res, true))
 					 : 0));
 	}
 
@@ -1806,7 +1883,7 @@ changed_columns(CloseModifyState *st, TupleTableSlot *slot,
 			continue;
 		kind = column_kind(st->rel, att, &key);
 		if (kind == COLUMN_READ_ONLY || kind == COLUMN_UNKNOWN ||
-			kind == COLUMN_LEAD || kind == COLUMN_TYPE)
+			kind == COLUMN_CREATE_ONLY)
 			refuse_update_column(st->rel, att, kind, key);
 		attrs = lappend_int(attrs, i + 1);
 	}
@@ -1827,11 +1904,19 @@ row_id(CloseModifyState *st, TupleTableSlot *planSlot)
 				 errmsg("a row of foreign table \"%s\" has no id",
 						RelationGetRelationName(st->rel))));
 	id = TextDatumGetCString(value);
-	if (!close_is_valid_id(id, CLOSE_PREFIX_CUSTOM_OBJECT))
+	if (!close_is_valid_id(id, st->res->id_prefix))
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("\"%s\" is not a Close custom object id", id)));
+				 errmsg("\"%s\" is not a Close %s id", id,
+						close_resource_noun(st->res, false))));
 	return id;
+}
+
+/* The path of one record: the resource's path, the id (base62) and "/". */
+static char *
+record_path(CloseModifyState *st, const char *id)
+{
+	return psprintf("%s%s/", st->res->path, id);
 }
 
 /* A string member of a record, palloc'd, or NULL. */
@@ -1863,17 +1948,24 @@ body_lead(const char *body)
 }
 
 /*
- * The record id of a PUT's or DELETE's path (ids are checked to be base62,
- * so the path holds the id as it is), or NULL.
+ * The record id of a PUT's or DELETE's path, its last segment (ids are
+ * checked to be base62, so the path holds the id as it is), or NULL.
  */
 static char *
 path_object_id(const char *path)
 {
-	const char *prefix = "/custom_object/";
+	size_t		len = strlen(path);
+	const char *end;
+	const char *start;
 
-	if (strncmp(path, prefix, strlen(prefix)) != 0)
+	if (len < 2 || path[len - 1] != '/')
 		return NULL;
-	return pnstrdup(path + strlen(prefix), strcspn(path + strlen(prefix), "/"));
+	end = path + len - 1;
+	for (start = end; start > path && start[-1] != '/'; start--)
+		;
+	if (start == end || start == path)
+		return NULL;
+	return pnstrdup(start, end - start);
 }
 
 static const char *
@@ -1883,6 +1975,327 @@ record_id(struct json_object *record)
 
 	return close_json_scalar_text(close_json_object_get(record, CLOSE_KEY_ID),
 								  &len);
+}
+
+/* ---- what Close answered against what was sent ---- */
+
+/* The digits of a phone number, without leading zeros (a trunk prefix). */
+static char *
+phone_digits(const char *text)
+{
+	StringInfoData buf;
+	const char *p;
+
+	initStringInfo(&buf);
+	for (p = text; *p; p++)
+		if (*p >= '0' && *p <= '9' && (buf.len > 0 || *p != '0'))
+			appendStringInfoChar(&buf, *p);
+	return buf.data;
+}
+
+/* n decimal digits at *p, as a number; false if there are fewer. */
+static bool
+read_digits(const char **p, int n, int *value)
+{
+	int			i;
+
+	*value = 0;
+	for (i = 0; i < n; i++)
+	{
+		if ((*p)[i] < '0' || (*p)[i] > '9')
+			return false;
+		*value = *value * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	return true;
+}
+
+/*
+ * An ISO 8601 date and time (YYYY-MM-DD, "T" or a space, hh:mm[:ss[.f]],
+ * then Z, +hh[:mm], -hh[:mm] or nothing for UTC) as microseconds since
+ * 1970 UTC; false for anything else.  Never an error: it reads what Close
+ * answers, to compare it with what was sent.
+ */
+static bool
+iso_instant(const char *p, int64 *usec)
+{
+	int			y,
+				mo,
+				d,
+				h,
+				mi,
+				sec = 0,
+				oh = 0,
+				om = 0,
+				sign = 0;
+	int64		frac = 0;
+	int			scale = 1000000;
+	int64		days;
+	int			era;
+	int			yoe,
+				doy;
+
+	if (!read_digits(&p, 4, &y) || *p++ != '-' || !read_digits(&p, 2, &mo) ||
+		*p++ != '-' || !read_digits(&p, 2, &d) ||
+		(*p != 'T' && *p != 't' && *p != ' '))
+		return false;
+	p++;
+	if (!read_digits(&p, 2, &h) || *p++ != ':' || !read_digits(&p, 2, &mi))
+		return false;
+	if (*p == ':')
+	{
+		p++;
+		if (!read_digits(&p, 2, &sec))
+			return false;
+		if (*p == '.')
+		{
+			p++;
+			if (*p < '0' || *p > '9')
+				return false;
+			for (; *p >= '0' && *p <= '9'; p++)
+				if (scale > 1)
+				{
+					scale /= 10;
+					frac += (*p - '0') * scale;
+				}
+		}
+	}
+	if (*p == 'Z' || *p == 'z')
+		p++;
+	else if (*p == '+' || *p == '-')
+	{
+		sign = *p++ == '-' ? -1 : 1;
+		if (!read_digits(&p, 2, &oh))
+			return false;
+		if (*p == ':')
+			p++;
+		if (*p != '\0' && !read_digits(&p, 2, &om))
+			return false;
+	}
+	if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+		mi > 59 || sec > 60 || oh > 23 || om > 59)
+		return false;
+
+	/* days since 1970-01-01 of a proleptic Gregorian date */
+	y -= mo <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	days = (int64) era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+	*usec = ((days * 86400 + h * 3600 + mi * 60 + sec) -
+			 (int64) sign * (oh * 3600 + om * 60)) * 1000000 + frac;
+	return true;
+}
+
+/* Whether a JSON value says "nothing": absent, null, "" or []. */
+static bool
+json_is_empty(struct json_object *value)
+{
+	size_t		len;
+
+	switch (close_json_kind(value))
+	{
+		case CLOSE_JSON_NULL:
+			return true;
+		case CLOSE_JSON_STRING:
+			(void) close_json_scalar_text(value, &len);
+			return len == 0;
+		case CLOSE_JSON_ARRAY:
+			return close_json_array_length(value) == 0;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Whether Close kept the value sent for key, answering got (NULL when the
+ * key is absent).  The same JSON value is kept, and so is what Close
+ * normalises: a number written another way (12.5, 12.50), a date and
+ * time written another way (the same instant), an email address in
+ * another case, a phone number rewritten as E.164 (its digits
+ * end with the digits sent, leading zeros left out), an object with more
+ * keys than were sent (every key sent kept: a phone's phone_formatted and
+ * country), an array whose elements are each kept, in order.  Nothing
+ * sent ("" , [] or null) is kept by an absent or empty answer.  Anything
+ * else (an absent key among them) was not kept.
+ */
+static bool
+same_as_sent(const char *key, struct json_object *sent, struct json_object *got)
+{
+	CloseJsonKind kind = close_json_kind(sent);
+	size_t		len;
+
+	if (json_is_empty(sent) && json_is_empty(got))
+		return true;
+	if (kind != close_json_kind(got))
+		return false;
+	switch (kind)
+	{
+		case CLOSE_JSON_NULL:
+			return true;
+		case CLOSE_JSON_BOOL:
+			return close_json_bool(sent) == close_json_bool(got);
+		case CLOSE_JSON_NUMBER:
+			return same_json(close_json_scalar_text(sent, &len),
+							 close_json_scalar_text(got, &len));
+		case CLOSE_JSON_STRING:
+			{
+				const char *a = close_json_scalar_text(sent, &len);
+				const char *b = close_json_scalar_text(got, &len);
+				int64		ta,
+							tb;
+
+				if (strcmp(a, b) == 0)
+					return true;
+				/* a date and time: the same instant, however written */
+				if (iso_instant(a, &ta) && iso_instant(b, &tb))
+					return ta == tb;
+				if (key && strcmp(key, "email") == 0)
+					return pg_strcasecmp(a, b) == 0;
+				if (key && strcmp(key, "phone") == 0)
+				{
+					char	   *da = phone_digits(a);
+					char	   *db = phone_digits(b);
+					size_t		la = strlen(da);
+					size_t		lb = strlen(db);
+
+					return la > 0 && lb >= la && strcmp(db + lb - la, da) == 0;
+				}
+				return false;
+			}
+		case CLOSE_JSON_ARRAY:
+			{
+				int			n = close_json_array_length(sent);
+				int			i;
+
+				if (close_json_array_length(got) != n)
+					return false;
+				for (i = 0; i < n; i++)
+					if (!same_as_sent(key, close_json_array_get(sent, i),
+									  close_json_array_get(got, i)))
+						return false;
+				return true;
+			}
+		case CLOSE_JSON_OBJECT:
+			{
+				ListCell   *lc;
+
+				foreach(lc, close_json_object_members(sent))
+				{
+					const char *member = ((CloseJsonMember *) lfirst(lc))->key;
+
+					if (!same_as_sent(member, close_json_object_get(sent, member),
+									  close_json_object_get(got, member)))
+						return false;
+				}
+				return true;
+			}
+	}
+	return false;
+}
+
+/* How messages name the column that sent key. */
+static char *
+mismatch_label(CloseModifyState *st, const char *key)
+{
+	const char *column = close_column_for_key(st->conv, key);
+	int			i;
+
+	if (column == NULL)
+		return psprintf("key \"%s\"", key);
+	for (i = 0; i < st->conv->natts; i++)
+	{
+		const char *ckey = close_column_key(st->conv, i + 1);
+
+		if (ckey && strcmp(ckey, key) == 0 &&
+			!close_column_is_custom_map(st->conv, i + 1))
+			return psprintf("\"%s\"", column);
+	}
+	return psprintf("\"%s\" (key \"%s\")", column, key);
+}
+
+/*
+ * Compare the answer to a POST or PUT with its body: each key sent that
+ * Close did not keep (same_as_sent) is counted against its column, for
+ * the statement's WARNING (report_mismatches).  Close takes keys it does
+ * not know, or cannot set, and answers 200 all the same.
+ */
+static void
+check_answer(CloseModifyState *st, const char *body, struct json_object *record)
+{
+	MemoryContext cxt = GetMemoryChunkContext(st);
+	const char *problem;
+	struct json_object *sent;
+	bool		differs = false;
+	ListCell   *lc;
+
+	if (body == NULL)
+		return;
+	sent = close_json_parse(body, strlen(body), CurrentMemoryContext, &problem);
+	if (problem || close_json_kind(sent) != CLOSE_JSON_OBJECT)
+		return;
+	foreach(lc, close_json_object_members(sent))
+	{
+		const char *key = ((CloseJsonMember *) lfirst(lc))->key;
+		char	   *label;
+		AnswerMismatch *m = NULL;
+		ListCell   *lc2;
+
+		if (same_as_sent(key, close_json_object_get(sent, key),
+						 close_json_object_get(record, key)))
+			continue;
+		differs = true;
+		label = mismatch_label(st, key);
+		foreach(lc2, st->mismatches)
+			if (strcmp(((AnswerMismatch *) lfirst(lc2))->label, label) == 0)
+				m = (AnswerMismatch *) lfirst(lc2);
+		if (m == NULL)
+		{
+			MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+
+			m = palloc0(sizeof(AnswerMismatch));
+			m->label = pstrdup(label);
+			st->mismatches = lappend(st->mismatches, m);
+			MemoryContextSwitchTo(oldcxt);
+		}
+		m->rows++;
+	}
+	if (differs)
+		st->mismatch_rows++;
+}
+
+/*
+ * One WARNING for a statement's rows whose answers did not keep what was
+ * sent, naming each column with its count; then forget them.
+ */
+static void
+report_mismatches(CloseModifyState *st)
+{
+	StringInfoData columns;
+	ListCell   *lc;
+
+	if (st == NULL || st->mismatch_rows == 0)
+		return;
+	initStringInfo(&columns);
+	foreach(lc, st->mismatches)
+	{
+		AnswerMismatch *m = (AnswerMismatch *) lfirst(lc);
+
+		appendStringInfo(&columns, "%s%s (%lld row%s)",
+						 columns.len > 0 ? ", " : "", m->label,
+						 (long long) m->rows, m->rows == 1 ? "" : "s");
+	}
+	ereport(WARNING,
+			(errcode(ERRCODE_WARNING),
+			 errmsg("Close did not keep values written to foreign table \"%s\" in %lld row%s",
+					RelationGetRelationName(st->rel),
+					(long long) st->mismatch_rows,
+					st->mismatch_rows == 1 ? "" : "s"),
+			 errdetail("Close answered other values, or none, for: %s.",
+					   columns.data),
+			 errhint("Close ignores a key it does not take; RETURNING and later reads show what it kept.")));
+	st->mismatches = NIL;
+	st->mismatch_rows = 0;
 }
 
 /*
@@ -1895,7 +2308,8 @@ record_id(struct json_object *record)
  */
 static struct json_object *
 judge_write(CloseModifyState *st, CloseConnection *conn, const char *method,
-			const char *path, CloseResponse *response, bool *missing)
+			const char *path, const char *body, CloseResponse *response,
+			bool *missing)
 {
 	struct json_object *record = NULL;
 	struct json_object *id;
@@ -1930,8 +2344,10 @@ judge_write(CloseModifyState *st, CloseConnection *conn, const char *method,
 		? close_json_object_get(record, CLOSE_KEY_ID) : NULL;
 	if (id == NULL || close_json_kind(id) != CLOSE_JSON_STRING)
 		close_report_bad_answer(method, path,
-								"Expected the custom object record, with its id.");
+								psprintf("Expected the %s record, with its id.",
+										 close_resource_noun(st->res, false)));
 	st->last_lead = json_text_member(record, CLOSE_KEY_LEAD_ID);
+	check_answer(st, body, record);
 	return record;
 }
 
@@ -1981,7 +2397,6 @@ static void
 log_unsure_write(CloseModifyState *st, const char *method, const char *path,
 				 const char *body, int status)
 {
-	const char *prefix = "/custom_object/";
 	const char *key = "";
 
 	if (strcmp(method, "POST") == 0)
@@ -1999,10 +2414,7 @@ log_unsure_write(CloseModifyState *st, const char *method, const char *path,
 		if (lead && close_json_kind(lead) == CLOSE_JSON_STRING)
 			key = pstrdup(close_json_scalar_text(lead, &len));
 	}
-	else if (strncmp(path, prefix, strlen(prefix)) == 0)
-		key = pnstrdup(path + strlen(prefix),
-					   strcspn(path + strlen(prefix), "/"));
-	else
+	else if ((key = path_object_id(path)) == NULL)
 		key = pstrdup(path);
 	write_log_maybe(st->log, key);
 	if (strcmp(method, "POST") == 0)
@@ -2062,7 +2474,7 @@ send_write(CloseModifyState *st, const char *method, const char *path,
 		CloseConnection *conn = close_get_connection(st->user);
 
 		close_http_request(conn, method, path, body, response);
-		record = judge_write(st, conn, method, path, response, missing);
+		record = judge_write(st, conn, method, path, body, response, missing);
 	}
 	PG_CATCH();
 	{
@@ -2085,9 +2497,9 @@ send_write(CloseModifyState *st, const char *method, const char *path,
  */
 static void
 log_if_written(CloseModifyState *st, CloseConnection *conn,
-			   const char *method, const char *path, CloseResponse *response,
-			   const char *id, bool *written, bool *unsure,
-			   ErrorData **first_error, MemoryContext error_cxt)
+			   const char *method, const char *path, const char *body,
+			   CloseResponse *response, const char *id, bool *written,
+			   bool *unsure, ErrorData **first_error, MemoryContext error_cxt)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
@@ -2096,7 +2508,7 @@ log_if_written(CloseModifyState *st, CloseConnection *conn,
 		bool		missing;
 		struct json_object *record;
 
-		record = judge_write(st, conn, method, path, response, &missing);
+		record = judge_write(st, conn, method, path, body, response, &missing);
 		*written = !missing;
 		*unsure = false;
 		if (!missing)
@@ -2168,7 +2580,7 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 
 	*resending = -1;
 	for (i = 0; i < n; i++)
-		paths[i] = ids ? close_object_path(ids[i]) : "/custom_object/";
+		paths[i] = ids ? record_path(st, ids[i]) : (char *) st->res->path;
 
 	PG_TRY();
 	{
@@ -2229,7 +2641,8 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 					  (r->status == 404 && st->operation != CMD_INSERT)))
 					continue;
 				judged[i] = true;
-				log_if_written(st, conn, method, paths[start + i], r,
+				log_if_written(st, conn, method, paths[start + i],
+							   bodies ? bodies[start + i] : NULL, r,
 							   ids ? ids[start + i] : NULL, &written[start + i],
 							   &unsure[start + i], &first_error, oldcxt);
 			}
@@ -2268,7 +2681,8 @@ send_writes(CloseModifyState *st, const char *method, char **ids,
 								   bodies ? bodies[start + i] : NULL, resend);
 				/* a lost first answer counts, as in a retry of its own */
 				resend->may_have_acted |= r->may_have_acted;
-				record = judge_write(st, conn, method, paths[start + i], resend,
+				record = judge_write(st, conn, method, paths[start + i],
+									 bodies ? bodies[start + i] : NULL, resend,
 									 &missing);
 				*resending = -1;
 				unsure[start + i] = false;
@@ -2357,12 +2771,12 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 									 ? st->mtstate->resultRelInfo->ri_RangeTableIndex
 									 : rinfo->ri_RangeTableIndex);
 		st->check_returning = false;
-		queue_write(st, "/custom_object/",
+		queue_write(st, st->res->path,
 					build_body(st, slot, st->target_attrs, NULL), NULL);
 		MemoryContextSwitchTo(oldcxt);
 		return slot;			/* RETURNING shows the row given */
 	}
-	record = send_write(st, "POST", "/custom_object/",
+	record = send_write(st, "POST", st->res->path,
 						build_body(st, slot, st->target_attrs, NULL), &missing);
 	log_written(st, record_id(record));
 	slot = store_returned(st, slot, record);
@@ -2396,7 +2810,7 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 		MemoryContextSwitchTo(oldcxt);
 		return NULL;			/* matched again: updated once */
 	}
-	path = close_object_path(id);
+	path = record_path(st, id);
 	if (st->send_changed)
 	{
 		/* what the statement assigns, and what a trigger changed */
@@ -2450,7 +2864,7 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 		MemoryContextSwitchTo(oldcxt);
 		return NULL;			/* matched again: deleted once */
 	}
-	path = close_object_path(id);
+	path = record_path(st, id);
 	if (st->deferred)
 	{
 		/* deleted earlier in the transaction: not deleted again */
@@ -2514,7 +2928,7 @@ closeExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 	}
 	if (st->deferred)
 		for (i = 0; i < *numSlots; i++)
-			queue_write(st, "/custom_object/", bodies[i], NULL);
+			queue_write(st, st->res->path, bodies[i], NULL);
 	else
 		send_writes(st, "POST", NULL, bodies, *numSlots, written);
 	MemoryContextSwitchTo(oldcxt);
@@ -2636,6 +3050,7 @@ send_deferred(void)
 								   i, n - i)));
 			st->rel = rel;
 			st->operation = first->operation;
+			st->res = close_get_table_resource(first->relid);
 			st->user = GetUserMapping(first->userid, first->serverid);
 			st->conv = close_make_row_converter(rel, NULL);
 			close_get_server_options(GetForeignServer(first->serverid), &sopts);
@@ -2674,11 +3089,13 @@ send_deferred(void)
 						first->operation == CMD_INSERT ? NULL : ids,
 						first->operation == CMD_DELETE ? NULL : bodies,
 						count, written);
+			report_mismatches(st);
 			for (k = 0; k < count; k++)
 				if (!written[k])
 					ereport(WARNING,
 							(errcode(ERRCODE_WARNING),
-							 errmsg("custom object %s of foreign table \"%s\" was gone when COMMIT sent its %s",
+							 errmsg("%s %s of foreign table \"%s\" was gone when COMMIT sent its %s",
+									close_resource_noun(st->res, false),
 									ids[k], RelationGetRelationName(rel),
 									first->operation == CMD_UPDATE ? "UPDATE" : "DELETE"),
 							 errdetail("Close answered 404: the record no longer exists; nothing was %s.",
@@ -2738,6 +3155,28 @@ send_deferred(void)
 	MemoryContextDelete(cxt);
 }
 
+/* ---- end of a statement ---- */
+
+void
+closeEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+{
+	CloseModifyState *st = (CloseModifyState *) rinfo->ri_FdwState;
+
+	if (st)
+		report_mismatches(st);
+}
+
+void
+closeEndForeignInsert(EState *estate, ResultRelInfo *rinfo)
+{
+	closeEndForeignModify(estate, rinfo);
+}
+
+/*
+ * Every table says it takes writes, so that a write to a read-only
+ * resource (users, statuses, pipelines) gets check_writable's error, which
+ * names the resource, COPY's included.
+ */
 int
 closeIsForeignRelUpdatable(Relation rel)
 {
@@ -2750,17 +3189,18 @@ closeExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 						  ExplainState *es)
 {
 	const char *request;
+	const char *path = close_get_table_resource(RelationGetRelid(rinfo->ri_RelationDesc))->path;
 
 	switch (mtstate->operation)
 	{
 		case CMD_INSERT:
-			request = "POST /custom_object/ (one per row)";
+			request = psprintf("POST %s (one per row)", path);
 			break;
 		case CMD_UPDATE:
-			request = "PUT /custom_object/{id}/ (one per row read)";
+			request = psprintf("PUT %s{id}/ (one per row read)", path);
 			break;
 		default:
-			request = "DELETE /custom_object/{id}/ (one per row read)";
+			request = psprintf("DELETE %s{id}/ (one per row read)", path);
 			break;
 	}
 	ExplainPropertyText("Close Request", request, es);
@@ -2799,7 +3239,7 @@ check_update_columns(Relation rel, List *attnos)
 		ColumnKind	kind = column_kind(rel, att, &key);
 
 		if (kind == COLUMN_READ_ONLY || kind == COLUMN_UNKNOWN ||
-			kind == COLUMN_LEAD || kind == COLUMN_TYPE)
+			kind == COLUMN_CREATE_ONLY)
 			refuse_update_column(rel, att, kind, key);
 	}
 }
@@ -2831,11 +3271,12 @@ closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
 
 	if (plan->operation != CMD_UPDATE && plan->operation != CMD_DELETE)
 		return false;
+	/* (PlanForeignModify is not called when this returns true) */
 	{
 		Relation	rel = table_open(planner_rt_fetch(resultRelation, root)->relid,
 									 NoLock);
 
-		check_resource_writable(rel);
+		check_writable(rel);
 		table_close(rel, NoLock);
 	}
 	if (subplan == NULL || !IsA(subplan, ForeignScan))
@@ -2890,13 +3331,13 @@ closePlanDirectModify(PlannerInfo *root, ModifyTable *plan,
 									   lfirst_node(TargetEntry, lc)->expr);
 	}
 
-	/* the scan's "GET /custom_object/..." becomes this statement's request */
+	/* the scan's "GET /{resource}/{id}/" becomes this statement's request */
 	request = strVal(list_nth(fscan->fdw_private, FdwScanPrivateRequest));
 	path = strchr(request, '/');
 	if (path && strncmp(request, "GET ", 4) == 0)
-		request = psprintf("%s %s (no read first)",
+		request = psprintf("%s %.*s (no read first)",
 						   plan->operation == CMD_UPDATE ? "PUT" : "DELETE",
-						   path);
+						   (int) strcspn(path, "? "), path);	/* not its _fields */
 	list_nth_cell(fscan->fdw_private, FdwScanPrivateRequest)->ptr_value =
 		makeString(request);
 
@@ -2971,7 +3412,7 @@ closeIterateDirectModify(ForeignScanState *node)
 
 	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_query_memory);
 	nids = close_evaluate_keys(ds->key_state, ds->key_is_array,
-							   CLOSE_PREFIX_CUSTOM_OBJECT, econtext, &ids);
+							   st->res->id_prefix, econtext, &ids);
 	if (st->operation == CMD_UPDATE && nids > 0)
 	{
 		ListCell   *lc;
@@ -3012,7 +3453,7 @@ closeIterateDirectModify(ForeignScanState *node)
 			 */
 			for (i = 0; i < nids; i++)
 			{
-				char	   *path = close_object_path(ids[i]);
+				char	   *path = record_path(st, ids[i]);
 
 				if (object_deleted_in_queue(path))
 					continue;
@@ -3024,7 +3465,7 @@ closeIterateDirectModify(ForeignScanState *node)
 		{
 			/* every id is checked before any request */
 			for (i = 0; i < nids; i++)
-				check_object_not_queued(st, close_object_path(ids[i]), ids[i]);
+				check_object_not_queued(st, record_path(st, ids[i]), ids[i]);
 			send_writes(st, st->operation == CMD_UPDATE ? "PUT" : "DELETE",
 						ids, bodies, nids, written);
 			/* a record that was gone is not counted: nothing changed */
@@ -3045,7 +3486,10 @@ closeEndDirectModify(ForeignScanState *node)
 	CloseDirectState *ds = (CloseDirectState *) node->fdw_state;
 
 	if (ds)
+	{
+		report_mismatches(ds->st);
 		ExecDropSingleTupleTableSlot(ds->values);
+	}
 }
 
 void

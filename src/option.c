@@ -404,9 +404,7 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 			has_type_id = true;
 		}
 		else if (strcmp(def->defname, "resource") == 0)
-		{
 			resource = parse_resource(def);
-		}
 		else if (strcmp(def->defname, "write_mode") == 0)
 			(void) parse_write_mode(def);
 		else if (strcmp(def->defname, "field") == 0)

@@ -184,7 +184,9 @@ static const CloseResource close_resources[] = {
 		.list_whole = false,	/* its listing takes lead_id only */
 		.fields_param = false,
 		.fields_custom = false,
-		.keys = custom_object_keys
+		.keys = custom_object_keys,
+		.name_required = true,
+		.open_keys = false		/* Close refuses a key it does not know */
 	},
 	{
 		.name = "lead",
@@ -203,7 +205,8 @@ static const CloseResource close_resources[] = {
 		.list_whole = true,
 		.fields_param = true,	/* records are heavy: nested contacts... */
 		.fields_custom = true,	/* _fields=custom.cf_X is confirmed */
-		.keys = lead_keys
+		.keys = lead_keys,
+		.open_keys = true		/* unknown keys accepted silently */
 	},
 	{
 		.name = "contact",
@@ -222,7 +225,8 @@ static const CloseResource close_resources[] = {
 		.list_whole = true,
 		.fields_param = true,
 		.fields_custom = false, /* custom.cf_X in _fields: not confirmed */
-		.keys = contact_keys
+		.keys = contact_keys,
+		.open_keys = true
 	},
 	{
 		.name = "opportunity",
@@ -243,7 +247,8 @@ static const CloseResource close_resources[] = {
 		.fields_custom = false, /* custom.cf_X in _fields: not confirmed */
 		.list_filters = opportunity_filters,
 		.list_ranges = opportunity_ranges,
-		.keys = opportunity_keys
+		.keys = opportunity_keys,
+		.open_keys = true
 	},
 	{
 		.name = "user",
@@ -402,4 +407,31 @@ close_resource_key_names(const CloseResource *res)
 	for (k = res->keys; k->key; k++)
 		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", k->key);
 	return buf.data;
+}
+
+/*
+ * A resource's records in words, for messages: "custom object", "lead",
+ * "opportunities" (plural).
+ */
+char *
+close_resource_noun(const CloseResource *res, bool plural)
+{
+	char	   *noun = pstrdup(res->name);
+	char	   *plural_noun;
+	size_t		len = strlen(noun);
+	char	   *p;
+
+	for (p = noun; *p; p++)
+		if (*p == '_')
+			*p = ' ';
+	if (!plural)
+		return noun;
+	if (len > 0 && noun[len - 1] == 'y')
+		plural_noun = psprintf("%.*sies", (int) len - 1, noun);
+	else if (len > 0 && noun[len - 1] == 's')
+		plural_noun = psprintf("%ses", noun);
+	else
+		plural_noun = psprintf("%ss", noun);
+	pfree(noun);
+	return plural_noun;
 }
