@@ -81,6 +81,7 @@ typedef struct CloseScanState
 	CloseRowConverter *conv;
 
 	/* a search (CLOSE_ACCESS_SEARCH) */
+	const CloseResource *search_res;	/* what it searches */
 	List	   *value_states;	/* ExprStates of its condition values */
 	List	   *search_nodes;	/* once the scan starts, as confirmed */
 	bool		search_confirmed;	/* against the fields' Close types */
@@ -537,6 +538,7 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 			Plan *outer_plan)
 {
 	Oid			relid = planner_rt_fetch(baserel->relid, root)->relid;
+	const CloseResource *res = close_get_table_resource(relid);
 	CloseSearchPushdown sp;
 	CloseSearchValues vals;
 	List	   *local_exprs = NIL;
@@ -608,13 +610,13 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 
 	/* what EXPLAIN shows: constants as they are, other values described */
 	close_search_plan_values(root, sp.values, &vals);
-	query = close_search_render_query(sp.nodes, ri->table_type_id, &vals);
+	query = close_search_render_query(res, sp.nodes, ri->table_type_id, &vals);
 
 	fdw_private = close_list_make5(makeInteger(CLOSE_ACCESS_SEARCH),
 								   makeInteger(0),
 								   makeInteger(0),
 								   makeString("POST /data/search/"),
-								   makeString(close_search_render_explain(query,
+								   makeString(close_search_render_explain(res, query,
 																		  close_search_render_fields(all_custom
 																									 ? lappend(list_copy(field_keys), makeString("custom.*"))
 																									 : field_keys),
@@ -631,7 +633,8 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 														   CLOSE_ACCESS_SEARCH, 0,
 														   ri->page_size, limit)));
 	fdw_private = lappend(fdw_private,
-						  close_search_render_summary(sp.nodes, ri->table_type_id,
+						  close_search_render_summary(res, sp.nodes,
+													  ri->table_type_id,
 													  &vals, (int64) limit));
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, sp.values,
@@ -752,6 +755,7 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 		intVal(list_nth(fdw_private, FdwScanPrivateKeyIsArray)) != 0;
 	if (fsstate->kind == CLOSE_ACCESS_SEARCH)
 	{
+		fsstate->search_res = close_get_table_resource(RelationGetRelid(rel));
 		fsstate->value_states = ExecInitExprList(fsplan->fdw_exprs,
 												 (PlanState *) node);
 		fsstate->search_nodes = (List *) list_nth(fdw_private,
@@ -942,6 +946,7 @@ start_search(ForeignScanState *node)
 		MemoryContext oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
 
 		fsstate->search_nodes = close_search_confirm(fsstate->search_nodes,
+													 fsstate->search_res,
 													 fsstate->user,
 													 &fsstate->requests,
 													 &fsstate->search_not_pushed);
@@ -950,7 +955,8 @@ start_search(ForeignScanState *node)
 	}
 
 	close_search_evaluate(fsstate->value_states, econtext, &vals);
-	query = close_search_render_query(fsstate->search_nodes,
+	query = close_search_render_query(fsstate->search_res,
+									  fsstate->search_nodes,
 									  fsstate->table_type_id, &vals);
 
 	if (fsstate->search_all_custom)
@@ -960,6 +966,7 @@ start_search(ForeignScanState *node)
 			MemoryContext oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
 
 			fsstate->custom_keys = close_search_custom_keys(fsstate->user,
+															fsstate->search_res,
 															fsstate->table_type_id,
 															&fsstate->requests);
 			MemoryContextSwitchTo(oldcxt);
@@ -967,7 +974,8 @@ start_search(ForeignScanState *node)
 		keys = list_concat_copy(keys, fsstate->custom_keys);
 	}
 
-	fsstate->search = close_search_begin(fsstate->keys_cxt, fsstate->user, query,
+	fsstate->search = close_search_begin(fsstate->keys_cxt, fsstate->user,
+										 fsstate->search_res, query,
 										 close_search_render_fields(keys),
 										 fsstate->search_limit > 0
 										 ? Min(fsstate->search_limit, CLOSE_SEARCH_PAGE)

@@ -402,8 +402,8 @@ close_fdw_validator(PG_FUNCTION_ARGS)
 		else if (strcmp(def->defname, "resource") == 0)
 		{
 			resource = parse_resource(def);
-			/* the scan and write paths read custom objects only, so far */
-			if (resource != close_resource_default())
+			/* searched resources are read; the rest not yet (crm-rest) */
+			if (resource->search_type == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("resource \"%s\" cannot be read yet",
