@@ -1244,29 +1244,27 @@ next_request(CloseSearchState *ss, bool *new_slice)
 		 * new cannot get further: more objects than one query returns share
 		 * one instant.
 		 */
-		if (!ss->cursor && ss->res->search_day_bounds && ss->slice_date[0] &&
-			ss->slice_total >= 0 &&
-			day_floor(ss->slice_instant) == day_floor(ss->last_instant))
-		{
-			/*
-			 * By whole days, a slice starts at a midnight: one that stopped
-			 * at the cap within its first day cannot get past that day.
-			 */
-			char		day[64];
-
-			format_instant(day_floor(ss->last_instant), day);
-			day[10] = '\0';
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_ERROR),
-					 errmsg("could not list all %s: at least %d were created on %s (UTC)",
-							ss->res->plural, SEARCH_MAX_PER_QUERY, day),
-					 errdetail("A Close search returns at most %d objects per query, and close_fdw cuts searches of %s by whole days, since Close may apply date bounds to them by day only.",
-							   SEARCH_MAX_PER_QUERY, ss->res->plural)));
-		}
 		if (!ss->cursor && !ss->slice_progress)
 		{
 			if (ss->slice_total < 0)
 				return false;	/* no count: the cap was only a guess */
+			if (ss->res->search_day_bounds)
+			{
+				/*
+				 * By whole days, a slice starts at the midnight before the
+				 * last instant: that day holds more than one query returns.
+				 */
+				char		day[64];
+
+				format_instant(day_floor(ss->last_instant), day);
+				day[10] = '\0';
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_ERROR),
+						 errmsg("could not list all %s: more were created on %s (UTC) than one search returns (" INT64_FORMAT ")",
+								ss->res->plural, day, ss->slice_returned),
+						 errdetail("close_fdw cuts searches of %s by whole UTC days, since Close may apply their date bounds by day only.",
+								   ss->res->plural)));
+			}
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("could not list all %s: more than %d share the date_created %s",
