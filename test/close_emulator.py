@@ -17,17 +17,22 @@ What it emulates (all under /api/v1/, every path ends with a slash):
   GET    /custom_object_type/{id}/             one type (extra, 404 unknown)
   GET    /custom_field/custom_object_type/     paged list of fields
   GET    /custom_field/custom_object_type/{cf_id}/
-  GET    /lead/?_skip&_limit&_fields           {"data", "has_more", "total_results"}
-  GET    /lead/{id}/
   POST   /data/search/                         Advanced Filtering of custom objects (below)
+  and the CRM resources (close_emulator_crm.py; section "CRM resources" below):
+  GET    /lead/  /lead/{id}/  /contact/  /contact/{id}/  /opportunity/  /opportunity/{id}/
+  GET    /user/  /user/{id}/  /status/lead/[{id}/]  /status/opportunity/[{id}/]  /pipeline/[{id}/]
+  GET    /custom_field_schema/{lead|contact|opportunity}/  /custom_field/{lead|contact|opportunity}/[{id}/]
+  POST   /lead/  /contact/  /opportunity/      200 with the whole object
+  PUT    /lead/{id}/  /contact/{id}/  /opportunity/{id}/     a PATCH, 200 with the whole object
+  DELETE /lead/{id}/  /contact/{id}/  /opportunity/{id}/     200 {}
 
   plus: HTTP Basic (API key as user name, empty password) and Bearer auth,
   "RateLimit" headers on every API answer, optional 429 rate limiting,
   "POST + x-http-method-override: GET" with {"_params": {...}} bodies,
   per-request latency, fault injection and a request log.
 
-What it does NOT emulate: searching anything but custom objects, contacts,
-opportunities, webhooks, the 402 plan limit.
+What it does NOT emulate: webhooks, the 402 plan limit, activities, tasks,
+events, lead merges, the deprecated lead "query" parameter.
 
 Behaviour notes (where the sheet leaves room, the strict reading is taken):
   * Order of checks on an API request: fault rule, latency, malformed URL (400),
@@ -76,28 +81,41 @@ request: fault rules, latency, auth, RateLimit header and 429, JSON body, log).
 Body keys (anything else -> 400 field-errors "Unknown key."):
   * query (required): a tree of nodes, each may carry "negate": true --
       {"type": "and"|"or", "queries": [node, ...]}   (empty and: true, empty or: false)
-      {"type": "object_type", "object_type": "custom_object"}   (any other type matches nothing)
+      {"type": "object_type", "object_type": T}   true for the type searched, false otherwise.
+         The type searched is lead, contact or opportunity when the first non-negated
+         object_type node at the top or directly under a top-level "and" names one; otherwise
+         custom_object (any other type then matches nothing).
       {"type": "match_all"}
       {"type": "field_condition", "field": F, "condition": C}
-    F: {"type": "regular_field", "object_type": "custom_object", "field_name": N}, N one of
-       id, lead_id, custom_object_type_id, name, date_created, date_updated,
-       organization_id, created_by, updated_by;  or
-       {"type": "custom_field", "custom_field_id": "cf_..."} (a known field; reads "custom.cf_...").
+    F: {"type": "regular_field", "object_type": <the type searched>, "field_name": N}, N one of
+       custom_object: id, lead_id, custom_object_type_id, name, date_created, date_updated,
+       organization_id, created_by, updated_by;  lead, contact, opportunity: see
+       close_emulator_crm.SEARCH_FIELDS (e.g. lead name/status_id/date_created/date_updated,
+       contact lead_id/name/title, opportunity lead_id/status_id/status_type/user_id/value/
+       date_won);  or {"type": "custom_field", "custom_field_id": "cf_..."} (a field of the
+       type searched, shared ones included; reads "custom.cf_...").
     C: {"type": "term", "values": [...]}             exact, case-sensitive, type-strict equality
+       {"type": "reference", "reference_type": "status.lead", "object_ids": [...]}   id in the list
+       {"type": "exists"}                              the field has a (non-null) value
        {"type": "text", "mode": M, "value": "..."}   M exact_value: casefold equality of the whole
                                                      value (looser than SQL =); phrase, full_words,
                                                      beginning_of_words: casefold substring
        {"type": "number_range", "gt"/"gte"/"lt"/"lte": number, ...}   numbers only
        {"type": "moment_range", "on_or_after": T, "before": T}   (one or both), T either
            {"type": "fixed_utc", "value": ISO 8601 with offset} or {"type": "fixed_local_date",
-           "value": "YYYY-MM-DD", "which": "start"|"end"} (that day's / the next day's 00:00 UTC;
-           x-tz-offset is not read, it is taken as 0).  A "YYYY-MM-DD" value is its 00:00 UTC.
+           "value": "YYYY-MM-DD", "which": "start"|"end"} (that day's / the next day's 00:00 at
+           the x-tz-offset header's UTC offset in hours, 0 when absent).  A "YYYY-MM-DD" value is
+           its 00:00 UTC.  With config crm_search_day_granular (a reading the sheets leave
+           open), a fixed_utc bound on a lead, contact or opportunity search counts by day:
+           1: each bound is taken as the start of its (x-tz-offset local) day (a window inside
+           one day is empty); 2: on_or_after is its day's start and a "before" that is not a
+           midnight is the NEXT day's start (a window inside one day is that whole day).
     A multi-value (array) field matches when any element does.  A missing or null value never
     matches a condition, so a negated condition matches records lacking the field.
     Unknown node/field/condition types, unknown keys in a node, bad values -> 400
     {"error": "<where>: <what is wrong>"}, e.g. "query.queries[1].condition.type: ...".
   * _fields: {"custom_object": ["id", "name", "custom.cf_...", ...]}; items are
-    {"__object_type": "custom_object", "id": ..., <each requested key the record has>};
+    {"__object_type": <the type searched>, "id": ..., <each requested key the record has>};
     without _fields only __object_type and id.  Other object types' lists are ignored.
   * _limit: 1..200, default 100 (else 400 field-errors "_limit").
   * sort: [{"field": F, "direction": "asc"|"desc"}, ...], ties by id ascending, records
@@ -122,6 +140,59 @@ results_limit -> 400 (_limit and include_counts may change between pages).  Expi
 states are dropped on every search request and on GET /_emulator/data/search_state.
 The search endpoint's rate-limit groups use search_rate_limit_per_sec (0: never 429, header
 limit 100) instead of rate_limit_per_sec.
+
+CRM resources (close_emulator_crm.py; /work/shared/close-crm-api.md):
+  * Listings answer {"data", "has_more"}; /lead/ adds "total_results", /opportunity/ adds
+    total_results, count_by_value_period and total_value_* / expected_value_* (one_time, monthly,
+    annual, annualized, each with a *_formatted string, null when 0) over every match.
+  * Paging: _limit default 100, 0 allowed (count only), at most crm_max_limit (200); _skip at most
+    lead_max_skip (35000) on /lead/ and crm_max_skip (0: no cap; Close's is unknown) on the other
+    CRM listings.  Over a cap: 400 {"errors": [], "field-errors": {"_limit": "Input should be less
+    than or equal to 200"}} (the _skip message adds where to go instead).
+  * Orders: /lead/ by date_updated descending (an update moves a lead to the front), /contact/ and
+    /opportunity/ by date_created descending, ties by id; /user/, statuses, pipelines as created.
+  * Filters: /lead/ id__in; /contact/ lead_id (nothing else: other parameters are ignored, as
+    Close ignores _sort there; id__in too: unconfirmed there); /opportunity/ lead_id,
+    user_id, status_id, status_type,
+    status_label (= status), value_period, organization_id, each also as X__in=a,b;
+    date_won / date_created / date_updated as X, X__gt, X__gte, X__lt, X__lte (a date is that
+    local day, x-tz-offset hours, default 0; a date-time with an offset is one instant; a naive
+    one is local); _order_by one of date_won, date_updated, date_created, confidence, user_name,
+    value, annualized_value, annualized_expected_value, "-" for descending, missing values last.
+    query, lead_query, lead_saved_search_id, is_stalled and _group_by -> 400 (not emulated).
+  * _fields on every CRM GET; on leads (and, permissively, contacts and opportunities) "custom"
+    selects the deprecated object and every custom.cf_ key.
+  * Records: leads carry the sheet's keys (display_name, status_label, html_url,
+    created_by_name, addresses, nested contacts and opportunities, tasks, the deprecated
+    name-keyed "custom" object) and custom.cf_ keys only when set; contacts' phones are E.164
+    with phone_formatted and country; opportunities' money is integer cents with
+    value_formatted ("$500", "$50 monthly"), expected_value = value * confidence / 100,
+    annualized_value (monthly x 12); date_won is a date, date_lost a date-time; pipelines'
+    dates are naive (no offset).  Sample: users Test, Alice, Bob, OAuth (an opportunity belongs
+    to a former member /user/ does not list), the 3 lead statuses, pipelines Sales and
+    Renewals with 7 opportunity statuses, contacts and opportunities on the sample leads (ids
+    in close_emulator_crm.py: CONT, OPPO), custom fields per type (text, number, date,
+    multi-value choices; a lead "user" field; a "Region" field shared by leads and contacts:
+    in both schemas, in neither /custom_field/{type}/ listing).
+  * Writes (the permissive reading where the sheet is unsure): unknown keys, unknown custom
+    fields and read-only keys are accepted and DROPPED on create, IGNORED on update (lead_id on
+    a contact or opportunity PUT and pipeline_id on an opportunity PUT included: nothing moves);
+    date_created / created_by are taken on contact and opportunity creates (import use).  Values
+    are checked: strings, integer cents for value (12.5 or "500" -> 400), confidence 0..100
+    (default 50), value_period one_time|monthly|annual (default one_time), user_id user_...,
+    date_won YYYY-MM-DD (a date-time gives its date), emails need an address, phones must be
+    phone numbers (stored E.164: 10 digits get +1), custom.cf_ values by field type (as for
+    custom objects), "custom.cf_X.add" / ".remove" on PUT for multi-value fields; a bad value ->
+    400 field-errors.  Leads: status (label) or status_id, not both; default the first status;
+    nested "contacts" on POST are created; no name -> display_name "Untitled".  A contact or
+    opportunity POSTed without lead_id gets a NEW unnamed lead (Close's quirk).  Opportunities:
+    pipeline_id on POST picks that pipeline's first status, a status of another pipeline -> 400;
+    entering a won status sets date_won to today (runtime clock, x-tz-offset) unless it is set or
+    sent, and never clears it; entering a lost status sets date_lost.  Deleting a lead deletes
+    its contacts, opportunities and custom objects; deleting a contact clears contact_id on its
+    opportunities.  With config stale_reads N, the first N GETs by id of a deleted lead,
+    contact or opportunity still answer its last copy (Close's reads lag deletes); listings
+    never show it.
 
 Numbers in request bodies are kept exactly as written (12.50 stays 12.50,
 12345678901234.5678 keeps every digit): JSON is parsed with Decimal and
@@ -153,7 +224,11 @@ Control API (no auth, never logged), under /_emulator/:
                                                 date_created order),
                                                 "rate_limit_window_ms" (the rate limit's
                                                 sliding window, default 1000: the
-                                                *_per_sec limits are per window)} (any subset,
+                                                *_per_sec limits are per window),
+                                                "crm_max_limit" (200), "lead_max_skip"
+                                                (35000), "crm_max_skip" (0: none),
+                                                "crm_search_day_granular" (0, 1, 2),
+                                                "stale_reads" (0)} (any subset,
                                                 integers); 204
   POST   /_emulator/objects                    bulk create -> 200 {"created": N}; body
                                                 {"lead_id", "custom_object_type_id", "count",
@@ -162,6 +237,21 @@ Control API (no auth, never logged), under /_emulator/:
   GET    /_emulator/data/leads                 {lead_id: object count, ...}
   GET    /_emulator/data/objects?lead_id=L     [records exactly as stored]
   GET    /_emulator/data/search_state          {"live_cursors": N} (after dropping expired ones)
+  POST   /_emulator/crm/generate               many CRM records -> 200 {"created": {"leads": N,
+                                                "contacts": N, "opportunities": N}}; body (all
+                                                optional) {"leads": new leads "<prefix> Lead
+                                                0001"..., "contacts_per_lead",
+                                                "opportunities_per_lead" (on each new lead, and
+                                                on "lead_id", an existing lead), "name_prefix"
+                                                ("Generated"), "date_created" (one instant for
+                                                all: ties) or "start" + "step_ms" (1000: one
+                                                record every step), else the runtime clock}.
+                                                Leads cycle the lead statuses, opportunities the
+                                                opportunity statuses, periods and users (value
+                                                100, 200, ... cents); each record's number
+                                                custom field holds its position.
+  GET    /_emulator/data/crm?type=lead|contact|opportunity[&lead_id=L]
+                                                records as stored (leads as GET shows them)
 
 Sample data (--data sample; --data empty keeps the types and fields but has
 no leads and no objects).  Lead ids (see SAMPLE_LEADS):
@@ -198,7 +288,8 @@ Mixed lead objects, in list order (custom keys shown by field name; see FIELD_SP
 Run: python3 test/close_emulator.py [--port 0] [--port-file PATH] [--latency-ms 0]
      [--data sample|empty|bench] [--max-limit 100] [--max-skip 10000]
      [--rate-limit-per-sec 0] [--cursor-ttl 30] [--search-max-results 10000]
-     [--search-rate-limit-per-sec 0] [--quiet]
+     [--search-rate-limit-per-sec 0] [--crm-max-limit 200] [--lead-max-skip 35000]
+     [--crm-max-skip 0] [--crm-search-day-granular 0|1|2] [--quiet]
 """
 
 import argparse
@@ -228,6 +319,10 @@ import traceback
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote
+
+import close_emulator_crm as crm
+
+crm.E = sys.modules[__name__]     # the CRM half reads this module's helpers at call time
 
 # ---------------------------------------------------------------------------
 # Identifiers and credentials
@@ -657,8 +752,10 @@ class Store:
             self.by_date = None           # (version, asc list, desc list): see by_date_created
             self.by_lead = {}             # lead id -> records, ordered by (date_created, id)
             self.by_lead_type = {}        # (lead id, type id) -> records, same order
+            self.crm = crm.Crm(self)      # users, statuses, pipelines, contacts, opportunities
             if self.dataset in ("sample", "bench"):
                 build_sample(self)
+                crm.build_crm_sample(self)
 
     def gc_cursors(self, now):
         """Drop every search cursor whose expiry (time.monotonic()) has passed."""
@@ -740,15 +837,10 @@ class Store:
     # -- leads -------------------------------------------------------------
 
     def add_lead(self, lead_id, name, created, status=0):
-        stat_id, stat_label = STATUSES[status % len(STATUSES)]
-        lead = {
-            "id": lead_id, "name": name, "display_name": name,
-            "status_id": stat_id, "status_label": stat_label,
-            "contacts": [], "opportunities": [],
-            "organization_id": ORG_ID, "created_by": USERS["test"], "updated_by": USERS["test"],
-            "date_created": created, "date_updated": created,
-        }
+        stat_id, _stat_label = STATUSES[status % len(STATUSES)]
+        lead = self.crm.make_lead(lead_id, name, created, stat_id, USERS["test"])
         self.leads[lead_id] = lead
+        self.crm.bump()
         if not self.lead_order or sort_key(self.lead_order[-1]) < sort_key(lead):
             self.lead_order.append(lead)
         else:
@@ -936,8 +1028,37 @@ API_ROUTES = [
      {"GET": "api_list_fields"}),
     (re.compile(r"/api/v1/custom_field/custom_object_type/([^/]+)/"),
      "/api/v1/custom_field/custom_object_type/{id}/", {"GET": "api_get_field"}),
-    (re.compile(r"/api/v1/lead/"), "/api/v1/lead/", {"GET": "api_list_leads"}),
-    (re.compile(r"/api/v1/lead/([^/]+)/"), "/api/v1/lead/{id}/", {"GET": "api_get_lead"}),
+    # CRM resources (close_emulator_crm.py)
+    (re.compile(r"/api/v1/lead/"), "/api/v1/lead/",
+     {"GET": "api_crm_list_leads", "POST": "api_crm_create_lead"}),
+    (re.compile(r"/api/v1/lead/([^/]+)/"), "/api/v1/lead/{id}/",
+     {"GET": "api_crm_get_lead", "PUT": "api_crm_update_lead", "DELETE": "api_crm_delete_lead"}),
+    (re.compile(r"/api/v1/contact/"), "/api/v1/contact/",
+     {"GET": "api_crm_list_contacts", "POST": "api_crm_create_contact"}),
+    (re.compile(r"/api/v1/contact/([^/]+)/"), "/api/v1/contact/{id}/",
+     {"GET": "api_crm_get_contact", "PUT": "api_crm_update_contact", "DELETE": "api_crm_delete_contact"}),
+    (re.compile(r"/api/v1/opportunity/"), "/api/v1/opportunity/",
+     {"GET": "api_crm_list_opportunities", "POST": "api_crm_create_opportunity"}),
+    (re.compile(r"/api/v1/opportunity/([^/]+)/"), "/api/v1/opportunity/{id}/",
+     {"GET": "api_crm_get_opportunity", "PUT": "api_crm_update_opportunity",
+      "DELETE": "api_crm_delete_opportunity"}),
+    (re.compile(r"/api/v1/user/"), "/api/v1/user/", {"GET": "api_crm_list_users"}),
+    (re.compile(r"/api/v1/user/([^/]+)/"), "/api/v1/user/{id}/", {"GET": "api_crm_get_user"}),
+    (re.compile(r"/api/v1/status/lead/"), "/api/v1/status/lead/", {"GET": "api_crm_list_lead_statuses"}),
+    (re.compile(r"/api/v1/status/lead/([^/]+)/"), "/api/v1/status/lead/{id}/",
+     {"GET": "api_crm_get_lead_status"}),
+    (re.compile(r"/api/v1/status/opportunity/"), "/api/v1/status/opportunity/",
+     {"GET": "api_crm_list_opp_statuses"}),
+    (re.compile(r"/api/v1/status/opportunity/([^/]+)/"), "/api/v1/status/opportunity/{id}/",
+     {"GET": "api_crm_get_opp_status"}),
+    (re.compile(r"/api/v1/pipeline/"), "/api/v1/pipeline/", {"GET": "api_crm_list_pipelines"}),
+    (re.compile(r"/api/v1/pipeline/([^/]+)/"), "/api/v1/pipeline/{id}/", {"GET": "api_crm_get_pipeline"}),
+    (re.compile(r"/api/v1/custom_field_schema/([^/]+)/"), "/api/v1/custom_field_schema/{type}/",
+     {"GET": "api_crm_field_schema"}),
+    (re.compile(r"/api/v1/custom_field/(lead|contact|opportunity)/"), "/api/v1/custom_field/{type}/",
+     {"GET": "api_crm_list_fields"}),
+    (re.compile(r"/api/v1/custom_field/(lead|contact|opportunity)/([^/]+)/"),
+     "/api/v1/custom_field/{type}/{id}/", {"GET": "api_crm_get_field"}),
     (re.compile(r"/api/v1/data/search/"), "/api/v1/data/search/", {"POST": "api_search"}),
 ]
 SEARCH_TEMPLATE = "/api/v1/data/search/"   # its rate-limit groups use search_rate_limit_per_sec
@@ -953,14 +1074,19 @@ CONTROL_ROUTES = {
     "/_emulator/data/leads": {"GET": "ctl_data_leads"},
     "/_emulator/data/objects": {"GET": "ctl_data_objects"},
     "/_emulator/data/search_state": {"GET": "ctl_search_state"},
+    "/_emulator/crm/generate": {"POST": "ctl_crm_generate"},
+    "/_emulator/data/crm": {"GET": "ctl_crm_data"},
 }
 
 FAULT_ACTIONS = ("status", "hang", "drop", "garbage", "truncate", "delay", "random",
                  "replace_body")
 CONFIG_KEYS = ("latency_ms", "max_limit", "max_skip", "rate_limit_per_sec",
                "cursor_ttl", "search_max_results", "search_rate_limit_per_sec",
-               "short_pages", "list_by_date_updated", "rate_limit_window_ms")
-CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1, "rate_limit_window_ms": 1}   # others: 0
+               "short_pages", "list_by_date_updated", "rate_limit_window_ms",
+               "crm_max_limit", "lead_max_skip", "crm_max_skip", "crm_search_day_granular",
+               "stale_reads")
+CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1, "rate_limit_window_ms": 1,
+                  "crm_max_limit": 1}   # others: 0
 
 
 class ApiError(Exception):
@@ -1043,33 +1169,52 @@ def _value_instant(text):
     return _parse_instant(text)
 
 
-def compile_search_field(store, field, where):
-    """A field reference -> the record key it reads."""
+def compile_search_field(store, field, where, otype="custom_object"):
+    """A field reference -> the record key it reads (otype: the object type searched)."""
     if not isinstance(field, dict):
         _search_bad(where, "must be a JSON object")
     ftype = field.get("type")
+    known = SEARCH_REGULAR_FIELDS if otype == "custom_object" else crm.SEARCH_FIELDS[otype]
     if ftype == "regular_field":
         _search_keys(field, where, ("type", "object_type", "field_name"))
-        if field.get("object_type") != "custom_object":
-            _search_bad(where + ".object_type", "only \"custom_object\" fields can be used here")
+        if field.get("object_type") != otype:
+            _search_bad(where + ".object_type", "only \"%s\" fields can be used here" % otype)
         name = field.get("field_name")
-        if not isinstance(name, str) or name not in SEARCH_REGULAR_FIELDS:
-            _search_bad(where + ".field_name", "unknown custom_object field %s (known: %s)" % (
-                to_json(name), ", ".join(SEARCH_REGULAR_FIELDS)))
+        if not isinstance(name, str) or name not in known:
+            _search_bad(where + ".field_name", "unknown %s field %s (known: %s)" % (
+                otype, to_json(name), ", ".join(known)))
         return name
     if ftype == "custom_field":
         _search_keys(field, where, ("type", "custom_field_id", "object_type"))
-        if field.get("object_type", "custom_object") != "custom_object":
-            _search_bad(where + ".object_type", "only \"custom_object\" fields can be used here")
+        if field.get("object_type", otype) != otype:
+            _search_bad(where + ".object_type", "only \"%s\" fields can be used here" % otype)
         fid = field.get("custom_field_id")
-        if not isinstance(fid, str) or fid not in store.fields:
+        if otype == "custom_object":
+            found = isinstance(fid, str) and fid in store.fields
+        else:
+            found = isinstance(fid, str) and store.crm.field_def(otype, fid) is not None
+        if not found:
             _search_bad(where + ".custom_field_id", "unknown custom field %s" % to_json(fid))
         return "custom." + fid
     _search_bad(where + ".type", "unknown field type %s (use \"regular_field\" or \"custom_field\")"
                 % to_json(ftype))
 
 
-def compile_search_moment(m, where):
+class MomentContext:
+    """How a search reads its moments: x-tz-offset hours (fixed_local_date
+    days are local days), and whether fixed_utc counts by (local) day, the
+    crm_search_day_granular reading (0, 1, 2) for leads, contacts and
+    opportunities."""
+
+    def __init__(self, hours=0.0, day_granular=0):
+        self.hours = hours
+        self.day_granular = day_granular
+
+
+DEFAULT_MOMENTS = MomentContext()
+
+
+def compile_search_moment(m, where, ctx=DEFAULT_MOMENTS):
     """A moment -> canonical UTC timestamp string (see _value_instant)."""
     if not isinstance(m, dict):
         _search_bad(where, "must be a JSON object")
@@ -1079,7 +1224,16 @@ def compile_search_moment(m, where):
         v = m.get("value")
         if isinstance(v, str) and DATETIME_RE.fullmatch(v):
             try:
-                return fmt_ts(parse_datetime(v).astimezone(UTC))
+                t = fmt_ts(parse_datetime(v).astimezone(UTC))
+                if ctx.day_granular:
+                    # only the day counts: the bound is that (local) day's start;
+                    # mode 2 widens a "before" to the next day's start instead
+                    day = crm.local_date(t, ctx.hours)
+                    start = crm.local_midnight(day, ctx.hours)
+                    if ctx.day_granular == 2 and where.endswith(".before") and start != t:
+                        return crm.local_midnight(day + dt.timedelta(days=1), ctx.hours)
+                    return start
+                return t
             except (ValueError, OverflowError):
                 pass
         _search_bad(where + ".value", "must be an ISO 8601 date-time with a UTC offset, got %s" % to_json(v))
@@ -1097,17 +1251,20 @@ def compile_search_moment(m, where):
         which = m.get("which")
         if which not in ("start", "end"):
             _search_bad(where + ".which", "must be \"start\" or \"end\"")
-        # x-tz-offset is taken as 0: local dates are UTC dates.
+        # local dates: the x-tz-offset's (0 when absent)
         if which == "end":
             if day == dt.date.max:
                 _search_bad(where + ".value", "the day after %s cannot be represented" % v)
             day += dt.timedelta(days=1)
-        return fmt_ts(dt.datetime.combine(day, dt.time(), UTC))
+        try:
+            return crm.local_midnight(day, ctx.hours)
+        except OverflowError:
+            _search_bad(where + ".value", "%s cannot be represented at this x-tz-offset" % v)
     _search_bad(where + ".type", "unknown moment type %s (use \"fixed_utc\" or \"fixed_local_date\")"
                 % to_json(mtype))
 
 
-def compile_search_condition(cond, where):
+def compile_search_condition(cond, where, ctx=DEFAULT_MOMENTS):
     """A condition -> test(value) for one non-null scalar value."""
     if not isinstance(cond, dict):
         _search_bad(where, "must be a JSON object")
@@ -1130,6 +1287,18 @@ def compile_search_condition(cond, where):
                 return x in numbers
             return False
         return test
+    if ctype == "reference":
+        _search_keys(cond, where, ("type", "reference_type", "object_ids"))
+        if not isinstance(cond.get("reference_type"), str):
+            _search_bad(where + ".reference_type", "must be a string such as \"status.lead\"")
+        ids = cond.get("object_ids")
+        if not isinstance(ids, list) or not all(isinstance(v, str) for v in ids):
+            _search_bad(where + ".object_ids", "must be a list of ids")
+        wanted = frozenset(ids)
+        return lambda x: isinstance(x, str) and x in wanted
+    if ctype == "exists":
+        _search_keys(cond, where, ("type",))
+        return lambda x: True
     if ctype == "text":
         _search_keys(cond, where, ("type", "mode", "value"))
         mode = cond.get("mode")
@@ -1160,8 +1329,9 @@ def compile_search_condition(cond, where):
         _search_keys(cond, where, ("type", "on_or_after", "before"))
         if "on_or_after" not in cond and "before" not in cond:
             _search_bad(where, "a moment_range needs on_or_after, before or both")
-        low = compile_search_moment(cond["on_or_after"], where + ".on_or_after") if "on_or_after" in cond else None
-        high = compile_search_moment(cond["before"], where + ".before") if "before" in cond else None
+        low = (compile_search_moment(cond["on_or_after"], where + ".on_or_after", ctx)
+               if "on_or_after" in cond else None)
+        high = compile_search_moment(cond["before"], where + ".before", ctx) if "before" in cond else None
 
         def test(x):
             if not isinstance(x, str):
@@ -1169,12 +1339,13 @@ def compile_search_condition(cond, where):
             t = _value_instant(x)
             return t is not None and (low is None or t >= low) and (high is None or t < high)
         return test
-    _search_bad(where + ".type", "unknown condition type %s (known: term, text, number_range, moment_range)"
-                % to_json(ctype))
+    _search_bad(where + ".type", "unknown condition type %s (known: term, reference, exists, text, "
+                "number_range, moment_range)" % to_json(ctype))
 
 
-def compile_search_query(store, node, where="query"):
-    """A query node -> predicate(record) -> bool; 400 {"error"} naming what is wrong."""
+def compile_search_query(store, node, where="query", otype="custom_object", ctx=DEFAULT_MOMENTS):
+    """A query node -> predicate(record) -> bool; 400 {"error"} naming what is wrong.
+    otype: the object type searched (see search_object_type)."""
     if not isinstance(node, dict):
         _search_bad(where, "a query node must be a JSON object")
     ntype = node.get("type")
@@ -1186,7 +1357,8 @@ def compile_search_query(store, node, where="query"):
         subs = node.get("queries")
         if not isinstance(subs, list):
             _search_bad(where + ".queries", "must be a list of query nodes")
-        preds = tuple(compile_search_query(store, q, "%s.queries[%d]" % (where, i)) for i, q in enumerate(subs))
+        preds = tuple(compile_search_query(store, q, "%s.queries[%d]" % (where, i), otype, ctx)
+                      for i, q in enumerate(subs))
         if ntype == "and":
             def pred(rec):
                 return all(p(rec) for p in preds)
@@ -1195,10 +1367,9 @@ def compile_search_query(store, node, where="query"):
                 return any(p(rec) for p in preds)
     elif ntype == "object_type":
         _search_keys(node, where, ("type", "object_type", "negate"))
-        otype = node.get("object_type")
-        if not isinstance(otype, str):
+        if not isinstance(node.get("object_type"), str):
             _search_bad(where + ".object_type", "must be a string")
-        result = otype == "custom_object"     # the only kind of object stored here
+        result = node["object_type"] == otype     # the one kind of object searched
 
         def pred(rec):
             return result
@@ -1211,8 +1382,8 @@ def compile_search_query(store, node, where="query"):
         _search_keys(node, where, ("type", "field", "condition", "negate"))
         if "field" not in node or "condition" not in node:
             _search_bad(where, "a field_condition needs \"field\" and \"condition\"")
-        key = compile_search_field(store, node["field"], where + ".field")
-        test = compile_search_condition(node["condition"], where + ".condition")
+        key = compile_search_field(store, node["field"], where + ".field", otype)
+        test = compile_search_condition(node["condition"], where + ".condition", ctx)
 
         def pred(rec):
             v = rec.get(key)
@@ -1234,7 +1405,22 @@ def compile_search_query(store, node, where="query"):
     return pred
 
 
-def top_level_date_created_range(query):
+def search_object_type(query):
+    """The object type a query searches: lead, contact or opportunity when
+    an object_type node (not negated) names one at the top or directly under
+    a top-level "and" (the first such node); otherwise custom_object."""
+    nodes = [query]
+    if isinstance(query, dict) and query.get("type") == "and" and not query.get("negate") \
+            and isinstance(query.get("queries"), list):
+        nodes += query["queries"]
+    for n in nodes:
+        if isinstance(n, dict) and n.get("type") == "object_type" and not n.get("negate"):
+            otype = n.get("object_type")
+            return otype if otype in crm.CRM_TYPES else "custom_object"
+    return "custom_object"
+
+
+def top_level_date_created_range(query, ctx=DEFAULT_MOMENTS):
     """The [on_or_after, before) bounds (canonical strings, None: unbounded)
     that a fixed_utc moment_range on date_created directly under a top-level
     "and" puts on every match: only a narrowing, the query is still
@@ -1256,7 +1442,7 @@ def top_level_date_created_range(query):
             if not (isinstance(m, dict) and m.get("type") == "fixed_utc" and isinstance(m.get("value"), str)):
                 continue
             try:
-                value = compile_search_moment(m, "query")
+                value = compile_search_moment(m, "query", ctx)
             except ApiError:
                 continue
             if value is None:
@@ -1268,7 +1454,7 @@ def top_level_date_created_range(query):
     return lower, upper
 
 
-def compile_search_sort(store, sort):
+def compile_search_sort(store, sort, otype="custom_object"):
     """The sort list -> [(record key, descending?)]; default date_created descending."""
     if sort is None:
         return [("date_created", True)]
@@ -1280,7 +1466,7 @@ def compile_search_sort(store, sort):
         _search_keys(item, where, ("field", "direction"))
         if "field" not in item:
             _search_bad(where, "missing \"field\"")
-        key = compile_search_field(store, item["field"], where + ".field")
+        key = compile_search_field(store, item["field"], where + ".field", otype)
         direction = item.get("direction")
         if direction not in ("asc", "desc"):
             _search_bad(where + ".direction", "must be \"asc\" or \"desc\"")
@@ -1319,16 +1505,16 @@ def sort_search_results(records, spec):
         records.sort(key=sort_key_of, reverse=desc)   # stable, also with reverse=True
 
 
-def parse_search_fields(value):
-    """_fields -> the list of custom_object keys to return (other object types ignored)."""
+def parse_search_fields(value, otype="custom_object"):
+    """_fields -> the list of keys to return for the type searched (other object types ignored)."""
     if value is None:
         return []
     if not isinstance(value, dict):
         _search_bad("_fields", "must be an object such as {\"custom_object\": [\"id\", \"name\"]}")
-    for otype, names in value.items():
+    for name, names in value.items():
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            _search_bad("_fields." + otype, "must be a list of field names")
-    return value.get("custom_object", [])
+            _search_bad("_fields." + name, "must be a list of field names")
+    return value.get(otype, [])
 
 
 class Request:
@@ -1360,7 +1546,7 @@ class Request:
         return values[-1] if values else None
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(crm.CrmHandlers, crm.CrmWrites, crm.CrmControl, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "CloseEmulator/1.0"
     sys_version = ""
@@ -1829,23 +2015,6 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, {"error": "Custom field not found"})
             return 200, self._project(field, self._fields(req)), []
 
-    def api_list_leads(self, req, label, match, body):
-        with self.store.lock:
-            skip, limit = self._paging(req)
-            fields = self._fields(req)
-            leads = self.store.lead_order
-            page = [self._project(ld, fields) for ld in leads[skip:skip + limit]]
-            return 200, {"data": page, "has_more": len(leads) > skip + limit,
-                         "total_results": len(leads)}, []
-
-    def api_get_lead(self, req, label, match, body):
-        lead_id = match.group(1)
-        with self.store.lock:
-            lead = self.store.leads.get(lead_id)
-            if lead is None:
-                raise ApiError(404, {"error": "Lead not found"})
-            return 200, self._project(lead, self._fields(req)), []
-
     def api_search(self, req, label, match, body):
         """Advanced Filtering: see the module docstring."""
         store = self.store
@@ -1874,10 +2043,13 @@ class Handler(BaseHTTPRequestHandler):
             errors["cursor"] = "Must be a string or null."
         if errors:
             raise ApiError(400, field_errors(errors))
-        fields = parse_search_fields(body.get("_fields"))
+        otype = search_object_type(body["query"])
+        fields = parse_search_fields(body.get("_fields"), otype)
+        ctx = MomentContext(crm.tz_offset(self.headers),
+                            store.config.get("crm_search_day_granular", 0) if otype != "custom_object" else 0)
         with store.lock:
-            pred = compile_search_query(store, body["query"])
-            sort_spec = compile_search_sort(store, body.get("sort"))
+            pred = compile_search_query(store, body["query"], otype=otype, ctx=ctx)
+            sort_spec = compile_search_sort(store, body.get("sort"), otype)
             signature = to_json([body["query"], body.get("sort"), body.get("_fields"), results_limit],
                                 sort_keys=True)
             store.gc_cursors(time.monotonic())
@@ -1886,8 +2058,11 @@ class Handler(BaseHTTPRequestHandler):
                 # Sorted by date_created alone (what clients ask for), the
                 # date index gives the order, and a date_created range in the
                 # top-level "and" narrows what is evaluated.
-                if len(sort_spec) == 1 and sort_spec[0][0] == "date_created":
-                    lower, upper = top_level_date_created_range(body["query"])
+                if otype != "custom_object":
+                    matched = [r for r in store.crm.records(otype).values() if pred(r)]
+                    sort_search_results(matched, sort_spec)
+                elif len(sort_spec) == 1 and sort_spec[0][0] == "date_created":
+                    lower, upper = top_level_date_created_range(body["query"], ctx)
                     if sort_spec[0][1]:
                         base = store.by_date_created(True)
                     else:
@@ -1900,7 +2075,7 @@ class Handler(BaseHTTPRequestHandler):
                 if results_limit is not None:
                     cap = min(cap, results_limit)
                 state = {"signature": signature, "ids": [r["id"] for r in matched[:cap]],
-                         "total": len(matched)}
+                         "total": len(matched), "object_type": otype}
                 position = 0
             else:
                 entry = store.cursors.get(cursor)
@@ -1913,11 +2088,13 @@ class Handler(BaseHTTPRequestHandler):
             ids = state["ids"]
             end = min(position + limit, len(ids))
             data = []
+            otype = state["object_type"]
+            records = store.objects if otype == "custom_object" else store.crm.records(otype)
             for oid in ids[position:end]:
-                rec = store.objects.get(oid)
+                rec = records.get(oid)
                 if rec is None:
                     continue          # deleted after the query ran
-                item = {"__object_type": "custom_object", "id": oid}
+                item = {"__object_type": otype, "id": oid}
                 for key in fields:
                     if key in rec:
                         item[key] = rec[key]
@@ -2393,10 +2570,19 @@ def parse_args(argv):
                    help="most objects one search query (first page + its cursors) returns")
     p.add_argument("--search-rate-limit-per-sec", type=int, default=0,
                    help="requests per second per key for the search endpoint (0: no limit)")
+    p.add_argument("--crm-max-limit", type=int, default=200,
+                   help="largest _limit of the CRM listings (leads, contacts, ...)")
+    p.add_argument("--lead-max-skip", type=int, default=35000, help="largest _skip of /lead/")
+    p.add_argument("--crm-max-skip", type=int, default=0,
+                   help="largest _skip of the other CRM listings (0: not capped)")
+    p.add_argument("--crm-search-day-granular", type=int, default=0, choices=(0, 1, 2),
+                   help="fixed_utc search bounds on leads, contacts and opportunities count by day "
+                        "(1: day starts; 2: a before widened to the next day)")
     p.add_argument("--quiet", action="store_true", help="no per-request lines on stderr")
     args = p.parse_args(argv)
     if (args.latency_ms < 0 or args.max_limit < 1 or args.max_skip < 0 or args.rate_limit_per_sec < 0
-            or args.cursor_ttl < 0 or args.search_max_results < 1 or args.search_rate_limit_per_sec < 0):
+            or args.cursor_ttl < 0 or args.search_max_results < 1 or args.search_rate_limit_per_sec < 0
+            or args.crm_max_limit < 1 or args.lead_max_skip < 0 or args.crm_max_skip < 0):
         p.error("numeric options must be >= 0 (--max-limit and --search-max-results >= 1)")
     return args
 
@@ -2407,17 +2593,22 @@ def main(argv=None):
               "max_skip": args.max_skip, "rate_limit_per_sec": args.rate_limit_per_sec,
               "cursor_ttl": args.cursor_ttl, "search_max_results": args.search_max_results,
               "search_rate_limit_per_sec": args.search_rate_limit_per_sec,
-              "short_pages": 0, "list_by_date_updated": 0}
+              "short_pages": 0, "list_by_date_updated": 0,
+              "crm_max_limit": args.crm_max_limit, "lead_max_skip": args.lead_max_skip,
+              "crm_max_skip": args.crm_max_skip,
+              "crm_search_day_granular": args.crm_search_day_granular, "stale_reads": 0}
     store = Store(config, args.data)
     server = EmulatorServer(("127.0.0.1", args.port), Handler)
     server.store = store
     server.quiet = args.quiet
     port = server.server_address[1]
 
-    stop = threading.Event()
+    # A plain list, not an Event: the handler runs in the main thread, which
+    # may hold the Event's lock inside stop.wait() (a deadlock, seen once).
+    stop = []
 
     def on_signal(signum, frame):
-        stop.set()
+        stop.append(signum)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
@@ -2429,8 +2620,8 @@ def main(argv=None):
         print("listening on 127.0.0.1:%d" % port, flush=True)
     except OSError:
         pass
-    while not stop.wait(0.5):
-        pass
+    while not stop:
+        time.sleep(0.2)
     store.release_hangs()
     server.shutdown()
     server.server_close()

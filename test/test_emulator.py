@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EMULATOR = os.path.join(HERE, "close_emulator.py")
 sys.path.insert(0, HERE)
 import close_emulator as emu  # noqa: E402  (constants only; the server runs as a subprocess)
+import close_emulator_crm as crm  # noqa: E402
 
 S = emu.TYPE_SUBSCRIPTION
 R = emu.TYPE_RESOURCE
@@ -497,8 +498,9 @@ class TypeAndLeadTests(EmulatorTest):
         lead = request("GET", "/api/v1/lead/%s/" % emu.LEAD_BIG).json()
         for k in ("id", "name", "display_name", "status_id", "status_label", "date_created", "date_updated"):
             self.assertIn(k, lead)
+        # most recently updated first (as recorded from Close), ties by id
         doc = request("GET", "/api/v1/lead/?_skip=8&_fields=id").json()
-        self.assertEqual(doc["data"], [{"id": emu.LEAD_EMPTY}, {"id": emu.LEAD_BIG}])
+        self.assertEqual(doc["data"], [{"id": emu.LEAD_MIXED}, {"id": emu.LEAD_SHEET}])
         self.assertFalse(doc["has_more"])
         self.assertStatus(request("GET", "/api/v1/lead/lead_%s/" % ("n" * 43)), 404)
 
@@ -789,7 +791,9 @@ class ControlTests(EmulatorTest):
         self.assertEqual(control("GET", "config").json(),
                          {"latency_ms": 0, "max_limit": 100, "max_skip": 10000, "rate_limit_per_sec": 0,
                           "cursor_ttl": 30, "search_max_results": 10000, "search_rate_limit_per_sec": 0,
-                          "short_pages": 0, "list_by_date_updated": 0})
+                          "short_pages": 0, "list_by_date_updated": 0, "crm_max_limit": 200,
+                          "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0,
+                          "stale_reads": 0})
         self.assertEqual(control("GET", "faults").json()["rules"], [])
         self.assertEqual(api_log(), "")
         self.assertStatus(request("GET", "/api/v1/custom_object/%s/" % emu.OBJ_SHEET), 200)
@@ -947,7 +951,8 @@ class SearchTests(EmulatorTest):
         self.assertEqual(self.total(everything), ALL_SAMPLE_OBJECTS)
         self.assertEqual(self.total(dict(everything, negate=True)), 0)
         self.assertEqual(self.total({"type": "object_type", "object_type": "custom_object"}), ALL_SAMPLE_OBJECTS)
-        self.assertEqual(self.total({"type": "object_type", "object_type": "lead"}), 0)
+        self.assertEqual(self.total({"type": "object_type", "object_type": "lead"}), len(emu.SAMPLE_LEADS))
+        self.assertEqual(self.total({"type": "object_type", "object_type": "activity"}), 0)
         self.assertEqual(self.total({"type": "object_type", "object_type": "lead", "negate": True}),
                          ALL_SAMPLE_OBJECTS)
         self.assertEqual(self.total(AND()), ALL_SAMPLE_OBJECTS)
@@ -1295,6 +1300,573 @@ class SearchTests(EmulatorTest):
         self.assertEqual(control("GET", "data/search_state").json(), {"live_cursors": 49})
 
 
+class CrmReadTests(EmulatorTest):
+    """Leads, contacts, opportunities, users, statuses, pipelines: reads."""
+
+    def get(self, path, status=200, **kw):
+        r = request("GET", "/api/v1/" + path, **kw)
+        self.assertStatus(r, status)
+        return r.json()
+
+    def test_lead_record(self):
+        lead = self.get("lead/%s/" % emu.LEAD_MIXED)
+        for k in ("id", "name", "display_name", "description", "url", "status_id", "status_label", "html_url",
+                  "organization_id", "created_by", "created_by_name", "updated_by", "updated_by_name",
+                  "date_created", "date_updated", "addresses", "contacts", "opportunities", "tasks",
+                  "integration_links", "custom"):
+            self.assertIn(k, lead)
+        self.assertEqual(lead["status_label"], "Qualified")
+        self.assertEqual(lead["html_url"], "https://app.close.com/lead/%s/" % emu.LEAD_MIXED)
+        self.assertEqual(lead["updated_by_name"], "Alice Anders")
+        self.assertEqual(lead["addresses"][0]["city"], "Zürich")
+        self.assertEqual([c["id"] for c in lead["contacts"]], [crm.CONTACT_MIXED, crm.CONT["MixedBilling"]])
+        self.assertEqual([o["id"] for o in lead["opportunities"]], [crm.OPPO["MixedWon"], crm.OPPO["MixedRenewal"]])
+        # the deprecated object keyed by name, and the flat custom.cf_ keys
+        self.assertEqual(lead["custom"]["Industry"], "Software")
+        self.assertEqual(lead["custom"]["Region"], "EMEA")
+        self.assertEqual(lead["custom." + crm.CRM_CF["lead", "text"]], "Software")
+        self.assertEqual(lead["custom." + crm.CRM_CF["lead", "multi_choices"]], ["SMB", "Enterprise"])
+        self.assertNotIn("custom." + crm.CRM_CF["lead", "date"], self.get("lead/%s/" % emu.LEAD_EMPTY))
+        # _fields: "custom" is every custom field, custom.cf_X one of them
+        doc = self.get("lead/%s/?_fields=id,custom" % emu.LEAD_MIXED)
+        self.assertEqual(set(doc) - {"id", "custom"}, {k for k in lead if k.startswith("custom.")})
+        doc = self.get("lead/%s/?_fields=id,custom.%s,nothing" % (emu.LEAD_MIXED, crm.CRM_CF["lead", "number"]))
+        self.assertEqual(doc, {"id": emu.LEAD_MIXED, "custom." + crm.CRM_CF["lead", "number"]: 120})
+        self.get("lead/lead_%s/" % ("Q" * 43), 404)
+
+    def test_lead_listing_caps(self):
+        doc = self.get("lead/?_limit=200")
+        self.assertEqual(doc["total_results"], len(emu.SAMPLE_LEADS))
+        self.assertFalse(doc["has_more"])
+        for q, key in (("_limit=201", "_limit"), ("_skip=35001", "_skip"), ("_limit=-1", "_limit")):
+            r = request("GET", "/api/v1/lead/?" + q)
+            self.assertStatus(r, 400)
+            self.assertEqual(list(r.json()["field-errors"]), [key])
+        self.assertIn("less than or equal to 200", request("GET", "/api/v1/lead/?_limit=201").json()
+                      ["field-errors"]["_limit"])
+        self.assertIn("less than or equal to 35000", request("GET", "/api/v1/lead/?_skip=35001").json()
+                      ["field-errors"]["_skip"])
+        self.get("lead/?_skip=35000")
+        # count only
+        self.assertEqual(self.get("lead/?_limit=0"), {"data": [], "has_more": True, "total_results": 10})
+        # id__in
+        doc = self.get("lead/?_fields=id&id__in=%s,%s,lead_%s" % (emu.LEAD_ONE, emu.LEAD_BIG, "Q" * 43))
+        self.assertEqual(doc["data"], [{"id": emu.LEAD_BIG}, {"id": emu.LEAD_ONE}])
+        # configurable caps
+        control("POST", "config", {"lead_max_skip": 3, "crm_max_skip": 2, "crm_max_limit": 5})
+        self.get("lead/?_skip=3&_limit=5")
+        self.assertStatus(request("GET", "/api/v1/lead/?_skip=4"), 400)
+        self.assertStatus(request("GET", "/api/v1/lead/?_limit=6"), 400)
+        self.get("contact/?_skip=2")
+        for path in ("contact/", "opportunity/", "user/", "pipeline/", "status/lead/"):
+            r = request("GET", "/api/v1/%s?_skip=3" % path)
+            self.assertStatus(r, 400)
+            self.assertIn("less than or equal to 2", r.json()["field-errors"]["_skip"])
+        # long filters through the method override
+        r = request("POST", "/api/v1/lead/", {"_params": {"id__in": emu.LEAD_ONE, "_fields": "id"}},
+                    headers={"x-http-method-override": "GET"})
+        self.assertEqual(r.json()["data"], [{"id": emu.LEAD_ONE}])
+
+    def test_contacts(self):
+        doc = self.get("contact/?lead_id=%s" % emu.LEAD_MIXED)
+        self.assertEqual(set(doc), {"data", "has_more"})
+        # newest first
+        self.assertEqual([c["id"] for c in doc["data"]], [crm.CONT["MixedBilling"], crm.CONTACT_MIXED])
+        c = self.get("contact/%s/" % crm.CONTACT_MIXED)
+        self.assertEqual(c["lead_id"], emu.LEAD_MIXED)
+        self.assertEqual(c["emails"][0], {"email": "mia@mixed.example.com", "type": "office", "is_unsubscribed": False})
+        self.assertEqual(c["phones"][0]["phone"], "+41441234567")
+        self.assertEqual(c["custom." + crm.CRM_CF["contact", "shared"]], "EMEA")
+        jane = self.get("contact/%s/" % crm.CONT["SheetJane"])
+        self.assertEqual(jane["phones"][0], {"phone": "+18004445555", "phone_formatted": "+1 800-444-5555",
+                                             "type": "office", "country": "US"})
+        self.assertEqual(self.get("contact/%s/" % crm.CONT["OneOnly"])["display_name"], "nobody@one.example.com")
+        self.assertEqual(self.get("contact/?lead_id=%s" % emu.LEAD_EMPTY), {"data": [], "has_more": False})
+        doc = self.get("contact/?_limit=200&_fields=id")
+        self.assertEqual(len(doc["data"]), len(crm.CONT))
+        self.get("contact/cont_%s/" % ("Q" * 43), 404)
+
+    def test_opportunities(self):
+        o = self.get("opportunity/%s/" % crm.OPPO["MixedRenewal"])
+        self.assertEqual((o["value"], o["value_period"], o["value_formatted"], o["confidence"]),
+                         (5000, "monthly", "$50 monthly", 80))
+        self.assertEqual((o["expected_value"], o["annualized_value"], o["annualized_expected_value"]),
+                         (4000, 60000, 48000))
+        self.assertEqual((o["status_type"], o["date_won"], o["pipeline_id"], o["pipeline_name"]),
+                         ("active", "2021-07-16", crm.PIPE_RENEWALS, "Renewals"))
+        self.assertEqual((o["lead_name"], o["user_name"]), ("Mixed Lead", "Bob Brown"))
+        o = self.get("opportunity/%s/" % crm.OPPO["Plain4Former"])
+        self.assertEqual((o["user_id"], o["user_name"]), (crm.USER_FORMER, "Former Member"))
+        self.assertNotIn(crm.USER_FORMER, [u["id"] for u in self.get("user/")["data"]])
+        o = self.get("opportunity/%s/" % crm.OPPO["Plain3NoValue"])
+        self.assertEqual((o["value"], o["value_formatted"], o["expected_value"]), (None, None, None))
+        doc = self.get("opportunity/?lead_id=%s&_fields=id" % emu.LEAD_MIXED)
+        self.assertEqual(doc["total_results"], 2)
+        self.assertEqual(doc["total_value_one_time"], 300000)
+        self.assertEqual(doc["total_value_monthly"], 5000)
+        self.assertEqual(doc["total_value_annualized"], 360000)
+        self.assertEqual(doc["total_value_annual_formatted"], None)
+        self.assertEqual(doc["count_by_value_period"], {"one_time": 1, "monthly": 1, "annual": 0})
+        self.get("opportunity/oppo_%s/" % ("Q" * 43), 404)
+
+    def test_opportunity_filters(self):
+        def ids(q):
+            doc = self.get("opportunity/?_limit=200&_fields=id&" + q)
+            self.assertEqual(doc["total_results"], len(doc["data"]))
+            return {o["id"] for o in doc["data"]}
+        every = ids("")
+        self.assertEqual(len(every), len(crm.OPPO))
+        O = crm.OPPO
+        self.assertEqual(ids("status_type=won"), {O["MixedWon"], O["Plain4Former"]})
+        self.assertEqual(ids("status_type__in=won,lost"), {O["MixedWon"], O["Plain4Former"], O["Plain1Lost"],
+                                                          O["Plain5Churned"]})
+        self.assertEqual(ids("status_id=" + crm.STAT_DEMO), {O["OneMonthly"], O["Plain3Demo"]})
+        self.assertEqual(ids("status_id__in=%s,%s" % (crm.STAT_WON, crm.STAT_RENEWED)), {O["MixedWon"],
+                                                                                       O["Plain4Former"]})
+        self.assertEqual(ids("user_id=" + crm.USER_IDS["bob"]), {O["MixedWon"], O["MixedRenewal"]})
+        self.assertEqual(ids("user_id__in=%s,%s" % (crm.USER_IDS["test"], crm.USER_FORMER)),
+                         {O["Plain2Annual"], O["Plain3NoValue"], O["Plain4Former"]})
+        self.assertEqual(ids("lead_id=%s&status_type=active" % emu.LEAD_PLAIN[2]), {O["Plain3Demo"],
+                                                                                   O["Plain3NoValue"]})
+        self.assertEqual(ids("date_won=2020-09-15"), {O["MixedWon"]})
+        self.assertEqual(ids("date_won__gt=2020-09-15"), {O["MixedRenewal"], O["Plain4Former"]})
+        self.assertEqual(ids("date_won__gte=2020-09-15&date_won__lt=2021-07-16"), {O["MixedWon"], O["Plain4Former"]})
+        self.assertEqual(ids("date_won__lte=2020-09-15"), {O["MixedWon"]})
+        first = self.get("opportunity/%s/" % O["SheetDeal"])["date_created"]
+        self.assertEqual(ids("date_created__lte=" + first.replace("+", "%2B")), {O["SheetDeal"]})
+        self.assertEqual(ids("date_created__lt=" + first.replace("+", "%2B")), set())
+        self.assertEqual(len(ids("date_created__gt=" + first.replace("+", "%2B"))), len(O) - 1)
+        self.assertEqual(ids("date_created__gte=2020-09-02"), set())
+        self.assertEqual(ids("date_created=2020-09-01"), every)
+        self.assertEqual(ids("date_updated__gte=2020-09-01&date_updated__lt=2020-09-02"), every)
+        # x-tz-offset moves a date's day
+        self.assertEqual(len(ids("date_created__gte=2020-09-01")), len(O))
+        doc = request("GET", "/api/v1/opportunity/?_fields=id&date_created__lt=2020-09-01",
+                      headers={"x-tz-offset": "-13"}).json()
+        self.assertTrue(0 < doc["total_results"] < len(O), doc["total_results"])
+        # ordering
+        doc = self.get("opportunity/?_order_by=-value&_fields=id,value")
+        values = [o["value"] for o in doc["data"]]
+        self.assertEqual(values[0], 300000)
+        self.assertIsNone(values[-1])            # missing values last
+        doc = self.get("opportunity/?_order_by=date_created&_fields=id")
+        self.assertEqual(doc["data"][0]["id"], O["SheetDeal"])
+        for q in ("_order_by=name", "date_won__gt=soon", "_group_by=user_id", "query=note:x"):
+            self.assertStatus(request("GET", "/api/v1/opportunity/?" + q), 400)
+        self.assertStatus(request("GET", "/api/v1/opportunity/", headers={"x-tz-offset": "abc"}), 400)
+
+    def test_users_statuses_pipelines(self):
+        doc = self.get("user/")
+        self.assertEqual(set(doc), {"data", "has_more"})
+        self.assertEqual(len(doc["data"]), 4)
+        u = self.get("user/%s/" % crm.USER_IDS["alice"])
+        self.assertEqual((u["first_name"], u["last_name"], u["organizations"]), ("Alice", "Anders", [crm.ORG_ID]))
+        self.assertNotIn("name", u)
+        doc = self.get("user/?_order_by=first_name,last_name&_fields=first_name")
+        self.assertEqual([x["first_name"] for x in doc["data"]], ["Alice", "Bob", "OAuth", "Test"])
+        self.get("user/user_%s/" % ("Q" * 43), 404)
+        doc = self.get("status/lead/")
+        self.assertEqual([(s["id"], s["label"]) for s in doc["data"]], emu.STATUSES)
+        self.assertEqual(self.get("status/lead/%s/" % emu.STATUSES[0][0])["color"], "blue")
+        doc = self.get("status/opportunity/")
+        self.assertEqual(len(doc["data"]), 7)
+        self.assertEqual(doc["data"][2], {"id": crm.STAT_WON, "label": "Won", "type": "won",
+                                          "pipeline_id": crm.PIPE_SALES, "organization_id": crm.ORG_ID})
+        self.get("status/opportunity/%s/" % crm.STAT_CHURNED)
+        doc = self.get("pipeline/")
+        self.assertEqual([p["id"] for p in doc["data"]], [crm.PIPE_SALES, crm.PIPE_RENEWALS])
+        p = self.get("pipeline/%s/" % crm.PIPE_RENEWALS)
+        self.assertRegex(p["id"], r"^pipe_[0-9A-Za-z]{22}$")
+        self.assertRegex(p["date_created"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")   # naive
+        self.assertEqual([s["type"] for s in p["statuses"]], ["active", "won", "lost"])
+        self.get("pipeline/pipe_%s/" % ("Q" * 22), 404)
+
+    def test_custom_field_schema(self):
+        for otype in crm.CRM_TYPES:
+            schema = self.get("custom_field_schema/%s/" % otype)
+            self.assertEqual((schema["object_type"], schema["organization_id"]), (otype, crm.ORG_ID))
+            listed = []
+            doc = {"has_more": True}
+            while doc["has_more"]:
+                doc = self.get("custom_field/%s/?_limit=2&_skip=%d" % (otype, len(listed)))
+                listed += doc["data"]
+            schema_ids = [f["id"] for f in schema["fields"]]
+            # the listing leaves shared fields out; the schema has them
+            self.assertEqual([f["id"] for f in listed], [f["id"] for f in schema["fields"] if not f["is_shared"]])
+            self.assertEqual(schema_ids, [s[2] for s in crm.CRM_FIELD_SPECS if otype in s[0]])
+            for f in schema["fields"]:
+                self.assertRegex(f["id"], r"^cf_[0-9A-Za-z]{43}$")
+                self.assertEqual(f["choices"] is not None, f["type"] == "choices")
+            self.get("custom_field/%s/%s/" % (otype, schema_ids[0]))
+        self.get("custom_field_schema/custom_object/", 404)
+        self.get("custom_field/lead/%s/" % crm.CRM_CF["contact", "text"], 404)
+
+
+class CrmWriteTests(EmulatorTest):
+    """POST (200 + object), PUT (a PATCH), DELETE (200 {}) of leads, contacts, opportunities."""
+
+    def call(self, method, path, body=None, status=200, **kw):
+        r = request(method, "/api/v1/" + path, body, **kw)
+        self.assertStatus(r, status)
+        return r.json()
+
+    def test_lead_create_update_delete(self):
+        cf = crm.CRM_CF
+        lead = self.call("POST", "lead/", {"name": "New Co", "url": "https://new.example.com",
+                                           "custom.%s" % cf["lead", "number"]: 12.5,
+                                           "custom.%s" % cf["lead", "multi_choices"]: ["SMB"],
+                                           "status": "Customer", "bogus_key": 1, "custom.cf_Nope": 2,
+                                           "contacts": [{"name": "Nested", "phones": [{"phone": "8004445555"}]}]})
+        self.assertRegex(lead["id"], r"^lead_[0-9A-Za-z]{43}$")
+        self.assertEqual((lead["status_label"], lead["status_id"]), ("Customer", emu.STATUSES[2][0]))
+        self.assertEqual(lead["custom." + cf["lead", "number"]], Decimal("12.5"))
+        self.assertNotIn("bogus_key", lead)          # unknown keys: accepted and dropped
+        self.assertNotIn("custom.cf_Nope", lead)
+        self.assertEqual(lead["contacts"][0]["phones"][0]["phone"], "+18004445555")
+        self.assertEqual(lead["created_by"], crm.USER_IDS["test"])
+        self.assertEqual(self.call("GET", "lead/%s/" % lead["id"]), lead)
+        # default status: the first; status and status_id together: 400
+        self.assertEqual(self.call("POST", "lead/", {})["status_id"], emu.STATUSES[0][0])
+        self.assertEqual(self.call("POST", "lead/", {})["display_name"], "Untitled")
+        r = request("POST", "/api/v1/lead/", {"status": "Customer", "status_id": emu.STATUSES[0][0]})
+        self.assertStatus(r, 400)
+        self.assertStatus(request("POST", "/api/v1/lead/", {"status_id": "stat_nope"}), 400)
+        self.assertStatus(request("POST", "/api/v1/lead/", {"name": 5}), 400)
+        # PUT is a PATCH; read-only keys are ignored; .add/.remove on multi-value fields
+        upd = self.call("PUT", "lead/%s/" % lead["id"], {"description": "d", "id": "lead_x", "html_url": "x",
+                                                         "custom.%s.add" % cf["lead", "multi_choices"]: "Enterprise",
+                                                         "custom.%s" % cf["lead", "number"]: None},
+                        auth=basic("api_alice_key"))
+        self.assertEqual((upd["name"], upd["description"], upd["id"]), ("New Co", "d", lead["id"]))
+        self.assertEqual(upd["custom." + cf["lead", "multi_choices"]], ["SMB", "Enterprise"])
+        self.assertNotIn("custom." + cf["lead", "number"], upd)
+        self.assertEqual((upd["updated_by"], upd["updated_by_name"]), (crm.USER_IDS["alice"], "Alice Anders"))
+        self.assertGreater(upd["date_updated"], lead["date_updated"])
+        upd = self.call("PUT", "lead/%s/" % lead["id"], {"custom.%s.remove" % cf["lead", "multi_choices"]: "SMB",
+                                                         "status_id": emu.STATUSES[1][0]})
+        self.assertEqual(upd["custom." + cf["lead", "multi_choices"]], ["Enterprise"])
+        self.assertEqual(upd["status_label"], "Qualified")
+        # an update moves the lead to the front of /lead/
+        self.assertEqual(self.call("GET", "lead/?_limit=1&_fields=id")["data"], [{"id": lead["id"]}])
+        self.call("PUT", "lead/lead_%s/" % ("Q" * 43), {}, 404)
+        # delete: 200 {}, cascades, then 404
+        self.assertEqual(self.call("DELETE", "lead/%s/" % emu.LEAD_MIXED), {})
+        self.call("GET", "lead/%s/" % emu.LEAD_MIXED, status=404)
+        self.call("DELETE", "lead/%s/" % emu.LEAD_MIXED, status=404)
+        self.call("GET", "contact/%s/" % crm.CONTACT_MIXED, status=404)
+        self.call("GET", "opportunity/%s/" % crm.OPPO["MixedWon"], status=404)
+        self.call("GET", "custom_object/%s/" % emu.OBJ_MIXED_ALPHA, status=404)
+        self.assertEqual(self.call("GET", "contact/?lead_id=%s" % emu.LEAD_MIXED)["data"], [])
+        self.assertEqual(self.call("GET", "opportunity/?lead_id=%s" % emu.LEAD_MIXED)["total_results"], 0)
+        self.assertNotIn(emu.LEAD_MIXED, control("GET", "data/leads").json())
+        self.assertEqual(self.call("GET", "lead/?_limit=0")["total_results"], 10 + 3 - 1)
+        r = request("POST", "/api/v1/custom_object/", {"custom_object_type_id": S, "lead_id": emu.LEAD_MIXED,
+                                                       "name": "x"})
+        self.assertStatus(r, 400)
+
+    def test_stale_reads_after_delete(self):
+        control("POST", "config", {"stale_reads": 1})
+        self.call("DELETE", "contact/%s/" % crm.CONT["SheetJane"])
+        self.assertEqual(self.call("GET", "contact/%s/?_fields=id" % crm.CONT["SheetJane"]),
+                         {"id": crm.CONT["SheetJane"]})
+        self.call("GET", "contact/%s/" % crm.CONT["SheetJane"], status=404)
+        self.call("DELETE", "contact/%s/" % crm.CONT["SheetJane"], status=404)
+        self.assertNotIn(crm.CONT["SheetJane"], [c["id"] for c in self.call("GET", "contact/?_limit=200")["data"]])
+        # the opportunity that named it loses it
+        self.assertIsNone(self.call("GET", "opportunity/%s/" % crm.OPPO["SheetDeal"])["contact_id"])
+
+    def test_contacts(self):
+        cf = crm.CRM_CF
+        c = self.call("POST", "contact/", {"lead_id": emu.LEAD_ONE, "name": "Ann", "title": "CTO",
+                                           "emails": [{"email": "ann@one.example.com", "type": "office"}],
+                                           "phones": [{"phone": "8004445555", "type": "mobile"},
+                                                      {"phone": "+44 20 7946 0958"}],
+                                           "urls": [{"url": "https://ann.example.com"}],
+                                           "custom.%s" % cf["contact", "date"]: "1990-01-31",
+                                           "custom.%s" % cf["contact", "shared"]: "AMER",
+                                           "unknown": "dropped", "display_name": "ignored"})
+        self.assertRegex(c["id"], r"^cont_[0-9A-Za-z]{43}$")
+        self.assertEqual(c["phones"], [{"phone": "+18004445555", "phone_formatted": "+1 800-444-5555",
+                                        "type": "mobile", "country": "US"},
+                                       {"phone": "+442079460958", "phone_formatted": "+442079460958",
+                                        "type": "office", "country": None}])
+        self.assertEqual(c["emails"], [{"email": "ann@one.example.com", "type": "office", "is_unsubscribed": False}])
+        self.assertEqual((c["display_name"], c["lead_id"]), ("Ann", emu.LEAD_ONE))
+        self.assertNotIn("unknown", c)
+        self.assertEqual(c["custom." + cf["contact", "shared"]], "AMER")
+        self.assertEqual(self.call("GET", "contact/?lead_id=%s&_fields=id" % emu.LEAD_ONE)["data"][0], {"id": c["id"]})
+        # PUT: only what is sent; lead_id is ignored (the sheet: unconfirmed)
+        u = self.call("PUT", "contact/%s/" % c["id"], {"title": "CEO", "lead_id": emu.LEAD_BIG, "phones": []})
+        self.assertEqual((u["title"], u["name"], u["lead_id"], u["phones"]), ("CEO", "Ann", emu.LEAD_ONE, []))
+        for bad in ({"lead_id": "lead_%s" % ("Q" * 43)}, {"emails": [{"email": "nope"}]}, {"phones": [{"phone": "x"}]},
+                    {"emails": "a@b.c"}, {"custom.%s" % cf["contact", "number"]: "7"}):
+            self.assertStatus(request("POST", "/api/v1/contact/", dict({"lead_id": emu.LEAD_ONE}, **bad)), 400)
+        # without lead_id Close makes a new, unnamed lead
+        before = self.call("GET", "lead/?_limit=0")["total_results"]
+        orphan = self.call("POST", "contact/", {"name": "Orphan"})
+        self.assertEqual(self.call("GET", "lead/?_limit=0")["total_results"], before + 1)
+        lead = self.call("GET", "lead/%s/" % orphan["lead_id"])
+        self.assertEqual((lead["name"], lead["display_name"]), (None, "Untitled"))
+        self.assertEqual(self.call("DELETE", "contact/%s/" % c["id"]), {})
+        r = request("DELETE", "/api/v1/contact/%s/" % orphan["id"])
+        self.assertEqual((r.status, r.body), (200, b"{}"))
+
+    def test_opportunities(self):
+        cf = crm.CRM_CF
+        o = self.call("POST", "opportunity/", {"lead_id": emu.LEAD_ONE, "value": 50000, "note": "n",
+                                               "custom.%s" % cf["opportunity", "number"]: 3, "whatever": 1,
+                                               "expected_value": 1})
+        self.assertRegex(o["id"], r"^oppo_[0-9A-Za-z]{43}$")
+        self.assertEqual((o["value"], o["value_formatted"], o["confidence"], o["expected_value"]),
+                         (50000, "$500", 50, 25000))
+        self.assertEqual((o["status_id"], o["status_type"], o["pipeline_id"], o["value_period"]),
+                         (crm.STAT_ACTIVE, "active", crm.PIPE_SALES, "one_time"))
+        self.assertEqual((o["user_id"], o["lead_name"], o["date_won"]), (crm.USER_IDS["test"], "One Object Lead", None))
+        self.assertNotIn("whatever", o)
+        # pipeline_id without a status: its first status; a status of another pipeline: 400
+        o2 = self.call("POST", "opportunity/", {"lead_id": emu.LEAD_ONE, "pipeline_id": crm.PIPE_RENEWALS,
+                                                "value": 1234, "value_period": "annual", "confidence": 0})
+        self.assertEqual((o2["status_id"], o2["value_formatted"], o2["expected_value"]),
+                         (crm.STAT_RENEWAL, "$12.34 annual", 0))
+        for bad in ({"pipeline_id": crm.PIPE_RENEWALS, "status_id": crm.STAT_WON}, {"pipeline_id": "pipe_nope"},
+                    {"value": 12.5}, {"value": "500"}, {"confidence": 101}, {"value_period": "weekly"},
+                    {"status_id": emu.STATUSES[0][0]}, {"date_won": "soon"}, {"user_id": "bob"}):
+            self.assertStatus(request("POST", "/api/v1/opportunity/", dict({"lead_id": emu.LEAD_ONE}, **bad)), 400)
+        # a won status sets date_won (x-tz-offset's today), kept when moved back
+        w = self.call("PUT", "opportunity/%s/" % o["id"], {"status_id": crm.STAT_WON},
+                      headers={"x-tz-offset": "-5"})
+        self.assertEqual((w["status_type"], w["date_won"]), ("won", "2023-12-31"))
+        a = self.call("PUT", "opportunity/%s/" % o["id"], {"status": "Active", "value": 300, "confidence": 80})
+        self.assertEqual((a["status_type"], a["date_won"], a["value_formatted"], a["expected_value"]),
+                         ("active", "2023-12-31", "$3", 240))
+        self.assertEqual(a["note"], "n")
+        w = self.call("PUT", "opportunity/%s/" % o2["id"], {"status_id": crm.STAT_RENEWED, "date_won": "2022-02-02"})
+        self.assertEqual(w["date_won"], "2022-02-02")
+        lost = self.call("PUT", "opportunity/%s/" % o2["id"], {"status_id": crm.STAT_CHURNED})
+        self.assertIsNotNone(lost["date_lost"])
+        # lead_id and pipeline_id on PUT: ignored without error
+        m = self.call("PUT", "opportunity/%s/" % o["id"], {"lead_id": emu.LEAD_BIG, "pipeline_id": crm.PIPE_RENEWALS})
+        self.assertEqual((m["lead_id"], m["pipeline_id"]), (emu.LEAD_ONE, crm.PIPE_SALES))
+        # monthly: annualized x 12
+        m = self.call("PUT", "opportunity/%s/" % o["id"], {"value_period": "monthly", "value": 5000})
+        self.assertEqual((m["annualized_value"], m["annualized_expected_value"], m["value_formatted"]),
+                         (60000, 48000, "$50 monthly"))
+        # note_html rewrites note; null clears both
+        m = self.call("PUT", "opportunity/%s/" % o["id"], {"note_html": "<body><p>Hi</p></body>"})
+        self.assertEqual((m["note"], m["note_html"]), ("Hi", "<body><p>Hi</p></body>"))
+        # without lead_id: a new lead
+        orphan = self.call("POST", "opportunity/", {"value": 1})
+        self.assertEqual(self.call("GET", "lead/%s/" % orphan["lead_id"])["display_name"], "Untitled")
+        self.assertEqual(self.call("DELETE", "opportunity/%s/" % o["id"]), {})
+        self.call("GET", "opportunity/%s/" % o["id"], status=404)
+        self.call("DELETE", "opportunity/%s/" % o["id"], status=404)
+        # the lead's nested list follows
+        self.assertEqual([x["id"] for x in self.call("GET", "lead/%s/" % emu.LEAD_ONE)["opportunities"]],
+                         [crm.OPPO["OneMonthly"], o2["id"]])
+
+
+def crf(otype, name):
+    return {"type": "regular_field", "object_type": otype, "field_name": name}
+
+
+def otype_node(otype):
+    return {"type": "object_type", "object_type": otype}
+
+
+class CrmSearchTests(EmulatorTest):
+    """Advanced Filtering of leads, contacts and opportunities."""
+
+    def search(self, body, status=200, **kw):
+        r = request("POST", SEARCH, body, **kw)
+        self.assertStatus(r, status)
+        return r.json()
+
+    def ids(self, otype, *queries, sort=None, headers=None, fields=None, limit=200):
+        body = {"query": AND(otype_node(otype), *queries), "_limit": limit}
+        if sort is not None:
+            body["sort"] = sort
+        if fields is not None:
+            body["_fields"] = {otype: fields}
+        out, doc = [], self.search(body, headers=headers)
+        while True:
+            out += doc["data"]
+            if doc["cursor"] is None:
+                return out
+            doc = self.search(dict(body, cursor=doc["cursor"]), headers=headers)
+
+    def test_object_types_fields_and_sort(self):
+        leads = self.ids("lead", fields=["name", "status_id", "custom." + crm.CRM_CF["lead", "text"], "contacts"])
+        self.assertEqual(len(leads), len(emu.SAMPLE_LEADS))
+        self.assertEqual(leads[0]["__object_type"], "lead")
+        self.assertEqual(leads[0]["id"], emu.LEAD_BIG)                     # date_created descending by default
+        mixed = [x for x in leads if x["id"] == emu.LEAD_MIXED][0]
+        self.assertEqual(mixed, {"__object_type": "lead", "id": emu.LEAD_MIXED, "name": "Mixed Lead",
+                                 "status_id": emu.STATUSES[1][0], "custom." + crm.CRM_CF["lead", "text"]: "Software"})
+        self.assertEqual(len(self.ids("contact")), len(crm.CONT))
+        self.assertEqual(len(self.ids("opportunity")), len(crm.OPPO))
+        # without _fields: __object_type and id only
+        self.assertEqual(self.ids("contact", term(crf("contact", "id"), crm.CONTACT_MIXED)),
+                         [{"__object_type": "contact", "id": crm.CONTACT_MIXED}])
+        asc = self.ids("lead", sort=[{"field": crf("lead", "date_created"), "direction": "asc"}])
+        self.assertEqual(asc[0]["id"], emu.LEAD_SHEET)
+        by_upd = self.ids("opportunity", sort=[{"field": crf("opportunity", "date_updated"), "direction": "desc"}])
+        self.assertEqual(by_upd[0]["id"], crm.OPPO["Plain5Churned"])
+        # a regular field of another type, or an unknown one: 400
+        for q in (term(crf("contact", "name"), "x"), term(crf("lead", "title"), "x"),
+                  term(cfield(crm.CRM_CF["contact", "text"]), "x")):
+            r = request("POST", SEARCH, {"query": AND(otype_node("lead"), q)})
+            self.assertStatus(r, 400)
+
+    def test_conditions(self):
+        C = crm.CONT
+        O = crm.OPPO
+        words = {"type": "text", "mode": "full_words", "value": "plain"}
+        self.assertEqual([x["id"] for x in self.ids("lead", fc(crf("lead", "name"), words))],
+                         list(reversed(emu.LEAD_PLAIN)))
+        self.assertEqual({x["id"] for x in self.ids("lead", fc(crf("lead", "status_id"), {
+            "type": "reference", "reference_type": "status.lead", "object_ids": [emu.STATUSES[2][0]]}))},
+            {emu.LEAD_SHEET, emu.LEAD_BIG, emu.LEAD_PLAIN[1], emu.LEAD_PLAIN[4]})
+        self.assertEqual({x["id"] for x in self.ids("contact", term(crf("contact", "lead_id"), emu.LEAD_MIXED))},
+                         {C["Mixed"], C["MixedBilling"]})
+        self.assertEqual({x["id"] for x in self.ids("opportunity", term(crf("opportunity", "status_type"), "won"))},
+                         {O["MixedWon"], O["Plain4Former"]})
+        self.assertEqual({x["id"] for x in self.ids("opportunity", nrange(crf("opportunity", "value"), gte=100000))},
+                         {O["MixedWon"], O["Plain1Lost"]})
+        self.assertEqual({x["id"] for x in self.ids("opportunity", mrange(crf("opportunity", "date_won"),
+                                                                          local("2020-11-30", "start")))},
+                         {O["MixedRenewal"], O["Plain4Former"]})
+        # custom fields (shared ones too), exists, negate
+        cf = crm.CRM_CF
+        self.assertEqual({x["id"] for x in self.ids("contact", term(cfield(cf["contact", "shared"]), "EMEA"))},
+                         {C["Mixed"]})
+        self.assertEqual({x["id"] for x in self.ids("lead", term(cfield(cf["lead", "shared"]), "EMEA", "APAC"))},
+                         {emu.LEAD_MIXED, emu.LEAD_ONE})
+        self.assertEqual({x["id"] for x in self.ids("lead", term(cfield(cf["lead", "multi_choices"]), "Enterprise"))},
+                         {emu.LEAD_MIXED, emu.LEAD_BIG})
+        has = self.ids("contact", fc(cfield(cf["contact", "number"]), {"type": "exists"}))
+        lacks = self.ids("contact", fc(cfield(cf["contact", "number"]), {"type": "exists"}, negate=True))
+        self.assertEqual(len(has), 5)
+        self.assertEqual(len(has) + len(lacks), len(C))
+
+    def test_moment_ranges_and_day_granular(self):
+        opps = self.ids("opportunity", fields=["date_created"],
+                        sort=[{"field": crf("opportunity", "date_created"), "direction": "asc"}])
+        third = opps[2]["date_created"]
+        upper = opps[3]["date_created"]
+        window = [mrange(crf("opportunity", "date_created"), utc(third), utc(upper))]
+        # exact: exactly the third
+        self.assertEqual([x["id"] for x in self.ids("opportunity", *window)], [opps[2]["id"]])
+        # day-granular: both bounds fall on 2020-09-01, the window is empty
+        control("POST", "config", {"crm_search_day_granular": 1})
+        self.assertEqual(self.ids("opportunity", *window), [])
+        everything = self.ids("opportunity", mrange(crf("opportunity", "date_created"), utc(third)))
+        self.assertEqual(len(everything), len(crm.OPPO))      # on_or_after from that day's start
+        # mode 2: a "before" inside a day reaches to the next day's start
+        control("POST", "config", {"crm_search_day_granular": 2})
+        self.assertEqual(len(self.ids("opportunity", *window)), len(crm.OPPO))
+        at_midnight = [mrange(crf("opportunity", "date_created"), utc(third), utc("2020-09-01T00:00:00Z"))]
+        self.assertEqual(self.ids("opportunity", *at_midnight), [])
+        # and with x-tz-offset the day is the local one: [2020-09-01 13:00Z, 2020-09-02 13:00Z)
+        part = self.ids("opportunity", mrange(crf("opportunity", "date_created"), utc(upper)),
+                        headers={"x-tz-offset": "-13"})
+        self.assertTrue(0 < len(part) < len(crm.OPPO))
+        # custom objects keep exact bounds
+        doc = self.search({"query": mrange(rf("date_created"), utc("2020-08-04T16:45:35.367000+00:00"),
+                                           utc("2020-08-04T16:45:35.368000+00:00")), "include_counts": True})
+        self.assertEqual(doc["count"]["total"], 1)
+        control("POST", "config", {"crm_search_day_granular": 0})
+        # fixed_local_date at x-tz-offset: opportunities were created 2020-09-01 ~12:00-15:00 UTC
+        day = [mrange(crf("opportunity", "date_created"), local("2020-09-01", "start"), local("2020-09-01", "end"))]
+        self.assertEqual(len(self.ids("opportunity", *day)), len(crm.OPPO))
+        self.assertEqual(len(self.ids("opportunity", *day, headers={"x-tz-offset": "14"})), 0)
+        part = self.ids("opportunity", *day, headers={"x-tz-offset": "-13"})
+        self.assertTrue(0 < len(part) < len(crm.OPPO))
+
+    def test_counts_paging_and_cap(self):
+        doc = self.search({"query": AND(otype_node("lead")), "include_counts": True, "results_limit": 0})
+        self.assertEqual(doc, {"data": [], "cursor": None, "count": {"total": len(emu.SAMPLE_LEADS)}})
+        body = {"query": AND(otype_node("contact")), "_limit": 5}
+        doc = self.search(body)
+        self.assertEqual(len(doc["data"]), 5)
+        second = self.search(dict(body, cursor=doc["cursor"]))
+        self.assertEqual(len(second["data"]), 5)
+        self.assertFalse({x["id"] for x in doc["data"]} & {x["id"] for x in second["data"]})
+        control("POST", "config", {"search_max_results": 4})
+        doc = self.search({"query": AND(otype_node("opportunity")), "_limit": 3, "include_counts": True})
+        doc2 = self.search({"query": AND(otype_node("opportunity")), "_limit": 3, "include_counts": True,
+                            "cursor": doc["cursor"]})
+        self.assertEqual((len(doc2["data"]), doc2["cursor"], doc2["count"]["total"]), (1, None, len(crm.OPPO)))
+        # a deleted record drops out of later pages
+        control("POST", "config", {"search_max_results": 10000})
+        doc = self.search({"query": AND(otype_node("contact")), "_limit": 1})
+        gone = self.search({"query": AND(otype_node("contact")), "_limit": 1, "cursor": doc["cursor"]})["data"][0]
+        request("DELETE", "/api/v1/contact/%s/" % gone["id"])
+        doc = self.search({"query": AND(otype_node("contact")), "_limit": 1, "cursor": doc["cursor"]})
+        self.assertEqual(doc["data"], [])
+
+
+class CrmGenerateTests(EmulatorTest):
+    def test_generate_and_page_past_the_caps(self):
+        r = control("POST", "crm/generate", {"leads": 450, "contacts_per_lead": 2, "opportunities_per_lead": 1})
+        self.assertEqual(r.json(), {"created": {"leads": 450, "contacts": 900, "opportunities": 450}})
+        total = len(emu.SAMPLE_LEADS) + 450
+        seen, skip = set(), 0
+        while True:
+            doc = request("GET", "/api/v1/lead/?_fields=id&_limit=200&_skip=%d" % skip).json()
+            self.assertEqual(doc["total_results"], total)
+            seen |= {x["id"] for x in doc["data"]}
+            skip += 200
+            if not doc["has_more"]:
+                break
+        self.assertEqual(len(seen), total)
+        # a lowered cap: /lead/ refuses to page past it; search reads everything
+        control("POST", "config", {"lead_max_skip": 300})
+        r = request("GET", "/api/v1/lead/?_skip=400&_limit=200")
+        self.assertStatus(r, 400)
+        self.assertIn("less than or equal to 300", r.json()["field-errors"]["_skip"])
+        doc = request("POST", SEARCH, {"query": AND(otype_node("lead")), "include_counts": True,
+                                       "results_limit": 0}).json()
+        self.assertEqual(doc["count"]["total"], total)
+        doc = request("GET", "/api/v1/contact/?_limit=0").json()
+        self.assertTrue(doc["has_more"])
+        doc = request("GET", "/api/v1/opportunity/?_limit=1&_fields=id").json()
+        self.assertEqual(doc["total_results"], len(crm.OPPO) + 450)
+        self.assertEqual(sum(doc["count_by_value_period"].values()), len(crm.OPPO) + 450)
+
+    def test_generate_on_one_lead_with_ties_and_steps(self):
+        control("POST", "crm/generate", {"lead_id": emu.LEAD_EMPTY, "contacts_per_lead": 250,
+                                         "date_created": "2022-02-02T00:00:00Z"})
+        recs = control("GET", "data/crm?type=contact&lead_id=" + emu.LEAD_EMPTY).json()
+        self.assertEqual(len(recs), 250)
+        self.assertEqual({r["date_created"] for r in recs}, {"2022-02-02T00:00:00.000000+00:00"})
+        self.assertEqual([r["id"] for r in recs], sorted(r["id"] for r in recs))
+        ids = []
+        for skip in (0, 200):
+            doc = request("GET", "/api/v1/contact/?lead_id=%s&_limit=200&_skip=%d&_fields=id" %
+                          (emu.LEAD_EMPTY, skip)).json()
+            ids += [x["id"] for x in doc["data"]]
+        self.assertEqual(sorted(ids), sorted(r["id"] for r in recs))
+        control("POST", "crm/generate", {"leads": 3, "opportunities_per_lead": 2, "name_prefix": "Step",
+                                         "start": "2023-05-01T23:59:59+00:00", "step_ms": 500})
+        leads = [r for r in control("GET", "data/crm?type=lead").json() if r["name"].startswith("Step")]
+        self.assertEqual([r["name"] for r in leads], ["Step Lead 1", "Step Lead 2", "Step Lead 3"])
+        self.assertEqual(leads[1]["date_created"], "2023-05-01T23:59:59.500000+00:00")
+        opps = control("GET", "data/crm?type=opportunity&lead_id=" + leads[0]["id"]).json()
+        self.assertEqual(len(opps), 2)
+        self.assertEqual(opps[0]["date_created"], "2023-05-02T00:00:00.500000+00:00")
+        for bad in ({"leads": -1}, {"lead_id": "lead_nope"}, {"start": "yesterday"}, {"bogus": 1}):
+            self.assertStatus(request("POST", "/_emulator/crm/generate", bad, auth=None), 400)
+        self.assertStatus(request("GET", "/_emulator/data/crm?type=user", auth=None), 400)
+
+    def test_generate_many_leads_fast(self):
+        t0 = time.monotonic()
+        control("POST", "crm/generate", {"leads": 36000})
+        doc = request("GET", "/api/v1/lead/?_skip=35000&_limit=200&_fields=id").json()
+        self.assertEqual(len(doc["data"]), 200)
+        self.assertStatus(request("GET", "/api/v1/lead/?_skip=35001"), 400)
+        self.assertLess(time.monotonic() - t0, 20)
+
+
 class ProcessTests(unittest.TestCase):
     def test_sigterm_and_sigint_exit_cleanly(self):
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -1325,7 +1897,9 @@ class ProcessTests(unittest.TestCase):
             cfg = request("GET", "/_emulator/config", auth=None, port=port).json()
             self.assertEqual(cfg, {"latency_ms": 1, "max_limit": 5, "max_skip": 10000, "rate_limit_per_sec": 2,
                                    "cursor_ttl": 7, "search_max_results": 50, "search_rate_limit_per_sec": 3,
-                                   "short_pages": 0, "list_by_date_updated": 0})
+                                   "short_pages": 0, "list_by_date_updated": 0, "crm_max_limit": 200,
+                                   "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0,
+                          "stale_reads": 0})
             path = objects_path(emu.LEAD_BIG, _limit=6)
             self.assertEqual(request("GET", path, port=port).status, 400)
             self.assertEqual(request("GET", path, port=port).status, 400)
