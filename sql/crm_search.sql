@@ -27,8 +27,8 @@ CREATE FOREIGN TABLE crm_opportunities (
 
 -- a whole table: one search of leads, the keys the query uses in _fields
 SELECT id, name, status_label, industry, employees FROM crm_leads ORDER BY id;
-SELECT e->>'path' AS path, jsonb_pretty(e->'body') AS body FROM emulator_log_entries() e;
-SELECT e->'headers'->>'x-tz-offset' AS tz_offset FROM emulator_log_entries() e;
+SELECT e->>'path' AS path, e->'headers'->>'x-tz-offset' AS tz_offset, jsonb_pretty(e->'body') AS body
+  FROM emulator_log_entries() e;
 
 -- local copies, to compare pushed conditions with
 CREATE TABLE crm_leads_copy AS SELECT * FROM crm_leads;
@@ -85,10 +85,10 @@ SELECT emulator_clear();
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT id FROM crm_leads
  WHERE status_id = 'stat_Qualified0000000000000000000000000000000000'
-   AND name = 'Plain Lead 3' AND date_updated > '2020-08-05 09:02:00+00';
+   AND name = 'Plain Lead 1' AND date_updated > '2020-08-05 09:02:00+00';
 SELECT id FROM crm_leads
  WHERE status_id = 'stat_Qualified0000000000000000000000000000000000'
-   AND name = 'Plain Lead 3' AND date_updated > '2020-08-05 09:02:00+00';
+   AND name = 'Plain Lead 1' AND date_updated > '2020-08-05 09:02:00+00';
 SELECT jsonb_pretty(e->'body'->'query') FROM emulator_log_entries() e;
 EXPLAIN (COSTS OFF)
 SELECT id FROM crm_leads WHERE date_created < '2020-08-05 09:02:00+00' AND status_id <> 'stat_Potential0000000000000000000000000000000000';
@@ -143,6 +143,11 @@ SELECT emulator_call('POST', '/_emulator/config', '{"crm_search_day_granular": 1
 SELECT count(*), count(DISTINCT id),
        (SELECT array_agg(id ORDER BY id) FROM crm_leads_copy) = array_agg(id ORDER BY id) AS same
   FROM crm_leads;
+SELECT emulator_call('POST', '/_emulator/config', '{"crm_search_day_granular": 2}');
+SELECT count(*), count(DISTINCT id),
+       (SELECT array_agg(id ORDER BY id) FROM crm_leads_copy) = array_agg(id ORDER BY id) AS same
+  FROM crm_leads;
+SELECT emulator_call('POST', '/_emulator/config', '{"search_max_results": 20, "crm_search_day_granular": 1}');
 SELECT t, c AS condition, crm_same_rows(t, c)
   FROM (VALUES
     ('crm_leads', $$date_created > '2020-08-05 09:02:00+00'$$),
@@ -153,6 +158,30 @@ SELECT t, c AS condition, crm_same_rows(t, c)
 SELECT array_agg(id ORDER BY date_created, id) = array_agg(id) AS in_order, count(*)
   FROM (SELECT id, date_created FROM crm_leads ORDER BY date_created) s;
 SELECT emulator_clear();
+
+-- many leads over many days: the search is cut into parts at UTC
+-- midnights (after a probe for the newest lead), read concurrently, each
+-- sliced by whole days; every lead once, under each reading of the bounds
+-- (1: a bound counts from the start of its day, which would lose the
+-- objects before a cut that is not a midnight)
+SELECT emulator_call('POST', '/_emulator/config', '{"search_max_results": 250, "crm_search_day_granular": 1}');
+SELECT emulator_call('POST', '/_emulator/crm/generate',
+                     '{"leads": 1400, "start": "2021-01-01T00:30:00.000000+00:00", "step_ms": 1800000}');
+SELECT emulator_clear();
+SELECT count(employees) AS listed, count(DISTINCT id) AS distinct_ids,
+       min(date_created) AS first, max(date_created) AS last
+  FROM crm_leads WHERE date_created >= '2021-01-01 00:00:00+00';
+SELECT count(*) >= 8 AS pages_and_parts,
+       count(*) FILTER (WHERE e->'body'->'_limit' = '1') AS newest_probes,
+       count(*) FILTER (WHERE e->'body'->'query'->'queries'->-1->'condition' ? 'before') > 1 AS parts_with_an_end,
+       bool_and(e->'body'->'query'->'queries'->-1->'condition'->'on_or_after'->>'type' = 'fixed_local_date'
+                AND coalesce(e->'body'->'query'->'queries'->-1->'condition'->'before'->>'type', 'fixed_local_date') = 'fixed_local_date') AS day_bounds_only
+  FROM emulator_log_entries() e;
+SELECT emulator_call('POST', '/_emulator/config', '{"crm_search_day_granular": 2}');
+SELECT count(employees) AS listed, count(DISTINCT id) AS distinct_ids FROM crm_leads WHERE date_created >= '2021-01-01 00:00:00+00';
+SELECT emulator_call('POST', '/_emulator/config', '{"crm_search_day_granular": 0}');
+SELECT count(employees) AS listed, count(DISTINCT id) AS distinct_ids FROM crm_leads WHERE date_created >= '2021-01-01 00:00:00+00';
+SELECT emulator_reset();
 
 -- a UTC day with more objects than one query returns: an error naming the
 -- day, never fewer rows (the 14 contacts are all of 2020-09-01), however

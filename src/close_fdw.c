@@ -72,6 +72,7 @@ typedef struct CloseScanState
 	MemoryContext keys_cxt;		/* the key values; reset per (re)scan */
 	MemoryContext page_cxt;		/* one answer and its parsed document */
 	UserMapping *user;
+	const CloseResource *res;	/* the table's resource */
 	CloseAccessKind kind;
 	bool		key_is_array;
 	ExprState  *key_state;
@@ -81,7 +82,6 @@ typedef struct CloseScanState
 	CloseRowConverter *conv;
 
 	/* a search (CLOSE_ACCESS_SEARCH) */
-	const CloseResource *search_res;	/* what it searches */
 	List	   *value_states;	/* ExprStates of its condition values */
 	List	   *search_nodes;	/* once the scan starts, as confirmed */
 	bool		search_confirmed;	/* against the fields' Close types */
@@ -742,6 +742,7 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 	table = GetForeignTable(RelationGetRelid(rel));
 	fsstate->user = GetUserMapping(close_scan_user(node), table->serverid);
 	close_get_server_options(GetForeignServer(table->serverid), &sopts);
+	fsstate->res = close_get_table_resource(RelationGetRelid(rel));
 	fsstate->page_size = sopts.page_size;
 	/* pages overlap by one object: at least two a page */
 	fsstate->limit = Max(sopts.page_size, 2);
@@ -755,7 +756,6 @@ closeBeginForeignScan(ForeignScanState *node, int eflags)
 		intVal(list_nth(fdw_private, FdwScanPrivateKeyIsArray)) != 0;
 	if (fsstate->kind == CLOSE_ACCESS_SEARCH)
 	{
-		fsstate->search_res = close_get_table_resource(RelationGetRelid(rel));
 		fsstate->value_states = ExecInitExprList(fsplan->fdw_exprs,
 												 (PlanState *) node);
 		fsstate->search_nodes = (List *) list_nth(fdw_private,
@@ -946,7 +946,7 @@ start_search(ForeignScanState *node)
 		MemoryContext oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
 
 		fsstate->search_nodes = close_search_confirm(fsstate->search_nodes,
-													 fsstate->search_res,
+													 fsstate->res,
 													 fsstate->user,
 													 &fsstate->requests,
 													 &fsstate->search_not_pushed);
@@ -955,7 +955,7 @@ start_search(ForeignScanState *node)
 	}
 
 	close_search_evaluate(fsstate->value_states, econtext, &vals);
-	query = close_search_render_query(fsstate->search_res,
+	query = close_search_render_query(fsstate->res,
 									  fsstate->search_nodes,
 									  fsstate->table_type_id, &vals);
 
@@ -966,7 +966,7 @@ start_search(ForeignScanState *node)
 			MemoryContext oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
 
 			fsstate->custom_keys = close_search_custom_keys(fsstate->user,
-															fsstate->search_res,
+															fsstate->res,
 															fsstate->table_type_id,
 															&fsstate->requests);
 			MemoryContextSwitchTo(oldcxt);
@@ -975,7 +975,7 @@ start_search(ForeignScanState *node)
 	}
 
 	fsstate->search = close_search_begin(fsstate->keys_cxt, fsstate->user,
-										 fsstate->search_res, query,
+										 fsstate->res, query,
 										 close_search_render_fields(keys),
 										 fsstate->search_limit > 0
 										 ? Min(fsstate->search_limit, CLOSE_SEARCH_PAGE)
@@ -1016,7 +1016,12 @@ start_scan(ForeignScanState *node)
 	 */
 	if (!fsstate->checked)
 	{
-		if (fsstate->table_type_id || fsstate->check_keys != NIL)
+		/*
+		 * Custom object types' fields only: a lead's, contact's or
+		 * opportunity's custom field is Close's to know (not checked yet).
+		 */
+		if (fsstate->res->field_schema == NULL &&
+			(fsstate->table_type_id || fsstate->check_keys != NIL))
 			close_field_types_check_table(close_field_types_get(fsstate->user,
 																&fsstate->requests),
 										  fsstate->conv->relname,
