@@ -183,6 +183,15 @@ SELECT emulator_call('POST', '/_emulator/config', '{"crm_search_day_granular": 0
 SELECT count(employees) AS listed, count(DISTINCT id) AS distinct_ids FROM crm_leads WHERE date_created >= '2021-01-01 00:00:00+00';
 SELECT emulator_reset();
 
+-- /lead/ refuses a _skip past its cap (35,000 in Close; 5 here): a scan
+-- without an id is a search, which has no such cap, so a big organisation
+-- never stops early (the same for contacts' listing)
+SELECT emulator_call('POST', '/_emulator/config', '{"lead_max_skip": 5, "crm_max_skip": 5, "crm_max_limit": 3}');
+SELECT count(name) AS leads, count(DISTINCT id) AS distinct_ids FROM crm_leads;
+SELECT count(name) AS contacts, count(DISTINCT id) AS distinct_ids FROM crm_contacts;
+SELECT e->>'method' AS method, e->>'path' AS path, count(*) FROM emulator_log_entries() e GROUP BY 1, 2;
+SELECT emulator_reset();
+
 -- a UTC day with more objects than one query returns: an error naming the
 -- day, never fewer rows (the 14 contacts are all of 2020-09-01), however
 -- Close reads the bounds
