@@ -91,11 +91,17 @@ SELECT id FROM crm_leads
    AND name = 'Plain Lead 1' AND date_updated > '2020-08-05 09:02:00+00';
 SELECT jsonb_pretty(e->'body'->'query') FROM emulator_log_entries() e;
 EXPLAIN (COSTS OFF)
-SELECT id FROM crm_leads WHERE date_created < '2020-08-05 09:02:00+00' AND status_id <> 'stat_Potential0000000000000000000000000000000000';
+SELECT id FROM crm_leads WHERE date_created < '2020-08-05 09:02:00+00' AND status_id <> 'stat_Potential0000000000000000000000000000000000'
+   AND created_by = 'user_Test000000000000000000000000000000000000000';
 -- a custom field: its type comes from the lead field schema, read when the scan starts
 SELECT id, employees FROM crm_leads WHERE employees > 25 ORDER BY id;
 SELECT e->>'method' AS method, e->>'path' AS path, e->'body'->'query'->'queries'->1 AS condition
   FROM emulator_log_entries() e;
+-- a custom jsonb column: every custom field of the lead schema is asked for
+CREATE FOREIGN TABLE crm_leads_custom (id text, name text, custom jsonb)
+  SERVER close OPTIONS (resource 'lead');
+SELECT name, custom FROM crm_leads_custom WHERE name IN ('Mixed Lead', 'Plain Lead 2') ORDER BY name;
+SELECT e->>'method' AS method, e->>'path' AS path, e->'body'->'_fields' AS fields FROM emulator_log_entries() e;
 -- a field of several values is not sent
 SELECT count(*) FROM crm_leads WHERE segments = '["Enterprise"]';
 SELECT e->>'path' AS path, e->'body'->'query'->'queries' AS queries FROM emulator_log_entries() e;

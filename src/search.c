@@ -494,6 +494,8 @@ close_search_render_query(const CloseResource *res, List *nodes,
 	StringInfoData buf;
 	ListCell   *lc;
 
+	if (res->search_type == NULL)
+		elog(ERROR, "resource \"%s\" has no search object type", res->name);
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"type\": \"object_type\", \"object_type\": ");
 	escape_json(&buf, res->search_type);
