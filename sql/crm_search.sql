@@ -124,6 +124,7 @@ SELECT count(*) FROM srch_leads WHERE status_id = 'stat_Qualified000000000000000
 SELECT count(*) FROM srch_leads WHERE status_id = 'stat_Qualified0000000000000000000000000000000000';
 SELECT count(*) FROM srch_contacts;
 SELECT count(*) FROM srch_opportunities WHERE status_id <> 'stat_Won0000000000000000000000000000000000000000';
+SELECT count(*) FROM srch_opportunities WHERE status_type IN ('won', 'lost');
 SELECT e->>'path' AS path, e->'body' AS body FROM emulator_log_entries() e;
 -- a condition Close applies loosely keeps the count local
 EXPLAIN (COSTS OFF) SELECT count(*) FROM srch_contacts WHERE title = 'Owner';

@@ -84,7 +84,7 @@ static const CloseResourceKey opportunity_keys[] = {
 	{"lead_name", "text", CLOSE_KEY_READ_ONLY, NULL, "Name of its lead, set by Close"},
 	{"status_id", "text", CLOSE_KEY_WRITABLE, "id", "Close id of the opportunity status (stat_...)", "status.opportunity"},
 	{"status_label", "text", CLOSE_KEY_READ_ONLY, NULL, "Label of the status, set by Close"},
-	{"status_type", "text", CLOSE_KEY_READ_ONLY, NULL, "Type of the status: active, won or lost, set by Close"},
+	{"status_type", "text", CLOSE_KEY_READ_ONLY, "id", "Type of the status: active, won or lost, set by Close"},
 	{"pipeline_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the pipeline (pipe_...), set on creation only"},
 	{"pipeline_name", "text", CLOSE_KEY_READ_ONLY, NULL, "Name of the pipeline, set by Close"},
 	{"value", "bigint", CLOSE_KEY_WRITABLE, NULL, "Value in cents (minor units of the currency): 50000 is $500.00"},
