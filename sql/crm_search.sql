@@ -129,6 +129,12 @@ SELECT e->>'path' AS path, e->'body' AS body FROM emulator_log_entries() e;
 -- a condition Close applies loosely keeps the count local
 EXPLAIN (COSTS OFF) SELECT count(*) FROM srch_contacts WHERE title = 'Owner';
 
+-- ANALYZE: a count and a sample, both searches of leads
+ANALYZE srch_leads;
+SELECT reltuples FROM pg_class WHERE relname = 'srch_leads';
+SELECT e->>'path' AS path, e->'body'->'_fields' AS fields, e->'body'->'results_limit' AS results_limit
+  FROM emulator_log_entries() e;
+
 -- ORDER BY date_created DESC / date_updated with a LIMIT: one sorted search
 EXPLAIN (VERBOSE, COSTS OFF) SELECT id, date_created FROM srch_leads ORDER BY date_created DESC LIMIT 3;
 SELECT id, date_created FROM srch_leads ORDER BY date_created DESC LIMIT 3;
