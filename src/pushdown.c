@@ -10,7 +10,10 @@
  *		  describes pushed values for EXPLAIN, and turns a search's
  *		  conditions into query nodes: each a superset of what SQL keeps
  *		  unless exact, and only of a kind the type Close stores the field as
- *		  takes (confirmed for custom fields when the scan starts).
+ *		  takes (confirmed for custom fields when the scan starts).  A
+ *		  search's core fields and their types are its resource's keys
+ *		  (resource.c), custom fields those of custom object types or of the
+ *		  resource's field schema.
  *
  *-------------------------------------------------------------------------
  */

@@ -1,10 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * search.c
- *		  Listing custom objects without a lead, through Advanced Filtering
+ *		  Listing custom objects without a lead, and leads, contacts and
+ *		  opportunities without an id, through Advanced Filtering
  *		  (POST /data/search/): the request body from the plan's query nodes
- *		  and the run-time values, cursor paging, and the slicing that gets
- *		  past the API's limits.
+ *		  and the run-time values (the object type, fields and sort of the
+ *		  table's resource), cursor paging, and the slicing that gets past
+ *		  the API's limits.
  *
  * One search query returns at most 10,000 objects, silently, and a cursor
  * expires about 30 s after it was issued.  Both are handled the same way:
@@ -12,6 +14,15 @@
  * the last date_created seen, skipping the ids already returned at that
  * instant.  A slice is started when a query ends having returned 10,000
  * objects or fewer than its count said, and before a cursor gets old.
+ *
+ * For a resource whose search may apply date bounds by whole days only
+ * (CloseResource.search_day_bounds: the sheets disagree for leads, contacts
+ * and opportunities), every bound sent is a UTC midnight (a
+ * fixed_local_date, x-tz-offset being 0), read the same either way: a new
+ * slice starts at the midnight before the last date_created seen and skips
+ * what it repeats (objects before that instant, and the ids seen at it),
+ * and parts are cut at midnights.  A day holding more objects than one
+ * query returns cannot be sliced further: an error naming the day.
  *
  * Cursor pages come one after another, so a large search whose order does
  * not matter is cut up front as well: after the first page, one more
