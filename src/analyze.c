@@ -46,11 +46,8 @@ bool
 closeAnalyzeForeignTable(Relation relation, AcquireSampleRowsFunc *func,
 						 BlockNumber *totalpages)
 {
-	/*
-	 * The count and the sample come from a search: a resource read through
-	 * its listing is not analyzed (PostgreSQL says it skips the table).
-	 */
-	if (!close_resource_searched(close_get_table_resource(RelationGetRelid(relation))))
+	/* a resource Close does not search (a short listing): not sampled */
+	if (close_get_table_resource(RelationGetRelid(relation))->search_type == NULL)
 		return false;
 	*func = close_acquire_sample_rows;
 	*totalpages = 1;
@@ -67,6 +64,7 @@ close_acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	ForeignTable *table = GetForeignTable(relid);
 	UserMapping *user = GetUserMapping(GetUserId(), table->serverid);
 	char	   *type_id = close_get_table_type_id(relid);
+	const CloseResource *res = close_get_table_resource(relid);
 	MemoryContext outer_cxt = CurrentMemoryContext;
 	MemoryContext work_cxt;
 	MemoryContext row_cxt;
@@ -111,8 +109,8 @@ close_acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	}
 
 	/* the count: one request */
-	query = close_search_render_query(NIL, type_id, &no_values);
-	total = close_search_count(user, query, &requests);
+	query = close_search_render_query(res, NIL, type_id, &no_values);
+	total = close_search_count(user, res, query, &requests);
 
 	/*
 	 * No object may mean a custom_object_type_id Close does not have: an
@@ -131,7 +129,7 @@ close_acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 		int64		type_requests = 0;
 
 		/* the types may come from the per-mapping cache, without a request */
-		keys = list_concat(keys, close_search_custom_keys(user, type_id,
+		keys = list_concat(keys, close_search_custom_keys(user, res, type_id,
 														  &type_requests));
 		requests += type_requests;
 		if (type_requests > 0)
@@ -146,7 +144,7 @@ close_acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 		conv = close_make_row_converter(relation, attrs_used);
 		values = palloc(sizeof(Datum) * tupdesc->natts);
 		nulls = palloc(sizeof(bool) * tupdesc->natts);
-		ss = close_search_begin(work_cxt, user, query,
+		ss = close_search_begin(work_cxt, user, res, query,
 								close_search_render_fields(keys),
 								CLOSE_SEARCH_PAGE, sample, 1);
 		while (nrows < sample)

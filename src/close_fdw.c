@@ -749,6 +749,7 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 			Plan *outer_plan)
 {
 	Oid			relid = planner_rt_fetch(baserel->relid, root)->relid;
+	const CloseResource *res = close_get_table_resource(relid);
 	CloseSearchPushdown sp;
 	CloseSearchValues vals;
 	List	   *local_exprs = NIL;
@@ -820,13 +821,13 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 
 	/* what EXPLAIN shows: constants as they are, other values described */
 	close_search_plan_values(root, sp.values, &vals);
-	query = close_search_render_query(sp.nodes, ri->table_type_id, &vals);
+	query = close_search_render_query(res, sp.nodes, ri->table_type_id, &vals);
 
 	fdw_private = close_list_make5(makeInteger(CLOSE_ACCESS_SEARCH),
 								   makeInteger(0),
 								   makeInteger(0),
 								   makeString("POST /data/search/"),
-								   makeString(close_search_render_explain(query,
+								   makeString(close_search_render_explain(res, query,
 																		  close_search_render_fields(all_custom
 																									 ? lappend(list_copy(field_keys), makeString("custom.*"))
 																									 : field_keys),
@@ -843,7 +844,8 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 														   CLOSE_ACCESS_SEARCH, 0,
 														   ri->page_size, limit)));
 	fdw_private = lappend(fdw_private,
-						  close_search_render_summary(sp.nodes, ri->table_type_id,
+						  close_search_render_summary(res, sp.nodes,
+													  ri->table_type_id,
 													  &vals, (int64) limit));
 	fdw_private = lappend(fdw_private, NIL);	/* not a listing */
 	fdw_private = lappend(fdw_private, makeString(""));
@@ -1195,6 +1197,7 @@ start_search(ForeignScanState *node)
 		MemoryContext oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
 
 		fsstate->search_nodes = close_search_confirm(fsstate->search_nodes,
+													 fsstate->res,
 													 fsstate->user,
 													 &fsstate->requests,
 													 &fsstate->search_not_pushed);
@@ -1203,7 +1206,8 @@ start_search(ForeignScanState *node)
 	}
 
 	close_search_evaluate(fsstate->value_states, econtext, &vals);
-	query = close_search_render_query(fsstate->search_nodes,
+	query = close_search_render_query(fsstate->res,
+									  fsstate->search_nodes,
 									  fsstate->table_type_id, &vals);
 
 	if (fsstate->search_all_custom)
@@ -1213,6 +1217,7 @@ start_search(ForeignScanState *node)
 			MemoryContext oldcxt = MemoryContextSwitchTo(fsstate->scan_cxt);
 
 			fsstate->custom_keys = close_search_custom_keys(fsstate->user,
+															fsstate->res,
 															fsstate->table_type_id,
 															&fsstate->requests);
 			MemoryContextSwitchTo(oldcxt);
@@ -1231,7 +1236,8 @@ start_search(ForeignScanState *node)
 	if (fsstate->cache_ttl_ms > 0)
 	{
 		CloseConnection *conn = close_get_connection(fsstate->user);
-		char	   *request = close_search_render_explain(query, fields,
+		char	   *request = close_search_render_explain(fsstate->res,
+														  query, fields,
 														  page_limit,
 														  fsstate->search_limit,
 														  order);
@@ -1251,7 +1257,8 @@ start_search(ForeignScanState *node)
 												  "/data/search/", request);
 	}
 
-	fsstate->search = close_search_begin(fsstate->keys_cxt, fsstate->user, query,
+	fsstate->search = close_search_begin(fsstate->keys_cxt, fsstate->user,
+										 fsstate->res, query,
 										 fields, page_limit,
 										 fsstate->search_limit,
 										 fsstate->search_ordered

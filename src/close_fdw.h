@@ -70,6 +70,11 @@ typedef struct CloseResourceKey
 	 */
 	const char *search_type;
 	const char *comment;		/* the imported column's comment */
+	/*
+	 * For an id key whose Advanced Filtering condition is "reference" (not
+	 * "term"), its reference_type ("status.lead"); else NULL.
+	 */
+	const char *reference_type;
 } CloseResourceKey;
 
 typedef struct CloseResource
@@ -79,6 +84,13 @@ typedef struct CloseResource
 	const char *path;			/* "/lead/": listing; path + id + "/": one */
 	const char *id_prefix;		/* "lead_" */
 	const char *search_type;	/* Advanced Filtering object_type, or NULL */
+	const char *plural;			/* "leads", for messages and EXPLAIN */
+	/*
+	 * Its search may apply moment_range bounds by whole days only (the
+	 * sheets disagree): every bound it is sent is a UTC midnight, as a
+	 * fixed_local_date (x-tz-offset is 0), and slices are whole days.
+	 */
+	bool		search_day_bounds;
 	const char *field_schema;	/* GET /custom_field_schema/{this}/, or NULL */
 	bool		lead_filter;	/* its listing takes lead_id= */
 	bool		get_by_id;		/* GET path{id}/ answers one record */
@@ -245,6 +257,7 @@ typedef enum CloseAccessKind
 #define CLOSE_SEARCH_NUMBER		3	/* number_range, bounds inclusive */
 #define CLOSE_SEARCH_MOMENT		4	/* moment_range, widened by a second */
 #define CLOSE_SEARCH_DATE		5	/* moment_range of a date, widened a day */
+#define CLOSE_SEARCH_REFERENCE	6	/* exact ids, as a "reference" condition */
 /* operators, with the column on the left */
 #define CLOSE_SEARCH_OP_EQ		1
 #define CLOSE_SEARCH_OP_ANY		2	/* = ANY (array) */
@@ -288,6 +301,9 @@ typedef struct CloseKeyColumns
 	bool		id_pushed;		/* id conditions become GETs by id */
 	bool		lead_pushed;	/* lead_id conditions become listings */
 	bool		list_whole;		/* without a key: the listing, not a search */
+	bool		list_filtered;	/* without a key but with one of the listing's
+								 * filters: the filtered listing */
+	Oid			relid;
 } CloseKeyColumns;
 
 /* What ANALYZE taught about a table (costs.c reads it); -1: not known. */
@@ -540,16 +556,20 @@ extern void close_search_values_alloc(int n, bool described,
 									  CloseSearchValues *vals);
 extern void close_search_evaluate(List *value_states, ExprContext *econtext,
 								  CloseSearchValues *vals);
-extern char *close_search_render_query(List *nodes, const char *type_id,
+extern char *close_search_render_query(const CloseResource *res, List *nodes,
+									   const char *type_id,
 									   CloseSearchValues *vals);
 extern char *close_search_render_fields(List *keys);
-extern char *close_search_render_explain(const char *query, const char *fields,
+extern char *close_search_render_explain(const CloseResource *res,
+										 const char *query, const char *fields,
 										 int page_limit, int64 results_limit,
 										 int order);
-extern char *close_search_render_count(const char *query);
+extern char *close_search_render_count(const CloseResource *res,
+									   const char *query);
 extern void close_search_set_order(CloseSearchState *ss, int order);
 extern CloseSearchState *close_search_begin(MemoryContext parent,
 											UserMapping *user,
+											const CloseResource *res,
 											const char *query,
 											const char *fields,
 											int page_limit,
@@ -563,9 +583,14 @@ extern struct json_object *close_search_next(CloseSearchState *ss);
 extern int64 close_search_requests(CloseSearchState *ss);
 extern int64 close_search_retries(CloseSearchState *ss);
 extern double close_search_waited_ms(CloseSearchState *ss);
-extern List *close_search_custom_keys(UserMapping *user, const char *type_id,
-									  int64 *requests);
-extern List *close_search_render_summary(List *nodes, const char *type_id,
+extern List *close_search_schema_fields(UserMapping *user,
+										const CloseResource *res,
+										int64 *requests);
+extern List *close_search_custom_keys(UserMapping *user,
+									  const CloseResource *res,
+									  const char *type_id, int64 *requests);
+extern List *close_search_render_summary(const CloseResource *res,
+										 List *nodes, const char *type_id,
 										 CloseSearchValues *vals,
 										 int64 results_limit);
 
@@ -712,8 +737,8 @@ extern TupleTableSlot *close_count_iterate(ForeignScanState *node);
 extern void close_count_rescan(ForeignScanState *node);
 extern void close_count_explain(ForeignScanState *node,
 								struct ExplainState *es);
-extern int64 close_search_count(UserMapping *user, const char *query,
-								int64 *requests);
+extern int64 close_search_count(UserMapping *user, const CloseResource *res,
+								const char *query, int64 *requests);
 
 /* in import.c */
 extern List *closeImportForeignSchema(ImportForeignSchemaStmt *stmt,
@@ -805,7 +830,8 @@ extern void close_search_plan_values(PlannerInfo *root, List *values,
 									 CloseSearchValues *vals);
 extern void close_search_conditions(PlannerInfo *root, RelOptInfo *baserel,
 									List *rinfos, CloseSearchPushdown *out);
-extern List *close_search_confirm(List *nodes, UserMapping *user,
-								  int64 *requests, int *not_pushed);
+extern List *close_search_confirm(List *nodes, const CloseResource *res,
+								  UserMapping *user, int64 *requests,
+								  int *not_pushed);
 
 #endif							/* CLOSE_FDW_H */

@@ -10,7 +10,10 @@
  *		  describes pushed values for EXPLAIN, and turns a search's
  *		  conditions into query nodes: each a superset of what SQL keeps
  *		  unless exact, and only of a kind the type Close stores the field as
- *		  takes (confirmed for custom fields when the scan starts).
+ *		  takes (confirmed for custom fields when the scan starts).  A
+ *		  search's core fields and their types are its resource's keys
+ *		  (resource.c), custom fields those of custom object types or of the
+ *		  resource's field schema.
  *
  *-------------------------------------------------------------------------
  */
@@ -53,6 +56,8 @@ close_find_key_columns(Oid relid, CloseKeyColumns *keys)
 
 	/* a key is pushed only where the resource's API takes it */
 	keys->list_whole = !close_resource_searched(res);
+	keys->list_filtered = res->list_filters != NULL || res->list_ranges != NULL;
+	keys->relid = relid;
 	keys->id_pushed = res->get_by_id;
 	keys->lead_pushed = res->lead_filter;
 	keys->id_attno = InvalidAttrNumber;
@@ -262,6 +267,23 @@ close_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
 			out->key_is_array = is_array;
 			out->key_count = estimate_value_count(value, is_array);
 		}
+	}
+
+	/*
+	 * Without a key, a resource searched otherwise is read through its own
+	 * listing when one of the listing's filters applies: Close applies
+	 * those exactly (timestamps to the microsecond, where a search's date
+	 * bounds may be whole days), and they narrow the listing below its
+	 * _skip cap far more often than not.
+	 */
+	if (out->kind == CLOSE_ACCESS_SEARCH && keys->list_filtered)
+	{
+		List	   *names;
+		List	   *exprs;
+
+		close_list_filters(root, baserel, keys->relid, rinfos, &names, &exprs);
+		if (names != NIL)
+			out->kind = CLOSE_ACCESS_LIST;
 	}
 
 	if (out->kind != CLOSE_ACCESS_BY_LEAD)
@@ -545,20 +567,34 @@ typedef struct SearchContext
 	PlannerInfo *root;
 	Index		relid;			/* the rel's range table index */
 	Oid			reloid;
+	const CloseResource *res;	/* what the table reads */
 	List	   *values;			/* value expressions, by index */
 } SearchContext;
 
-static bool
-is_id_like_key(const char *key)
+/*
+ * The type Advanced Filtering gives a core key of the resource's records,
+ * in the words of custom fields' types ("id" for ids, which only exact
+ * conditions use), or NULL when a search cannot filter on it.
+ */
+static const char *
+core_field_type(const CloseResource *res, const char *key)
 {
-	return strcmp(key, CLOSE_KEY_ID) == 0 ||
-		strcmp(key, CLOSE_KEY_LEAD_ID) == 0 ||
-		strcmp(key, CLOSE_KEY_TYPE_ID) == 0;
+	const CloseResourceKey *k = close_resource_key(res, key);
+
+	return k ? k->search_type : NULL;
+}
+
+static bool
+is_id_like_key(const CloseResource *res, const char *key)
+{
+	const char *type = core_field_type(res, key);
+
+	return type != NULL && strcmp(type, "id") == 0;
 }
 
 /* The search API's reference to a record key, as JSON; NULL if none. */
 static char *
-search_field_json(const char *key)
+search_field_json(const CloseResource *res, const char *key)
 {
 	StringInfoData buf;
 	size_t		plen = strlen(CLOSE_CUSTOM_PREFIX);
@@ -569,10 +605,11 @@ search_field_json(const char *key)
 		appendStringInfoString(&buf, "{\"type\": \"custom_field\", \"custom_field_id\": ");
 		escape_json(&buf, key + plen);
 	}
-	else if (is_id_like_key(key) || strcmp(key, "name") == 0 ||
-			 strcmp(key, "date_created") == 0 || strcmp(key, "date_updated") == 0)
+	else if (core_field_type(res, key) != NULL)
 	{
-		appendStringInfoString(&buf, "{\"type\": \"regular_field\", \"object_type\": \"custom_object\", \"field_name\": ");
+		appendStringInfoString(&buf, "{\"type\": \"regular_field\", \"object_type\": ");
+		escape_json(&buf, res->search_type);
+		appendStringInfoString(&buf, ", \"field_name\": ");
 		escape_json(&buf, key);
 	}
 	else
@@ -585,22 +622,6 @@ static bool
 is_custom_key(const char *key)
 {
 	return strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) == 0;
-}
-
-/*
- * The type Close stores a core field as, in the words of custom fields'
- * types ("id" for the id-like keys, which only term conditions use).
- */
-static const char *
-core_field_type(const char *key)
-{
-	if (is_id_like_key(key))
-		return "id";
-	if (strcmp(key, "name") == 0)
-		return "text";
-	if (strcmp(key, "date_created") == 0 || strcmp(key, "date_updated") == 0)
-		return "datetime";
-	return "";
 }
 
 /*
@@ -775,24 +796,31 @@ translate_comparison(SearchContext *cx, Expr *clause, bool *exact)
 
 	key = close_get_column_key(cx->reloid, var->varattno,
 							   get_attname(cx->reloid, var->varattno, false));
-	field = search_field_json(key);
+	field = search_field_json(cx->res, key);
 	if (field == NULL)
 		return NULL;
 	get_atttypetypmodcoll(cx->reloid, var->varattno, &coltype, &coltypmod,
 						  &colcollation);
 	coltype = getBaseTypeAndTypmod(coltype, &coltypmod);
 
-	/* ids: exact, and so also negatable */
-	if (is_id_like_key(key))
+	/*
+	 * ids: exact, and so also negatable; a "reference" condition where the
+	 * resource says Close filters the key so (status ids)
+	 */
+	if (!is_custom_key(key) && is_id_like_key(cx->res, key))
 	{
+		const CloseResourceKey *k = close_resource_key(cx->res, key);
+		int			idcond = k->reference_type ? CLOSE_SEARCH_REFERENCE
+			: CLOSE_SEARCH_TERM;
+
 		*exact = true;
 		if (is_exact_text_equality(opno, collation))
-			return make_search_cond(cx, field, key, CLOSE_SEARCH_TERM,
+			return make_search_cond(cx, field, key, idcond,
 									is_array ? CLOSE_SEARCH_OP_ANY : CLOSE_SEARCH_OP_EQ,
 									"", value, false);
 		if (!is_array && opno == get_negator(TextEqualOperator) &&
 			(!OidIsValid(collation) || get_collation_isdeterministic(collation)))
-			return make_search_cond(cx, field, key, CLOSE_SEARCH_TERM,
+			return make_search_cond(cx, field, key, idcond,
 									CLOSE_SEARCH_OP_EQ, "", value, true);
 		return NULL;
 	}
@@ -837,7 +865,7 @@ translate_comparison(SearchContext *cx, Expr *clause, bool *exact)
 	}
 	if (cond == 0 ||
 		(!is_custom_key(key) &&
-		 !condition_fits_field(cond, core_field_type(key), false)))
+		 !condition_fits_field(cond, core_field_type(cx->res, key), false)))
 		return NULL;
 	return make_search_cond(cx, field, key, cond, op, half_unit, value, false);
 }
@@ -927,10 +955,14 @@ close_search_conditions(PlannerInfo *root, RelOptInfo *baserel, List *rinfos,
 	cx.root = root;
 	cx.relid = baserel->relid;
 	cx.reloid = planner_rt_fetch(baserel->relid, root)->relid;
+	cx.res = close_get_table_resource(cx.reloid);
 	cx.values = NIL;
 	out->nodes = NIL;
 	out->exact_rinfos = NIL;
 	out->pushed_rinfos = NIL;
+	out->values = NIL;
+	if (cx.res->search_type == NULL)
+		return;					/* not searched: nothing to push */
 
 	foreach(lc, rinfos)
 	{
@@ -956,7 +988,10 @@ close_search_conditions(PlannerInfo *root, RelOptInfo *baserel, List *rinfos,
 typedef struct ConfirmContext
 {
 	UserMapping *user;
+	const CloseResource *res;
 	CloseFieldTypes *types;		/* fetched at the first custom field */
+	List	   *schema;			/* the same, for a resource's field schema */
+	bool		schema_fetched;
 	int64	   *requests;
 } ConfirmContext;
 
@@ -971,6 +1006,26 @@ condition_confirmed(ConfirmContext *cx, List *node)
 
 	if (!is_custom_key(key))
 		return true;			/* a core field: checked when planned */
+	if (cx->res->field_schema)
+	{
+		/* leads, contacts, opportunities: their schema, read once */
+		ListCell   *lc;
+
+		if (!cx->schema_fetched)
+		{
+			cx->schema = close_search_schema_fields(cx->user, cx->res,
+													cx->requests);
+			cx->schema_fetched = true;
+		}
+		foreach(lc, cx->schema)
+		{
+			CloseFieldInfo *field = (CloseFieldInfo *) lfirst(lc);
+
+			if (strcmp(field->id, key + strlen(CLOSE_CUSTOM_PREFIX)) == 0)
+				return condition_fits_field(cond, field->type, field->multi);
+		}
+		return false;			/* no such field: leave it to the filter */
+	}
 	if (cx->types == NULL)
 		cx->types = close_field_types_get(cx->user, cx->requests);
 	if (!close_field_type_lookup(cx->types, key + strlen(CLOSE_CUSTOM_PREFIX),
@@ -1039,14 +1094,17 @@ confirm_node(ConfirmContext *cx, List *node)
  * plan's nodes left out or cut.
  */
 List *
-close_search_confirm(List *nodes, UserMapping *user, int64 *requests,
-					 int *not_pushed)
+close_search_confirm(List *nodes, const CloseResource *res, UserMapping *user,
+					 int64 *requests, int *not_pushed)
 {
 	ConfirmContext cx;
 	List	   *result = NIL;
 	ListCell   *lc;
 
 	cx.user = user;
+	cx.res = res;
+	cx.schema = NIL;
+	cx.schema_fetched = false;
 	cx.types = NULL;
 	cx.requests = requests;
 	*not_pushed = 0;

@@ -26,7 +26,7 @@
 #define UPDATED_BY	{"updated_by", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the user who last updated it (user_...), set by Close"}
 #define CREATED		{"date_created", "timestamptz", CLOSE_KEY_READ_ONLY, "datetime", "When it was created, set by Close"}
 #define UPDATED		{"date_updated", "timestamptz", CLOSE_KEY_READ_ONLY, "datetime", "When it was last updated, set by Close"}
-#define END_KEYS	{NULL, NULL, CLOSE_KEY_READ_ONLY, NULL, NULL}
+#define END_KEYS	{NULL, NULL, CLOSE_KEY_READ_ONLY, NULL, NULL, NULL}
 
 static const CloseResourceKey custom_object_keys[] = {
 	{"id", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the custom object (custobj_...), set by Close"},
@@ -48,7 +48,7 @@ static const CloseResourceKey lead_keys[] = {
 	{"display_name", "text", CLOSE_KEY_READ_ONLY, NULL, "Name Close shows for the lead, set by Close"},
 	{"description", "text", CLOSE_KEY_WRITABLE, NULL, "Description of the lead"},
 	{"url", "text", CLOSE_KEY_WRITABLE, NULL, "Web site of the lead"},
-	{"status_id", "text", CLOSE_KEY_WRITABLE, "id", "Close id of the lead status (stat_...)"},
+	{"status_id", "text", CLOSE_KEY_WRITABLE, "id", "Close id of the lead status (stat_...)", "status.lead"},
 	{"status_label", "text", CLOSE_KEY_READ_ONLY, NULL, "Label of the lead status, set by Close"},
 	{"addresses", "jsonb", CLOSE_KEY_WRITABLE, NULL, "Addresses of the lead, as Close's JSON array"},
 	{"html_url", "text", CLOSE_KEY_READ_ONLY, NULL, "Address of the lead in Close's web application, set by Close"},
@@ -82,9 +82,9 @@ static const CloseResourceKey opportunity_keys[] = {
 	{"id", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the opportunity (oppo_...), set by Close"},
 	{"lead_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the lead the opportunity belongs to (lead_...), set on creation only"},
 	{"lead_name", "text", CLOSE_KEY_READ_ONLY, NULL, "Name of its lead, set by Close"},
-	{"status_id", "text", CLOSE_KEY_WRITABLE, "id", "Close id of the opportunity status (stat_...)"},
+	{"status_id", "text", CLOSE_KEY_WRITABLE, "id", "Close id of the opportunity status (stat_...)", "status.opportunity"},
 	{"status_label", "text", CLOSE_KEY_READ_ONLY, NULL, "Label of the status, set by Close"},
-	{"status_type", "text", CLOSE_KEY_READ_ONLY, NULL, "Type of the status: active, won or lost, set by Close"},
+	{"status_type", "text", CLOSE_KEY_READ_ONLY, "id", "Type of the status: active, won or lost, set by Close"},
 	{"pipeline_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the pipeline (pipe_...), set on creation only"},
 	{"pipeline_name", "text", CLOSE_KEY_READ_ONLY, NULL, "Name of the pipeline, set by Close"},
 	{"value", "bigint", CLOSE_KEY_WRITABLE, NULL, "Value in cents (minor units of the currency): 50000 is $500.00"},
@@ -173,6 +173,8 @@ static const CloseResource close_resources[] = {
 		.path = "/custom_object/",
 		.id_prefix = CLOSE_PREFIX_CUSTOM_OBJECT,
 		.search_type = "custom_object",
+		.plural = "custom objects",
+		.search_day_bounds = false,	/* fixed_utc bounds are exact */
 		.field_schema = NULL,
 		.lead_filter = true,
 		.get_by_id = true,
@@ -194,6 +196,8 @@ static const CloseResource close_resources[] = {
 		.path = "/lead/",
 		.id_prefix = CLOSE_PREFIX_LEAD,
 		.search_type = "lead",
+		.plural = "leads",
+		.search_day_bounds = true,	/* exact bounds not confirmed */
 		.field_schema = "lead",
 		.lead_filter = false,	/* a lead is its own lead: filter by id */
 		.get_by_id = true,
@@ -202,7 +206,7 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,
 		.writable = true,
 		.insert_needs_lead = false,
-		.list_whole = true,
+		.list_whole = false,	/* searched: no _skip cap */
 		.fields_param = true,	/* records are heavy: nested contacts... */
 		.fields_custom = true,	/* _fields=custom.cf_X is confirmed */
 		.keys = lead_keys,
@@ -214,6 +218,8 @@ static const CloseResource close_resources[] = {
 		.path = "/contact/",
 		.id_prefix = "cont_",
 		.search_type = "contact",
+		.plural = "contacts",
+		.search_day_bounds = true,	/* exact bounds not confirmed */
 		.field_schema = "contact",
 		.lead_filter = true,
 		.get_by_id = true,
@@ -222,7 +228,7 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,		/* not known: taken as the leads' */
 		.writable = true,
 		.insert_needs_lead = true,	/* without it Close makes a new lead */
-		.list_whole = true,
+		.list_whole = false,	/* searched: no _skip cap */
 		.fields_param = true,
 		.fields_custom = false, /* custom.cf_X in _fields: not confirmed */
 		.keys = contact_keys,
@@ -234,6 +240,8 @@ static const CloseResource close_resources[] = {
 		.path = "/opportunity/",
 		.id_prefix = "oppo_",
 		.search_type = "opportunity",
+		.plural = "opportunities",
+		.search_day_bounds = true,	/* exact bounds not confirmed */
 		.field_schema = "opportunity",
 		.lead_filter = true,
 		.get_by_id = true,
@@ -242,7 +250,7 @@ static const CloseResource close_resources[] = {
 		.max_skip = 35000,		/* not known: taken as the leads' */
 		.writable = true,
 		.insert_needs_lead = true,	/* without it Close makes a new lead */
-		.list_whole = true,
+		.list_whole = false,	/* searched: no _skip cap */
 		.fields_param = true,
 		.fields_custom = false, /* custom.cf_X in _fields: not confirmed */
 		.list_filters = opportunity_filters,
@@ -256,6 +264,7 @@ static const CloseResource close_resources[] = {
 		.path = "/user/",
 		.id_prefix = "user_",
 		.search_type = NULL,
+		.plural = "users",
 		.field_schema = NULL,
 		.lead_filter = false,
 		.get_by_id = true,
@@ -275,6 +284,7 @@ static const CloseResource close_resources[] = {
 		.path = "/status/lead/",
 		.id_prefix = "stat_",
 		.search_type = NULL,
+		.plural = "lead statuses",
 		.field_schema = NULL,
 		.lead_filter = false,
 		.get_by_id = false,		/* GET by id is not confirmed */
@@ -294,6 +304,7 @@ static const CloseResource close_resources[] = {
 		.path = "/status/opportunity/",
 		.id_prefix = "stat_",
 		.search_type = NULL,
+		.plural = "opportunity statuses",
 		.field_schema = NULL,
 		.lead_filter = false,
 		.get_by_id = false,		/* GET by id is not confirmed */
@@ -313,6 +324,7 @@ static const CloseResource close_resources[] = {
 		.path = "/pipeline/",
 		.id_prefix = "pipe_",
 		.search_type = NULL,
+		.plural = "pipelines",
 		.field_schema = NULL,
 		.lead_filter = false,
 		.get_by_id = true,

@@ -1,10 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * search.c
- *		  Listing custom objects without a lead, through Advanced Filtering
+ *		  Listing custom objects without a lead, and leads, contacts and
+ *		  opportunities without an id, through Advanced Filtering
  *		  (POST /data/search/): the request body from the plan's query nodes
- *		  and the run-time values, cursor paging, and the slicing that gets
- *		  past the API's limits.
+ *		  and the run-time values (the object type, fields and sort of the
+ *		  table's resource), cursor paging, and the slicing that gets past
+ *		  the API's limits.
  *
  * One search query returns at most 10,000 objects, silently, and a cursor
  * expires about 30 s after it was issued.  Both are handled the same way:
@@ -12,6 +14,15 @@
  * the last date_created seen, skipping the ids already returned at that
  * instant.  A slice is started when a query ends having returned 10,000
  * objects or fewer than its count said, and before a cursor gets old.
+ *
+ * For a resource whose search may apply date bounds by whole days only
+ * (CloseResource.search_day_bounds: the sheets disagree for leads, contacts
+ * and opportunities), every bound sent is a UTC midnight (a
+ * fixed_local_date, x-tz-offset being 0), read the same either way: a new
+ * slice starts at the midnight before the last date_created seen and skips
+ * what it repeats (objects before that instant, and the ids seen at it),
+ * and parts are cut at midnights.  A day holding more objects than one
+ * query returns cannot be sliced further: an error naming the day.
  *
  * Cursor pages come one after another, so a large search whose order does
  * not matter is cut up front as well: after the first page, one more
@@ -53,15 +64,16 @@
 /* Pages in a row with a cursor but no objects before that is an error. */
 #define SEARCH_EMPTY_PAGES			10
 
-#define FIELD_DATE_CREATED \
-	"{\"type\": \"regular_field\", \"object_type\": \"custom_object\", \"field_name\": \"date_created\"}"
-#define FIELD_DATE_UPDATED \
-	"{\"type\": \"regular_field\", \"object_type\": \"custom_object\", \"field_name\": \"date_updated\"}"
+/* A regular field of the resource's object type, as JSON. */
+#define FIELD_FORMAT \
+	"{\"type\": \"regular_field\", \"object_type\": \"%s\", \"field_name\": \"%s\"}"
+#define FIELD_OF(res, name)	psprintf(FIELD_FORMAT, (res)->search_type, (name))
 #define MATCH_NOTHING	"{\"type\": \"match_all\", \"negate\": true}"
 
 struct CloseSearchState
 {
 	UserMapping *user;
+	const CloseResource *res;	/* what is searched */
 	MemoryContext page_cxt;		/* one answer and its parsed document */
 	MemoryContext cursor_cxt;	/* the current cursor */
 	char	   *query;			/* the query nodes, rendered */
@@ -73,6 +85,7 @@ struct CloseSearchState
 								 * query, never sliced */
 	char		lower_date[64]; /* a part's range: "" for none */
 	char		upper_date[64];
+	TimestampTz lower_instant;	/* lower_date, when there is one */
 	TimestampTz upper_instant;	/* upper_date, when there is one */
 	bool		restart;		/* start a new slice next (range changed) */
 	bool		ended;			/* a part with nothing more to ask */
@@ -90,6 +103,9 @@ struct CloseSearchState
 	int64		slice_total;	/* its count.total, -1 if not told */
 	int64		slice_results_limit;
 	char		slice_date[64];	/* where it starts ("" for the first) */
+	TimestampTz slice_instant;	/* slice_date, when there is one */
+	bool		slice_have_prev;	/* slice_prev is set */
+	TimestampTz slice_prev;		/* the slice's last date_created read */
 
 	/* keyset: the last date_created seen, and the ids seen at it */
 	bool		have_last;
@@ -154,26 +170,64 @@ text_elements(Datum value, List **elems)
 			*elems = lappend(*elems, DatumGetPointer(datums[i]));
 }
 
+/* The UTC midnight at or before an instant. */
+static TimestampTz
+day_floor(TimestampTz t)
+{
+	TimestampTz r = t % USECS_PER_DAY;
+
+	return r < 0 ? t - r - USECS_PER_DAY : t - r;
+}
+
+/* The UTC midnight at or after an instant. */
+static TimestampTz
+day_ceil(TimestampTz t)
+{
+	TimestampTz f = day_floor(t);
+
+	return f == t ? t : f + USECS_PER_DAY;
+}
+
+/*
+ * One bound of a moment_range: the instant itself (fixed_utc), or, for a
+ * resource whose search may apply bounds by whole days, the UTC day that
+ * keeps every object the instant would (its midnight at or before for
+ * on_or_after, at or after for before), as a fixed_local_date: with
+ * x-tz-offset 0, and read exactly or by day, it means that midnight.
+ */
+static void
+append_bound(StringInfo buf, const char *which, TimestampTz at, bool by_day)
+{
+	appendStringInfo(buf, ", \"%s\": ", which);
+	if (by_day)
+	{
+		bool		after = strcmp(which, "on_or_after") == 0;
+		TimestampTz day = after ? day_floor(at) : day_ceil(at);
+
+		appendStringInfoString(buf, "{\"type\": \"fixed_local_date\", \"value\": ");
+		if (!close_format_date(buf, (DateADT) (day / USECS_PER_DAY)))
+			appendStringInfoString(buf, after ? "\"0001-01-01\"" : "\"9999-12-31\"");
+		appendStringInfoString(buf, ", \"which\": \"start\"}");
+		return;
+	}
+	appendStringInfoString(buf, "{\"type\": \"fixed_utc\", \"value\": ");
+	if (!close_format_timestamp(buf, at))
+		appendStringInfoString(buf, strcmp(which, "on_or_after") == 0
+							   ? "\"0001-01-01T00:00:00.000000+00:00\""
+							   : "\"9999-12-31T23:59:59.999999+00:00\"");
+	appendStringInfoChar(buf, '}');
+}
+
 /* A moment_range with the bounds asked for (instants, UTC). */
 static void
 append_moment_range(StringInfo buf, bool has_after, TimestampTz after,
-					bool has_before, TimestampTz before)
+					bool has_before, TimestampTz before, bool by_day)
 {
 	appendStringInfoString(buf, "{\"type\": \"moment_range\"");
 	if (has_after)
-	{
-		appendStringInfoString(buf, ", \"on_or_after\": {\"type\": \"fixed_utc\", \"value\": ");
-		if (!close_format_timestamp(buf, after))
-			appendStringInfoString(buf, "\"0001-01-01T00:00:00.000000+00:00\"");
-		appendStringInfoChar(buf, '}');
-	}
+		append_bound(buf, "on_or_after", after, by_day);
 	if (has_before)
-	{
-		appendStringInfoString(buf, ", \"before\": {\"type\": \"fixed_utc\", \"value\": ");
-		if (!close_format_timestamp(buf, before))
-			appendStringInfoString(buf, "\"9999-12-31T23:59:59.999999+00:00\"");
-		appendStringInfoChar(buf, '}');
-	}
+		append_bound(buf, "before", before, by_day);
 	appendStringInfoChar(buf, '}');
 }
 
@@ -227,7 +281,8 @@ moment_bound(int cond, Datum value, TimestampTz *at, int64 *widen)
 }
 
 static void
-append_condition(StringInfo buf, const char *field, int cond, int op,
+append_condition(StringInfo buf, const CloseResource *res, const char *key,
+				 const char *field, int cond, int op,
 				 const char *half_unit, bool negate, Datum value, bool isnull,
 				 Oid type)
 {
@@ -246,7 +301,19 @@ append_condition(StringInfo buf, const char *field, int cond, int op,
 	switch (cond)
 	{
 		case CLOSE_SEARCH_TERM:
-			appendStringInfoString(&c, "{\"type\": \"term\", \"values\": [");
+		case CLOSE_SEARCH_REFERENCE:
+			if (cond == CLOSE_SEARCH_REFERENCE)
+			{
+				const CloseResourceKey *k = close_resource_key(res, key);
+
+				if (k == NULL || k->reference_type == NULL)
+					elog(ERROR, "key \"%s\" has no reference type", key);
+				appendStringInfoString(&c, "{\"type\": \"reference\", \"reference_type\": ");
+				escape_json(&c, k->reference_type);
+				appendStringInfoString(&c, ", \"object_ids\": [");
+			}
+			else
+				appendStringInfoString(&c, "{\"type\": \"term\", \"values\": [");
 			if (op == CLOSE_SEARCH_OP_ANY)
 			{
 				text_elements(value, &elems);
@@ -281,8 +348,8 @@ append_condition(StringInfo buf, const char *field, int cond, int op,
 				{
 					if (lc != list_head(elems))
 						appendStringInfoString(buf, ", ");
-					append_condition(buf, field, cond, CLOSE_SEARCH_OP_EQ,
-									 half_unit, false,
+					append_condition(buf, res, key, field, cond,
+									 CLOSE_SEARCH_OP_EQ, half_unit, false,
 									 PointerGetDatum(lfirst(lc)), false, type);
 				}
 				appendStringInfoString(buf, "]}");
@@ -333,7 +400,8 @@ append_condition(StringInfo buf, const char *field, int cond, int op,
 				}
 				append_moment_range(&c, op != CLOSE_SEARCH_OP_LE, at - widen,
 									op != CLOSE_SEARCH_OP_GE,
-									at + widen + (cond == CLOSE_SEARCH_DATE ? USECS_PER_DAY : 0));
+									at + widen + (cond == CLOSE_SEARCH_DATE ? USECS_PER_DAY : 0),
+									res->search_day_bounds);
 				break;
 			}
 		default:
@@ -345,7 +413,8 @@ append_condition(StringInfo buf, const char *field, int cond, int op,
 }
 
 static void
-append_node(StringInfo buf, List *node, CloseSearchValues *vals)
+append_node(StringInfo buf, const CloseResource *res, List *node,
+			CloseSearchValues *vals)
 {
 	int			kind = intVal(linitial(node));
 	bool		negate = intVal(lsecond(node)) != 0;
@@ -363,14 +432,16 @@ append_node(StringInfo buf, List *node, CloseSearchValues *vals)
 			appendStringInfo(buf, "{\"type\": \"field_condition\", \"field\": %s, \"condition\": {\"%s\": ",
 							 field,
 							 cond == CLOSE_SEARCH_TERM ? "term" :
+							 cond == CLOSE_SEARCH_REFERENCE ? "reference" :
 							 cond == CLOSE_SEARCH_TEXT ? "text" :
 							 cond == CLOSE_SEARCH_NUMBER ? "number_range" : "moment_range");
 			escape_json(buf, psprintf("{%s}", vals->descriptions[index]));
 			appendStringInfo(buf, "}%s}", negate ? ", \"negate\": true" : "");
 			return;
 		}
-		append_condition(buf, field, cond, op, strVal(list_nth(node, 7)),
-						 negate, vals->values[index], vals->nulls[index],
+		append_condition(buf, res, strVal(list_nth(node, 6)), field, cond, op,
+						 strVal(list_nth(node, 7)), negate,
+						 vals->values[index], vals->nulls[index],
 						 vals->types[index]);
 		return;
 	}
@@ -384,7 +455,7 @@ append_node(StringInfo buf, List *node, CloseSearchValues *vals)
 		{
 			if (foreach_current_index(lc) > 2)
 				appendStringInfoString(buf, ", ");
-			append_node(buf, (List *) lfirst(lc), vals);
+			append_node(buf, res, (List *) lfirst(lc), vals);
 		}
 		appendStringInfo(buf, "]%s}", negate ? ", \"negate\": true" : "");
 	}
@@ -426,19 +497,23 @@ close_search_evaluate(List *value_states, ExprContext *econtext,
 }
 
 /*
- * The query's conditions, rendered: custom objects, of the table's type
- * if it has one, and each pushed node.  A slice condition is added per
- * request.
+ * The query's conditions, rendered: objects of the resource's type (custom
+ * objects of the table's type if it has one), and each pushed node.  A
+ * slice condition is added per request.
  */
 char *
-close_search_render_query(List *nodes, const char *type_id,
-						  CloseSearchValues *vals)
+close_search_render_query(const CloseResource *res, List *nodes,
+						  const char *type_id, CloseSearchValues *vals)
 {
 	StringInfoData buf;
 	ListCell   *lc;
 
+	if (res->search_type == NULL)
+		elog(ERROR, "resource \"%s\" has no search object type", res->name);
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"type\": \"object_type\", \"object_type\": \"custom_object\"}");
+	appendStringInfoString(&buf, "{\"type\": \"object_type\", \"object_type\": ");
+	escape_json(&buf, res->search_type);
+	appendStringInfoChar(&buf, '}');
 	if (type_id)
 	{
 		appendStringInfoString(&buf, ", {\"type\": \"field_condition\", \"field\": {\"type\": \"regular_field\", \"object_type\": \"custom_object\", \"field_name\": \"custom_object_type_id\"}, \"condition\": {\"type\": \"term\", \"values\": [");
@@ -448,7 +523,7 @@ close_search_render_query(List *nodes, const char *type_id,
 	foreach(lc, nodes)
 	{
 		appendStringInfoString(&buf, ", ");
-		append_node(&buf, (List *) lfirst(lc), vals);
+		append_node(&buf, res, (List *) lfirst(lc), vals);
 	}
 	return buf.data;
 }
@@ -476,7 +551,7 @@ close_search_render_fields(List *keys)
 
 /* The sort of a search asked for in this order, rendered. */
 static char *
-render_sort(int order)
+render_sort(const CloseResource *res, int order)
 {
 	bool		updated = (order == CLOSE_SEARCH_ORDER_UPDATED_ASC ||
 						   order == CLOSE_SEARCH_ORDER_UPDATED_DESC);
@@ -484,47 +559,64 @@ render_sort(int order)
 						order == CLOSE_SEARCH_ORDER_UPDATED_DESC);
 
 	return psprintf("[{\"field\": %s, \"direction\": \"%s\"}]",
-					updated ? FIELD_DATE_UPDATED : FIELD_DATE_CREATED,
+					FIELD_OF(res, updated ? "date_updated" : "date_created"),
 					desc ? "desc" : "asc");
 }
 
-/* The whole request body for one page. */
+/*
+ * The whole request body for one page; a slice's range is [lower, upper)
+ * (NULL or "": unbounded), by day for a resource whose bounds may be read
+ * so (then lower_at and upper_at, the instants, give the days).
+ */
 static char *
-render_body(const char *query, const char *fields,
+render_body(const CloseResource *res, const char *query, const char *fields,
 			int page_limit, int64 results_limit, const char *slice_date,
-			const char *upper_date, const char *cursor, int order)
+			TimestampTz lower_at, const char *upper_date,
+			TimestampTz upper_at, const char *cursor, int order)
 {
 	StringInfoData buf;
 	bool		newest = (fields == NULL);	/* the newest object's date */
+	bool		has_lower = slice_date && slice_date[0];
+	bool		has_upper = upper_date && upper_date[0];
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"query\": {\"type\": \"and\", \"queries\": [%s", query);
-	if ((slice_date && slice_date[0]) || (upper_date && upper_date[0]))
+	if (has_lower || has_upper)
 	{
-		appendStringInfo(&buf, ", {\"type\": \"field_condition\", \"field\": %s, \"condition\": {\"type\": \"moment_range\"",
-						 FIELD_DATE_CREATED);
-		if (slice_date && slice_date[0])
+		appendStringInfo(&buf, ", {\"type\": \"field_condition\", \"field\": %s, \"condition\": ",
+						 FIELD_OF(res, "date_created"));
+		if (res->search_day_bounds)
+			append_moment_range(&buf, has_lower, lower_at, has_upper, upper_at,
+								true);
+		else
 		{
-			appendStringInfoString(&buf, ", \"on_or_after\": {\"type\": \"fixed_utc\", \"value\": ");
-			escape_json(&buf, slice_date);
+			/* the instants as they were written, to the microsecond */
+			appendStringInfoString(&buf, "{\"type\": \"moment_range\"");
+			if (has_lower)
+			{
+				appendStringInfoString(&buf, ", \"on_or_after\": {\"type\": \"fixed_utc\", \"value\": ");
+				escape_json(&buf, slice_date);
+				appendStringInfoChar(&buf, '}');
+			}
+			if (has_upper)
+			{
+				appendStringInfoString(&buf, ", \"before\": {\"type\": \"fixed_utc\", \"value\": ");
+				escape_json(&buf, upper_date);
+				appendStringInfoChar(&buf, '}');
+			}
 			appendStringInfoChar(&buf, '}');
 		}
-		if (upper_date && upper_date[0])
-		{
-			appendStringInfoString(&buf, ", \"before\": {\"type\": \"fixed_utc\", \"value\": ");
-			escape_json(&buf, upper_date);
-			appendStringInfoChar(&buf, '}');
-		}
-		appendStringInfoString(&buf, "}}");
+		appendStringInfoChar(&buf, '}');
 	}
 	if (newest)
 	{
-		appendStringInfo(&buf, "]}, \"_fields\": {\"custom_object\": [\"id\", \"date_created\"]}, \"sort\": [{\"field\": %s, \"direction\": \"desc\"}], \"_limit\": 1, \"cursor\": null}",
-						 FIELD_DATE_CREATED);
+		appendStringInfo(&buf, "]}, \"_fields\": {\"%s\": [\"id\", \"date_created\"]}, \"sort\": [{\"field\": %s, \"direction\": \"desc\"}], \"_limit\": 1, \"cursor\": null}",
+						 res->search_type, FIELD_OF(res, "date_created"));
 		return buf.data;
 	}
-	appendStringInfo(&buf, "]}, \"_fields\": {\"custom_object\": [%s]}, \"sort\": %s, \"_limit\": %d, \"include_counts\": true",
-					 fields, render_sort(order), page_limit);
+	appendStringInfo(&buf, "]}, \"_fields\": {\"%s\": [%s]}, \"sort\": %s, \"_limit\": %d, \"include_counts\": true",
+					 res->search_type, fields, render_sort(res, order),
+					 page_limit);
 	if (results_limit > 0)
 		appendStringInfo(&buf, ", \"results_limit\": " INT64_FORMAT, results_limit);
 	appendStringInfoString(&buf, ", \"cursor\": ");
@@ -538,11 +630,12 @@ render_body(const char *query, const char *fields,
 
 /* The body EXPLAIN shows: the first page of the first slice. */
 char *
-close_search_render_explain(const char *query, const char *fields,
-							int page_limit, int64 results_limit, int order)
+close_search_render_explain(const CloseResource *res, const char *query,
+							const char *fields, int page_limit,
+							int64 results_limit, int order)
 {
-	return render_body(query, fields, page_limit, results_limit, NULL, NULL,
-					   NULL, order);
+	return render_body(res, query, fields, page_limit, results_limit, NULL, 0,
+					   NULL, 0, NULL, order);
 }
 
 /*
@@ -550,10 +643,10 @@ close_search_render_explain(const char *query, const char *fields,
  * (the documented way), with _limit kept at least 1.
  */
 char *
-close_search_render_count(const char *query)
+close_search_render_count(const CloseResource *res, const char *query)
 {
-	return psprintf("{\"query\": {\"type\": \"and\", \"queries\": [%s]}, \"_fields\": {\"custom_object\": [\"id\"]}, \"_limit\": 1, \"results_limit\": 0, \"include_counts\": true}",
-					query);
+	return psprintf("{\"query\": {\"type\": \"and\", \"queries\": [%s]}, \"_fields\": {\"%s\": [\"id\"]}, \"_limit\": 1, \"results_limit\": 0, \"include_counts\": true}",
+					query, res->search_type);
 }
 
 /*
@@ -610,7 +703,8 @@ summary_instant(TimestampTz at)
  * (inclusive, widened), text matches that may ignore case marked so.
  */
 static void
-append_summary(StringInfo buf, List *node, CloseSearchValues *vals)
+append_summary(StringInfo buf, const CloseResource *res, List *node,
+			   CloseSearchValues *vals)
 {
 	int			kind = intVal(linitial(node));
 	bool		negate = intVal(lsecond(node)) != 0;
@@ -626,7 +720,7 @@ append_summary(StringInfo buf, List *node, CloseSearchValues *vals)
 			if (foreach_current_index(lc) > 2)
 				appendStringInfoString(buf, kind == CLOSE_SEARCH_AND
 									   ? " AND " : " OR ");
-			append_summary(buf, (List *) lfirst(lc), vals);
+			append_summary(buf, res, (List *) lfirst(lc), vals);
 		}
 		appendStringInfoChar(buf, ')');
 		return;
@@ -674,7 +768,8 @@ append_summary(StringInfo buf, List *node, CloseSearchValues *vals)
 			appendStringInfo(buf, ")%s", how);
 			return;
 		}
-		if (cond == CLOSE_SEARCH_TERM || cond == CLOSE_SEARCH_TEXT)
+		if (cond == CLOSE_SEARCH_TERM || cond == CLOSE_SEARCH_TEXT ||
+			cond == CLOSE_SEARCH_REFERENCE)
 		{
 			appendStringInfo(buf, "= %s%s", summary_value(value, type, quote), how);
 			return;
@@ -704,20 +799,28 @@ append_summary(StringInfo buf, List *node, CloseSearchValues *vals)
 		{
 			TimestampTz at;
 			int64		widen;
+			TimestampTz lower;
+			TimestampTz upper;
 
 			if (!moment_bound(cond, value, &at, &widen))
 			{
 				appendStringInfoString(buf, "anything (no bound)");
 				return;
 			}
+			lower = at - widen;
+			upper = at + widen + (cond == CLOSE_SEARCH_DATE ? USECS_PER_DAY : 0);
+			/* whole UTC days, as sent (see append_bound) */
+			if (res->search_day_bounds)
+			{
+				lower = day_floor(lower);
+				upper = day_ceil(upper);
+			}
 			if (op != CLOSE_SEARCH_OP_LE)
-				appendStringInfo(buf, ">= %s", summary_instant(at - widen));
+				appendStringInfo(buf, ">= %s", summary_instant(lower));
 			if (op == CLOSE_SEARCH_OP_EQ)
 				appendStringInfo(buf, " AND %s ", key);
 			if (op != CLOSE_SEARCH_OP_GE)
-				appendStringInfo(buf, "< %s",
-								 summary_instant(at + widen +
-												 (cond == CLOSE_SEARCH_DATE ? USECS_PER_DAY : 0)));
+				appendStringInfo(buf, "< %s", summary_instant(upper));
 		}
 	}
 }
@@ -728,14 +831,18 @@ append_summary(StringInfo buf, List *node, CloseSearchValues *vals)
  * of the query on a line of its own.
  */
 List *
-close_search_render_summary(List *nodes, const char *type_id,
-							CloseSearchValues *vals, int64 results_limit)
+close_search_render_summary(const CloseResource *res, List *nodes,
+							const char *type_id, CloseSearchValues *vals,
+							int64 results_limit)
 {
 	List	   *lines = NIL;
 	ListCell   *lc;
 	char	   *what = type_id
 		? psprintf("custom objects of type %s, by date_created", type_id)
-		: pstrdup("custom objects of every type, by date_created");
+		: res == close_resource_default()	/* the one with types */
+		? pstrdup("custom objects of every type, by date_created")
+		: psprintf("%s, by date_created%s", res->plural,
+				   res->search_day_bounds ? " (date bounds by whole UTC days)" : "");
 
 	if (results_limit > 0)
 		what = psprintf("%s, the first " INT64_FORMAT, what, results_limit);
@@ -745,7 +852,7 @@ close_search_render_summary(List *nodes, const char *type_id,
 		StringInfoData buf;
 
 		initStringInfo(&buf);
-		append_summary(&buf, (List *) lfirst(lc), vals);
+		append_summary(&buf, res, (List *) lfirst(lc), vals);
 		lines = lappend(lines, makeString(buf.data));
 	}
 	return lines;
@@ -754,13 +861,15 @@ close_search_render_summary(List *nodes, const char *type_id,
 /* ---- running it ---- */
 
 CloseSearchState *
-close_search_begin(MemoryContext parent, UserMapping *user, const char *query,
+close_search_begin(MemoryContext parent, UserMapping *user,
+				   const CloseResource *res, const char *query,
 				   const char *fields, int page_limit, int64 results_limit,
 				   int max_concurrency)
 {
 	CloseSearchState *ss = MemoryContextAllocZero(parent, sizeof(CloseSearchState));
 
 	ss->user = user;
+	ss->res = res;
 	ss->page_cxt = AllocSetContextCreate(parent, "close_fdw search page",
 										 ALLOCSET_DEFAULT_SIZES);
 	ss->cursor_cxt = AllocSetContextCreate(parent, "close_fdw search cursor",
@@ -861,23 +970,30 @@ prepare_page(CloseSearchState *ss, bool new_slice)
 		ss->slice_returned = 0;
 		ss->slice_total = -1;
 		ss->slice_progress = false;
+		ss->slice_have_prev = false;
 		strlcpy(ss->slice_date, ss->last_date[0] ? ss->last_date : ss->lower_date,
 				sizeof(ss->slice_date));
+		ss->slice_instant = ss->last_date[0] ? ss->last_instant
+			: ss->lower_instant;
 
 		/*
 		 * Constant within a slice (a cursor belongs to one body).  A slice
 		 * from the last instant seen first repeats the objects returned at
-		 * it: they count towards its results_limit too.
+		 * it: they count towards its results_limit too.  By whole days, it
+		 * repeats the day's objects before that instant too: no limit
+		 * then (the rows still stop at the LIMIT).
 		 */
 		ss->slice_results_limit = ss->results_limit > 0
 			? ss->results_limit - ss->returned +
 			(ss->last_date[0] ? list_length(ss->boundary_ids) : 0)
 			: -1;
+		if (ss->res->search_day_bounds && ss->last_date[0])
+			ss->slice_results_limit = -1;
 	}
-	return render_body(ss->query, ss->fields, ss->page_limit,
+	return render_body(ss->res, ss->query, ss->fields, ss->page_limit,
 					   ss->slice_results_limit, ss->slice_date,
-					   ss->upper_date, new_slice ? NULL : ss->cursor,
-					   ss->order);
+					   ss->slice_instant, ss->upper_date, ss->upper_instant,
+					   new_slice ? NULL : ss->cursor, ss->order);
 }
 
 /*
@@ -1082,13 +1198,27 @@ next_buffered(CloseSearchState *ss)
 			return record;
 		}
 
-		/* results come in date_created order: a later date resets */
+		/* a slice's results come in date_created order */
+		if (ss->slice_have_prev && instant < ss->slice_prev)
+			close_report_bad_answer("POST", "/data/search/",
+									"The objects are not in date_created order.");
+		ss->slice_have_prev = true;
+		ss->slice_prev = instant;
+
+		/*
+		 * Outside the part's range, or before the last instant returned (a
+		 * slice that starts again at the midnight before it repeats the
+		 * day's objects up to it): another part's, or returned already.
+		 */
+		if ((ss->lower_date[0] && instant < ss->lower_instant) ||
+			(ss->upper_date[0] && instant >= ss->upper_instant) ||
+			(ss->have_last && instant < ss->last_instant))
+			continue;
+
+		/* a later date resets the ids seen at the last one */
 		oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(ss));
 		if (!ss->have_last || instant != ss->last_instant)
 		{
-			if (ss->have_last && instant < ss->last_instant)
-				close_report_bad_answer("POST", "/data/search/",
-										"The objects are not in date_created order.");
 			list_free_deep(ss->boundary_ids);
 			ss->boundary_ids = NIL;
 			ss->have_last = true;
@@ -1134,8 +1264,9 @@ next_request(CloseSearchState *ss, bool *new_slice)
 			ss->returned < Min(ss->results_limit, ss->slice_total))
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_ERROR),
-					 errmsg("could not list the first " INT64_FORMAT " custom objects in the order asked for",
-							Min(ss->results_limit, ss->slice_total)),
+					 errmsg("could not list the first " INT64_FORMAT " %s in the order asked for",
+							Min(ss->results_limit, ss->slice_total),
+							ss->res->plural),
 					 errdetail("The sorted search ended after " INT64_FORMAT " objects, but its count is " INT64_FORMAT ".",
 							   ss->returned, ss->slice_total)));
 		return false;
@@ -1166,10 +1297,27 @@ next_request(CloseSearchState *ss, bool *new_slice)
 		{
 			if (ss->slice_total < 0)
 				return false;	/* no count: the cap was only a guess */
+			if (ss->res->search_day_bounds)
+			{
+				/*
+				 * By whole days, a slice starts at the midnight before the
+				 * last instant: that day holds more than one query returns.
+				 */
+				char		day[64];
+
+				format_instant(day_floor(ss->last_instant), day);
+				day[10] = '\0';
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_ERROR),
+						 errmsg("could not list all %s: more were created on %s (UTC) than one search returns (" INT64_FORMAT ")",
+								ss->res->plural, day, ss->slice_returned),
+						 errdetail("close_fdw cuts searches of %s by whole UTC days, since Close may apply their date bounds by day only.",
+								   ss->res->plural)));
+			}
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_ERROR),
-					 errmsg("could not list all custom objects: more than %d share the date_created %s",
-							SEARCH_MAX_PER_QUERY, ss->last_date),
+					 errmsg("could not list all %s: more than %d share the date_created %s",
+							ss->res->plural, SEARCH_MAX_PER_QUERY, ss->last_date),
 					 errdetail("A Close search returns at most %d objects per query, and slices are cut by date_created.",
 							   SEARCH_MAX_PER_QUERY)));
 		}
@@ -1181,7 +1329,8 @@ next_request(CloseSearchState *ss, bool *new_slice)
 
 /* Add a part over [lower, upper) ("": unbounded) to the search. */
 static CloseSearchState *
-add_part(CloseSearchState *ss, const char *lower_date, const char *upper_date,
+add_part(CloseSearchState *ss, const char *lower_date,
+		 TimestampTz lower_instant, const char *upper_date,
 		 TimestampTz upper_instant)
 {
 	MemoryContext parent = GetMemoryChunkContext(ss);
@@ -1194,10 +1343,11 @@ add_part(CloseSearchState *ss, const char *lower_date, const char *upper_date,
 			? repalloc(ss->parts, sizeof(CloseSearchState *) * ss->parts_size)
 			: MemoryContextAlloc(parent, sizeof(CloseSearchState *) * ss->parts_size);
 	}
-	part = close_search_begin(parent, ss->user, ss->query, ss->fields,
+	part = close_search_begin(parent, ss->user, ss->res, ss->query, ss->fields,
 							  ss->page_limit, -1, 1);
 	strlcpy(part->lower_date, lower_date, sizeof(part->lower_date));
 	strlcpy(part->upper_date, upper_date, sizeof(part->upper_date));
+	part->lower_instant = lower_instant;
 	part->upper_instant = upper_instant;
 	ss->parts[ss->nparts++] = part;
 	return part;
@@ -1207,31 +1357,55 @@ add_part(CloseSearchState *ss, const char *lower_date, const char *upper_date,
  * Cut [from, to) into n pieces of equal time: the first stays with part
  * (its range now ends at the first cut, and its next request starts a new
  * slice), the others become new parts, the last one ending where part's
- * range ended.
+ * range ended.  By whole days, the cuts are the UTC midnights at or before
+ * those instants (fewer pieces when they coincide).  Returns the number of
+ * cuts made (0: nothing changed).
  */
-static void
+static int
 cut_range(CloseSearchState *ss, CloseSearchState *part, TimestampTz from,
 		  TimestampTz to, int n)
 {
+	bool		by_day = ss->res->search_day_bounds;
+	TimestampTz points[CLOSE_MAX_CONCURRENCY + 1];
+	TimestampTz floor_from = by_day ? day_floor(from) : from;
+	int			npoints = 0;
 	char		old_upper[64];
 	TimestampTz old_upper_instant = part->upper_instant;
 	char		lower[64];
 	char		upper[64];
 	int			i;
 
-	strlcpy(old_upper, part->upper_date, sizeof(old_upper));
-	part->upper_instant = from + (to - from) / n;
-	format_instant(part->upper_instant, part->upper_date);
+	n = Min(n, CLOSE_MAX_CONCURRENCY);
 	for (i = 1; i < n; i++)
 	{
-		TimestampTz next = from + (to - from) / n * (i + 1);
+		TimestampTz p = from + (to - from) / n * i;
 
-		format_instant(from + (to - from) / n * i, lower);
-		if (i < n - 1)
-			format_instant(next, upper);
-		(void) add_part(ss, lower, i < n - 1 ? upper : old_upper,
-						i < n - 1 ? next : old_upper_instant);
+		if (by_day)
+			p = day_floor(p);
+		if (p <= floor_from || (npoints > 0 && p <= points[npoints - 1]) ||
+			(part->upper_date[0] && p >= part->upper_instant))
+			continue;
+		points[npoints++] = p;
 	}
+	if (npoints == 0 && by_day && day_floor(to) > floor_from &&
+		!(part->upper_date[0] && day_floor(to) >= part->upper_instant))
+		points[npoints++] = day_floor(to);
+	if (npoints == 0)
+		return 0;
+
+	strlcpy(old_upper, part->upper_date, sizeof(old_upper));
+	part->upper_instant = points[0];
+	format_instant(part->upper_instant, part->upper_date);
+	for (i = 0; i < npoints; i++)
+	{
+		format_instant(points[i], lower);
+		if (i < npoints - 1)
+			format_instant(points[i + 1], upper);
+		(void) add_part(ss, lower, points[i],
+						i < npoints - 1 ? upper : old_upper,
+						i < npoints - 1 ? points[i + 1] : old_upper_instant);
+	}
+	return npoints;
 }
 
 /*
@@ -1267,7 +1441,8 @@ cut_into_parts(CloseSearchState *ss)
 	drop_page(ss);
 	oldcxt = MemoryContextSwitchTo(ss->page_cxt);
 	close_http_request(conn, "POST", "/data/search/",
-					   render_body(ss->query, NULL, 1, -1, NULL, NULL, NULL, 0),
+					   render_body(ss->res, ss->query, NULL, 1, -1, NULL, 0,
+								   NULL, 0, NULL, 0),
 					   &response);
 	MemoryContextSwitchTo(oldcxt);
 	ss->requests += response.attempts;
@@ -1284,21 +1459,25 @@ cut_into_parts(CloseSearchState *ss)
 		close_report_bad_answer("POST", "/data/search/",
 								"Expected the newest object, with its date_created.");
 	drop_page(ss);
-	/* pieces shorter than a millisecond could not be told apart */
-	nparts = (int) Min((int64) nparts, (ss->newest - ss->last_instant) / 1000);
+	/* pieces shorter than a millisecond (or a day) could not be told apart */
+	if (ss->res->search_day_bounds)
+		nparts = (int) Min((int64) nparts,
+						   (day_floor(ss->newest) - day_floor(ss->last_instant)) / USECS_PER_DAY + 1);
+	else
+		nparts = (int) Min((int64) nparts, (ss->newest - ss->last_instant) / 1000);
 	if (nparts < 2)
 		return false;
 
 	/* the first part goes on where the first page ended */
 	oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(ss));
-	first = add_part(ss, "", "", 0);
+	first = add_part(ss, "", 0, "", 0);
 	first->have_last = true;
 	first->last_instant = ss->last_instant;
 	strlcpy(first->last_date, ss->last_date, sizeof(first->last_date));
 	foreach(lc, ss->boundary_ids)
 		first->boundary_ids = lappend(first->boundary_ids,
 									  pstrdup((char *) lfirst(lc)));
-	cut_range(ss, first, ss->last_instant, ss->newest, nparts);
+	(void) cut_range(ss, first, ss->last_instant, ss->newest, nparts);
 	ss->current_part = -1;
 	ss->flight = close_flight_create(conn, GetMemoryChunkContext(ss),
 									 ss->max_concurrency);
@@ -1342,16 +1521,18 @@ cut_busiest_part(CloseSearchState *ss, int live)
 	to = busiest->upper_date[0] ? busiest->upper_instant : ss->newest;
 	n = (int) Min((int64) (ss->max_concurrency - live + 1),
 				  (most + ss->page_limit - 1) / ss->page_limit);
-	/* pieces shorter than a millisecond could not be told apart */
-	n = (int) Min((int64) n, (to - from) / 1000);
-	if (n < 2)
+	/* pieces shorter than a millisecond (or a day) could not be told apart */
+	if (ss->res->search_day_bounds)
+		n = (int) Min((int64) n, (day_floor(to) - day_floor(from)) / USECS_PER_DAY + 1);
+	else
+		n = (int) Min((int64) n, (to - from) / 1000);
+	if (n < 2 || cut_range(ss, busiest, from, to, n) == 0)
 		return;
 
 	/* its cursor belongs to the old range: a new slice from its last object */
 	MemoryContextReset(busiest->cursor_cxt);
 	busiest->cursor = NULL;
 	busiest->restart = true;
-	cut_range(ss, busiest, from, to, n);
 }
 
 /*
@@ -1538,15 +1719,77 @@ close_search_next(CloseSearchState *ss)
 }
 
 /*
- * Every custom field's record key, of the type (or of all types): what a
- * search asks for when a custom json column needs them all.  The types
- * come from the per-mapping cache (fieldtypes.c), fetched when it has
- * none (adding the request to *requests).
+ * The custom fields of a resource with a field schema (leads, contacts,
+ * opportunities), from GET /custom_field_schema/{type}/ (regular and
+ * shared fields alike), as CloseFieldInfo with id, type and multi: one
+ * request, added to *requests.
  */
 List *
-close_search_custom_keys(UserMapping *user, const char *type_id,
-						 int64 *requests)
+close_search_schema_fields(UserMapping *user, const CloseResource *res,
+						   int64 *requests)
 {
-	return close_field_types_custom_keys(close_field_types_get(user, requests),
-										 type_id);
+	CloseConnection *conn = close_get_connection(user);
+	char	   *path = psprintf("/custom_field_schema/%s/", res->field_schema);
+	CloseResponse response;
+	struct json_object *root;
+	struct json_object *fields;
+	List	   *result = NIL;
+	int			i;
+
+	close_http_request(conn, "GET", path, NULL, &response);
+	*requests += response.attempts;
+	if (response.status != 200)
+		close_report_http_error(conn, "GET", path, &response, NULL);
+	root = close_parse_answer("GET", path, &response, CurrentMemoryContext);
+	if (close_json_kind(root) != CLOSE_JSON_OBJECT ||
+		(fields = close_json_object_get(root, "fields")) == NULL ||
+		close_json_kind(fields) != CLOSE_JSON_ARRAY)
+		close_report_bad_answer("GET", path, "Expected {\"fields\": [...]}.");
+	for (i = 0; i < close_json_array_length(fields); i++)
+	{
+		struct json_object *f = close_json_array_get(fields, i);
+		struct json_object *id;
+		struct json_object *type;
+		struct json_object *multi;
+		CloseFieldInfo *field;
+		size_t		len;
+
+		if (close_json_kind(f) != CLOSE_JSON_OBJECT ||
+			(id = close_json_object_get(f, "id")) == NULL ||
+			close_json_kind(id) != CLOSE_JSON_STRING)
+			close_report_bad_answer("GET", path, "A field lacks its id.");
+		field = palloc0(sizeof(CloseFieldInfo));
+		field->id = pstrdup(close_json_scalar_text(id, &len));
+		type = close_json_object_get(f, "type");
+		field->type = pstrdup(type && close_json_kind(type) == CLOSE_JSON_STRING
+							  ? close_json_scalar_text(type, &len) : "");
+		multi = close_json_object_get(f, "accepts_multiple_values");
+		field->multi = multi && close_json_kind(multi) == CLOSE_JSON_BOOL &&
+			close_json_bool(multi);
+		result = lappend(result, field);
+	}
+	return result;
+}
+
+/*
+ * Every custom field's record key, of the type (or of all types): what a
+ * search asks for when a custom json column needs them all.  Custom
+ * objects' types come from the per-mapping cache (fieldtypes.c), fetched
+ * when it has none; other resources' from their field schema (adding the
+ * request to *requests).
+ */
+List *
+close_search_custom_keys(UserMapping *user, const CloseResource *res,
+						 const char *type_id, int64 *requests)
+{
+	List	   *keys = NIL;
+	ListCell   *lc;
+
+	if (res->field_schema == NULL)
+		return close_field_types_custom_keys(close_field_types_get(user, requests),
+											 type_id);
+	foreach(lc, close_search_schema_fields(user, res, requests))
+		keys = lappend(keys, makeString(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
+												 ((CloseFieldInfo *) lfirst(lc))->id)));
+	return keys;
 }

@@ -64,6 +64,7 @@ typedef struct CloseUpperInfo
 typedef struct CloseCountState
 {
 	UserMapping *user;
+	const CloseResource *res;	/* what is counted */
 	char	   *type_id;		/* the table's custom_object_type_id */
 	char	   *relname;		/* the foreign table's, for errors */
 	bool		checked;		/* type_id checked against Close's types */
@@ -128,6 +129,8 @@ closeGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
 		root->hasHavingQual || parse->hasTargetSRFs || !parse->hasAggs)
 		return;
 	relid = planner_rt_fetch(input_rel->relid, root)->relid;
+	if (close_get_table_resource(relid)->search_type == NULL)
+		return;					/* Close cannot count it */
 
 	/* a resource read through its listing has no search count */
 	if (!close_resource_searched(close_get_table_resource(relid)))
@@ -196,11 +199,13 @@ close_plan_count(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 	/* what EXPLAIN shows: constants as they are, other values described */
 	close_search_plan_values(root, sp.values, &vals);
 
-	query = close_search_render_query(sp.nodes, close_get_table_type_id(relid),
+	query = close_search_render_query(close_get_table_resource(relid),
+									  sp.nodes, close_get_table_type_id(relid),
 									  &vals);
 	fdw_private = list_make4(makeInteger(CLOSE_ACCESS_COUNT),
 							 makeInteger((int) relid),
-							 makeString(close_search_render_count(query)),
+							 makeString(close_search_render_count(close_get_table_resource(relid),
+																  query)),
 							 sp.nodes);
 
 	return make_foreignscan(tlist, NIL, 0, sp.values, fdw_private,
@@ -223,6 +228,7 @@ close_count_begin(ForeignScanState *node, int eflags)
 	cs = palloc0(sizeof(CloseCountState));
 	table = GetForeignTable(relid);
 	cs->user = GetUserMapping(close_scan_user(node), table->serverid);
+	cs->res = close_get_table_resource(relid);
 	cs->type_id = close_get_table_type_id(relid);
 	cs->relname = get_rel_name(relid);
 	cs->nodes = (List *) list_nth(fsplan->fdw_private, FdwUpperPrivateNodes);
@@ -262,9 +268,9 @@ close_count_iterate(ForeignScanState *node)
 		cs->checked = true;
 	}
 	close_search_evaluate(cs->value_states, econtext, &vals);
-	count = close_search_count(cs->user,
-							   close_search_render_query(cs->nodes, cs->type_id,
-														 &vals),
+	count = close_search_count(cs->user, cs->res,
+							   close_search_render_query(cs->res, cs->nodes,
+														 cs->type_id, &vals),
 							   &cs->requests);
 	MemoryContextSwitchTo(oldcxt);
 
@@ -304,10 +310,11 @@ close_count_explain(ForeignScanState *node, ExplainState *es)
  * request for the count alone.  An answer without a count is an error.
  */
 int64
-close_search_count(UserMapping *user, const char *query, int64 *requests)
+close_search_count(UserMapping *user, const CloseResource *res,
+				   const char *query, int64 *requests)
 {
 	CloseConnection *conn = close_get_connection(user);
-	char	   *body = close_search_render_count(query);
+	char	   *body = close_search_render_count(res, query);
 	CloseResponse response;
 	struct json_object *root;
 	struct json_object *count;
