@@ -110,13 +110,22 @@ SELECT e->>'path' AS path, e->'body'->'query'->'queries' AS queries FROM emulato
 EXPLAIN (VERBOSE, COSTS OFF) SELECT id, name FROM srch_contacts WHERE title = 'Owner';
 SELECT id, name FROM srch_contacts WHERE title = 'Owner' ORDER BY id;
 SELECT jsonb_pretty(e->'body') FROM emulator_log_entries() e;
+-- (a condition the /opportunity/ listing takes alone makes a filtered
+-- listing: an OR of two is searched)
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT id FROM srch_opportunities
- WHERE status_id IN ('stat_Won0000000000000000000000000000000000000000', 'stat_Active0000000000000000000000000000000000000');
+ WHERE status_id IN ('stat_Won0000000000000000000000000000000000000000', 'stat_Active0000000000000000000000000000000000000')
+    OR user_id = 'user_Alice00000000000000000000000000000000000000';
 SELECT id FROM srch_opportunities
  WHERE status_id IN ('stat_Won0000000000000000000000000000000000000000', 'stat_Active0000000000000000000000000000000000000')
+    OR user_id = 'user_Alice00000000000000000000000000000000000000'
  ORDER BY id;
 SELECT jsonb_pretty(e->'body'->'query') FROM emulator_log_entries() e;
+-- the same rows as the condition applied here to every opportunity
+SELECT count(*) FROM (SELECT * FROM srch_opportunities OFFSET 0) s
+ WHERE status_id IN ('stat_Won0000000000000000000000000000000000000000', 'stat_Active0000000000000000000000000000000000000')
+    OR user_id = 'user_Alice00000000000000000000000000000000000000';
+SELECT emulator_clear();
 
 -- count(*) with exact conditions: one count search
 EXPLAIN (VERBOSE, COSTS OFF)
