@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "utils/json.h"
@@ -64,10 +65,20 @@ typedef struct JsonCheck
 	size_t	   *bigs;
 	int			nbigs;
 	int			maxbigs;
+	/*
+	 * What a listing page's root object says, for close_json_peek_page:
+	 * its "data" array's length (-1: no such array) and its "has_more"
+	 * literal (-1: not a boolean).  in_data: the value being checked is the
+	 * root object's "data" member.
+	 */
+	int			data_length;
+	int			has_more;
+	bool		in_data;
 } JsonCheck;
 
 static const char *const json_ends_early = "the body ends before the JSON value does";
 static const char *const json_lone_surrogate = "a string holds a lone UTF-16 surrogate escape";
+static const char *const json_bad_utf8 = "invalid utf-8 string";
 
 static bool json_check_value(JsonCheck *jc, int depth);
 static bool json_check_literal(JsonCheck *jc, const char *word);
@@ -108,8 +119,9 @@ json_check_unicode_escape(JsonCheck *jc, int *unit)
 }
 
 /*
- * The bytes a string holds as they are (not its quote, its backslash or a
- * control character): the check skips runs of them in a tight loop.
+ * The ASCII bytes a string holds as they are (not its quote, its backslash
+ * or a control character): the check skips runs of them in a tight loop.
+ * A byte from 0x80 on starts a UTF-8 sequence, checked on its own.
  */
 static bool json_plain_byte[256];
 static bool json_plain_ready = false;
@@ -120,7 +132,7 @@ json_plain_init(void)
 	int			c;
 
 	for (c = 0; c < 256; c++)
-		json_plain_byte[c] = c >= 0x20 && c != '"' && c != '\\';
+		json_plain_byte[c] = c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 	json_plain_ready = true;
 }
 
@@ -150,6 +162,20 @@ json_check_string(JsonCheck *jc, bool key)
 		}
 		if (c < 0x20)
 			return json_check_fail(jc, "invalid string sequence");
+		if (c >= 0x80)
+		{
+			int			n = pg_utf_mblen((const unsigned char *) jc->p);
+
+			if (n > jc->end - jc->p)
+				break;			/* the body ends in the string */
+			if (!pg_utf8_islegal((const unsigned char *) jc->p, n))
+			{
+				jc->error = json_bad_utf8;
+				return false;
+			}
+			jc->p += n;
+			continue;
+		}
 		jc->p++;
 		if (c != '\\')
 			continue;
@@ -286,33 +312,66 @@ json_check_container(JsonCheck *jc, int depth)
 {
 	bool		object = *jc->p == '{';
 	char		close = object ? '}' : ']';
+	/* the root's "data" array: its items are counted */
+	bool		counting = depth == 2 && !object && jc->in_data;
+	int			count = 0;
 
 	jc->p++;
 	json_check_space(jc);
 	if (jc->p < jc->end && *jc->p == close)
 	{
 		jc->p++;
+		if (counting)
+			jc->data_length = 0;
 		return true;
 	}
 	for (;;)
 	{
+		/* a member of the root object: which of a page's parts, if any */
+		bool		is_data = false;
+		bool		is_has_more = false;
+
 		if (object)
 		{
+			const char *key = jc->p;
+
 			if (jc->p >= jc->end || *jc->p != '"')
 				return json_check_fail(jc, "quoted object property name expected");
 			if (!json_check_string(jc, true))
 				return false;
+			if (depth == 1)
+			{
+				/* as written (an escaped key is not recognized: no peek) */
+				is_data = jc->p - key == 6 && memcmp(key, "\"data\"", 6) == 0;
+				is_has_more = jc->p - key == 10 &&
+					memcmp(key, "\"has_more\"", 10) == 0;
+				if (is_data)
+					jc->data_length = -1;
+				if (is_has_more)
+					jc->has_more = -1;
+			}
 			json_check_space(jc);
 			if (jc->p >= jc->end || *jc->p != ':')
 				return json_check_fail(jc, "object property name separator ':' expected");
 			jc->p++;
 		}
+		if (is_has_more)
+		{
+			json_check_space(jc);
+			if (jc->p < jc->end && (*jc->p == 't' || *jc->p == 'f'))
+				jc->has_more = *jc->p == 't';
+		}
+		jc->in_data = is_data;
 		if (!json_check_value(jc, depth + 1))
 			return false;
+		jc->in_data = false;
+		count++;
 		json_check_space(jc);
 		if (jc->p < jc->end && *jc->p == close)
 		{
 			jc->p++;
+			if (counting)
+				jc->data_length = count;
 			return true;
 		}
 		if (jc->p >= jc->end || *jc->p != ',')
@@ -363,6 +422,8 @@ json_check(JsonCheck *jc, const char *text, size_t len)
 	if (!json_plain_ready)
 		json_plain_init();
 	memset(jc, 0, sizeof(JsonCheck));
+	jc->data_length = -1;
+	jc->has_more = -1;
 	jc->start = text;
 	jc->p = text;
 	jc->end = text + len;
@@ -372,6 +433,28 @@ json_check(JsonCheck *jc, const char *text, size_t len)
 	if (jc->p < jc->end)
 		return "unexpected character";
 	return NULL;
+}
+
+/*
+ * Whether text is strict JSON whose root object has a "data" array and a
+ * boolean "has_more", both keys written without escapes; if so, the array's
+ * length and has_more's value.  A look at a listing page that builds no
+ * document, to decide whether to ask for the pages after it; the page is
+ * parsed and checked in full when it is read.
+ */
+bool
+close_json_peek_page(const char *text, size_t len, int *length,
+					 bool *has_more)
+{
+	JsonCheck	jc;
+	bool		known = json_check(&jc, text, len) == NULL &&
+		jc.data_length >= 0 && jc.has_more >= 0;
+
+	if (jc.bigs)
+		pfree(jc.bigs);
+	*length = known ? jc.data_length : 0;
+	*has_more = known && jc.has_more == 1;
+	return known;
 }
 
 /*
@@ -487,7 +570,7 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 		*error = "out of memory";
 		return NULL;
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
+	/* no JSON_TOKENER_VALIDATE_UTF8: json_check has checked the UTF-8 */
 	root = json_tokener_parse_ex(tok, text, (int) len);
 	jerr = json_tokener_get_error(tok);
 	json_tokener_free(tok);
