@@ -55,16 +55,35 @@ free_document(void *arg)
  * number ends in '.', so no other number is touched, and every number
  * json-c reads as an int is exact.
  */
+/*
+ * An integer beyond 64 bits: where it ends (an offset from the text's
+ * start), and where it is in a listing page, so that restore_big_integers
+ * need not walk the whole document: the index of the "data" item holding
+ * it (-1: not in one) and the key of that item's member holding it (as
+ * written, quotes excluded; NULL: not in a member, or a key with escapes).
+ */
+typedef struct JsonBig
+{
+	size_t		end;
+	int			element;
+	const char *key;
+	int			key_len;
+} JsonBig;
+
 typedef struct JsonCheck
 {
 	const char *start;
 	const char *p;
 	const char *end;
 	const char *error;
-	/* where each integer beyond 64 bits ends, as offsets from start */
-	size_t	   *bigs;
+	/* the integers beyond 64 bits */
+	JsonBig    *bigs;
 	int			nbigs;
 	int			maxbigs;
+	/* the "data" item being checked (-1: none), and its member's key */
+	int			element;
+	const char *member_key;
+	int			member_key_len;
 	/*
 	 * What a listing page's root object says, for close_json_peek_page:
 	 * its "data" array's length (-1: no such array) and its "has_more"
@@ -227,14 +246,20 @@ json_check_digits(JsonCheck *jc)
 static void
 json_note_big_integer(JsonCheck *jc)
 {
+	JsonBig    *big;
+
 	if (jc->nbigs == jc->maxbigs)
 	{
 		jc->maxbigs = jc->maxbigs == 0 ? 8 : jc->maxbigs * 2;
 		jc->bigs = jc->bigs == NULL
-			? palloc(sizeof(size_t) * jc->maxbigs)
-			: repalloc(jc->bigs, sizeof(size_t) * jc->maxbigs);
+			? palloc(sizeof(JsonBig) * jc->maxbigs)
+			: repalloc(jc->bigs, sizeof(JsonBig) * jc->maxbigs);
 	}
-	jc->bigs[jc->nbigs++] = jc->p - jc->start;
+	big = &jc->bigs[jc->nbigs++];
+	big->end = jc->p - jc->start;
+	big->element = jc->element;
+	big->key = jc->member_key;
+	big->key_len = jc->member_key_len;
 }
 
 /* A number; NaN and (-)Infinity too, which json-c's strict mode took. */
@@ -314,6 +339,8 @@ json_check_container(JsonCheck *jc, int depth)
 	char		close = object ? '}' : ']';
 	/* the root's "data" array: its items are counted */
 	bool		counting = depth == 2 && !object && jc->in_data;
+	/* an item of it: its members' keys are noted */
+	bool		record = depth == 3 && object && jc->element >= 0;
 	int			count = 0;
 
 	jc->p++;
@@ -339,6 +366,14 @@ json_check_container(JsonCheck *jc, int depth)
 				return json_check_fail(jc, "quoted object property name expected");
 			if (!json_check_string(jc, true))
 				return false;
+			if (record)
+			{
+				/* the key as written, unless it has escapes */
+				jc->member_key = key + 1;
+				jc->member_key_len = (int) (jc->p - key - 2);
+				if (memchr(jc->member_key, '\\', jc->member_key_len) != NULL)
+					jc->member_key = NULL;
+			}
 			if (depth == 1)
 			{
 				/* as written (an escaped key is not recognized: no peek) */
@@ -355,6 +390,8 @@ json_check_container(JsonCheck *jc, int depth)
 				return json_check_fail(jc, "object property name separator ':' expected");
 			jc->p++;
 		}
+		if (counting)
+			jc->element = count;
 		if (is_has_more)
 		{
 			json_check_space(jc);
@@ -365,6 +402,10 @@ json_check_container(JsonCheck *jc, int depth)
 		if (!json_check_value(jc, depth + 1))
 			return false;
 		jc->in_data = false;
+		if (counting)
+			jc->element = -1;
+		if (record)
+			jc->member_key = NULL;
 		count++;
 		json_check_space(jc);
 		if (jc->p < jc->end && *jc->p == close)
@@ -424,6 +465,7 @@ json_check(JsonCheck *jc, const char *text, size_t len)
 	memset(jc, 0, sizeof(JsonCheck));
 	jc->data_length = -1;
 	jc->has_more = -1;
+	jc->element = -1;
 	jc->start = text;
 	jc->p = text;
 	jc->end = text + len;
@@ -471,10 +513,10 @@ mark_big_integers(const char *text, size_t *len, const JsonCheck *jc)
 
 	for (i = 0; i < jc->nbigs; i++)
 	{
-		memcpy(out, text + from, jc->bigs[i] - from);
-		out += jc->bigs[i] - from;
+		memcpy(out, text + from, jc->bigs[i].end - from);
+		out += jc->bigs[i].end - from;
 		*out++ = '.';
-		from = jc->bigs[i];
+		from = jc->bigs[i].end;
 	}
 	memcpy(out, text + from, *len - from);
 	out += *len - from;
@@ -526,6 +568,55 @@ restore_big_integers(json_object *value)
 }
 
 /*
+ * restore_big_integers for the integers json_check noted, finding each
+ * without walking the whole document where it can: in a listing's "data"
+ * item, that item's member.  Anything else is walked (once more does no
+ * harm: no other number's text ends in '.').  Allocates nothing, as the
+ * document has no owner yet.
+ */
+static void
+restore_noted_big_integers(json_object *root, const JsonCheck *jc)
+{
+	json_object *data;
+	int			i;
+
+	if (!json_object_is_type(root, json_type_object) ||
+		!json_object_object_get_ex(root, "data", &data) ||
+		!json_object_is_type(data, json_type_array))
+	{
+		restore_big_integers(root);
+		return;
+	}
+	for (i = 0; i < jc->nbigs; i++)
+	{
+		const JsonBig *big = &jc->bigs[i];
+		json_object *item;
+		json_object *member;
+		char		key[NAMEDATALEN * 2];
+
+		if (big->element < 0 ||
+			(size_t) big->element >= json_object_array_length(data))
+		{
+			restore_big_integers(root);
+			return;
+		}
+		item = json_object_array_get_idx(data, (size_t) big->element);
+		if (big->key == NULL || big->key_len >= (int) sizeof(key) ||
+			!json_object_is_type(item, json_type_object))
+		{
+			restore_big_integers(item);
+			continue;
+		}
+		memcpy(key, big->key, big->key_len);
+		key[big->key_len] = '\0';
+		if (json_object_object_get_ex(item, key, &member))
+			restore_big_integers(member);
+		else
+			restore_big_integers(item);
+	}
+}
+
+/*
  * Parse a whole body.  The document is freed when owner is reset or
  * deleted.  Returns NULL and sets *error when the text is not one complete
  * JSON value.
@@ -558,7 +649,6 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 			return NULL;
 		}
 		text = marked = mark_big_integers(text, &len, &jc);
-		pfree(jc.bigs);
 	}
 
 	/* allocate first: nothing may fail between parsing and owning */
@@ -581,13 +671,17 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 	{
 		if (root)
 			json_object_put(root);
+		if (jc.bigs)
+			pfree(jc.bigs);
 		*error = (jerr == json_tokener_continue)
 			? json_ends_early
 			: json_tokener_error_desc(jerr);
 		return NULL;
 	}
 	if (jc.nbigs > 0)
-		restore_big_integers(root);
+		restore_noted_big_integers(root, &jc);
+	if (jc.bigs)
+		pfree(jc.bigs);
 
 	callback->func = free_document;
 	callback->arg = root;
