@@ -156,6 +156,29 @@ json_plain_init(void)
 }
 
 /*
+ * Whether any of the eight bytes in x is not a plain byte: below 0x20, a
+ * quote, a backslash, or from 0x80 on (the classic "has a zero byte" test,
+ * exact: no false alarm and no miss).
+ */
+#define JSON_BYTES(b)	(UINT64CONST(0x0101010101010101) * (b))
+
+static inline bool
+json_special_in(uint64 x)
+{
+	uint64		quote = x ^ JSON_BYTES('"');
+	uint64		backslash = x ^ JSON_BYTES('\\');
+	uint64		low7 = x & JSON_BYTES(0x7F);
+
+	/* a byte below 0x20 (taken as 7 bits: a high byte is caught below) */
+	uint64		control = (low7 + JSON_BYTES(0x60)) ^ JSON_BYTES(0x80);
+	/* a byte equal to zero, in quote or backslash */
+	uint64		q = ((quote & JSON_BYTES(0x7F)) + JSON_BYTES(0x7F)) | quote;
+	uint64		b = ((backslash & JSON_BYTES(0x7F)) + JSON_BYTES(0x7F)) | backslash;
+
+	return ((control | ~q | ~b | x) & JSON_BYTES(0x80)) != 0;
+}
+
+/*
  * A string, from its opening quote.  An object key may not hold \u0000:
  * json-c keeps keys as C strings, so it would cut the key short there
  * ("a\u0000b" read as "a"), a different key.
@@ -168,6 +191,16 @@ json_check_string(JsonCheck *jc, bool key)
 	{
 		unsigned char c;
 
+		/* eight bytes at a time while none is special, then byte by byte */
+		while (jc->end - jc->p >= 8)
+		{
+			uint64		x;
+
+			memcpy(&x, jc->p, 8);
+			if (json_special_in(x))
+				break;
+			jc->p += 8;
+		}
 		while (jc->p < jc->end && json_plain_byte[(unsigned char) *jc->p])
 			jc->p++;
 		if (jc->p >= jc->end)
