@@ -216,7 +216,9 @@ json_check_string(JsonCheck *jc, bool key)
 			return json_check_fail(jc, "invalid string sequence");
 		if (c >= 0x80)
 		{
-			int			n = pg_utf_mblen((const unsigned char *) jc->p);
+			/* its length by its first byte (1: not a first byte) */
+			int			n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 :
+				(c & 0xF8) == 0xF0 ? 4 : 1;
 
 			if (n > jc->end - jc->p)
 				break;			/* the body ends in the string */
