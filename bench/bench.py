@@ -100,9 +100,12 @@ def psql(*commands, db="bench"):
 
 
 def backend_status(field, path):
-    """A DO statement that writes a line of the backend's /proc status to path."""
+    """A DO statement that writes a line of the backend's /proc status to path.
+    The program reads what COPY writes to it first: a program that exits
+    before COPY has written fails the statement ("Broken pipe")."""
     return ("DO $$ BEGIN EXECUTE format('COPY (SELECT 1) TO PROGRAM %%L', "
-            "'grep %s /proc/' || pg_backend_pid() || '/status > %s'); END $$" % (field, path))
+            "'cat > /dev/null; grep %s /proc/' || pg_backend_pid() || '/status > %s'); END $$"
+            % (field, path))
 
 
 def read_kb(path):

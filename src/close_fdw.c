@@ -1542,28 +1542,18 @@ start_next_round(CloseScanState *fsstate, char **paths, int n)
 {
 	CloseConnection *conn = close_get_connection(fsstate->user);
 	CloseResponse last;
-	MemoryContext scratch;
 	MemoryContext oldcxt;
-	struct json_object *root;
-	struct json_object *data;
-	const char *problem;
-	bool		has_more = false;
-	bool		full = false;
+	bool		has_more;
+	int			length;
 	int			skip;
 	int			i;
 
 	if (n < 2 || fsstate->pages_window < fsstate->max_concurrency ||
 		!close_answers_find(fsstate->pages_ahead, paths[n - 1], false, &last))
 		return;
-	scratch = AllocSetContextCreate(CurrentMemoryContext, "close_fdw round end",
-									ALLOCSET_DEFAULT_SIZES);
-	oldcxt = MemoryContextSwitchTo(scratch);
-	root = close_json_parse(last.body, last.body_len, scratch, &problem);
-	if (problem == NULL && close_json_list_page(root, &data, &has_more) == NULL)
-		full = close_json_array_length(data) >= fsstate->limit;
-	MemoryContextSwitchTo(oldcxt);
-	MemoryContextDelete(scratch);
-	if (!has_more || !full)
+	/* a look at the page, not a parse: it is parsed when read */
+	if (!close_json_peek_page(last.body, last.body_len, &length, &has_more) ||
+		!has_more || length < fsstate->limit)
 		return;
 
 	if (fsstate->pages_flight == NULL)

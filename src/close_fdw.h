@@ -675,6 +675,8 @@ extern char *close_record_path(const char *base, const char *id);
 extern struct json_object *close_json_parse(const char *text, size_t len,
 											MemoryContext owner,
 											const char **error);
+extern bool close_json_peek_page(const char *text, size_t len, int *length,
+								 bool *has_more);
 extern CloseJsonKind close_json_kind(struct json_object *value);
 extern const char *close_json_kind_name(CloseJsonKind kind);
 extern const char *close_json_scalar_text(struct json_object *value,

@@ -270,7 +270,13 @@ report_mismatch(CloseColumn *col, struct json_object *value)
 					format_type_be(col->scalar_typid))));
 }
 
-/* UTF-8 text from the API, checked and converted to the server encoding. */
+/*
+ * UTF-8 text of a document close_json_parse has checked, converted to the
+ * server encoding.  That check has verified its UTF-8 (as
+ * pg_any_to_server would: the text is the answer's bytes, or what json-c
+ * made of escapes, or json-c's writing of them), so a UTF-8 database takes
+ * it as it is; only a null character, which an escape can make, is refused.
+ */
 char *
 close_server_text(const char *text, size_t len)
 {
@@ -278,6 +284,8 @@ close_server_text(const char *text, size_t len)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
 				 errmsg("a JSON string with a null character cannot be stored in a column")));
+	if (GetDatabaseEncoding() == PG_UTF8)
+		return unconstify(char *, text);
 	return pg_any_to_server(text, (int) len, PG_UTF8);
 }
 

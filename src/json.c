@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "utils/json.h"
@@ -54,20 +55,49 @@ free_document(void *arg)
  * number ends in '.', so no other number is touched, and every number
  * json-c reads as an int is exact.
  */
+/*
+ * An integer beyond 64 bits: where it ends (an offset from the text's
+ * start), and where it is in a listing page, so that restore_big_integers
+ * need not walk the whole document: the index of the "data" item holding
+ * it (-1: not in one) and the key of that item's member holding it (as
+ * written, quotes excluded; NULL: not in a member, or a key with escapes).
+ */
+typedef struct JsonBig
+{
+	size_t		end;
+	int			element;
+	const char *key;
+	int			key_len;
+} JsonBig;
+
 typedef struct JsonCheck
 {
 	const char *start;
 	const char *p;
 	const char *end;
 	const char *error;
-	/* where each integer beyond 64 bits ends, as offsets from start */
-	size_t	   *bigs;
+	/* the integers beyond 64 bits */
+	JsonBig    *bigs;
 	int			nbigs;
 	int			maxbigs;
+	/* the "data" item being checked (-1: none), and its member's key */
+	int			element;
+	const char *member_key;
+	int			member_key_len;
+	/*
+	 * What a listing page's root object says, for close_json_peek_page:
+	 * its "data" array's length (-1: no such array) and its "has_more"
+	 * literal (-1: not a boolean).  in_data: the value being checked is the
+	 * root object's "data" member.
+	 */
+	int			data_length;
+	int			has_more;
+	bool		in_data;
 } JsonCheck;
 
 static const char *const json_ends_early = "the body ends before the JSON value does";
 static const char *const json_lone_surrogate = "a string holds a lone UTF-16 surrogate escape";
+static const char *const json_bad_utf8 = "invalid utf-8 string";
 
 static bool json_check_value(JsonCheck *jc, int depth);
 static bool json_check_literal(JsonCheck *jc, const char *word);
@@ -108,8 +138,9 @@ json_check_unicode_escape(JsonCheck *jc, int *unit)
 }
 
 /*
- * The bytes a string holds as they are (not its quote, its backslash or a
- * control character): the check skips runs of them in a tight loop.
+ * The ASCII bytes a string holds as they are (not its quote, its backslash
+ * or a control character): the check skips runs of them in a tight loop.
+ * A byte from 0x80 on starts a UTF-8 sequence, checked on its own.
  */
 static bool json_plain_byte[256];
 static bool json_plain_ready = false;
@@ -120,8 +151,31 @@ json_plain_init(void)
 	int			c;
 
 	for (c = 0; c < 256; c++)
-		json_plain_byte[c] = c >= 0x20 && c != '"' && c != '\\';
+		json_plain_byte[c] = c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 	json_plain_ready = true;
+}
+
+/*
+ * Whether any of the eight bytes in x is not a plain byte: below 0x20, a
+ * quote, a backslash, or from 0x80 on (the classic "has a zero byte" test,
+ * exact: no false alarm and no miss).
+ */
+#define JSON_BYTES(b)	(UINT64CONST(0x0101010101010101) * (b))
+
+static inline bool
+json_special_in(uint64 x)
+{
+	uint64		quote = x ^ JSON_BYTES('"');
+	uint64		backslash = x ^ JSON_BYTES('\\');
+	uint64		low7 = x & JSON_BYTES(0x7F);
+
+	/* a byte below 0x20 (taken as 7 bits: a high byte is caught below) */
+	uint64		control = (low7 + JSON_BYTES(0x60)) ^ JSON_BYTES(0x80);
+	/* a byte equal to zero, in quote or backslash */
+	uint64		q = ((quote & JSON_BYTES(0x7F)) + JSON_BYTES(0x7F)) | quote;
+	uint64		b = ((backslash & JSON_BYTES(0x7F)) + JSON_BYTES(0x7F)) | backslash;
+
+	return ((control | ~q | ~b | x) & JSON_BYTES(0x80)) != 0;
 }
 
 /*
@@ -137,6 +191,16 @@ json_check_string(JsonCheck *jc, bool key)
 	{
 		unsigned char c;
 
+		/* eight bytes at a time while none is special, then byte by byte */
+		while (jc->end - jc->p >= 8)
+		{
+			uint64		x;
+
+			memcpy(&x, jc->p, 8);
+			if (json_special_in(x))
+				break;
+			jc->p += 8;
+		}
 		while (jc->p < jc->end && json_plain_byte[(unsigned char) *jc->p])
 			jc->p++;
 		if (jc->p >= jc->end)
@@ -150,6 +214,22 @@ json_check_string(JsonCheck *jc, bool key)
 		}
 		if (c < 0x20)
 			return json_check_fail(jc, "invalid string sequence");
+		if (c >= 0x80)
+		{
+			/* its length by its first byte (1: not a first byte) */
+			int			n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 :
+				(c & 0xF8) == 0xF0 ? 4 : 1;
+
+			if (n > jc->end - jc->p)
+				break;			/* the body ends in the string */
+			if (!pg_utf8_islegal((const unsigned char *) jc->p, n))
+			{
+				jc->error = json_bad_utf8;
+				return false;
+			}
+			jc->p += n;
+			continue;
+		}
 		jc->p++;
 		if (c != '\\')
 			continue;
@@ -201,14 +281,20 @@ json_check_digits(JsonCheck *jc)
 static void
 json_note_big_integer(JsonCheck *jc)
 {
+	JsonBig    *big;
+
 	if (jc->nbigs == jc->maxbigs)
 	{
 		jc->maxbigs = jc->maxbigs == 0 ? 8 : jc->maxbigs * 2;
 		jc->bigs = jc->bigs == NULL
-			? palloc(sizeof(size_t) * jc->maxbigs)
-			: repalloc(jc->bigs, sizeof(size_t) * jc->maxbigs);
+			? palloc(sizeof(JsonBig) * jc->maxbigs)
+			: repalloc(jc->bigs, sizeof(JsonBig) * jc->maxbigs);
 	}
-	jc->bigs[jc->nbigs++] = jc->p - jc->start;
+	big = &jc->bigs[jc->nbigs++];
+	big->end = jc->p - jc->start;
+	big->element = jc->element;
+	big->key = jc->member_key;
+	big->key_len = jc->member_key_len;
 }
 
 /* A number; NaN and (-)Infinity too, which json-c's strict mode took. */
@@ -286,33 +372,82 @@ json_check_container(JsonCheck *jc, int depth)
 {
 	bool		object = *jc->p == '{';
 	char		close = object ? '}' : ']';
+	/* the root's "data" array: its items are counted */
+	bool		counting = depth == 2 && !object && jc->in_data;
+	/* an item of it: its members' keys are noted */
+	bool		record = depth == 3 && object && jc->element >= 0;
+	int			count = 0;
 
 	jc->p++;
 	json_check_space(jc);
 	if (jc->p < jc->end && *jc->p == close)
 	{
 		jc->p++;
+		if (counting)
+			jc->data_length = 0;
 		return true;
 	}
 	for (;;)
 	{
+		/* a member of the root object: which of a page's parts, if any */
+		bool		is_data = false;
+		bool		is_has_more = false;
+
 		if (object)
 		{
+			const char *key = jc->p;
+
 			if (jc->p >= jc->end || *jc->p != '"')
 				return json_check_fail(jc, "quoted object property name expected");
 			if (!json_check_string(jc, true))
 				return false;
+			if (record)
+			{
+				/* the key as written, unless it has escapes */
+				jc->member_key = key + 1;
+				jc->member_key_len = (int) (jc->p - key - 2);
+				if (memchr(jc->member_key, '\\', jc->member_key_len) != NULL)
+					jc->member_key = NULL;
+			}
+			if (depth == 1)
+			{
+				/* as written (an escaped key is not recognized: no peek) */
+				is_data = jc->p - key == 6 && memcmp(key, "\"data\"", 6) == 0;
+				is_has_more = jc->p - key == 10 &&
+					memcmp(key, "\"has_more\"", 10) == 0;
+				if (is_data)
+					jc->data_length = -1;
+				if (is_has_more)
+					jc->has_more = -1;
+			}
 			json_check_space(jc);
 			if (jc->p >= jc->end || *jc->p != ':')
 				return json_check_fail(jc, "object property name separator ':' expected");
 			jc->p++;
 		}
+		if (counting)
+			jc->element = count;
+		if (is_has_more)
+		{
+			json_check_space(jc);
+			if (jc->p < jc->end && (*jc->p == 't' || *jc->p == 'f'))
+				jc->has_more = *jc->p == 't';
+		}
+		jc->in_data = is_data;
 		if (!json_check_value(jc, depth + 1))
 			return false;
+		jc->in_data = false;
+		if (counting)
+			jc->element = -1;
+		if (record)
+			jc->member_key = NULL;
+		count++;
 		json_check_space(jc);
 		if (jc->p < jc->end && *jc->p == close)
 		{
 			jc->p++;
+			if (counting)
+				jc->data_length = count;
 			return true;
 		}
 		if (jc->p >= jc->end || *jc->p != ',')
@@ -363,6 +498,9 @@ json_check(JsonCheck *jc, const char *text, size_t len)
 	if (!json_plain_ready)
 		json_plain_init();
 	memset(jc, 0, sizeof(JsonCheck));
+	jc->data_length = -1;
+	jc->has_more = -1;
+	jc->element = -1;
 	jc->start = text;
 	jc->p = text;
 	jc->end = text + len;
@@ -372,6 +510,28 @@ json_check(JsonCheck *jc, const char *text, size_t len)
 	if (jc->p < jc->end)
 		return "unexpected character";
 	return NULL;
+}
+
+/*
+ * Whether text is strict JSON whose root object has a "data" array and a
+ * boolean "has_more", both keys written without escapes; if so, the array's
+ * length and has_more's value.  A look at a listing page that builds no
+ * document, to decide whether to ask for the pages after it; the page is
+ * parsed and checked in full when it is read.
+ */
+bool
+close_json_peek_page(const char *text, size_t len, int *length,
+					 bool *has_more)
+{
+	JsonCheck	jc;
+	bool		known = json_check(&jc, text, len) == NULL &&
+		jc.data_length >= 0 && jc.has_more >= 0;
+
+	if (jc.bigs)
+		pfree(jc.bigs);
+	*length = known ? jc.data_length : 0;
+	*has_more = known && jc.has_more == 1;
+	return known;
 }
 
 /*
@@ -388,10 +548,10 @@ mark_big_integers(const char *text, size_t *len, const JsonCheck *jc)
 
 	for (i = 0; i < jc->nbigs; i++)
 	{
-		memcpy(out, text + from, jc->bigs[i] - from);
-		out += jc->bigs[i] - from;
+		memcpy(out, text + from, jc->bigs[i].end - from);
+		out += jc->bigs[i].end - from;
 		*out++ = '.';
-		from = jc->bigs[i];
+		from = jc->bigs[i].end;
 	}
 	memcpy(out, text + from, *len - from);
 	out += *len - from;
@@ -443,6 +603,55 @@ restore_big_integers(json_object *value)
 }
 
 /*
+ * restore_big_integers for the integers json_check noted, finding each
+ * without walking the whole document where it can: in a listing's "data"
+ * item, that item's member.  Anything else is walked (once more does no
+ * harm: no other number's text ends in '.').  Allocates nothing, as the
+ * document has no owner yet.
+ */
+static void
+restore_noted_big_integers(json_object *root, const JsonCheck *jc)
+{
+	json_object *data;
+	int			i;
+
+	if (!json_object_is_type(root, json_type_object) ||
+		!json_object_object_get_ex(root, "data", &data) ||
+		!json_object_is_type(data, json_type_array))
+	{
+		restore_big_integers(root);
+		return;
+	}
+	for (i = 0; i < jc->nbigs; i++)
+	{
+		const JsonBig *big = &jc->bigs[i];
+		json_object *item;
+		json_object *member;
+		char		key[NAMEDATALEN * 2];
+
+		if (big->element < 0 ||
+			(size_t) big->element >= json_object_array_length(data))
+		{
+			restore_big_integers(root);
+			return;
+		}
+		item = json_object_array_get_idx(data, (size_t) big->element);
+		if (big->key == NULL || big->key_len >= (int) sizeof(key) ||
+			!json_object_is_type(item, json_type_object))
+		{
+			restore_big_integers(item);
+			continue;
+		}
+		memcpy(key, big->key, big->key_len);
+		key[big->key_len] = '\0';
+		if (json_object_object_get_ex(item, key, &member))
+			restore_big_integers(member);
+		else
+			restore_big_integers(item);
+	}
+}
+
+/*
  * Parse a whole body.  The document is freed when owner is reset or
  * deleted.  Returns NULL and sets *error when the text is not one complete
  * JSON value.
@@ -475,7 +684,6 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 			return NULL;
 		}
 		text = marked = mark_big_integers(text, &len, &jc);
-		pfree(jc.bigs);
 	}
 
 	/* allocate first: nothing may fail between parsing and owning */
@@ -487,7 +695,7 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 		*error = "out of memory";
 		return NULL;
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
+	/* no JSON_TOKENER_VALIDATE_UTF8: json_check has checked the UTF-8 */
 	root = json_tokener_parse_ex(tok, text, (int) len);
 	jerr = json_tokener_get_error(tok);
 	json_tokener_free(tok);
@@ -498,13 +706,17 @@ close_json_parse(const char *text, size_t len, MemoryContext owner,
 	{
 		if (root)
 			json_object_put(root);
+		if (jc.bigs)
+			pfree(jc.bigs);
 		*error = (jerr == json_tokener_continue)
 			? json_ends_early
 			: json_tokener_error_desc(jerr);
 		return NULL;
 	}
 	if (jc.nbigs > 0)
-		restore_big_integers(root);
+		restore_noted_big_integers(root, &jc);
+	if (jc.bigs)
+		pfree(jc.bigs);
 
 	callback->func = free_document;
 	callback->arg = root;

@@ -67,6 +67,8 @@ Behaviour notes (where the sheet leaves room, the strict reading is taken):
     truncated 204, such as a DELETE's, is sent as a 200 "{}" cut short).  `status`
     answers get Content-Type application/json and the RateLimit header
     unless "headers" overrides them; a header given as null is left out.
+    "body_hex" gives the body as raw bytes instead (hex digits), e.g. text
+    that is not UTF-8.
     `delay` defaults to 1 s, `hang` to 3600 s; hung requests are released
     (connection closed, no answer) by DELETE /_emulator/faults, reset and
     shutdown.
@@ -2439,8 +2441,8 @@ def fuzz_page(rng):
 
 
 def parse_fault(data):
-    allowed = ("method", "path_prefix", "query_contains", "action", "status", "body", "headers",
-               "seconds", "times", "seed")
+    allowed = ("method", "path_prefix", "query_contains", "action", "status", "body", "body_hex",
+               "headers", "seconds", "times", "seed")
     errors = {k: "Unknown key." for k in data if k not in allowed}
     action = data.get("action")
     if action not in FAULT_ACTIONS:
@@ -2471,6 +2473,13 @@ def parse_fault(data):
     elif any(k.lower() in ("content-length", "transfer-encoding", "connection") for k in headers):
         errors["headers"] = "Content-Length, Transfer-Encoding and Connection are set by the emulator."
     body = data.get("body", {"error": "injected"})
+    body_hex = data.get("body_hex")
+    if body_hex is not None:
+        # raw bytes (not UTF-8, say), in place of "body"
+        try:
+            body = bytes.fromhex(body_hex)
+        except (TypeError, ValueError):
+            errors["body_hex"] = "Must be a string of hex digits."
     if errors:
         raise ApiError(400, field_errors(errors))
     return {
@@ -2479,7 +2488,8 @@ def parse_fault(data):
         "query_contains": query_contains,
         "action": action,
         "status": status,
-        "body": body.encode("utf-8") if isinstance(body, str) else json_bytes(body),
+        "body": body if isinstance(body, bytes) else
+        body.encode("utf-8") if isinstance(body, str) else json_bytes(body),
         "headers": headers,
         "seed": str(data.get("seed", 0)),
         "seconds": float(seconds) if seconds is not None else None,
