@@ -1667,6 +1667,34 @@ refuse_null(CloseModifyState *st, Form_pg_attribute att, const char *detail,
 }
 
 /*
+ * The lead_id of a new contact, opportunity or custom object, as JSON text:
+ * it must be a lead's id.  Close takes a lead_id that says nothing (null,
+ * as a json(b) column may hold, or "", 0, false) as no lead, and creates a
+ * new lead for the record: refused before any request, as a missing one.
+ */
+static void
+check_new_lead_id(CloseModifyState *st, Form_pg_attribute att,
+				  const char *json)
+{
+	const char *problem;
+	struct json_object *value;
+	const char *id = NULL;
+	size_t		len;
+
+	value = close_json_parse(json, strlen(json), CurrentMemoryContext,
+							 &problem);
+	if (problem == NULL && close_json_kind(value) == CLOSE_JSON_STRING)
+		id = close_json_scalar_text(value, &len);
+	if (id == NULL || !close_is_valid_id(id, CLOSE_PREFIX_LEAD))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("column \"%s\" of foreign table \"%s\" holds no Close lead id",
+						NameStr(att->attname), RelationGetRelationName(st->rel)),
+				 errdetail("A new Close %s needs the id of its lead (\"lead_\" and letters and digits), not %s: Close may create a new lead for a lead_id that says nothing. Nothing was sent.",
+						   close_resource_noun(st->res, false), json)));
+}
+
+/*
  * The JSON body for one row: the fields of the columns attrs, by kind.  For
  * INSERT also the table's type and the checks Close would otherwise make
  * with a 400 after the request.  old is the row read, for an UPDATE that
@@ -1684,6 +1712,7 @@ build_body(CloseModifyState *st, TupleTableSlot *slot, List *attrs,
 	bool		has_type = false;
 	bool		has_lead = false;
 	bool		has_name = false;
+	bool		check_lead = false;
 	ListCell   *lc;
 
 	slot_getallattrs(slot);
@@ -1726,7 +1755,10 @@ build_body(CloseModifyState *st, TupleTableSlot *slot, List *attrs,
 					has_type = true;
 				}
 				else if (strcmp(key, CLOSE_KEY_LEAD_ID) == 0 && !isnull)
+				{
 					has_lead = true;
+					check_lead = insert && st->res->insert_needs_lead;
+				}
 				else if (strcmp(key, "name") == 0 && st->res->name_required)
 				{
 					if (isnull)
@@ -1757,6 +1789,9 @@ build_body(CloseModifyState *st, TupleTableSlot *slot, List *attrs,
 		}
 		initStringInfo(&json);
 		close_append_json_value(&json, st->conv, attnum, value, isnull);
+		if (check_lead)
+			check_new_lead_id(st, att, json.data);
+		check_lead = false;
 		add_field(&fields, key, json.data, NameStr(att->attname));
 	}
 

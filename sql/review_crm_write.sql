@@ -1,0 +1,87 @@
+-- review_crm_write: hostile review of CRM writes and IMPORT crm
+\set VERBOSITY default
+SELECT emulator_reset();
+CREATE SCHEMA rcw;
+IMPORT FOREIGN SCHEMA crm FROM SERVER close INTO rcw;
+INSERT INTO rcw.leads (name) VALUES ('Review Lead') RETURNING id AS lead_id \gset
+SELECT emulator_clear();
+
+-- 1. a lead_id that is not a lead id (JSON null in a jsonb column, "", a
+-- number) would make Close create a new lead: refused before any request
+CREATE FOREIGN TABLE rcw.contacts_j (id text, lead_id jsonb, name text)
+  SERVER close OPTIONS (resource 'contact');
+INSERT INTO rcw.contacts_j (lead_id, name) VALUES ('null', 'Null Lead');  -- ERROR
+INSERT INTO rcw.contacts_j (lead_id, name) VALUES ('0', 'Zero Lead');  -- ERROR
+INSERT INTO rcw.contacts (lead_id, name) VALUES ('', 'Empty Lead');  -- ERROR
+INSERT INTO rcw.contacts (lead_id, name) VALUES ('lead_', 'Bare Prefix');  -- ERROR
+SELECT * FROM emulator_requests();
+-- a custom object's lead_id the same
+CREATE FOREIGN TABLE rcw.objs_j (id text, lead_id jsonb, name text)
+  SERVER close OPTIONS (custom_object_type_id 'cotype_1h5m6uHM9BZOpwVhyRJb4Y');
+INSERT INTO rcw.objs_j (lead_id, name) VALUES ('false', 'False Lead');  -- ERROR
+-- a lead id in a jsonb column is one
+SELECT emulator_clear();
+INSERT INTO rcw.contacts_j (lead_id, name) VALUES (to_jsonb(:'lead_id'::text), 'Json Lead')
+RETURNING lead_id = to_jsonb(:'lead_id'::text) AS same_lead, name;
+SELECT count(*) AS posts FROM emulator_requests();
+
+-- 2. a BEFORE ROW trigger clearing lead_id; COPY; deferred; ON CONFLICT
+CREATE FUNCTION rcw.clear_lead() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.lead_id := NULL; RETURN NEW; END $$;
+CREATE TRIGGER clear_lead BEFORE INSERT ON rcw.contacts FOR EACH ROW EXECUTE FUNCTION rcw.clear_lead();
+INSERT INTO rcw.contacts (lead_id, name) VALUES (:'lead_id', 'Trigger');  -- ERROR
+DROP TRIGGER clear_lead ON rcw.contacts;
+COPY rcw.contacts (name) FROM STDIN;  -- ERROR
+Copied
+\.
+ALTER FOREIGN TABLE rcw.opportunities OPTIONS (ADD write_mode 'deferred');
+BEGIN;
+INSERT INTO rcw.opportunities (value) VALUES (100);  -- ERROR
+ROLLBACK;
+ALTER FOREIGN TABLE rcw.opportunities OPTIONS (DROP write_mode);
+INSERT INTO rcw.contacts (lead_id, name) VALUES (:'lead_id', 'x') ON CONFLICT DO NOTHING;  -- ERROR
+SELECT * FROM emulator_requests();
+
+-- 3. create-only keys: UPDATE ... FROM, a trigger, MERGE
+UPDATE rcw.contacts c SET lead_id = l.id FROM rcw.leads l WHERE l.id = :'lead_id' AND c.lead_id = l.id;  -- ERROR
+CREATE FUNCTION rcw.move_lead() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.lead_id := 'lead_One0000000000000000000000000000000000000000'; RETURN NEW; END $$;
+INSERT INTO rcw.contacts (lead_id, name) VALUES (:'lead_id', 'Mover') RETURNING id AS mover \gset
+CREATE TRIGGER move_lead BEFORE UPDATE ON rcw.contacts FOR EACH ROW EXECUTE FUNCTION rcw.move_lead();
+SELECT emulator_clear();
+UPDATE rcw.contacts SET title = 'moved' WHERE id = :'mover';  -- ERROR
+DROP TRIGGER move_lead ON rcw.contacts;
+MERGE INTO rcw.contacts c USING (VALUES (:'mover')) v(id) ON c.id = v.id
+  WHEN MATCHED THEN UPDATE SET lead_id = 'lead_One0000000000000000000000000000000000000000';  -- ERROR
+SELECT * FROM emulator_requests();
+
+-- 4. DELETE ... RETURNING
+SELECT emulator_clear();
+DELETE FROM rcw.contacts WHERE id = :'mover' RETURNING name, lead_id = :'lead_id' AS same_lead;
+SELECT * FROM emulator_requests();
+
+-- 5. normalisations that are no drop
+ALTER FOREIGN TABLE rcw.opportunities OPTIONS (ADD write_mode 'immediate');
+INSERT INTO rcw.opportunities (lead_id, value, date_won, note)
+VALUES (:'lead_id', 1234, '2026-01-15', '') RETURNING id AS opp, value, date_won, note \gset
+UPDATE rcw.opportunities SET note = NULL, date_won = NULL WHERE id = :'opp';
+UPDATE rcw.opportunities SET status_id = rpad('stat_Won', 48, '0') WHERE id = :'opp'
+RETURNING date_won IS NOT NULL AS won, status_type;
+INSERT INTO rcw.contacts (lead_id, name, emails, phones, urls)
+VALUES (:'lead_id', 'Empty', '[]', '[]', '[]') RETURNING emails, phones, urls;
+SELECT emulator_fault(jsonb_build_object('method', 'POST', 'path_prefix', '/api/v1/contact/',
+  'action', 'replace_body', 'times', 1, 'body', jsonb_build_object(
+    'id', 'cont_Replaced000000000000000000000000000000000', 'lead_id', :'lead_id', 'name', 'UK',
+    'phones', '[{"phone": "+442079460958", "phone_formatted": "+44 20 7946 0958", "type": "office", "country": "GB"}]'::jsonb)));
+INSERT INTO rcw.contacts (lead_id, name, phones)
+VALUES (:'lead_id', 'UK', '[{"phone": "+44 (0)20 7946 0958", "type": "office"}]');
+
+-- 6. read-only resources: every path
+CREATE TABLE rcw.local_users (id text, email text);
+INSERT INTO rcw.users SELECT * FROM rcw.users LIMIT 1;  -- ERROR
+TRUNCATE rcw.pipelines;  -- ERROR
+MERGE INTO rcw.users u USING rcw.local_users l ON u.id = l.id WHEN MATCHED THEN DELETE;  -- ERROR
+
+SET client_min_messages = warning;
+DROP SCHEMA rcw CASCADE;
+RESET client_min_messages;
