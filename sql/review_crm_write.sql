@@ -69,6 +69,8 @@ UPDATE rcw.opportunities SET status_id = rpad('stat_Won', 48, '0') WHERE id = :'
 RETURNING date_won IS NOT NULL AS won, status_type;
 INSERT INTO rcw.contacts (lead_id, name, emails, phones, urls)
 VALUES (:'lead_id', 'Empty', '[]', '[]', '[]') RETURNING emails, phones, urls;
+-- "+44 (0)20 ..." is +442079460958 in E.164 (the "(0)" trunk prefix goes):
+-- no WARNING (Close's answer stands in)
 SELECT emulator_fault(jsonb_build_object('method', 'POST', 'path_prefix', '/api/v1/contact/',
   'action', 'replace_body', 'times', 1, 'body', jsonb_build_object(
     'id', 'cont_Replaced000000000000000000000000000000000', 'lead_id', :'lead_id', 'name', 'UK',

@@ -2014,7 +2014,11 @@ record_id(struct json_object *record)
 
 /* ---- what Close answered against what was sent ---- */
 
-/* The digits of a phone number, without leading zeros (a trunk prefix). */
+/*
+ * The digits of a phone number, without leading zeros (a trunk prefix),
+ * nor a "(0)" (the trunk prefix written after a country code, "+44 (0)20
+ * ...", which E.164 drops).
+ */
 static char *
 phone_digits(const char *text)
 {
@@ -2023,8 +2027,15 @@ phone_digits(const char *text)
 
 	initStringInfo(&buf);
 	for (p = text; *p; p++)
+	{
+		if (p[0] == '(' && p[1] == '0' && p[2] == ')')
+		{
+			p += 2;
+			continue;
+		}
 		if (*p >= '0' && *p <= '9' && (buf.len > 0 || *p != '0'))
 			appendStringInfoChar(&buf, *p);
+	}
 	return buf.data;
 }
 
@@ -2148,8 +2159,8 @@ json_is_empty(struct json_object *value)
  * normalises: a number written another way (12.5, 12.50), a date and
  * time written another way (the same instant), an email address in
  * another case, a phone number rewritten as E.164 (its digits
- * end with the digits sent, leading zeros left out), an object with more
- * keys than were sent (every key sent kept: a phone's phone_formatted and
+ * end with the digits sent, leading zeros and a "(0)" left out), an
+ * object with more keys than were sent (every key sent kept: a phone's phone_formatted and
  * country), an array whose elements are each kept, in order.  Nothing
  * sent ("" , [] or null) is kept by an absent or empty answer.  Anything
  * else (an absent key among them) was not kept.
