@@ -78,7 +78,24 @@ SELECT emulator_fault(jsonb_build_object('method', 'POST', 'path_prefix', '/api/
 INSERT INTO rcw.contacts (lead_id, name, phones)
 VALUES (:'lead_id', 'UK', '[{"phone": "+44 (0)20 7946 0958", "type": "office"}]');
 
--- 6. read-only resources: every path
+-- 6. a status by its label: status_label is written as Close's "status",
+-- and what Close answers under status_label is compared with it (no
+-- WARNING when kept, one when not); a column OPTIONS (field 'status') too
+SELECT emulator_clear();
+INSERT INTO rcw.leads (name, status_label) VALUES ('Labelled', 'Qualified')
+RETURNING id AS lab_lead, status_label, status_id = rpad('stat_Qualified', 48, '0') AS qualified \gset
+SELECT :'status_label', :'qualified';
+UPDATE rcw.opportunities SET status_label = 'Lost' WHERE id = :'opp' RETURNING status_label, status_type;
+SELECT emulator_fault(jsonb_build_object('method', 'PUT', 'path_prefix', '/api/v1/lead/',
+  'action', 'replace_body', 'times', 1, 'body', jsonb_build_object(
+    'id', :'lab_lead', 'name', 'Labelled', 'status_label', 'Qualified')));
+UPDATE rcw.leads SET status_label = 'Customer' WHERE id = :'lab_lead';
+ALTER FOREIGN TABLE rcw.opportunities ADD COLUMN status text OPTIONS (field 'status');
+UPDATE rcw.opportunities SET status = 'Won' WHERE id = :'opp';
+ALTER FOREIGN TABLE rcw.opportunities DROP COLUMN status;
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET %';
+
+-- 7. read-only resources: every path
 CREATE TABLE rcw.local_users (id text, email text);
 INSERT INTO rcw.users SELECT * FROM rcw.users LIMIT 1;  -- ERROR
 TRUNCATE rcw.pipelines;  -- ERROR

@@ -1667,6 +1667,30 @@ refuse_null(CloseModifyState *st, Form_pg_attribute att, const char *detail,
 }
 
 /*
+ * The key a write sends a column's key as: a resource key's write_key
+ * (a status's label is written as "status"), else the key itself.
+ */
+static const char *
+sent_key(const CloseResource *res, const char *key)
+{
+	const CloseResourceKey *k = close_resource_key(res, key);
+
+	return k && k->write_key ? k->write_key : key;
+}
+
+/* The key Close answers a key sent as (the reverse of sent_key). */
+static const char *
+answered_key(const CloseResource *res, const char *key)
+{
+	const CloseResourceKey *k;
+
+	for (k = res->keys; k->key; k++)
+		if (k->write_key && strcmp(k->write_key, key) == 0)
+			return k->key;
+	return key;
+}
+
+/*
  * The lead_id of a new contact, opportunity or custom object, as JSON text:
  * it must be a lead's id.  Close takes a lead_id that says nothing (null,
  * as a json(b) column may hold, or "", 0, false) as no lead, and creates a
@@ -1792,7 +1816,8 @@ build_body(CloseModifyState *st, TupleTableSlot *slot, List *attrs,
 		if (check_lead)
 			check_new_lead_id(st, att, json.data);
 		check_lead = false;
-		add_field(&fields, key, json.data, NameStr(att->attname));
+		add_field(&fields, sent_key(st->res, key), json.data,
+				  NameStr(att->attname));
 	}
 
 	if (insert)
@@ -2283,15 +2308,16 @@ check_answer(CloseModifyState *st, const char *body, struct json_object *record)
 	foreach(lc, close_json_object_members(sent))
 	{
 		const char *key = ((CloseJsonMember *) lfirst(lc))->key;
+		const char *got_key = answered_key(st->res, key);
 		char	   *label;
 		AnswerMismatch *m = NULL;
 		ListCell   *lc2;
 
 		if (same_as_sent(key, close_json_object_get(sent, key),
-						 close_json_object_get(record, key)))
+						 close_json_object_get(record, got_key)))
 			continue;
 		differs = true;
-		label = mismatch_label(st, key);
+		label = mismatch_label(st, got_key);
 		foreach(lc2, st->mismatches)
 			if (strcmp(((AnswerMismatch *) lfirst(lc2))->label, label) == 0)
 				m = (AnswerMismatch *) lfirst(lc2);
