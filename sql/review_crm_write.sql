@@ -94,6 +94,12 @@ ALTER FOREIGN TABLE rcw.opportunities ADD COLUMN status text OPTIONS (field 'sta
 UPDATE rcw.opportunities SET status = 'Won' WHERE id = :'opp';
 ALTER FOREIGN TABLE rcw.opportunities DROP COLUMN status;
 SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET %';
+-- deferred: Close sets status_label from status_id as well: RETURNING it is
+-- refused, as for other values Close sets
+ALTER FOREIGN TABLE rcw.leads OPTIONS (ADD write_mode 'deferred');
+INSERT INTO rcw.leads (name, status_id) VALUES ('Deferred', rpad('stat_Qualified', 48, '0'))
+RETURNING status_label;  -- ERROR
+ALTER FOREIGN TABLE rcw.leads OPTIONS (DROP write_mode);
 
 -- 7. read-only resources: every path
 CREATE TABLE rcw.local_users (id text, email text);

@@ -1031,9 +1031,19 @@ check_deferred_returning(Relation rel, Node *returning, Index varno)
 			continue;			/* a system column: not Close's */
 		if (attnum > InvalidAttrNumber)
 		{
+			const CloseResourceKey *k;
+
 			att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
-			if (att->attisdropped ||
-				column_kind(rel, att, &key) != COLUMN_READ_ONLY)
+			if (att->attisdropped)
+				continue;
+			/*
+			 * A key written under another name (a status's label) is set by
+			 * Close from either of its keys: refused as one Close sets.
+			 */
+			if (column_kind(rel, att, &key) != COLUMN_READ_ONLY &&
+				((k = close_resource_key(close_get_table_resource(RelationGetRelid(rel)),
+										 key)) == NULL ||
+				 k->write_key == NULL))
 				continue;
 		}
 		ereport(ERROR,
