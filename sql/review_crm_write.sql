@@ -101,7 +101,19 @@ INSERT INTO rcw.leads (name, status_id) VALUES ('Deferred', rpad('stat_Qualified
 RETURNING status_label;  -- ERROR
 ALTER FOREIGN TABLE rcw.leads OPTIONS (DROP write_mode);
 
--- 7. read-only resources: every path
+-- 7. an immediate write to a contact whose UPDATE is queued is refused,
+-- naming it a contact
+INSERT INTO rcw.contacts (lead_id, name) VALUES (:'lead_id', 'Queued') RETURNING id AS queued \gset
+CREATE FOREIGN TABLE rcw.contacts_now (id text, title text)
+  SERVER close OPTIONS (resource 'contact', write_mode 'immediate');
+ALTER FOREIGN TABLE rcw.contacts OPTIONS (ADD write_mode 'deferred');
+BEGIN;
+UPDATE rcw.contacts SET title = 'first' WHERE id = :'queued';
+UPDATE rcw.contacts_now SET title = 'second' WHERE id = :'queued';  -- ERROR
+ROLLBACK;
+ALTER FOREIGN TABLE rcw.contacts OPTIONS (DROP write_mode);
+
+-- 8. read-only resources: every path
 CREATE TABLE rcw.local_users (id text, email text);
 INSERT INTO rcw.users SELECT * FROM rcw.users LIMIT 1;  -- ERROR
 TRUNCATE rcw.pipelines;  -- ERROR
