@@ -111,6 +111,11 @@ BEGIN;
 UPDATE rcw.contacts SET title = 'first' WHERE id = :'queued';
 UPDATE rcw.contacts_now SET title = 'second' WHERE id = :'queued';  -- ERROR
 ROLLBACK;
+-- and an UPDATE through another contacts table after a queued INSERT
+BEGIN;
+INSERT INTO rcw.contacts (lead_id, name) VALUES (:'lead_id', 'Queued Too');
+UPDATE rcw.contacts_now SET title = 'third' WHERE id = :'queued';  -- ERROR
+ROLLBACK;
 ALTER FOREIGN TABLE rcw.contacts OPTIONS (DROP write_mode);
 
 -- 8. read-only resources: every path

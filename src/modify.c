@@ -1276,8 +1276,11 @@ check_queued_inserts(CloseModifyState *st)
 			 errmsg("cannot %s foreign table \"%s\" after INSERTs queued in this transaction into foreign table \"%s\"",
 					st->operation == CMD_UPDATE ? "update" : "delete from",
 					relname, other),
-			 errdetail("The INSERTs (write_mode 'deferred') reach Close at COMMIT, and their rows may be rows of \"%s\" (the same server and custom object type, or a table without custom_object_type_id), which this statement could not see.",
-					   relname),
+			 close_resource_key(st->res, CLOSE_KEY_TYPE_ID) != NULL
+			 ? errdetail("The INSERTs (write_mode 'deferred') reach Close at COMMIT, and their rows may be rows of \"%s\" (the same server and custom object type, or a table without custom_object_type_id), which this statement could not see.",
+						 relname)
+			 : errdetail("The INSERTs (write_mode 'deferred') reach Close at COMMIT, and their rows may be rows of \"%s\" (the same server and resource, %s), which this statement could not see.",
+						 relname, st->res->plural),
 			 errhint("Commit first, or use OPTIONS (write_mode 'immediate') on foreign table \"%s\".",
 					 other)));
 }
