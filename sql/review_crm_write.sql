@@ -14,6 +14,7 @@ INSERT INTO rcw.contacts_j (lead_id, name) VALUES ('null', 'Null Lead');  -- ERR
 INSERT INTO rcw.contacts_j (lead_id, name) VALUES ('0', 'Zero Lead');  -- ERROR
 INSERT INTO rcw.contacts (lead_id, name) VALUES ('', 'Empty Lead');  -- ERROR
 INSERT INTO rcw.contacts (lead_id, name) VALUES ('lead_', 'Bare Prefix');  -- ERROR
+INSERT INTO rcw.contacts_j (lead_id, name) VALUES (jsonb_build_object('a', repeat('x', 100)), 'Long');  -- ERROR
 SELECT * FROM emulator_requests();
 -- a custom object's lead_id the same
 CREATE FOREIGN TABLE rcw.objs_j (id text, lead_id jsonb, name text)

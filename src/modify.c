@@ -1724,12 +1724,17 @@ check_new_lead_id(CloseModifyState *st, Form_pg_attribute att,
 	if (problem == NULL && close_json_kind(value) == CLOSE_JSON_STRING)
 		id = close_json_scalar_text(value, &len);
 	if (id == NULL || !close_is_valid_id(id, CLOSE_PREFIX_LEAD))
+	{
+		int			shown = pg_mbcliplen(json, strlen(json), 60);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column \"%s\" of foreign table \"%s\" holds no Close lead id",
 						NameStr(att->attname), RelationGetRelationName(st->rel)),
-				 errdetail("A new Close %s needs the id of its lead (\"lead_\" and letters and digits), not %s: Close may create a new lead for a lead_id that says nothing. Nothing was sent.",
-						   close_resource_noun(st->res, false), json)));
+				 errdetail("A new Close %s needs the id of its lead (\"lead_\" and letters and digits), not %.*s%s: Close may create a new lead for a lead_id that says nothing. Nothing was sent.",
+						   close_resource_noun(st->res, false), shown, json,
+						   json[shown] != '\0' ? "..." : "")));
+	}
 }
 
 /*
@@ -2199,8 +2204,9 @@ json_is_empty(struct json_object *value)
  * time written another way (the same instant), an email address in
  * another case, a phone number rewritten as E.164 (its digits
  * end with the digits sent, leading zeros and a "(0)" left out), an
- * object with more keys than were sent (every key sent kept: a phone's phone_formatted and
- * country), an array whose elements are each kept, in order.  Nothing
+ * object with more keys than were sent (every key sent kept: a phone's
+ * phone_formatted and country), an array whose elements are each kept, in
+ * order.  Nothing
  * sent ("" , [] or null) is kept by an absent or empty answer.  Anything
  * else (an absent key among them) was not kept.
  */
