@@ -119,7 +119,35 @@ UPDATE rcw.contacts_now SET title = 'third' WHERE id = :'queued';  -- ERROR
 ROLLBACK;
 ALTER FOREIGN TABLE rcw.contacts OPTIONS (DROP write_mode);
 
--- 8. read-only resources: every path
+-- 8. DELETE of a lead takes its contacts and opportunities in Close: a
+-- later scan of the lead's contacts in the transaction finds none, a DELETE
+-- of one by id counts 0 rows (Close answers 404: nothing was deleted)
+INSERT INTO rcw.leads (name) VALUES ('Doomed') RETURNING id AS doomed \gset
+INSERT INTO rcw.contacts (lead_id, name) VALUES (:'doomed', 'Doomed 1') RETURNING id AS doomed_c \gset
+INSERT INTO rcw.opportunities (lead_id, value) VALUES (:'doomed', 1);
+SELECT emulator_clear();
+BEGIN;
+DELETE FROM rcw.leads WHERE id = :'doomed' RETURNING name;
+SELECT count(*) AS contacts FROM rcw.contacts WHERE lead_id = :'doomed';
+SELECT count(*) AS opportunities FROM rcw.opportunities WHERE lead_id = :'doomed';
+DELETE FROM rcw.contacts WHERE id = :'doomed_c';
+COMMIT;
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'POST /data/search/%';
+-- deferred: the lead's DELETE goes first at COMMIT, then its contacts', each
+-- a WARNING that it was gone
+INSERT INTO rcw.leads (name) VALUES ('Doomed 2') RETURNING id AS doomed \gset
+INSERT INTO rcw.contacts (lead_id, name) VALUES (:'doomed', 'Doomed 2a');
+ALTER FOREIGN TABLE rcw.leads OPTIONS (ADD write_mode 'deferred');
+ALTER FOREIGN TABLE rcw.contacts OPTIONS (ADD write_mode 'deferred');
+BEGIN;
+DELETE FROM rcw.leads WHERE id = :'doomed';
+DELETE FROM rcw.contacts WHERE lead_id = :'doomed';
+COMMIT;
+SELECT statement, foreign_table, action, http_status, state FROM close_fdw_write_log();
+ALTER FOREIGN TABLE rcw.leads OPTIONS (DROP write_mode);
+ALTER FOREIGN TABLE rcw.contacts OPTIONS (DROP write_mode);
+
+-- 9. read-only resources: every path
 CREATE TABLE rcw.local_users (id text, email text);
 INSERT INTO rcw.users SELECT * FROM rcw.users LIMIT 1;  -- ERROR
 TRUNCATE rcw.pipelines;  -- ERROR
