@@ -16,6 +16,10 @@ INSERT INTO rcw.contacts (lead_id, name) VALUES ('', 'Empty Lead');  -- ERROR
 INSERT INTO rcw.contacts (lead_id, name) VALUES ('lead_', 'Bare Prefix');  -- ERROR
 INSERT INTO rcw.contacts_j (lead_id, name) VALUES (jsonb_build_object('a', repeat('x', 100)), 'Long');  -- ERROR
 SELECT * FROM emulator_requests();
+-- a column DEFAULT is checked the same
+ALTER FOREIGN TABLE rcw.contacts_j ALTER COLUMN lead_id SET DEFAULT 'null';
+INSERT INTO rcw.contacts_j (name) VALUES ('Default Lead');  -- ERROR
+ALTER FOREIGN TABLE rcw.contacts_j ALTER COLUMN lead_id DROP DEFAULT;
 -- a custom object's lead_id the same
 CREATE FOREIGN TABLE rcw.objs_j (id text, lead_id jsonb, name text)
   SERVER close OPTIONS (custom_object_type_id 'cotype_1h5m6uHM9BZOpwVhyRJb4Y');
@@ -152,6 +156,17 @@ CREATE TABLE rcw.local_users (id text, email text);
 INSERT INTO rcw.users SELECT * FROM rcw.users LIMIT 1;  -- ERROR
 TRUNCATE rcw.pipelines;  -- ERROR
 MERGE INTO rcw.users u USING rcw.local_users l ON u.id = l.id WHEN MATCHED THEN DELETE;  -- ERROR
+
+-- IMPORT: a custom field schema answering 404 fails the IMPORT, nothing made
+CREATE SCHEMA rcw_fail;
+SELECT emulator_fault(jsonb_build_object(
+  'path_prefix', '/api/v1/custom_field_schema/opportunity/', 'action', 'status', 'status', 404, 'times', 1,
+  'body', '{"error": "Not found"}'::jsonb));
+\set VERBOSITY terse
+IMPORT FOREIGN SCHEMA crm FROM SERVER close INTO rcw_fail;  -- ERROR
+\set VERBOSITY default
+SELECT count(*) AS tables FROM pg_class WHERE relnamespace = 'rcw_fail'::regnamespace;
+DROP SCHEMA rcw_fail;
 
 SET client_min_messages = warning;
 DROP SCHEMA rcw CASCADE;
