@@ -20,6 +20,16 @@ SELECT * FROM emulator_requests();
 ALTER FOREIGN TABLE rcw.contacts_j ALTER COLUMN lead_id SET DEFAULT 'null';
 INSERT INTO rcw.contacts_j (name) VALUES ('Default Lead');  -- ERROR
 ALTER FOREIGN TABLE rcw.contacts_j ALTER COLUMN lead_id DROP DEFAULT;
+-- a generic plan's parameter is checked at each execution
+SET plan_cache_mode = force_generic_plan;
+PREPARE new_contact(text) AS INSERT INTO rcw.contacts (lead_id, name) VALUES ($1, 'Prepared');
+EXECUTE new_contact(NULL);  -- ERROR
+EXECUTE new_contact('');  -- ERROR
+DEALLOCATE new_contact;
+PREPARE move_contact(text, text) AS UPDATE rcw.contacts SET lead_id = $1 WHERE id = $2;
+EXECUTE move_contact('lead_One0000000000000000000000000000000000000000', 'cont_x');  -- ERROR
+DEALLOCATE move_contact;
+RESET plan_cache_mode;
 -- a custom object's lead_id the same
 CREATE FOREIGN TABLE rcw.objs_j (id text, lead_id jsonb, name text)
   SERVER close OPTIONS (custom_object_type_id 'cotype_1h5m6uHM9BZOpwVhyRJb4Y');
