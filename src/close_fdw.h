@@ -75,6 +75,12 @@ typedef struct CloseResourceKey
 	 * "term"), its reference_type ("status.lead"); else NULL.
 	 */
 	const char *reference_type;
+	/*
+	 * The key a write sends the column's value as, when Close takes it
+	 * under another name than it answers it (a status's label is written
+	 * as "status", answered as "status_label"); NULL: the key itself.
+	 */
+	const char *write_key;
 } CloseResourceKey;
 
 typedef struct CloseResource

@@ -1031,9 +1031,19 @@ check_deferred_returning(Relation rel, Node *returning, Index varno)
 			continue;			/* a system column: not Close's */
 		if (attnum > InvalidAttrNumber)
 		{
+			const CloseResourceKey *k;
+
 			att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
-			if (att->attisdropped ||
-				column_kind(rel, att, &key) != COLUMN_READ_ONLY)
+			if (att->attisdropped)
+				continue;
+			/*
+			 * A key written under another name (a status's label) is set by
+			 * Close from either of its keys: refused as one Close sets.
+			 */
+			if (column_kind(rel, att, &key) != COLUMN_READ_ONLY &&
+				((k = close_resource_key(close_get_table_resource(RelationGetRelid(rel)),
+										 key)) == NULL ||
+				 k->write_key == NULL))
 				continue;
 		}
 		ereport(ERROR,
@@ -1266,8 +1276,11 @@ check_queued_inserts(CloseModifyState *st)
 			 errmsg("cannot %s foreign table \"%s\" after INSERTs queued in this transaction into foreign table \"%s\"",
 					st->operation == CMD_UPDATE ? "update" : "delete from",
 					relname, other),
-			 errdetail("The INSERTs (write_mode 'deferred') reach Close at COMMIT, and their rows may be rows of \"%s\" (the same server and custom object type, or a table without custom_object_type_id), which this statement could not see.",
-					   relname),
+			 close_resource_key(st->res, CLOSE_KEY_TYPE_ID) != NULL
+			 ? errdetail("The INSERTs (write_mode 'deferred') reach Close at COMMIT, and their rows may be rows of \"%s\" (the same server and custom object type, or a table without custom_object_type_id), which this statement could not see.",
+						 relname)
+			 : errdetail("The INSERTs (write_mode 'deferred') reach Close at COMMIT, and their rows may be rows of \"%s\" (the same server and resource, %s), which this statement could not see.",
+						 relname, st->res->plural),
 			 errhint("Commit first, or use OPTIONS (write_mode 'immediate') on foreign table \"%s\".",
 					 other)));
 }
@@ -1288,8 +1301,9 @@ check_object_not_queued(CloseModifyState *st, const char *path,
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("cannot %s custom object %s through foreign table \"%s\" before the writes to it queued in this transaction",
+			 errmsg("cannot %s %s %s through foreign table \"%s\" before the writes to it queued in this transaction",
 					st->operation == CMD_UPDATE ? "update" : "delete",
+					close_resource_noun(st->res, false),
 					id, RelationGetRelationName(st->rel)),
 			 deletes > 0
 			 ? errdetail("Its DELETE is queued (write_mode 'deferred') and reaches Close at COMMIT; this table's write_mode 'immediate' would send this write at once, before it.")
@@ -1667,6 +1681,63 @@ refuse_null(CloseModifyState *st, Form_pg_attribute att, const char *detail,
 }
 
 /*
+ * The key a write sends a column's key as: a resource key's write_key
+ * (a status's label is written as "status"), else the key itself.
+ */
+static const char *
+sent_key(const CloseResource *res, const char *key)
+{
+	const CloseResourceKey *k = close_resource_key(res, key);
+
+	return k && k->write_key ? k->write_key : key;
+}
+
+/* The key Close answers a key sent as (the reverse of sent_key). */
+static const char *
+answered_key(const CloseResource *res, const char *key)
+{
+	const CloseResourceKey *k;
+
+	for (k = res->keys; k->key; k++)
+		if (k->write_key && strcmp(k->write_key, key) == 0)
+			return k->key;
+	return key;
+}
+
+/*
+ * The lead_id of a new contact, opportunity or custom object, as JSON text:
+ * it must be a lead's id.  Close takes a lead_id that says nothing (null,
+ * as a json(b) column may hold, or "", 0, false) as no lead, and creates a
+ * new lead for the record: refused before any request, as a missing one.
+ */
+static void
+check_new_lead_id(CloseModifyState *st, Form_pg_attribute att,
+				  const char *json)
+{
+	const char *problem;
+	struct json_object *value;
+	const char *id = NULL;
+	size_t		len;
+
+	value = close_json_parse(json, strlen(json), CurrentMemoryContext,
+							 &problem);
+	if (problem == NULL && close_json_kind(value) == CLOSE_JSON_STRING)
+		id = close_json_scalar_text(value, &len);
+	if (id == NULL || !close_is_valid_id(id, CLOSE_PREFIX_LEAD))
+	{
+		int			shown = pg_mbcliplen(json, strlen(json), 60);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("column \"%s\" of foreign table \"%s\" holds no Close lead id",
+						NameStr(att->attname), RelationGetRelationName(st->rel)),
+				 errdetail("A new Close %s needs the id of its lead (\"lead_\" and letters and digits), not %.*s%s: Close may create a new lead for a lead_id that says nothing. Nothing was sent.",
+						   close_resource_noun(st->res, false), shown, json,
+						   json[shown] != '\0' ? "..." : "")));
+	}
+}
+
+/*
  * The JSON body for one row: the fields of the columns attrs, by kind.  For
  * INSERT also the table's type and the checks Close would otherwise make
  * with a 400 after the request.  old is the row read, for an UPDATE that
@@ -1684,6 +1755,7 @@ build_body(CloseModifyState *st, TupleTableSlot *slot, List *attrs,
 	bool		has_type = false;
 	bool		has_lead = false;
 	bool		has_name = false;
+	bool		check_lead = false;
 	ListCell   *lc;
 
 	slot_getallattrs(slot);
@@ -1726,7 +1798,10 @@ build_body(CloseModifyState *st, TupleTableSlot *slot, List *attrs,
 					has_type = true;
 				}
 				else if (strcmp(key, CLOSE_KEY_LEAD_ID) == 0 && !isnull)
+				{
 					has_lead = true;
+					check_lead = insert && st->res->insert_needs_lead;
+				}
 				else if (strcmp(key, "name") == 0 && st->res->name_required)
 				{
 					if (isnull)
@@ -1757,7 +1832,11 @@ build_body(CloseModifyState *st, TupleTableSlot *slot, List *attrs,
 		}
 		initStringInfo(&json);
 		close_append_json_value(&json, st->conv, attnum, value, isnull);
-		add_field(&fields, key, json.data, NameStr(att->attname));
+		if (check_lead)
+			check_new_lead_id(st, att, json.data);
+		check_lead = false;
+		add_field(&fields, sent_key(st->res, key), json.data,
+				  NameStr(att->attname));
 	}
 
 	if (insert)
@@ -1979,7 +2058,11 @@ record_id(struct json_object *record)
 
 /* ---- what Close answered against what was sent ---- */
 
-/* The digits of a phone number, without leading zeros (a trunk prefix). */
+/*
+ * The digits of a phone number, without leading zeros (a trunk prefix),
+ * nor a "(0)" (the trunk prefix written after a country code, "+44 (0)20
+ * ...", which E.164 drops).
+ */
 static char *
 phone_digits(const char *text)
 {
@@ -1988,8 +2071,15 @@ phone_digits(const char *text)
 
 	initStringInfo(&buf);
 	for (p = text; *p; p++)
+	{
+		if (p[0] == '(' && p[1] == '0' && p[2] == ')')
+		{
+			p += 2;
+			continue;
+		}
 		if (*p >= '0' && *p <= '9' && (buf.len > 0 || *p != '0'))
 			appendStringInfoChar(&buf, *p);
+	}
 	return buf.data;
 }
 
@@ -2113,9 +2203,10 @@ json_is_empty(struct json_object *value)
  * normalises: a number written another way (12.5, 12.50), a date and
  * time written another way (the same instant), an email address in
  * another case, a phone number rewritten as E.164 (its digits
- * end with the digits sent, leading zeros left out), an object with more
- * keys than were sent (every key sent kept: a phone's phone_formatted and
- * country), an array whose elements are each kept, in order.  Nothing
+ * end with the digits sent, leading zeros and a "(0)" left out), an
+ * object with more keys than were sent (every key sent kept: a phone's
+ * phone_formatted and country), an array whose elements are each kept, in
+ * order.  Nothing
  * sent ("" , [] or null) is kept by an absent or empty answer.  Anything
  * else (an absent key among them) was not kept.
  */
@@ -2237,15 +2328,16 @@ check_answer(CloseModifyState *st, const char *body, struct json_object *record)
 	foreach(lc, close_json_object_members(sent))
 	{
 		const char *key = ((CloseJsonMember *) lfirst(lc))->key;
+		const char *got_key = answered_key(st->res, key);
 		char	   *label;
 		AnswerMismatch *m = NULL;
 		ListCell   *lc2;
 
 		if (same_as_sent(key, close_json_object_get(sent, key),
-						 close_json_object_get(record, key)))
+						 close_json_object_get(record, got_key)))
 			continue;
 		differs = true;
-		label = mismatch_label(st, key);
+		label = mismatch_label(st, got_key);
 		foreach(lc2, st->mismatches)
 			if (strcmp(((AnswerMismatch *) lfirst(lc2))->label, label) == 0)
 				m = (AnswerMismatch *) lfirst(lc2);

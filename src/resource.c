@@ -26,7 +26,7 @@
 #define UPDATED_BY	{"updated_by", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the user who last updated it (user_...), set by Close"}
 #define CREATED		{"date_created", "timestamptz", CLOSE_KEY_READ_ONLY, "datetime", "When it was created, set by Close"}
 #define UPDATED		{"date_updated", "timestamptz", CLOSE_KEY_READ_ONLY, "datetime", "When it was last updated, set by Close"}
-#define END_KEYS	{NULL, NULL, CLOSE_KEY_READ_ONLY, NULL, NULL, NULL}
+#define END_KEYS	{NULL, NULL, CLOSE_KEY_READ_ONLY, NULL, NULL, NULL, NULL}
 
 static const CloseResourceKey custom_object_keys[] = {
 	{"id", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the custom object (custobj_...), set by Close"},
@@ -49,7 +49,7 @@ static const CloseResourceKey lead_keys[] = {
 	{"description", "text", CLOSE_KEY_WRITABLE, NULL, "Description of the lead"},
 	{"url", "text", CLOSE_KEY_WRITABLE, NULL, "Web site of the lead"},
 	{"status_id", "text", CLOSE_KEY_WRITABLE, "id", "Close id of the lead status (stat_...)", "status.lead"},
-	{"status_label", "text", CLOSE_KEY_READ_ONLY, NULL, "Label of the lead status, set by Close"},
+	{"status_label", "text", CLOSE_KEY_WRITABLE, NULL, "Label of the lead status; writing it sets the status", NULL, "status"},
 	{"addresses", "jsonb", CLOSE_KEY_WRITABLE, NULL, "Addresses of the lead, as Close's JSON array"},
 	{"html_url", "text", CLOSE_KEY_READ_ONLY, NULL, "Address of the lead in Close's web application, set by Close"},
 	ORG_KEY, CREATED_BY, UPDATED_BY,
@@ -83,7 +83,7 @@ static const CloseResourceKey opportunity_keys[] = {
 	{"lead_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the lead the opportunity belongs to (lead_...), set on creation only"},
 	{"lead_name", "text", CLOSE_KEY_READ_ONLY, NULL, "Name of its lead, set by Close"},
 	{"status_id", "text", CLOSE_KEY_WRITABLE, "id", "Close id of the opportunity status (stat_...)", "status.opportunity"},
-	{"status_label", "text", CLOSE_KEY_READ_ONLY, NULL, "Label of the status, set by Close"},
+	{"status_label", "text", CLOSE_KEY_WRITABLE, NULL, "Label of the status; writing it sets the status", NULL, "status"},
 	{"status_type", "text", CLOSE_KEY_READ_ONLY, "id", "Type of the status: active, won or lost, set by Close"},
 	{"pipeline_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the pipeline (pipe_...), set on creation only"},
 	{"pipeline_name", "text", CLOSE_KEY_READ_ONLY, NULL, "Name of the pipeline, set by Close"},
