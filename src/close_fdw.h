@@ -75,6 +75,13 @@ typedef struct CloseResourceKey
 	 * "term"), its reference_type ("status.lead"); else NULL.
 	 */
 	const char *reference_type;
+	/*
+	 * Whether Close gives every record a value for it (an id, a lead_id, a
+	 * status).  A negated search condition on a key that may be null also
+	 * finds the records without it, which SQL's "<>" does not: on such a
+	 * key it is a superset, checked again locally.
+	 */
+	bool		never_null;
 } CloseResourceKey;
 
 typedef struct CloseResource
