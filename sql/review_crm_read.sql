@@ -57,3 +57,34 @@ SELECT count(*) FROM rcr_opps WHERE contact_id <> 'cont_x';
 SELECT count(*) FROM rcr_opps WHERE status_type <> 'won';
 SELECT e->>'path' AS path, e->'body'->'results_limit' AS results_limit FROM emulator_log_entries() e;
 SELECT emulator_clear();
+
+-- 2. the answer cache: a lead's listing of contacts, of opportunities, of
+-- custom objects, with other filters or _fields, are different answers
+\set api_url `echo "$CLOSE_API_URL"`
+\set mixed 'lead_Mixed00000000000000000000000000000000000000'
+CREATE SERVER rcr_cached FOREIGN DATA WRAPPER close_fdw
+  OPTIONS (api_url :'api_url', cache_ttl_ms '60000');
+CREATE USER MAPPING FOR CURRENT_USER SERVER rcr_cached OPTIONS (api_key 'api_test_key');
+CREATE FOREIGN TABLE rcr_c_contacts (id text, lead_id text, name text)
+  SERVER rcr_cached OPTIONS (resource 'contact');
+CREATE FOREIGN TABLE rcr_c_opps (id text, lead_id text, status_type text, value bigint)
+  SERVER rcr_cached OPTIONS (resource 'opportunity');
+CREATE FOREIGN TABLE rcr_c_objects (id text, lead_id text, name text)
+  SERVER rcr_cached;
+SELECT id FROM rcr_c_contacts WHERE lead_id = :'mixed' ORDER BY id;
+SELECT id FROM rcr_c_opps WHERE lead_id = :'mixed' ORDER BY id;
+SELECT count(*) FROM rcr_c_objects WHERE lead_id = :'mixed';
+SELECT id, value FROM rcr_c_opps WHERE lead_id = :'mixed' ORDER BY id;
+SELECT id FROM rcr_c_opps WHERE lead_id = :'mixed' AND status_type = 'won' ORDER BY id;
+SELECT id, status_type FROM rcr_c_opps WHERE lead_id = :'mixed' ORDER BY id;
+SELECT * FROM emulator_requests();
+-- the whole listings of small resources are different answers too
+CREATE FOREIGN TABLE rcr_c_users (id text) SERVER rcr_cached OPTIONS (resource 'user');
+CREATE FOREIGN TABLE rcr_c_pipelines (id text) SERVER rcr_cached OPTIONS (resource 'pipeline');
+SELECT count(*) FROM rcr_c_users;
+SELECT id FROM rcr_c_pipelines ORDER BY id;
+SELECT * FROM emulator_requests();
+-- and a second time, from the cache
+SELECT id FROM rcr_c_opps WHERE lead_id = :'mixed' ORDER BY id;
+SELECT id FROM rcr_c_pipelines ORDER BY id;
+SELECT * FROM emulator_requests();
