@@ -88,3 +88,37 @@ SELECT * FROM emulator_requests();
 SELECT id FROM rcr_c_opps WHERE lead_id = :'mixed' ORDER BY id;
 SELECT id FROM rcr_c_pipelines ORDER BY id;
 SELECT * FROM emulator_requests();
+
+-- 3. parameterized paths: an outer key that is NULL or of another prefix asks nothing
+SELECT emulator_clear();
+CREATE TABLE rcr_keys (k text);
+INSERT INTO rcr_keys VALUES (NULL), ('cont_x'), (:'mixed'), (:'mixed'), ('lead_'), ('lead_../x');
+ANALYZE rcr_keys;
+SET enable_hashjoin = off; SET enable_mergejoin = off;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT k.k, o.id FROM rcr_keys k JOIN rcr_opps o ON o.lead_id = k.k;
+SELECT k.k IS NULL AS null_key, o.id FROM rcr_keys k JOIN rcr_opps o ON o.lead_id = k.k ORDER BY 2;
+SELECT * FROM emulator_requests();
+SELECT k.k, u.id FROM rcr_keys k LEFT JOIN rcr_c_users u ON u.id = k.k ORDER BY 1, 2;
+SELECT * FROM emulator_requests();
+RESET enable_hashjoin; RESET enable_mergejoin;
+PREPARE rcr_p(text[]) AS SELECT id FROM rcr_opps WHERE lead_id = ANY ($1) ORDER BY id;
+SET plan_cache_mode = force_generic_plan;
+EXECUTE rcr_p(ARRAY[NULL, :'mixed', 'oppo_x']);
+EXECUTE rcr_p(NULL);
+RESET plan_cache_mode;
+SELECT * FROM emulator_requests();
+
+-- 4. rate-limit endpoint groups: a GET by id of an opportunity or a
+-- pipeline is one group ({id}), not one group per record
+CREATE SERVER rcr_stats FOREIGN DATA WRAPPER close_fdw OPTIONS (api_url :'api_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER rcr_stats OPTIONS (api_key 'api_test_key');
+CREATE FOREIGN TABLE rcr_s_opps (id text, value bigint)
+  SERVER rcr_stats OPTIONS (resource 'opportunity');
+CREATE FOREIGN TABLE rcr_s_pipelines (id text, name text)
+  SERVER rcr_stats OPTIONS (resource 'pipeline');
+SELECT id, value FROM rcr_s_opps
+ WHERE id IN ('oppo_MixedWon00000000000000000000000000000000000',
+              'oppo_MixedRenewal0000000000000000000000000000000') ORDER BY id;
+SELECT name FROM rcr_s_pipelines WHERE id IN ('pipe_Sales00000000000000000', 'pipe_Renewals00000000000000') ORDER BY name;
+SELECT endpoint_group, requests FROM close_fdw_stats WHERE server = 'rcr_stats' ORDER BY 1;
+SELECT emulator_clear();
