@@ -122,3 +122,45 @@ SELECT id, value FROM rcr_s_opps
 SELECT name FROM rcr_s_pipelines WHERE id IN ('pipe_Sales00000000000000000', 'pipe_Renewals00000000000000') ORDER BY name;
 SELECT endpoint_group, requests FROM close_fdw_stats WHERE server = 'rcr_stats' ORDER BY 1;
 SELECT emulator_clear();
+
+-- 5. timestamp and date columns over Close's instants, in another time zone
+CREATE FOREIGN TABLE rcr_leads_ts (
+  id text, created timestamp OPTIONS (field 'date_created'),
+  created_day date OPTIONS (field 'date_created'),
+  updated timestamptz OPTIONS (field 'date_updated')
+) SERVER close OPTIONS (resource 'lead');
+CREATE TABLE rcr_leads_ts_copy AS SELECT * FROM rcr_leads_ts;
+SET TimeZone = 'America/Los_Angeles';
+SELECT t, c AS condition, rcr_same_rows(t, c)
+  FROM (VALUES
+    ('rcr_leads_ts', $$created > '2020-08-05 09:02:00'$$),
+    ('rcr_leads_ts', $$created <= '2020-08-05 09:02:00'$$),
+    ('rcr_leads_ts', $$created_day = '2020-08-05'$$),
+    ('rcr_leads_ts', $$created_day < '2020-08-05'$$),
+    ('rcr_leads_ts', $$updated >= '2020-08-05 02:00:00'$$)
+  ) AS v(t, c);
+RESET TimeZone;
+SELECT id, created, created_day FROM rcr_leads_ts_copy ORDER BY created LIMIT 4;
+SELECT emulator_clear();
+
+-- 6. a search answer without a count that stops at the per-query cap,
+-- twice at the same place: the rest is unknown, an error, not fewer rows
+-- (10,000 leads created at one instant, no "count", cursor null)
+SELECT emulator_reset();
+CREATE SERVER rcr_one FOREIGN DATA WRAPPER close_fdw
+  OPTIONS (api_url :'api_url', max_concurrency '1');
+CREATE USER MAPPING FOR CURRENT_USER SERVER rcr_one OPTIONS (api_key 'api_test_key');
+CREATE FOREIGN TABLE rcr_one_leads (id text) SERVER rcr_one OPTIONS (resource 'lead');
+DO $$
+BEGIN
+  EXECUTE format($c$COPY (SELECT jsonb_build_object('path_prefix', '/api/v1/data/search/', 'action', 'replace_body', 'times', 3,
+      'body', jsonb_build_object('cursor', NULL, 'data',
+        (SELECT jsonb_agg(jsonb_build_object('id', 'lead_' || g, 'date_created', '2020-08-05T10:00:00+00:00'))
+           FROM generate_series(1, 10000) g)))::text)
+    TO PROGRAM %L$c$,
+    format('curl -sS --fail -o /dev/null -X POST -H %s --data-binary @- %s',
+           '"Content-Type: application/json"', (SELECT url FROM emulator_settings) || '/_emulator/faults'));
+END $$;
+SELECT count(DISTINCT id) FROM rcr_one_leads;
+SELECT e->>'path' AS path, e->'body'->'query' AS query FROM emulator_log_entries() e;
+SELECT emulator_reset();
