@@ -164,3 +164,13 @@ END $$;
 SELECT count(DISTINCT id) FROM rcr_one_leads;
 SELECT e->>'path' AS path, e->'body'->'query' AS query FROM emulator_log_entries() e;
 SELECT emulator_reset();
+
+-- 7. count(column) is Close's count only for a key the resource's records
+-- always have: a lead has no lead_id (the column reads NULL)
+CREATE FOREIGN TABLE rcr_leads_odd (id text, lead_id text OPTIONS (field 'lead_id'),
+  custom_object_type_id text OPTIONS (field 'custom_object_type_id'))
+  SERVER close OPTIONS (resource 'lead');
+SELECT count(id) AS ids, count(lead_id) AS lead_ids, count(custom_object_type_id) AS type_ids
+  FROM rcr_leads_odd;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT count(lead_id) FROM rcr_leads_odd;
+SELECT emulator_clear();
