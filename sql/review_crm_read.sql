@@ -174,3 +174,10 @@ SELECT count(id) AS ids, count(lead_id) AS lead_ids, count(custom_object_type_id
   FROM rcr_leads_odd;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT count(lead_id) FROM rcr_leads_odd;
 SELECT emulator_clear();
+-- count(*) of opportunities: a search's count with only exact conditions,
+-- else counted here from what is read (a date range: the listing)
+EXPLAIN (VERBOSE, COSTS OFF) SELECT count(*) FROM rcr_opps WHERE status_type = 'won';
+EXPLAIN (VERBOSE, COSTS OFF) SELECT count(*) FROM rcr_opps WHERE date_created > '2020-09-01 12:00:00+00';
+SELECT count(*) FROM rcr_opps WHERE status_type = 'won';
+SELECT count(*) FROM rcr_opps WHERE date_created > '2020-09-01 12:00:00+00';
+SELECT * FROM emulator_requests();
