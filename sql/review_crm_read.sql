@@ -181,3 +181,10 @@ EXPLAIN (VERBOSE, COSTS OFF) SELECT count(*) FROM rcr_opps WHERE date_created > 
 SELECT count(*) FROM rcr_opps WHERE status_type = 'won';
 SELECT count(*) FROM rcr_opps WHERE date_created > '2020-09-01 12:00:00+00';
 SELECT * FROM emulator_requests();
+
+-- 8. _fields: a whole-row reference asks for every key; a local filter's
+-- column is asked for though not in the output
+SELECT c FROM rcr_contacts c WHERE id = 'cont_Mixed00000000000000000000000000000000000000';
+SELECT id FROM rcr_contacts WHERE lead_id = :'mixed' AND title IS NOT NULL ORDER BY id;
+SELECT to_jsonb(l) ? 'name' AS has_name FROM rcr_leads l WHERE status_id IS NOT NULL LIMIT 1;
+SELECT * FROM emulator_requests();
