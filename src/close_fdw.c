@@ -1394,7 +1394,7 @@ no_rows:
 
 /*
  * The path of one page of a listing: a lead's (key is the lead_id), or
- * the whole resource's.
+ * the whole resource's; without _skip and _limit when skip is negative.
  */
 static char *
 lead_page_path(CloseScanState *fsstate, const char *key, int skip)
@@ -1419,27 +1419,25 @@ lead_page_path(CloseScanState *fsstate, const char *key, int skip)
 	}
 	if (fsstate->fields)
 		close_append_query_list(&path, "_fields", fsstate->fields);
-	close_append_query_param(&path, "_skip", psprintf("%d", skip));
-	close_append_query_param(&path, "_limit", psprintf("%d", fsstate->limit));
+	if (skip >= 0)
+	{
+		close_append_query_param(&path, "_skip", psprintf("%d", skip));
+		close_append_query_param(&path, "_limit", psprintf("%d", fsstate->limit));
+	}
 	return path.data;
 }
 
 /*
- * A lead's whole listing, as the answer cache knows it: the path of its
- * pages without _skip and _limit.
+ * A lead's whole listing (or the resource's), as the answer cache knows
+ * it: the path of its pages without _skip and _limit.  The resource's
+ * path, the listing's filters and _fields are part of it: a lead's
+ * contacts are not its opportunities, and an answer filtered by status,
+ * or holding fewer keys, is not the whole listing.
  */
 static char *
 lead_listing_path(CloseScanState *fsstate, const char *key)
 {
-	StringInfoData path;
-
-	initStringInfo(&path);
-	appendStringInfoString(&path, "/custom_object/");
-	close_append_query_param(&path, "lead_id", key);
-	if (fsstate->type_filter)
-		close_append_query_param(&path, "custom_object_type_id",
-								 fsstate->type_filter);
-	return path.data;
+	return lead_page_path(fsstate, key, -1);
 }
 
 /* A record's id, or NULL if it has none. */

@@ -76,6 +76,13 @@ typedef struct CloseResourceKey
 	 */
 	const char *reference_type;
 	/*
+	 * Whether Close gives every record a value for it (an id, a lead_id, a
+	 * status).  A negated search condition on a key that may be null also
+	 * finds the records without it, which SQL's "<>" does not: on such a
+	 * key it is a superset, checked again locally.
+	 */
+	bool		never_null;
+	/*
 	 * The key a write sends the column's value as, when Close takes it
 	 * under another name than it answers it (a status's label is written
 	 * as "status", answered as "status_label"); NULL: the key itself.

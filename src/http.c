@@ -540,6 +540,7 @@ is_id_segment(const char *segment, size_t len)
 		CLOSE_PREFIX_CUSTOM_OBJECT, CLOSE_PREFIX_LEAD, CLOSE_PREFIX_TYPE,
 		"cf_", "cont_", "user_", "orga_", NULL
 	};
+	const CloseResource *res;
 	char		copy[256];
 	int			i;
 
@@ -549,6 +550,10 @@ is_id_segment(const char *segment, size_t len)
 	copy[len] = '\0';
 	for (i = 0; prefixes[i]; i++)
 		if (close_is_valid_id(copy, prefixes[i]))
+			return true;
+	/* and every resource's records (oppo_, pipe_, stat_...) */
+	for (i = 0; (res = close_resource_nth(i)) != NULL; i++)
+		if (close_is_valid_id(copy, res->id_prefix))
 			return true;
 	return false;
 }

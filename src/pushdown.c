@@ -820,8 +820,16 @@ translate_comparison(SearchContext *cx, Expr *clause, bool *exact)
 									"", value, false);
 		if (!is_array && opno == get_negator(TextEqualOperator) &&
 			(!OidIsValid(collation) || get_collation_isdeterministic(collation)))
+		{
+			/*
+			 * Close's negated condition also finds the records without the
+			 * key (an opportunity without a contact), which SQL's "<>"
+			 * leaves out: exact only on a key every record has.
+			 */
+			*exact = k->never_null;
 			return make_search_cond(cx, field, key, idcond,
 									CLOSE_SEARCH_OP_EQ, "", value, true);
+		}
 		return NULL;
 	}
 
@@ -883,6 +891,31 @@ is_non_null_const(Expr *expr)
 	return true;
 }
 
+/*
+ * Does every condition of the node name a key each record has?  Close's
+ * negation of a node finds the records without such a key too.
+ */
+static bool
+node_keys_never_null(const CloseResource *res, List *node)
+{
+	ListCell   *lc;
+
+	if (intVal(linitial(node)) == CLOSE_SEARCH_COND)
+	{
+		const char *key = strVal(list_nth(node, 6));
+		const CloseResourceKey *k;
+
+		if (is_custom_key(key))
+			return false;
+		k = close_resource_key(res, key);
+		return k != NULL && k->never_null;
+	}
+	for_each_from(lc, node, 2)
+		if (!node_keys_never_null(res, (List *) lfirst(lc)))
+			return false;
+	return true;
+}
+
 /* An expression as a search node (AND, OR, NOT of comparisons), or NULL. */
 static List *
 translate_search(SearchContext *cx, Expr *expr, bool *exact)
@@ -910,6 +943,9 @@ translate_search(SearchContext *cx, Expr *expr, bool *exact)
 			for (i = first; i < list_length(cx->values); i++)
 				if (!is_non_null_const(list_nth(cx->values, i)))
 					return NULL;
+			/* nor of a key a record may lack (SQL's NOT of NULL = x) */
+			if (!node_keys_never_null(cx->res, child))
+				return NULL;
 			return list_make3(makeInteger(CLOSE_SEARCH_AND), makeInteger(1), child);
 		}
 

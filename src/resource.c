@@ -20,18 +20,22 @@
 
 #include "close_fdw.h"
 
-/* Keys every Close record carries the same way. */
+/*
+ * Keys every Close record carries the same way.  created_by and updated_by
+ * may be null (close-crm-api.md), so they are not never_null: only the
+ * keys marked so (ids, lead ids, statuses) always have a value.
+ */
 #define ORG_KEY		{"organization_id", "text", CLOSE_KEY_READ_ONLY, NULL, "Close id of the organization (orga_...), set by Close"}
 #define CREATED_BY	{"created_by", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the user who created it (user_...), set by Close"}
 #define UPDATED_BY	{"updated_by", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the user who last updated it (user_...), set by Close"}
 #define CREATED		{"date_created", "timestamptz", CLOSE_KEY_READ_ONLY, "datetime", "When it was created, set by Close"}
 #define UPDATED		{"date_updated", "timestamptz", CLOSE_KEY_READ_ONLY, "datetime", "When it was last updated, set by Close"}
-#define END_KEYS	{NULL, NULL, CLOSE_KEY_READ_ONLY, NULL, NULL, NULL, NULL}
+#define END_KEYS	{NULL, NULL, CLOSE_KEY_READ_ONLY, NULL, NULL, NULL, false, NULL}
 
 static const CloseResourceKey custom_object_keys[] = {
-	{"id", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the custom object (custobj_...), set by Close"},
-	{"custom_object_type_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the custom object type (cotype_...), set on creation only"},
-	{"lead_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the lead the object belongs to (lead_...), set on creation only"},
+	{"id", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the custom object (custobj_...), set by Close", NULL, true},
+	{"custom_object_type_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the custom object type (cotype_...), set on creation only", NULL, true},
+	{"lead_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the lead the object belongs to (lead_...), set on creation only", NULL, true},
 	{"name", "text", CLOSE_KEY_WRITABLE, "text", "Name of the custom object"},
 	ORG_KEY, CREATED_BY, UPDATED_BY, CREATED, UPDATED,
 	END_KEYS
@@ -43,13 +47,13 @@ static const CloseResourceKey custom_object_keys[] = {
  * read as data, so none of them is a key here.
  */
 static const CloseResourceKey lead_keys[] = {
-	{"id", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the lead (lead_...), set by Close"},
+	{"id", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the lead (lead_...), set by Close", NULL, true},
 	{"name", "text", CLOSE_KEY_WRITABLE, "text", "Name of the lead (the company)"},
 	{"display_name", "text", CLOSE_KEY_READ_ONLY, NULL, "Name Close shows for the lead, set by Close"},
 	{"description", "text", CLOSE_KEY_WRITABLE, NULL, "Description of the lead"},
 	{"url", "text", CLOSE_KEY_WRITABLE, NULL, "Web site of the lead"},
-	{"status_id", "text", CLOSE_KEY_WRITABLE, "id", "Close id of the lead status (stat_...)", "status.lead"},
-	{"status_label", "text", CLOSE_KEY_WRITABLE, NULL, "Label of the lead status; writing it sets the status", NULL, "status"},
+	{"status_id", "text", CLOSE_KEY_WRITABLE, "id", "Close id of the lead status (stat_...)", "status.lead", true},
+	{"status_label", "text", CLOSE_KEY_WRITABLE, NULL, "Label of the lead status; writing it sets the status", NULL, false, "status"},
 	{"addresses", "jsonb", CLOSE_KEY_WRITABLE, NULL, "Addresses of the lead, as Close's JSON array"},
 	{"html_url", "text", CLOSE_KEY_READ_ONLY, NULL, "Address of the lead in Close's web application, set by Close"},
 	ORG_KEY, CREATED_BY, UPDATED_BY,
@@ -60,8 +64,8 @@ static const CloseResourceKey lead_keys[] = {
 };
 
 static const CloseResourceKey contact_keys[] = {
-	{"id", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the contact (cont_...), set by Close"},
-	{"lead_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the lead the contact belongs to (lead_...), set on creation only"},
+	{"id", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the contact (cont_...), set by Close", NULL, true},
+	{"lead_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the lead the contact belongs to (lead_...), set on creation only", NULL, true},
 	{"name", "text", CLOSE_KEY_WRITABLE, "text", "Name of the contact"},
 	{"title", "text", CLOSE_KEY_WRITABLE, "text", "Title of the contact"},
 	{"display_name", "text", CLOSE_KEY_READ_ONLY, NULL, "Name Close shows for the contact, set by Close"},
@@ -79,12 +83,12 @@ static const CloseResourceKey contact_keys[] = {
  * creation only (the update schema has none).
  */
 static const CloseResourceKey opportunity_keys[] = {
-	{"id", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the opportunity (oppo_...), set by Close"},
-	{"lead_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the lead the opportunity belongs to (lead_...), set on creation only"},
+	{"id", "text", CLOSE_KEY_READ_ONLY, "id", "Close id of the opportunity (oppo_...), set by Close", NULL, true},
+	{"lead_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the lead the opportunity belongs to (lead_...), set on creation only", NULL, true},
 	{"lead_name", "text", CLOSE_KEY_READ_ONLY, NULL, "Name of its lead, set by Close"},
-	{"status_id", "text", CLOSE_KEY_WRITABLE, "id", "Close id of the opportunity status (stat_...)", "status.opportunity"},
-	{"status_label", "text", CLOSE_KEY_WRITABLE, NULL, "Label of the status; writing it sets the status", NULL, "status"},
-	{"status_type", "text", CLOSE_KEY_READ_ONLY, "id", "Type of the status: active, won or lost, set by Close"},
+	{"status_id", "text", CLOSE_KEY_WRITABLE, "id", "Close id of the opportunity status (stat_...)", "status.opportunity", true},
+	{"status_label", "text", CLOSE_KEY_WRITABLE, NULL, "Label of the status; writing it sets the status", NULL, false, "status"},
+	{"status_type", "text", CLOSE_KEY_READ_ONLY, "id", "Type of the status: active, won or lost, set by Close", NULL, true},
 	{"pipeline_id", "text", CLOSE_KEY_CREATE_ONLY, "id", "Close id of the pipeline (pipe_...), set on creation only"},
 	{"pipeline_name", "text", CLOSE_KEY_READ_ONLY, NULL, "Name of the pipeline, set by Close"},
 	{"value", "bigint", CLOSE_KEY_WRITABLE, NULL, "Value in cents (minor units of the currency): 50000 is $500.00"},

@@ -1295,8 +1295,12 @@ next_request(CloseSearchState *ss, bool *new_slice)
 		 */
 		if (!ss->cursor && !ss->slice_progress)
 		{
-			if (ss->slice_total < 0)
-				return false;	/* no count: the cap was only a guess */
+			/*
+			 * Without a count too: this slice returned what one query
+			 * returns at most (else it was not cut), and nothing past the
+			 * last instant, so the objects after it are not known to be
+			 * all read.
+			 */
 			if (ss->res->search_day_bounds)
 			{
 				/*

@@ -99,6 +99,9 @@ count_is_pushable(Aggref *agg, RelOptInfo *input_rel, Oid relid)
 		return false;
 	key = close_get_column_key(relid, var->varattno,
 							   get_attname(relid, var->varattno, false));
+	/* a key of the resource's records (a lead has no lead_id: NULL) */
+	if (close_resource_key(close_get_table_resource(relid), key) == NULL)
+		return false;
 	return strcmp(key, CLOSE_KEY_ID) == 0 ||
 		strcmp(key, CLOSE_KEY_LEAD_ID) == 0 ||
 		strcmp(key, CLOSE_KEY_TYPE_ID) == 0 ||
