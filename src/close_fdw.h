@@ -538,7 +538,7 @@ extern bool close_cache_has(CloseConnection *conn, const char *request,
 extern void close_cache_put(CloseConnection *conn, const char *request,
 							uint64 since, int status, const char *answer,
 							size_t len);
-extern void close_cache_invalidate(Oid serverid);
+extern void close_cache_invalidate(CloseConnection *conn);
 
 /* in resource.c */
 extern const CloseResource *close_resource_by_name(const char *name);
