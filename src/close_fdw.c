@@ -1391,6 +1391,30 @@ no_rows:
 	MemoryContextSwitchTo(oldcxt);
 }
 
+/* A listing's path and query but its _skip and _limit. */
+static void
+append_listing(StringInfo path, CloseScanState *fsstate, const char *key)
+{
+	ListCell   *lc;
+
+	appendStringInfoString(path, fsstate->res->path);
+	if (fsstate->kind == CLOSE_ACCESS_BY_LEAD)
+		close_append_query_param(path, "lead_id", key);
+	if (fsstate->type_filter)
+		close_append_query_param(path, "custom_object_type_id",
+								 fsstate->type_filter);
+	for (lc = list_head(fsstate->filter_params); lc;
+		 lc = lnext(fsstate->filter_params, lc))
+	{
+		const char *name = lfirst(lc);
+
+		lc = lnext(fsstate->filter_params, lc);
+		append_filter(path, name, (const char *) lfirst(lc));
+	}
+	if (fsstate->fields)
+		close_append_query_list(path, "_fields", fsstate->fields);
+}
+
 /*
  * The path of one page of a listing: a lead's (key is the lead_id), or
  * the whole resource's.
@@ -1399,33 +1423,19 @@ static char *
 lead_page_path(CloseScanState *fsstate, const char *key, int skip)
 {
 	StringInfoData path;
-	ListCell   *lc;
 
 	initStringInfo(&path);
-	appendStringInfoString(&path, fsstate->res->path);
-	if (fsstate->kind == CLOSE_ACCESS_BY_LEAD)
-		close_append_query_param(&path, "lead_id", key);
-	if (fsstate->type_filter)
-		close_append_query_param(&path, "custom_object_type_id",
-								 fsstate->type_filter);
-	for (lc = list_head(fsstate->filter_params); lc;
-		 lc = lnext(fsstate->filter_params, lc))
-	{
-		const char *name = lfirst(lc);
-
-		lc = lnext(fsstate->filter_params, lc);
-		append_filter(&path, name, (const char *) lfirst(lc));
-	}
-	if (fsstate->fields)
-		close_append_query_list(&path, "_fields", fsstate->fields);
+	append_listing(&path, fsstate, key);
 	close_append_query_param(&path, "_skip", psprintf("%d", skip));
 	close_append_query_param(&path, "_limit", psprintf("%d", fsstate->limit));
 	return path.data;
 }
 
 /*
- * A lead's whole listing, as the answer cache knows it: the path of its
- * pages without _skip and _limit.
+ * A lead's whole listing (or the resource's), as the answer cache knows it:
+ * the path of its pages without _skip and _limit.  Everything else that
+ * shapes the answer is in it: the resource, the lead, the type, the
+ * listing's filters and the _fields asked.
  */
 static char *
 lead_listing_path(CloseScanState *fsstate, const char *key)
@@ -1433,11 +1443,7 @@ lead_listing_path(CloseScanState *fsstate, const char *key)
 	StringInfoData path;
 
 	initStringInfo(&path);
-	appendStringInfoString(&path, "/custom_object/");
-	close_append_query_param(&path, "lead_id", key);
-	if (fsstate->type_filter)
-		close_append_query_param(&path, "custom_object_type_id",
-								 fsstate->type_filter);
+	append_listing(&path, fsstate, key);
 	return path.data;
 }
 
