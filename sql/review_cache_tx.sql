@@ -67,3 +67,33 @@ SELECT * FROM emulator_requests();
 SELECT string_agg(id || ' ' || coalesce(status_type, 'NULL') || ' ' || coalesce(value::text, 'NULL'), ', ' ORDER BY id)
   FROM rct_opps WHERE lead_id = :'mixed';
 SELECT * FROM emulator_requests();
+
+-- 3. A write by another backend drops this backend's cached answers where
+-- the state is shared: preloaded (one cache for all) and, on 17 and later
+-- without preload, through the DSM segment (each backend's own cache
+-- learns of every write).  Only 13 to 16 without preload cannot (README).
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS dblink;
+RESET client_min_messages;
+SELECT current_setting('close_fdw.shared_state') IN ('preloaded', 'dsm') AS shared;
+SELECT dblink_connect('rct_other', format('dbname=%s host=%s port=%s user=%s',
+  current_database(), split_part(current_setting('unix_socket_directories'), ',', 1),
+  current_setting('port'), current_user));
+CREATE FUNCTION rct_in_other(query text) RETURNS SETOF text LANGUAGE sql AS $$
+  SELECT line FROM dblink('rct_other', query) AS t(line text)
+$$;
+-- the other backend reads twice: the second from its cache (or the shared one)
+SELECT * FROM rct_in_other(format($$SELECT string_agg(name, ', ' ORDER BY name) FROM rct_a_objs WHERE lead_id = %L$$, :'plain2'));
+SELECT emulator_clear();
+SELECT * FROM rct_in_other(format($$SELECT string_agg(name, ', ' ORDER BY name) FROM rct_a_objs WHERE lead_id = %L$$, :'plain2'));
+SELECT count(*) AS cached_no_requests FROM emulator_requests();
+-- this backend writes (through the other server): the other one sees it
+INSERT INTO rct_b_objs (lead_id, custom_object_type_id, name)
+  VALUES (:'plain2', :'device', 'Plain 2.8 from here');
+SELECT emulator_clear();
+SELECT * FROM rct_in_other(format($$SELECT string_agg(name, ', ' ORDER BY name) FROM rct_a_objs WHERE lead_id = %L$$, :'plain2'));
+SELECT count(*) > 0 AS other_asked_close FROM emulator_requests();
+DELETE FROM rct_b_objs WHERE lead_id = :'plain2' AND name = 'Plain 2.8 from here';
+SELECT * FROM rct_in_other(format($$SELECT string_agg(name, ', ' ORDER BY name) FROM rct_a_objs WHERE lead_id = %L$$, :'plain2'));
+SELECT dblink_disconnect('rct_other');
+DROP FUNCTION rct_in_other(text);

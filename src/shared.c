@@ -107,6 +107,13 @@ typedef struct CloseSharedState
 	LWLock	   *lock;
 	PaceSlot	pacers[CLOSE_SHARED_PACERS];
 	StatsSlot	stats[CLOSE_SHARED_STATS];
+
+	/*
+	 * Writes through close_fdw by any backend: without a shared answer cache
+	 * (not preloaded, a DSM segment), each backend drops its own cache when
+	 * this moved.
+	 */
+	uint64		cache_writes;
 } CloseSharedState;
 
 /* The named DSM segment (17+, not preloaded): the state and its lock. */
@@ -682,6 +689,7 @@ typedef struct CloseCache
 								 * targets[] */
 	uint64		cleared;		/* the last close_fdw_cache_clear */
 	CacheTarget targets[CACHE_SERVERS];
+	uint64		writes_seen;	/* a backend's own: cache_writes seen */
 	int32		nblocks;		/* 0 until the storage is made (local) */
 	int32		free_blocks;
 	int32		free_block;		/* chained by block_next */
@@ -811,6 +819,47 @@ close_cache_init(void)
 	shmem_startup_hook = cache_startup;
 }
 
+static void cache_remove(CloseCache *c, int32 i);
+
+/*
+ * A backend's own cache next to a shared state (a DSM segment: 17 and later
+ * without preload): when another backend wrote through close_fdw since it
+ * last looked, every answer it holds goes, and answers read before are not
+ * stored after.  Without a shared state, only this backend's writes are
+ * known.
+ */
+static void
+local_cache_sync(CloseCache *c)
+{
+	uint64		writes;
+	int32		i;
+
+	close_shared_attach();		/* (17+ without preload; else nothing) */
+	if (SharedState == NULL)
+		return;
+	LWLockAcquire(SharedLock, LW_SHARED);
+	writes = SharedState->cache_writes;
+	LWLockRelease(SharedLock);
+	if (writes == c->writes_seen)
+		return;
+	c->writes_seen = writes;
+	c->cleared = ++c->generation;
+	for (i = 0; i < c->nblocks; i++)
+		if (c->entries[i].used)
+			cache_remove(c, i);
+}
+
+/* A write through close_fdw, told to the backends' own caches. */
+static void
+shared_cache_written(void)
+{
+	if (SharedState == NULL || SharedCache != NULL)
+		return;
+	LWLockAcquire(SharedLock, LW_EXCLUSIVE);
+	SharedState->cache_writes++;
+	LWLockRelease(SharedLock);
+}
+
 /*
  * The cache, locked when shared; with storage only when make_storage (a
  * backend's own is made on its first answer to keep).
@@ -825,6 +874,7 @@ lock_cache(bool make_storage)
 	}
 	if (LocalCache == NULL)
 		LocalCache = MemoryContextAllocZero(TopMemoryContext, sizeof(CloseCache));
+	local_cache_sync(LocalCache);
 	if (make_storage && LocalCache->nblocks == 0)
 	{
 		int32		nblocks = cache_nblocks();
@@ -1220,10 +1270,13 @@ void
 close_cache_invalidate(CloseConnection *conn)
 {
 	uint64		target = cache_target(conn);
-	CloseCache *c = lock_cache(false);
+	CloseCache *c;
 	int			slot = -1;
 	int			i;
 
+	/* the other backends' own caches (before this one looks again) */
+	shared_cache_written();
+	c = lock_cache(false);
 	c->generation++;
 	for (i = 0; i < CACHE_SERVERS; i++)
 	{
