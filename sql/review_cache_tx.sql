@@ -97,3 +97,23 @@ DELETE FROM rct_b_objs WHERE lead_id = :'plain2' AND name = 'Plain 2.8 from here
 SELECT * FROM rct_in_other(format($$SELECT string_agg(name, ', ' ORDER BY name) FROM rct_a_objs WHERE lead_id = %L$$, :'plain2'));
 SELECT dblink_disconnect('rct_other');
 DROP FUNCTION rct_in_other(text);
+
+-- 4. The TTL counts from when the answer was read, not from when its last
+-- page came: a listing read slowly (a cursor fetched over time) is kept
+-- only for what is left of the TTL after its first page.  Here its first
+-- page is 1.2 s old, its last 0.4 s: with a TTL of 1 s, Close is asked.
+SELECT close_fdw_cache_clear() >= 0 AS cleared;
+ALTER FOREIGN TABLE rct_a_objs OPTIONS (ADD cache_ttl_ms '1000');
+SELECT emulator_clear();
+BEGIN;
+DECLARE rct_cur CURSOR FOR
+  SELECT name FROM rct_a_objs WHERE lead_id = :'plain2';
+FETCH 1 FROM rct_cur;
+SELECT pg_sleep(0.8);
+FETCH ALL FROM rct_cur;
+COMMIT;
+SELECT count(*) AS pages FROM emulator_requests();
+SELECT pg_sleep(0.4);
+SELECT string_agg(name, ', ' ORDER BY name) FROM rct_a_objs WHERE lead_id = :'plain2';
+SELECT count(*) > 0 AS asked_close FROM emulator_requests();
+ALTER FOREIGN TABLE rct_a_objs OPTIONS (DROP cache_ttl_ms);

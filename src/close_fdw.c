@@ -113,6 +113,7 @@ typedef struct CloseScanState
 	int			max_concurrency;
 	CloseAnswers *leads_ahead;
 	int			leads_ahead_end;	/* keys before this index were asked */
+	TimestampTz leads_ahead_at; /* when they were asked */
 	CloseAnswers *pages_ahead;
 	int			pages_window;	/* pages asked ahead next time */
 
@@ -1486,6 +1487,7 @@ fetch_leads_ahead(CloseScanState *fsstate)
 			paths[n++] = path;
 	}
 	fsstate->leads_ahead_end = i;
+	fsstate->leads_ahead_at = GetCurrentTimestamp();
 	if (n > 1)
 		fsstate->requests += close_answers_fetch(fsstate->leads_ahead, conn,
 												 paths, n);
@@ -1692,7 +1694,11 @@ get_lead_page(CloseScanState *fsstate, const char *path,
 	}
 	if (stored &&
 		close_answers_find(fsstate->leads_ahead, path, false, response))
+	{
+		/* asked for before the lead's turn: the answer is that old */
+		close_whole_read_at(fsstate->lead_whole, fsstate->leads_ahead_at);
 		return;
+	}
 	if (stored && fsstate->skip == 0 &&
 		close_answers_cached(conn, fsstate->cache_ttl_ms, "GET",
 							 lead_listing_path(fsstate, fsstate->current_key),
@@ -2015,6 +2021,8 @@ fetch_by_id(CloseScanState *fsstate)
 		fsstate->cache_hits++;
 	else
 	{
+		TimestampTz asked = GetCurrentTimestamp();
+
 		close_http_request(conn, "GET", path, NULL, &response);
 		fsstate->requests += response.attempts;
 		fsstate->retries += response.attempts - 1;
@@ -2023,8 +2031,8 @@ fetch_by_id(CloseScanState *fsstate)
 			(response.status == 200 || response.status == 404))
 			close_answers_keep(fsstate->statement_answers, path, &response);
 		if (fsstate->cache_ttl_ms > 0)
-			close_answers_remember(conn, fsstate->cache_since, "GET", path,
-								   NULL, &response);
+			close_answers_remember(conn, fsstate->cache_since, asked, "GET",
+								   path, NULL, &response);
 	}
 	if (response.status == 404)
 	{

@@ -452,6 +452,7 @@ extern bool close_answers_in_cache(CloseConnection *conn, int ttl_ms,
 								   const char *method, const char *path,
 								   const char *body);
 extern void close_answers_remember(CloseConnection *conn, uint64 since,
+								   TimestampTz read_at,
 								   const char *method, const char *path,
 								   const char *body,
 								   const CloseResponse *response);
@@ -461,6 +462,7 @@ extern CloseWholeAnswer *close_whole_begin(MemoryContext cxt,
 										   const char *body);
 extern void close_whole_add(CloseWholeAnswer *whole,
 							struct json_object *record);
+extern void close_whole_read_at(CloseWholeAnswer *whole, TimestampTz read_at);
 extern void close_whole_end(CloseWholeAnswer *whole, CloseConnection *conn,
 							uint64 since, const char *members);
 extern void close_track_created(void);
@@ -536,8 +538,8 @@ extern bool close_cache_get(CloseConnection *conn, const char *request,
 extern bool close_cache_has(CloseConnection *conn, const char *request,
 							int ttl_ms);
 extern void close_cache_put(CloseConnection *conn, const char *request,
-							uint64 since, int status, const char *answer,
-							size_t len);
+							uint64 since, TimestampTz read_at, int status,
+							const char *answer, size_t len);
 extern void close_cache_invalidate(CloseConnection *conn);
 
 /* in resource.c */

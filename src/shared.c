@@ -1140,11 +1140,13 @@ cache_invalidated(CloseCache *c, uint64 target)
 /*
  * Keep the answer to request, read by a reader that began at generation
  * since (close_cache_generation), unless the server was invalidated since
- * then or the answer cannot fit; it replaces the one kept before.
+ * then or the answer cannot fit; it replaces the one kept before.  Its age
+ * counts from read_at, when its first request went (0: now).
  */
 void
 close_cache_put(CloseConnection *conn, const char *request, uint64 since,
-				int status, const char *answer, size_t len)
+				TimestampTz read_at, int status, const char *answer,
+				size_t len)
 {
 	uint64		credential = credential_key(conn);
 	size_t		rlen = strlen(request);
@@ -1191,7 +1193,8 @@ close_cache_put(CloseConnection *conn, const char *request, uint64 since,
 	e->credential = credential;
 	e->target = target;
 	e->hash = hash;
-	e->stored_at = GetCurrentTimestamp();
+	e->stored_at = read_at != 0 ? Min(read_at, GetCurrentTimestamp())
+		: GetCurrentTimestamp();
 	e->status = status;
 	e->request_len = (uint32) rlen;
 	e->answer_len = (uint32) len;
