@@ -117,3 +117,31 @@ SELECT pg_sleep(0.4);
 SELECT string_agg(name, ', ' ORDER BY name) FROM rct_a_objs WHERE lead_id = :'plain2';
 SELECT count(*) > 0 AS asked_close FROM emulator_requests();
 ALTER FOREIGN TABLE rct_a_objs OPTIONS (DROP cache_ttl_ms);
+
+-- 5. An UPDATE or DELETE after INSERTs queued (write_mode 'deferred') into
+-- a table of another server pointing at the same Close could not see their
+-- rows either: refused as for a table of the same server (was: the UPDATE
+-- ran and left out the queued row, which COMMIT then created unchanged).
+CREATE FOREIGN TABLE rct_b_deferred (id text, lead_id text, name text,
+                                     custom_object_type_id text)
+  SERVER rct_b OPTIONS (write_mode 'deferred');
+SELECT emulator_clear();
+BEGIN;
+INSERT INTO rct_b_deferred (lead_id, custom_object_type_id, name)
+  VALUES (:'plain2', :'device', 'Plain 2.7 queued');
+UPDATE rct_a_objs SET name = name || ' (seen)' WHERE lead_id = :'plain2' AND name LIKE 'Plain 2.7%';  -- ERROR
+ROLLBACK;
+SELECT * FROM emulator_requests();
+-- a server pointing at another Close is another set of rows
+CREATE SERVER rct_c FOREIGN DATA WRAPPER close_fdw
+  OPTIONS (api_url 'http://127.0.0.1:1/api/v1/');
+CREATE USER MAPPING FOR CURRENT_USER SERVER rct_c OPTIONS (api_key 'api_test_key');
+CREATE FOREIGN TABLE rct_c_deferred (id text, lead_id text, name text,
+                                     custom_object_type_id text)
+  SERVER rct_c OPTIONS (write_mode 'deferred');
+BEGIN;
+INSERT INTO rct_c_deferred (lead_id, custom_object_type_id, name)
+  VALUES (:'plain2', :'device', 'elsewhere');
+UPDATE rct_a_objs SET name = name WHERE lead_id = :'plain2' AND name = 'no such name';
+ROLLBACK;
+SELECT count(*) AS reads_only FROM emulator_requests();

@@ -541,6 +541,7 @@ extern void close_cache_put(CloseConnection *conn, const char *request,
 							uint64 since, TimestampTz read_at, int status,
 							const char *answer, size_t len);
 extern void close_cache_invalidate(CloseConnection *conn);
+extern uint64 close_api_target(const char *api_url);
 
 /* in resource.c */
 extern const CloseResource *close_resource_by_name(const char *name);
@@ -773,7 +774,8 @@ extern void close_deferred_add(Oid relid, Oid userid, Oid serverid,
 							   const char *relname);
 extern CloseDeferredWrite **close_deferred_writes(int *n);
 extern int	close_deferred_object_writes(const char *path, int *deletes);
-extern const char *close_deferred_insert_overlap(Oid relid, bool *same);
+extern const char *close_deferred_insert_overlap(Oid relid, bool any_server,
+												 bool *same);
 extern void close_deferred_end(int level, bool abort);
 
 /* in modify.c */

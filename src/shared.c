@@ -904,14 +904,13 @@ cache_hash(Oid serverid, uint64 credential, const char *request, size_t len)
 }
 
 /*
- * The Close a session's requests go to: a hash of its API URL, in lower
- * case and without trailing slashes (two spellings of one URL must not
- * keep apart what a write through either changes).  Never 0.
+ * The Close an API URL names: a hash of it, in lower case and without
+ * trailing slashes (two spellings of one URL must not keep apart what a
+ * write through either changes).  Never 0.
  */
-static uint64
-cache_target(CloseConnection *conn)
+uint64
+close_api_target(const char *url)
 {
-	const char *url = conn->server.api_url;
 	size_t		len = strlen(url);
 	char	   *lower;
 	char	   *p;
@@ -926,6 +925,13 @@ cache_target(CloseConnection *conn)
 								 0x746172676574ULL);
 	pfree(lower);
 	return target ? target : 1;
+}
+
+/* The Close a session's requests go to. */
+static uint64
+cache_target(CloseConnection *conn)
+{
+	return close_api_target(conn->server.api_url);
 }
 
 /* Copy len bytes at offset of entry's data (request, then answer) to out. */
