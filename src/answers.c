@@ -346,9 +346,13 @@ close_whole_add(CloseWholeAnswer *whole, struct json_object *record)
 		return;
 	text = close_json_serialize(record);
 	if (whole->answer.len + strlen(text) + strlen(whole->request) + 64 >
-		close_cache_capacity())
+		Min(close_cache_capacity(), MaxAllocSize / 2))
 	{
-		/* more than the cache holds: stop gathering */
+		/*
+		 * more than the cache holds, or than one allocation may (a
+		 * close_fdw.cache_size_mb above 1 GB): stop gathering, rather than
+		 * fail a scan that would succeed without the cache
+		 */
 		whole->too_large = true;
 		pfree(whole->answer.data);
 		whole->answer.data = NULL;
