@@ -145,3 +145,17 @@ INSERT INTO rct_c_deferred (lead_id, custom_object_type_id, name)
 UPDATE rct_a_objs SET name = name WHERE lead_id = :'plain2' AND name = 'no such name';
 ROLLBACK;
 SELECT count(*) AS reads_only FROM emulator_requests();
+
+-- 6. An immediate write to a CRM record with writes queued is refused
+-- naming the record as what it is (was: "custom object cont_...").
+CREATE FOREIGN TABLE rct_contacts_def (id text, lead_id text, name text)
+  SERVER rct_b OPTIONS (resource 'contact', write_mode 'deferred');
+CREATE FOREIGN TABLE rct_contacts_now (id text, lead_id text, name text)
+  SERVER rct_b OPTIONS (resource 'contact');
+SELECT id AS contact FROM rct_contacts_now WHERE lead_id = :'mixed' ORDER BY id LIMIT 1 \gset
+SELECT emulator_clear();
+BEGIN;
+UPDATE rct_contacts_def SET name = 'Renamed' WHERE id = :'contact';
+UPDATE rct_contacts_now SET name = 'Now' WHERE id = :'contact';  -- ERROR
+ROLLBACK;
+SELECT * FROM emulator_requests();

@@ -1293,8 +1293,9 @@ check_object_not_queued(CloseModifyState *st, const char *path,
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("cannot %s custom object %s through foreign table \"%s\" before the writes to it queued in this transaction",
+			 errmsg("cannot %s %s %s through foreign table \"%s\" before the writes to it queued in this transaction",
 					st->operation == CMD_UPDATE ? "update" : "delete",
+					close_resource_noun(st->res, false),
 					id, RelationGetRelationName(st->rel)),
 			 deletes > 0
 			 ? errdetail("Its DELETE is queued (write_mode 'deferred') and reaches Close at COMMIT; this table's write_mode 'immediate' would send this write at once, before it.")
