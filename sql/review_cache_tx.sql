@@ -159,3 +159,11 @@ UPDATE rct_contacts_def SET name = 'Renamed' WHERE id = :'contact';
 UPDATE rct_contacts_now SET name = 'Now' WHERE id = :'contact';  -- ERROR
 ROLLBACK;
 SELECT * FROM emulator_requests();
+
+SET client_min_messages = warning;
+DROP SERVER rct_a CASCADE;
+DROP SERVER rct_b CASCADE;
+DROP SERVER rct_c CASCADE;
+RESET client_min_messages;
+SELECT close_fdw_cache_clear() >= 0 AS cleared;
+SELECT emulator_reset();
