@@ -1487,10 +1487,13 @@ fetch_leads_ahead(CloseScanState *fsstate)
 			paths[n++] = path;
 	}
 	fsstate->leads_ahead_end = i;
-	fsstate->leads_ahead_at = GetCurrentTimestamp();
 	if (n > 1)
+	{
+		/* (the store is replaced only here: its answers are this old) */
+		fsstate->leads_ahead_at = GetCurrentTimestamp();
 		fsstate->requests += close_answers_fetch(fsstate->leads_ahead, conn,
 												 paths, n);
+	}
 }
 
 /* Whether a page at this _skip may be asked for (the resource's cap). */
