@@ -160,6 +160,29 @@ UPDATE rct_contacts_now SET name = 'Now' WHERE id = :'contact';  -- ERROR
 ROLLBACK;
 SELECT * FROM emulator_requests();
 
+-- 7. The same in another database: a write here drops the answers a
+-- server of another database (same Close) cached, in the shared cache or
+-- (17+ without preload) in its backend's own.
+CREATE DATABASE rct_db2;
+SELECT dblink_connect('rct_db2', format('dbname=rct_db2 host=%s port=%s user=%s',
+  split_part(current_setting('unix_socket_directories'), ',', 1),
+  current_setting('port'), current_user));
+SELECT dblink_exec('rct_db2', 'CREATE EXTENSION close_fdw');
+SELECT dblink_exec('rct_db2', format($$CREATE SERVER db2_srv FOREIGN DATA WRAPPER close_fdw
+  OPTIONS (api_url %L, page_size '2', max_concurrency '1', cache_ttl_ms '60000')$$, :'api_url'));
+SELECT dblink_exec('rct_db2', $$CREATE USER MAPPING FOR CURRENT_USER SERVER db2_srv OPTIONS (api_key 'api_test_key')$$);
+SELECT dblink_exec('rct_db2', $$CREATE FOREIGN TABLE db2_objs (id text, lead_id text, name text) SERVER db2_srv$$);
+SELECT * FROM dblink('rct_db2', format($$SELECT string_agg(name, ', ' ORDER BY name) FROM db2_objs WHERE lead_id = %L$$, :'plain2')) AS t(names text);
+SELECT emulator_clear();
+SELECT * FROM dblink('rct_db2', format($$SELECT string_agg(name, ', ' ORDER BY name) FROM db2_objs WHERE lead_id = %L$$, :'plain2')) AS t(names text);
+SELECT count(*) AS cached_no_requests FROM emulator_requests();
+INSERT INTO rct_b_objs (lead_id, custom_object_type_id, name)
+  VALUES (:'plain2', :'device', 'Plain 2.6 other db');
+SELECT * FROM dblink('rct_db2', format($$SELECT string_agg(name, ', ' ORDER BY name) FROM db2_objs WHERE lead_id = %L$$, :'plain2')) AS t(names text);
+DELETE FROM rct_b_objs WHERE lead_id = :'plain2' AND name = 'Plain 2.6 other db';
+SELECT dblink_disconnect('rct_db2');
+DROP DATABASE rct_db2 WITH (FORCE);
+
 SET client_min_messages = warning;
 DROP SERVER rct_a CASCADE;
 DROP SERVER rct_b CASCADE;
