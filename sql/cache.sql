@@ -2,8 +2,8 @@
 -- search, an object by id) for that long; with close_fdw preloaded (the
 -- suite's cluster) in shared memory, so that every backend is answered from
 -- it, else in each backend alone (CLOSE_FDW_PRELOAD=0: then the second
--- backend below asks Close itself, and does not see the first backend's
--- write until its own entry expires).  The test cluster sets
+-- backend below asks Close itself, and on 13 to 16 does not see the first
+-- backend's write until its own entry expires).  The test cluster sets
 -- close_fdw.cache_size_mb to 1.
 \set api_url `echo "$CLOSE_API_URL"`
 \set plain2 'lead_Plain20000000000000000000000000000000000000'

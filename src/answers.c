@@ -21,6 +21,7 @@
 #include "access/xact.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "close_fdw.h"
 #include "compat.h"
@@ -288,10 +289,11 @@ close_answers_in_cache(CloseConnection *conn, int ttl_ms, const char *method,
 
 /*
  * Keep a whole answer (200, or 404 for an object by id) to the request, read
- * by a reader that began at cache generation since.
+ * by a reader that began at cache generation since, asked for at read_at.
  */
 void
 close_answers_remember(CloseConnection *conn, uint64 since,
+					   TimestampTz read_at,
 					   const char *method, const char *path, const char *body,
 					   const CloseResponse *response)
 {
@@ -300,7 +302,7 @@ close_answers_remember(CloseConnection *conn, uint64 since,
 	if (response->status != 200 && response->status != 404)
 		return;
 	request = cache_request_text(method, path, body);
-	close_cache_put(conn, request, since, (int) response->status,
+	close_cache_put(conn, request, since, read_at, (int) response->status,
 					response->body, response->body_len);
 	pfree(request);
 }
@@ -308,6 +310,7 @@ close_answers_remember(CloseConnection *conn, uint64 since,
 struct CloseWholeAnswer
 {
 	char	   *request;		/* the cache's key */
+	TimestampTz read_at;		/* when its first page was asked for */
 	StringInfoData answer;		/* {"data": [records so far */
 	int			records;
 	bool		too_large;		/* would not fit the cache: given up */
@@ -325,6 +328,7 @@ close_whole_begin(MemoryContext cxt, const char *method, const char *path,
 	CloseWholeAnswer *whole = palloc0(sizeof(CloseWholeAnswer));
 
 	whole->request = cache_request_text(method, path, body);
+	whole->read_at = GetCurrentTimestamp();
 	initStringInfo(&whole->answer);
 	appendStringInfoString(&whole->answer, "{\"data\": [");
 	MemoryContextSwitchTo(oldcxt);
@@ -342,9 +346,13 @@ close_whole_add(CloseWholeAnswer *whole, struct json_object *record)
 		return;
 	text = close_json_serialize(record);
 	if (whole->answer.len + strlen(text) + strlen(whole->request) + 64 >
-		close_cache_capacity())
+		Min(close_cache_capacity(), MaxAllocSize / 2))
 	{
-		/* more than the cache holds: stop gathering */
+		/*
+		 * more than the cache holds, or than one allocation may (a
+		 * close_fdw.cache_size_mb above 1 GB): stop gathering, rather than
+		 * fail a scan that would succeed without the cache
+		 */
 		whole->too_large = true;
 		pfree(whole->answer.data);
 		whole->answer.data = NULL;
@@ -357,6 +365,18 @@ close_whole_add(CloseWholeAnswer *whole, struct json_object *record)
 	appendStringInfoString(&whole->answer, text);
 	MemoryContextSwitchTo(oldcxt);
 	pfree(text);
+}
+
+/*
+ * A page of the answer was asked for at read_at, before the answer was
+ * begun (fetched ahead): the answer is as old as its oldest page, and its
+ * TTL counts from there.
+ */
+void
+close_whole_read_at(CloseWholeAnswer *whole, TimestampTz read_at)
+{
+	if (whole != NULL && read_at < whole->read_at)
+		whole->read_at = read_at;
 }
 
 /*
@@ -374,8 +394,8 @@ close_whole_end(CloseWholeAnswer *whole, CloseConnection *conn,
 	oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(whole));
 	appendStringInfo(&whole->answer, "], %s}", members);
 	MemoryContextSwitchTo(oldcxt);
-	close_cache_put(conn, whole->request, since, 200, whole->answer.data,
-					whole->answer.len);
+	close_cache_put(conn, whole->request, since, whole->read_at, 200,
+					whole->answer.data, whole->answer.len);
 	/* kept once */
 	whole->too_large = true;
 	pfree(whole->answer.data);

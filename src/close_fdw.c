@@ -114,6 +114,7 @@ typedef struct CloseScanState
 	int			max_concurrency;
 	CloseAnswers *leads_ahead;
 	int			leads_ahead_end;	/* keys before this index were asked */
+	TimestampTz leads_ahead_at; /* when they were asked */
 	CloseAnswers *pages_ahead;
 	int			pages_window;	/* pages asked ahead next time */
 
@@ -1392,22 +1393,17 @@ no_rows:
 	MemoryContextSwitchTo(oldcxt);
 }
 
-/*
- * The path of one page of a listing: a lead's (key is the lead_id), or
- * the whole resource's; without _skip and _limit when skip is negative.
- */
-static char *
-lead_page_path(CloseScanState *fsstate, const char *key, int skip)
+/* A listing's path and query but its _skip and _limit. */
+static void
+append_listing(StringInfo path, CloseScanState *fsstate, const char *key)
 {
-	StringInfoData path;
 	ListCell   *lc;
 
-	initStringInfo(&path);
-	appendStringInfoString(&path, fsstate->res->path);
+	appendStringInfoString(path, fsstate->res->path);
 	if (fsstate->kind == CLOSE_ACCESS_BY_LEAD)
-		close_append_query_param(&path, "lead_id", key);
+		close_append_query_param(path, "lead_id", key);
 	if (fsstate->type_filter)
-		close_append_query_param(&path, "custom_object_type_id",
+		close_append_query_param(path, "custom_object_type_id",
 								 fsstate->type_filter);
 	for (lc = list_head(fsstate->filter_params); lc;
 		 lc = lnext(fsstate->filter_params, lc))
@@ -1415,29 +1411,42 @@ lead_page_path(CloseScanState *fsstate, const char *key, int skip)
 		const char *name = lfirst(lc);
 
 		lc = lnext(fsstate->filter_params, lc);
-		append_filter(&path, name, (const char *) lfirst(lc));
+		append_filter(path, name, (const char *) lfirst(lc));
 	}
 	if (fsstate->fields)
-		close_append_query_list(&path, "_fields", fsstate->fields);
-	if (skip >= 0)
-	{
-		close_append_query_param(&path, "_skip", psprintf("%d", skip));
-		close_append_query_param(&path, "_limit", psprintf("%d", fsstate->limit));
-	}
+		close_append_query_list(path, "_fields", fsstate->fields);
+}
+
+/*
+ * The path of one page of a listing: a lead's (key is the lead_id), or
+ * the whole resource's.
+ */
+static char *
+lead_page_path(CloseScanState *fsstate, const char *key, int skip)
+{
+	StringInfoData path;
+
+	initStringInfo(&path);
+	append_listing(&path, fsstate, key);
+	close_append_query_param(&path, "_skip", psprintf("%d", skip));
+	close_append_query_param(&path, "_limit", psprintf("%d", fsstate->limit));
 	return path.data;
 }
 
 /*
- * A lead's whole listing (or the resource's), as the answer cache knows
- * it: the path of its pages without _skip and _limit.  The resource's
- * path, the listing's filters and _fields are part of it: a lead's
- * contacts are not its opportunities, and an answer filtered by status,
- * or holding fewer keys, is not the whole listing.
+ * A lead's whole listing (or the resource's), as the answer cache knows it:
+ * the path of its pages without _skip and _limit.  Everything else that
+ * shapes the answer is in it: the resource, the lead, the type, the
+ * listing's filters and the _fields asked.
  */
 static char *
 lead_listing_path(CloseScanState *fsstate, const char *key)
 {
-	return lead_page_path(fsstate, key, -1);
+	StringInfoData path;
+
+	initStringInfo(&path);
+	append_listing(&path, fsstate, key);
+	return path.data;
 }
 
 /* A record's id, or NULL if it has none. */
@@ -1480,8 +1489,12 @@ fetch_leads_ahead(CloseScanState *fsstate)
 	}
 	fsstate->leads_ahead_end = i;
 	if (n > 1)
+	{
+		/* (the store is replaced only here: its answers are this old) */
+		fsstate->leads_ahead_at = GetCurrentTimestamp();
 		fsstate->requests += close_answers_fetch(fsstate->leads_ahead, conn,
 												 paths, n);
+	}
 }
 
 /* Whether a page at this _skip may be asked for (the resource's cap). */
@@ -1675,7 +1688,11 @@ get_lead_page(CloseScanState *fsstate, const char *path,
 	}
 	if (stored &&
 		close_answers_find(fsstate->leads_ahead, path, false, response))
+	{
+		/* asked for before the lead's turn: the answer is that old */
+		close_whole_read_at(fsstate->lead_whole, fsstate->leads_ahead_at);
 		return;
+	}
 	if (stored && fsstate->skip == 0 &&
 		close_answers_cached(conn, fsstate->cache_ttl_ms, "GET",
 							 lead_listing_path(fsstate, fsstate->current_key),
@@ -1998,6 +2015,8 @@ fetch_by_id(CloseScanState *fsstate)
 		fsstate->cache_hits++;
 	else
 	{
+		TimestampTz asked = GetCurrentTimestamp();
+
 		close_http_request(conn, "GET", path, NULL, &response);
 		fsstate->requests += response.attempts;
 		fsstate->retries += response.attempts - 1;
@@ -2006,8 +2025,8 @@ fetch_by_id(CloseScanState *fsstate)
 			(response.status == 200 || response.status == 404))
 			close_answers_keep(fsstate->statement_answers, path, &response);
 		if (fsstate->cache_ttl_ms > 0)
-			close_answers_remember(conn, fsstate->cache_since, "GET", path,
-								   NULL, &response);
+			close_answers_remember(conn, fsstate->cache_since, asked, "GET",
+								   path, NULL, &response);
 	}
 	if (response.status == 404)
 	{

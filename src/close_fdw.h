@@ -465,6 +465,7 @@ extern bool close_answers_in_cache(CloseConnection *conn, int ttl_ms,
 								   const char *method, const char *path,
 								   const char *body);
 extern void close_answers_remember(CloseConnection *conn, uint64 since,
+								   TimestampTz read_at,
 								   const char *method, const char *path,
 								   const char *body,
 								   const CloseResponse *response);
@@ -474,6 +475,7 @@ extern CloseWholeAnswer *close_whole_begin(MemoryContext cxt,
 										   const char *body);
 extern void close_whole_add(CloseWholeAnswer *whole,
 							struct json_object *record);
+extern void close_whole_read_at(CloseWholeAnswer *whole, TimestampTz read_at);
 extern void close_whole_end(CloseWholeAnswer *whole, CloseConnection *conn,
 							uint64 since, const char *members);
 extern void close_track_created(void);
@@ -549,9 +551,10 @@ extern bool close_cache_get(CloseConnection *conn, const char *request,
 extern bool close_cache_has(CloseConnection *conn, const char *request,
 							int ttl_ms);
 extern void close_cache_put(CloseConnection *conn, const char *request,
-							uint64 since, int status, const char *answer,
-							size_t len);
-extern void close_cache_invalidate(Oid serverid);
+							uint64 since, TimestampTz read_at, int status,
+							const char *answer, size_t len);
+extern void close_cache_invalidate(CloseConnection *conn);
+extern uint64 close_api_target(const char *api_url);
 
 /* in resource.c */
 extern const CloseResource *close_resource_by_name(const char *name);
@@ -786,7 +789,8 @@ extern void close_deferred_add(Oid relid, Oid userid, Oid serverid,
 							   const char *relname);
 extern CloseDeferredWrite **close_deferred_writes(int *n);
 extern int	close_deferred_object_writes(const char *path, int *deletes);
-extern const char *close_deferred_insert_overlap(Oid relid, bool *same);
+extern const char *close_deferred_insert_overlap(Oid relid, bool any_server,
+												 bool *same);
 extern void close_deferred_end(int level, bool abort);
 
 /* in modify.c */

@@ -42,6 +42,7 @@ typedef struct DeferredTarget
 	Oid			relid;
 	char	   *relname;		/* as when it queued, for messages */
 	Oid			serverid;
+	uint64		api_target;		/* its server's Close (close_api_target) */
 	const char *resource;		/* its resource's path */
 	char	   *type_id;		/* its custom_object_type_id, or NULL */
 	int			inserts;		/* queued, not dropped */
@@ -114,6 +115,16 @@ find_object(const char *path, bool create)
 	return obj;
 }
 
+/* The Close a server points at (close_api_target of its api_url). */
+static uint64
+server_target(Oid serverid)
+{
+	CloseServerOptions sopts;
+
+	close_get_server_options(GetForeignServer(serverid), &sopts);
+	return close_api_target(sopts.api_url);
+}
+
 /* The target of a table's INSERTs, made on its first. */
 static DeferredTarget *
 find_target(Oid relid, Oid serverid, const char *relname)
@@ -137,6 +148,7 @@ find_target(Oid relid, Oid serverid, const char *relname)
 	t->relid = relid;
 	t->relname = pstrdup(relname);
 	t->serverid = serverid;
+	t->api_target = server_target(serverid);
 	t->resource = close_get_table_resource(relid)->path;
 	t->type_id = close_get_table_type_id(relid);
 	targets = lappend(targets, t);
@@ -236,18 +248,20 @@ close_deferred_object_writes(const char *path, int *deletes)
 
 /*
  * The name of a table with INSERTs queued whose rows a statement on relid
- * could read: the same server and resource, and the same
- * custom_object_type_id, or either table without one (it may hold the
- * other's rows); *same: it is relid.  NULL if there is none.
+ * could read: the same server (any_server: any server pointing at the same
+ * Close, by its api_url) and resource, and the same custom_object_type_id,
+ * or either table without one (it may hold the other's rows); *same: it is
+ * relid.  NULL if there is none.
  */
 const char *
-close_deferred_insert_overlap(Oid relid, bool *same)
+close_deferred_insert_overlap(Oid relid, bool any_server, bool *same)
 {
 	ForeignTable *table;
 	const char *resource;
 	char	   *type_id;
 	ListCell   *lc;
 	bool		any = false;
+	uint64		api_target = 0;
 
 	foreach(lc, targets)
 		any |= ((DeferredTarget *) lfirst(lc))->inserts > 0;
@@ -256,13 +270,17 @@ close_deferred_insert_overlap(Oid relid, bool *same)
 		return NULL;
 
 	table = GetForeignTable(relid);
+	if (any_server)
+		api_target = server_target(table->serverid);
 	resource = close_get_table_resource(relid)->path;
 	type_id = close_get_table_type_id(relid);
 	foreach(lc, targets)
 	{
 		DeferredTarget *t = (DeferredTarget *) lfirst(lc);
 
-		if (t->inserts > 0 && t->serverid == table->serverid &&
+		if (t->inserts > 0 &&
+			(any_server ? t->api_target == api_target
+			 : t->serverid == table->serverid) &&
 			strcmp(t->resource, resource) == 0 &&
 			(t->type_id == NULL || type_id == NULL ||
 			 strcmp(t->type_id, type_id) == 0))

@@ -891,7 +891,7 @@ close_http_request(CloseConnection *conn, const char *method,
 	endpoint_group(method, path, group, sizeof(group));
 	/* a write: the server's cached answers go before and after it */
 	if (!request_reads(method, path))
-		close_cache_invalidate(conn->serverid);
+		close_cache_invalidate(conn);
 
 	for (;;)
 	{
@@ -917,7 +917,7 @@ close_http_request(CloseConnection *conn, const char *method,
 		response->attempts++;
 		send_once(conn, method, url, body, repeatable, response, &attempt);
 		if (!request_reads(method, path))
-			close_cache_invalidate(conn->serverid);
+			close_cache_invalidate(conn);
 		/* told before a cancel is let through: the caller's write log */
 		if (attempt.rc != CURLE_OK ? request_went_out(conn->curl)
 			: gateway_failure(response->status))
@@ -1215,7 +1215,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 	n = close_budget_admit(reading, paths[0], n, true);
 	/* writes: the server's cached answers go before and after them */
 	if (!reading && n > 0)
-		close_cache_invalidate(conn->serverid);
+		close_cache_invalidate(conn);
 
 	PG_TRY();
 	{
@@ -1275,7 +1275,7 @@ close_http_send_many(CloseConnection *conn, const char *method,
 		if (!completed)
 			close_pace_release(close_pace_key(conn), group, ticket.number, n);
 		if (!reading && n > 0)
-			close_cache_invalidate(conn->serverid);
+			close_cache_invalidate(conn);
 	}
 	PG_END_TRY();
 

@@ -1249,10 +1249,14 @@ check_deferred_statement(CloseModifyState *st, TriggerDesc *trigdesc)
  * An UPDATE or DELETE, in either write mode, could not see the rows of
  * INSERTs queued (write_mode 'deferred') into its table, or into another
  * table that may hold its rows: the same server and resource, and the
- * same custom_object_type_id or either table without one.  Refused.
+ * same custom_object_type_id or either table without one.  Refused.  A
+ * statement that reads its rows (not by_id: a direct UPDATE or DELETE of
+ * the ids it is given, which no queued INSERT can have) is refused after
+ * INSERTs through another server pointing at the same Close too: the rows
+ * are Close's, whichever server queued them.
  */
 static void
-check_queued_inserts(CloseModifyState *st)
+check_queued_inserts(CloseModifyState *st, bool by_id)
 {
 	const char *relname = RelationGetRelationName(st->rel);
 	const char *other;
@@ -1260,7 +1264,8 @@ check_queued_inserts(CloseModifyState *st)
 
 	if (st->operation == CMD_INSERT)
 		return;
-	other = close_deferred_insert_overlap(RelationGetRelid(st->rel), &same);
+	other = close_deferred_insert_overlap(RelationGetRelid(st->rel), !by_id,
+										  &same);
 	if (other == NULL)
 		return;
 	if (same)
@@ -1277,9 +1282,9 @@ check_queued_inserts(CloseModifyState *st)
 					st->operation == CMD_UPDATE ? "update" : "delete from",
 					relname, other),
 			 close_resource_key(st->res, CLOSE_KEY_TYPE_ID) != NULL
-			 ? errdetail("The INSERTs (write_mode 'deferred') reach Close at COMMIT, and their rows may be rows of \"%s\" (the same server and custom object type, or a table without custom_object_type_id), which this statement could not see.",
+			 ? errdetail("The INSERTs (write_mode 'deferred') reach Close at COMMIT, and their rows may be rows of \"%s\" (the same Close and custom object type, or a table without custom_object_type_id), which this statement could not see.",
 						 relname)
-			 : errdetail("The INSERTs (write_mode 'deferred') reach Close at COMMIT, and their rows may be rows of \"%s\" (the same server and resource, %s), which this statement could not see.",
+			 : errdetail("The INSERTs (write_mode 'deferred') reach Close at COMMIT, and their rows may be rows of \"%s\" (the same Close and resource, %s), which this statement could not see.",
 						 relname, st->res->plural),
 			 errhint("Commit first, or use OPTIONS (write_mode 'immediate') on foreign table \"%s\".",
 					 other)));
@@ -1376,7 +1381,7 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	st->mtstate = mtstate;
 	if (st->deferred)
 		check_deferred_statement(st, trigdesc);
-	check_queued_inserts(st);
+	check_queued_inserts(st, false);
 	if (operation == CMD_UPDATE || operation == CMD_DELETE)
 	{
 		Plan	   *subplan = close_modify_subplan(mtstate, subplan_index);
@@ -3476,7 +3481,7 @@ closeBeginDirectModify(ForeignScanState *node, int eflags)
 										  &TTSOpsVirtual);
 	if (ds->st->deferred)
 		check_deferred_statement(ds->st, NULL);
-	check_queued_inserts(ds->st);
+	check_queued_inserts(ds->st, true);
 	node->fdw_state = ds;
 }
 

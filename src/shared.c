@@ -107,6 +107,13 @@ typedef struct CloseSharedState
 	LWLock	   *lock;
 	PaceSlot	pacers[CLOSE_SHARED_PACERS];
 	StatsSlot	stats[CLOSE_SHARED_STATS];
+
+	/*
+	 * Writes through close_fdw by any backend: without a shared answer cache
+	 * (not preloaded, a DSM segment), each backend drops its own cache when
+	 * this moved.
+	 */
+	uint64		cache_writes;
 } CloseSharedState;
 
 /* The named DSM segment (17+, not preloaded): the state and its lock. */
@@ -636,12 +643,15 @@ close_fdw_stats_reset(PG_FUNCTION_ARGS)
  * keyed by the database, the server, a hash of the credential (as the
  * pacing's, never the credential) and the request's text.
  *
- * A write through close_fdw drops the server's entries at once; so that an
- * answer read before the write and stored after it is not kept, a reader
- * notes the cache's generation when it starts, and an answer is stored
- * only if its server was not invalidated since (each invalidation takes a
- * new generation; the last one of each recent server is kept, and of the
- * servers forgotten, the newest).
+ * A write through close_fdw changes what every server pointing at the same
+ * Close says (another server, another key of the organisation, another
+ * database): it drops the entries of every server with its API URL (its
+ * "target") at once.  So that an answer read before the write and stored
+ * after it is not kept, a reader notes the cache's generation when it
+ * starts, and an answer is stored only if its target was not invalidated
+ * since (each invalidation takes a new generation; the last one of each
+ * recent target is kept, and of the targets forgotten, the newest; a
+ * close_fdw_cache_clear counts for every target).
  */
 #define CACHE_BLOCK			4096
 #define CACHE_SERVERS		64
@@ -652,6 +662,7 @@ typedef struct CacheEntry
 	Oid			dbid;
 	Oid			serverid;
 	uint64		credential;
+	uint64		target;			/* hash of the API URL (cache_target) */
 	uint64		hash;			/* of all of the above and the request */
 	TimestampTz stored_at;
 	int32		status;
@@ -664,20 +675,21 @@ typedef struct CacheEntry
 	int32		older;
 } CacheEntry;
 
-typedef struct CacheServer
+typedef struct CacheTarget
 {
-	Oid			dbid;
-	Oid			serverid;		/* InvalidOid: free */
+	uint64		target;			/* cache_target; 0: free */
 	uint64		invalidated;	/* the generation of its last invalidation */
-} CacheServer;
+} CacheTarget;
 
 typedef struct CloseCache
 {
 	LWLock	   *lock;			/* NULL in a backend's own cache */
 	uint64		generation;
-	uint64		forgotten;		/* newest invalidation of a server not in
-								 * servers[] */
-	CacheServer servers[CACHE_SERVERS];
+	uint64		forgotten;		/* newest invalidation of a target not in
+								 * targets[] */
+	uint64		cleared;		/* the last close_fdw_cache_clear */
+	CacheTarget targets[CACHE_SERVERS];
+	uint64		writes_seen;	/* a backend's own: cache_writes seen */
 	int32		nblocks;		/* 0 until the storage is made (local) */
 	int32		free_blocks;
 	int32		free_block;		/* chained by block_next */
@@ -807,6 +819,47 @@ close_cache_init(void)
 	shmem_startup_hook = cache_startup;
 }
 
+static void cache_remove(CloseCache *c, int32 i);
+
+/*
+ * A backend's own cache next to a shared state (a DSM segment: 17 and later
+ * without preload): when another backend wrote through close_fdw since it
+ * last looked, every answer it holds goes, and answers read before are not
+ * stored after.  Without a shared state, only this backend's writes are
+ * known.
+ */
+static void
+local_cache_sync(CloseCache *c)
+{
+	uint64		writes;
+	int32		i;
+
+	close_shared_attach();		/* (17+ without preload; else nothing) */
+	if (SharedState == NULL)
+		return;
+	LWLockAcquire(SharedLock, LW_SHARED);
+	writes = SharedState->cache_writes;
+	LWLockRelease(SharedLock);
+	if (writes == c->writes_seen)
+		return;
+	c->writes_seen = writes;
+	c->cleared = ++c->generation;
+	for (i = 0; i < c->nblocks; i++)
+		if (c->entries[i].used)
+			cache_remove(c, i);
+}
+
+/* A write through close_fdw, told to the backends' own caches. */
+static void
+shared_cache_written(void)
+{
+	if (SharedState == NULL || SharedCache != NULL)
+		return;
+	LWLockAcquire(SharedLock, LW_EXCLUSIVE);
+	SharedState->cache_writes++;
+	LWLockRelease(SharedLock);
+}
+
 /*
  * The cache, locked when shared; with storage only when make_storage (a
  * backend's own is made on its first answer to keep).
@@ -821,6 +874,7 @@ lock_cache(bool make_storage)
 	}
 	if (LocalCache == NULL)
 		LocalCache = MemoryContextAllocZero(TopMemoryContext, sizeof(CloseCache));
+	local_cache_sync(LocalCache);
 	if (make_storage && LocalCache->nblocks == 0)
 	{
 		int32		nblocks = cache_nblocks();
@@ -847,6 +901,37 @@ cache_hash(Oid serverid, uint64 credential, const char *request, size_t len)
 	uint64		seed = credential ^ ((uint64) MyDatabaseId << 32) ^ serverid;
 
 	return hash_bytes_extended((const unsigned char *) request, len, seed);
+}
+
+/*
+ * The Close an API URL names: a hash of it, in lower case and without
+ * trailing slashes (two spellings of one URL must not keep apart what a
+ * write through either changes).  Never 0.
+ */
+uint64
+close_api_target(const char *url)
+{
+	size_t		len = strlen(url);
+	char	   *lower;
+	char	   *p;
+	uint64		target;
+
+	while (len > 0 && url[len - 1] == '/')
+		len--;
+	lower = pnstrdup(url, len);
+	for (p = lower; *p; p++)
+		*p = pg_ascii_tolower((unsigned char) *p);
+	target = hash_bytes_extended((const unsigned char *) lower, len,
+								 0x746172676574ULL);
+	pfree(lower);
+	return target ? target : 1;
+}
+
+/* The Close a session's requests go to. */
+static uint64
+cache_target(CloseConnection *conn)
+{
+	return close_api_target(conn->server.api_url);
 }
 
 /* Copy len bytes at offset of entry's data (request, then answer) to out. */
@@ -1046,31 +1131,33 @@ close_cache_has(CloseConnection *conn, const char *request, int ttl_ms)
 	return found;
 }
 
-/* The generation of the server's last invalidation (at most). */
+/* The generation of the target's last invalidation (at most). */
 static uint64
-cache_invalidated(CloseCache *c, Oid serverid)
+cache_invalidated(CloseCache *c, uint64 target)
 {
 	int			i;
 
 	for (i = 0; i < CACHE_SERVERS; i++)
-		if (c->servers[i].serverid == serverid &&
-			c->servers[i].dbid == MyDatabaseId)
-			return c->servers[i].invalidated;
-	return c->forgotten;
+		if (c->targets[i].target == target)
+			return Max(c->targets[i].invalidated, c->cleared);
+	return Max(c->forgotten, c->cleared);
 }
 
 /*
  * Keep the answer to request, read by a reader that began at generation
  * since (close_cache_generation), unless the server was invalidated since
- * then or the answer cannot fit; it replaces the one kept before.
+ * then or the answer cannot fit; it replaces the one kept before.  Its age
+ * counts from read_at, when its first request went (0: now).
  */
 void
 close_cache_put(CloseConnection *conn, const char *request, uint64 since,
-				int status, const char *answer, size_t len)
+				TimestampTz read_at, int status, const char *answer,
+				size_t len)
 {
 	uint64		credential = credential_key(conn);
 	size_t		rlen = strlen(request);
 	uint64		hash = cache_hash(conn->serverid, credential, request, rlen);
+	uint64		target = cache_target(conn);
 	int32		need = (int32) ((rlen + len + CACHE_BLOCK - 1) / CACHE_BLOCK);
 	CloseCache *c;
 	CacheEntry *e;
@@ -1083,7 +1170,7 @@ close_cache_put(CloseConnection *conn, const char *request, uint64 since,
 		return;
 	need = Max(need, 1);
 	c = lock_cache(true);
-	if (cache_invalidated(c, conn->serverid) > since)
+	if (cache_invalidated(c, target) > since)
 	{
 		unlock_cache(c);
 		return;
@@ -1110,8 +1197,10 @@ close_cache_put(CloseConnection *conn, const char *request, uint64 since,
 	e->dbid = MyDatabaseId;
 	e->serverid = conn->serverid;
 	e->credential = credential;
+	e->target = target;
 	e->hash = hash;
-	e->stored_at = GetCurrentTimestamp();
+	e->stored_at = read_at != 0 ? Min(read_at, GetCurrentTimestamp())
+		: GetCurrentTimestamp();
 	e->status = status;
 	e->request_len = (uint32) rlen;
 	e->answer_len = (uint32) len;
@@ -1154,50 +1243,18 @@ close_cache_put(CloseConnection *conn, const char *request, uint64 since,
 }
 
 /*
- * Drop the cached answers of this database's server (every server's when
- * serverid is InvalidOid) and mark it invalidated, so that answers read
- * before are not stored after.  Returns how many were dropped.
+ * Drop the cached answers of this database's server (every server's of the
+ * database when serverid is InvalidOid): close_fdw_cache_clear.  So that
+ * answers read before are not stored after, it counts as an invalidation
+ * of every target.  Returns how many were dropped.
  */
 static int64
 cache_drop(CloseCache *c, Oid serverid)
 {
 	int64		dropped = 0;
-	int			slot = -1;
 	int			i;
 
-	c->generation++;
-	if (serverid == InvalidOid)
-	{
-		/* every server of the database, known or not */
-		c->forgotten = c->generation;
-		for (i = 0; i < CACHE_SERVERS; i++)
-			if (c->servers[i].dbid == MyDatabaseId)
-				c->servers[i].invalidated = c->generation;
-	}
-	else
-	{
-		for (i = 0; i < CACHE_SERVERS; i++)
-		{
-			CacheServer *s = &c->servers[i];
-
-			if (s->serverid == serverid && s->dbid == MyDatabaseId)
-			{
-				slot = i;
-				break;
-			}
-			if (slot < 0 || s->serverid == InvalidOid ||
-				(c->servers[slot].serverid != InvalidOid &&
-				 s->invalidated < c->servers[slot].invalidated))
-				slot = i;
-		}
-		if (c->servers[slot].serverid != InvalidOid &&
-			!(c->servers[slot].serverid == serverid &&
-			  c->servers[slot].dbid == MyDatabaseId))
-			c->forgotten = Max(c->forgotten, c->servers[slot].invalidated);
-		c->servers[slot].dbid = MyDatabaseId;
-		c->servers[slot].serverid = serverid;
-		c->servers[slot].invalidated = c->generation;
-	}
+	c->cleared = ++c->generation;
 	for (i = 0; i < c->nblocks; i++)
 	{
 		CacheEntry *e = &c->entries[i];
@@ -1212,13 +1269,50 @@ cache_drop(CloseCache *c, Oid serverid)
 	return dropped;
 }
 
-/* A write through close_fdw to the server: its cached answers go. */
+/*
+ * A write through close_fdw to the session's Close: the cached answers of
+ * every server pointing at it (any database, any credential) go, and the
+ * target is marked invalidated, so that answers read before are not stored
+ * after.
+ */
 void
-close_cache_invalidate(Oid serverid)
+close_cache_invalidate(CloseConnection *conn)
 {
-	CloseCache *c = lock_cache(false);
+	uint64		target = cache_target(conn);
+	CloseCache *c;
+	int			slot = -1;
+	int			i;
 
-	(void) cache_drop(c, serverid);
+	/* the other backends' own caches (before this one looks again) */
+	shared_cache_written();
+	c = lock_cache(false);
+	c->generation++;
+	for (i = 0; i < CACHE_SERVERS; i++)
+	{
+		CacheTarget *t = &c->targets[i];
+
+		if (t->target == target)
+		{
+			slot = i;
+			break;
+		}
+		/* else a free slot, or the one invalidated longest ago */
+		if (slot < 0 || t->target == 0 ||
+			(c->targets[slot].target != 0 &&
+			 t->invalidated < c->targets[slot].invalidated))
+			slot = i;
+	}
+	if (c->targets[slot].target != 0 && c->targets[slot].target != target)
+		c->forgotten = Max(c->forgotten, c->targets[slot].invalidated);
+	c->targets[slot].target = target;
+	c->targets[slot].invalidated = c->generation;
+	for (i = 0; i < c->nblocks; i++)
+	{
+		CacheEntry *e = &c->entries[i];
+
+		if (e->used && e->target == target)
+			cache_remove(c, i);
+	}
 	unlock_cache(c);
 }
 
