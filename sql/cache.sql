@@ -42,6 +42,15 @@ SELECT name FROM cached WHERE lead_id = :'plain2' ORDER BY name;
 SELECT * FROM emulator_requests();
 SELECT * FROM in_other(format($$SELECT string_agg(name, ', ' ORDER BY name) FROM cached WHERE lead_id = %L$$, :'plain2'));
 SELECT * FROM emulator_requests();
+-- a table with a type and a custom field: the field types it checks at
+-- scan start come from the cache too (the other backend asks nothing)
+CREATE FOREIGN TABLE cached_typed (id text, lead_id text, name text,
+  model text OPTIONS (field 'custom.cf_DeviceModel00000000000000000000000000000000'))
+  SERVER cache_srv OPTIONS (custom_object_type_id :'device');
+SELECT name, model FROM cached_typed WHERE lead_id = :'plain2' ORDER BY name;
+SELECT * FROM emulator_requests();
+SELECT * FROM in_other(format($$SELECT string_agg(name || '/' || coalesce(model, '-'), ', ' ORDER BY name) FROM cached_typed WHERE lead_id = %L$$, :'plain2'));
+SELECT * FROM emulator_requests();
 -- several leads at once: those the cache has are not fetched ahead
 ALTER SERVER cache_srv OPTIONS (SET max_concurrency '8');
 SELECT count(name) FROM cached

@@ -118,7 +118,7 @@ close_acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	 * mapping; read only then, so the request bound holds).
 	 */
 	if (total == 0 && type_id)
-		close_field_types_check_table(close_field_types_get(user, &requests),
+		close_field_types_check_table(close_field_types_get(user, 0, &requests),
 									  RelationGetRelationName(relation),
 									  type_id, NIL, NIL);
 

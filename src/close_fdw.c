@@ -1305,6 +1305,7 @@ start_scan(ForeignScanState *node)
 		if (fsstate->res->field_schema == NULL &&
 			(fsstate->table_type_id || fsstate->check_keys != NIL))
 			close_field_types_check_table(close_field_types_get(fsstate->user,
+																fsstate->cache_ttl_ms,
 																&fsstate->requests),
 										  fsstate->conv->relname,
 										  fsstate->table_type_id,

@@ -632,6 +632,7 @@ extern void close_unpin_connection(CloseConnection *conn);
 /* in fieldtypes.c */
 typedef struct CloseFieldTypes CloseFieldTypes;
 extern CloseFieldTypes *close_field_types_get(UserMapping *user,
+											  int cache_ttl_ms,
 											  int64 *requests);
 extern bool close_field_type_lookup(CloseFieldTypes *types,
 									const char *field_id, const char **type,
@@ -761,7 +762,8 @@ extern int64 close_search_count(UserMapping *user, const CloseResource *res,
 /* in import.c */
 extern List *closeImportForeignSchema(ImportForeignSchemaStmt *stmt,
 									  Oid serverOid);
-extern List *close_fetch_types(UserMapping *user);
+extern List *close_fetch_types(UserMapping *user, int cache_ttl_ms,
+							   bool *sent);
 extern const char *close_field_column_type(CloseFieldInfo *field);
 
 /* in deferred.c: the writes write_mode 'deferred' sends at commit */

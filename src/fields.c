@@ -122,7 +122,8 @@ close_fdw_fields(PG_FUNCTION_ARGS)
 		aclcheck_error(aclresult, OBJECT_FOREIGN_SERVER, server->servername);
 
 	types = close_fetch_types(close_get_user_mapping(GetUserId(),
-													 server->serverid));
+													 server->serverid),
+							  0, NULL);
 
 	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	desc = CreateTupleDescCopy(desc);

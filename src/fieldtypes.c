@@ -87,7 +87,7 @@ compare_fields(const void *a, const void *b)
  * error on the way frees it).
  */
 static CloseFieldTypes *
-fetch_field_types(UserMapping *user)
+fetch_field_types(UserMapping *user, int cache_ttl_ms, bool *sent)
 {
 	MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext,
 												  "close_fdw field types fetch",
@@ -101,7 +101,7 @@ fetch_field_types(UserMapping *user)
 	int			n = 0;
 
 	oldcxt = MemoryContextSwitchTo(scratch);
-	list = close_fetch_types(user);
+	list = close_fetch_types(user, cache_ttl_ms, sent);
 	foreach(lc, list)
 		n += list_length(((CloseTypeInfo *) lfirst(lc))->fields);
 
@@ -147,16 +147,18 @@ fetch_field_types(UserMapping *user)
 
 /*
  * The field types for a user mapping: cached, or fetched now (adding the
- * requests made to *requests).  The result stays valid until the next call.
+ * requests made to *requests), through the answer cache when the reading
+ * table has one (cache_ttl_ms > 0).  The result stays valid until the next call.
  * A failed fetch is an error, like any failed request.
  */
 CloseFieldTypes *
-close_field_types_get(UserMapping *user, int64 *requests)
+close_field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests)
 {
 	static bool callbacks_registered = false;
 	FieldTypesEntry *entry;
 	CloseFieldTypes *types;
 	bool		found;
+	bool		sent;
 
 	/* the callbacks first: no entry may outlive a change unnoticed */
 	if (!callbacks_registered)
@@ -198,9 +200,10 @@ close_field_types_get(UserMapping *user, int64 *requests)
 
 	/* a change while fetching marks the entry again, for the next call */
 	entry->invalidated = false;
-	types = fetch_field_types(user);
+	types = fetch_field_types(user, cache_ttl_ms, &sent);
 	entry->types = types;
-	(*requests)++;
+	if (sent)
+		(*requests)++;
 	return types;
 }
 

@@ -428,7 +428,7 @@ create_table_command(const char *table, CloseTypeInfo *type,
  * (one request; the document is freed before returning).
  */
 List *
-close_fetch_types(UserMapping *user)
+close_fetch_types(UserMapping *user, int cache_ttl_ms, bool *sent)
 {
 	CloseConnection *conn = close_get_connection(user);
 	MemoryContext scratch;
@@ -441,10 +441,32 @@ close_fetch_types(UserMapping *user)
 	scratch = AllocSetContextCreate(CurrentMemoryContext, "close_fdw types",
 									ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(scratch);
-	close_http_request(conn, "GET", "/custom_object_type/", NULL, &response);
-	if (response.status != 200)
-		close_report_http_error(conn, "GET", "/custom_object_type/", &response,
-								NULL);
+	if (sent)
+		*sent = false;
+
+	/*
+	 * A table with an answer cache reads the types from it too: the scan
+	 * that another backend answers from the cache would otherwise still
+	 * ask for them.
+	 */
+	if (cache_ttl_ms <= 0 ||
+		!close_answers_cached(conn, cache_ttl_ms, "GET", "/custom_object_type/",
+							  NULL, &response))
+	{
+		uint64		since = close_cache_generation();
+		TimestampTz asked = GetCurrentTimestamp();
+
+		if (sent)
+			*sent = true;
+
+		close_http_request(conn, "GET", "/custom_object_type/", NULL, &response);
+		if (response.status != 200)
+			close_report_http_error(conn, "GET", "/custom_object_type/",
+									&response, NULL);
+		if (cache_ttl_ms > 0)
+			close_answers_remember(conn, since, asked, "GET",
+								   "/custom_object_type/", NULL, &response);
+	}
 	root = close_parse_answer("GET", "/custom_object_type/", &response, scratch);
 	MemoryContextSwitchTo(oldcxt);
 	types = close_json_types(root, &problem);
@@ -660,7 +682,7 @@ closeImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 	close_budget_exempt(true);
 	PG_TRY();
 	{
-		types = close_fetch_types(user);
+		types = close_fetch_types(user, 0, NULL);
 	}
 	PG_FINALLY();
 	{

@@ -1063,7 +1063,7 @@ condition_confirmed(ConfirmContext *cx, List *node)
 		return false;			/* no such field: leave it to the filter */
 	}
 	if (cx->types == NULL)
-		cx->types = close_field_types_get(cx->user, cx->requests);
+		cx->types = close_field_types_get(cx->user, 0, cx->requests);
 	if (!close_field_type_lookup(cx->types, key + strlen(CLOSE_CUSTOM_PREFIX),
 								 &type, &multi))
 		return false;			/* no such field: leave it to the filter */

@@ -1790,7 +1790,7 @@ close_search_custom_keys(UserMapping *user, const CloseResource *res,
 	ListCell   *lc;
 
 	if (res->field_schema == NULL)
-		return close_field_types_custom_keys(close_field_types_get(user, requests),
+		return close_field_types_custom_keys(close_field_types_get(user, 0, requests),
 											 type_id);
 	foreach(lc, close_search_schema_fields(user, res, requests))
 		keys = lappend(keys, makeString(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,

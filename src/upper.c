@@ -265,7 +265,7 @@ close_count_iterate(ForeignScanState *node)
 	 */
 	if (cs->type_id && !cs->checked)
 	{
-		close_field_types_check_table(close_field_types_get(cs->user,
+		close_field_types_check_table(close_field_types_get(cs->user, 0,
 															&cs->requests),
 									  cs->relname, cs->type_id, NIL, NIL);
 		cs->checked = true;
