@@ -181,6 +181,22 @@ DELETE FROM cw.contacts WHERE id = :'contact_id';
 DELETE FROM cw.leads WHERE id = :'lead_id';
 SELECT * FROM emulator_requests();
 
+-- a lead whose DELETE is queued: an object created in it at once is
+-- refused (COMMIT would delete it with the lead, where in statement order
+-- its INSERT fails); nothing is sent, and ROLLBACK sends nothing either
+INSERT INTO cw.leads (name) VALUES ('Doomed') RETURNING id AS doomed \gset
+ALTER FOREIGN TABLE cw.leads OPTIONS (ADD write_mode 'deferred');
+SELECT emulator_clear();
+BEGIN;
+DELETE FROM cw.leads WHERE id = :'doomed';
+\set VERBOSITY terse
+INSERT INTO cw.contacts (lead_id, name) VALUES (:'doomed', 'Too late');  -- ERROR
+\set VERBOSITY default
+ROLLBACK;
+SELECT * FROM emulator_requests();
+ALTER FOREIGN TABLE cw.leads OPTIONS (DROP write_mode);
+DELETE FROM cw.leads WHERE id = :'doomed';
+
 SET client_min_messages = warning;
 DROP SCHEMA cw CASCADE;
 RESET client_min_messages;

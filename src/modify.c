@@ -1740,6 +1740,24 @@ check_new_lead_id(CloseModifyState *st, Form_pg_attribute att,
 						   close_resource_noun(st->res, false), shown, json,
 						   json[shown] != '\0' ? "..." : "")));
 	}
+
+	/*
+	 * A lead whose DELETE is queued is gone at COMMIT, with what it holds:
+	 * an object created in it at once would be counted now and deleted
+	 * then, where in statement order its INSERT would have failed.
+	 */
+	if (!st->deferred &&
+		object_deleted_in_queue(psprintf("%s%s/",
+										 close_resource_by_name("lead")->path,
+										 id)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot create a %s through foreign table \"%s\" in a lead whose DELETE is queued in this transaction",
+						close_resource_noun(st->res, false),
+						RelationGetRelationName(st->rel)),
+				 errdetail("The DELETE of lead %s (write_mode 'deferred') reaches Close at COMMIT and deletes what the lead holds; this table's write_mode 'immediate' would create the %s at once, before it.",
+						   id, close_resource_noun(st->res, false)),
+				 errhint("Commit first, or create it through a table with write_mode 'deferred' (it then fails at COMMIT, as the lead is gone).")));
 }
 
 /*
