@@ -107,6 +107,15 @@ SELECT name, nickname, phones->0->>'phone' AS phone FROM crm_contacts
 SELECT * FROM emulator_requests();
 SELECT count(*) FROM crm_contacts;
 SELECT * FROM emulator_requests();
+-- a custom field column must read a field of the resource's schema (one
+-- GET /custom_field_schema/contact/ per backend and minute): a mistyped id is
+-- an error, not NULLs
+CREATE FOREIGN TABLE crm_contacts_typo (id text,
+  nick text OPTIONS (field 'custom.cf_ContactNickame00000000000000000000000000000'))
+  SERVER close OPTIONS (resource 'contact');
+SELECT nick FROM crm_contacts_typo WHERE id = 'cont_SheetJane0000000000000000000000000000000000';  -- ERROR
+DROP FOREIGN TABLE crm_contacts_typo;
+SELECT * FROM emulator_requests();
 -- without a key, searched (no _skip cap applies)
 CREATE FOREIGN TABLE crm_contacts_paged (id text, name text)
   SERVER crm_small OPTIONS (resource 'contact');

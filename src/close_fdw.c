@@ -1298,11 +1298,16 @@ start_scan(ForeignScanState *node)
 	 */
 	if (!fsstate->checked)
 	{
-		/*
-		 * Custom object types' fields only: a lead's, contact's or
-		 * opportunity's custom field is Close's to know (not checked yet).
-		 */
-		if (fsstate->res->field_schema == NULL &&
+		/* a custom field column must read a field Close has */
+		if (fsstate->res->field_schema != NULL && fsstate->check_keys != NIL)
+			close_field_schema_check_table(close_field_schema_get(fsstate->user,
+																  fsstate->res,
+																  &fsstate->requests),
+										   fsstate->res,
+										   fsstate->conv->relname,
+										   fsstate->check_columns,
+										   fsstate->check_keys);
+		else if (fsstate->res->field_schema == NULL &&
 			(fsstate->table_type_id || fsstate->check_keys != NIL))
 			close_field_types_check_table(close_field_types_get(fsstate->user,
 																fsstate->cache_ttl_ms,

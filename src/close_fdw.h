@@ -637,6 +637,13 @@ extern CloseFieldTypes *close_field_types_get(UserMapping *user,
 extern bool close_field_type_lookup(CloseFieldTypes *types,
 									const char *field_id, const char **type,
 									bool *multi);
+extern List *close_field_schema_get(UserMapping *user,
+									const CloseResource *res,
+									int64 *requests);
+extern void close_field_schema_check_table(List *fields,
+										   const CloseResource *res,
+										   const char *relname,
+										   List *columns, List *keys);
 extern List *close_field_types_custom_keys(CloseFieldTypes *types,
 										   const char *type_id);
 extern void close_field_types_check_table(CloseFieldTypes *types,

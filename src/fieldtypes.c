@@ -349,3 +349,158 @@ close_field_types_check_table(CloseFieldTypes *types, const char *relname,
 		}
 	}
 }
+
+/*
+ * The custom field schema of a resource that has one (leads, contacts,
+ * opportunities: GET /custom_field_schema/{type}/), kept like the custom
+ * object types: per user mapping and object type, for FIELD_TYPES_TTL_MS,
+ * dropped when a server or user mapping changes.
+ */
+typedef struct FieldSchemaKey
+{
+	Oid			umid;
+	char		object_type[NAMEDATALEN];
+} FieldSchemaKey;
+
+typedef struct FieldSchemaEntry
+{
+	FieldSchemaKey key;			/* hash key */
+	MemoryContext cxt;			/* holds fields; NULL until fetched */
+	List	   *fields;			/* of CloseFieldInfo */
+	TimestampTz fetched_at;
+	bool		invalidated;
+} FieldSchemaEntry;
+
+static HTAB *FieldSchemaHash = NULL;
+
+static void
+field_schema_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS scan;
+	FieldSchemaEntry *entry;
+
+	if (FieldSchemaHash == NULL)
+		return;
+	hash_seq_init(&scan, FieldSchemaHash);
+	while ((entry = (FieldSchemaEntry *) hash_seq_search(&scan)) != NULL)
+		entry->invalidated = true;
+}
+
+/*
+ * The custom fields (CloseFieldInfo) of a resource with a field schema:
+ * kept, or fetched now (adding the requests made to *requests).  The list
+ * stays valid until the next call.
+ */
+List *
+close_field_schema_get(UserMapping *user, const CloseResource *res,
+					   int64 *requests)
+{
+	static bool callbacks_registered = false;
+	FieldSchemaKey key;
+	FieldSchemaEntry *entry;
+	MemoryContext scratch;
+	MemoryContext oldcxt;
+	List	   *fields;
+	bool		found;
+
+	Assert(res->field_schema != NULL);
+	if (!callbacks_registered)
+	{
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID,
+									  field_schema_inval_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID,
+									  field_schema_inval_callback, (Datum) 0);
+		callbacks_registered = true;
+	}
+	if (FieldSchemaHash == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(FieldSchemaKey);
+		ctl.entrysize = sizeof(FieldSchemaEntry);
+		ctl.hcxt = CacheMemoryContext;
+		FieldSchemaHash = hash_create("close_fdw field schemas", 8, &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	memset(&key, 0, sizeof(key));
+	key.umid = user->umid;
+	strlcpy(key.object_type, res->field_schema, sizeof(key.object_type));
+	entry = hash_search(FieldSchemaHash, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		entry->cxt = NULL;
+		entry->fields = NIL;
+		entry->invalidated = false;
+	}
+	if (entry->cxt &&
+		(entry->invalidated ||
+		 TimestampDifferenceExceeds(entry->fetched_at, GetCurrentTimestamp(),
+									FIELD_TYPES_TTL_MS)))
+	{
+		MemoryContextDelete(entry->cxt);
+		entry->cxt = NULL;
+		entry->fields = NIL;
+	}
+	if (entry->cxt)
+		return entry->fields;
+
+	/* built under the current context, so that an error on the way frees it */
+	entry->invalidated = false;
+	scratch = AllocSetContextCreate(CurrentMemoryContext,
+									"close_fdw field schema",
+									ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(scratch);
+	fields = close_search_schema_fields(user, res, requests);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextSetParent(scratch, CacheMemoryContext);
+	entry->cxt = scratch;
+	entry->fields = fields;
+	entry->fetched_at = GetCurrentTimestamp();
+	return fields;
+}
+
+/*
+ * Refuse a scan of a table whose custom field column reads a field the
+ * resource's schema does not have (a mistyped id would read NULL).
+ */
+void
+close_field_schema_check_table(List *fields, const CloseResource *res,
+							   const char *relname, List *columns, List *keys)
+{
+	ListCell   *lc;
+	ListCell   *lc2;
+	ListCell   *lc3;
+
+	forboth(lc, columns, lc2, keys)
+	{
+		const char *key = strVal(lfirst(lc2));
+		const char *field_id = key + strlen(CLOSE_CUSTOM_PREFIX);
+		bool		known = false;
+		StringInfoData valid;
+		int			n = 0;
+
+		foreach(lc3, fields)
+			if (strcmp(((CloseFieldInfo *) lfirst(lc3))->id, field_id) == 0)
+				known = true;
+		if (known)
+			continue;
+		initStringInfo(&valid);
+		foreach(lc3, fields)
+		{
+			CloseFieldInfo *f = (CloseFieldInfo *) lfirst(lc3);
+
+			if (n++ < CHECK_HINT_FIELDS)
+				appendStringInfo(&valid, "%s%s%s", n > 1 ? ", " : "",
+								 CLOSE_CUSTOM_PREFIX, f->id);
+		}
+		if (n > CHECK_HINT_FIELDS)
+			appendStringInfo(&valid, " and %d more", n - CHECK_HINT_FIELDS);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+				 errmsg("column \"%s\" of foreign table \"%s\" reads \"%s\", which is not a custom field of Close's %s",
+						strVal(lfirst(lc)), relname, key, res->plural),
+				 n > 0 ? errhint("Valid fields are: %s.", valid.data)
+				 : errhint("Close's %s have no custom fields.", res->plural)));
+	}
+}

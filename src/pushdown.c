@@ -1049,7 +1049,7 @@ condition_confirmed(ConfirmContext *cx, List *node)
 
 		if (!cx->schema_fetched)
 		{
-			cx->schema = close_search_schema_fields(cx->user, cx->res,
+			cx->schema = close_field_schema_get(cx->user, cx->res,
 													cx->requests);
 			cx->schema_fetched = true;
 		}

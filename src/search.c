@@ -1792,7 +1792,7 @@ close_search_custom_keys(UserMapping *user, const CloseResource *res,
 	if (res->field_schema == NULL)
 		return close_field_types_custom_keys(close_field_types_get(user, 0, requests),
 											 type_id);
-	foreach(lc, close_search_schema_fields(user, res, requests))
+	foreach(lc, close_field_schema_get(user, res, requests))
 		keys = lappend(keys, makeString(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
 												 ((CloseFieldInfo *) lfirst(lc))->id)));
 	return keys;
