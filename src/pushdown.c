@@ -271,19 +271,27 @@ close_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
 
 	/*
 	 * Without a key, a resource searched otherwise is read through its own
-	 * listing when one of the listing's filters applies: Close applies
-	 * those exactly (timestamps to the microsecond, where a search's date
-	 * bounds may be whole days), and they narrow the listing below its
-	 * _skip cap far more often than not.
+	 * listing when the listing takes one of the conditions as a timestamp
+	 * range: Close applies those to the microsecond, where a search's date
+	 * bounds may be whole days (what an incremental read by date_updated
+	 * asks).  Its other filters (statuses, users) a search applies exactly
+	 * too, and a search can also sort with a LIMIT and count, which the
+	 * listing cannot: those stay searches.
 	 */
 	if (out->kind == CLOSE_ACCESS_SEARCH && keys->list_filtered)
 	{
 		List	   *names;
 		List	   *exprs;
+		ListCell   *lc2;
 
 		close_list_filters(root, baserel, keys->relid, rinfos, &names, &exprs);
-		if (names != NIL)
-			out->kind = CLOSE_ACCESS_LIST;
+		foreach(lc2, names)
+		{
+			const char *name = strVal(lfirst(lc2));
+
+			if (strstr(name, "__gt") || strstr(name, "__lt"))
+				out->kind = CLOSE_ACCESS_LIST;
+		}
 	}
 
 	if (out->kind != CLOSE_ACCESS_BY_LEAD)
