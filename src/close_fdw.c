@@ -1300,13 +1300,11 @@ start_scan(ForeignScanState *node)
 	{
 		/* a custom field column must read a field Close has */
 		if (fsstate->res->field_schema != NULL && fsstate->check_keys != NIL)
-			close_field_schema_check_table(close_field_schema_get(fsstate->user,
-																  fsstate->res,
-																  &fsstate->requests),
-										   fsstate->res,
+			close_field_schema_check_table(fsstate->user, fsstate->res,
 										   fsstate->conv->relname,
 										   fsstate->check_columns,
-										   fsstate->check_keys);
+										   fsstate->check_keys,
+										   &fsstate->requests);
 		else if (fsstate->res->field_schema == NULL &&
 			(fsstate->table_type_id || fsstate->check_keys != NIL))
 			close_field_types_check_table(close_field_types_get(fsstate->user,

@@ -387,13 +387,12 @@ field_schema_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 }
 
 /*
- * The custom fields (CloseFieldInfo) of a resource with a field schema:
- * kept, or fetched now (adding the requests made to *requests).  The list
- * stays valid until the next call.
+ * The kept schema, or a new one when refresh (or none is kept); *fetched:
+ * whether it was asked for now.
  */
-List *
-close_field_schema_get(UserMapping *user, const CloseResource *res,
-					   int64 *requests)
+static List *
+field_schema_get(UserMapping *user, const CloseResource *res,
+				 int64 *requests, bool refresh, bool *fetched)
 {
 	static bool callbacks_registered = false;
 	FieldSchemaKey key;
@@ -433,8 +432,9 @@ close_field_schema_get(UserMapping *user, const CloseResource *res,
 		entry->fields = NIL;
 		entry->invalidated = false;
 	}
+	*fetched = false;
 	if (entry->cxt &&
-		(entry->invalidated ||
+		(refresh || entry->invalidated ||
 		 TimestampDifferenceExceeds(entry->fetched_at, GetCurrentTimestamp(),
 									FIELD_TYPES_TTL_MS)))
 	{
@@ -457,33 +457,79 @@ close_field_schema_get(UserMapping *user, const CloseResource *res,
 	entry->cxt = scratch;
 	entry->fields = fields;
 	entry->fetched_at = GetCurrentTimestamp();
+	*fetched = true;
 	return fields;
 }
 
 /*
- * Refuse a scan of a table whose custom field column reads a field the
- * resource's schema does not have (a mistyped id would read NULL).
+ * The custom fields (CloseFieldInfo) of a resource with a field schema:
+ * kept, or fetched now (adding the requests made to *requests).  The list
+ * stays valid until the next call.
  */
-void
-close_field_schema_check_table(List *fields, const CloseResource *res,
-							   const char *relname, List *columns, List *keys)
+List *
+close_field_schema_get(UserMapping *user, const CloseResource *res,
+					   int64 *requests)
+{
+	bool		fetched;
+
+	return field_schema_get(user, res, requests, false, &fetched);
+}
+
+/* The first of keys (custom.cf_...) that is not among fields, or NULL. */
+static ListCell *
+first_unknown_key(List *fields, List *keys)
 {
 	ListCell   *lc;
 	ListCell   *lc2;
-	ListCell   *lc3;
+
+	foreach(lc, keys)
+	{
+		const char *field_id = strVal(lfirst(lc)) + strlen(CLOSE_CUSTOM_PREFIX);
+		bool		known = false;
+
+		foreach(lc2, fields)
+			if (strcmp(((CloseFieldInfo *) lfirst(lc2))->id, field_id) == 0)
+				known = true;
+		if (!known)
+			return lc;
+	}
+	return NULL;
+}
+
+/*
+ * Refuse a scan of a table whose custom field column reads a field the
+ * resource's schema does not have (a mistyped id would read NULL).  A field
+ * missing from a kept schema is looked for in a new one first: it may have
+ * been made in Close since (the schema is kept a minute).
+ */
+void
+close_field_schema_check_table(UserMapping *user, const CloseResource *res,
+							   const char *relname, List *columns, List *keys,
+							   int64 *requests)
+{
+	bool		fetched;
+	List	   *fields = field_schema_get(user, res, requests, false, &fetched);
+	ListCell   *lc;
+	ListCell   *lc2;
+	ListCell   *missing;
+
+	missing = first_unknown_key(fields, keys);
+	if (missing != NULL && !fetched)
+	{
+		fields = field_schema_get(user, res, requests, true, &fetched);
+		missing = first_unknown_key(fields, keys);
+	}
+	if (missing == NULL)
+		return;
 
 	forboth(lc, columns, lc2, keys)
 	{
 		const char *key = strVal(lfirst(lc2));
-		const char *field_id = key + strlen(CLOSE_CUSTOM_PREFIX);
-		bool		known = false;
 		StringInfoData valid;
+		ListCell   *lc3;
 		int			n = 0;
 
-		foreach(lc3, fields)
-			if (strcmp(((CloseFieldInfo *) lfirst(lc3))->id, field_id) == 0)
-				known = true;
-		if (known)
+		if (lc2 != missing)
 			continue;
 		initStringInfo(&valid);
 		foreach(lc3, fields)
