@@ -33,3 +33,26 @@ SELECT emulator_clear();
 SELECT id, employees FROM rl_leads_emp WHERE id = :'mixed';
 SELECT * FROM emulator_requests();
 DROP FOREIGN TABLE rl_leads_ind, rl_leads_emp, rl_leads_typo;
+
+-- The same for custom object types, which a table with cache_ttl_ms reads
+-- through the answer cache (shared by the backends): a type made in Close
+-- after the types were cached is read, in this backend and in a new one.
+\set device 'cotype_Device0000000000000000'
+CREATE SERVER rl_cache_srv FOREIGN DATA WRAPPER close_fdw
+  OPTIONS (api_url :'api_url', cache_ttl_ms '60000');
+CREATE USER MAPPING FOR CURRENT_USER SERVER rl_cache_srv OPTIONS (api_key 'api_test_key');
+CREATE FOREIGN TABLE rl_devices (id text, name text)
+  SERVER rl_cache_srv OPTIONS (custom_object_type_id :'device');
+SELECT emulator_fault(jsonb_build_object('method', 'GET',
+  'path_prefix', '/api/v1/custom_object_type/', 'action', 'replace_body', 'times', 1,
+  'body', '{"data": []}'::jsonb));
+-- Close has no such type yet
+SELECT id, name FROM rl_devices WHERE id = 'custobj_Nope00000000000000000000000000000000000';  -- ERROR
+\c -
+SELECT emulator_clear();
+-- a new backend: the cached answer lacks the type, so Close is asked again
+SELECT id, name FROM rl_devices WHERE id = 'custobj_Nope00000000000000000000000000000000000';
+SELECT * FROM emulator_requests();
+DROP FOREIGN TABLE rl_devices;
+DROP USER MAPPING FOR CURRENT_USER SERVER rl_cache_srv;
+DROP SERVER rl_cache_srv;

@@ -1307,13 +1307,12 @@ start_scan(ForeignScanState *node)
 										   &fsstate->requests);
 		else if (fsstate->res->field_schema == NULL &&
 			(fsstate->table_type_id || fsstate->check_keys != NIL))
-			close_field_types_check_table(close_field_types_get(fsstate->user,
-																fsstate->cache_ttl_ms,
-																&fsstate->requests),
-										  fsstate->conv->relname,
-										  fsstate->table_type_id,
-										  fsstate->check_columns,
-										  fsstate->check_keys);
+			close_field_types_check_scan(fsstate->user, fsstate->cache_ttl_ms,
+										 &fsstate->requests,
+										 fsstate->conv->relname,
+										 fsstate->table_type_id,
+										 fsstate->check_columns,
+										 fsstate->check_keys);
 		fsstate->checked = true;
 	}
 	if (fsstate->search)

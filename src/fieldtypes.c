@@ -151,8 +151,9 @@ fetch_field_types(UserMapping *user, int cache_ttl_ms, bool *sent)
  * table has one (cache_ttl_ms > 0).  The result stays valid until the next call.
  * A failed fetch is an error, like any failed request.
  */
-CloseFieldTypes *
-close_field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests)
+static CloseFieldTypes *
+field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests,
+				bool refresh, bool *asked)
 {
 	static bool callbacks_registered = false;
 	FieldTypesEntry *entry;
@@ -187,8 +188,9 @@ close_field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests)
 		entry->invalidated = false;
 	}
 
+	*asked = false;
 	if (entry->types &&
-		(entry->invalidated ||
+		(refresh || entry->invalidated ||
 		 TimestampDifferenceExceeds(entry->types->fetched_at,
 									GetCurrentTimestamp(), FIELD_TYPES_TTL_MS)))
 	{
@@ -204,7 +206,16 @@ close_field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests)
 	entry->types = types;
 	if (sent)
 		(*requests)++;
+	*asked = sent;
 	return types;
+}
+
+CloseFieldTypes *
+close_field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests)
+{
+	bool		asked;
+
+	return field_types_get(user, cache_ttl_ms, requests, false, &asked);
 }
 
 /*
@@ -273,6 +284,56 @@ close_field_types_custom_keys(CloseFieldTypes *types, const char *type_id)
 		keys = lappend(keys, makeString(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
 												 fields[i]->id)));
 	return keys;
+}
+
+/* Does the table's type and every custom field key it reads exist? */
+static bool
+types_fit_table(CloseFieldTypes *types, const char *type_id, List *keys)
+{
+	ListCell   *lc;
+	int			i;
+
+	if (type_id)
+	{
+		for (i = 0; i < types->ntypes; i++)
+			if (strcmp(types->type_ids[i], type_id) == 0)
+				break;
+		if (i == types->ntypes)
+			return false;
+	}
+	foreach(lc, keys)
+	{
+		CloseFieldType probe;
+		CloseFieldType *found;
+
+		probe.id = (char *) strVal(lfirst(lc)) + strlen(CLOSE_CUSTOM_PREFIX);
+		found = types->nfields == 0 ? NULL :
+			bsearch(&probe, types->fields, types->nfields,
+					sizeof(CloseFieldType), compare_fields);
+		if (found == NULL || (type_id && strcmp(found->type_id, type_id) != 0))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A scan's check of its table against Close's types (as
+ * close_field_types_check_table), by the types kept or cached.  A type or
+ * field missing from those is looked for in a fresh answer first, asked of
+ * Close past both caches: it may have been made since.
+ */
+void
+close_field_types_check_scan(UserMapping *user, int cache_ttl_ms,
+							 int64 *requests, const char *relname,
+							 const char *type_id, List *columns, List *keys)
+{
+	bool		asked;
+	CloseFieldTypes *types = field_types_get(user, cache_ttl_ms, requests,
+											 false, &asked);
+
+	if (!asked && !types_fit_table(types, type_id, keys))
+		types = field_types_get(user, 0, requests, true, &asked);
+	close_field_types_check_table(types, relname, type_id, columns, keys);
 }
 
 /*
