@@ -56,3 +56,24 @@ SELECT * FROM emulator_requests();
 DROP FOREIGN TABLE rl_devices;
 DROP USER MAPPING FOR CURRENT_USER SERVER rl_cache_srv;
 DROP SERVER rl_cache_srv;
+
+-- Opportunities: a date_updated range given as a parameter of a generic
+-- plan is the listing's filter; 'infinity' (no instant Close takes) is not
+-- sent, the listing is read whole and the range checked here
+CREATE FOREIGN TABLE rl_opps (id text, status_type text, date_updated timestamptz)
+  SERVER close OPTIONS (resource 'opportunity');
+SET plan_cache_mode = force_generic_plan;
+PREPARE rl_since(timestamptz) AS
+  SELECT count(*) FROM rl_opps WHERE date_updated > $1;
+EXPLAIN (COSTS OFF) EXECUTE rl_since('2000-01-01 00:00+00');
+SELECT emulator_clear();
+EXECUTE rl_since('2000-01-01 00:00+00');
+EXECUTE rl_since('infinity');
+EXECUTE rl_since('-infinity');
+SELECT * FROM emulator_requests();
+DEALLOCATE rl_since;
+RESET plan_cache_mode;
+-- with the count pushed (a search) when no range applies, the same count
+SELECT count(*) FROM rl_opps WHERE date_updated > '-infinity';
+SELECT count(*) FROM rl_opps;
+DROP FOREIGN TABLE rl_opps;
