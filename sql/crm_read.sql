@@ -108,8 +108,9 @@ SELECT * FROM emulator_requests();
 SELECT count(*) FROM crm_contacts;
 SELECT * FROM emulator_requests();
 -- a custom field column must read a field of the resource's schema (one
--- GET /custom_field_schema/contact/ per backend and minute): a mistyped id is
--- an error, not NULLs
+-- GET /custom_field_schema/contact/ per backend and minute; a field missing
+-- from the kept schema is looked for in a new one): a mistyped id is an
+-- error, not NULLs
 CREATE FOREIGN TABLE crm_contacts_typo (id text,
   nick text OPTIONS (field 'custom.cf_ContactNickame00000000000000000000000000000'))
   SERVER close OPTIONS (resource 'contact');

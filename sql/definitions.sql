@@ -44,7 +44,8 @@ SELECT ghost FROM def_ghosts WHERE lead_id = :'one';  -- ERROR
 CREATE FOREIGN TABLE def_no_type (id text, lead_id text, name text)
   SERVER close OPTIONS (custom_object_type_id 'cotype_NoSuchType000000000000');
 SELECT name FROM def_no_type WHERE lead_id = :'one';  -- ERROR
--- all of it from one fetch of the types, cached for the connection
+-- all of it from one fetch of the types, cached for the connection; a scan
+-- refused for a type or field the cached types lack asks once more first
 SELECT * FROM emulator_requests();
 
 -- the custom jsonb column's keys come from the same cache: no fetch per

@@ -71,7 +71,8 @@ SELECT count(*) FROM edge_subs WHERE ghost = 'x';  -- ERROR
 SELECT name, start_ts FROM edge_subs WHERE start_ts <= '2021-03-15 00:00:00+00' ORDER BY name;
 SELECT name, start_d FROM edge_subs WHERE start_d = '2021-03-15';
 -- what was sent: the types once, then each search with only the conditions
--- whose field fits (the searches of the sub-selects are lead listings)
+-- whose field fits (the searches of the sub-selects are lead listings); the
+-- scan refused for ghost asked for the types afresh first
 SELECT * FROM sent_conditions();
 
 -- a dropped condition inside an OR drops the whole OR, never narrows it;

@@ -1300,22 +1300,19 @@ start_scan(ForeignScanState *node)
 	{
 		/* a custom field column must read a field Close has */
 		if (fsstate->res->field_schema != NULL && fsstate->check_keys != NIL)
-			close_field_schema_check_table(close_field_schema_get(fsstate->user,
-																  fsstate->res,
-																  &fsstate->requests),
-										   fsstate->res,
+			close_field_schema_check_table(fsstate->user, fsstate->res,
 										   fsstate->conv->relname,
 										   fsstate->check_columns,
-										   fsstate->check_keys);
+										   fsstate->check_keys,
+										   &fsstate->requests);
 		else if (fsstate->res->field_schema == NULL &&
 			(fsstate->table_type_id || fsstate->check_keys != NIL))
-			close_field_types_check_table(close_field_types_get(fsstate->user,
-																fsstate->cache_ttl_ms,
-																&fsstate->requests),
-										  fsstate->conv->relname,
-										  fsstate->table_type_id,
-										  fsstate->check_columns,
-										  fsstate->check_keys);
+			close_field_types_check_scan(fsstate->user, fsstate->cache_ttl_ms,
+										 &fsstate->requests,
+										 fsstate->conv->relname,
+										 fsstate->table_type_id,
+										 fsstate->check_columns,
+										 fsstate->check_keys);
 		fsstate->checked = true;
 	}
 	if (fsstate->search)

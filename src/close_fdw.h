@@ -640,12 +640,18 @@ extern bool close_field_type_lookup(CloseFieldTypes *types,
 extern List *close_field_schema_get(UserMapping *user,
 									const CloseResource *res,
 									int64 *requests);
-extern void close_field_schema_check_table(List *fields,
+extern void close_field_schema_check_table(UserMapping *user,
 										   const CloseResource *res,
 										   const char *relname,
-										   List *columns, List *keys);
+										   List *columns, List *keys,
+										   int64 *requests);
 extern List *close_field_types_custom_keys(CloseFieldTypes *types,
 										   const char *type_id);
+extern void close_field_types_check_scan(UserMapping *user,
+										 int cache_ttl_ms, int64 *requests,
+										 const char *relname,
+										 const char *type_id,
+										 List *columns, List *keys);
 extern void close_field_types_check_table(CloseFieldTypes *types,
 										  const char *relname,
 										  const char *type_id, List *columns,

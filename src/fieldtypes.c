@@ -151,8 +151,9 @@ fetch_field_types(UserMapping *user, int cache_ttl_ms, bool *sent)
  * table has one (cache_ttl_ms > 0).  The result stays valid until the next call.
  * A failed fetch is an error, like any failed request.
  */
-CloseFieldTypes *
-close_field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests)
+static CloseFieldTypes *
+field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests,
+				bool refresh, bool *asked)
 {
 	static bool callbacks_registered = false;
 	FieldTypesEntry *entry;
@@ -187,8 +188,9 @@ close_field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests)
 		entry->invalidated = false;
 	}
 
+	*asked = false;
 	if (entry->types &&
-		(entry->invalidated ||
+		(refresh || entry->invalidated ||
 		 TimestampDifferenceExceeds(entry->types->fetched_at,
 									GetCurrentTimestamp(), FIELD_TYPES_TTL_MS)))
 	{
@@ -204,7 +206,16 @@ close_field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests)
 	entry->types = types;
 	if (sent)
 		(*requests)++;
+	*asked = sent;
 	return types;
+}
+
+CloseFieldTypes *
+close_field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests)
+{
+	bool		asked;
+
+	return field_types_get(user, cache_ttl_ms, requests, false, &asked);
 }
 
 /*
@@ -273,6 +284,56 @@ close_field_types_custom_keys(CloseFieldTypes *types, const char *type_id)
 		keys = lappend(keys, makeString(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
 												 fields[i]->id)));
 	return keys;
+}
+
+/* Does the table's type and every custom field key it reads exist? */
+static bool
+types_fit_table(CloseFieldTypes *types, const char *type_id, List *keys)
+{
+	ListCell   *lc;
+	int			i;
+
+	if (type_id)
+	{
+		for (i = 0; i < types->ntypes; i++)
+			if (strcmp(types->type_ids[i], type_id) == 0)
+				break;
+		if (i == types->ntypes)
+			return false;
+	}
+	foreach(lc, keys)
+	{
+		CloseFieldType probe;
+		CloseFieldType *found;
+
+		probe.id = (char *) strVal(lfirst(lc)) + strlen(CLOSE_CUSTOM_PREFIX);
+		found = types->nfields == 0 ? NULL :
+			bsearch(&probe, types->fields, types->nfields,
+					sizeof(CloseFieldType), compare_fields);
+		if (found == NULL || (type_id && strcmp(found->type_id, type_id) != 0))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A scan's check of its table against Close's types (as
+ * close_field_types_check_table), by the types kept or cached.  A type or
+ * field missing from those is looked for in a fresh answer first, asked of
+ * Close past both caches: it may have been made since.
+ */
+void
+close_field_types_check_scan(UserMapping *user, int cache_ttl_ms,
+							 int64 *requests, const char *relname,
+							 const char *type_id, List *columns, List *keys)
+{
+	bool		asked;
+	CloseFieldTypes *types = field_types_get(user, cache_ttl_ms, requests,
+											 false, &asked);
+
+	if (!asked && !types_fit_table(types, type_id, keys))
+		types = field_types_get(user, 0, requests, true, &asked);
+	close_field_types_check_table(types, relname, type_id, columns, keys);
 }
 
 /*
@@ -387,13 +448,12 @@ field_schema_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 }
 
 /*
- * The custom fields (CloseFieldInfo) of a resource with a field schema:
- * kept, or fetched now (adding the requests made to *requests).  The list
- * stays valid until the next call.
+ * The kept schema, or a new one when refresh (or none is kept); *fetched:
+ * whether it was asked for now.
  */
-List *
-close_field_schema_get(UserMapping *user, const CloseResource *res,
-					   int64 *requests)
+static List *
+field_schema_get(UserMapping *user, const CloseResource *res,
+				 int64 *requests, bool refresh, bool *fetched)
 {
 	static bool callbacks_registered = false;
 	FieldSchemaKey key;
@@ -433,8 +493,9 @@ close_field_schema_get(UserMapping *user, const CloseResource *res,
 		entry->fields = NIL;
 		entry->invalidated = false;
 	}
+	*fetched = false;
 	if (entry->cxt &&
-		(entry->invalidated ||
+		(refresh || entry->invalidated ||
 		 TimestampDifferenceExceeds(entry->fetched_at, GetCurrentTimestamp(),
 									FIELD_TYPES_TTL_MS)))
 	{
@@ -457,33 +518,79 @@ close_field_schema_get(UserMapping *user, const CloseResource *res,
 	entry->cxt = scratch;
 	entry->fields = fields;
 	entry->fetched_at = GetCurrentTimestamp();
+	*fetched = true;
 	return fields;
 }
 
 /*
- * Refuse a scan of a table whose custom field column reads a field the
- * resource's schema does not have (a mistyped id would read NULL).
+ * The custom fields (CloseFieldInfo) of a resource with a field schema:
+ * kept, or fetched now (adding the requests made to *requests).  The list
+ * stays valid until the next call.
  */
-void
-close_field_schema_check_table(List *fields, const CloseResource *res,
-							   const char *relname, List *columns, List *keys)
+List *
+close_field_schema_get(UserMapping *user, const CloseResource *res,
+					   int64 *requests)
+{
+	bool		fetched;
+
+	return field_schema_get(user, res, requests, false, &fetched);
+}
+
+/* The first of keys (custom.cf_...) that is not among fields, or NULL. */
+static ListCell *
+first_unknown_key(List *fields, List *keys)
 {
 	ListCell   *lc;
 	ListCell   *lc2;
-	ListCell   *lc3;
+
+	foreach(lc, keys)
+	{
+		const char *field_id = strVal(lfirst(lc)) + strlen(CLOSE_CUSTOM_PREFIX);
+		bool		known = false;
+
+		foreach(lc2, fields)
+			if (strcmp(((CloseFieldInfo *) lfirst(lc2))->id, field_id) == 0)
+				known = true;
+		if (!known)
+			return lc;
+	}
+	return NULL;
+}
+
+/*
+ * Refuse a scan of a table whose custom field column reads a field the
+ * resource's schema does not have (a mistyped id would read NULL).  A field
+ * missing from a kept schema is looked for in a new one first: it may have
+ * been made in Close since (the schema is kept a minute).
+ */
+void
+close_field_schema_check_table(UserMapping *user, const CloseResource *res,
+							   const char *relname, List *columns, List *keys,
+							   int64 *requests)
+{
+	bool		fetched;
+	List	   *fields = field_schema_get(user, res, requests, false, &fetched);
+	ListCell   *lc;
+	ListCell   *lc2;
+	ListCell   *missing;
+
+	missing = first_unknown_key(fields, keys);
+	if (missing != NULL && !fetched)
+	{
+		fields = field_schema_get(user, res, requests, true, &fetched);
+		missing = first_unknown_key(fields, keys);
+	}
+	if (missing == NULL)
+		return;
 
 	forboth(lc, columns, lc2, keys)
 	{
 		const char *key = strVal(lfirst(lc2));
-		const char *field_id = key + strlen(CLOSE_CUSTOM_PREFIX);
-		bool		known = false;
 		StringInfoData valid;
+		ListCell   *lc3;
 		int			n = 0;
 
-		foreach(lc3, fields)
-			if (strcmp(((CloseFieldInfo *) lfirst(lc3))->id, field_id) == 0)
-				known = true;
-		if (known)
+		if (lc2 != missing)
 			continue;
 		initStringInfo(&valid);
 		foreach(lc3, fields)
