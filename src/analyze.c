@@ -118,9 +118,9 @@ close_acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	 * mapping; read only then, so the request bound holds).
 	 */
 	if (total == 0 && type_id)
-		close_field_types_check_table(close_field_types_get(user, 0, &requests),
-									  RelationGetRelationName(relation),
-									  type_id, NIL, NIL);
+		close_field_types_check_scan(user, 0, &requests,
+									 RelationGetRelationName(relation),
+									 type_id, NIL, NIL);
 
 	/* the sample: the pages the bound leaves, from the oldest object */
 	pages = (int) ceil(targrows / (double) CLOSE_SEARCH_PAGE);
