@@ -61,18 +61,7 @@ typedef struct FieldTypesEntry
 
 static HTAB *FieldTypesHash = NULL;
 
-static void
-field_types_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
-{
-	HASH_SEQ_STATUS scan;
-	FieldTypesEntry *entry;
-
-	if (FieldTypesHash == NULL)
-		return;
-	hash_seq_init(&scan, FieldTypesHash);
-	while ((entry = (FieldTypesEntry *) hash_seq_search(&scan)) != NULL)
-		entry->invalidated = true;
-}
+static void register_inval_callbacks(void);
 
 static int
 compare_fields(const void *a, const void *b)
@@ -155,21 +144,12 @@ static CloseFieldTypes *
 field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests,
 				bool refresh, bool *asked)
 {
-	static bool callbacks_registered = false;
 	FieldTypesEntry *entry;
 	CloseFieldTypes *types;
 	bool		found;
 	bool		sent;
 
-	/* the callbacks first: no entry may outlive a change unnoticed */
-	if (!callbacks_registered)
-	{
-		CacheRegisterSyscacheCallback(FOREIGNSERVEROID,
-									  field_types_inval_callback, (Datum) 0);
-		CacheRegisterSyscacheCallback(USERMAPPINGOID,
-									  field_types_inval_callback, (Datum) 0);
-		callbacks_registered = true;
-	}
+	register_inval_callbacks();
 	if (FieldTypesHash == NULL)
 	{
 		HASHCTL		ctl;
@@ -434,17 +414,43 @@ typedef struct FieldSchemaEntry
 
 static HTAB *FieldSchemaHash = NULL;
 
+/* A server or user mapping changed: every kept type and schema is stale. */
 static void
-field_schema_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
+field_caches_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	HASH_SEQ_STATUS scan;
-	FieldSchemaEntry *entry;
 
-	if (FieldSchemaHash == NULL)
+	if (FieldTypesHash != NULL)
+	{
+		FieldTypesEntry *entry;
+
+		hash_seq_init(&scan, FieldTypesHash);
+		while ((entry = (FieldTypesEntry *) hash_seq_search(&scan)) != NULL)
+			entry->invalidated = true;
+	}
+	if (FieldSchemaHash != NULL)
+	{
+		FieldSchemaEntry *entry;
+
+		hash_seq_init(&scan, FieldSchemaHash);
+		while ((entry = (FieldSchemaEntry *) hash_seq_search(&scan)) != NULL)
+			entry->invalidated = true;
+	}
+}
+
+/* The callbacks first: no kept entry may outlive a change unnoticed. */
+static void
+register_inval_callbacks(void)
+{
+	static bool registered = false;
+
+	if (registered)
 		return;
-	hash_seq_init(&scan, FieldSchemaHash);
-	while ((entry = (FieldSchemaEntry *) hash_seq_search(&scan)) != NULL)
-		entry->invalidated = true;
+	CacheRegisterSyscacheCallback(FOREIGNSERVEROID,
+								  field_caches_inval_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(USERMAPPINGOID,
+								  field_caches_inval_callback, (Datum) 0);
+	registered = true;
 }
 
 /*
@@ -455,7 +461,6 @@ static List *
 field_schema_get(UserMapping *user, const CloseResource *res,
 				 int64 *requests, bool refresh, bool *fetched)
 {
-	static bool callbacks_registered = false;
 	FieldSchemaKey key;
 	FieldSchemaEntry *entry;
 	MemoryContext scratch;
@@ -464,14 +469,7 @@ field_schema_get(UserMapping *user, const CloseResource *res,
 	bool		found;
 
 	Assert(res->field_schema != NULL);
-	if (!callbacks_registered)
-	{
-		CacheRegisterSyscacheCallback(FOREIGNSERVEROID,
-									  field_schema_inval_callback, (Datum) 0);
-		CacheRegisterSyscacheCallback(USERMAPPINGOID,
-									  field_schema_inval_callback, (Datum) 0);
-		callbacks_registered = true;
-	}
+	register_inval_callbacks();
 	if (FieldSchemaHash == NULL)
 	{
 		HASHCTL		ctl;
