@@ -2101,6 +2101,13 @@ next_record(CloseScanState *fsstate)
 				: fsstate->record;
 
 			fsstate->next_item++;
+
+			/*
+			 * The next round's answers are taken in while this one is read,
+			 * so that Close is not kept waiting on full sockets.
+			 */
+			if (fsstate->next_n > 0 && fsstate->next_item % 16 == 0)
+				close_flight_progress(fsstate->pages_flight);
 			if (fsstate->items && !lead_record_new(fsstate, record))
 				continue;
 			if (fsstate->items)
