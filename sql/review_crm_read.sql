@@ -191,3 +191,38 @@ SELECT c FROM rcr_contacts c WHERE id = 'cont_Mixed00000000000000000000000000000
 SELECT id FROM rcr_contacts WHERE lead_id = :'mixed' AND title IS NOT NULL ORDER BY id;
 SELECT to_jsonb(l) ? 'name' AS has_name FROM rcr_leads l WHERE status_id IS NOT NULL LIMIT 1;
 SELECT * FROM emulator_requests();
+
+-- 9. GET /custom_field_schema/{type}/ is read one way for IMPORT and for a
+-- scan's check of its custom field columns: the same fields (one without
+-- an id skipped, a multi flag that is no boolean not taken for true), and
+-- the same error for an answer of the wrong shape
+CREATE SERVER rcr_schema FOREIGN DATA WRAPPER close_fdw OPTIONS (api_url :'api_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER rcr_schema OPTIONS (api_key 'api_test_key');
+CREATE SCHEMA rcr_imp;
+SELECT emulator_fault(jsonb_build_object(
+  'path_prefix', '/api/v1/custom_field_schema/contact/', 'action', 'status', 'status', 200, 'times', 2,
+  'body', $json${"object_type": "contact", "name": "Contact", "fields": [
+       {"name": "No id", "type": "text"},
+       {"id": "cf_Shape", "name": "Shape", "type": "text", "accepts_multiple_values": "yes"}]}$json$));
+IMPORT FOREIGN SCHEMA crm LIMIT TO (contacts) FROM SERVER rcr_schema INTO rcr_imp;
+SELECT attname, format_type(atttypid, atttypmod) AS type, attfdwoptions
+  FROM pg_attribute WHERE attrelid = 'rcr_imp.contacts'::regclass
+   AND attname IN ('shape', 'no_id', 'No id', 'no id');
+SELECT id, shape FROM rcr_imp.contacts WHERE id = 'cont_Mixed00000000000000000000000000000000000000';
+SELECT * FROM emulator_requests();
+SELECT emulator_fault(jsonb_build_object(
+  'path_prefix', '/api/v1/custom_field_schema/contact/', 'action', 'status', 'status', 200, 'times', 2,
+  'body', $json${"object_type": "contact", "fields": {"id": "cf_Shape"}}$json$));
+CREATE SCHEMA rcr_imp2;
+IMPORT FOREIGN SCHEMA crm LIMIT TO (contacts) FROM SERVER rcr_schema INTO rcr_imp2;  -- ERROR
+CREATE SERVER rcr_schema2 FOREIGN DATA WRAPPER close_fdw OPTIONS (api_url :'api_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER rcr_schema2 OPTIONS (api_key 'api_test_key');
+CREATE FOREIGN TABLE rcr_shape (id text, shape text OPTIONS (field 'custom.cf_Shape'))
+  SERVER rcr_schema2 OPTIONS (resource 'contact');
+SELECT id, shape FROM rcr_shape WHERE id = 'cont_Mixed00000000000000000000000000000000000000';  -- ERROR
+SELECT * FROM emulator_requests();
+SELECT emulator_reset();
+SET client_min_messages = warning;
+DROP SCHEMA rcr_imp, rcr_imp2 CASCADE;
+DROP SERVER rcr_schema, rcr_schema2 CASCADE;
+RESET client_min_messages;

@@ -599,9 +599,6 @@ extern struct json_object *close_search_next(CloseSearchState *ss);
 extern int64 close_search_requests(CloseSearchState *ss);
 extern int64 close_search_retries(CloseSearchState *ss);
 extern double close_search_waited_ms(CloseSearchState *ss);
-extern List *close_search_schema_fields(UserMapping *user,
-										const CloseResource *res,
-										int64 *requests);
 extern List *close_search_custom_keys(UserMapping *user,
 									  const CloseResource *res,
 									  const char *type_id, int64 *requests);
@@ -637,6 +634,9 @@ extern CloseFieldTypes *close_field_types_get(UserMapping *user,
 extern bool close_field_type_lookup(CloseFieldTypes *types,
 									const char *field_id, const char **type,
 									bool *multi);
+extern List *close_field_schema_fetch(UserMapping *user,
+									  const char *object_type,
+									  int64 *requests);
 extern List *close_field_schema_get(UserMapping *user,
 									const CloseResource *res,
 									int64 *requests);

@@ -454,6 +454,43 @@ register_inval_callbacks(void)
 }
 
 /*
+ * The custom fields (CloseFieldInfo) of one object type ("lead", "contact",
+ * "opportunity") from GET /custom_field_schema/{type}/, regular and shared
+ * fields alike, asked for now (the requests made added to *requests, if
+ * given).  IMPORT reads it afresh; scans and searches keep it (below).
+ */
+List *
+close_field_schema_fetch(UserMapping *user, const char *object_type,
+						 int64 *requests)
+{
+	CloseConnection *conn = close_get_connection(user);
+	char	   *path = psprintf("/custom_field_schema/%s/", object_type);
+	MemoryContext scratch;
+	MemoryContext oldcxt;
+	CloseResponse response;
+	struct json_object *root;
+	const char *problem;
+	List	   *fields;
+
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "close_fdw field schema fetch",
+									ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(scratch);
+	close_http_request(conn, "GET", path, NULL, &response);
+	if (requests)
+		*requests += response.attempts;
+	if (response.status != 200)
+		close_report_http_error(conn, "GET", path, &response, NULL);
+	root = close_parse_answer("GET", path, &response, scratch);
+	MemoryContextSwitchTo(oldcxt);
+	/* the list is built in the caller's context; the parse goes with scratch */
+	fields = close_json_field_schema(root, &problem);
+	if (problem)
+		close_report_bad_answer("GET", path, problem);
+	MemoryContextDelete(scratch);
+	return fields;
+}
+
+/*
  * The kept schema, or a new one when refresh (or none is kept); *fetched:
  * whether it was asked for now.
  */
@@ -510,7 +547,7 @@ field_schema_get(UserMapping *user, const CloseResource *res,
 									"close_fdw field schema",
 									ALLOCSET_SMALL_SIZES);
 	oldcxt = MemoryContextSwitchTo(scratch);
-	fields = close_search_schema_fields(user, res, requests);
+	fields = close_field_schema_fetch(user, res->field_schema, requests);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextSetParent(scratch, CacheMemoryContext);
 	entry->cxt = scratch;

@@ -477,37 +477,6 @@ close_fetch_types(UserMapping *user, int cache_ttl_ms, bool *sent)
 }
 
 /*
- * The custom fields of one object type ("lead", "contact", "opportunity")
- * from GET /custom_field_schema/{type}/, which lists the shared fields too.
- */
-static List *
-fetch_field_schema(UserMapping *user, const char *object_type)
-{
-	CloseConnection *conn = close_get_connection(user);
-	char	   *path = psprintf("/custom_field_schema/%s/", object_type);
-	MemoryContext scratch;
-	MemoryContext oldcxt;
-	CloseResponse response;
-	struct json_object *root;
-	const char *problem;
-	List	   *fields;
-
-	scratch = AllocSetContextCreate(CurrentMemoryContext, "close_fdw field schema",
-									ALLOCSET_DEFAULT_SIZES);
-	oldcxt = MemoryContextSwitchTo(scratch);
-	close_http_request(conn, "GET", path, NULL, &response);
-	if (response.status != 200)
-		close_report_http_error(conn, "GET", path, &response, NULL);
-	root = close_parse_answer("GET", path, &response, scratch);
-	MemoryContextSwitchTo(oldcxt);
-	fields = close_json_field_schema(root, &problem);
-	if (problem)
-		close_report_bad_answer("GET", path, problem);
-	MemoryContextDelete(scratch);
-	return fields;
-}
-
-/*
  * The CREATE FOREIGN TABLE of one resource of the crm schema, with its
  * comments noted: its core keys typed, then its custom fields (fields) and
  * the custom jsonb column if it has custom fields.
@@ -618,7 +587,7 @@ import_crm(ImportForeignSchemaStmt *stmt, Oid serverOid, UserMapping *user,
 
 			if (res->import_table && res->field_schema &&
 				IsImportableForeignTable(res->import_table, stmt))
-				fields = fetch_field_schema(user, res->field_schema);
+				fields = close_field_schema_fetch(user, res->field_schema, NULL);
 			fields_of = lappend(fields_of, fields);
 		}
 	}

@@ -1169,6 +1169,7 @@ parse_field(json_object *fobject)
 	if (field->type == NULL)
 		field->type = pstrdup("");
 	field->multi = json_object_object_get_ex(fobject, "accepts_multiple_values", &multi) &&
+		json_object_is_type(multi, json_type_boolean) &&
 		json_object_get_boolean(multi);
 	if (field->id == NULL)
 		return NULL;

@@ -1723,59 +1723,6 @@ close_search_next(CloseSearchState *ss)
 }
 
 /*
- * The custom fields of a resource with a field schema (leads, contacts,
- * opportunities), from GET /custom_field_schema/{type}/ (regular and
- * shared fields alike), as CloseFieldInfo with id, type and multi: one
- * request, added to *requests.
- */
-List *
-close_search_schema_fields(UserMapping *user, const CloseResource *res,
-						   int64 *requests)
-{
-	CloseConnection *conn = close_get_connection(user);
-	char	   *path = psprintf("/custom_field_schema/%s/", res->field_schema);
-	CloseResponse response;
-	struct json_object *root;
-	struct json_object *fields;
-	List	   *result = NIL;
-	int			i;
-
-	close_http_request(conn, "GET", path, NULL, &response);
-	*requests += response.attempts;
-	if (response.status != 200)
-		close_report_http_error(conn, "GET", path, &response, NULL);
-	root = close_parse_answer("GET", path, &response, CurrentMemoryContext);
-	if (close_json_kind(root) != CLOSE_JSON_OBJECT ||
-		(fields = close_json_object_get(root, "fields")) == NULL ||
-		close_json_kind(fields) != CLOSE_JSON_ARRAY)
-		close_report_bad_answer("GET", path, "Expected {\"fields\": [...]}.");
-	for (i = 0; i < close_json_array_length(fields); i++)
-	{
-		struct json_object *f = close_json_array_get(fields, i);
-		struct json_object *id;
-		struct json_object *type;
-		struct json_object *multi;
-		CloseFieldInfo *field;
-		size_t		len;
-
-		if (close_json_kind(f) != CLOSE_JSON_OBJECT ||
-			(id = close_json_object_get(f, "id")) == NULL ||
-			close_json_kind(id) != CLOSE_JSON_STRING)
-			close_report_bad_answer("GET", path, "A field lacks its id.");
-		field = palloc0(sizeof(CloseFieldInfo));
-		field->id = pstrdup(close_json_scalar_text(id, &len));
-		type = close_json_object_get(f, "type");
-		field->type = pstrdup(type && close_json_kind(type) == CLOSE_JSON_STRING
-							  ? close_json_scalar_text(type, &len) : "");
-		multi = close_json_object_get(f, "accepts_multiple_values");
-		field->multi = multi && close_json_kind(multi) == CLOSE_JSON_BOOL &&
-			close_json_bool(multi);
-		result = lappend(result, field);
-	}
-	return result;
-}
-
-/*
  * Every custom field's record key, of the type (or of all types): what a
  * search asks for when a custom json column needs them all.  Custom
  * objects' types come from the per-mapping cache (fieldtypes.c), fetched
