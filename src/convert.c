@@ -23,11 +23,15 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "nodes/bitmapset.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/bytea.h"
 #include "utils/datetime.h"
+#include "utils/float.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
 #include "utils/lsyscache.h"
@@ -55,6 +59,7 @@ struct CloseColumn
 	char	   *key;			/* record key */
 	bool		custom_map;		/* json(b) holding every custom.* key */
 	bool		jsonb;			/* (element) type jsonb: built, not parsed */
+	bool		bpchar;			/* (element) type char(n): sent unpadded */
 	Oid			typid;			/* the column's type */
 	bool		is_array;
 	/* the scalar (or array element) type and how to read it */
@@ -175,6 +180,7 @@ close_make_row_converter(Relation rel, Bitmapset *attrs_used)
 		col->vclass = classify_type(col->scalar_typid);
 		col->custom_map = close_is_custom_map_column(att->atttypid, col->key);
 		col->jsonb = getBaseType(col->scalar_typid) == JSONBOID;
+		col->bpchar = getBaseType(col->scalar_typid) == BPCHAROID;
 
 		getTypeInputInfo(col->scalar_typid, &inputfn, &col->ioparam);
 		fmgr_info(inputfn, &col->input);
@@ -778,10 +784,68 @@ append_json_scalar(StringInfo buf, CloseColumn *col, Datum value)
 			appendStringInfoString(buf, OutputFunctionCall(&col->output, value));
 			return;
 		case VC_TEXT:
-			escape_json(buf, OutputFunctionCall(&col->output, value));
+			text = OutputFunctionCall(&col->output, value);
+			if (col->bpchar)
+			{
+				/*
+				 * char(n) pads with spaces that are not part of the value
+				 * (as its cast to text drops them): Close gets the value
+				 */
+				int			len = strlen(text);
+
+				while (len > 0 && text[len - 1] == ' ')
+					len--;
+				text[len] = '\0';
+			}
+			escape_json(buf, text);
 			return;
 	}
 	elog(ERROR, "unexpected value class %d", (int) col->vclass);
+}
+
+/*
+ * Output functions whose text follows session settings (DateStyle for a
+ * date inside a range or a composite, IntervalStyle, bytea_output, and
+ * extra_float_digits, which below 1 rounds a float to 15 or fewer digits)
+ * run with the settings pinned to one exact form, so that what reaches
+ * Close is the value, whatever the session's settings.  Returns the GUC
+ * nest level to give reset_output_settings, or 0 when the settings
+ * already give that form (the defaults do).  An error in between is
+ * cleaned up by the (sub)transaction's abort, which pops the nest level.
+ */
+static int
+pin_output_settings(void)
+{
+	int			nestlevel;
+
+	if (DateStyle == USE_ISO_DATES && IntervalStyle == INTSTYLE_POSTGRES &&
+		extra_float_digits > 0 && bytea_output == BYTEA_OUTPUT_HEX)
+		return 0;
+	nestlevel = NewGUCNestLevel();
+	if (DateStyle != USE_ISO_DATES)
+		(void) set_config_option("datestyle", "ISO", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+								 false);
+	if (IntervalStyle != INTSTYLE_POSTGRES)
+		(void) set_config_option("intervalstyle", "postgres", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+								 false);
+	if (extra_float_digits <= 0)
+		(void) set_config_option("extra_float_digits", "1", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+								 false);
+	if (bytea_output != BYTEA_OUTPUT_HEX)
+		(void) set_config_option("bytea_output", "hex", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+								 false);
+	return nestlevel;
+}
+
+static void
+reset_output_settings(int nestlevel)
+{
+	if (nestlevel > 0)
+		AtEOXact_GUC(true, nestlevel);
 }
 
 /*
@@ -799,6 +863,7 @@ close_append_json_value(StringInfo buf, CloseRowConverter *conv,
 	bool	   *nulls;
 	int			n;
 	int			i;
+	int			nestlevel;
 
 	if (col == NULL)
 		elog(ERROR, "column %d has no converter", attnum);
@@ -807,9 +872,11 @@ close_append_json_value(StringInfo buf, CloseRowConverter *conv,
 		appendStringInfoString(buf, "null");
 		return;
 	}
+	nestlevel = pin_output_settings();
 	if (!col->is_array)
 	{
 		append_json_scalar(buf, col, value);
+		reset_output_settings(nestlevel);
 		return;
 	}
 
@@ -829,4 +896,5 @@ close_append_json_value(StringInfo buf, CloseRowConverter *conv,
 			append_json_scalar(buf, col, elems[i]);
 	}
 	appendStringInfoChar(buf, ']');
+	reset_output_settings(nestlevel);
 }
