@@ -96,6 +96,31 @@ RESET IntervalStyle;
 RESET extra_float_digits;
 SELECT * FROM emulator_requests();
 
+-- INSERT ... RETURNING converts the columns it uses, as a scan does: a value
+-- another column cannot hold (a plan in an interval column) is no error
+-- after the write; RETURNING * converts them all.  (An UPDATE reads the
+-- whole row: PostgreSQL makes the new row from it.)
+CREATE FOREIGN TABLE adv_returning (id text, lead_id text, name text,
+  plan text OPTIONS (field 'custom.cf_SubscriptionPlan000000000000000000000000000'),
+  plan_period interval OPTIONS (field 'custom.cf_SubscriptionPlan000000000000000000000000000'))
+  SERVER close OPTIONS (custom_object_type_id 'cotype_Subscription0000000000');
+INSERT INTO adv_returning (lead_id, name, plan) VALUES (:'one', 'Returning', 'Gold')
+RETURNING id AS ret_id, name, plan \gset
+SELECT :'name', :'plan';
+INSERT INTO adv_returning (lead_id, name, plan) VALUES (:'one', 'Returning 2', 'Silver')
+RETURNING adv_returning.name, upper(plan);
+BEGIN;
+INSERT INTO adv_returning (lead_id, name, plan) VALUES (:'one', 'Returning 3', 'Bronze')
+RETURNING *;  -- ERROR
+ROLLBACK;
+BEGIN;
+INSERT INTO adv_returning (lead_id, name, plan) VALUES (:'one', 'Returning 4', 'Iron')
+RETURNING adv_returning;  -- ERROR
+ROLLBACK;
+UPDATE adv_returning SET name = 'Returning 5' WHERE id = :'ret_id' RETURNING name;  -- ERROR
+SELECT name, plan FROM adv_returning WHERE lead_id = :'one' AND name LIKE 'Returning%' ORDER BY name;
+SELECT count(*) FROM emulator_requests();
+
 -- an SQL_ASCII database sends its bytes as they are: UTF-8 goes through
 -- both ways; a byte that is not UTF-8 is an error, with nothing sent
 CREATE DATABASE close_fdw_sqlascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
