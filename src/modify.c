@@ -2901,7 +2901,10 @@ store_returned(CloseModifyState *st, TupleTableSlot *slot,
 	if (!st->has_returning)
 		return slot;
 	ExecClearTuple(slot);
-	close_convert_record(st->returned_conv ? st->returned_conv : st->conv,
+	/* transition tables (a parent's triggers) keep the whole row too */
+	close_convert_record(st->returned_conv &&
+						 !(st->mtstate && st->mtstate->mt_transition_capture)
+						 ? st->returned_conv : st->conv,
 						 record, slot->tts_values, slot->tts_isnull);
 	ExecStoreVirtualTuple(slot);
 	return slot;
