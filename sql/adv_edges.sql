@@ -126,6 +126,29 @@ INSERT INTO adv_planned (lead_id, name, plan) VALUES (:'one', 'Returning 6', 'Go
 SELECT name, plan FROM adv_returning WHERE lead_id = :'one' AND name LIKE 'Returning%' ORDER BY name;
 SELECT count(*) FROM emulator_requests();
 
+-- IMPORT names the built-in types by their schema: types of the same names
+-- in a schema the search_path lists before pg_catalog are not the columns'
+CREATE SCHEMA adv_shadow;
+CREATE DOMAIN adv_shadow.text AS pg_catalog.varchar(3);
+CREATE DOMAIN adv_shadow.timestamptz AS pg_catalog.timestamp;
+CREATE DOMAIN adv_shadow.date AS pg_catalog.text;
+CREATE DOMAIN adv_shadow.jsonb AS pg_catalog.json;
+CREATE SCHEMA adv_imported;
+SET search_path = adv_shadow, pg_catalog, public;
+IMPORT FOREIGN SCHEMA custom_objects LIMIT TO (subscription) FROM SERVER close INTO adv_imported;
+IMPORT FOREIGN SCHEMA crm LIMIT TO (leads) FROM SERVER close INTO adv_imported;
+RESET search_path;
+SELECT attrelid::regclass AS "table", format_type(atttypid, atttypmod) AS type, count(*)
+  FROM pg_attribute
+ WHERE attrelid IN ('adv_imported.subscription'::regclass, 'adv_imported.leads'::regclass)
+   AND attnum > 0
+ GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT name, pg_typeof(date_created), date_created IS NOT NULL AS has_date FROM adv_imported.subscription
+ WHERE lead_id = :'one' AND name = 'Floats';
+DROP SCHEMA adv_imported CASCADE;
+DROP SCHEMA adv_shadow CASCADE;
+SELECT count(*) FROM emulator_requests();
+
 -- an SQL_ASCII database sends its bytes as they are: UTF-8 goes through
 -- both ways; a byte that is not UTF-8 is an error, with nothing sent
 CREATE DATABASE close_fdw_sqlascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
