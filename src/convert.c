@@ -872,7 +872,9 @@ close_append_json_value(StringInfo buf, CloseRowConverter *conv,
 		appendStringInfoString(buf, "null");
 		return;
 	}
-	nestlevel = pin_output_settings();
+	/* only these classes write through output functions that settings sway */
+	nestlevel = col->vclass == VC_TEXT || col->vclass == VC_NUMBER
+		? pin_output_settings() : 0;
 	if (!col->is_array)
 	{
 		append_json_scalar(buf, col, value);
