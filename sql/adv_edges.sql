@@ -149,6 +149,29 @@ DROP SCHEMA adv_imported CASCADE;
 DROP SCHEMA adv_shadow CASCADE;
 SELECT count(*) FROM emulator_requests();
 
+-- a string is read as a number in decimal only, on every release
+-- (PostgreSQL 16 and later would read "0x10" as 16, "1_000" as 1000)
+CREATE FOREIGN TABLE adv_numbers (id text, lead_id text,
+  i4 int4 OPTIONS (field 'i4'), i8 int8 OPTIONS (field 'i8'), n numeric OPTIONS (field 'n'),
+  f8 float8 OPTIONS (field 'f8'), na numeric[] OPTIONS (field 'na'))
+  SERVER close;
+CREATE FUNCTION adv_serve(records text) RETURNS void LANGUAGE sql AS $$
+  SELECT emulator_fault(jsonb_build_object(
+    'path_prefix', '/api/v1/custom_object/', 'action', 'status', 'status', 200,
+    'body', '{"data": ' || records || ', "has_more": false}', 'times', 1));
+$$;
+SELECT adv_serve('[{"id": "custobj_a", "i4": " 12 ", "i8": "-1e3", "n": "1.50E+1", "f8": "-Infinity", "na": ["2.5", 3]}]');
+SELECT i4, i8, n, f8, na FROM adv_numbers WHERE lead_id = 'lead_x';
+SELECT adv_serve('[{"id": "custobj_a", "i4": "0x10"}]');
+SELECT i4 FROM adv_numbers WHERE lead_id = 'lead_x';  -- ERROR
+SELECT adv_serve('[{"id": "custobj_a", "i8": "1_000"}]');
+SELECT i8 FROM adv_numbers WHERE lead_id = 'lead_x';  -- ERROR
+SELECT adv_serve('[{"id": "custobj_a", "n": "0b101"}]');
+SELECT n FROM adv_numbers WHERE lead_id = 'lead_x';  -- ERROR
+SELECT adv_serve('[{"id": "custobj_a", "na": ["1", "0o17"]}]');
+SELECT na FROM adv_numbers WHERE lead_id = 'lead_x';  -- ERROR
+SELECT count(*) FROM emulator_requests();
+
 -- an SQL_ASCII database sends its bytes as they are: UTF-8 goes through
 -- both ways; a byte that is not UTF-8 is an error, with nothing sent
 CREATE DATABASE close_fdw_sqlascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;

@@ -464,6 +464,27 @@ check_domain(CloseColumn *col, Datum value)
 	return value;
 }
 
+/*
+ * The text of a number or of a string read as one.  PostgreSQL 16 reads
+ * "0x1F", "0o17", "0b101" and "1_000" as numbers too, where earlier
+ * releases refuse them: a string is a number only in decimal, the same on
+ * every release, rather than a text such as "0x10" becoming 16.
+ */
+static char *
+decimal_text(CloseColumn *col, struct json_object *value)
+{
+	char	   *text = scalar_text(col, value, false);
+
+	if (close_json_kind(value) == CLOSE_JSON_STRING &&
+		strpbrk(text, "_xXoObB") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input syntax for type %s: \"%s\"",
+						format_type_be(col->scalar_typid), text),
+				 errdetail("A string is read as a number only in decimal.")));
+	return text;
+}
+
 /* One non-null JSON value into the column's scalar (or element) type. */
 static Datum
 convert_scalar(CloseColumn *col, struct json_object *value)
@@ -485,11 +506,11 @@ convert_scalar(CloseColumn *col, struct json_object *value)
 		case VC_INTEGER:
 			if (kind != CLOSE_JSON_NUMBER && kind != CLOSE_JSON_STRING)
 				report_mismatch(col, value);
-			return read_integer(col, scalar_text(col, value, false));
+			return read_integer(col, decimal_text(col, value));
 		case VC_NUMBER:
 			if (kind != CLOSE_JSON_NUMBER && kind != CLOSE_JSON_STRING)
 				report_mismatch(col, value);
-			return call_input(col, scalar_text(col, value, false));
+			return call_input(col, decimal_text(col, value));
 		case VC_BOOL:
 			if (kind == CLOSE_JSON_BOOL)
 				return check_domain(col, BoolGetDatum(close_json_bool(value)));
