@@ -474,9 +474,16 @@ static char *
 decimal_text(CloseColumn *col, struct json_object *value)
 {
 	char	   *text = scalar_text(col, value, false);
+	const char *p = text;
 
-	if (close_json_kind(value) == CLOSE_JSON_STRING &&
-		strpbrk(text, "_xXoObB") != NULL)
+	if (close_json_kind(value) != CLOSE_JSON_STRING)
+		return text;
+	while (isspace((unsigned char) *p))
+		p++;
+	if (*p == '+' || *p == '-')
+		p++;
+	if ((p[0] == '0' && p[1] != '\0' && strchr("xXoObB", p[1]) != NULL) ||
+		strchr(text, '_') != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid input syntax for type %s: \"%s\"",
