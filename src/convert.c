@@ -60,6 +60,8 @@ struct CloseColumn
 	bool		custom_map;		/* json(b) holding every custom.* key */
 	bool		jsonb;			/* (element) type jsonb: built, not parsed */
 	bool		bpchar;			/* (element) type char(n): sent unpadded */
+	bool		settings_free;	/* its text is the same whatever the session's
+								 * settings (see pin_output_settings) */
 	Oid			typid;			/* the column's type */
 	bool		is_array;
 	/* the scalar (or array element) type and how to read it */
@@ -181,6 +183,24 @@ close_make_row_converter(Relation rel, Bitmapset *attrs_used)
 		col->custom_map = close_is_custom_map_column(att->atttypid, col->key);
 		col->jsonb = getBaseType(col->scalar_typid) == JSONBOID;
 		col->bpchar = getBaseType(col->scalar_typid) == BPCHAROID;
+		switch (getBaseType(col->scalar_typid))
+		{
+			case TEXTOID:
+			case VARCHAROID:
+			case BPCHAROID:
+			case NAMEOID:
+			case UUIDOID:
+			case NUMERICOID:
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+				col->settings_free = true;
+				break;
+			default:
+				/* json(b), bool, date and timestamps are written here */
+				col->settings_free = col->vclass != VC_TEXT &&
+					col->vclass != VC_NUMBER;
+		}
 
 		getTypeInputInfo(col->scalar_typid, &inputfn, &col->ioparam);
 		fmgr_info(inputfn, &col->input);
@@ -900,9 +920,7 @@ close_append_json_value(StringInfo buf, CloseRowConverter *conv,
 		appendStringInfoString(buf, "null");
 		return;
 	}
-	/* only these classes write through output functions that settings sway */
-	nestlevel = col->vclass == VC_TEXT || col->vclass == VC_NUMBER
-		? pin_output_settings() : 0;
+	nestlevel = col->settings_free ? 0 : pin_output_settings();
 	if (!col->is_array)
 	{
 		append_json_scalar(buf, col, value);
