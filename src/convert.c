@@ -23,11 +23,15 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "nodes/bitmapset.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/bytea.h"
 #include "utils/datetime.h"
+#include "utils/float.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
 #include "utils/lsyscache.h"
@@ -55,6 +59,9 @@ struct CloseColumn
 	char	   *key;			/* record key */
 	bool		custom_map;		/* json(b) holding every custom.* key */
 	bool		jsonb;			/* (element) type jsonb: built, not parsed */
+	bool		bpchar;			/* (element) type char(n): sent unpadded */
+	bool		settings_free;	/* its text is the same whatever the session's
+								 * settings (see pin_output_settings) */
 	Oid			typid;			/* the column's type */
 	bool		is_array;
 	/* the scalar (or array element) type and how to read it */
@@ -175,6 +182,25 @@ close_make_row_converter(Relation rel, Bitmapset *attrs_used)
 		col->vclass = classify_type(col->scalar_typid);
 		col->custom_map = close_is_custom_map_column(att->atttypid, col->key);
 		col->jsonb = getBaseType(col->scalar_typid) == JSONBOID;
+		col->bpchar = getBaseType(col->scalar_typid) == BPCHAROID;
+		switch (getBaseType(col->scalar_typid))
+		{
+			case TEXTOID:
+			case VARCHAROID:
+			case BPCHAROID:
+			case NAMEOID:
+			case UUIDOID:
+			case NUMERICOID:
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+				col->settings_free = true;
+				break;
+			default:
+				/* json(b), bool, date and timestamps are written here */
+				col->settings_free = col->vclass != VC_TEXT &&
+					col->vclass != VC_NUMBER;
+		}
 
 		getTypeInputInfo(col->scalar_typid, &inputfn, &col->ioparam);
 		fmgr_info(inputfn, &col->input);
@@ -458,6 +484,34 @@ check_domain(CloseColumn *col, Datum value)
 	return value;
 }
 
+/*
+ * The text of a number or of a string read as one.  PostgreSQL 16 reads
+ * "0x1F", "0o17", "0b101" and "1_000" as numbers too, where earlier
+ * releases refuse them: a string is a number only in decimal, the same on
+ * every release, rather than a text such as "0x10" becoming 16.
+ */
+static char *
+decimal_text(CloseColumn *col, struct json_object *value)
+{
+	char	   *text = scalar_text(col, value, false);
+	const char *p = text;
+
+	if (close_json_kind(value) != CLOSE_JSON_STRING)
+		return text;
+	while (isspace((unsigned char) *p))
+		p++;
+	if (*p == '+' || *p == '-')
+		p++;
+	if ((p[0] == '0' && p[1] != '\0' && strchr("xXoObB", p[1]) != NULL) ||
+		strchr(text, '_') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input syntax for type %s: \"%s\"",
+						format_type_be(col->scalar_typid), text),
+				 errdetail("A string is read as a number only in decimal.")));
+	return text;
+}
+
 /* One non-null JSON value into the column's scalar (or element) type. */
 static Datum
 convert_scalar(CloseColumn *col, struct json_object *value)
@@ -479,11 +533,11 @@ convert_scalar(CloseColumn *col, struct json_object *value)
 		case VC_INTEGER:
 			if (kind != CLOSE_JSON_NUMBER && kind != CLOSE_JSON_STRING)
 				report_mismatch(col, value);
-			return read_integer(col, scalar_text(col, value, false));
+			return read_integer(col, decimal_text(col, value));
 		case VC_NUMBER:
 			if (kind != CLOSE_JSON_NUMBER && kind != CLOSE_JSON_STRING)
 				report_mismatch(col, value);
-			return call_input(col, scalar_text(col, value, false));
+			return call_input(col, decimal_text(col, value));
 		case VC_BOOL:
 			if (kind == CLOSE_JSON_BOOL)
 				return check_domain(col, BoolGetDatum(close_json_bool(value)));
@@ -778,10 +832,68 @@ append_json_scalar(StringInfo buf, CloseColumn *col, Datum value)
 			appendStringInfoString(buf, OutputFunctionCall(&col->output, value));
 			return;
 		case VC_TEXT:
-			escape_json(buf, OutputFunctionCall(&col->output, value));
+			text = OutputFunctionCall(&col->output, value);
+			if (col->bpchar)
+			{
+				/*
+				 * char(n) pads with spaces that are not part of the value
+				 * (as its cast to text drops them): Close gets the value
+				 */
+				int			len = strlen(text);
+
+				while (len > 0 && text[len - 1] == ' ')
+					len--;
+				text[len] = '\0';
+			}
+			escape_json(buf, text);
 			return;
 	}
 	elog(ERROR, "unexpected value class %d", (int) col->vclass);
+}
+
+/*
+ * Output functions whose text follows session settings (DateStyle for a
+ * date inside a range or a composite, IntervalStyle, bytea_output, and
+ * extra_float_digits, which below 1 rounds a float to 15 or fewer digits)
+ * run with the settings pinned to one exact form, so that what reaches
+ * Close is the value, whatever the session's settings.  Returns the GUC
+ * nest level to give reset_output_settings, or 0 when the settings
+ * already give that form (the defaults do).  An error in between is
+ * cleaned up by the (sub)transaction's abort, which pops the nest level.
+ */
+static int
+pin_output_settings(void)
+{
+	int			nestlevel;
+
+	if (DateStyle == USE_ISO_DATES && IntervalStyle == INTSTYLE_POSTGRES &&
+		extra_float_digits > 0 && bytea_output == BYTEA_OUTPUT_HEX)
+		return 0;
+	nestlevel = NewGUCNestLevel();
+	if (DateStyle != USE_ISO_DATES)
+		(void) set_config_option("datestyle", "ISO", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+								 false);
+	if (IntervalStyle != INTSTYLE_POSTGRES)
+		(void) set_config_option("intervalstyle", "postgres", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+								 false);
+	if (extra_float_digits <= 0)
+		(void) set_config_option("extra_float_digits", "1", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+								 false);
+	if (bytea_output != BYTEA_OUTPUT_HEX)
+		(void) set_config_option("bytea_output", "hex", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+								 false);
+	return nestlevel;
+}
+
+static void
+reset_output_settings(int nestlevel)
+{
+	if (nestlevel > 0)
+		AtEOXact_GUC(true, nestlevel);
 }
 
 /*
@@ -799,6 +911,7 @@ close_append_json_value(StringInfo buf, CloseRowConverter *conv,
 	bool	   *nulls;
 	int			n;
 	int			i;
+	int			nestlevel;
 
 	if (col == NULL)
 		elog(ERROR, "column %d has no converter", attnum);
@@ -807,9 +920,11 @@ close_append_json_value(StringInfo buf, CloseRowConverter *conv,
 		appendStringInfoString(buf, "null");
 		return;
 	}
+	nestlevel = col->settings_free ? 0 : pin_output_settings();
 	if (!col->is_array)
 	{
 		append_json_scalar(buf, col, value);
+		reset_output_settings(nestlevel);
 		return;
 	}
 
@@ -829,4 +944,5 @@ close_append_json_value(StringInfo buf, CloseRowConverter *conv,
 			append_json_scalar(buf, col, elems[i]);
 	}
 	appendStringInfoChar(buf, ']');
+	reset_output_settings(nestlevel);
 }

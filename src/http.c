@@ -197,6 +197,18 @@ utf8_text(const char *text)
 {
 	if (text == NULL)
 		return NULL;
+
+	/*
+	 * An SQL_ASCII database converts nothing: its bytes go out as they are,
+	 * and must then be UTF-8 already (a LATIN1 "\xe9" is not a character
+	 * Close can read, nor one it should guess).
+	 */
+	if (GetDatabaseEncoding() == PG_SQL_ASCII &&
+		!pg_verify_mbstr(PG_UTF8, text, strlen(text), true))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("text sent to the Close API is not valid UTF-8"),
+				 errdetail("In an SQL_ASCII database, text is sent as its bytes, and Close reads UTF-8.")));
 	return pg_server_to_any(text, strlen(text), PG_UTF8);
 }
 

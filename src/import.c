@@ -206,6 +206,22 @@ close_field_column_type(CloseFieldInfo *field)
 	return field->multi ? psprintf("%s[]", pgtype) : pgtype;
 }
 
+/*
+ * A column type of the commands IMPORT makes, as they name it: a built-in
+ * type by its schema, so that a type of the same name earlier in the
+ * search_path (a domain "text" in a schema listed before pg_catalog) is not
+ * the one the column gets.  The SQL keywords (bigint, integer, numeric)
+ * always mean the built-in type.
+ */
+static const char *
+qualified_type(const char *type)
+{
+	if (strcmp(type, "bigint") == 0 || strcmp(type, "integer") == 0 ||
+		strcmp(type, "numeric") == 0)
+		return type;
+	return psprintf("pg_catalog.%s", type);
+}
+
 static void
 add_comment(Oid namespace, const char *table, const char *column,
 			const char *comment)
@@ -367,7 +383,7 @@ append_field_columns(StringInfo buf, List *fields, const char *owner,
 			pgtype = "jsonb";
 		}
 		appendStringInfo(buf, ",\n  %s %s%s OPTIONS (field %s)",
-						 quote_identifier(column), pgtype,
+						 quote_identifier(column), qualified_type(pgtype),
 						 field->multi && strcmp(pgtype, "jsonb") != 0 ? "[]" : "",
 						 quote_literal_cstr(psprintf("%s%s", CLOSE_CUSTOM_PREFIX,
 													 field->id)));
@@ -391,7 +407,7 @@ create_table_command(const char *table, CloseTypeInfo *type,
 	{
 		appendStringInfo(&buf, "%s  %s %s", i > 0 ? ",\n" : "",
 						 quote_identifier(core_columns[i].name),
-						 core_columns[i].type);
+						 qualified_type(core_columns[i].type));
 		taken = lappend(taken, (char *) core_columns[i].name);
 		add_comment(namespace, table, core_columns[i].name,
 					core_columns[i].comment);
@@ -404,7 +420,7 @@ create_table_command(const char *table, CloseTypeInfo *type,
 							 table, namespace, &taken);
 	if (!type || opts->custom_column)
 	{
-		appendStringInfoString(&buf, ",\n  custom jsonb");
+		appendStringInfoString(&buf, ",\n  custom pg_catalog.jsonb");
 		add_comment(namespace, table, CLOSE_KEY_CUSTOM,
 					"Every custom field's value, keyed by Close field id (cf_...)");
 	}
@@ -495,7 +511,7 @@ create_crm_table_command(const CloseResource *res, List *fields,
 	for (k = res->keys; k->key; k++)
 	{
 		appendStringInfo(&buf, "%s  %s %s", k != res->keys ? ",\n" : "",
-						 quote_identifier(k->key), k->type);
+						 quote_identifier(k->key), qualified_type(k->type));
 		taken = lappend(taken, (char *) k->key);
 		add_comment(namespace, table, k->key, k->comment);
 	}
@@ -508,7 +524,7 @@ create_crm_table_command(const CloseResource *res, List *fields,
 							 table, namespace, &taken);
 		if (opts->custom_column)
 		{
-			appendStringInfoString(&buf, ",\n  custom jsonb");
+			appendStringInfoString(&buf, ",\n  custom pg_catalog.jsonb");
 			add_comment(namespace, table, CLOSE_KEY_CUSTOM,
 						"Every custom field's value, keyed by Close field id (cf_...)");
 		}

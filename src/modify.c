@@ -65,7 +65,13 @@ enum FdwModifyPrivateIndex
 	/* Integer: 1 when the statement has a RETURNING list */
 	FdwModifyPrivateHasReturning,
 	/* Integer: 1 when a row may come more than once (UPDATE ... FROM) */
-	FdwModifyPrivateMayRepeat
+	FdwModifyPrivateMayRepeat,
+
+	/*
+	 * List of Integer: the columns RETURNING and WITH CHECK OPTIONs use, as
+	 * pull_varattnos numbers them (the whole row's number for all of them)
+	 */
+	FdwModifyPrivateReturnedAttrs
 };
 
 /* What writing a column means (from its key's CloseKeyAccess). */
@@ -183,7 +189,9 @@ typedef struct CloseModifyState
 	Relation	rel;
 	CmdType		operation;
 	UserMapping *user;
-	CloseRowConverter *conv;	/* every column: bodies and RETURNING */
+	CloseRowConverter *conv;	/* every column: bodies (and RETURNING) */
+	CloseRowConverter *returned_conv;	/* only the columns RETURNING uses,
+										 * or NULL: conv */
 	ColumnKind *kinds;			/* by attribute number - 1 */
 	List	   *target_attrs;
 	bool		has_returning;
@@ -1071,6 +1079,7 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
 	Relation	rel = table_open(rte->relid, NoLock);
 	List	   *target_attrs = NIL;
+	List	   *returned_attrs = NIL;
 	bool		has_returning;
 	bool		may_repeat;
 	FromExpr   *jointree;
@@ -1110,6 +1119,26 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 
 	has_returning = plan->returningLists != NIL &&
 		list_nth(plan->returningLists, subplan_index) != NIL;
+
+	/*
+	 * The row Close answers is converted for the columns RETURNING uses only
+	 * (a value another column cannot hold is no error then, as in a scan);
+	 * with a view's WITH CHECK OPTION above, for every column.
+	 */
+	if (has_returning)
+	{
+		Bitmapset  *attrs = NULL;
+		int			member = -1;
+
+		if (plan->withCheckOptionLists != NIL &&
+			list_nth(plan->withCheckOptionLists, subplan_index) != NIL)
+			attrs = bms_make_singleton(0 - FirstLowInvalidHeapAttributeNumber);
+		else
+			pull_varattnos((Node *) list_nth(plan->returningLists, subplan_index),
+						   resultRelation, &attrs);
+		while ((member = bms_next_member(attrs, member)) >= 0)
+			returned_attrs = lappend_int(returned_attrs, member);
+	}
 	if (has_returning && plan->operation != CMD_DELETE &&
 		close_write_mode_deferred(rte->relid))
 		check_deferred_returning(rel, (Node *) list_nth(plan->returningLists,
@@ -1127,8 +1156,8 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 		  !IsA(linitial(jointree->fromlist), RangeTblRef)));
 
 	table_close(rel, NoLock);
-	return list_make3(target_attrs, makeInteger(has_returning ? 1 : 0),
-					  makeInteger(may_repeat ? 1 : 0));
+	return list_make4(target_attrs, makeInteger(has_returning ? 1 : 0),
+					  makeInteger(may_repeat ? 1 : 0), returned_attrs);
 }
 
 /* ---- execution ---- */
@@ -1354,6 +1383,8 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	CmdType		operation = mtstate->operation;
 	TriggerDesc *trigdesc;
 	List	   *target_attrs;
+	bool		after_row;
+	ListCell   *lc;
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
@@ -1372,13 +1403,23 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	 * AFTER ROW triggers, like RETURNING, see the row Close stored (its id,
 	 * its dates), not the one sent.
 	 */
+	after_row = trigdesc &&
+		((operation == CMD_INSERT && trigdesc->trig_insert_after_row) ||
+		 (operation == CMD_UPDATE && trigdesc->trig_update_after_row));
 	st = create_modify_state(mtstate->ps.state, rinfo, operation, target_attrs,
 							 intVal(list_nth(fdw_private,
 											 FdwModifyPrivateHasReturning)) != 0 ||
-							 (trigdesc &&
-							  ((operation == CMD_INSERT && trigdesc->trig_insert_after_row) ||
-							   (operation == CMD_UPDATE && trigdesc->trig_update_after_row))));
+							 after_row);
 	st->mtstate = mtstate;
+	if (st->has_returning && !after_row)
+	{
+		/* RETURNING alone: only the columns it uses (triggers see all) */
+		Bitmapset  *attrs = NULL;
+
+		foreach(lc, (List *) list_nth(fdw_private, FdwModifyPrivateReturnedAttrs))
+			attrs = bms_add_member(attrs, lfirst_int(lc));
+		st->returned_conv = close_make_row_converter(st->rel, attrs);
+	}
 	if (st->deferred)
 		check_deferred_statement(st, trigdesc);
 	check_queued_inserts(st, false);
@@ -2860,7 +2901,11 @@ store_returned(CloseModifyState *st, TupleTableSlot *slot,
 	if (!st->has_returning)
 		return slot;
 	ExecClearTuple(slot);
-	close_convert_record(st->conv, record, slot->tts_values, slot->tts_isnull);
+	/* transition tables (a parent's triggers) keep the whole row too */
+	close_convert_record(st->returned_conv &&
+						 !(st->mtstate && st->mtstate->mt_transition_capture)
+						 ? st->returned_conv : st->conv,
+						 record, slot->tts_values, slot->tts_isnull);
 	ExecStoreVirtualTuple(slot);
 	return slot;
 }
