@@ -778,7 +778,11 @@ backoff_ms(int attempt)
 
 /*
  * How long a 429 asks to wait: RateLimit's reset, else Retry-After, else
- * the body's rate_reset, else 2 s.
+ * the body's rate_reset, else 2 s.  Only a wait counts: a hint of 0 (a
+ * RateLimit of another limit than the one that refused, "remaining" above
+ * zero and "reset=0"; "Retry-After: 0") passes to the next, since a 429 is
+ * always a signal to wait, and trying again at once would send requests as
+ * fast as Close refuses them until rate_limit_wait_ms runs out.
  */
 static double
 rate_limit_wait_ms(CloseResponse *response, const char *body, size_t len)
@@ -789,13 +793,15 @@ rate_limit_wait_ms(CloseResponse *response, const char *body, size_t len)
 	double		seconds = -1;
 
 	if (response->rate_limit[0] &&
-		parse_rate_limit(response->rate_limit, &limit, &remaining, &reset))
+		parse_rate_limit(response->rate_limit, &limit, &remaining, &reset) &&
+		reset > 0)
 		seconds = reset;
-	else if (response->retry_after[0] && isdigit((unsigned char) response->retry_after[0]))
+	if (seconds <= 0 && response->retry_after[0] &&
+		isdigit((unsigned char) response->retry_after[0]))
 		seconds = strtod(response->retry_after, NULL);
-	else
+	if (seconds <= 0)
 		seconds = close_json_rate_reset(body, len);
-	if (seconds < 0)
+	if (seconds <= 0)
 		seconds = 2.0;
 	return Min(seconds, 600.0) * 1000.0;
 }
@@ -1002,23 +1008,44 @@ close_http_request(CloseConnection *conn, const char *method,
 
 /*
  * Whether a 400 is Close rejecting the values sent: its body has "errors"
- * or "field-errors" (a search Close cannot run, an expired cursor, answer
- * {"error": ...} instead).
+ * or "field-errors" (a search Close cannot run answers {"error": ...}
+ * instead).  An expired search cursor is not a value of the user's, though
+ * Close words it as a field error: {"field-errors": {"cursor": "Expired
+ * cursor"}} (the API sheet), so field errors on "cursor" alone are not.
  */
 static bool
 rejects_values(CloseResponse *response)
 {
 	const char *problem;
 	struct json_object *root;
+	struct json_object *errors;
+	struct json_object *fields;
 	bool		result = false;
 
 	if (response->body == NULL || response->body_len == 0)
 		return false;
 	root = close_json_parse(response->body, response->body_len,
 							CurrentMemoryContext, &problem);
-	if (problem == NULL && close_json_kind(root) == CLOSE_JSON_OBJECT)
-		result = close_json_object_get(root, "errors") != NULL ||
-			close_json_object_get(root, "field-errors") != NULL;
+	if (problem != NULL || close_json_kind(root) != CLOSE_JSON_OBJECT)
+		return false;
+	errors = close_json_object_get(root, "errors");
+	fields = close_json_object_get(root, "field-errors");
+	if (errors != NULL &&
+		!(close_json_kind(errors) == CLOSE_JSON_ARRAY &&
+		  close_json_array_length(errors) == 0 && fields != NULL))
+		result = true;
+	if (fields != NULL)
+	{
+		ListCell   *lc;
+
+		if (close_json_kind(fields) != CLOSE_JSON_OBJECT ||
+			close_json_object_members(fields) == NIL)
+			result = true;
+		else
+			foreach(lc, close_json_object_members(fields))
+				if (strcmp(((CloseJsonMember *) lfirst(lc))->key, "cursor") != 0)
+					result = true;
+	}
 	return result;
 }
 
