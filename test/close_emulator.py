@@ -137,7 +137,7 @@ chain) returns at most search_max_results objects (default 10000, Close's silent
 the cursor is null although count.total is larger.  Every answer issues a new cursor that
 expires cursor_ttl seconds (default 30; the value when it was issued) after that answer; a
 cursor may be replayed (same page again) until then.  An expired/unknown cursor -> 400
-{"error": "Cursor expired or invalid."}; a cursor with a different query, sort, _fields or
+{"field-errors": {"cursor": "Expired cursor"}} (as the sheet saw live); a cursor with a different query, sort, _fields or
 results_limit -> 400 (_limit and include_counts may change between pages).  Expired cursor
 states are dropped on every search request and on GET /_emulator/data/search_state.
 The search endpoint's rate-limit groups use search_rate_limit_per_sec (0: never 429, header
@@ -1124,7 +1124,7 @@ SEARCH_BODY_KEYS = ("query", "_fields", "_limit", "sort", "results_limit", "incl
 SEARCH_REGULAR_FIELDS = ("id", "lead_id", "custom_object_type_id", "name", "date_created", "date_updated",
                          "organization_id", "created_by", "updated_by")
 SEARCH_TEXT_MODES = ("exact_value", "phrase", "full_words", "beginning_of_words")
-SEARCH_BAD_CURSOR = "Cursor expired or invalid."
+SEARCH_BAD_CURSOR = "Expired cursor"      # the sheet's live answer: field-errors on "cursor"
 
 
 def _search_bad(where, message):
@@ -2082,7 +2082,7 @@ class Handler(crm.CrmHandlers, crm.CrmWrites, crm.CrmControl, BaseHTTPRequestHan
             else:
                 entry = store.cursors.get(cursor)
                 if entry is None or entry[2] <= time.monotonic():
-                    raise ApiError(400, {"error": SEARCH_BAD_CURSOR})
+                    raise ApiError(400, {"field-errors": {"cursor": SEARCH_BAD_CURSOR}})
                 state, position, _expiry = entry
                 if state["signature"] != signature:
                     raise ApiError(400, {"error": "This cursor belongs to another query: query, sort, "

@@ -1159,14 +1159,14 @@ class SearchTests(EmulatorTest):
         time.sleep(0.6)
         # 1.2 s after the first answer: its cursor is gone; the second answer's still lives
         for cursor in (first["cursor"], other):
-            self.assertEqual(self.search(dict(body, cursor=cursor), 400), {"error": "Cursor expired or invalid."})
+            self.assertEqual(self.search(dict(body, cursor=cursor), 400), {"field-errors": {"cursor": "Expired cursor"}})
         self.assertEqual(control("GET", "data/search_state").json(), {"live_cursors": 1})
         third = self.search(dict(body, cursor=second["cursor"]))
         self.assertEqual([o["id"] for o in third["data"]][:1], [self.search(dict(body, _limit=21))["data"][20]["id"]])
         time.sleep(1.1)
         self.assertEqual(control("GET", "data/search_state").json(), {"live_cursors": 0})
         for cursor in ("nope", "", third["cursor"]):
-            self.assertEqual(self.search(dict(body, cursor=cursor), 400), {"error": "Cursor expired or invalid."})
+            self.assertEqual(self.search(dict(body, cursor=cursor), 400), {"field-errors": {"cursor": "Expired cursor"}})
 
     def test_cursor_with_other_body(self):
         body = {"query": in_lead(emu.LEAD_BIG), "_limit": 100, "_fields": {"custom_object": ["name"]},

@@ -1,0 +1,52 @@
+-- adv_spec: answers the API sheets allow that the emulator did not send
+-- before, and what close_fdw must make of them.
+\set api_url `echo "$CLOSE_API_URL"`
+\set co 'custobj_MixedAlpha000000000000000000000000000000000'
+SELECT emulator_reset();
+
+-- 1. A 429 always means wait.  A RateLimit header of another limit than the
+-- one that refused ("remaining" above zero, "reset=0") or "Retry-After: 0"
+-- is no wait: the next hint (Retry-After, the body's rate_reset, else 2 s)
+-- is taken, never a retry at once (which sent hundreds of requests a second
+-- until rate_limit_wait_ms ran out).
+SELECT emulator_fault('{"method": "GET", "action": "status", "status": 429, "body": {"error": "Too many"}, "headers": {"RateLimit": "limit=100, remaining=50, reset=0", "Retry-After": "1"}, "times": 1}');
+SELECT clock_timestamp() AS t0 \gset
+SELECT id FROM close_custom_objects WHERE id = :'co';
+SELECT clock_timestamp() - :'t0' >= interval '1 s' AS waited_retry_after;
+SELECT count(*) AS requests FROM emulator_requests();
+SELECT emulator_fault('{"method": "GET", "action": "status", "status": 429, "body": {"error": {"message": "Too many", "rate_reset": 0}}, "headers": {"RateLimit": null, "Retry-After": "0"}, "times": 1}');
+SELECT clock_timestamp() AS t0 \gset
+SELECT id FROM close_custom_objects WHERE id = :'co';
+SELECT clock_timestamp() - :'t0' >= interval '2 s' AS waited_two_seconds;
+SELECT count(*) AS requests FROM emulator_requests();
+-- refused again and again: a few requests, not a storm
+SELECT emulator_fault('{"method": "GET", "action": "status", "status": 429, "body": {"error": "Too many"}, "headers": {"RateLimit": "limit=100; remaining=7; reset=0", "Retry-After": "1"}, "times": -1}');
+SET statement_timeout = '2500ms';
+\set VERBOSITY terse
+SELECT id FROM close_custom_objects WHERE id = :'co';  -- ERROR
+\set VERBOSITY default
+RESET statement_timeout;
+SELECT count(*) BETWEEN 2 AND 3 AS few_requests FROM emulator_requests();
+SELECT emulator_reset();
+
+-- 2. An expired search cursor is answered as the sheet saw it live,
+-- 400 {"field-errors": {"cursor": "Expired cursor"}}: not a value the user
+-- gave (22023) but the API's failure (HV000), as any refused cursor.  A
+-- sorted search (ORDER BY date_created DESC LIMIT n) reads one query, so
+-- its refused cursor is an error.
+CREATE SERVER adv_small FOREIGN DATA WRAPPER close_fdw
+  OPTIONS (api_url :'api_url', page_size '2', max_concurrency '1');
+CREATE USER MAPPING FOR CURRENT_USER SERVER adv_small OPTIONS (api_key 'api_test_key');
+CREATE FOREIGN TABLE adv_objects (id text, name text, date_created timestamptz)
+  SERVER adv_small;
+SELECT emulator_call('POST', '/_emulator/config', '{"cursor_ttl": 0}');
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM (SELECT name FROM adv_objects ORDER BY date_created DESC LIMIT 250) s;
+SELECT count(*) FROM (SELECT name FROM adv_objects ORDER BY date_created DESC LIMIT 250) s;  -- ERROR
+\echo :LAST_ERROR_SQLSTATE
+SELECT emulator_reset();
+-- a 400 whose field errors name values sent stays 22023
+SELECT emulator_fault('{"method": "POST", "action": "status", "status": 400, "body": {"errors": [], "field-errors": {"name": "This field is required.", "cursor": "Expired cursor"}}, "times": 1}');
+SELECT name FROM adv_objects ORDER BY date_created DESC LIMIT 5;  -- ERROR
+\echo :LAST_ERROR_SQLSTATE
+SELECT emulator_reset();
