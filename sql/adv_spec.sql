@@ -50,3 +50,12 @@ SELECT emulator_fault('{"method": "POST", "action": "status", "status": 400, "bo
 SELECT name FROM adv_objects ORDER BY date_created DESC LIMIT 5;  -- ERROR
 \echo :LAST_ERROR_SQLSTATE
 SELECT emulator_reset();
+
+-- 3. A search whose count stays above what it returns, far short of the
+-- 10,000 one query returns (a lower cap, or Close counting objects it no
+-- longer gives): an error with what was returned and counted, not one
+-- blaming 10,000 objects at one instant.
+SELECT emulator_fault('{"method": "POST", "path_prefix": "/api/v1/data/search/", "action": "status", "status": 200, "times": -1, "body": {"data": [{"__object_type": "custom_object", "id": "custobj_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "name": "a", "date_created": "2020-08-04T16:45:35.367000+00:00"}], "cursor": null, "count": {"total": 5}}}');
+SELECT id, name FROM adv_objects;  -- ERROR
+SELECT count(*) AS requests FROM emulator_requests();
+SELECT emulator_reset();
