@@ -79,3 +79,32 @@ SELECT emulator_fault('{"method": "GET", "path_prefix": "/api/v1/custom_object/"
 SELECT id, lead_id, name FROM close_custom_objects
  WHERE lead_id = 'lead_Mixed00000000000000000000000000000000000000' AND name <> 'x';
 SELECT emulator_reset();
+
+-- 5. A GET whose URL would be longer than Close takes (about 2000
+-- characters: here _fields naming 40 custom fields) goes as a POST with
+-- x-http-method-override: GET and its parameters in {"_params": {...}}.
+SELECT emulator_call('POST', '/_emulator/config', '{"max_url": 2000}');
+SELECT emulator_fault(jsonb_build_object('method', 'GET',
+  'path_prefix', '/api/v1/custom_field_schema/lead/', 'action', 'status',
+  'status', 200, 'times', -1, 'body', jsonb_build_object(
+    'name', 'Lead', 'object_type', 'lead',
+    'organization_id', 'orga_Test000000000000000000000000000000000000000',
+    'fields', (SELECT jsonb_agg(jsonb_build_object('id', f, 'name', f, 'type', 'text',
+                                                   'accepts_multiple_values', false))
+                 FROM (SELECT 'cf_Wide' || lpad(i::text, 39, '0') AS f
+                         FROM generate_series(1, 40) i
+                       UNION ALL SELECT 'cf_LeadIndustry0000000000000000000000000000000') w))));
+DO $$
+BEGIN
+  EXECUTE 'CREATE FOREIGN TABLE adv_wide_leads (id text, name text, '
+    || (SELECT string_agg(format('f%s text OPTIONS (field %L)', i,
+                                 'custom.cf_Wide' || lpad(i::text, 39, '0')), ', ')
+          FROM generate_series(1, 40) i)
+    || ', industry text OPTIONS (field ''custom.cf_LeadIndustry0000000000000000000000000000000''))'
+    || ' SERVER close OPTIONS (resource ''lead'')';
+END $$;
+SELECT id, name, industry, num_nulls(f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32, f33, f34, f35, f36, f37, f38, f39, f40) AS unset FROM adv_wide_leads
+ WHERE id = 'lead_hwnL36A2iEMSLIlmGhsdrcmOJzTUzqEHwr66wrA1K2T';
+SELECT regexp_replace(r, 'custom\.cf_Wide0+(\d+)', 'W\1', 'g') AS request
+  FROM emulator_requests() r;
+SELECT emulator_reset();

@@ -782,6 +782,19 @@ class FaultTests(EmulatorTest):
 
 
 class ControlTests(EmulatorTest):
+    def test_max_url(self):
+        # a request target over max_url is 414; the same GET as a POST with
+        # x-http-method-override: GET and {"_params": {...}} goes through
+        control("POST", "config", {"max_url": 200})
+        path = "/api/v1/custom_object/?lead_id=%s&_fields=%s" % (emu.LEAD_MIXED, ",".join(["name"] * 30))
+        self.assertStatus(request("GET", path), 414)
+        r = request("POST", "/api/v1/custom_object/",
+                    {"_params": {"lead_id": emu.LEAD_MIXED, "_limit": "2"}},
+                    headers={"x-http-method-override": "GET"})
+        self.assertStatus(r, 200)
+        self.assertEqual(len(r.json()["data"]), 2)
+        control("POST", "reset")
+
     def test_reset(self):
         control("POST", "config", {"latency_ms": 5, "max_limit": 7})
         control("POST", "faults", {"action": "status", "times": -1, "path_prefix": "/api/v1/lead/"})
@@ -793,7 +806,7 @@ class ControlTests(EmulatorTest):
                           "cursor_ttl": 30, "search_max_results": 10000, "search_rate_limit_per_sec": 0,
                           "short_pages": 0, "list_by_date_updated": 0, "crm_max_limit": 200,
                           "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0,
-                          "stale_reads": 0})
+                          "stale_reads": 0, "max_url": 0})
         self.assertEqual(control("GET", "faults").json()["rules"], [])
         self.assertEqual(api_log(), "")
         self.assertStatus(request("GET", "/api/v1/custom_object/%s/" % emu.OBJ_SHEET), 200)
