@@ -1982,6 +1982,22 @@ lead_record_new(CloseScanState *fsstate, struct json_object *record)
 	return true;
 }
 
+/*
+ * False when the record has the key as a string other than value (so a
+ * record that lacks it, as a GET with _fields not naming it, passes).
+ */
+static bool
+record_has_key_value(struct json_object *record, const char *key,
+					 const char *value)
+{
+	struct json_object *member = close_json_object_get(record, key);
+	size_t		len;
+
+	if (member == NULL || close_json_kind(member) != CLOSE_JSON_STRING)
+		return true;
+	return strcmp(close_json_scalar_text(member, &len), value) == 0;
+}
+
 /* Retrieve one record by id; a 404 means there is no such record. */
 static void
 fetch_by_id(CloseScanState *fsstate)
@@ -2064,6 +2080,17 @@ fetch_by_id(CloseScanState *fsstate)
 		}
 	}
 
+	/*
+	 * The record asked for, or none: an answer of another record (a lead
+	 * merged into another, say) is not the row "id = ..." selects, and an
+	 * UPDATE or DELETE would write that other record.
+	 */
+	if (!record_has_key_value(root, CLOSE_KEY_ID, fsstate->current_key))
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return;
+	}
+
 	fsstate->record = root;
 	fsstate->nitems = 1;
 	MemoryContextSwitchTo(oldcxt);
@@ -2109,6 +2136,16 @@ next_record(CloseScanState *fsstate)
 			if (fsstate->next_n > 0 && fsstate->next_item % 16 == 0)
 				close_flight_progress(fsstate->pages_flight);
 			if (fsstate->items && !lead_record_new(fsstate, record))
+				continue;
+
+			/*
+			 * A lead's listing answers from Close's index, which lags:
+			 * an object moved to another lead since (a merge) is no
+			 * longer the lead's.  Seen when the record has its lead_id.
+			 */
+			if (fsstate->items && fsstate->kind == CLOSE_ACCESS_BY_LEAD &&
+				!record_has_key_value(record, CLOSE_KEY_LEAD_ID,
+									  fsstate->current_key))
 				continue;
 			if (fsstate->items)
 				close_whole_add(fsstate->lead_whole, record);

@@ -194,6 +194,8 @@ typedef struct CloseConnection
 	CloseServerOptions server;	/* strings in TopMemoryContext */
 	struct curl_slist *headers; /* fixed request headers, incl. auth */
 	struct curl_slist *json_headers;	/* the same, for a JSON body */
+	struct curl_slist *override_headers;	/* and for a long GET sent as a
+											 * POST (x-http-method-override) */
 	char		errbuf[CURL_ERROR_SIZE];
 	Oid			serverid;		/* for the statistics */
 	CURLM	   *multi;			/* for concurrent requests, or NULL */

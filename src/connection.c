@@ -182,6 +182,9 @@ close_release_entry(CloseConnection *entry)
 	if (entry->json_headers)
 		curl_slist_free_all(entry->json_headers);
 	entry->json_headers = NULL;
+	if (entry->override_headers)
+		curl_slist_free_all(entry->override_headers);
+	entry->override_headers = NULL;
 	if (entry->server_name)
 		pfree(entry->server_name);
 	entry->server_name = NULL;
@@ -277,10 +280,11 @@ close_build_entry(CloseConnection *entry, UserMapping *user)
 
 	PG_TRY();
 	{
-		struct curl_slist **lists[2] = {&entry->headers, &entry->json_headers};
+		struct curl_slist **lists[3] = {&entry->headers, &entry->json_headers,
+		&entry->override_headers};
 		int			i;
 
-		for (i = 0; i < 2; i++)
+		for (i = 0; i < 3; i++)
 		{
 			append_header(lists[i], "Accept: application/json");
 			append_header(lists[i], auth.data);
@@ -289,6 +293,8 @@ close_build_entry(CloseConnection *entry, UserMapping *user)
 			append_header(lists[i], "x-tz-offset: 0");
 		}
 		append_header(&entry->json_headers, "Content-Type: application/json");
+		append_header(&entry->override_headers, "Content-Type: application/json");
+		append_header(&entry->override_headers, "x-http-method-override: GET");
 	}
 	PG_FINALLY();
 	{

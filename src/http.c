@@ -21,6 +21,7 @@
 #include "storage/latch.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 
 #include "close_fdw.h"
@@ -448,6 +449,81 @@ static uint32 retry_wait_event = 0;
 #define CLOSE_WAIT_RETRY	close_wait_event("CloseWait", &retry_wait_event)
 
 /*
+ * A GET whose URL is longer than this goes as a POST with
+ * "x-http-method-override: GET" and its parameters in {"_params": {...}}
+ * (the API sheet: Close takes URLs of about 2000 characters).
+ */
+#define CLOSE_MAX_GET_URL	2000
+
+/* One %-encoded query part, decoded (a '+' is a space), as a JSON string. */
+static void
+append_query_part_json(StringInfo buf, const char *p, size_t len)
+{
+	StringInfoData raw;
+	size_t		i;
+
+	initStringInfo(&raw);
+	for (i = 0; i < len; i++)
+	{
+		if (p[i] == '%' && i + 2 < len &&
+			isxdigit((unsigned char) p[i + 1]) &&
+			isxdigit((unsigned char) p[i + 2]))
+		{
+			char		hex[3] = {p[i + 1], p[i + 2], '\0'};
+
+			appendStringInfoChar(&raw, (char) strtol(hex, NULL, 16));
+			i += 2;
+		}
+		else if (p[i] == '+')
+			appendStringInfoChar(&raw, ' ');
+		else
+			appendStringInfoChar(&raw, p[i]);
+	}
+	escape_json(buf, raw.data);
+	pfree(raw.data);
+}
+
+/*
+ * The body {"_params": {...}} of a GET's query string (after the '?'),
+ * each parameter once (close_fdw sends none twice).
+ */
+static char *
+override_params_body(const char *query)
+{
+	StringInfoData buf;
+	const char *p = query;
+	bool		first = true;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"_params\": {");
+	while (*p)
+	{
+		const char *end = strchr(p, '&');
+		const char *eq;
+		size_t		len = end ? (size_t) (end - p) : strlen(p);
+
+		if (len > 0)
+		{
+			eq = memchr(p, '=', len);
+			if (!first)
+				appendStringInfoString(&buf, ", ");
+			first = false;
+			append_query_part_json(&buf, p, eq ? (size_t) (eq - p) : len);
+			appendStringInfoString(&buf, ": ");
+			if (eq)
+				append_query_part_json(&buf, eq + 1, len - (eq + 1 - p));
+			else
+				appendStringInfoString(&buf, "\"\"");
+		}
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	appendStringInfoString(&buf, "}}");
+	return buf.data;
+}
+
+/*
  * The one place that sets a handle up for a request: safe defaults first,
  * then ours.
  */
@@ -456,6 +532,8 @@ setup_handle(CloseConnection *conn, CURL *curl, const char *method,
 			 const char *url, const char *body, bool repeatable,
 			 CloseResponse *response, Attempt *attempt)
 {
+	char	   *override_body = NULL;
+
 	memset(&attempt->answer, 0, sizeof(attempt->answer));
 	attempt->answer.context = CurrentMemoryContext;
 	attempt->answer.max = conn->server.max_response_bytes;
@@ -463,6 +541,16 @@ setup_handle(CloseConnection *conn, CURL *curl, const char *method,
 	response->retry_after[0] = '\0';
 	response->rate_limit[0] = '\0';
 	conn->errbuf[0] = '\0';
+
+	/* a GET too long for a URL: a POST that says it is a GET */
+	if (body == NULL && strcmp(method, "GET") == 0 &&
+		strlen(url) > CLOSE_MAX_GET_URL && strchr(url, '?') != NULL)
+	{
+		const char *query = strchr(url, '?');
+
+		override_body = override_params_body(query + 1);
+		url = pnstrdup(url, query - url);
+	}
 
 	/* reset keeps the live connection; then safe defaults, then ours */
 	curl_easy_reset(curl);
@@ -489,7 +577,18 @@ setup_handle(CloseConnection *conn, CURL *curl, const char *method,
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER,
+					 override_body ? conn->override_headers :
 					 body ? conn->json_headers : conn->headers);
+	if (override_body)
+	{
+		/* copied by libcurl: it outlives this memory in a flight */
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+						 (curl_off_t) strlen(override_body));
+		curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, override_body);
+		curl_easy_setopt(curl, CURLOPT_POST, 1L);
+		pfree(override_body);
+		return;
+	}
 	if (body && repeatable)
 	{
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
@@ -790,7 +889,11 @@ backoff_ms(int attempt)
 
 /*
  * How long a 429 asks to wait: RateLimit's reset, else Retry-After, else
- * the body's rate_reset, else 2 s.
+ * the body's rate_reset, else 2 s.  Only a wait counts: a hint of 0 (a
+ * RateLimit of another limit than the one that refused, "remaining" above
+ * zero and "reset=0"; "Retry-After: 0") passes to the next, since a 429 is
+ * always a signal to wait, and trying again at once would send requests as
+ * fast as Close refuses them until rate_limit_wait_ms runs out.
  */
 static double
 rate_limit_wait_ms(CloseResponse *response, const char *body, size_t len)
@@ -801,13 +904,15 @@ rate_limit_wait_ms(CloseResponse *response, const char *body, size_t len)
 	double		seconds = -1;
 
 	if (response->rate_limit[0] &&
-		parse_rate_limit(response->rate_limit, &limit, &remaining, &reset))
+		parse_rate_limit(response->rate_limit, &limit, &remaining, &reset) &&
+		reset > 0)
 		seconds = reset;
-	else if (response->retry_after[0] && isdigit((unsigned char) response->retry_after[0]))
+	if (seconds <= 0 && response->retry_after[0] &&
+		isdigit((unsigned char) response->retry_after[0]))
 		seconds = strtod(response->retry_after, NULL);
-	else
+	if (seconds <= 0)
 		seconds = close_json_rate_reset(body, len);
-	if (seconds < 0)
+	if (seconds <= 0)
 		seconds = 2.0;
 	return Min(seconds, 600.0) * 1000.0;
 }
@@ -1014,23 +1119,44 @@ close_http_request(CloseConnection *conn, const char *method,
 
 /*
  * Whether a 400 is Close rejecting the values sent: its body has "errors"
- * or "field-errors" (a search Close cannot run, an expired cursor, answer
- * {"error": ...} instead).
+ * or "field-errors" (a search Close cannot run answers {"error": ...}
+ * instead).  An expired search cursor is not a value of the user's, though
+ * Close words it as a field error: {"field-errors": {"cursor": "Expired
+ * cursor"}} (the API sheet), so field errors on "cursor" alone are not.
  */
 static bool
 rejects_values(CloseResponse *response)
 {
 	const char *problem;
 	struct json_object *root;
+	struct json_object *errors;
+	struct json_object *fields;
 	bool		result = false;
 
 	if (response->body == NULL || response->body_len == 0)
 		return false;
 	root = close_json_parse(response->body, response->body_len,
 							CurrentMemoryContext, &problem);
-	if (problem == NULL && close_json_kind(root) == CLOSE_JSON_OBJECT)
-		result = close_json_object_get(root, "errors") != NULL ||
-			close_json_object_get(root, "field-errors") != NULL;
+	if (problem != NULL || close_json_kind(root) != CLOSE_JSON_OBJECT)
+		return false;
+	errors = close_json_object_get(root, "errors");
+	fields = close_json_object_get(root, "field-errors");
+	if (errors != NULL &&
+		!(close_json_kind(errors) == CLOSE_JSON_ARRAY &&
+		  close_json_array_length(errors) == 0 && fields != NULL))
+		result = true;
+	if (fields != NULL)
+	{
+		ListCell   *lc;
+
+		if (close_json_kind(fields) != CLOSE_JSON_OBJECT ||
+			close_json_object_members(fields) == NIL)
+			result = true;
+		else
+			foreach(lc, close_json_object_members(fields))
+				if (strcmp(((CloseJsonMember *) lfirst(lc))->key, "cursor") != 0)
+					result = true;
+	}
 	return result;
 }
 

@@ -1318,6 +1318,22 @@ next_request(CloseSearchState *ss, bool *new_slice)
 						 errdetail("close_fdw cuts searches of %s by whole UTC days, since Close may apply their date bounds by day only.",
 								   ss->res->plural)));
 			}
+			/*
+			 * What stopped the query is what it returned: 10,000, or (its
+			 * count being more) fewer, Close's cap being lower, or Close
+			 * counting objects it does not give any more.
+			 */
+			if (ss->slice_total >= 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_ERROR),
+						 errmsg("could not list all %s: more share the date_created %s than one search returns (" INT64_FORMAT ")",
+								ss->res->plural, ss->last_date,
+								ss->slice_returned),
+						 errdetail("The search ended after " INT64_FORMAT " object%s where its count is " INT64_FORMAT ", and a new query from that date_created found nothing more.",
+								   ss->slice_returned,
+								   ss->slice_returned == 1 ? "" : "s",
+								   ss->slice_total),
+						 errhint("Close may still count objects deleted moments ago: try again.")));
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("could not list all %s: more than %d share the date_created %s",

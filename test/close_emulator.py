@@ -137,7 +137,7 @@ chain) returns at most search_max_results objects (default 10000, Close's silent
 the cursor is null although count.total is larger.  Every answer issues a new cursor that
 expires cursor_ttl seconds (default 30; the value when it was issued) after that answer; a
 cursor may be replayed (same page again) until then.  An expired/unknown cursor -> 400
-{"error": "Cursor expired or invalid."}; a cursor with a different query, sort, _fields or
+{"field-errors": {"cursor": "Expired cursor"}} (as the sheet saw live); a cursor with a different query, sort, _fields or
 results_limit -> 400 (_limit and include_counts may change between pages).  Expired cursor
 states are dropped on every search request and on GET /_emulator/data/search_state.
 The search endpoint's rate-limit groups use search_rate_limit_per_sec (0: never 429, header
@@ -230,7 +230,10 @@ Control API (no auth, never logged), under /_emulator/:
                                                 "crm_max_limit" (200), "lead_max_skip"
                                                 (35000), "crm_max_skip" (0: none),
                                                 "crm_search_day_granular" (0, 1, 2),
-                                                "stale_reads" (0)} (any subset,
+                                                "stale_reads" (0), "max_url" (0: none;
+                                                else a longer request target is 414, as
+                                                Close takes URLs of about 2000
+                                                characters)} (any subset,
                                                 integers); 204
   POST   /_emulator/objects                    bulk create -> 200 {"created": N}; body
                                                 {"lead_id", "custom_object_type_id", "count",
@@ -1086,7 +1089,7 @@ CONFIG_KEYS = ("latency_ms", "max_limit", "max_skip", "rate_limit_per_sec",
                "cursor_ttl", "search_max_results", "search_rate_limit_per_sec",
                "short_pages", "list_by_date_updated", "rate_limit_window_ms",
                "crm_max_limit", "lead_max_skip", "crm_max_skip", "crm_search_day_granular",
-               "stale_reads")
+               "stale_reads", "max_url")
 CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1, "rate_limit_window_ms": 1,
                   "crm_max_limit": 1}   # others: 0
 
@@ -1124,7 +1127,7 @@ SEARCH_BODY_KEYS = ("query", "_fields", "_limit", "sort", "results_limit", "incl
 SEARCH_REGULAR_FIELDS = ("id", "lead_id", "custom_object_type_id", "name", "date_created", "date_updated",
                          "organization_id", "created_by", "updated_by")
 SEARCH_TEXT_MODES = ("exact_value", "phrase", "full_words", "beginning_of_words")
-SEARCH_BAD_CURSOR = "Cursor expired or invalid."
+SEARCH_BAD_CURSOR = "Expired cursor"      # the sheet's live answer: field-errors on "cursor"
 
 
 def _search_bad(where, message):
@@ -1756,6 +1759,10 @@ class Handler(crm.CrmHandlers, crm.CrmWrites, crm.CrmControl, BaseHTTPRequestHan
         """Auth, limits, routing and body checks; returns (status, payload, headers)."""
         if req.bad_url:
             raise ApiError(400, {"error": "Malformed percent-encoding in URL"})
+        max_url = self.store.config.get("max_url", 0)
+        if max_url and len(self.path) > max_url:
+            # the sheet: longer URLs go as POST + x-http-method-override: GET
+            raise ApiError(414, {"error": "Request-URI Too Long"})
         if label not in VALID_LABELS:
             raise ApiError(401, {"error": "Unauthorized"})
         if not allowed:
@@ -2082,7 +2089,7 @@ class Handler(crm.CrmHandlers, crm.CrmWrites, crm.CrmControl, BaseHTTPRequestHan
             else:
                 entry = store.cursors.get(cursor)
                 if entry is None or entry[2] <= time.monotonic():
-                    raise ApiError(400, {"error": SEARCH_BAD_CURSOR})
+                    raise ApiError(400, {"field-errors": {"cursor": SEARCH_BAD_CURSOR}})
                 state, position, _expiry = entry
                 if state["signature"] != signature:
                     raise ApiError(400, {"error": "This cursor belongs to another query: query, sort, "
@@ -2606,7 +2613,8 @@ def main(argv=None):
               "short_pages": 0, "list_by_date_updated": 0,
               "crm_max_limit": args.crm_max_limit, "lead_max_skip": args.lead_max_skip,
               "crm_max_skip": args.crm_max_skip,
-              "crm_search_day_granular": args.crm_search_day_granular, "stale_reads": 0}
+              "crm_search_day_granular": args.crm_search_day_granular, "stale_reads": 0,
+              "max_url": 0}
     store = Store(config, args.data)
     server = EmulatorServer(("127.0.0.1", args.port), Handler)
     server.store = store

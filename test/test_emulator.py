@@ -782,6 +782,19 @@ class FaultTests(EmulatorTest):
 
 
 class ControlTests(EmulatorTest):
+    def test_max_url(self):
+        # a request target over max_url is 414; the same GET as a POST with
+        # x-http-method-override: GET and {"_params": {...}} goes through
+        control("POST", "config", {"max_url": 200})
+        path = "/api/v1/custom_object/?lead_id=%s&_fields=%s" % (emu.LEAD_MIXED, ",".join(["name"] * 30))
+        self.assertStatus(request("GET", path), 414)
+        r = request("POST", "/api/v1/custom_object/",
+                    {"_params": {"lead_id": emu.LEAD_MIXED, "_limit": "2"}},
+                    headers={"x-http-method-override": "GET"})
+        self.assertStatus(r, 200)
+        self.assertEqual(len(r.json()["data"]), 2)
+        control("POST", "reset")
+
     def test_reset(self):
         control("POST", "config", {"latency_ms": 5, "max_limit": 7})
         control("POST", "faults", {"action": "status", "times": -1, "path_prefix": "/api/v1/lead/"})
@@ -793,7 +806,7 @@ class ControlTests(EmulatorTest):
                           "cursor_ttl": 30, "search_max_results": 10000, "search_rate_limit_per_sec": 0,
                           "short_pages": 0, "list_by_date_updated": 0, "crm_max_limit": 200,
                           "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0,
-                          "stale_reads": 0})
+                          "stale_reads": 0, "max_url": 0})
         self.assertEqual(control("GET", "faults").json()["rules"], [])
         self.assertEqual(api_log(), "")
         self.assertStatus(request("GET", "/api/v1/custom_object/%s/" % emu.OBJ_SHEET), 200)
@@ -1159,14 +1172,14 @@ class SearchTests(EmulatorTest):
         time.sleep(0.6)
         # 1.2 s after the first answer: its cursor is gone; the second answer's still lives
         for cursor in (first["cursor"], other):
-            self.assertEqual(self.search(dict(body, cursor=cursor), 400), {"error": "Cursor expired or invalid."})
+            self.assertEqual(self.search(dict(body, cursor=cursor), 400), {"field-errors": {"cursor": "Expired cursor"}})
         self.assertEqual(control("GET", "data/search_state").json(), {"live_cursors": 1})
         third = self.search(dict(body, cursor=second["cursor"]))
         self.assertEqual([o["id"] for o in third["data"]][:1], [self.search(dict(body, _limit=21))["data"][20]["id"]])
         time.sleep(1.1)
         self.assertEqual(control("GET", "data/search_state").json(), {"live_cursors": 0})
         for cursor in ("nope", "", third["cursor"]):
-            self.assertEqual(self.search(dict(body, cursor=cursor), 400), {"error": "Cursor expired or invalid."})
+            self.assertEqual(self.search(dict(body, cursor=cursor), 400), {"field-errors": {"cursor": "Expired cursor"}})
 
     def test_cursor_with_other_body(self):
         body = {"query": in_lead(emu.LEAD_BIG), "_limit": 100, "_fields": {"custom_object": ["name"]},
@@ -1899,7 +1912,7 @@ class ProcessTests(unittest.TestCase):
                                    "cursor_ttl": 7, "search_max_results": 50, "search_rate_limit_per_sec": 3,
                                    "short_pages": 0, "list_by_date_updated": 0, "crm_max_limit": 200,
                                    "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0,
-                          "stale_reads": 0})
+                          "stale_reads": 0, "max_url": 0})
             path = objects_path(emu.LEAD_BIG, _limit=6)
             self.assertEqual(request("GET", path, port=port).status, 400)
             self.assertEqual(request("GET", path, port=port).status, 400)
