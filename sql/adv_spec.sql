@@ -66,12 +66,12 @@ SELECT emulator_reset();
 -- no row, and an UPDATE does not write the other record.
 SELECT emulator_fault('{"method": "GET", "path_prefix": "/api/v1/custom_object/custobj_", "action": "status", "status": 200, "times": 1, "body": {"id": "custobj_Other00000000000000000000000000000000000000", "lead_id": "lead_Mixed00000000000000000000000000000000000000", "name": "Other", "custom_object_type_id": "cotype_1h5m6uHM9BZOpwVhyRJb4Y"}}');
 SELECT id, name FROM close_custom_objects WHERE id = :'co';
-CREATE FOREIGN TABLE adv_leads (id text, name text) SERVER close OPTIONS (resource 'lead');
+CREATE FOREIGN TABLE adv_spec_leads (id text, name text) SERVER close OPTIONS (resource 'lead');
 SELECT emulator_fault('{"method": "GET", "path_prefix": "/api/v1/lead/lead_", "action": "status", "status": 200, "times": 1, "body": {"id": "lead_Other00000000000000000000000000000000000000", "name": "Merged into"}}');
-SELECT id, name FROM adv_leads WHERE id = 'lead_Mixed00000000000000000000000000000000000000';
+SELECT id, name FROM adv_spec_leads WHERE id = 'lead_Mixed00000000000000000000000000000000000000';
 SELECT * FROM emulator_requests();
 SELECT emulator_fault('{"method": "GET", "path_prefix": "/api/v1/lead/lead_", "action": "status", "status": 200, "times": 1, "body": {"id": "lead_Other00000000000000000000000000000000000000", "name": "Merged into"}}');
-UPDATE adv_leads SET name = 'Renamed'
+UPDATE adv_spec_leads SET name = 'Renamed'
  WHERE id = 'lead_Mixed00000000000000000000000000000000000000' AND name <> 'x';
 SELECT * FROM emulator_requests();
 -- a lead's listing: the object now of another lead is left out
