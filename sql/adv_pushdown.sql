@@ -1,0 +1,37 @@
+-- adv_pushdown: a query on a foreign table returns what the same query
+-- returns on a local copy of its rows, whatever is sent to Close.  Each
+-- case compares with the copy and shows what was sent.
+\set VERBOSITY terse
+SELECT emulator_reset();
+
+-- the requests since the last clear: method and path (a search's body
+-- left out), then the log is cleared
+CREATE FUNCTION adv_sent() RETURNS TABLE (method text, path text)
+LANGUAGE sql AS $$
+  SELECT e->>'method', e->>'raw_path' FROM emulator_log_entries() e
+$$;
+
+-- 1. Opportunities' listing takes a date range to the microsecond; a
+-- timestamptz(0) column shows 12:32:51.376 as 12:32:51, so
+-- "<= 12:32:51" keeps it: the range is not sent to the listing as it is
+-- (the search that reads instead widens it by a second).
+CREATE FOREIGN TABLE adv_opp0 (
+  id text, status_id text,
+  updated0 timestamptz(0) OPTIONS (field 'date_updated'),
+  updated3 timestamptz(3) OPTIONS (field 'date_updated'),
+  updated6 timestamptz(6) OPTIONS (field 'date_updated')
+) SERVER close OPTIONS (resource 'opportunity');
+CREATE TABLE adv_opp0_copy AS SELECT * FROM adv_opp0;
+SELECT emulator_clear();
+SELECT id, updated0 FROM adv_opp0 WHERE updated0 <= '2020-09-01 12:32:51+00' ORDER BY id;
+SELECT id, updated0 FROM adv_opp0_copy WHERE updated0 <= '2020-09-01 12:32:51+00' ORDER BY id;
+SELECT id FROM adv_opp0 WHERE updated0 = '2020-09-01 12:32:51+00';
+SELECT id FROM adv_opp0_copy WHERE updated0 = '2020-09-01 12:32:51+00';
+SELECT id FROM adv_opp0 WHERE updated0 > '2020-09-01 14:49:16+00';
+SELECT id FROM adv_opp0_copy WHERE updated0 > '2020-09-01 14:49:16+00';
+SELECT method, regexp_replace(path, '\?.*', '') AS path FROM adv_sent();
+-- a column keeping the microseconds still reads the listing, with the range
+SELECT id FROM adv_opp0 WHERE updated6 <= '2020-09-01 12:32:51.376+00' ORDER BY id;
+SELECT * FROM adv_sent();
+EXPLAIN (COSTS OFF) SELECT id FROM adv_opp0 WHERE updated3 >= '2020-09-01 12:32:51.376+00';
+EXPLAIN (COSTS OFF) SELECT id FROM adv_opp0 WHERE updated0 >= '2020-09-01 12:32:51+00' AND status_id = 'stat_Won0000000000000000000000000000000000000000';
