@@ -35,3 +35,35 @@ SELECT id FROM adv_opp0 WHERE updated6 <= '2020-09-01 12:32:51.376+00' ORDER BY 
 SELECT * FROM adv_sent();
 EXPLAIN (COSTS OFF) SELECT id FROM adv_opp0 WHERE updated3 >= '2020-09-01 12:32:51.376+00';
 EXPLAIN (COSTS OFF) SELECT id FROM adv_opp0 WHERE updated0 >= '2020-09-01 12:32:51+00' AND status_id = 'stat_Won0000000000000000000000000000000000000000';
+
+-- 2. ORDER BY date_created USING an operator of another btree operator
+-- class (here newest first) is not Close's date_created order: sorted and
+-- cut here, never by the search
+CREATE FUNCTION adv_rev_cmp(timestamptz, timestamptz) RETURNS int
+  LANGUAGE sql IMMUTABLE AS 'SELECT timestamptz_cmp($2, $1)';
+CREATE FUNCTION adv_rev_lt(timestamptz, timestamptz) RETURNS bool
+  LANGUAGE sql IMMUTABLE AS 'SELECT $1 > $2';
+CREATE FUNCTION adv_rev_le(timestamptz, timestamptz) RETURNS bool
+  LANGUAGE sql IMMUTABLE AS 'SELECT $1 >= $2';
+CREATE FUNCTION adv_rev_ge(timestamptz, timestamptz) RETURNS bool
+  LANGUAGE sql IMMUTABLE AS 'SELECT $1 <= $2';
+CREATE FUNCTION adv_rev_gt(timestamptz, timestamptz) RETURNS bool
+  LANGUAGE sql IMMUTABLE AS 'SELECT $1 < $2';
+CREATE OPERATOR <<< (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = adv_rev_lt);
+CREATE OPERATOR <<<= (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = adv_rev_le);
+CREATE OPERATOR >>>= (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = adv_rev_ge);
+CREATE OPERATOR >>> (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = adv_rev_gt);
+CREATE OPERATOR CLASS adv_rev_ops FOR TYPE timestamptz USING btree AS
+  OPERATOR 1 <<<, OPERATOR 2 <<<=, OPERATOR 3 =, OPERATOR 4 >>>=, OPERATOR 5 >>>,
+  FUNCTION 1 adv_rev_cmp(timestamptz, timestamptz);
+CREATE TABLE adv_objects_copy AS SELECT * FROM close_custom_objects;
+SELECT emulator_clear();
+SELECT name, date_created FROM close_custom_objects ORDER BY date_created USING <<< LIMIT 3;
+SELECT name, date_created FROM adv_objects_copy ORDER BY date_created USING <<< LIMIT 3;
+-- one search, neither sorted nor cut by Close
+SELECT method, path, body->'sort' AS sort, body->'results_limit' AS results_limit
+  FROM (SELECT e->>'method' AS method, e->>'path' AS path, e->'body' AS body
+          FROM emulator_log_entries() e) s;
+-- the type's own order is still Close's
+EXPLAIN (COSTS OFF) SELECT name FROM close_custom_objects ORDER BY date_created LIMIT 3;
+EXPLAIN (COSTS OFF) SELECT name FROM close_custom_objects ORDER BY date_created USING <<< LIMIT 3;
