@@ -49,6 +49,7 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+#include "utils/typcache.h"
 
 #include "close_fdw.h"
 #include "compat.h"
@@ -372,6 +373,15 @@ search_order_pathkeys(PlannerInfo *root, RelOptInfo *baserel,
 			var = (Var *) ((RelabelType *) var)->arg;
 		if (!var || !IsA(var, Var) || var->varno != baserel->relid ||
 			var->varlevelsup != 0 || var->varattno == InvalidAttrNumber)
+			continue;
+
+		/*
+		 * the order of instants: the type's own btree order, not another
+		 * operator class's (ORDER BY ... USING an operator of one)
+		 */
+		if (pathkey->pk_opfamily !=
+			lookup_type_cache(getBaseType(var->vartype),
+							  TYPECACHE_BTREE_OPFAMILY)->btree_opf)
 			continue;
 		if (var->varattno == ri->keys.date_created_attno)
 			*order = ascending ? CLOSE_SEARCH_ORDER_CREATED_ASC

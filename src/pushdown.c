@@ -23,6 +23,7 @@
 #include "access/transam.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/clauses.h"
@@ -542,9 +543,17 @@ close_list_filters(PlannerInfo *root, RelOptInfo *baserel, Oid relid,
 			if (attno != InvalidAttrNumber && attno <= tupdesc->natts)
 			{
 				Form_pg_attribute att = TupleDescAttr(tupdesc, attno - 1);
+				int32		typmod = att->atttypmod;
 
+				/*
+				 * Only a column that keeps Close's microseconds: one of fewer
+				 * digits shows 12:32:51.376 as 12:32:51, which "<= 12:32:51"
+				 * keeps but "__lte=12:32:51" would leave out (such a range
+				 * stays local, and a search, which widens it, reads it).
+				 */
 				key = close_get_column_key(relid, attno, NameStr(att->attname));
-				if (getBaseType(att->atttypid) == TIMESTAMPTZOID &&
+				if (getBaseTypeAndTypmod(att->atttypid, &typmod) == TIMESTAMPTZOID &&
+					(typmod < 0 || typmod >= MAX_TIMESTAMP_PRECISION) &&
 					key_in_list(res->list_ranges, key))
 					name = psprintf("%s%s", key, suffix);
 			}
