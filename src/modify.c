@@ -120,6 +120,14 @@ static List *write_logs = NIL;
 static bool write_log_callbacks = false;
 
 /*
+ * The first table the transaction wrote to, by a write that reached Close
+ * or may have; "" if none.  Unlike write_logs, a rolled back savepoint does
+ * not forget it: its writes stay in Close, so the transaction still cannot
+ * be prepared.
+ */
+static char xact_wrote_to[NAMEDATALEN] = "";
+
+/*
  * The same writes as data, one entry per write, for close_fdw_write_log():
  * those of the current transaction, and those of the last finished
  * transaction that wrote.  At most CLOSE_WRITE_ENTRIES_MAX entries are
@@ -482,6 +490,9 @@ write_entry_add_for(CommandId cid, const char *relname, CmdType action,
 	int			statement;
 	int			level = GetCurrentTransactionNestLevel();
 
+	if ((state == WRITE_SENT || state == WRITE_MAYBE) &&
+		xact_wrote_to[0] == '\0')
+		strlcpy(xact_wrote_to, relname, NAMEDATALEN);
 	if (we->cxt == NULL)
 		we->cxt = AllocSetContextCreate(TopMemoryContext,
 										"close_fdw write log",
@@ -914,9 +925,21 @@ close_xact_callback(XactEvent event, void *arg)
 								log->relname),
 						 errdetail_internal("%s", detail.data)));
 			}
+
+			/*
+			 * Writes of savepoints rolled back since (their error or the
+			 * rollback's WARNING told of them) stay in Close as well.
+			 */
+			if (xact_wrote_to[0] != '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that has written to foreign table \"%s\"",
+								xact_wrote_to),
+						 errdetail("Close cannot undo a write, so a prepared transaction's rollback could not undo it either; the writes of its rolled back subtransactions stay in Close.")));
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			xact_wrote_to[0] = '\0';
 			close_deferred_end(1, true);
 			write_entries_end(1, true);
 			write_logs_end(1, true);
@@ -924,6 +947,7 @@ close_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
+			xact_wrote_to[0] = '\0';
 			close_deferred_end(1, false);
 			write_entries_end(1, false);
 			write_logs_end(1, false);
@@ -1075,6 +1099,7 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	bool		may_repeat;
 	FromExpr   *jointree;
 	ListCell   *lc;
+	int			i;
 
 	check_writable(rel);
 	if (plan->onConflictAction != ONCONFLICT_NONE)
@@ -1090,6 +1115,21 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 
 			if (!tle->resjunk)
 				target_attrs = lappend_int(target_attrs, tle->resno);
+		}
+
+		/*
+		 * A stored generated column is not in the statement's target list,
+		 * but PostgreSQL computes it into the row before the insert: it is
+		 * sent as a column the statement supplies (UPDATE sends it too).
+		 */
+		for (i = 0; i < RelationGetDescr(rel)->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+
+			if (!att->attisdropped &&
+				att->attgenerated == ATTRIBUTE_GENERATED_STORED &&
+				!list_member_int(target_attrs, i + 1))
+				target_attrs = lappend_int(target_attrs, i + 1);
 		}
 	}
 	else if (plan->operation == CMD_UPDATE)

@@ -1,0 +1,64 @@
+-- adv_tx: transactions, writes and the PostgreSQL features around them
+-- (adversarial pass): each case here was a wrong result or a broken promise.
+\set VERBOSITY default
+\set one 'lead_One0000000000000000000000000000000000000000'
+SELECT emulator_reset();
+CREATE FOREIGN TABLE at_now (id text, lead_id text, name text)
+  SERVER close OPTIONS (custom_object_type_id 'cotype_Device0000000000000000');
+
+-- A stored generated column is written by INSERT as UPDATE writes it: its
+-- value is computed before the write and must reach Close (it was left out
+-- of the POST, and RETURNING showed NULL where the column's value was 3).
+CREATE FOREIGN TABLE at_gen (id text, lead_id text, name text,
+  custom_object_type_id text DEFAULT 'cotype_Device0000000000000000',
+  weight numeric OPTIONS (field 'custom.cf_DeviceWeight0000000000000000000000000000000')
+    GENERATED ALWAYS AS (length(name)) STORED)
+  SERVER close;
+INSERT INTO at_gen (lead_id, name) VALUES (:'one', 'abc') RETURNING name, weight;
+INSERT INTO at_gen (lead_id, name) VALUES (:'one', 'abcd') RETURNING id AS gen_id \gset
+SELECT name, weight FROM at_gen WHERE id = :'gen_id';
+UPDATE at_gen SET name = 'abcdef' WHERE id = :'gen_id' RETURNING name, weight;
+SELECT * FROM emulator_requests();
+-- the same with write_mode 'deferred': RETURNING shows what COMMIT sends
+ALTER FOREIGN TABLE at_gen OPTIONS (ADD write_mode 'deferred');
+BEGIN;
+INSERT INTO at_gen (lead_id, name) VALUES (:'one', 'ab') RETURNING name, weight;
+COMMIT;
+SELECT * FROM emulator_requests();
+-- and COPY (every column)
+ALTER FOREIGN TABLE at_gen OPTIONS (DROP write_mode);
+COPY at_gen (lead_id, name) FROM stdin;
+lead_One0000000000000000000000000000000000000000	abcde
+\.
+SELECT * FROM emulator_requests();
+
+-- A write in a savepoint rolled back since stays in Close: the transaction
+-- still cannot be prepared (PREPARE TRANSACTION went on, and a ROLLBACK
+-- PREPARED would then have said nothing).
+BEGIN;
+SAVEPOINT s;
+INSERT INTO at_now (lead_id, name) VALUES (:'one', 'in savepoint');
+ROLLBACK TO SAVEPOINT s;
+PREPARE TRANSACTION 'adv_tx_prepared';  -- ERROR
+\echo :LAST_ERROR_SQLSTATE
+-- the same through a PL/pgSQL EXCEPTION block
+BEGIN;
+DO $$
+BEGIN
+  INSERT INTO at_now (lead_id, name)
+    VALUES ('lead_One0000000000000000000000000000000000000000', 'in block');
+  RAISE EXCEPTION 'undone locally';
+EXCEPTION WHEN raise_exception THEN
+  RAISE NOTICE 'caught: %', SQLERRM;
+END $$;
+PREPARE TRANSACTION 'adv_tx_prepared';  -- ERROR
+\echo :LAST_ERROR_SQLSTATE
+-- a transaction whose only write failed wrote nothing: PostgreSQL's own
+-- refusal (this cluster has max_prepared_transactions 0) comes first
+BEGIN;
+SAVEPOINT s;
+INSERT INTO at_now (lead_id, name)
+  VALUES ('lead_Gone0000000000000000000000000000000000000000', 'refused');  -- ERROR
+ROLLBACK TO SAVEPOINT s;
+PREPARE TRANSACTION 'adv_tx_prepared';  -- ERROR
+SELECT * FROM emulator_requests();
