@@ -62,3 +62,43 @@ INSERT INTO at_now (lead_id, name)
 ROLLBACK TO SAVEPOINT s;
 PREPARE TRANSACTION 'adv_tx_prepared';  -- ERROR
 SELECT * FROM emulator_requests();
+
+-- A lead deleted at once (write_mode 'immediate') while INSERTs into it
+-- are queued: in statement order they were created, then deleted with the
+-- lead; sent out of order, COMMIT failed on them (400, the lead gone) and
+-- rolled back everything, the DELETE staying in Close.  Refused first.
+CREATE FOREIGN TABLE at_def (id text, lead_id text, name text)
+  SERVER close OPTIONS (custom_object_type_id 'cotype_Device0000000000000000',
+                        write_mode 'deferred');
+CREATE FOREIGN TABLE at_leads (id text, name text) SERVER close OPTIONS (resource 'lead');
+CREATE FOREIGN TABLE at_leads_def (id text, name text)
+  SERVER close OPTIONS (resource 'lead', write_mode 'deferred');
+INSERT INTO at_leads (name) VALUES ('Doomed') RETURNING id AS doomed \gset
+SELECT emulator_clear();
+BEGIN;
+INSERT INTO at_def (lead_id, name) VALUES (:'doomed', 'child');
+DELETE FROM at_leads WHERE id = :'doomed';  -- ERROR
+ROLLBACK;
+-- also when the DELETE reads first
+BEGIN;
+INSERT INTO at_def (lead_id, name) VALUES (:'doomed', 'child'), (:'doomed', 'child 2');
+DELETE FROM at_leads WHERE id = :'doomed' AND name = 'Doomed';  -- ERROR
+ROLLBACK;
+SELECT * FROM emulator_requests();
+-- through a deferred table the DELETE keeps its place in the queue
+BEGIN;
+INSERT INTO at_def (lead_id, name) VALUES (:'doomed', 'child');
+DELETE FROM at_leads_def WHERE id = :'doomed';
+COMMIT;
+SELECT * FROM emulator_requests();
+-- a ROLLBACK TO SAVEPOINT that dropped the INSERTs frees the lead
+INSERT INTO at_leads (name) VALUES ('Doomed 2') RETURNING id AS doomed2 \gset
+BEGIN;
+INSERT INTO at_def (lead_id, name) VALUES (:'one', 'kept');
+SAVEPOINT s;
+INSERT INTO at_def (lead_id, name) VALUES (:'doomed2', 'dropped');
+ROLLBACK TO SAVEPOINT s;
+SELECT emulator_clear();
+DELETE FROM at_leads WHERE id = :'doomed2';
+COMMIT;
+SELECT * FROM emulator_requests();

@@ -34,6 +34,7 @@ typedef struct DeferredObject
 	char	   *path;			/* hash key: "/custom_object/{id}/" */
 	int			writes;			/* queued, not dropped */
 	int			deletes;		/* of which DELETEs */
+	int			inserts_into;	/* INSERTs queued into it (a lead) */
 } DeferredObject;
 
 /* The INSERTs queued into one table, and the rows they add. */
@@ -111,6 +112,7 @@ find_object(const char *path, bool create)
 		obj->path = MemoryContextStrdup(queue_cxt, path);
 		obj->writes = 0;
 		obj->deletes = 0;
+		obj->inserts_into = 0;
 	}
 	return obj;
 }
@@ -213,6 +215,17 @@ close_deferred_add(Oid relid, Oid userid, Oid serverid, CmdType operation,
 	{
 		w->target = find_target(relid, serverid, relname);
 		w->target->inserts++;
+		/* the lead it goes into, found by its path as UPDATE finds it */
+		if (lead)
+		{
+			char	   *lead_path = psprintf("%s%s/",
+											 close_resource_by_name("lead")->path,
+											 lead);
+
+			w->into = find_object(lead_path, true);
+			w->into->inserts_into++;
+			pfree(lead_path);
+		}
 	}
 	else
 	{
@@ -244,6 +257,15 @@ close_deferred_object_writes(const char *path, int *deletes)
 
 	*deletes = obj ? obj->deletes : 0;
 	return obj ? obj->writes : 0;
+}
+
+/* How many INSERTs are queued into the lead at path. */
+int
+close_deferred_inserts_into(const char *path)
+{
+	DeferredObject *obj = queue_len > 0 ? find_object(path, false) : NULL;
+
+	return obj ? obj->inserts_into : 0;
 }
 
 /*
@@ -302,6 +324,8 @@ truncate_queue(int pos)
 
 		if (w->target)
 			w->target->inserts--;
+		if (w->into)
+			w->into->inserts_into--;
 		if (w->object)
 		{
 			w->object->writes--;

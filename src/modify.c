@@ -1341,7 +1341,25 @@ check_object_not_queued(CloseModifyState *st, const char *path,
 {
 	int			deletes;
 	int			writes = close_deferred_object_writes(path, &deletes);
+	int			inserts;
 
+	/*
+	 * A lead deleted at once would be gone before the INSERTs into it
+	 * queued earlier: they would fail at COMMIT, where in statement order
+	 * they were created, then deleted with the lead.
+	 */
+	if (st->operation == CMD_DELETE &&
+		(inserts = close_deferred_inserts_into(path)) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot delete %s %s through foreign table \"%s\" before the INSERTs into it queued in this transaction",
+						close_resource_noun(st->res, false),
+						id, RelationGetRelationName(st->rel)),
+				 errdetail_plural("%d INSERT into it is queued (write_mode 'deferred') and reaches Close at COMMIT; this table's write_mode 'immediate' would delete the %s at once, before it, and the INSERT would then fail.",
+								  "%d INSERTs into it are queued (write_mode 'deferred') and reach Close at COMMIT; this table's write_mode 'immediate' would delete the %s at once, before them, and the INSERTs would then fail.",
+								  inserts, inserts,
+								  close_resource_noun(st->res, false)),
+				 errhint("Delete it through a table with write_mode 'deferred' in this transaction, or commit first.")));
 	if (writes == 0)
 		return;
 	ereport(ERROR,
