@@ -102,3 +102,34 @@ SELECT emulator_clear();
 DELETE FROM at_leads WHERE id = :'doomed2';
 COMMIT;
 SELECT * FROM emulator_requests();
+
+-- A read-only transaction writes nothing: PostgreSQL does not check a table
+-- of a temporary schema, and a foreign table created there wrote to Close
+-- in a read-only transaction (INSERT, UPDATE, DELETE, COPY, routed rows).
+-- (no custom_object_type_id option: UPDATE and DELETE by id are direct)
+CREATE FOREIGN TABLE pg_temp.at_temp (id text, lead_id text, name text,
+  custom_object_type_id text DEFAULT 'cotype_Device0000000000000000') SERVER close;
+INSERT INTO pg_temp.at_temp (lead_id, name) VALUES (:'one', 'temp') RETURNING id AS temp_id \gset
+CREATE TEMP TABLE at_temp_parted (id text, lead_id text, name text,
+  custom_object_type_id text DEFAULT 'cotype_Device0000000000000000') PARTITION BY LIST (lead_id);
+ALTER TABLE at_temp_parted ATTACH PARTITION pg_temp.at_temp FOR VALUES IN ('lead_One0000000000000000000000000000000000000000');
+SELECT emulator_clear();
+BEGIN READ ONLY;
+INSERT INTO pg_temp.at_temp (lead_id, name) VALUES (:'one', 'read only');  -- ERROR
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SET default_transaction_read_only = on;
+UPDATE pg_temp.at_temp SET name = 'read only' WHERE id = :'temp_id';  -- ERROR
+UPDATE pg_temp.at_temp SET name = 'read only' WHERE name = 'temp';  -- ERROR
+DELETE FROM pg_temp.at_temp WHERE id = :'temp_id';  -- ERROR
+DELETE FROM pg_temp.at_temp WHERE name = 'temp';  -- ERROR
+INSERT INTO at_temp_parted (lead_id, name) VALUES (:'one', 'routed');  -- ERROR
+COPY pg_temp.at_temp (lead_id, name) FROM stdin;  -- ERROR
+lead_One0000000000000000000000000000000000000000	copied
+\.
+-- reading and EXPLAIN stay allowed
+SELECT name FROM pg_temp.at_temp WHERE id = :'temp_id';
+EXPLAIN (COSTS OFF) DELETE FROM pg_temp.at_temp WHERE id = :'temp_id';
+RESET default_transaction_read_only;
+SELECT * FROM emulator_requests();
+DROP TABLE at_temp_parted;

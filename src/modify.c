@@ -1391,6 +1391,21 @@ object_deleted_in_queue(const char *path)
 	return deletes > 0;
 }
 
+/*
+ * A read-only transaction (SET TRANSACTION READ ONLY,
+ * default_transaction_read_only, a hot standby) writes nothing.  PostgreSQL
+ * checks that for every table but those of a temporary schema, a foreign
+ * table created there (CREATE FOREIGN TABLE pg_temp.t) included, whose
+ * writes reach Close all the same: checked here, before any request.
+ */
+static void
+check_read_write(CmdType operation, bool copy)
+{
+	PreventCommandIfReadOnly(copy ? "COPY FROM"
+							 : operation == CMD_INSERT ? "INSERT"
+							 : operation == CMD_UPDATE ? "UPDATE" : "DELETE");
+}
+
 /* Queue one write of a deferred table, with its write log entry. */
 static void
 queue_write(CloseModifyState *st, const char *path, const char *body,
@@ -1415,6 +1430,7 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
+	check_read_write(operation, false);
 
 	target_attrs = (List *) list_nth(fdw_private, FdwModifyPrivateTargetAttrs);
 	trigdesc = rinfo->ri_TrigDesc;
@@ -1564,6 +1580,8 @@ closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 	CloseModifyState *st;
 
 	check_writable(rinfo->ri_RelationDesc);
+	/* (COPY's ModifyTableState has no plan) */
+	check_read_write(CMD_INSERT, mtstate == NULL || mtstate->ps.plan == NULL);
 	/* a row an UPDATE moves here from another partition */
 	if (close_routed_row_kind(mtstate) == CLOSE_ROUTED_MOVED)
 		refuse_partition_move(rinfo->ri_RelationDesc, true);
@@ -3536,6 +3554,7 @@ closeBeginDirectModify(ForeignScanState *node, int eflags)
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
+	check_read_write(fsplan->operation, false);
 
 	ds = palloc0(sizeof(CloseDirectState));
 	ds->st = create_modify_state(node->ss.ps.state,
