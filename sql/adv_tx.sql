@@ -133,3 +133,19 @@ EXPLAIN (COSTS OFF) DELETE FROM pg_temp.at_temp WHERE id = :'temp_id';
 RESET default_transaction_read_only;
 SELECT * FROM emulator_requests();
 DROP TABLE at_temp_parted;
+
+-- FOR UPDATE and FOR SHARE cannot lock Close's records: refused, not
+-- ignored (the rows were read and nothing was locked); locking only local
+-- tables, and UPDATE ... FROM a foreign table, stay allowed.
+SELECT emulator_clear();
+SELECT id FROM at_now WHERE id = :'gen_id' FOR UPDATE;  -- ERROR
+BEGIN;
+DECLARE at_cur CURSOR FOR SELECT id, name FROM at_now WHERE lead_id = :'one' FOR SHARE;  -- ERROR
+ROLLBACK;
+CREATE TEMP TABLE at_local (id text, n int);
+INSERT INTO at_local VALUES (:'gen_id', 1);
+SELECT l.n, c.name FROM at_local l JOIN at_gen c ON c.id = l.id FOR UPDATE;  -- ERROR
+SELECT l.n, c.name FROM at_local l JOIN at_gen c ON c.id = l.id FOR UPDATE OF l;
+UPDATE at_local l SET n = 2 FROM at_gen c WHERE c.id = l.id AND c.name = 'abcdef' RETURNING l.n;
+-- (the refused statements sent nothing: one read for each allowed one)
+SELECT count(*) FROM emulator_requests();
