@@ -149,3 +149,53 @@ SELECT l.n, c.name FROM at_local l JOIN at_gen c ON c.id = l.id FOR UPDATE OF l;
 UPDATE at_local l SET n = 2 FROM at_gen c WHERE c.id = l.id AND c.name = 'abcdef' RETURNING l.n;
 -- (the refused statements sent nothing: one read for each allowed one)
 SELECT count(*) FROM emulator_requests();
+
+-- An UPDATE or DELETE that reads its rows after UPDATEs queued in the
+-- transaction (write_mode 'deferred') read the values Close still had: a
+-- record renamed X -> 'renamed' was then deleted by its old name, and COMMIT
+-- sent the PUT and the DELETE (in statement order nothing matched, and the
+-- record stays).  Refused, unless the statement uses nothing of the rows but
+-- their ids.
+DELETE FROM at_now WHERE lead_id = :'one';
+INSERT INTO at_now (lead_id, name) VALUES (:'one', 'X') RETURNING id AS rx \gset
+INSERT INTO at_now (lead_id, name) VALUES (:'one', 'Y') RETURNING id AS ry \gset
+INSERT INTO at_now (lead_id, name) VALUES (:'one', 'W') RETURNING id AS rw \gset
+SELECT emulator_clear();
+BEGIN;
+UPDATE at_def SET name = 'renamed' WHERE id = :'rx';
+DELETE FROM at_def WHERE lead_id = :'one' AND name = 'X';  -- ERROR
+ROLLBACK;
+BEGIN;
+UPDATE at_def SET name = 'renamed' WHERE id = :'rx';
+-- the same through an immediate table, and for UPDATE (a SET that uses the
+-- row, a RETURNING, a condition on other columns)
+DELETE FROM at_now WHERE lead_id = :'one' AND name = 'X';  -- ERROR
+ROLLBACK;
+BEGIN;
+UPDATE at_def SET name = 'renamed' WHERE id = :'rx';
+UPDATE at_def SET name = name || '!' WHERE id = :'rx';  -- ERROR
+ROLLBACK;
+BEGIN;
+UPDATE at_def SET name = 'renamed' WHERE id = :'rx';
+UPDATE at_def SET name = 'again' WHERE id = :'rx' RETURNING name;  -- ERROR
+ROLLBACK;
+SELECT * FROM emulator_requests();
+-- by id alone it stays allowed: several UPDATEs of one record, each a PUT
+-- (also through the immediate table, for another record)
+BEGIN;
+UPDATE at_def SET name = 'renamed' WHERE id = :'rx';
+UPDATE at_def SET name = 'renamed twice' WHERE id = :'rx';
+DELETE FROM at_def WHERE id = :'rx';
+UPDATE at_now SET name = 'other' WHERE id = :'rw';
+COMMIT;
+SELECT * FROM emulator_requests();
+-- a ROLLBACK TO SAVEPOINT that dropped the UPDATEs frees the table again
+INSERT INTO at_now (lead_id, name) VALUES (:'one', 'Z') RETURNING id AS rz \gset
+BEGIN;
+SAVEPOINT s;
+UPDATE at_def SET name = 'renamed' WHERE id = :'rz';
+ROLLBACK TO SAVEPOINT s;
+DELETE FROM at_def WHERE lead_id = :'one' AND name = 'Z';
+\echo :ROW_COUNT
+COMMIT;
+SELECT name FROM at_now WHERE lead_id = :'one' ORDER BY name;

@@ -65,7 +65,12 @@ enum FdwModifyPrivateIndex
 	/* Integer: 1 when the statement has a RETURNING list */
 	FdwModifyPrivateHasReturning,
 	/* Integer: 1 when a row may come more than once (UPDATE ... FROM) */
-	FdwModifyPrivateMayRepeat
+	FdwModifyPrivateMayRepeat,
+	/*
+	 * Integer: 1 when an UPDATE or DELETE uses nothing of the rows it reads
+	 * but their ids (see reads_ids_only)
+	 */
+	FdwModifyPrivateIdsOnly
 };
 
 /* What writing a column means (from its key's CloseKeyAccess). */
@@ -221,6 +226,9 @@ typedef struct CloseModifyState
 } CloseModifyState;
 
 static void check_update_columns(Relation rel, List *attnos);
+static bool reads_ids_only(PlannerInfo *root, ModifyTable *plan,
+						   Index resultRelation, int subplan_index);
+static bool refers_to_rel(PlannerInfo *root, Node *node, Index relid);
 static void close_xact_callback(XactEvent event, void *arg);
 static void send_deferred(void);
 static void write_entry_add_for(CommandId cid, const char *relname,
@@ -1167,8 +1175,63 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 		  !IsA(linitial(jointree->fromlist), RangeTblRef)));
 
 	table_close(rel, NoLock);
-	return list_make3(target_attrs, makeInteger(has_returning ? 1 : 0),
-					  makeInteger(may_repeat ? 1 : 0));
+	return list_make4(target_attrs, makeInteger(has_returning ? 1 : 0),
+					  makeInteger(may_repeat ? 1 : 0),
+					  makeInteger(plan->operation != CMD_INSERT &&
+								  reads_ids_only(root, plan, resultRelation,
+												 subplan_index) ? 1 : 0));
+}
+
+/*
+ * Whether an UPDATE or DELETE uses nothing of the rows it reads but their
+ * ids (and the type the read checks): it reads them by id, with no other
+ * condition, no RETURNING, and SET values that do not use the row (nor a
+ * generated column computed from it).  Row triggers, which see the old row,
+ * are checked at execution.
+ */
+static bool
+reads_ids_only(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+			   int subplan_index)
+{
+	Plan	   *subplan = close_modify_table_subplan(plan, subplan_index);
+	ForeignScan *fscan;
+
+	if (subplan == NULL || !IsA(subplan, ForeignScan))
+		return false;
+	fscan = (ForeignScan *) subplan;
+	if (fscan->scan.scanrelid != resultRelation || fscan->scan.plan.qual != NIL ||
+		intVal(list_nth(fscan->fdw_private, FdwScanPrivateAccessKind)) !=
+		CLOSE_ACCESS_BY_ID)
+		return false;
+	if (plan->returningLists != NIL &&
+		list_nth(plan->returningLists, subplan_index) != NIL)
+		return false;
+	if (plan->operation == CMD_UPDATE)
+	{
+		RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
+		Relation	rel = table_open(rte->relid, NoLock);
+		bool		generated = RelationGetDescr(rel)->constr &&
+			RelationGetDescr(rel)->constr->has_generated_stored;
+		List	   *set_exprs = NIL;
+		List	   *attnos = NIL;
+		ListCell   *lc;
+		ListCell   *lc2;
+
+		table_close(rel, NoLock);
+		if (generated)
+			return false;
+		/* (the target list goes on with junk columns: one per attribute) */
+		close_update_targets(root, resultRelation, subplan, &set_exprs, &attnos);
+		forboth(lc, set_exprs, lc2, attnos)
+		{
+			Expr	   *expr = lfirst_node(TargetEntry, lc)->expr;
+
+			if (refers_to_rel(root, (Node *) expr, resultRelation) ||
+				contain_subplans((Node *) expr))
+				return false;
+		}
+	}
+	return true;
 }
 
 /* ---- execution ---- */
@@ -1331,6 +1394,40 @@ check_queued_inserts(CloseModifyState *st, bool by_id)
 }
 
 /*
+ * An UPDATE or DELETE that reads its rows acts on the values Close has, not
+ * on those of UPDATEs queued in the transaction (write_mode 'deferred'),
+ * which reach Close at COMMIT: its conditions would pick records by their
+ * old values (a record the transaction renamed could be deleted by its old
+ * name, and missed by its new one), and its SET expressions, RETURNING and
+ * row triggers would see them.  Refused when a table with such UPDATEs
+ * could hold its rows, unless it uses nothing of the rows but their ids.
+ */
+static void
+check_queued_updates(CloseModifyState *st, bool ids_only)
+{
+	const char *relname = RelationGetRelationName(st->rel);
+	const char *other;
+	bool		same;
+
+	if (st->operation == CMD_INSERT || ids_only)
+		return;
+	other = close_deferred_update_overlap(RelationGetRelid(st->rel), &same);
+	if (other == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 same
+			 ? errmsg("cannot %s foreign table \"%s\" by its values after UPDATEs of it queued in this transaction",
+					  st->operation == CMD_UPDATE ? "update" : "delete from",
+					  relname)
+			 : errmsg("cannot %s foreign table \"%s\" by its values after UPDATEs queued in this transaction through foreign table \"%s\"",
+					  st->operation == CMD_UPDATE ? "update" : "delete from",
+					  relname, other),
+			 errdetail("The UPDATEs (write_mode 'deferred') reach Close at COMMIT, so this statement would read the values Close still has: its conditions, SET values, RETURNING or row triggers would use values this transaction changed."),
+			 errhint("Commit first, or name the records by id alone (WHERE id = ..., with SET values that do not use the row and no RETURNING).")));
+}
+
+/*
  * A write sent at once (write_mode 'immediate') to an object with writes
  * queued in the transaction would reach Close before them, out of order:
  * refused before any request.
@@ -1456,6 +1553,14 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	if (st->deferred)
 		check_deferred_statement(st, trigdesc);
 	check_queued_inserts(st, false);
+	check_queued_updates(st,
+						 intVal(list_nth(fdw_private, FdwModifyPrivateIdsOnly)) != 0 &&
+						 !(trigdesc &&
+						   (operation == CMD_UPDATE
+							? trigdesc->trig_update_before_row ||
+							trigdesc->trig_update_after_row
+							: trigdesc->trig_delete_before_row ||
+							trigdesc->trig_delete_after_row)));
 	if (operation == CMD_UPDATE || operation == CMD_DELETE)
 	{
 		Plan	   *subplan = close_modify_subplan(mtstate, subplan_index);
