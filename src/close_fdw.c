@@ -41,6 +41,7 @@
 #include "optimizer/pathnode.h"
 #include "optimizer/paths.h"
 #include "optimizer/planmain.h"
+#include "optimizer/prep.h"
 #include "optimizer/restrictinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -317,6 +318,23 @@ closeGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 
 		close_check_column_keys(rel);
 		table_close(rel, NoLock);
+	}
+
+	/*
+	 * FOR UPDATE and FOR SHARE promise that no one else changes the rows
+	 * until the transaction ends: Close has no locks, so they are refused
+	 * rather than ignored.
+	 */
+	{
+		PlanRowMark *rc = get_plan_rowmark(root->rowMarks, baserel->relid);
+
+		if (rc && rc->strength != LCS_NONE)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("foreign table \"%s\" cannot be locked",
+							get_rel_name(foreigntableid)),
+					 errdetail("Close has no row locks: FOR UPDATE and FOR SHARE cannot keep other clients from changing its records."),
+					 errhint("Lock only local tables, with FOR UPDATE OF and their names.")));
 	}
 
 	close_get_server_options(GetForeignServer(table->serverid), &sopts);

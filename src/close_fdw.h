@@ -796,7 +796,8 @@ typedef struct CloseDeferredWrite
 	const char *relname;		/* the table's name, for the write log */
 	/* deferred.c's own: what this write counts in */
 	struct DeferredObject *object;	/* UPDATE, DELETE: its object */
-	struct DeferredTarget *target;	/* INSERT: its table's */
+	struct DeferredTarget *target;	/* INSERT, UPDATE: its table's */
+	struct DeferredObject *into;	/* INSERT with a lead: the lead's */
 } CloseDeferredWrite;
 
 extern void close_deferred_add(Oid relid, Oid userid, Oid serverid,
@@ -806,8 +807,10 @@ extern void close_deferred_add(Oid relid, Oid userid, Oid serverid,
 							   const char *relname);
 extern CloseDeferredWrite **close_deferred_writes(int *n);
 extern int	close_deferred_object_writes(const char *path, int *deletes);
+extern int	close_deferred_inserts_into(const char *path);
 extern const char *close_deferred_insert_overlap(Oid relid, bool any_server,
 												 bool *same);
+extern const char *close_deferred_update_overlap(Oid relid, bool *same);
 extern void close_deferred_end(int level, bool abort);
 
 /* in modify.c */

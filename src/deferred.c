@@ -34,9 +34,13 @@ typedef struct DeferredObject
 	char	   *path;			/* hash key: "/custom_object/{id}/" */
 	int			writes;			/* queued, not dropped */
 	int			deletes;		/* of which DELETEs */
+	int			inserts_into;	/* INSERTs queued into it (a lead) */
 } DeferredObject;
 
-/* The INSERTs queued into one table, and the rows they add. */
+/*
+ * The INSERTs queued into one table, and the rows they add; and the UPDATEs
+ * queued through it, and the rows whose values they change.
+ */
 typedef struct DeferredTarget
 {
 	Oid			relid;
@@ -46,6 +50,7 @@ typedef struct DeferredTarget
 	const char *resource;		/* its resource's path */
 	char	   *type_id;		/* its custom_object_type_id, or NULL */
 	int			inserts;		/* queued, not dropped */
+	int			updates;		/* queued, not dropped */
 } DeferredTarget;
 
 static MemoryContext queue_cxt = NULL;
@@ -111,6 +116,7 @@ find_object(const char *path, bool create)
 		obj->path = MemoryContextStrdup(queue_cxt, path);
 		obj->writes = 0;
 		obj->deletes = 0;
+		obj->inserts_into = 0;
 	}
 	return obj;
 }
@@ -213,6 +219,17 @@ close_deferred_add(Oid relid, Oid userid, Oid serverid, CmdType operation,
 	{
 		w->target = find_target(relid, serverid, relname);
 		w->target->inserts++;
+		/* the lead it goes into, found by its path as UPDATE finds it */
+		if (lead)
+		{
+			char	   *lead_path = psprintf("%s%s/",
+											 close_resource_by_name("lead")->path,
+											 lead);
+
+			w->into = find_object(lead_path, true);
+			w->into->inserts_into++;
+			pfree(lead_path);
+		}
 	}
 	else
 	{
@@ -220,6 +237,11 @@ close_deferred_add(Oid relid, Oid userid, Oid serverid, CmdType operation,
 		w->object->writes++;
 		if (operation == CMD_DELETE)
 			w->object->deletes++;
+		else
+		{
+			w->target = find_target(relid, serverid, relname);
+			w->target->updates++;
+		}
 	}
 	queue[queue_len++] = w;
 	MemoryContextSwitchTo(oldcxt);
@@ -246,15 +268,24 @@ close_deferred_object_writes(const char *path, int *deletes)
 	return obj ? obj->writes : 0;
 }
 
+/* How many INSERTs are queued into the lead at path. */
+int
+close_deferred_inserts_into(const char *path)
+{
+	DeferredObject *obj = queue_len > 0 ? find_object(path, false) : NULL;
+
+	return obj ? obj->inserts_into : 0;
+}
+
 /*
- * The name of a table with INSERTs queued whose rows a statement on relid
- * could read: the same server (any_server: any server pointing at the same
- * Close, by its api_url) and resource, and the same custom_object_type_id,
- * or either table without one (it may hold the other's rows); *same: it is
- * relid.  NULL if there is none.
+ * The name of a table with INSERTs (updates: UPDATEs) queued whose rows a
+ * statement on relid could read: the same server (any_server: any server
+ * pointing at the same Close, by its api_url) and resource, and the same
+ * custom_object_type_id, or either table without one (it may hold the
+ * other's rows); *same: it is relid.  NULL if there is none.
  */
-const char *
-close_deferred_insert_overlap(Oid relid, bool any_server, bool *same)
+static const char *
+queued_overlap(Oid relid, bool any_server, bool updates, bool *same)
 {
 	ForeignTable *table;
 	const char *resource;
@@ -264,7 +295,11 @@ close_deferred_insert_overlap(Oid relid, bool any_server, bool *same)
 	uint64		api_target = 0;
 
 	foreach(lc, targets)
-		any |= ((DeferredTarget *) lfirst(lc))->inserts > 0;
+	{
+		DeferredTarget *t = (DeferredTarget *) lfirst(lc);
+
+		any |= (updates ? t->updates : t->inserts) > 0;
+	}
 	*same = false;
 	if (!any)
 		return NULL;
@@ -278,7 +313,7 @@ close_deferred_insert_overlap(Oid relid, bool any_server, bool *same)
 	{
 		DeferredTarget *t = (DeferredTarget *) lfirst(lc);
 
-		if (t->inserts > 0 &&
+		if ((updates ? t->updates : t->inserts) > 0 &&
 			(any_server ? t->api_target == api_target
 			 : t->serverid == table->serverid) &&
 			strcmp(t->resource, resource) == 0 &&
@@ -292,6 +327,19 @@ close_deferred_insert_overlap(Oid relid, bool any_server, bool *same)
 	return NULL;
 }
 
+const char *
+close_deferred_insert_overlap(Oid relid, bool any_server, bool *same)
+{
+	return queued_overlap(relid, any_server, false, same);
+}
+
+/* The same for UPDATEs queued: a table whose rows' values they change. */
+const char *
+close_deferred_update_overlap(Oid relid, bool *same)
+{
+	return queued_overlap(relid, true, true, same);
+}
+
 /* Drop the writes from position pos on. */
 static void
 truncate_queue(int pos)
@@ -300,8 +348,12 @@ truncate_queue(int pos)
 	{
 		CloseDeferredWrite *w = queue[--queue_len];
 
-		if (w->target)
+		if (w->target && w->operation == CMD_INSERT)
 			w->target->inserts--;
+		else if (w->target)
+			w->target->updates--;
+		if (w->into)
+			w->into->inserts_into--;
 		if (w->object)
 		{
 			w->object->writes--;

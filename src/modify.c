@@ -34,6 +34,7 @@
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/json.h"
@@ -71,7 +72,13 @@ enum FdwModifyPrivateIndex
 	 * List of Integer: the columns RETURNING and WITH CHECK OPTIONs use, as
 	 * pull_varattnos numbers them (the whole row's number for all of them)
 	 */
-	FdwModifyPrivateReturnedAttrs
+	FdwModifyPrivateReturnedAttrs,
+
+	/*
+	 * Integer: 1 when an UPDATE or DELETE uses nothing of the rows it reads
+	 * but their ids (see reads_ids_only)
+	 */
+	FdwModifyPrivateIdsOnly
 };
 
 /* What writing a column means (from its key's CloseKeyAccess). */
@@ -124,6 +131,14 @@ typedef struct MaybeWrites
 
 static List *write_logs = NIL;
 static bool write_log_callbacks = false;
+
+/*
+ * The first table the transaction wrote to, by a write that reached Close
+ * or may have; "" if none.  Unlike write_logs, a rolled back savepoint does
+ * not forget it: its writes stay in Close, so the transaction still cannot
+ * be prepared.
+ */
+static char xact_wrote_to[NAMEDATALEN] = "";
 
 /*
  * The same writes as data, one entry per write, for close_fdw_write_log():
@@ -221,6 +236,9 @@ typedef struct CloseModifyState
 } CloseModifyState;
 
 static void check_update_columns(Relation rel, List *attnos);
+static bool reads_ids_only(PlannerInfo *root, ModifyTable *plan,
+						   Index resultRelation, int subplan_index);
+static bool refers_to_rel(PlannerInfo *root, Node *node, Index relid);
 static void close_xact_callback(XactEvent event, void *arg);
 static void send_deferred(void);
 static void write_entry_add_for(CommandId cid, const char *relname,
@@ -490,6 +508,9 @@ write_entry_add_for(CommandId cid, const char *relname, CmdType action,
 	int			statement;
 	int			level = GetCurrentTransactionNestLevel();
 
+	if ((state == WRITE_SENT || state == WRITE_MAYBE) &&
+		xact_wrote_to[0] == '\0')
+		strlcpy(xact_wrote_to, relname, NAMEDATALEN);
 	if (we->cxt == NULL)
 		we->cxt = AllocSetContextCreate(TopMemoryContext,
 										"close_fdw write log",
@@ -922,9 +943,21 @@ close_xact_callback(XactEvent event, void *arg)
 								log->relname),
 						 errdetail_internal("%s", detail.data)));
 			}
+
+			/*
+			 * Writes of savepoints rolled back since (their error or the
+			 * rollback's WARNING told of them) stay in Close as well.
+			 */
+			if (xact_wrote_to[0] != '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that has written to foreign table \"%s\"",
+								xact_wrote_to),
+						 errdetail("Close cannot undo a write, so a prepared transaction's rollback could not undo it either; the writes of its rolled back subtransactions stay in Close.")));
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			xact_wrote_to[0] = '\0';
 			close_deferred_end(1, true);
 			write_entries_end(1, true);
 			write_logs_end(1, true);
@@ -932,6 +965,7 @@ close_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
+			xact_wrote_to[0] = '\0';
 			close_deferred_end(1, false);
 			write_entries_end(1, false);
 			write_logs_end(1, false);
@@ -1084,6 +1118,7 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	bool		may_repeat;
 	FromExpr   *jointree;
 	ListCell   *lc;
+	int			i;
 
 	check_writable(rel);
 	if (plan->onConflictAction != ONCONFLICT_NONE)
@@ -1099,6 +1134,21 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 
 			if (!tle->resjunk)
 				target_attrs = lappend_int(target_attrs, tle->resno);
+		}
+
+		/*
+		 * A stored generated column is not in the statement's target list,
+		 * but PostgreSQL computes it into the row before the insert: it is
+		 * sent as a column the statement supplies (UPDATE sends it too).
+		 */
+		for (i = 0; i < RelationGetDescr(rel)->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+
+			if (!att->attisdropped &&
+				att->attgenerated == ATTRIBUTE_GENERATED_STORED &&
+				!list_member_int(target_attrs, i + 1))
+				target_attrs = lappend_int(target_attrs, i + 1);
 		}
 	}
 	else if (plan->operation == CMD_UPDATE)
@@ -1156,8 +1206,64 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 		  !IsA(linitial(jointree->fromlist), RangeTblRef)));
 
 	table_close(rel, NoLock);
-	return list_make4(target_attrs, makeInteger(has_returning ? 1 : 0),
-					  makeInteger(may_repeat ? 1 : 0), returned_attrs);
+	/* (list_make5 is not in PostgreSQL 13) */
+	return lappend(list_make4(target_attrs, makeInteger(has_returning ? 1 : 0),
+							  makeInteger(may_repeat ? 1 : 0), returned_attrs),
+				   makeInteger(plan->operation != CMD_INSERT &&
+							   reads_ids_only(root, plan, resultRelation,
+											  subplan_index) ? 1 : 0));
+}
+
+/*
+ * Whether an UPDATE or DELETE uses nothing of the rows it reads but their
+ * ids (and the type the read checks): it reads them by id, with no other
+ * condition, no RETURNING, and SET values that do not use the row (nor a
+ * generated column computed from it).  Row triggers, which see the old row,
+ * are checked at execution.
+ */
+static bool
+reads_ids_only(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+			   int subplan_index)
+{
+	Plan	   *subplan = close_modify_table_subplan(plan, subplan_index);
+	ForeignScan *fscan;
+
+	if (subplan == NULL || !IsA(subplan, ForeignScan))
+		return false;
+	fscan = (ForeignScan *) subplan;
+	if (fscan->scan.scanrelid != resultRelation || fscan->scan.plan.qual != NIL ||
+		intVal(list_nth(fscan->fdw_private, FdwScanPrivateAccessKind)) !=
+		CLOSE_ACCESS_BY_ID)
+		return false;
+	if (plan->returningLists != NIL &&
+		list_nth(plan->returningLists, subplan_index) != NIL)
+		return false;
+	if (plan->operation == CMD_UPDATE)
+	{
+		RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
+		Relation	rel = table_open(rte->relid, NoLock);
+		bool		generated = RelationGetDescr(rel)->constr &&
+			RelationGetDescr(rel)->constr->has_generated_stored;
+		List	   *set_exprs = NIL;
+		List	   *attnos = NIL;
+		ListCell   *lc;
+		ListCell   *lc2;
+
+		table_close(rel, NoLock);
+		if (generated)
+			return false;
+		/* (the target list goes on with junk columns: one per attribute) */
+		close_update_targets(root, resultRelation, subplan, &set_exprs, &attnos);
+		forboth(lc, set_exprs, lc2, attnos)
+		{
+			Expr	   *expr = lfirst_node(TargetEntry, lc)->expr;
+
+			if (refers_to_rel(root, (Node *) expr, resultRelation) ||
+				contain_subplans((Node *) expr))
+				return false;
+		}
+	}
+	return true;
 }
 
 /* ---- execution ---- */
@@ -1320,6 +1426,40 @@ check_queued_inserts(CloseModifyState *st, bool by_id)
 }
 
 /*
+ * An UPDATE or DELETE that reads its rows acts on the values Close has, not
+ * on those of UPDATEs queued in the transaction (write_mode 'deferred'),
+ * which reach Close at COMMIT: its conditions would pick records by their
+ * old values (a record the transaction renamed could be deleted by its old
+ * name, and missed by its new one), and its SET expressions, RETURNING and
+ * row triggers would see them.  Refused when a table with such UPDATEs
+ * could hold its rows, unless it uses nothing of the rows but their ids.
+ */
+static void
+check_queued_updates(CloseModifyState *st, bool ids_only)
+{
+	const char *relname = RelationGetRelationName(st->rel);
+	const char *other;
+	bool		same;
+
+	if (st->operation == CMD_INSERT || ids_only)
+		return;
+	other = close_deferred_update_overlap(RelationGetRelid(st->rel), &same);
+	if (other == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 same
+			 ? errmsg("cannot %s foreign table \"%s\" by its values after UPDATEs of it queued in this transaction",
+					  st->operation == CMD_UPDATE ? "update" : "delete from",
+					  relname)
+			 : errmsg("cannot %s foreign table \"%s\" by its values after UPDATEs queued in this transaction through foreign table \"%s\"",
+					  st->operation == CMD_UPDATE ? "update" : "delete from",
+					  relname, other),
+			 errdetail("The UPDATEs (write_mode 'deferred') reach Close at COMMIT, so this statement would read the values Close still has: its conditions, SET values, RETURNING or row triggers would use values this transaction changed."),
+			 errhint("Commit first, or name the records by id alone (WHERE id = ..., with SET values that do not use the row and no RETURNING).")));
+}
+
+/*
  * A write sent at once (write_mode 'immediate') to an object with writes
  * queued in the transaction would reach Close before them, out of order:
  * refused before any request.
@@ -1330,7 +1470,25 @@ check_object_not_queued(CloseModifyState *st, const char *path,
 {
 	int			deletes;
 	int			writes = close_deferred_object_writes(path, &deletes);
+	int			inserts;
 
+	/*
+	 * A lead deleted at once would be gone before the INSERTs into it
+	 * queued earlier: they would fail at COMMIT, where in statement order
+	 * they were created, then deleted with the lead.
+	 */
+	if (st->operation == CMD_DELETE &&
+		(inserts = close_deferred_inserts_into(path)) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot delete %s %s through foreign table \"%s\" before the INSERTs into it queued in this transaction",
+						close_resource_noun(st->res, false),
+						id, RelationGetRelationName(st->rel)),
+				 errdetail_plural("%d INSERT into it is queued (write_mode 'deferred') and reaches Close at COMMIT; this table's write_mode 'immediate' would delete the %s at once, before it, and the INSERT would then fail.",
+								  "%d INSERTs into it are queued (write_mode 'deferred') and reach Close at COMMIT; this table's write_mode 'immediate' would delete the %s at once, before them, and the INSERTs would then fail.",
+								  inserts, inserts,
+								  close_resource_noun(st->res, false)),
+				 errhint("Delete it through a table with write_mode 'deferred' in this transaction, or commit first.")));
 	if (writes == 0)
 		return;
 	ereport(ERROR,
@@ -1362,6 +1520,21 @@ object_deleted_in_queue(const char *path)
 	return deletes > 0;
 }
 
+/*
+ * A read-only transaction (SET TRANSACTION READ ONLY,
+ * default_transaction_read_only, a hot standby) writes nothing.  PostgreSQL
+ * checks that for every table but those of a temporary schema, a foreign
+ * table created there (CREATE FOREIGN TABLE pg_temp.t) included, whose
+ * writes reach Close all the same: checked here, before any request.
+ */
+static void
+check_read_write(CmdType operation, bool copy)
+{
+	PreventCommandIfReadOnly(copy ? "COPY FROM"
+							 : operation == CMD_INSERT ? "INSERT"
+							 : operation == CMD_UPDATE ? "UPDATE" : "DELETE");
+}
+
 /* Queue one write of a deferred table, with its write log entry. */
 static void
 queue_write(CloseModifyState *st, const char *path, const char *body,
@@ -1388,6 +1561,7 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
+	check_read_write(operation, false);
 
 	target_attrs = (List *) list_nth(fdw_private, FdwModifyPrivateTargetAttrs);
 	trigdesc = rinfo->ri_TrigDesc;
@@ -1423,6 +1597,14 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	if (st->deferred)
 		check_deferred_statement(st, trigdesc);
 	check_queued_inserts(st, false);
+	check_queued_updates(st,
+						 intVal(list_nth(fdw_private, FdwModifyPrivateIdsOnly)) != 0 &&
+						 !(trigdesc &&
+						   (operation == CMD_UPDATE
+							? trigdesc->trig_update_before_row ||
+							trigdesc->trig_update_after_row
+							: trigdesc->trig_delete_before_row ||
+							trigdesc->trig_delete_after_row)));
 	if (operation == CMD_UPDATE || operation == CMD_DELETE)
 	{
 		Plan	   *subplan = close_modify_subplan(mtstate, subplan_index);
@@ -1547,6 +1729,8 @@ closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 	CloseModifyState *st;
 
 	check_writable(rinfo->ri_RelationDesc);
+	/* (COPY's ModifyTableState has no plan) */
+	check_read_write(CMD_INSERT, mtstate == NULL || mtstate->ps.plan == NULL);
 	/* a row an UPDATE moves here from another partition */
 	if (close_routed_row_kind(mtstate) == CLOSE_ROUTED_MOVED)
 		refuse_partition_move(rinfo->ri_RelationDesc, true);
@@ -3523,6 +3707,7 @@ closeBeginDirectModify(ForeignScanState *node, int eflags)
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
+	check_read_write(fsplan->operation, false);
 
 	ds = palloc0(sizeof(CloseDirectState));
 	ds->st = create_modify_state(node->ss.ps.state,
