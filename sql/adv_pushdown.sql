@@ -86,7 +86,7 @@ BEGIN
     END IF;
   END LOOP;
 END $$;
-CREATE FOREIGN TABLE adv_subs (
+CREATE FOREIGN TABLE adv_pd_subs (
   id text, lead_id text, name text, date_created timestamptz,
   plan text OPTIONS (field 'custom.cf_SubscriptionPlan000000000000000000000000000'),
   amount numeric OPTIONS (field 'custom.cf_SubscriptionAmount0000000000000000000000000'),
@@ -98,7 +98,7 @@ CREATE FOREIGN TABLE adv_subs (
   status text OPTIONS (field 'custom.cf_cSh3fWT3rEJ1BFSezme2YAG6bPrZV5wUWKKrW4iN19g'),
   labels text[] OPTIONS (field 'custom.cf_SubscriptionLabels0000000000000000000000000')
 ) SERVER close OPTIONS (custom_object_type_id 'cotype_Subscription0000000000');
-INSERT INTO adv_subs (lead_id, name, plan, amount, start_date, renewed_at, status, labels) VALUES
+INSERT INTO adv_pd_subs (lead_id, name, plan, amount, start_date, renewed_at, status, labels) VALUES
   ('lead_Mixed00000000000000000000000000000000000000', 'P1', 'gold', 0, '2021-03-14', '2021-03-15 10:30:00.5+00', 'active', '{a}'),
   ('lead_Mixed00000000000000000000000000000000000000', 'P2', 'GOLD', 12.4999, '2021-03-16', '2021-03-15 10:29:59.9+00', 'paused', '{}'),
   ('lead_Mixed00000000000000000000000000000000000000', 'P3', 'Gold ', 12.5, '2021-01-01', '2021-03-15 23:30:00-05', NULL, NULL),
@@ -106,10 +106,10 @@ INSERT INTO adv_subs (lead_id, name, plan, amount, start_date, renewed_at, statu
   ('lead_Mixed00000000000000000000000000000000000000', 'P6', 'gold%_x', 0.0001, NULL, NULL, 'paused', '{a,a}'),
   ('lead_Plain20000000000000000000000000000000000000', 'P7', 'GÖLD', 9007199254740993, '2021-03-15', '2021-03-15 00:00:00+00', 'active', NULL),
   ('lead_Plain20000000000000000000000000000000000000', 'P8', NULL, 42.000, '2021-03-15', '2021-03-15 10:30:00+00', 'active', NULL);
-CREATE TABLE adv_subs_copy AS SELECT * FROM adv_subs;
-SELECT count(*) FROM adv_subs_copy;
+CREATE TABLE adv_pd_subs_copy AS SELECT * FROM adv_pd_subs;
+SELECT count(*) FROM adv_pd_subs_copy;
 SET TimeZone = 'Pacific/Kiritimati';
-SELECT * FROM adv_differs('adv_subs', 'adv_subs_copy', ARRAY[
+SELECT * FROM adv_differs('adv_pd_subs', 'adv_pd_subs_copy', ARRAY[
   $c$plan = 'Gold'$c$, $c$plan = 'gold'$c$, $c$plan = 'Gold '$c$, $c$plan = ''$c$, $c$plan = 'Göld'$c$,
   $c$plan <> 'Gold'$c$, $c$plan = 'Gold' COLLATE "C"$c$, $c$plan IN ('Gold', 'GOLD', NULL)$c$,
   $c$plan NOT IN ('Gold')$c$, $c$plan = ANY (ARRAY['gold', 'gold'])$c$, $c$plan IS NULL$c$,
