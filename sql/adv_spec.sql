@@ -73,7 +73,8 @@ SELECT * FROM emulator_requests();
 SELECT emulator_fault('{"method": "GET", "path_prefix": "/api/v1/lead/lead_", "action": "status", "status": 200, "times": 1, "body": {"id": "lead_Other00000000000000000000000000000000000000", "name": "Merged into"}}');
 UPDATE adv_spec_leads SET name = 'Renamed'
  WHERE id = 'lead_Mixed00000000000000000000000000000000000000' AND name <> 'x';
-SELECT * FROM emulator_requests();
+-- (PostgreSQL 13 reads the row with _fields: the query string left out)
+SELECT regexp_replace(r, '\?.*', '') AS request FROM emulator_requests() r;
 -- a lead's listing: the object now of another lead is left out
 SELECT emulator_fault('{"method": "GET", "path_prefix": "/api/v1/custom_object/", "action": "status", "status": 200, "times": 1, "body": {"data": [{"id": "custobj_Other00000000000000000000000000000000000000", "lead_id": "lead_Other00000000000000000000000000000000000000", "name": "Moved", "custom_object_type_id": "cotype_1h5m6uHM9BZOpwVhyRJb4Y"}, {"id": "custobj_Stays00000000000000000000000000000000000000", "lead_id": "lead_Mixed00000000000000000000000000000000000000", "name": "Stays", "custom_object_type_id": "cotype_1h5m6uHM9BZOpwVhyRJb4Y"}], "has_more": false}}');
 SELECT id, lead_id, name FROM close_custom_objects

@@ -34,6 +34,7 @@
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -236,6 +237,7 @@ typedef struct CloseModifyState
 } CloseModifyState;
 
 static void check_update_columns(Relation rel, List *attnos);
+static void check_generated_columns(Relation rel, List *attnos);
 static bool reads_ids_only(PlannerInfo *root, ModifyTable *plan,
 						   Index resultRelation, int subplan_index);
 static bool refers_to_rel(PlannerInfo *root, Node *node, Index relid);
@@ -1165,6 +1167,7 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 				target_attrs = lappend_int(target_attrs, attnum);
 		}
 		check_update_columns(rel, target_attrs);
+		check_generated_columns(rel, target_attrs);
 	}
 
 	has_returning = plan->returningLists != NIL &&
@@ -3585,6 +3588,49 @@ check_update_columns(Relation rel, List *attnos)
 		if (kind == COLUMN_READ_ONLY || kind == COLUMN_UNKNOWN ||
 			kind == COLUMN_CREATE_ONLY)
 			refuse_update_column(rel, att, kind, key);
+	}
+}
+
+/*
+ * Refuse an UPDATE that changes what a stored generated column is computed
+ * from when PostgreSQL did not count the generated column as assigned
+ * (PostgreSQL 13 does not, for a foreign table): its new value would not
+ * be sent, and Close would keep the old one.
+ */
+static void
+check_generated_columns(Relation rel, List *attnos)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	Bitmapset  *assigned = NULL;
+	ListCell   *lc;
+	int			i;
+
+	if (tupdesc->constr == NULL || !tupdesc->constr->has_generated_stored)
+		return;
+	foreach(lc, attnos)
+		assigned = bms_add_member(assigned,
+								  lfirst_int(lc) - FirstLowInvalidHeapAttributeNumber);
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		Bitmapset  *uses = NULL;
+		Node	   *expr;
+
+		if (att->attisdropped ||
+			att->attgenerated != ATTRIBUTE_GENERATED_STORED ||
+			list_member_int(attnos, i + 1))
+			continue;
+		expr = build_column_default(rel, i + 1);
+		if (expr == NULL)
+			continue;
+		pull_varattnos(expr, 1, &uses);
+		if (bms_overlap(uses, assigned))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot update foreign table \"%s\": the UPDATE changes what its generated column \"%s\" is computed from",
+							RelationGetRelationName(rel), NameStr(att->attname)),
+					 errdetail("This PostgreSQL release does not count the generated column as assigned by the UPDATE, so its new value would not reach Close."),
+					 errhint("PostgreSQL 15 and later send it.")));
 	}
 }
 
