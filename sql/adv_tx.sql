@@ -60,7 +60,9 @@ SAVEPOINT s;
 INSERT INTO at_now (lead_id, name)
   VALUES ('lead_Gone0000000000000000000000000000000000000000', 'refused');  -- ERROR
 ROLLBACK TO SAVEPOINT s;
+\set VERBOSITY terse
 PREPARE TRANSACTION 'adv_tx_prepared';  -- ERROR
+\set VERBOSITY default
 SELECT * FROM emulator_requests();
 
 -- A lead deleted at once (write_mode 'immediate') while INSERTs into it
