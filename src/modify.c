@@ -30,6 +30,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/appendinfo.h"
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
@@ -1215,10 +1216,28 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 }
 
 /*
+ * Whether an expression takes a value from a subquery: a SubPlan, or the
+ * Param an InitPlan (an uncorrelated subquery) sets.
+ */
+static bool
+uses_subquery_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if ((IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXEC) ||
+		IsA(node, SubPlan) || IsA(node, AlternativeSubPlan))
+		return true;
+	return expression_tree_walker(node, uses_subquery_walker, context);
+}
+
+/*
  * Whether an UPDATE or DELETE uses nothing of the rows it reads but their
  * ids (and the type the read checks): it reads them by id, with no other
  * condition, no RETURNING, and SET values that do not use the row (nor a
- * generated column computed from it).  Row triggers, which see the old row,
+ * generated column computed from it).  Ids and SET values computed by a
+ * subquery do not count: the subquery reads Close's values as they were
+ * before the queued UPDATEs (WHERE id = (SELECT id ... WHERE name = ...)
+ * picks a record by its old name).  Row triggers, which see the old row,
  * are checked at execution.
  */
 static bool
@@ -1233,7 +1252,8 @@ reads_ids_only(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
 	fscan = (ForeignScan *) subplan;
 	if (fscan->scan.scanrelid != resultRelation || fscan->scan.plan.qual != NIL ||
 		intVal(list_nth(fscan->fdw_private, FdwScanPrivateAccessKind)) !=
-		CLOSE_ACCESS_BY_ID)
+		CLOSE_ACCESS_BY_ID ||
+		uses_subquery_walker((Node *) fscan->fdw_exprs, NULL))
 		return false;
 	if (plan->returningLists != NIL &&
 		list_nth(plan->returningLists, subplan_index) != NIL)
@@ -1259,7 +1279,7 @@ reads_ids_only(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
 			Expr	   *expr = lfirst_node(TargetEntry, lc)->expr;
 
 			if (refers_to_rel(root, (Node *) expr, resultRelation) ||
-				contain_subplans((Node *) expr))
+				uses_subquery_walker((Node *) expr, NULL))
 				return false;
 		}
 	}
@@ -3730,6 +3750,9 @@ closeBeginDirectModify(ForeignScanState *node, int eflags)
 	if (ds->st->deferred)
 		check_deferred_statement(ds->st, NULL);
 	check_queued_inserts(ds->st, true);
+	/* ids or SET values from a subquery: see reads_ids_only */
+	check_queued_updates(ds->st,
+						 !uses_subquery_walker((Node *) fsplan->fdw_exprs, NULL));
 	node->fdw_state = ds;
 }
 
