@@ -68,3 +68,43 @@ SELECT name FROM ra_now WHERE lead_id = :'one' ORDER BY name;
 SELECT emulator_clear();
 DELETE FROM ra_contacts_def WHERE id = (SELECT id FROM ra_contacts WHERE name = 'CX');
 SELECT count(*) FROM ra_contacts WHERE id = :'cx';
+
+-- The refusal after queued UPDATEs was too broad: a statement whose
+-- conditions and SET values use only values no UPDATE can change (the id,
+-- the lead, the type) picks the same records and writes the same values
+-- whatever was queued.  UPDATE or DELETE ... WHERE lead_id = ... (a lead's
+-- listing) through a deferred table, and a condition on the lead beside
+-- the id, stay allowed; a condition on another column is refused still,
+-- and so is a lead's listing through an immediate table (it would meet the
+-- records with queued writes one by one, after writing the rows before).
+CREATE FOREIGN TABLE ra_leads (id text, name text) SERVER close OPTIONS (resource 'lead');
+INSERT INTO ra_leads (name) VALUES ('Fixed') RETURNING id AS lead \gset
+INSERT INTO ra_now (lead_id, name) VALUES (:'lead', 'A') RETURNING id AS ra \gset
+INSERT INTO ra_now (lead_id, name) VALUES (:'lead', 'B') RETURNING id AS rb \gset
+SELECT emulator_clear();
+BEGIN;
+UPDATE ra_def SET name = 'A renamed' WHERE id = :'ra';
+UPDATE ra_def SET name = 'all' WHERE lead_id = :'lead';
+\echo :ROW_COUNT
+UPDATE ra_def SET name = 'B2' WHERE id = :'rb' AND lead_id = :'lead';
+UPDATE ra_def SET name = 'none' WHERE lead_id = :'lead' AND name = 'A';  -- ERROR
+ROLLBACK;
+BEGIN;
+UPDATE ra_def SET name = 'A renamed' WHERE id = :'ra';
+DELETE FROM ra_now WHERE lead_id = :'lead';  -- ERROR
+ROLLBACK;
+SELECT regexp_replace(r, '(custobj|lead)_[A-Za-z0-9]{30,}', '\1_…', 'g') FROM emulator_requests() AS r ORDER BY 1;
+SELECT emulator_clear();
+BEGIN;
+UPDATE ra_def SET name = 'A renamed' WHERE id = :'ra';
+UPDATE ra_def SET name = 'all ' || lead_id WHERE lead_id = :'lead';
+\echo :ROW_COUNT
+COMMIT;
+SELECT id = :'ra' AS is_a, name = 'all ' || :'lead' AS named FROM ra_now WHERE lead_id = :'lead' ORDER BY 1;
+BEGIN;
+UPDATE ra_def SET name = 'A again' WHERE id = :'ra';
+DELETE FROM ra_def WHERE lead_id = :'lead';
+\echo :ROW_COUNT
+COMMIT;
+SELECT count(*) FROM ra_now WHERE lead_id = :'lead';
+SELECT regexp_replace(r, '(custobj|lead)_[A-Za-z0-9]{30,}', '\1_…', 'g') FROM emulator_requests() AS r;
