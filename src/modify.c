@@ -1275,14 +1275,14 @@ uses_fixed_columns_only(Relation rel, Node *node, Index relid)
 /*
  * What an UPDATE or DELETE uses of the rows it reads.  READS_IDS: it reads
  * them by id, and its conditions and SET values use no column but fixed
- * ones (fixed_column), no RETURNING, no stored generated column (computed
- * from the row), no check option.  READS_FIXED: the same, read as a lead's listing (every
- * object of the lead, which no queued UPDATE can move).  Otherwise
- * READS_VALUES.  Ids, conditions and SET values computed by a subquery do
- * not count: the subquery reads Close's values as they were before the
- * queued UPDATEs (WHERE id = (SELECT id ... WHERE name = ...) picks a
- * record by its old name).  Row triggers, which see the old row, are
- * checked at execution.
+ * ones (fixed_column), with no RETURNING, no check option and no stored
+ * generated column (computed from the row).  READS_FIXED: the same, read
+ * as a lead's listing (every object of the lead, which no queued UPDATE
+ * can move).  Otherwise READS_VALUES.  Ids, conditions and SET values
+ * computed by a subquery do not count: the subquery reads Close's values
+ * as they were before the queued UPDATEs (WHERE id = (SELECT id ... WHERE
+ * name = ...) picks a record by its old name).  Row triggers, which see
+ * the old row, are checked at execution.
  */
 static int
 reads_ids_only(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
