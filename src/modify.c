@@ -30,6 +30,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/appendinfo.h"
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
@@ -76,11 +77,20 @@ enum FdwModifyPrivateIndex
 	FdwModifyPrivateReturnedAttrs,
 
 	/*
-	 * Integer: 1 when an UPDATE or DELETE uses nothing of the rows it reads
-	 * but their ids (see reads_ids_only)
+	 * Integer: what of the rows it reads an UPDATE or DELETE uses (see
+	 * reads_ids_only): READS_IDS, READS_FIXED or READS_VALUES
 	 */
 	FdwModifyPrivateIdsOnly
 };
+
+/*
+ * What an UPDATE or DELETE uses of the rows it reads (reads_ids_only):
+ * their ids alone, read by id; or their ids and the values no UPDATE can
+ * change (the lead, the type), read by id or as a lead's listing; or more.
+ */
+#define READS_VALUES	0
+#define READS_FIXED		1
+#define READS_IDS		2
 
 /* What writing a column means (from its key's CloseKeyAccess). */
 typedef enum ColumnKind
@@ -238,7 +248,7 @@ typedef struct CloseModifyState
 
 static void check_update_columns(Relation rel, List *attnos);
 static void check_generated_columns(Relation rel, List *attnos);
-static bool reads_ids_only(PlannerInfo *root, ModifyTable *plan,
+static int	reads_ids_only(PlannerInfo *root, ModifyTable *plan,
 						   Index resultRelation, int subplan_index);
 static bool refers_to_rel(PlannerInfo *root, Node *node, Index relid);
 static void close_xact_callback(XactEvent event, void *arg);
@@ -1212,61 +1222,126 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	/* (list_make5 is not in PostgreSQL 13) */
 	return lappend(list_make4(target_attrs, makeInteger(has_returning ? 1 : 0),
 							  makeInteger(may_repeat ? 1 : 0), returned_attrs),
-				   makeInteger(plan->operation != CMD_INSERT &&
-							   reads_ids_only(root, plan, resultRelation,
-											  subplan_index) ? 1 : 0));
+				   makeInteger(plan->operation == CMD_INSERT ? READS_VALUES
+							   : reads_ids_only(root, plan, resultRelation,
+												subplan_index)));
 }
 
 /*
- * Whether an UPDATE or DELETE uses nothing of the rows it reads but their
- * ids (and the type the read checks): it reads them by id, with no other
- * condition, no RETURNING, and SET values that do not use the row (nor a
- * generated column computed from it).  Row triggers, which see the old row,
- * are checked at execution.
+ * Whether an expression takes a value from a subquery: a SubPlan, or the
+ * Param an InitPlan (an uncorrelated subquery) sets.
  */
 static bool
+uses_subquery_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if ((IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXEC) ||
+		IsA(node, SubPlan) || IsA(node, AlternativeSubPlan))
+		return true;
+	return expression_tree_walker(node, uses_subquery_walker, context);
+}
+
+/*
+ * Whether a column's value stays what Close has whatever the transaction
+ * queued: the id, the lead and the type, which no UPDATE may change (not
+ * every create-only key: an opportunity's pipeline_id follows its status).
+ */
+static bool
+fixed_column(Relation rel, AttrNumber attnum)
+{
+	const char *key;
+
+	if (attnum <= InvalidAttrNumber)
+		return false;			/* the whole row, a system column */
+	(void) column_kind(rel, TupleDescAttr(RelationGetDescr(rel), attnum - 1),
+					   &key);
+	return strcmp(key, CLOSE_KEY_ID) == 0 ||
+		strcmp(key, CLOSE_KEY_LEAD_ID) == 0 ||
+		strcmp(key, CLOSE_KEY_TYPE_ID) == 0;
+}
+
+/* Whether node uses no column of the table at relid but fixed ones. */
+static bool
+uses_fixed_columns_only(Relation rel, Node *node, Index relid)
+{
+	Bitmapset  *attrs = NULL;
+	int			member = -1;
+
+	pull_varattnos(node, relid, &attrs);
+	while ((member = bms_next_member(attrs, member)) >= 0)
+		if (!fixed_column(rel, member + FirstLowInvalidHeapAttributeNumber))
+			return false;
+	return true;
+}
+
+/*
+ * What an UPDATE or DELETE uses of the rows it reads.  READS_IDS: it reads
+ * them by id, and its conditions and SET values use no column but fixed
+ * ones (fixed_column), with no RETURNING, no check option and no stored
+ * generated column (computed from the row).  READS_FIXED: the same, read
+ * as a lead's listing (every object of the lead, which no queued UPDATE
+ * can move).  Otherwise READS_VALUES.  Ids, conditions and SET values
+ * computed by a subquery do not count: the subquery reads Close's values
+ * as they were before the queued UPDATEs (WHERE id = (SELECT id ... WHERE
+ * name = ...) picks a record by its old name).  Row triggers, which see
+ * the old row, are checked at execution.
+ */
+static int
 reads_ids_only(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
 			   int subplan_index)
 {
 	Plan	   *subplan = close_modify_table_subplan(plan, subplan_index);
 	ForeignScan *fscan;
+	RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
+	Relation	rel;
+	int			kind;
+	int			reads = READS_VALUES;
 
 	if (subplan == NULL || !IsA(subplan, ForeignScan))
-		return false;
+		return READS_VALUES;
 	fscan = (ForeignScan *) subplan;
-	if (fscan->scan.scanrelid != resultRelation || fscan->scan.plan.qual != NIL ||
-		intVal(list_nth(fscan->fdw_private, FdwScanPrivateAccessKind)) !=
-		CLOSE_ACCESS_BY_ID)
-		return false;
+	kind = intVal(list_nth(fscan->fdw_private, FdwScanPrivateAccessKind));
+	if (fscan->scan.scanrelid != resultRelation ||
+		(kind != CLOSE_ACCESS_BY_ID && kind != CLOSE_ACCESS_BY_LEAD) ||
+		uses_subquery_walker((Node *) fscan->fdw_exprs, NULL) ||
+		uses_subquery_walker((Node *) fscan->scan.plan.qual, NULL))
+		return READS_VALUES;
 	if (plan->returningLists != NIL &&
 		list_nth(plan->returningLists, subplan_index) != NIL)
-		return false;
-	if (plan->operation == CMD_UPDATE)
+		return READS_VALUES;
+	/* (a check option's or policy's check sees the row's old values too) */
+	if (plan->withCheckOptionLists != NIL &&
+		list_nth(plan->withCheckOptionLists, subplan_index) != NIL)
+		return READS_VALUES;
+
+	rel = table_open(rte->relid, NoLock);
+	if (uses_fixed_columns_only(rel, (Node *) fscan->scan.plan.qual,
+								resultRelation))
+		reads = kind == CLOSE_ACCESS_BY_ID ? READS_IDS : READS_FIXED;
+	if (reads != READS_VALUES && plan->operation == CMD_UPDATE)
 	{
-		RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
-		Relation	rel = table_open(rte->relid, NoLock);
-		bool		generated = RelationGetDescr(rel)->constr &&
-			RelationGetDescr(rel)->constr->has_generated_stored;
 		List	   *set_exprs = NIL;
 		List	   *attnos = NIL;
 		ListCell   *lc;
 		ListCell   *lc2;
 
-		table_close(rel, NoLock);
-		if (generated)
-			return false;
+		if (RelationGetDescr(rel)->constr &&
+			RelationGetDescr(rel)->constr->has_generated_stored)
+			reads = READS_VALUES;
 		/* (the target list goes on with junk columns: one per attribute) */
 		close_update_targets(root, resultRelation, subplan, &set_exprs, &attnos);
 		forboth(lc, set_exprs, lc2, attnos)
 		{
 			Expr	   *expr = lfirst_node(TargetEntry, lc)->expr;
 
-			if (refers_to_rel(root, (Node *) expr, resultRelation) ||
-				contain_subplans((Node *) expr))
-				return false;
+			if (!uses_fixed_columns_only(rel, (Node *) expr, resultRelation) ||
+				uses_subquery_walker((Node *) expr, NULL))
+				reads = READS_VALUES;
 		}
 	}
-	return true;
+	table_close(rel, NoLock);
+	return reads;
 }
 
 /* ---- execution ---- */
@@ -1561,6 +1636,7 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	List	   *target_attrs;
 	bool		after_row;
 	ListCell   *lc;
+	int			reads;
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
@@ -1600,8 +1676,15 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	if (st->deferred)
 		check_deferred_statement(st, trigdesc);
 	check_queued_inserts(st, false);
+	/*
+	 * (a lead's listing through a table with write_mode 'immediate' would
+	 * meet the records with UPDATEs queued one by one, refused each after
+	 * the rows before it were written: refused here, before any)
+	 */
+	reads = intVal(list_nth(fdw_private, FdwModifyPrivateIdsOnly));
 	check_queued_updates(st,
-						 intVal(list_nth(fdw_private, FdwModifyPrivateIdsOnly)) != 0 &&
+						 (reads == READS_IDS ||
+						  (reads == READS_FIXED && st->deferred)) &&
 						 !(trigdesc &&
 						   (operation == CMD_UPDATE
 							? trigdesc->trig_update_before_row ||
@@ -3776,6 +3859,9 @@ closeBeginDirectModify(ForeignScanState *node, int eflags)
 	if (ds->st->deferred)
 		check_deferred_statement(ds->st, NULL);
 	check_queued_inserts(ds->st, true);
+	/* ids or SET values from a subquery: see reads_ids_only */
+	check_queued_updates(ds->st,
+						 !uses_subquery_walker((Node *) fsplan->fdw_exprs, NULL));
 	node->fdw_state = ds;
 }
 
