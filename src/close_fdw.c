@@ -711,14 +711,16 @@ attributes_used(RelOptInfo *baserel, List *local_exprs)
 }
 
 /*
- * The _fields of a scan's GETs: id and the keys of the columns it reads,
+ * The _fields of a scan's GETs: id (and lead_id in a lead's listing) and
+ * the keys of the columns it reads,
  * comma-separated, for a resource whose GETs take _fields (a lead is heavy:
  * its nested contacts and opportunities are not wanted).  "" when every
  * key is needed: a whole-row reference, a json column of every custom
  * field, or a custom field where _fields is not known to name them.
  */
 static char *
-scan_fields(Oid relid, const CloseResource *res, Bitmapset *attrs_used)
+scan_fields(Oid relid, const CloseResource *res, Bitmapset *attrs_used,
+			bool by_lead)
 {
 	Relation	rel;
 	TupleDesc	tupdesc;
@@ -731,6 +733,13 @@ scan_fields(Oid relid, const CloseResource *res, Bitmapset *attrs_used)
 		bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs_used))
 		return "";
 	keys = lappend(keys, CLOSE_KEY_ID);
+
+	/*
+	 * A lead's listing leaves out records whose lead_id is another lead's
+	 * (next_record): they must carry it, whatever columns the query uses.
+	 */
+	if (by_lead)
+		keys = lappend(keys, CLOSE_KEY_LEAD_ID);
 	rel = table_open(relid, NoLock);
 	tupdesc = RelationGetDescr(rel);
 	for (i = 0; i < tupdesc->natts; i++)
@@ -940,7 +949,8 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	attr = -1;
 	while ((attr = bms_next_member(attrs_used, attr)) >= 0)
 		attrs_list = lappend_int(attrs_list, attr);
-	fields = scan_fields(foreigntableid, ri->res, attrs_used);
+	fields = scan_fields(foreigntableid, ri->res, attrs_used,
+						 pd.kind == CLOSE_ACCESS_BY_LEAD);
 
 	describe_request(root, baserel, &pd, ri, filter_names, filter_exprs,
 					 fields, &request, &key_values);
