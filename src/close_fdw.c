@@ -45,6 +45,7 @@
 #include "optimizer/restrictinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -187,6 +188,8 @@ typedef struct CloseScanState
 	int			nsorted;		/* seen[0 .. nsorted) sorted, at a re-read */
 	int			rereads;		/* of the current lead */
 	bool		fresh;			/* pages must come from Close, not stores */
+	HTAB	   *scan_ids;		/* hashes of the ids returned by a scan of
+								 * several leads, in keys_cxt (or NULL) */
 
 	/*
 	 * The answer cache (cache_ttl_ms): whole answers only, gathered as their
@@ -1372,6 +1375,7 @@ start_scan(ForeignScanState *node)
 	fsstate->next_key = 0;
 	fsstate->nkeys = 0;
 	fsstate->keys = NULL;
+	fsstate->scan_ids = NULL;
 	fsstate->type_filter = fsstate->table_type_id;
 	fsstate->filter_params = NIL;
 
@@ -2036,6 +2040,63 @@ record_has_key_value(struct json_object *record, const char *key,
 	return strcmp(close_json_scalar_text(member, &len), value) == 0;
 }
 
+/*
+ * Whether a record of the current lead's listing belongs in a scan by lead:
+ * its lead_id is that lead, or (a scan of several leads, "lead_id IN
+ * (...)") another lead the scan lists, since the object was moved from one
+ * to another while Close's index still lists it under the first.  A record
+ * without its lead_id (not asked for) is taken as the lead's.
+ */
+static bool
+lead_record_belongs(CloseScanState *fsstate, struct json_object *record)
+{
+	struct json_object *member = close_json_object_get(record,
+													   CLOSE_KEY_LEAD_ID);
+	const char *lead;
+	size_t		len;
+	int			i;
+
+	if (member == NULL || close_json_kind(member) != CLOSE_JSON_STRING)
+		return true;
+	lead = close_json_scalar_text(member, &len);
+	if (strcmp(lead, fsstate->current_key) == 0)
+		return true;
+	for (i = 0; i < fsstate->nkeys; i++)
+		if (strcmp(lead, fsstate->keys[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether a scan of several leads returns this record for the first time:
+ * an object moved between two of them may be listed under both (one of the
+ * listings lagging), and is one row.  Remembers a 64-bit hash of each id,
+ * as lead_record_new does.
+ */
+static bool
+scan_record_new(CloseScanState *fsstate, struct json_object *record)
+{
+	uint64		hash;
+	bool		found;
+
+	if (fsstate->nkeys < 2)
+		return true;
+	if (fsstate->scan_ids == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(uint64);
+		ctl.hcxt = fsstate->keys_cxt;
+		fsstate->scan_ids = hash_create("close_fdw scan ids", 256, &ctl,
+										HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	hash = id_hash(record_id(record));
+	(void) hash_search(fsstate->scan_ids, &hash, HASH_ENTER, &found);
+	return !found;
+}
+
 /* Retrieve one record by id; a 404 means there is no such record. */
 static void
 fetch_by_id(CloseScanState *fsstate)
@@ -2179,14 +2240,17 @@ next_record(CloseScanState *fsstate)
 			/*
 			 * A lead's listing answers from Close's index, which lags:
 			 * an object moved to another lead since (a merge) is no
-			 * longer the lead's.  Seen when the record has its lead_id.
+			 * longer the lead's, unless that lead is one the scan lists
+			 * too (then it is one row, wherever it is listed).
 			 */
 			if (fsstate->items && fsstate->kind == CLOSE_ACCESS_BY_LEAD &&
-				!record_has_key_value(record, CLOSE_KEY_LEAD_ID,
-									  fsstate->current_key))
+				!lead_record_belongs(fsstate, record))
 				continue;
 			if (fsstate->items)
 				close_whole_add(fsstate->lead_whole, record);
+			if (fsstate->items && fsstate->kind == CLOSE_ACCESS_BY_LEAD &&
+				!scan_record_new(fsstate, record))
+				continue;
 			return record;
 		}
 
