@@ -45,7 +45,6 @@
 #include "optimizer/restrictinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -80,6 +79,15 @@ typedef struct CloseRelInfo
 } CloseRelInfo;
 
 /* Executor state, in the ForeignScanState's fdw_state. */
+/* A set of 64-bit id hashes: appended, sorted when looked up in. */
+typedef struct CloseIdSet
+{
+	uint64	   *ids;
+	int			n;
+	int			size;
+	int			nsorted;		/* ids[0 .. nsorted) sorted */
+} CloseIdSet;
+
 typedef struct CloseScanState
 {
 	MemoryContext scan_cxt;		/* lives as long as the scan */
@@ -188,8 +196,9 @@ typedef struct CloseScanState
 	int			nsorted;		/* seen[0 .. nsorted) sorted, at a re-read */
 	int			rereads;		/* of the current lead */
 	bool		fresh;			/* pages must come from Close, not stores */
-	HTAB	   *scan_ids;		/* hashes of the ids returned by a scan of
-								 * several leads, in keys_cxt (or NULL) */
+	/* a scan of several leads: hashes of ids, in keys_cxt */
+	CloseIdSet	scan_ids;		/* every id it returned */
+	CloseIdSet	moved_ids;		/* those returned from another lead's listing */
 
 	/*
 	 * The answer cache (cache_ttl_ms): whole answers only, gathered as their
@@ -1375,7 +1384,8 @@ start_scan(ForeignScanState *node)
 	fsstate->next_key = 0;
 	fsstate->nkeys = 0;
 	fsstate->keys = NULL;
-	fsstate->scan_ids = NULL;
+	memset(&fsstate->scan_ids, 0, sizeof(CloseIdSet));
+	memset(&fsstate->moved_ids, 0, sizeof(CloseIdSet));
 	fsstate->type_filter = fsstate->table_type_id;
 	fsstate->filter_params = NIL;
 
@@ -2040,61 +2050,86 @@ record_has_key_value(struct json_object *record, const char *key,
 	return strcmp(close_json_scalar_text(member, &len), value) == 0;
 }
 
-/*
- * Whether a record of the current lead's listing belongs in a scan by lead:
- * its lead_id is that lead, or (a scan of several leads, "lead_id IN
- * (...)") another lead the scan lists, since the object was moved from one
- * to another while Close's index still lists it under the first.  A record
- * without its lead_id (not asked for) is taken as the lead's.
- */
-static bool
-lead_record_belongs(CloseScanState *fsstate, struct json_object *record)
+static void
+idset_add(CloseIdSet *set, MemoryContext cxt, uint64 hash)
 {
-	struct json_object *member = close_json_object_get(record,
-													   CLOSE_KEY_LEAD_ID);
-	const char *lead;
-	size_t		len;
-	int			i;
+	if (set->n == set->size)
+	{
+		set->size = Max(set->size * 2, 256);
+		set->ids = set->ids
+			? repalloc_huge(set->ids, sizeof(uint64) * set->size)
+			: MemoryContextAllocHuge(cxt, sizeof(uint64) * set->size);
+	}
+	set->ids[set->n++] = hash;
+}
 
-	if (member == NULL || close_json_kind(member) != CLOSE_JSON_STRING)
-		return true;
-	lead = close_json_scalar_text(member, &len);
-	if (strcmp(lead, fsstate->current_key) == 0)
-		return true;
-	for (i = 0; i < fsstate->nkeys; i++)
-		if (strcmp(lead, fsstate->keys[i]) == 0)
-			return true;
-	return false;
+static bool
+idset_has(CloseIdSet *set, uint64 hash)
+{
+	if (set->n == 0)
+		return false;
+	if (set->nsorted < set->n)
+	{
+		qsort(set->ids, set->n, sizeof(uint64), compare_hashes);
+		set->nsorted = set->n;
+	}
+	return bsearch(&hash, set->ids, set->n, sizeof(uint64),
+				   compare_hashes) != NULL;
 }
 
 /*
- * Whether a scan of several leads returns this record for the first time:
- * an object moved between two of them may be listed under both (one of the
- * listings lagging), and is one row.  Remembers a 64-bit hash of each id,
- * as lead_record_new does.
+ * Whether a record of the current lead's listing is a row of a scan by
+ * lead.  Close's listings lag: an object moved to another lead (a merge)
+ * may still be listed under its former lead, and not yet under its new one.
+ * It is the row of its lead_id (a record without it, not asked for, is
+ * taken as the listed lead's): of no lead the scan reads, no row; of
+ * another lead the scan reads ("lead_id IN (A, B)"), one row, whichever
+ * listings hold it.  A scan of several leads remembers a 64-bit hash of each
+ * id it returns (8 bytes an object).
  */
 static bool
-scan_record_new(CloseScanState *fsstate, struct json_object *record)
+lead_record_take(CloseScanState *fsstate, struct json_object *record)
 {
+	struct json_object *member = close_json_object_get(record,
+													   CLOSE_KEY_LEAD_ID);
+	const char *lead = NULL;
+	bool		own;
 	uint64		hash;
-	bool		found;
+	size_t		len;
 
+	if (member != NULL && close_json_kind(member) == CLOSE_JSON_STRING)
+		lead = close_json_scalar_text(member, &len);
+	own = lead == NULL || strcmp(lead, fsstate->current_key) == 0;
 	if (fsstate->nkeys < 2)
-		return true;
-	if (fsstate->scan_ids == NULL)
-	{
-		HASHCTL		ctl;
+		return own;
 
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(uint64);
-		ctl.hcxt = fsstate->keys_cxt;
-		fsstate->scan_ids = hash_create("close_fdw scan ids", 256, &ctl,
-										HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
 	hash = id_hash(record_id(record));
-	(void) hash_search(fsstate->scan_ids, &hash, HASH_ENTER, &found);
-	return !found;
+	if (own)
+	{
+		/* returned already from a former lead's lagging listing */
+		if (fsstate->moved_ids.n > 0 && idset_has(&fsstate->moved_ids, hash))
+			return false;
+	}
+	else
+	{
+		int			k;
+
+		for (k = 0; k < fsstate->nkeys; k++)
+			if (strcmp(fsstate->keys[k], lead) == 0)
+				break;
+		if (k == fsstate->nkeys)
+			return false;
+		/* its lead's listing, read already, returned it unless it lagged */
+		if (k < fsstate->current_index &&
+			idset_has(&fsstate->scan_ids, hash))
+			return false;
+		/* listed under two former leads */
+		if (idset_has(&fsstate->moved_ids, hash))
+			return false;
+		idset_add(&fsstate->moved_ids, fsstate->keys_cxt, hash);
+	}
+	idset_add(&fsstate->scan_ids, fsstate->keys_cxt, hash);
+	return true;
 }
 
 /* Retrieve one record by id; a 404 means there is no such record. */
@@ -2238,18 +2273,14 @@ next_record(CloseScanState *fsstate)
 				continue;
 
 			/*
-			 * A lead's listing answers from Close's index, which lags:
-			 * an object moved to another lead since (a merge) is no
-			 * longer the lead's, unless that lead is one the scan lists
-			 * too (then it is one row, wherever it is listed).
+			 * The listing as Close gave it is the whole answer (a reader
+			 * of it judges each record again); an object moved to another
+			 * lead since is not a row of this lead's.
 			 */
-			if (fsstate->items && fsstate->kind == CLOSE_ACCESS_BY_LEAD &&
-				!lead_record_belongs(fsstate, record))
-				continue;
 			if (fsstate->items)
 				close_whole_add(fsstate->lead_whole, record);
 			if (fsstate->items && fsstate->kind == CLOSE_ACCESS_BY_LEAD &&
-				!scan_record_new(fsstate, record))
+				!lead_record_take(fsstate, record))
 				continue;
 			return record;
 		}
