@@ -2066,15 +2066,20 @@ idset_add(CloseIdSet *set, MemoryContext cxt, uint64 hash)
 static bool
 idset_has(CloseIdSet *set, uint64 hash)
 {
-	if (set->n == 0)
-		return false;
-	if (set->nsorted < set->n)
+	int			i;
+
+	/* a long unsorted tail is sorted in; a short one is looked through */
+	if (set->n - set->nsorted > 1024)
 	{
 		qsort(set->ids, set->n, sizeof(uint64), compare_hashes);
 		set->nsorted = set->n;
 	}
-	return bsearch(&hash, set->ids, set->n, sizeof(uint64),
-				   compare_hashes) != NULL;
+	for (i = set->nsorted; i < set->n; i++)
+		if (set->ids[i] == hash)
+			return true;
+	return set->nsorted > 0 &&
+		bsearch(&hash, set->ids, set->nsorted, sizeof(uint64),
+				compare_hashes) != NULL;
 }
 
 /*
