@@ -78,7 +78,6 @@ typedef struct CloseRelInfo
 	CloseRelStats stats;		/* what ANALYZE left (costs.c) */
 } CloseRelInfo;
 
-/* Executor state, in the ForeignScanState's fdw_state. */
 /* A set of 64-bit id hashes: appended, sorted when looked up in. */
 typedef struct CloseIdSet
 {
@@ -88,6 +87,7 @@ typedef struct CloseIdSet
 	int			nsorted;		/* ids[0 .. nsorted) sorted */
 } CloseIdSet;
 
+/* Executor state, in the ForeignScanState's fdw_state. */
 typedef struct CloseScanState
 {
 	MemoryContext scan_cxt;		/* lives as long as the scan */
@@ -724,11 +724,11 @@ attributes_used(RelOptInfo *baserel, List *local_exprs)
 
 /*
  * The _fields of a scan's GETs: id (and lead_id in a lead's listing) and
- * the keys of the columns it reads,
- * comma-separated, for a resource whose GETs take _fields (a lead is heavy:
- * its nested contacts and opportunities are not wanted).  "" when every
- * key is needed: a whole-row reference, a json column of every custom
- * field, or a custom field where _fields is not known to name them.
+ * the keys of the columns it reads, comma-separated, for a resource whose
+ * GETs take _fields (a lead is heavy: its nested contacts and
+ * opportunities are not wanted).  "" when every key is needed: a whole-row
+ * reference, a json column of every custom field, or a custom field where
+ * _fields is not known to name them.
  */
 static char *
 scan_fields(Oid relid, const CloseResource *res, Bitmapset *attrs_used,
