@@ -78,6 +78,15 @@ typedef struct CloseRelInfo
 	CloseRelStats stats;		/* what ANALYZE left (costs.c) */
 } CloseRelInfo;
 
+/* A set of 64-bit id hashes: appended, sorted when looked up in. */
+typedef struct CloseIdSet
+{
+	uint64	   *ids;
+	int			n;
+	int			size;
+	int			nsorted;		/* ids[0 .. nsorted) sorted */
+} CloseIdSet;
+
 /* Executor state, in the ForeignScanState's fdw_state. */
 typedef struct CloseScanState
 {
@@ -187,6 +196,9 @@ typedef struct CloseScanState
 	int			nsorted;		/* seen[0 .. nsorted) sorted, at a re-read */
 	int			rereads;		/* of the current lead */
 	bool		fresh;			/* pages must come from Close, not stores */
+	/* a scan of several leads: hashes of ids, in keys_cxt */
+	CloseIdSet	scan_ids;		/* every id it returned */
+	CloseIdSet	moved_ids;		/* those returned from another lead's listing */
 
 	/*
 	 * The answer cache (cache_ttl_ms): whole answers only, gathered as their
@@ -711,14 +723,16 @@ attributes_used(RelOptInfo *baserel, List *local_exprs)
 }
 
 /*
- * The _fields of a scan's GETs: id and the keys of the columns it reads,
- * comma-separated, for a resource whose GETs take _fields (a lead is heavy:
- * its nested contacts and opportunities are not wanted).  "" when every
- * key is needed: a whole-row reference, a json column of every custom
- * field, or a custom field where _fields is not known to name them.
+ * The _fields of a scan's GETs: id (and lead_id in a lead's listing) and
+ * the keys of the columns it reads, comma-separated, for a resource whose
+ * GETs take _fields (a lead is heavy: its nested contacts and
+ * opportunities are not wanted).  "" when every key is needed: a whole-row
+ * reference, a json column of every custom field, or a custom field where
+ * _fields is not known to name them.
  */
 static char *
-scan_fields(Oid relid, const CloseResource *res, Bitmapset *attrs_used)
+scan_fields(Oid relid, const CloseResource *res, Bitmapset *attrs_used,
+			bool by_lead)
 {
 	Relation	rel;
 	TupleDesc	tupdesc;
@@ -731,6 +745,13 @@ scan_fields(Oid relid, const CloseResource *res, Bitmapset *attrs_used)
 		bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs_used))
 		return "";
 	keys = lappend(keys, CLOSE_KEY_ID);
+
+	/*
+	 * A lead's listing leaves out records whose lead_id is another lead's
+	 * (next_record): they must carry it, whatever columns the query uses.
+	 */
+	if (by_lead)
+		keys = lappend(keys, CLOSE_KEY_LEAD_ID);
 	rel = table_open(relid, NoLock);
 	tupdesc = RelationGetDescr(rel);
 	for (i = 0; i < tupdesc->natts; i++)
@@ -940,7 +961,8 @@ closeGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	attr = -1;
 	while ((attr = bms_next_member(attrs_used, attr)) >= 0)
 		attrs_list = lappend_int(attrs_list, attr);
-	fields = scan_fields(foreigntableid, ri->res, attrs_used);
+	fields = scan_fields(foreigntableid, ri->res, attrs_used,
+						 pd.kind == CLOSE_ACCESS_BY_LEAD);
 
 	describe_request(root, baserel, &pd, ri, filter_names, filter_exprs,
 					 fields, &request, &key_values);
@@ -1362,6 +1384,8 @@ start_scan(ForeignScanState *node)
 	fsstate->next_key = 0;
 	fsstate->nkeys = 0;
 	fsstate->keys = NULL;
+	memset(&fsstate->scan_ids, 0, sizeof(CloseIdSet));
+	memset(&fsstate->moved_ids, 0, sizeof(CloseIdSet));
 	fsstate->type_filter = fsstate->table_type_id;
 	fsstate->filter_params = NIL;
 
@@ -2026,6 +2050,93 @@ record_has_key_value(struct json_object *record, const char *key,
 	return strcmp(close_json_scalar_text(member, &len), value) == 0;
 }
 
+static void
+idset_add(CloseIdSet *set, MemoryContext cxt, uint64 hash)
+{
+	if (set->n == set->size)
+	{
+		set->size = Max(set->size * 2, 256);
+		set->ids = set->ids
+			? repalloc_huge(set->ids, sizeof(uint64) * set->size)
+			: MemoryContextAllocHuge(cxt, sizeof(uint64) * set->size);
+	}
+	set->ids[set->n++] = hash;
+}
+
+static bool
+idset_has(CloseIdSet *set, uint64 hash)
+{
+	int			i;
+
+	/* a long unsorted tail is sorted in; a short one is looked through */
+	if (set->n - set->nsorted > 1024)
+	{
+		qsort(set->ids, set->n, sizeof(uint64), compare_hashes);
+		set->nsorted = set->n;
+	}
+	for (i = set->nsorted; i < set->n; i++)
+		if (set->ids[i] == hash)
+			return true;
+	return set->nsorted > 0 &&
+		bsearch(&hash, set->ids, set->nsorted, sizeof(uint64),
+				compare_hashes) != NULL;
+}
+
+/*
+ * Whether a record of the current lead's listing is a row of a scan by
+ * lead.  Close's listings lag: an object moved to another lead (a merge)
+ * may still be listed under its former lead, and not yet under its new one.
+ * It is the row of its lead_id (a record without it, not asked for, is
+ * taken as the listed lead's): of no lead the scan reads, no row; of
+ * another lead the scan reads ("lead_id IN (A, B)"), one row, whichever
+ * listings hold it.  A scan of several leads remembers a 64-bit hash of each
+ * id it returns (8 bytes an object).
+ */
+static bool
+lead_record_take(CloseScanState *fsstate, struct json_object *record)
+{
+	struct json_object *member = close_json_object_get(record,
+													   CLOSE_KEY_LEAD_ID);
+	const char *lead = NULL;
+	bool		own;
+	uint64		hash;
+	size_t		len;
+
+	if (member != NULL && close_json_kind(member) == CLOSE_JSON_STRING)
+		lead = close_json_scalar_text(member, &len);
+	own = lead == NULL || strcmp(lead, fsstate->current_key) == 0;
+	if (fsstate->nkeys < 2)
+		return own;
+
+	hash = id_hash(record_id(record));
+	if (own)
+	{
+		/* returned already from a former lead's lagging listing */
+		if (fsstate->moved_ids.n > 0 && idset_has(&fsstate->moved_ids, hash))
+			return false;
+	}
+	else
+	{
+		int			k;
+
+		for (k = 0; k < fsstate->nkeys; k++)
+			if (strcmp(fsstate->keys[k], lead) == 0)
+				break;
+		if (k == fsstate->nkeys)
+			return false;
+		/* its lead's listing, read already, returned it unless it lagged */
+		if (k < fsstate->current_index &&
+			idset_has(&fsstate->scan_ids, hash))
+			return false;
+		/* listed under two former leads */
+		if (idset_has(&fsstate->moved_ids, hash))
+			return false;
+		idset_add(&fsstate->moved_ids, fsstate->keys_cxt, hash);
+	}
+	idset_add(&fsstate->scan_ids, fsstate->keys_cxt, hash);
+	return true;
+}
+
 /* Retrieve one record by id; a 404 means there is no such record. */
 static void
 fetch_by_id(CloseScanState *fsstate)
@@ -2167,16 +2278,15 @@ next_record(CloseScanState *fsstate)
 				continue;
 
 			/*
-			 * A lead's listing answers from Close's index, which lags:
-			 * an object moved to another lead since (a merge) is no
-			 * longer the lead's.  Seen when the record has its lead_id.
+			 * The listing as Close gave it is the whole answer (a reader
+			 * of it judges each record again); an object moved to another
+			 * lead since is not a row of this lead's.
 			 */
-			if (fsstate->items && fsstate->kind == CLOSE_ACCESS_BY_LEAD &&
-				!record_has_key_value(record, CLOSE_KEY_LEAD_ID,
-									  fsstate->current_key))
-				continue;
 			if (fsstate->items)
 				close_whole_add(fsstate->lead_whole, record);
+			if (fsstate->items && fsstate->kind == CLOSE_ACCESS_BY_LEAD &&
+				!lead_record_take(fsstate, record))
+				continue;
 			return record;
 		}
 
