@@ -198,6 +198,42 @@ close_field_types_get(UserMapping *user, int cache_ttl_ms, int64 *requests)
 	return field_types_get(user, cache_ttl_ms, requests, false, &asked);
 }
 
+/* A custom field (cf_...) of any type, or NULL. */
+static CloseFieldType *
+find_field(CloseFieldTypes *types, const char *field_id)
+{
+	CloseFieldType key;
+
+	if (types == NULL || types->nfields == 0)
+		return NULL;
+	key.id = (char *) field_id;
+	return bsearch(&key, types->fields, types->nfields,
+				   sizeof(CloseFieldType), compare_fields);
+}
+
+/* Whether Close has the custom object type. */
+static bool
+type_exists(CloseFieldTypes *types, const char *type_id)
+{
+	int			i;
+
+	for (i = 0; i < types->ntypes; i++)
+		if (strcmp(types->type_ids[i], type_id) == 0)
+			return true;
+	return false;
+}
+
+/* Whether a key ("custom.cf_...") is a field of the type (of any, if none). */
+static bool
+key_fits(CloseFieldTypes *types, const char *key, const char *type_id)
+{
+	CloseFieldType *found = find_field(types,
+									   key + strlen(CLOSE_CUSTOM_PREFIX));
+
+	return found != NULL &&
+		(type_id == NULL || strcmp(found->type_id, type_id) == 0);
+}
+
 /*
  * The Close type of a custom field (cf_...) and whether it takes several
  * values; false if no type has such a field.
@@ -206,14 +242,8 @@ bool
 close_field_type_lookup(CloseFieldTypes *types, const char *field_id,
 						const char **type, bool *multi)
 {
-	CloseFieldType key;
-	CloseFieldType *found;
+	CloseFieldType *found = find_field(types, field_id);
 
-	if (types == NULL || types->nfields == 0)
-		return false;
-	key.id = (char *) field_id;
-	found = bsearch(&key, types->fields, types->nfields,
-					sizeof(CloseFieldType), compare_fields);
 	if (found == NULL)
 		return false;
 	*type = found->type;
@@ -271,28 +301,12 @@ static bool
 types_fit_table(CloseFieldTypes *types, const char *type_id, List *keys)
 {
 	ListCell   *lc;
-	int			i;
 
-	if (type_id)
-	{
-		for (i = 0; i < types->ntypes; i++)
-			if (strcmp(types->type_ids[i], type_id) == 0)
-				break;
-		if (i == types->ntypes)
-			return false;
-	}
+	if (type_id && !type_exists(types, type_id))
+		return false;
 	foreach(lc, keys)
-	{
-		CloseFieldType probe;
-		CloseFieldType *found;
-
-		probe.id = (char *) strVal(lfirst(lc)) + strlen(CLOSE_CUSTOM_PREFIX);
-		found = types->nfields == 0 ? NULL :
-			bsearch(&probe, types->fields, types->nfields,
-					sizeof(CloseFieldType), compare_fields);
-		if (found == NULL || (type_id && strcmp(found->type_id, type_id) != 0))
+		if (!key_fits(types, strVal(lfirst(lc)), type_id))
 			return false;
-	}
 	return true;
 }
 
@@ -331,41 +345,28 @@ close_field_types_check_table(CloseFieldTypes *types, const char *relname,
 	ListCell   *lc2;
 	int			i;
 
-	if (type_id)
+	if (type_id && !type_exists(types, type_id))
 	{
-		for (i = 0; i < types->ntypes; i++)
-			if (strcmp(types->type_ids[i], type_id) == 0)
-				break;
-		if (i == types->ntypes)
-		{
-			StringInfoData valid;
+		StringInfoData valid;
 
-			initStringInfo(&valid);
-			for (i = 0; i < types->ntypes; i++)
-				appendStringInfo(&valid, "%s%s (%s)", i > 0 ? ", " : "",
-								 types->type_ids[i], types->type_names[i]);
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
-					 errmsg("Close has no custom object type \"%s\", the custom_object_type_id of foreign table \"%s\"",
-							type_id, relname),
-					 types->ntypes > 0
-					 ? errhint("Valid custom object types are: %s.", valid.data)
-					 : errhint("Close has no custom object types.")));
-		}
+		initStringInfo(&valid);
+		for (i = 0; i < types->ntypes; i++)
+			appendStringInfo(&valid, "%s%s (%s)", i > 0 ? ", " : "",
+							 types->type_ids[i], types->type_names[i]);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
+				 errmsg("Close has no custom object type \"%s\", the custom_object_type_id of foreign table \"%s\"",
+						type_id, relname),
+				 types->ntypes > 0
+				 ? errhint("Valid custom object types are: %s.", valid.data)
+				 : errhint("Close has no custom object types.")));
 	}
 
 	forboth(lc, columns, lc2, keys)
 	{
 		const char *key = strVal(lfirst(lc2));
-		const char *field_id = key + strlen(CLOSE_CUSTOM_PREFIX);
-		CloseFieldType probe;
-		CloseFieldType *found;
 
-		probe.id = (char *) field_id;
-		found = types->nfields == 0 ? NULL :
-			bsearch(&probe, types->fields, types->nfields,
-					sizeof(CloseFieldType), compare_fields);
-		if (found == NULL || (type_id && strcmp(found->type_id, type_id) != 0))
+		if (!key_fits(types, key, type_id))
 		{
 			CloseFieldType **fields;
 			int			n = fields_of(types, type_id, &fields);
