@@ -193,4 +193,4 @@ SELECT count(*) FROM subs WHERE name = E'caf\xe9';  -- ERROR
 \c :regress_database
 -- (the failed statements sent nothing)
 SELECT * FROM emulator_requests();
-DROP DATABASE close_fdw_sqlascii;
+DROP DATABASE close_fdw_sqlascii WITH (FORCE);

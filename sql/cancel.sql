@@ -13,7 +13,7 @@ SET statement_timeout = '1s';
 SELECT clock_timestamp() AS started \gset
 SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
 RESET statement_timeout;
-SELECT clock_timestamp() - :'started' < interval '2.5 s' AS stopped_promptly;
+SELECT clock_timestamp() - :'started' < interval '4 s' AS stopped_promptly;
 
 -- pg_cancel_backend() from another session (through dblink)
 CREATE EXTENSION dblink;
@@ -38,7 +38,7 @@ SELECT pg_cancel_backend(pid) FROM pg_stat_activity
  WHERE query LIKE 'SELECT count(name) FROM close_custom_objects WHERE lead_id%' AND pid <> pg_backend_pid();
 SELECT * FROM dblink_get_result('other') AS t(n bigint);  -- ERROR
 SELECT * FROM dblink_get_result('other') AS t(n bigint);  -- the end of that query
-SELECT clock_timestamp() - :'started' < interval '1.5 s' AS cancelled_promptly;
+SELECT clock_timestamp() - :'started' < interval '3 s' AS cancelled_promptly;
 -- the cancelled session goes on working
 SELECT * FROM dblink('other', format(
   'SELECT count(name) FROM close_custom_objects WHERE lead_id = %L', :'one')) AS t(n bigint);
@@ -50,7 +50,7 @@ ALTER SERVER close OPTIONS (ADD timeout_ms '500');
 SELECT hang_next();
 SELECT clock_timestamp() AS started \gset
 SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';  -- ERROR
-SELECT clock_timestamp() - :'started' < interval '2 s' AS timed_out_promptly;
+SELECT clock_timestamp() - :'started' < interval '3.5 s' AS timed_out_promptly;
 ALTER SERVER close OPTIONS (DROP timeout_ms);
 SELECT emulator_reset();
 SELECT count(name) FROM close_custom_objects WHERE lead_id = :'one';
@@ -71,7 +71,7 @@ SET statement_timeout = '1s';
 SELECT clock_timestamp() AS started \gset
 SELECT count(name) FROM cancel_objects WHERE lead_id = 'lead_Plain20000000000000000000000000000000000000';  -- ERROR
 RESET statement_timeout;
-SELECT clock_timestamp() - :'started' < interval '2.5 s' AS stopped_promptly;
+SELECT clock_timestamp() - :'started' < interval '4 s' AS stopped_promptly;
 -- the hung request was sent in the second round, before its rows were needed
 SELECT count(*) AS sent, count(*) FILTER (WHERE line LIKE '%_skip=20&%') AS hung
   FROM emulator_requests() AS line;

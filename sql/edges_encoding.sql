@@ -109,4 +109,4 @@ SELECT name FROM subs WHERE lead_id = 'lead_x';  -- ERROR
 
 SELECT count(*) FROM emulator_call('POST', '/_emulator/reset');
 \c :regress_database
-DROP DATABASE close_fdw_latin1;
+DROP DATABASE close_fdw_latin1 WITH (FORCE);

@@ -53,6 +53,6 @@ SELECT :'fresh_string_agg' AS members \gset
 \echo :members
 
 \c :regress_db
-DROP DATABASE close_fdw_upgraded;
-DROP DATABASE close_fdw_upgraded_02;
-DROP DATABASE close_fdw_fresh;
+DROP DATABASE close_fdw_upgraded WITH (FORCE);
+DROP DATABASE close_fdw_upgraded_02 WITH (FORCE);
+DROP DATABASE close_fdw_fresh WITH (FORCE);
