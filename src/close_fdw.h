@@ -678,6 +678,7 @@ extern int	close_flight_start(CloseFlight *flight, const char *method,
 							   CloseResponse *response);
 extern int	close_flight_wait(CloseFlight *flight);
 extern void close_flight_progress(CloseFlight *flight);
+extern int	close_flight_abandon(CloseFlight *flight);
 pg_noreturn extern void close_report_transport_error(CloseConnection *conn,
 													 const char *method,
 													 const char *path,
