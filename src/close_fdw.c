@@ -1605,8 +1605,13 @@ drop_next_round(CloseScanState *fsstate)
 static void
 abandon_next_round(CloseScanState *fsstate)
 {
+	int			unsent;
+
 	if (fsstate->next_n > 0)
-		fsstate->requests -= close_flight_abandon(fsstate->pages_flight);
+	{
+		(void) close_flight_abandon(fsstate->pages_flight, &unsent);
+		fsstate->requests -= unsent;
+	}
 	fsstate->next_n = 0;
 	close_answers_reset(fsstate->pages_next);
 }
@@ -2538,6 +2543,7 @@ closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		 * only its requests that went out count.
 		 */
 		abandon_next_round(fsstate);
+		close_search_abandon(fsstate->search);
 		search_requests = fsstate->search_requests +
 			close_search_requests(fsstate->search);
 

@@ -1692,21 +1692,26 @@ close_flight_wait(CloseFlight *flight)
  * Give up the requests in flight without waiting for their answers (a scan
  * that stops before it reads them): their transfers are dropped, as at the
  * flight's end, and the flight can start others.  Returns how many of them
- * had not gone out yet, so that a caller that counted them when it started
- * them counts only what reached Close.
+ * had gone out (Close may have received them), and sets *unsent to how many
+ * had not, so that a caller counts only what reached Close, whether it
+ * counts requests when it starts them or when it collects their answers.
  */
 int
-close_flight_abandon(CloseFlight *flight)
+close_flight_abandon(CloseFlight *flight, int *unsent)
 {
-	int			unsent = 0;
+	int			went_out = 0;
 	int			i;
+
+	*unsent = 0;
 
 	for (i = 0; i < flight->nslots; i++)
 	{
 		if (!flight->busy[i])
 			continue;
-		if (!request_went_out(flight->handles[i]))
-			unsent++;
+		if (request_went_out(flight->handles[i]))
+			went_out++;
+		else
+			(*unsent)++;
 		if (flight->group[0])
 			close_pace_release(flight->key, flight->group,
 							   flight->attempts[i].ticket.number, 1);
@@ -1718,7 +1723,7 @@ close_flight_abandon(CloseFlight *flight)
 		flight->done[i] = false;
 	}
 	flight->in_flight = 0;
-	return unsent;
+	return went_out;
 }
 
 /* Let the requests in flight move on, without waiting. */

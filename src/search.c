@@ -930,6 +930,24 @@ close_search_requests(CloseSearchState *ss)
 	return n + ss->requests;
 }
 
+/*
+ * The search is read no further (its statement has run): the parts'
+ * requests still in flight are given up, and those that went out are
+ * counted (the others' answers are counted as they are collected).
+ */
+void
+close_search_abandon(CloseSearchState *ss)
+{
+	int			unsent;
+	int			i;
+
+	if (ss == NULL || ss->flight == NULL)
+		return;
+	ss->requests += close_flight_abandon(ss->flight, &unsent);
+	for (i = 0; i < ss->nparts; i++)
+		ss->parts[i]->flying = false;
+}
+
 int64
 close_search_retries(CloseSearchState *ss)
 {
