@@ -10,7 +10,8 @@ SELECT emulator_reset();
 CREATE SERVER adv_exec FOREIGN DATA WRAPPER close_fdw
   OPTIONS (api_url :'api_url', page_size '10');
 CREATE USER MAPPING FOR CURRENT_USER SERVER adv_exec OPTIONS (api_key 'api_test_key');
-CREATE FOREIGN TABLE adv_exec_objects (id text, lead_id text, name text)
+CREATE FOREIGN TABLE adv_exec_objects (id text, lead_id text, name text,
+  custom_object_type_id text)
   SERVER adv_exec;
 
 -- "Close Requests" of an EXPLAIN ANALYZE, and the requests Close received
@@ -68,6 +69,20 @@ SELECT counted = logged AS counts_what_reached_close
 RESET enable_hashjoin;
 RESET enable_mergejoin;
 RESET enable_material;
+
+-- a search cut into parts, stopped by a LIMIT (a local filter keeps it
+-- from Close) while parts' next pages are out: those that went out count
+-- (before: 11 counted, 17 received)
+SELECT emulator_call('POST', '/_emulator/objects',
+  '{"lead_id": "lead_Empty00000000000000000000000000000000000000", "custom_object_type_id": "cotype_1h5m6uHM9BZOpwVhyRJb4Y", "count": 1500, "name_prefix": "Gen"}');
+SELECT l, counted = logged AS counts_what_reached_close
+  FROM generate_series(550, 950, 400) l,
+       LATERAL requests_counted_and_logged(format(
+         'SELECT id FROM adv_exec_objects WHERE custom_object_type_id = %L AND lower(name) <> %L LIMIT %s',
+         'cotype_1h5m6uHM9BZOpwVhyRJb4Y', 'x', l)) r;
+-- and the next statement reads every one of them
+SELECT count(*), count(DISTINCT id) FROM adv_exec_objects
+ WHERE custom_object_type_id = 'cotype_1h5m6uHM9BZOpwVhyRJb4Y' AND lower(name) <> 'x';
 
 DROP TABLE adv_exec_outer;
 DROP FUNCTION requests_counted_and_logged(text);
