@@ -933,7 +933,8 @@ close_search_requests(CloseSearchState *ss)
 /*
  * The search is read no further (its statement has run): the parts'
  * requests still in flight are given up, and those that went out are
- * counted (the others' answers are counted as they are collected).
+ * counted (a part's request is otherwise counted when its answer is
+ * taken, which these never are).
  */
 void
 close_search_abandon(CloseSearchState *ss)
