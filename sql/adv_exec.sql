@@ -15,7 +15,8 @@ CREATE FOREIGN TABLE adv_exec_objects (id text, lead_id text, name text,
   SERVER adv_exec;
 
 -- "Close Requests" of an EXPLAIN ANALYZE, and the requests Close received
--- meanwhile (after a moment, for those still travelling); the log is cleared
+-- meanwhile (waiting up to 5 s for those still travelling, and a moment
+-- more for any past the count); the log is cleared
 CREATE FUNCTION requests_counted_and_logged(query text,
   OUT counted int, OUT logged int) LANGUAGE plpgsql AS $$
 DECLARE
@@ -27,7 +28,11 @@ BEGIN
       counted := coalesce(counted, 0) + substring(line from 'Close Requests: (\d+)')::int;
     END IF;
   END LOOP;
-  PERFORM pg_sleep(0.3);
+  FOR i IN 1..50 LOOP
+    EXIT WHEN (SELECT count(*) FROM emulator_call('GET', '/_emulator/log')) >= counted;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+  PERFORM pg_sleep(0.2);
   logged := (SELECT count(*) FROM emulator_requests());
 END $$;
 
