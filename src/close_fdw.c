@@ -2543,7 +2543,7 @@ closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		 * only its requests that went out count.
 		 */
 		abandon_next_round(fsstate);
-		close_search_abandon(fsstate->search);
+		fsstate->requests += close_search_abandon(fsstate->search);
 		search_requests = fsstate->search_requests +
 			close_search_requests(fsstate->search);
 

@@ -599,7 +599,7 @@ extern CloseSearchState *close_search_from_answer(MemoryContext parent,
 												  size_t len);
 extern struct json_object *close_search_next(CloseSearchState *ss);
 extern int64 close_search_requests(CloseSearchState *ss);
-extern void close_search_abandon(CloseSearchState *ss);
+extern int	close_search_abandon(CloseSearchState *ss);
 extern int64 close_search_retries(CloseSearchState *ss);
 extern double close_search_waited_ms(CloseSearchState *ss);
 extern List *close_search_custom_keys(UserMapping *user,

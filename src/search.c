@@ -932,21 +932,23 @@ close_search_requests(CloseSearchState *ss)
 
 /*
  * The search is read no further (its statement has run): the parts'
- * requests still in flight are given up, and those that went out are
- * counted (a part's request is otherwise counted when its answer is
- * taken, which these never are).
+ * requests still in flight are given up.  Returns how many of them had
+ * gone out, for the caller to count (a part's request is otherwise counted
+ * when its answer is taken, which these never are).
  */
-void
+int
 close_search_abandon(CloseSearchState *ss)
 {
 	int			unsent;
+	int			went_out;
 	int			i;
 
 	if (ss == NULL || ss->flight == NULL)
-		return;
-	ss->requests += close_flight_abandon(ss->flight, &unsent);
+		return 0;
+	went_out = close_flight_abandon(ss->flight, &unsent);
 	for (i = 0; i < ss->nparts; i++)
 		ss->parts[i]->flying = false;
+	return went_out;
 }
 
 int64
