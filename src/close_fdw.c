@@ -245,6 +245,7 @@ static void closeReScanForeignScan(ForeignScanState *node);
 static void closeEndForeignScan(ForeignScanState *node);
 static void closeExplainForeignScan(ForeignScanState *node, ExplainState *es);
 static void drop_next_round(CloseScanState *fsstate);
+static void abandon_next_round(CloseScanState *fsstate);
 static void drop_rows(CloseScanState *fsstate);
 
 void
@@ -1597,6 +1598,25 @@ drop_next_round(CloseScanState *fsstate)
 }
 
 /*
+ * Give up the round in flight, if any, without waiting for it: the scan
+ * stopped before reading it (a LIMIT met, the statement's end).  Its
+ * requests that had not gone out yet are not counted as sent.
+ */
+static void
+abandon_next_round(CloseScanState *fsstate)
+{
+	int			unsent;
+
+	if (fsstate->next_n > 0)
+	{
+		(void) close_flight_abandon(fsstate->pages_flight, &unsent);
+		fsstate->requests -= unsent;
+	}
+	fsstate->next_n = 0;
+	close_answers_reset(fsstate->pages_next);
+}
+
+/*
  * After a round of pages (paths, n of them, in pages_ahead): when its last
  * page is full and promises more, the lead goes on past the round, so the
  * next round is sent now, without waiting for it, while this round's pages
@@ -2467,6 +2487,7 @@ closeEndForeignScan(ForeignScanState *node)
 		if (fsstate->tracked)
 			close_untrack_created();
 		fsstate->tracked = false;
+		abandon_next_round(fsstate);
 		drop_rows(fsstate);
 		if (fsstate->rows_slot)
 			ExecDropSingleTupleTableSlot(fsstate->rows_slot);
@@ -2515,7 +2536,15 @@ closeExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	if (es->analyze && node->fdw_state)
 	{
 		CloseScanState *fsstate = (CloseScanState *) node->fdw_state;
-		int64		search_requests = fsstate->search_requests +
+		int64		search_requests;
+
+		/*
+		 * The statement has run: a round still in flight is not read, and
+		 * only its requests that went out count.
+		 */
+		abandon_next_round(fsstate);
+		fsstate->requests += close_search_abandon(fsstate->search);
+		search_requests = fsstate->search_requests +
 			close_search_requests(fsstate->search);
 
 		ExplainPropertyInteger("Close Requests", NULL,

@@ -599,6 +599,7 @@ extern CloseSearchState *close_search_from_answer(MemoryContext parent,
 												  size_t len);
 extern struct json_object *close_search_next(CloseSearchState *ss);
 extern int64 close_search_requests(CloseSearchState *ss);
+extern int	close_search_abandon(CloseSearchState *ss);
 extern int64 close_search_retries(CloseSearchState *ss);
 extern double close_search_waited_ms(CloseSearchState *ss);
 extern List *close_search_custom_keys(UserMapping *user,
@@ -678,6 +679,7 @@ extern int	close_flight_start(CloseFlight *flight, const char *method,
 							   CloseResponse *response);
 extern int	close_flight_wait(CloseFlight *flight);
 extern void close_flight_progress(CloseFlight *flight);
+extern int	close_flight_abandon(CloseFlight *flight, int *unsent);
 pg_noreturn extern void close_report_transport_error(CloseConnection *conn,
 													 const char *method,
 													 const char *path,

@@ -1688,6 +1688,44 @@ close_flight_wait(CloseFlight *flight)
 	}
 }
 
+/*
+ * Give up the requests in flight without waiting for their answers (a scan
+ * that stops before it reads them): their transfers are dropped, as at the
+ * flight's end, and the flight can start others.  Returns how many of them
+ * had gone out (Close may have received them), and sets *unsent to how many
+ * had not, so that a caller counts only what reached Close, whether it
+ * counts requests when it starts them or when it collects their answers.
+ */
+int
+close_flight_abandon(CloseFlight *flight, int *unsent)
+{
+	int			went_out = 0;
+	int			i;
+
+	*unsent = 0;
+
+	for (i = 0; i < flight->nslots; i++)
+	{
+		if (!flight->busy[i])
+			continue;
+		if (request_went_out(flight->handles[i]))
+			went_out++;
+		else
+			(*unsent)++;
+		if (flight->group[0])
+			close_pace_release(flight->key, flight->group,
+							   flight->attempts[i].ticket.number, 1);
+		/* nothing may be written to the caller's buffers from now on */
+		curl_easy_setopt(flight->handles[i], CURLOPT_WRITEFUNCTION, discard_data);
+		curl_easy_setopt(flight->handles[i], CURLOPT_HEADERFUNCTION, discard_data);
+		curl_multi_remove_handle(flight->multi, flight->handles[i]);
+		flight->busy[i] = false;
+		flight->done[i] = false;
+	}
+	flight->in_flight = 0;
+	return went_out;
+}
+
 /* Let the requests in flight move on, without waiting. */
 void
 close_flight_progress(CloseFlight *flight)

@@ -930,6 +930,27 @@ close_search_requests(CloseSearchState *ss)
 	return n + ss->requests;
 }
 
+/*
+ * The search is read no further (its statement has run): the parts'
+ * requests still in flight are given up.  Returns how many of them had
+ * gone out, for the caller to count (a part's request is otherwise counted
+ * when its answer is taken, which these never are).
+ */
+int
+close_search_abandon(CloseSearchState *ss)
+{
+	int			unsent;
+	int			went_out;
+	int			i;
+
+	if (ss == NULL || ss->flight == NULL)
+		return 0;
+	went_out = close_flight_abandon(ss->flight, &unsent);
+	for (i = 0; i < ss->nparts; i++)
+		ss->parts[i]->flying = false;
+	return went_out;
+}
+
 int64
 close_search_retries(CloseSearchState *ss)
 {
