@@ -1403,9 +1403,83 @@ id_match(const void *key1, const void *key2, Size keysize)
 	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
 }
 
+/* A new set of ids, in the current memory context. */
+static HTAB *
+new_id_set(void)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(char *);
+	ctl.hash = id_hash;
+	ctl.match = id_match;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create("close_fdw ids written", 64, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/*
+ * The records a statement with data-modifying WITH queries updated or
+ * deleted, shared by all its UPDATE and DELETE nodes (the main one and
+ * each WITH's, through any foreign table: Close ids are unique), so that a
+ * record written by one of them is skipped by the others, as PostgreSQL
+ * skips a local row the same command already updated or deleted.  Kept in
+ * the statement's executor memory; its end (or an error's) unlinks it.
+ */
+typedef struct StatementIds
+{
+	EState	   *estate;
+	HTAB	   *ids;
+	struct StatementIds *next;
+	MemoryContextCallback cb;
+} StatementIds;
+
+static StatementIds *statement_ids_list = NULL;
+
+static void
+statement_ids_forget(void *arg)
+{
+	StatementIds **p;
+
+	for (p = &statement_ids_list; *p != NULL; p = &(*p)->next)
+		if (*p == (StatementIds *) arg)
+		{
+			*p = (*p)->next;
+			break;
+		}
+}
+
+/* The statement's shared set of ids written, or NULL if it needs none. */
+static HTAB *
+statement_ids(EState *estate)
+{
+	StatementIds *si;
+	MemoryContext oldcxt;
+
+	if (estate->es_plannedstmt == NULL ||
+		!estate->es_plannedstmt->hasModifyingCTE)
+		return NULL;
+	for (si = statement_ids_list; si != NULL; si = si->next)
+		if (si->estate == estate)
+			return si->ids;
+	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+	si = palloc0(sizeof(StatementIds));
+	si->estate = estate;
+	si->ids = new_id_set();
+	si->cb.func = statement_ids_forget;
+	si->cb.arg = si;
+	MemoryContextRegisterResetCallback(estate->es_query_cxt, &si->cb);
+	si->next = statement_ids_list;
+	statement_ids_list = si;
+	MemoryContextSwitchTo(oldcxt);
+	return si->ids;
+}
+
 /*
  * Whether the statement already wrote this record (a record matched again
- * by UPDATE ... FROM); if not, remember it.
+ * by UPDATE ... FROM, or written by another part of a statement with
+ * data-modifying WITH queries); if not, remember it.
  */
 static bool
 already_done(CloseModifyState *st, const char *id)
@@ -1418,7 +1492,7 @@ already_done(CloseModifyState *st, const char *id)
 	(void) hash_search(st->done_ids, &id, HASH_FIND, &found);
 	if (found)
 		return true;
-	copy = MemoryContextStrdup(GetMemoryChunkContext(st), id);
+	copy = MemoryContextStrdup(GetMemoryChunkContext(st->done_ids), id);
 	(void) hash_search(st->done_ids, &copy, HASH_ENTER, NULL);
 	return false;
 }
@@ -1725,20 +1799,10 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 		 * A record matched again is written once, as PostgreSQL updates or
 		 * deletes a local row once however many rows it joins.
 		 */
-		if (intVal(list_nth(fdw_private, FdwModifyPrivateMayRepeat)) != 0)
-		{
-			HASHCTL		ctl;
-
-			memset(&ctl, 0, sizeof(ctl));
-			ctl.keysize = sizeof(char *);
-			ctl.entrysize = sizeof(char *);
-			ctl.hash = id_hash;
-			ctl.match = id_match;
-			ctl.hcxt = CurrentMemoryContext;
-			st->done_ids = hash_create("close_fdw ids written", 64, &ctl,
-									   HASH_ELEM | HASH_FUNCTION |
-									   HASH_COMPARE | HASH_CONTEXT);
-		}
+		st->done_ids = statement_ids(mtstate->ps.state);
+		if (st->done_ids == NULL &&
+			intVal(list_nth(fdw_private, FdwModifyPrivateMayRepeat)) != 0)
+			st->done_ids = new_id_set();
 	}
 	rinfo->ri_FdwState = st;
 }
@@ -3856,6 +3920,8 @@ closeBeginDirectModify(ForeignScanState *node, int eflags)
 											  (PlanState *) node));
 	ds->values = MakeSingleTupleTableSlot(RelationGetDescr(ds->st->rel),
 										  &TTSOpsVirtual);
+	/* a record another part of the statement wrote is not written again */
+	ds->st->done_ids = statement_ids(node->ss.ps.state);
 	if (ds->st->deferred)
 		check_deferred_statement(ds->st, NULL);
 	check_queued_inserts(ds->st, true);
@@ -3890,6 +3956,15 @@ closeIterateDirectModify(ForeignScanState *node)
 	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_query_memory);
 	nids = close_evaluate_keys(ds->key_state, ds->key_is_array,
 							   st->res->id_prefix, econtext, &ids);
+	if (st->done_ids != NULL)
+	{
+		int			kept = 0;
+
+		for (i = 0; i < nids; i++)
+			if (!already_done(st, ids[i]))
+				ids[kept++] = ids[i];
+		nids = kept;
+	}
 	if (st->operation == CMD_UPDATE && nids > 0)
 	{
 		ListCell   *lc;

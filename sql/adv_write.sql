@@ -1,0 +1,36 @@
+-- adv_write: writes through every statement form reach Close once, with
+-- what the statement means, and what the statement reports is what Close
+-- holds.
+\set VERBOSITY default
+\set one 'lead_One0000000000000000000000000000000000000000'
+\set only 'custobj_OnlyOne000000000000000000000000000000000000'
+SELECT emulator_reset();
+CREATE FOREIGN TABLE aw_dev (id text, lead_id text, name text)
+  SERVER close OPTIONS (custom_object_type_id 'cotype_Device0000000000000000');
+CREATE FOREIGN TABLE aw_any (id text, lead_id text, name text) SERVER close;
+
+-- 1. two parts of one statement (the main query and a data-modifying
+-- WITH) that write the same record: as for a local row, the part that runs
+-- first writes it and the other skips it, so Close holds what the
+-- statement reported.  The main query runs before a WITH it does not read.
+WITH u AS (UPDATE aw_dev SET name = 'from the WITH' WHERE lead_id = :'one' RETURNING id)
+UPDATE aw_dev SET name = 'from the main query' WHERE lead_id = :'one' RETURNING name;
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
+SELECT name FROM aw_dev WHERE lead_id = :'one';
+-- a DELETE of the rows a WITH updated deletes none (the WITH runs first)
+WITH u AS (UPDATE aw_dev SET name = 'updated' WHERE lead_id = :'one' RETURNING id)
+DELETE FROM aw_dev WHERE id IN (SELECT id FROM u);
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
+SELECT name FROM aw_dev WHERE lead_id = :'one';
+-- the same by id without reading first, and through two foreign tables of
+-- the same records
+WITH u AS (UPDATE aw_any SET name = 'w1' WHERE id = :'only')
+UPDATE aw_any SET name = 'w2' WHERE id = :'only';
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
+WITH u AS (UPDATE aw_any SET name = 'z1' WHERE lead_id = :'one')
+UPDATE aw_dev SET name = 'z2' WHERE lead_id = :'one';
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
+WITH u AS (DELETE FROM aw_dev WHERE id = :'only')
+UPDATE aw_any SET name = 'gone?' WHERE id = :'only';
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
+SELECT name FROM aw_dev WHERE lead_id = :'one';
