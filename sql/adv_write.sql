@@ -34,3 +34,35 @@ WITH u AS (DELETE FROM aw_dev WHERE id = :'only')
 UPDATE aw_any SET name = 'gone?' WHERE id = :'only';
 SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
 SELECT name FROM aw_dev WHERE lead_id = :'one';
+
+-- 2. a new row must belong to its partition: PostgreSQL checks a local
+-- partition's constraint on INSERT, not a foreign one's, and Close would
+-- keep a record the partitioned table shows in the wrong partition.
+-- Refused before any request, whether inserted into the partition itself
+-- or moved out of it by the partition's BEFORE ROW trigger after routing.
+CREATE TABLE aw_by_lead (id text, lead_id text, name text) PARTITION BY LIST (lead_id);
+CREATE FOREIGN TABLE aw_by_lead_one PARTITION OF aw_by_lead
+  FOR VALUES IN ('lead_One0000000000000000000000000000000000000000')
+  SERVER close OPTIONS (custom_object_type_id 'cotype_Device0000000000000000');
+CREATE TABLE aw_by_lead_rest PARTITION OF aw_by_lead DEFAULT;
+INSERT INTO aw_by_lead_one (lead_id, name)
+VALUES ('lead_Mixed00000000000000000000000000000000000000', 'wrong lead');  -- ERROR
+ALTER FOREIGN TABLE aw_by_lead_one OPTIONS (ADD batch_size '10');
+INSERT INTO aw_by_lead_one (lead_id, name)
+VALUES (:'one', 'right lead'), ('lead_Mixed00000000000000000000000000000000000000', 'wrong lead');  -- ERROR
+ALTER FOREIGN TABLE aw_by_lead_one OPTIONS (DROP batch_size);
+CREATE FUNCTION aw_move() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.lead_id := 'lead_Mixed00000000000000000000000000000000000000';
+  RETURN NEW;
+END $$;
+CREATE TRIGGER aw_move BEFORE INSERT ON aw_by_lead_one
+  FOR EACH ROW EXECUTE FUNCTION aw_move();
+INSERT INTO aw_by_lead (lead_id, name) VALUES (:'one', 'moved by a trigger');  -- ERROR
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
+DROP TRIGGER aw_move ON aw_by_lead_one;
+-- a row that belongs is written, routed or not
+INSERT INTO aw_by_lead (lead_id, name) VALUES (:'one', 'routed');
+INSERT INTO aw_by_lead_one (lead_id, name) VALUES (:'one', 'direct');
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
+SELECT name FROM aw_by_lead WHERE lead_id = :'one' ORDER BY name;

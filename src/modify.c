@@ -1868,6 +1868,17 @@ check_before_write(CloseModifyState *st, ResultRelInfo *rinfo,
 					 errhint("Use INSERT and UPDATE statements instead.")));
 	}
 
+	/*
+	 * A new row must belong to its partition: PostgreSQL checks a local
+	 * partition's constraint (for a row inserted into the partition itself,
+	 * or changed by its BEFORE ROW trigger after routing), not a foreign
+	 * one's, and Close would keep a record that the partitioned table then
+	 * shows in the wrong partition.
+	 */
+	if (slot && st->operation == CMD_INSERT &&
+		st->rel->rd_rel->relispartition)
+		(void) ExecPartitionCheck(rinfo, slot, estate, true);
+
 	if (slot && rinfo->ri_WithCheckOptions != NIL)
 		ExecWithCheckOptions(WCO_VIEW_CHECK, rinfo, slot, estate);
 }
