@@ -66,3 +66,25 @@ INSERT INTO aw_by_lead (lead_id, name) VALUES (:'one', 'routed');
 INSERT INTO aw_by_lead_one (lead_id, name) VALUES (:'one', 'direct');
 SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
 SELECT name FROM aw_by_lead WHERE lead_id = :'one' ORDER BY name;
+
+-- 3. a foreign partition shows, updates and deletes only the records of
+-- its partition: a table per lead (partitions by lead_id) lists only its
+-- lead (its bound becomes the lead's listing), so the partitioned table
+-- shows each record once and an UPDATE through it writes each record once,
+-- through the partition it belongs to.
+CREATE TABLE aw_leads (id text, lead_id text, name text) PARTITION BY LIST (lead_id);
+CREATE FOREIGN TABLE aw_leads_one PARTITION OF aw_leads
+  FOR VALUES IN ('lead_One0000000000000000000000000000000000000000')
+  SERVER close OPTIONS (custom_object_type_id 'cotype_Device0000000000000000');
+CREATE FOREIGN TABLE aw_leads_plain1 PARTITION OF aw_leads
+  FOR VALUES IN ('lead_Plain10000000000000000000000000000000000000')
+  SERVER close OPTIONS (custom_object_type_id 'cotype_Device0000000000000000');
+CREATE FOREIGN TABLE aw_leads_other PARTITION OF aw_leads DEFAULT
+  SERVER close OPTIONS (custom_object_type_id 'cotype_Device0000000000000000');
+EXPLAIN (COSTS OFF) SELECT * FROM aw_leads;
+SELECT tableoid::regclass, lead_id, name FROM aw_leads ORDER BY name;
+SELECT count(*) FROM aw_leads_plain1;
+UPDATE aw_leads SET name = name || '!' WHERE name LIKE 'Plain%' RETURNING tableoid::regclass, name;
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%' AND r NOT LIKE 'POST /data/search/%';
+DELETE FROM aw_leads WHERE name IN ('routed', 'direct') RETURNING tableoid::regclass, name;
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%' AND r NOT LIKE 'POST /data/search/%';

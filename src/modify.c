@@ -229,6 +229,7 @@ typedef struct CloseModifyState
 								 * differs from the row read */
 	TupleTableSlot *old_row;	/* the row read, when send_changed */
 	HTAB	   *done_ids;		/* ids written, when a row may repeat */
+	TupleTableSlot *part_slot;	/* a partition's new row with its type */
 	MemoryContext row_cxt;		/* reset for every row */
 	CloseWriteLog *log;
 	const CloseResource *res;	/* the table's resource */
@@ -1835,6 +1836,49 @@ refuse_partition_move(Relation rel, bool into)
  * row's request: a write that reached Close stays there whatever the
  * statement does next.
  */
+/*
+ * The new row as Close will store it, for its partition's constraint: a
+ * NULL custom_object_type_id column is the table option's type, which the
+ * POST sends.
+ */
+static TupleTableSlot *
+row_with_type(CloseModifyState *st, TupleTableSlot *slot, EState *estate)
+{
+	CloseKeyColumns keys;
+	TupleDesc	tupdesc = slot->tts_tupleDescriptor;
+	Form_pg_attribute att;
+	MemoryContext oldcxt;
+
+	if (st->table_type_id == NULL)
+		return slot;
+	close_find_key_columns(RelationGetRelid(st->rel), &keys);
+	if (!AttributeNumberIsValid(keys.type_attno) ||
+		!slot_attisnull(slot, keys.type_attno))
+		return slot;
+	att = TupleDescAttr(tupdesc, keys.type_attno - 1);
+	if (att->atttypid != TEXTOID && att->atttypid != VARCHAROID)
+		return slot;
+
+	if (st->part_slot == NULL)
+	{
+		oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+		st->part_slot = ExecInitExtraTupleSlot(estate, tupdesc, &TTSOpsVirtual);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	ExecClearTuple(st->part_slot);
+	slot_getallattrs(slot);
+	memcpy(st->part_slot->tts_values, slot->tts_values,
+		   sizeof(Datum) * tupdesc->natts);
+	memcpy(st->part_slot->tts_isnull, slot->tts_isnull,
+		   sizeof(bool) * tupdesc->natts);
+	oldcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+	st->part_slot->tts_values[keys.type_attno - 1] =
+		CStringGetTextDatum(st->table_type_id);
+	st->part_slot->tts_isnull[keys.type_attno - 1] = false;
+	MemoryContextSwitchTo(oldcxt);
+	return ExecStoreVirtualTuple(st->part_slot);
+}
+
 static void
 check_before_write(CloseModifyState *st, ResultRelInfo *rinfo,
 				   TupleTableSlot *slot, EState *estate)
@@ -1877,7 +1921,8 @@ check_before_write(CloseModifyState *st, ResultRelInfo *rinfo,
 	 */
 	if (slot && st->operation == CMD_INSERT &&
 		st->rel->rd_rel->relispartition)
-		(void) ExecPartitionCheck(rinfo, slot, estate, true);
+		(void) ExecPartitionCheck(rinfo, row_with_type(st, slot, estate),
+								  estate, true);
 
 	if (slot && rinfo->ri_WithCheckOptions != NIL)
 		ExecWithCheckOptions(WCO_VIEW_CHECK, rinfo, slot, estate);
