@@ -88,3 +88,9 @@ UPDATE aw_leads SET name = name || '!' WHERE name LIKE 'Plain%' RETURNING tableo
 SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%' AND r NOT LIKE 'POST /data/search/%';
 DELETE FROM aw_leads WHERE name IN ('routed', 'direct') RETURNING tableoid::regclass, name;
 SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%' AND r NOT LIKE 'POST /data/search/%';
+-- a record of another lead is not in the partition: deleting or updating
+-- it by id through the partition writes nothing
+DELETE FROM aw_leads_plain1 WHERE id = 'custobj_RLXAgBmZ7wwqmY4x9HFsf9wNtNbrWHhei9NVVy9CGwA';
+UPDATE aw_leads_plain1 SET name = 'not mine' WHERE id = 'custobj_RLXAgBmZ7wwqmY4x9HFsf9wNtNbrWHhei9NVVy9CGwA';
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%' AND r NOT LIKE 'POST /data/search/%';
+SELECT name FROM aw_leads_other WHERE id = 'custobj_RLXAgBmZ7wwqmY4x9HFsf9wNtNbrWHhei9NVVy9CGwA';
