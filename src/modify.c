@@ -1830,13 +1830,6 @@ refuse_partition_move(Relation rel, bool into)
 }
 
 /*
- * What PostgreSQL checks only after the FDW has written a row (AFTER ROW
- * triggers collecting transition tables, a view's WITH CHECK OPTION), and
- * the MERGE that moves a row into a foreign partition, refused before the
- * row's request: a write that reached Close stays there whatever the
- * statement does next.
- */
-/*
  * The new row as Close will store it, for its partition's constraint: a
  * NULL custom_object_type_id column is the table option's type, which the
  * POST sends.
@@ -1879,6 +1872,13 @@ row_with_type(CloseModifyState *st, TupleTableSlot *slot, EState *estate)
 	return ExecStoreVirtualTuple(st->part_slot);
 }
 
+/*
+ * What PostgreSQL checks only after the FDW has written a row (AFTER ROW
+ * triggers collecting transition tables, a view's WITH CHECK OPTION), and
+ * the MERGE that moves a row into a foreign partition, refused before the
+ * row's request: a write that reached Close stays there whatever the
+ * statement does next.
+ */
 static void
 check_before_write(CloseModifyState *st, ResultRelInfo *rinfo,
 				   TupleTableSlot *slot, EState *estate)
