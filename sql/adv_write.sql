@@ -94,3 +94,17 @@ DELETE FROM aw_leads_plain1 WHERE id = 'custobj_RLXAgBmZ7wwqmY4x9HFsf9wNtNbrWHhe
 UPDATE aw_leads_plain1 SET name = 'not mine' WHERE id = 'custobj_RLXAgBmZ7wwqmY4x9HFsf9wNtNbrWHhei9NVVy9CGwA';
 SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%' AND r NOT LIKE 'POST /data/search/%';
 SELECT name FROM aw_leads_other WHERE id = 'custobj_RLXAgBmZ7wwqmY4x9HFsf9wNtNbrWHhei9NVVy9CGwA';
+
+-- 4. INSERT ... ON CONFLICT DO NOTHING into a partitioned table (a table
+-- with a foreign partition has no unique index, so no conflict target):
+-- a row routed to a Close partition is refused before its POST, as ON
+-- CONFLICT on the foreign table itself is; Close has no unique constraint
+-- to skip a duplicate by.  Rows routed to local partitions are inserted.
+INSERT INTO aw_by_lead (lead_id, name)
+VALUES ('lead_Mixed00000000000000000000000000000000000000', 'local row')
+ON CONFLICT DO NOTHING;
+INSERT INTO aw_by_lead (lead_id, name)
+VALUES ('lead_Mixed00000000000000000000000000000000000000', 'local again'), (:'one', 'to Close')
+ON CONFLICT DO NOTHING;  -- ERROR
+SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%';
+SELECT name FROM aw_by_lead_rest ORDER BY name;

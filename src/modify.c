@@ -1940,6 +1940,20 @@ closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 	/* a row an UPDATE moves here from another partition */
 	if (close_routed_row_kind(mtstate) == CLOSE_ROUTED_MOVED)
 		refuse_partition_move(rinfo->ri_RelationDesc, true);
+	/*
+	 * A row routed here by INSERT ... ON CONFLICT DO NOTHING (a partitioned
+	 * table with a foreign partition has no unique index, so no conflict
+	 * target): Close has no unique constraints for a conflict to be found
+	 * by, and a plain create would make the duplicate the statement means
+	 * to skip.  Refused, as ON CONFLICT on the foreign table itself is.
+	 */
+	if (mtstate && mtstate->ps.plan && IsA(mtstate->ps.plan, ModifyTable) &&
+		((ModifyTable *) mtstate->ps.plan)->onConflictAction != ONCONFLICT_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("INSERT ... ON CONFLICT is not supported by close_fdw"),
+				 errdetail("A row was routed to foreign table \"%s\"; Close has no unique constraints to find a conflict by.",
+						   RelationGetRelationName(rinfo->ri_RelationDesc))));
 
 	/*
 	 * The statement's column list is not known here: send every column (NULL
