@@ -27,6 +27,7 @@
 
 #include "access/sysattr.h"
 #include "access/table.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "commands/explain.h"
@@ -43,10 +44,12 @@
 #include "optimizer/planmain.h"
 #include "optimizer/prep.h"
 #include "optimizer/restrictinfo.h"
+#include "rewrite/rewriteManip.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -314,6 +317,80 @@ classify(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 			: ri->res->small ? CLOSE_SMALL_ROWS : CLOSE_LIST_ROWS;
 }
 
+/*
+ * A partition's scan returns only the rows of its partition.  Nothing keeps
+ * Close from holding records outside a foreign partition's bounds (the
+ * table of a partition by lead_id lists every lead's objects of its type),
+ * and PostgreSQL does not filter a partition's rows by its constraint: each
+ * record would show in every partition, twice or more in the partitioned
+ * table, and an UPDATE through the table would reach it through a partition
+ * whose constraint it violates.  So the partition constraint becomes
+ * conditions of the scan, pushed to Close where they can be (a lead_id
+ * partition's lead becomes its listing), else checked here.  A condition
+ * the table's own custom_object_type_id option already makes true is left
+ * out.
+ */
+static void
+add_partition_quals(PlannerInfo *root, RelOptInfo *baserel, Relation rel)
+{
+	List	   *quals;
+	List	   *known = NIL;
+	char	   *type_id;
+	ListCell   *lc;
+
+	if (!rel->rd_rel->relispartition)
+		return;
+	quals = RelationGetPartitionQual(rel);
+	if (quals == NIL)
+		return;
+	quals = copyObject(quals);
+	if (baserel->relid != 1)
+		ChangeVarNodes((Node *) quals, 1, baserel->relid, 0);
+
+	/* what the custom_object_type_id option makes true */
+	type_id = close_get_table_type_id(RelationGetRelid(rel));
+	if (type_id)
+	{
+		CloseKeyColumns keys;
+
+		close_find_key_columns(RelationGetRelid(rel), &keys);
+		if (AttributeNumberIsValid(keys.type_attno) &&
+			TupleDescAttr(RelationGetDescr(rel), keys.type_attno - 1)->atttypid == TEXTOID)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
+												  keys.type_attno - 1);
+			Var		   *var = makeVar(baserel->relid, keys.type_attno,
+									  TEXTOID, -1, att->attcollation, 0);
+			Const	   *value = makeConst(TEXTOID, -1, att->attcollation, -1,
+										  CStringGetTextDatum(type_id),
+										  false, false);
+
+			known = list_make1(make_opclause(TextEqualOperator, BOOLOID, false,
+											 (Expr *) var, (Expr *) value,
+											 InvalidOid, att->attcollation));
+		}
+	}
+
+	/*
+	 * Left out too: a condition the others imply (the "lead_id IS NOT NULL"
+	 * of "lead_id IS NOT NULL AND lead_id = ANY (...)")
+	 */
+	foreach(lc, quals)
+	{
+		Expr	   *qual = (Expr *) lfirst(lc);
+		List	   *others = list_concat_copy(known,
+											  list_copy_tail(quals,
+															 foreach_current_index(lc) + 1));
+
+		if (others && predicate_implied_by(list_make1(qual), others, false))
+			continue;
+		known = lappend(known, qual);
+		baserel->baserestrictinfo =
+			lappend(baserel->baserestrictinfo,
+					close_make_restrictinfo(root, qual));
+	}
+}
+
 static void
 closeGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 					   Oid foreigntableid)
@@ -330,6 +407,7 @@ closeGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 		Relation	rel = table_open(foreigntableid, NoLock);
 
 		close_check_column_keys(rel);
+		add_partition_quals(root, baserel, rel);
 		table_close(rel, NoLock);
 	}
 

@@ -119,6 +119,15 @@ close_wait_event(const char *name, uint32 *cached)
 #define CLOSE_MODULE_MAGIC PG_MODULE_MAGIC
 #endif
 
+/* A RestrictInfo of a clause of one relation (14 added the root). */
+#if PG_VERSION_NUM >= 140000
+#define close_make_restrictinfo(root, clause) \
+	make_simple_restrictinfo((root), (clause))
+#else
+#define close_make_restrictinfo(root, clause) \
+	make_simple_restrictinfo(clause)
+#endif
+
 /*
  * The role whose user mapping a foreign scan uses: the view owner for a
  * scan inside a view, else the current user.  PostgreSQL 16 moved the

@@ -229,6 +229,7 @@ typedef struct CloseModifyState
 								 * differs from the row read */
 	TupleTableSlot *old_row;	/* the row read, when send_changed */
 	HTAB	   *done_ids;		/* ids written, when a row may repeat */
+	TupleTableSlot *part_slot;	/* a partition's new row with its type */
 	MemoryContext row_cxt;		/* reset for every row */
 	CloseWriteLog *log;
 	const CloseResource *res;	/* the table's resource */
@@ -1403,9 +1404,83 @@ id_match(const void *key1, const void *key2, Size keysize)
 	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
 }
 
+/* A new set of ids, in the current memory context. */
+static HTAB *
+new_id_set(void)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(char *);
+	ctl.hash = id_hash;
+	ctl.match = id_match;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create("close_fdw ids written", 64, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/*
+ * The records a statement with data-modifying WITH queries updated or
+ * deleted, shared by all its UPDATE and DELETE nodes (the main one and
+ * each WITH's, through any foreign table: Close ids are unique), so that a
+ * record written by one of them is skipped by the others, as PostgreSQL
+ * skips a local row the same command already updated or deleted.  Kept in
+ * the statement's executor memory; its end (or an error's) unlinks it.
+ */
+typedef struct StatementIds
+{
+	EState	   *estate;
+	HTAB	   *ids;
+	struct StatementIds *next;
+	MemoryContextCallback cb;
+} StatementIds;
+
+static StatementIds *statement_ids_list = NULL;
+
+static void
+statement_ids_forget(void *arg)
+{
+	StatementIds **p;
+
+	for (p = &statement_ids_list; *p != NULL; p = &(*p)->next)
+		if (*p == (StatementIds *) arg)
+		{
+			*p = (*p)->next;
+			break;
+		}
+}
+
+/* The statement's shared set of ids written, or NULL if it needs none. */
+static HTAB *
+statement_ids(EState *estate)
+{
+	StatementIds *si;
+	MemoryContext oldcxt;
+
+	if (estate->es_plannedstmt == NULL ||
+		!estate->es_plannedstmt->hasModifyingCTE)
+		return NULL;
+	for (si = statement_ids_list; si != NULL; si = si->next)
+		if (si->estate == estate)
+			return si->ids;
+	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+	si = palloc0(sizeof(StatementIds));
+	si->estate = estate;
+	si->ids = new_id_set();
+	si->cb.func = statement_ids_forget;
+	si->cb.arg = si;
+	MemoryContextRegisterResetCallback(estate->es_query_cxt, &si->cb);
+	si->next = statement_ids_list;
+	statement_ids_list = si;
+	MemoryContextSwitchTo(oldcxt);
+	return si->ids;
+}
+
 /*
  * Whether the statement already wrote this record (a record matched again
- * by UPDATE ... FROM); if not, remember it.
+ * by UPDATE ... FROM, or written by another part of a statement with
+ * data-modifying WITH queries); if not, remember it.
  */
 static bool
 already_done(CloseModifyState *st, const char *id)
@@ -1418,7 +1493,7 @@ already_done(CloseModifyState *st, const char *id)
 	(void) hash_search(st->done_ids, &id, HASH_FIND, &found);
 	if (found)
 		return true;
-	copy = MemoryContextStrdup(GetMemoryChunkContext(st), id);
+	copy = MemoryContextStrdup(GetMemoryChunkContext(st->done_ids), id);
 	(void) hash_search(st->done_ids, &copy, HASH_ENTER, NULL);
 	return false;
 }
@@ -1725,20 +1800,10 @@ closeBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 		 * A record matched again is written once, as PostgreSQL updates or
 		 * deletes a local row once however many rows it joins.
 		 */
-		if (intVal(list_nth(fdw_private, FdwModifyPrivateMayRepeat)) != 0)
-		{
-			HASHCTL		ctl;
-
-			memset(&ctl, 0, sizeof(ctl));
-			ctl.keysize = sizeof(char *);
-			ctl.entrysize = sizeof(char *);
-			ctl.hash = id_hash;
-			ctl.match = id_match;
-			ctl.hcxt = CurrentMemoryContext;
-			st->done_ids = hash_create("close_fdw ids written", 64, &ctl,
-									   HASH_ELEM | HASH_FUNCTION |
-									   HASH_COMPARE | HASH_CONTEXT);
-		}
+		st->done_ids = statement_ids(mtstate->ps.state);
+		if (st->done_ids == NULL &&
+			intVal(list_nth(fdw_private, FdwModifyPrivateMayRepeat)) != 0)
+			st->done_ids = new_id_set();
 	}
 	rinfo->ri_FdwState = st;
 }
@@ -1762,6 +1827,49 @@ refuse_partition_move(Relation rel, bool into)
 					  RelationGetRelationName(rel)),
 			 errdetail("close_fdw does not move a row between partitions: that would delete a Close record and create another, with a new id."),
 			 errhint("Insert a new row and delete the old one instead.")));
+}
+
+/*
+ * The new row as Close will store it, for its partition's constraint: a
+ * NULL custom_object_type_id column is the table option's type, which the
+ * POST sends.
+ */
+static TupleTableSlot *
+row_with_type(CloseModifyState *st, TupleTableSlot *slot, EState *estate)
+{
+	CloseKeyColumns keys;
+	TupleDesc	tupdesc = slot->tts_tupleDescriptor;
+	Form_pg_attribute att;
+	MemoryContext oldcxt;
+
+	if (st->table_type_id == NULL)
+		return slot;
+	close_find_key_columns(RelationGetRelid(st->rel), &keys);
+	if (!AttributeNumberIsValid(keys.type_attno) ||
+		!slot_attisnull(slot, keys.type_attno))
+		return slot;
+	att = TupleDescAttr(tupdesc, keys.type_attno - 1);
+	if (att->atttypid != TEXTOID && att->atttypid != VARCHAROID)
+		return slot;
+
+	if (st->part_slot == NULL)
+	{
+		oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+		st->part_slot = ExecInitExtraTupleSlot(estate, tupdesc, &TTSOpsVirtual);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	ExecClearTuple(st->part_slot);
+	slot_getallattrs(slot);
+	memcpy(st->part_slot->tts_values, slot->tts_values,
+		   sizeof(Datum) * tupdesc->natts);
+	memcpy(st->part_slot->tts_isnull, slot->tts_isnull,
+		   sizeof(bool) * tupdesc->natts);
+	oldcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+	st->part_slot->tts_values[keys.type_attno - 1] =
+		CStringGetTextDatum(st->table_type_id);
+	st->part_slot->tts_isnull[keys.type_attno - 1] = false;
+	MemoryContextSwitchTo(oldcxt);
+	return ExecStoreVirtualTuple(st->part_slot);
 }
 
 /*
@@ -1804,6 +1912,18 @@ check_before_write(CloseModifyState *st, ResultRelInfo *rinfo,
 					 errhint("Use INSERT and UPDATE statements instead.")));
 	}
 
+	/*
+	 * A new row must belong to its partition: PostgreSQL checks a local
+	 * partition's constraint (for a row inserted into the partition itself,
+	 * or changed by its BEFORE ROW trigger after routing), not a foreign
+	 * one's, and Close would keep a record that the partitioned table then
+	 * shows in the wrong partition.
+	 */
+	if (slot && st->operation == CMD_INSERT &&
+		st->rel->rd_rel->relispartition)
+		(void) ExecPartitionCheck(rinfo, row_with_type(st, slot, estate),
+								  estate, true);
+
 	if (slot && rinfo->ri_WithCheckOptions != NIL)
 		ExecWithCheckOptions(WCO_VIEW_CHECK, rinfo, slot, estate);
 }
@@ -1820,6 +1940,20 @@ closeBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 	/* a row an UPDATE moves here from another partition */
 	if (close_routed_row_kind(mtstate) == CLOSE_ROUTED_MOVED)
 		refuse_partition_move(rinfo->ri_RelationDesc, true);
+	/*
+	 * A row routed here by INSERT ... ON CONFLICT DO NOTHING (a partitioned
+	 * table with a foreign partition has no unique index, so no conflict
+	 * target): Close has no unique constraints for a conflict to be found
+	 * by, and a plain create would make the duplicate the statement means
+	 * to skip.  Refused, as ON CONFLICT on the foreign table itself is.
+	 */
+	if (mtstate && mtstate->ps.plan && IsA(mtstate->ps.plan, ModifyTable) &&
+		((ModifyTable *) mtstate->ps.plan)->onConflictAction != ONCONFLICT_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("INSERT ... ON CONFLICT is not supported by close_fdw"),
+				 errdetail("A row was routed to foreign table \"%s\"; Close has no unique constraints to find a conflict by.",
+						   RelationGetRelationName(rinfo->ri_RelationDesc))));
 
 	/*
 	 * The statement's column list is not known here: send every column (NULL
@@ -3856,6 +3990,8 @@ closeBeginDirectModify(ForeignScanState *node, int eflags)
 											  (PlanState *) node));
 	ds->values = MakeSingleTupleTableSlot(RelationGetDescr(ds->st->rel),
 										  &TTSOpsVirtual);
+	/* a record another part of the statement wrote is not written again */
+	ds->st->done_ids = statement_ids(node->ss.ps.state);
 	if (ds->st->deferred)
 		check_deferred_statement(ds->st, NULL);
 	check_queued_inserts(ds->st, true);
@@ -3890,6 +4026,15 @@ closeIterateDirectModify(ForeignScanState *node)
 	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_query_memory);
 	nids = close_evaluate_keys(ds->key_state, ds->key_is_array,
 							   st->res->id_prefix, econtext, &ids);
+	if (st->done_ids != NULL)
+	{
+		int			kept = 0;
+
+		for (i = 0; i < nids; i++)
+			if (!already_done(st, ids[i]))
+				ids[kept++] = ids[i];
+		nids = kept;
+	}
 	if (st->operation == CMD_UPDATE && nids > 0)
 	{
 		ListCell   *lc;
