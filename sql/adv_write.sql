@@ -49,7 +49,7 @@ INSERT INTO aw_by_lead_one (lead_id, name)
 VALUES ('lead_Mixed00000000000000000000000000000000000000', 'wrong lead');  -- ERROR
 ALTER FOREIGN TABLE aw_by_lead_one OPTIONS (ADD batch_size '10');
 INSERT INTO aw_by_lead_one (lead_id, name)
-VALUES (:'one', 'right lead'), ('lead_Mixed00000000000000000000000000000000000000', 'wrong lead');  -- ERROR
+VALUES ('lead_Mixed00000000000000000000000000000000000000', 'wrong lead'), (:'one', 'right lead');  -- ERROR
 ALTER FOREIGN TABLE aw_by_lead_one OPTIONS (DROP batch_size);
 CREATE FUNCTION aw_move() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
