@@ -88,6 +88,14 @@ typedef struct CloseResourceKey
 	 * as "status", answered as "status_label"); NULL: the key itself.
 	 */
 	const char *write_key;
+	/*
+	 * Whether Close may give it a value of its own when a write leaves it
+	 * out (a new lead's status; an opportunity's status, pipeline,
+	 * confidence, user, and date_won when it moves to a won status; a
+	 * contact's time zone, inferred from its phone): a deferred write's
+	 * RETURNING cannot show it unless the statement assigns it.
+	 */
+	bool		close_sets;
 } CloseResourceKey;
 
 typedef struct CloseResource

@@ -1066,13 +1066,18 @@ refuse_update_column(Relation rel, Form_pg_attribute att, ColumnKind kind,
 /*
  * RETURNING of a table with write_mode 'deferred' cannot show what Close
  * assigns (the id, the dates, the creator...): the write is not sent
- * before the commit.  Refused, not faked.
+ * before the commit.  Refused, not faked.  A key Close gives a value of its
+ * own when a write leaves it out (a new opportunity's status, confidence
+ * and user; date_won when its status becomes won) is refused too, unless
+ * the statement assigns it (target_attrs).
  */
 static void
-check_deferred_returning(Relation rel, Node *returning, Index varno)
+check_deferred_returning(Relation rel, Node *returning, Index varno,
+						 List *target_attrs)
 {
 	Bitmapset  *attrs = NULL;
 	int			col = -1;
+	const CloseResource *res = close_get_table_resource(RelationGetRelid(rel));
 
 	pull_varattnos(returning, varno, &attrs);
 	while ((col = bms_next_member(attrs, col)) >= 0)
@@ -1095,9 +1100,9 @@ check_deferred_returning(Relation rel, Node *returning, Index varno)
 			 * Close from either of its keys: refused as one Close sets.
 			 */
 			if (column_kind(rel, att, &key) != COLUMN_READ_ONLY &&
-				((k = close_resource_key(close_get_table_resource(RelationGetRelid(rel)),
-										 key)) == NULL ||
-				 k->write_key == NULL))
+				((k = close_resource_key(res, key)) == NULL ||
+				 (k->write_key == NULL &&
+				  (!k->close_sets || list_member_int(target_attrs, attnum)))))
 				continue;
 		}
 		ereport(ERROR,
@@ -1206,7 +1211,7 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 		close_write_mode_deferred(rte->relid))
 		check_deferred_returning(rel, (Node *) list_nth(plan->returningLists,
 														subplan_index),
-								 resultRelation);
+								 resultRelation, target_attrs);
 
 	/*
 	 * UPDATE ... FROM and DELETE ... USING join the table to others: a record
@@ -3199,7 +3204,8 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 			check_deferred_returning(st->rel, (Node *) rinfo->ri_returningList,
 									 st->mtstate && st->mtstate->resultRelInfo
 									 ? st->mtstate->resultRelInfo->ri_RangeTableIndex
-									 : rinfo->ri_RangeTableIndex);
+									 : rinfo->ri_RangeTableIndex,
+									 st->target_attrs);
 		st->check_returning = false;
 		queue_write(st, st->res->path,
 					build_body(st, slot, st->target_attrs, NULL), NULL);
