@@ -32,6 +32,17 @@ BEGIN;
 UPDATE ac.opportunities SET status_id = 'stat_Won0000000000000000000000000000000000000000'
  WHERE id = 'oppo_Plain3Demo000000000000000000000000000000000' RETURNING date_won;  -- ERROR
 ROLLBACK;
+-- a row routed to a foreign partition sends every column it has, but not
+-- its NULLs: Close fills those, so RETURNING them is refused too
+CREATE TABLE ac.opp_parts (id text, lead_id text, value bigint, confidence integer)
+  PARTITION BY LIST (lead_id);
+CREATE FOREIGN TABLE ac.opp_plain1 PARTITION OF ac.opp_parts
+  FOR VALUES IN ('lead_Plain10000000000000000000000000000000000000')
+  SERVER close OPTIONS (resource 'opportunity', write_mode 'deferred');
+BEGIN;
+INSERT INTO ac.opp_parts (lead_id, value)
+VALUES ('lead_Plain10000000000000000000000000000000000000', 100) RETURNING confidence;  -- ERROR
+ROLLBACK;
 -- what the statement assigns is shown as given, and is what Close keeps
 BEGIN;
 INSERT INTO ac.opportunities (lead_id, value, confidence, user_id, status_id)

@@ -3205,7 +3205,7 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 									 st->mtstate && st->mtstate->resultRelInfo
 									 ? st->mtstate->resultRelInfo->ri_RangeTableIndex
 									 : rinfo->ri_RangeTableIndex,
-									 st->target_attrs);
+									 NIL);	/* its NULLs are not sent */
 		st->check_returning = false;
 		queue_write(st, st->res->path,
 					build_body(st, slot, st->target_attrs, NULL), NULL);
