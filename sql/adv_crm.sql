@@ -43,6 +43,15 @@ BEGIN;
 INSERT INTO ac.opp_parts (lead_id, value)
 VALUES ('lead_Plain10000000000000000000000000000000000000', 100) RETURNING confidence;  -- ERROR
 ROLLBACK;
+-- a NULL is not sent on create: Close fills the key, so a row holding
+-- NULL in such a column cannot return it either (the first row is sent
+-- nowhere: the statement fails before COMMIT)
+BEGIN;
+INSERT INTO ac.opportunities (lead_id, value, confidence)
+VALUES ('lead_Plain10000000000000000000000000000000000000', 100, 30),
+       ('lead_Plain10000000000000000000000000000000000000', 100, NULL)
+RETURNING confidence;  -- ERROR
+ROLLBACK;
 -- what the statement assigns is shown as given, and is what Close keeps
 BEGIN;
 INSERT INTO ac.opportunities (lead_id, value, confidence, user_id, status_id)

@@ -1119,6 +1119,54 @@ check_deferred_returning(Relation rel, Node *returning, Index varno,
 }
 
 /*
+ * A deferred INSERT's RETURNING shows the row given, but a NULL is not sent
+ * on create, and for a key Close fills itself (a new opportunity's
+ * confidence, status, user...) Close then stores a value of its own at
+ * COMMIT: RETURNING such a column of a row that holds NULL in it is
+ * refused, as when the statement leaves it out (check_deferred_returning).
+ */
+static void
+check_deferred_returned_nulls(CloseModifyState *st, ResultRelInfo *rinfo,
+							  TupleTableSlot *slot)
+{
+	Bitmapset  *attrs = NULL;
+	bool		pulled = false;
+	ListCell   *lc;
+
+	if (!st->has_returning || rinfo->ri_returningList == NIL)
+		return;
+	slot_getallattrs(slot);
+	foreach(lc, st->target_attrs)
+	{
+		AttrNumber	attnum = lfirst_int(lc);
+		ColumnKind	kind = st->kinds[attnum - 1];
+		const CloseResourceKey *k;
+
+		if (!slot->tts_isnull[attnum - 1] ||
+			(kind != COLUMN_WRITABLE && kind != COLUMN_CREATE_ONLY))
+			continue;
+		k = close_resource_key(st->res, close_column_key(st->conv, attnum));
+		if (k == NULL || !k->close_sets)
+			continue;
+		if (!pulled)
+		{
+			pull_varattnos((Node *) rinfo->ri_returningList,
+						   rinfo->ri_RangeTableIndex, &attrs);
+			pulled = true;
+		}
+		if (bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber, attrs))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot return column \"%s\" of foreign table \"%s\" with write_mode 'deferred'",
+							NameStr(TupleDescAttr(RelationGetDescr(st->rel), attnum - 1)->attname),
+							RelationGetRelationName(st->rel)),
+					 errdetail("The row holds NULL in it, which a new record does not send: Close sets that value when the write is sent, at COMMIT."),
+					 errhint("Use OPTIONS (write_mode 'immediate') on foreign table \"%s\" for that statement.",
+							 RelationGetRelationName(st->rel))));
+	}
+}
+
+/*
  * Settle which columns a statement sends: for INSERT those it supplies
  * (explicitly or by a column DEFAULT), for UPDATE those it assigns, and
  * refuse the assignments Close would not take.
@@ -3206,6 +3254,8 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 									 ? st->mtstate->resultRelInfo->ri_RangeTableIndex
 									 : rinfo->ri_RangeTableIndex,
 									 NIL);	/* its NULLs are not sent */
+		else
+			check_deferred_returned_nulls(st, rinfo, slot);
 		st->check_returning = false;
 		queue_write(st, st->res->path,
 					build_body(st, slot, st->target_attrs, NULL), NULL);
