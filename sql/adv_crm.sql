@@ -63,6 +63,19 @@ COMMIT;
 SELECT value, confidence, user_id, status_id FROM ac.opportunities
  WHERE lead_id = 'lead_Plain10000000000000000000000000000000000000' AND value = 100;
 SELECT * FROM emulator_requests();
+-- phones are stored as E.164 whatever was written: a deferred RETURNING of
+-- them is refused even when the statement assigns them
+ALTER FOREIGN TABLE ac.contacts OPTIONS (ADD write_mode 'deferred');
+BEGIN;
+UPDATE ac.contacts SET phones = '[{"phone": "(415) 555-0199", "type": "mobile"}]'
+ WHERE id = 'cont_Plain1A000000000000000000000000000000000000' RETURNING phones;  -- ERROR
+ROLLBACK;
+BEGIN;
+INSERT INTO ac.contacts (lead_id, name, phones)
+VALUES ('lead_Plain10000000000000000000000000000000000000', 'Phoned', '[{"phone": "(415) 555-0199"}]')
+RETURNING phones;  -- ERROR
+ROLLBACK;
+ALTER FOREIGN TABLE ac.contacts OPTIONS (DROP write_mode);
 -- immediate mode shows what Close gave them
 ALTER FOREIGN TABLE ac.opportunities OPTIONS (DROP write_mode);
 ALTER FOREIGN TABLE ac.leads OPTIONS (DROP write_mode);

@@ -96,6 +96,12 @@ typedef struct CloseResourceKey
 	 * RETURNING cannot show it unless the statement assigns it.
 	 */
 	bool		close_sets;
+	/*
+	 * Whether Close stores a value written to it in a form of its own (a
+	 * contact's phones, rewritten as E.164): a deferred write's RETURNING
+	 * cannot show it even when the statement assigns it.
+	 */
+	bool		close_rewrites;
 } CloseResourceKey;
 
 typedef struct CloseResource

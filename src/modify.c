@@ -1069,7 +1069,8 @@ refuse_update_column(Relation rel, Form_pg_attribute att, ColumnKind kind,
  * before the commit.  Refused, not faked.  A key Close gives a value of its
  * own when a write leaves it out (a new opportunity's status, confidence
  * and user; date_won when its status becomes won) is refused too, unless
- * the statement assigns it (target_attrs).
+ * the statement assigns it (target_attrs), and so is one Close rewrites
+ * (a contact's phones, as E.164).
  */
 static void
 check_deferred_returning(Relation rel, Node *returning, Index varno,
@@ -1101,7 +1102,7 @@ check_deferred_returning(Relation rel, Node *returning, Index varno,
 			 */
 			if (column_kind(rel, att, &key) != COLUMN_READ_ONLY &&
 				((k = close_resource_key(res, key)) == NULL ||
-				 (k->write_key == NULL &&
+				 (k->write_key == NULL && !k->close_rewrites &&
 				  (!k->close_sets || list_member_int(target_attrs, attnum)))))
 				continue;
 		}

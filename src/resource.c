@@ -70,7 +70,7 @@ static const CloseResourceKey contact_keys[] = {
 	{"title", "text", CLOSE_KEY_WRITABLE, "text", "Title of the contact"},
 	{"display_name", "text", CLOSE_KEY_READ_ONLY, NULL, "Name Close shows for the contact, set by Close"},
 	{"emails", "jsonb", CLOSE_KEY_WRITABLE, NULL, "Email addresses, as Close's JSON array of {email, type}"},
-	{"phones", "jsonb", CLOSE_KEY_WRITABLE, NULL, "Phone numbers, as Close's JSON array of {phone, type} (Close stores them as E.164)"},
+	{"phones", "jsonb", CLOSE_KEY_WRITABLE, NULL, "Phone numbers, as Close's JSON array of {phone, type} (Close stores them as E.164)", NULL, false, NULL, false, true},
 	{"urls", "jsonb", CLOSE_KEY_WRITABLE, NULL, "Web addresses, as Close's JSON array of {url, type}"},
 	{"timezone", "text", CLOSE_KEY_WRITABLE, NULL, "Time zone of the contact (an IANA name)", NULL, false, NULL, true},
 	ORG_KEY, CREATED_BY, UPDATED_BY, CREATED, UPDATED,
