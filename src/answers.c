@@ -515,3 +515,104 @@ close_created_since(const char *id, CommandId cid)
 	entry = hash_search(created_ids, id, HASH_FIND, NULL);
 	return entry != NULL && entry->cid >= cid;
 }
+
+/*
+ * ---- objects this backend deleted ----
+ *
+ * Close's reads lag its deletes: a GET by id right after a DELETE may
+ * answer the record (a stale copy), and its lists and searches keep a
+ * deleted record for 30 to 60 s (close-crm-api.md).  A record this backend
+ * deleted is gone whatever PostgreSQL's transaction does (Close's DELETE
+ * cannot be undone), so scans skip it for CLOSE_DELETED_TTL_MS after its
+ * DELETE, and skip a record whose lead_id (when the record shows it) names
+ * a lead deleted so: Close deletes a lead's contacts, opportunities and
+ * custom objects with it.  Kept in this backend's memory, at most
+ * CLOSE_DELETED_MAX ids (the oldest are forgotten first when full).
+ */
+#define CLOSE_DELETED_TTL_MS	120000
+#define CLOSE_DELETED_MAX		100000
+
+typedef struct CloseDeletedEntry
+{
+	char		id[CLOSE_CREATED_ID_MAX];	/* hash key */
+	TimestampTz at;				/* when its DELETE was answered */
+} CloseDeletedEntry;
+
+static HTAB *deleted_ids = NULL;
+static TimestampTz last_lead_delete = 0;
+
+/* Forget the deletes older than the TTL (all of them when full). */
+static void
+forget_old_deletes(bool all)
+{
+	HASH_SEQ_STATUS seq;
+	CloseDeletedEntry *entry;
+	TimestampTz now = GetCurrentTimestamp();
+
+	hash_seq_init(&seq, deleted_ids);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+		if (all || TimestampDifferenceExceeds(entry->at, now, CLOSE_DELETED_TTL_MS))
+			(void) hash_search(deleted_ids, entry->id, HASH_REMOVE, NULL);
+}
+
+/* modify.c: Close answered a DELETE of this id (or found it gone). */
+void
+close_note_deleted(const char *id)
+{
+	CloseDeletedEntry *entry;
+
+	if (id == NULL || strlen(id) >= CLOSE_CREATED_ID_MAX)
+		return;
+	if (deleted_ids == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = CLOSE_CREATED_ID_MAX;
+		ctl.entrysize = sizeof(CloseDeletedEntry);
+		ctl.hcxt = TopMemoryContext;
+		deleted_ids = hash_create("close_fdw deleted ids", 64, &ctl,
+								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	if (hash_get_num_entries(deleted_ids) >= CLOSE_DELETED_MAX)
+	{
+		forget_old_deletes(false);
+		if (hash_get_num_entries(deleted_ids) >= CLOSE_DELETED_MAX)
+			forget_old_deletes(true);
+	}
+	entry = hash_search(deleted_ids, id, HASH_ENTER, NULL);
+	entry->at = GetCurrentTimestamp();
+	if (strncmp(id, CLOSE_PREFIX_LEAD, strlen(CLOSE_PREFIX_LEAD)) == 0)
+		last_lead_delete = entry->at;
+}
+
+/* Whether this backend deleted a lead less than the TTL ago. */
+bool
+close_deleted_lead_lately(void)
+{
+	return last_lead_delete != 0 &&
+		!TimestampDifferenceExceeds(last_lead_delete, GetCurrentTimestamp(),
+									CLOSE_DELETED_TTL_MS);
+}
+
+/* Did this backend delete the record of this id, less than the TTL ago? */
+bool
+close_deleted_recently(const char *id)
+{
+	CloseDeletedEntry *entry;
+
+	if (deleted_ids == NULL || id == NULL ||
+		hash_get_num_entries(deleted_ids) == 0 ||
+		strlen(id) >= CLOSE_CREATED_ID_MAX)
+		return false;
+	entry = hash_search(deleted_ids, id, HASH_FIND, NULL);
+	if (entry == NULL)
+		return false;
+	if (TimestampDifferenceExceeds(entry->at, GetCurrentTimestamp(),
+								   CLOSE_DELETED_TTL_MS))
+	{
+		(void) hash_search(deleted_ids, id, HASH_REMOVE, NULL);
+		return false;
+	}
+	return true;
+}

@@ -1533,6 +1533,34 @@ record_id(struct json_object *record)
 	return close_json_scalar_text(id, &len);
 }
 
+/* Whether a _fields list ("id,name") holds this key. */
+static bool
+fields_has_key(const char *fields, const char *key)
+{
+	size_t		len = strlen(key);
+	const char *p = fields;
+
+	while ((p = strstr(p, key)) != NULL)
+	{
+		if ((p == fields || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+/* A record's lead_id, or NULL if it shows none. */
+static const char *
+record_lead_id(struct json_object *record)
+{
+	struct json_object *lead = close_json_object_get(record, CLOSE_KEY_LEAD_ID);
+	size_t		len;
+
+	if (lead == NULL || close_json_kind(lead) != CLOSE_JSON_STRING)
+		return NULL;
+	return close_json_scalar_text(lead, &len);
+}
+
 /*
  * Fetch the first pages of the leads from fsstate->current_index on, up to
  * max_concurrency of them at once, skipping those the statement already
@@ -2179,7 +2207,19 @@ fetch_by_id(CloseScanState *fsstate)
 		appendStringInfoString(&buf, close_record_path(fsstate->res->path,
 													   fsstate->current_key));
 		if (fsstate->fields)
-			close_append_query_list(&buf, "_fields", fsstate->fields);
+		{
+			/*
+			 * After a lead's DELETE by this backend, a record of that lead
+			 * read by id may be a stale copy: ask its lead_id to tell.
+			 */
+			if (fsstate->res->lead_filter && close_deleted_lead_lately() &&
+				!fields_has_key(fsstate->fields, CLOSE_KEY_LEAD_ID))
+				close_append_query_list(&buf, "_fields",
+										psprintf("%s,%s", fsstate->fields,
+												 CLOSE_KEY_LEAD_ID));
+			else
+				close_append_query_list(&buf, "_fields", fsstate->fields);
+		}
 		path = buf.data;
 	}
 
@@ -2359,6 +2399,10 @@ next_row(CloseScanState *fsstate, TupleTableSlot *slot)
 		if (record == NULL)
 			return false;
 		if (close_created_since(record_id(record), fsstate->cid))
+			continue;
+		/* a stale copy of a record this backend deleted, or of its lead's */
+		if (close_deleted_recently(record_id(record)) ||
+			close_deleted_recently(record_lead_id(record)))
 			continue;
 		close_convert_record(fsstate->conv, record,
 							 slot->tts_values, slot->tts_isnull);

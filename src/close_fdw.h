@@ -498,6 +498,9 @@ extern void close_track_created(void);
 extern void close_untrack_created(void);
 extern void close_note_created(const char *id);
 extern bool close_created_since(const char *id, CommandId cid);
+extern void close_note_deleted(const char *id);
+extern bool close_deleted_recently(const char *id);
+extern bool close_deleted_lead_lately(void);
 
 /* in costs.c */
 extern void close_rel_stats(RelOptInfo *baserel, Oid relid,

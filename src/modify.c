@@ -2840,6 +2840,9 @@ log_written(CloseModifyState *st, const char *id)
 	else
 		write_log_add(st->log, id);
 	write_entry_add(st, id, st->last_lead, st->last_status, WRITE_SENT);
+	/* Close's reads lag its deletes: scans skip it (answers.c) */
+	if (st->operation == CMD_DELETE)
+		close_note_deleted(id);
 }
 
 /*
@@ -3366,7 +3369,12 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	}
 	MemoryContextSwitchTo(oldcxt);
 	if (missing)
+	{
+		/* gone: scans skip a stale copy of it too */
+		if (!st->deferred)
+			close_note_deleted(id);
 		return NULL;			/* already gone: not deleted by us */
+	}
 	if (!st->deferred)
 		log_written(st, id);
 
