@@ -517,52 +517,60 @@ close_created_since(const char *id, CommandId cid)
 }
 
 /*
- * ---- objects this backend deleted ----
+ * ---- objects this transaction deleted ----
  *
  * Close's reads lag its deletes: a GET by id right after a DELETE may
  * answer the record (a stale copy), and its lists and searches keep a
- * deleted record for 30 to 60 s (close-crm-api.md).  A record this backend
- * deleted is gone whatever PostgreSQL's transaction does (Close's DELETE
- * cannot be undone), so scans skip it for CLOSE_DELETED_TTL_MS after its
- * DELETE, and skip a record whose lead_id (when the record shows it) names
- * a lead deleted so: Close deletes a lead's contacts, opportunities and
- * custom objects with it.  Kept in this backend's memory, at most
- * CLOSE_DELETED_MAX ids (the oldest are forgotten first when full).
+ * deleted record for 30 to 60 s (close-crm-api.md).  The rest of the
+ * transaction must not read back what it deleted, as PostgreSQL's own
+ * tables do not: scans skip a record the transaction deleted (or found
+ * gone), and a record whose lead_id (when the record shows it) names a lead
+ * it deleted, since Close deletes a lead's contacts, opportunities and
+ * custom objects with it.  Kept until the transaction ends
+ * (TopTransactionContext), at most CLOSE_DELETED_MAX ids (about 3 MB; past
+ * that, the later deletes are not remembered).
  */
-#define CLOSE_DELETED_TTL_MS	120000
-#define CLOSE_DELETED_MAX		100000
+#define CLOSE_DELETED_MAX		20000
 
 typedef struct CloseDeletedEntry
 {
 	char		id[CLOSE_CREATED_ID_MAX];	/* hash key */
-	TimestampTz at;				/* when its DELETE was answered */
 } CloseDeletedEntry;
 
 static HTAB *deleted_ids = NULL;
-static TimestampTz last_lead_delete = 0;
+static bool deleted_lead = false;	/* a lead among them */
+static bool deleted_callback = false;
 
-/* Forget the deletes older than the TTL (all of them when full). */
 static void
-forget_old_deletes(bool all)
+deleted_xact_callback(XactEvent event, void *arg)
 {
-	HASH_SEQ_STATUS seq;
-	CloseDeletedEntry *entry;
-	TimestampTz now = GetCurrentTimestamp();
-
-	hash_seq_init(&seq, deleted_ids);
-	while ((entry = hash_seq_search(&seq)) != NULL)
-		if (all || TimestampDifferenceExceeds(entry->at, now, CLOSE_DELETED_TTL_MS))
-			(void) hash_search(deleted_ids, entry->id, HASH_REMOVE, NULL);
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			/* the table was in TopTransactionContext, which goes */
+			deleted_ids = NULL;
+			deleted_lead = false;
+			break;
+		default:
+			break;
+	}
 }
 
 /* modify.c: Close answered a DELETE of this id (or found it gone). */
 void
 close_note_deleted(const char *id)
 {
-	CloseDeletedEntry *entry;
-
 	if (id == NULL || strlen(id) >= CLOSE_CREATED_ID_MAX)
 		return;
+	if (!deleted_callback)
+	{
+		RegisterXactCallback(deleted_xact_callback, NULL);
+		deleted_callback = true;
+	}
 	if (deleted_ids == NULL)
 	{
 		HASHCTL		ctl;
@@ -570,49 +578,30 @@ close_note_deleted(const char *id)
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = CLOSE_CREATED_ID_MAX;
 		ctl.entrysize = sizeof(CloseDeletedEntry);
-		ctl.hcxt = TopMemoryContext;
+		ctl.hcxt = TopTransactionContext;
 		deleted_ids = hash_create("close_fdw deleted ids", 64, &ctl,
 								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
 	if (hash_get_num_entries(deleted_ids) >= CLOSE_DELETED_MAX)
-	{
-		forget_old_deletes(false);
-		if (hash_get_num_entries(deleted_ids) >= CLOSE_DELETED_MAX)
-			forget_old_deletes(true);
-	}
-	entry = hash_search(deleted_ids, id, HASH_ENTER, NULL);
-	entry->at = GetCurrentTimestamp();
+		return;
+	(void) hash_search(deleted_ids, id, HASH_ENTER, NULL);
 	if (strncmp(id, CLOSE_PREFIX_LEAD, strlen(CLOSE_PREFIX_LEAD)) == 0)
-		last_lead_delete = entry->at;
+		deleted_lead = true;
 }
 
-/* Whether this backend deleted a lead less than the TTL ago. */
+/* Whether this transaction deleted a lead. */
 bool
-close_deleted_lead_lately(void)
+close_deleted_lead_in_xact(void)
 {
-	return last_lead_delete != 0 &&
-		!TimestampDifferenceExceeds(last_lead_delete, GetCurrentTimestamp(),
-									CLOSE_DELETED_TTL_MS);
+	return deleted_lead;
 }
 
-/* Did this backend delete the record of this id, less than the TTL ago? */
+/* Did this transaction delete the record of this id? */
 bool
-close_deleted_recently(const char *id)
+close_deleted_in_xact(const char *id)
 {
-	CloseDeletedEntry *entry;
-
 	if (deleted_ids == NULL || id == NULL ||
-		hash_get_num_entries(deleted_ids) == 0 ||
 		strlen(id) >= CLOSE_CREATED_ID_MAX)
 		return false;
-	entry = hash_search(deleted_ids, id, HASH_FIND, NULL);
-	if (entry == NULL)
-		return false;
-	if (TimestampDifferenceExceeds(entry->at, GetCurrentTimestamp(),
-								   CLOSE_DELETED_TTL_MS))
-	{
-		(void) hash_search(deleted_ids, id, HASH_REMOVE, NULL);
-		return false;
-	}
-	return true;
+	return hash_search(deleted_ids, id, HASH_FIND, NULL) != NULL;
 }

@@ -2212,7 +2212,7 @@ fetch_by_id(CloseScanState *fsstate)
 			 * After a lead's DELETE by this backend, a record of that lead
 			 * read by id may be a stale copy: ask its lead_id to tell.
 			 */
-			if (fsstate->res->lead_filter && close_deleted_lead_lately() &&
+			if (fsstate->res->lead_filter && close_deleted_lead_in_xact() &&
 				!fields_has_key(fsstate->fields, CLOSE_KEY_LEAD_ID))
 				close_append_query_list(&buf, "_fields",
 										psprintf("%s,%s", fsstate->fields,
@@ -2401,8 +2401,8 @@ next_row(CloseScanState *fsstate, TupleTableSlot *slot)
 		if (close_created_since(record_id(record), fsstate->cid))
 			continue;
 		/* a stale copy of a record this backend deleted, or of its lead's */
-		if (close_deleted_recently(record_id(record)) ||
-			close_deleted_recently(record_lead_id(record)))
+		if (close_deleted_in_xact(record_id(record)) ||
+			close_deleted_in_xact(record_lead_id(record)))
 			continue;
 		close_convert_record(fsstate->conv, record,
 							 slot->tts_values, slot->tts_isnull);

@@ -499,8 +499,8 @@ extern void close_untrack_created(void);
 extern void close_note_created(const char *id);
 extern bool close_created_since(const char *id, CommandId cid);
 extern void close_note_deleted(const char *id);
-extern bool close_deleted_recently(const char *id);
-extern bool close_deleted_lead_lately(void);
+extern bool close_deleted_in_xact(const char *id);
+extern bool close_deleted_lead_in_xact(void);
 
 /* in costs.c */
 extern void close_rel_stats(RelOptInfo *baserel, Oid relid,
