@@ -515,3 +515,93 @@ close_created_since(const char *id, CommandId cid)
 	entry = hash_search(created_ids, id, HASH_FIND, NULL);
 	return entry != NULL && entry->cid >= cid;
 }
+
+/*
+ * ---- objects this transaction deleted ----
+ *
+ * Close's reads lag its deletes: a GET by id right after a DELETE may
+ * answer the record (a stale copy), and its lists and searches keep a
+ * deleted record for 30 to 60 s (close-crm-api.md).  The rest of the
+ * transaction must not read back what it deleted, as PostgreSQL's own
+ * tables do not: scans skip a record the transaction deleted (or found
+ * gone), and a record whose lead_id (when the record shows it) names a lead
+ * it deleted, since Close deletes a lead's contacts, opportunities and
+ * custom objects with it.  Kept until the transaction ends
+ * (TopTransactionContext), at most CLOSE_DELETED_MAX ids (about 3 MB; past
+ * that, the later deletes are not remembered).
+ */
+#define CLOSE_DELETED_MAX		20000
+
+typedef struct CloseDeletedEntry
+{
+	char		id[CLOSE_CREATED_ID_MAX];	/* hash key */
+} CloseDeletedEntry;
+
+static HTAB *deleted_ids = NULL;
+static bool deleted_lead = false;	/* a lead among them */
+static bool deleted_callback = false;
+
+static void
+deleted_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			/* the table was in TopTransactionContext, which goes */
+			deleted_ids = NULL;
+			deleted_lead = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* modify.c: Close answered a DELETE of this id (or found it gone). */
+void
+close_note_deleted(const char *id)
+{
+	if (id == NULL || strlen(id) >= CLOSE_CREATED_ID_MAX)
+		return;
+	if (!deleted_callback)
+	{
+		RegisterXactCallback(deleted_xact_callback, NULL);
+		deleted_callback = true;
+	}
+	if (deleted_ids == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = CLOSE_CREATED_ID_MAX;
+		ctl.entrysize = sizeof(CloseDeletedEntry);
+		ctl.hcxt = TopTransactionContext;
+		deleted_ids = hash_create("close_fdw deleted ids", 64, &ctl,
+								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	if (hash_get_num_entries(deleted_ids) >= CLOSE_DELETED_MAX)
+		return;
+	(void) hash_search(deleted_ids, id, HASH_ENTER, NULL);
+	if (strncmp(id, CLOSE_PREFIX_LEAD, strlen(CLOSE_PREFIX_LEAD)) == 0)
+		deleted_lead = true;
+}
+
+/* Whether this transaction deleted a lead. */
+bool
+close_deleted_lead_in_xact(void)
+{
+	return deleted_lead;
+}
+
+/* Did this transaction delete the record of this id? */
+bool
+close_deleted_in_xact(const char *id)
+{
+	if (deleted_ids == NULL || id == NULL ||
+		strlen(id) >= CLOSE_CREATED_ID_MAX)
+		return false;
+	return hash_search(deleted_ids, id, HASH_FIND, NULL) != NULL;
+}

@@ -927,7 +927,24 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 			if (close_is_custom_map_column(att->atttypid, key))
 				all_custom = true;
 			else
+			{
+				/*
+				 * A key that is neither one of the resource's nor a custom
+				 * field (a lead's nested "contacts", through a "field"
+				 * option): a search answers the fields it knows, so it
+				 * would read as NULL.  Refused, not read so.
+				 */
+				if (res->open_keys && close_resource_key(res, key) == NULL &&
+					strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("cannot read column \"%s\" of foreign table \"%s\" through Close's search",
+									NameStr(att->attname), RelationGetRelationName(rel)),
+							 errdetail("Key \"%s\" is not one of the %s keys close_fdw knows, and Advanced Filtering is not known to return it: it would read as NULL.",
+									   key, close_resource_noun(res, false)),
+							 errhint("Read those records by id (WHERE id = ...), or leave the column out of the query.")));
 				field_keys = lappend(field_keys, makeString(key));
+			}
 		}
 		table_close(rel, NoLock);
 	}
@@ -1595,6 +1612,34 @@ record_id(struct json_object *record)
 	return close_json_scalar_text(id, &len);
 }
 
+/* Whether a _fields list ("id,name") holds this key. */
+static bool
+fields_has_key(const char *fields, const char *key)
+{
+	size_t		len = strlen(key);
+	const char *p = fields;
+
+	while ((p = strstr(p, key)) != NULL)
+	{
+		if ((p == fields || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+/* A record's lead_id, or NULL if it shows none. */
+static const char *
+record_lead_id(struct json_object *record)
+{
+	struct json_object *lead = close_json_object_get(record, CLOSE_KEY_LEAD_ID);
+	size_t		len;
+
+	if (lead == NULL || close_json_kind(lead) != CLOSE_JSON_STRING)
+		return NULL;
+	return close_json_scalar_text(lead, &len);
+}
+
 /*
  * Fetch the first pages of the leads from fsstate->current_index on, up to
  * max_concurrency of them at once, skipping those the statement already
@@ -2260,7 +2305,19 @@ fetch_by_id(CloseScanState *fsstate)
 		appendStringInfoString(&buf, close_record_path(fsstate->res->path,
 													   fsstate->current_key));
 		if (fsstate->fields)
-			close_append_query_list(&buf, "_fields", fsstate->fields);
+		{
+			/*
+			 * After a lead's DELETE by this backend, a record of that lead
+			 * read by id may be a stale copy: ask its lead_id to tell.
+			 */
+			if (fsstate->res->lead_filter && close_deleted_lead_in_xact() &&
+				!fields_has_key(fsstate->fields, CLOSE_KEY_LEAD_ID))
+				close_append_query_list(&buf, "_fields",
+										psprintf("%s,%s", fsstate->fields,
+												 CLOSE_KEY_LEAD_ID));
+			else
+				close_append_query_list(&buf, "_fields", fsstate->fields);
+		}
 		path = buf.data;
 	}
 
@@ -2440,6 +2497,10 @@ next_row(CloseScanState *fsstate, TupleTableSlot *slot)
 		if (record == NULL)
 			return false;
 		if (close_created_since(record_id(record), fsstate->cid))
+			continue;
+		/* a stale copy of a record this backend deleted, or of its lead's */
+		if (close_deleted_in_xact(record_id(record)) ||
+			close_deleted_in_xact(record_lead_id(record)))
 			continue;
 		close_convert_record(fsstate->conv, record,
 							 slot->tts_values, slot->tts_isnull);

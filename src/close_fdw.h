@@ -88,6 +88,20 @@ typedef struct CloseResourceKey
 	 * as "status", answered as "status_label"); NULL: the key itself.
 	 */
 	const char *write_key;
+	/*
+	 * Whether Close may give it a value of its own when a write leaves it
+	 * out (a new lead's status; an opportunity's status, pipeline,
+	 * confidence, user, and date_won when it moves to a won status; a
+	 * contact's time zone, inferred from its phone): a deferred write's
+	 * RETURNING cannot show it unless the statement assigns it.
+	 */
+	bool		close_sets;
+	/*
+	 * Whether Close stores a value written to it in a form of its own (a
+	 * contact's phones, rewritten as E.164): a deferred write's RETURNING
+	 * cannot show it even when the statement assigns it.
+	 */
+	bool		close_rewrites;
 } CloseResourceKey;
 
 typedef struct CloseResource
@@ -484,6 +498,9 @@ extern void close_track_created(void);
 extern void close_untrack_created(void);
 extern void close_note_created(const char *id);
 extern bool close_created_since(const char *id, CommandId cid);
+extern void close_note_deleted(const char *id);
+extern bool close_deleted_in_xact(const char *id);
+extern bool close_deleted_lead_in_xact(void);
 
 /* in costs.c */
 extern void close_rel_stats(RelOptInfo *baserel, Oid relid,

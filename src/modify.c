@@ -1067,13 +1067,19 @@ refuse_update_column(Relation rel, Form_pg_attribute att, ColumnKind kind,
 /*
  * RETURNING of a table with write_mode 'deferred' cannot show what Close
  * assigns (the id, the dates, the creator...): the write is not sent
- * before the commit.  Refused, not faked.
+ * before the commit.  Refused, not faked.  A key Close gives a value of its
+ * own when a write leaves it out (a new opportunity's status, confidence
+ * and user; date_won when its status becomes won) is refused too, unless
+ * the statement assigns it (target_attrs), and so is one Close rewrites
+ * (a contact's phones, as E.164).
  */
 static void
-check_deferred_returning(Relation rel, Node *returning, Index varno)
+check_deferred_returning(Relation rel, Node *returning, Index varno,
+						 List *target_attrs)
 {
 	Bitmapset  *attrs = NULL;
 	int			col = -1;
+	const CloseResource *res = close_get_table_resource(RelationGetRelid(rel));
 
 	pull_varattnos(returning, varno, &attrs);
 	while ((col = bms_next_member(attrs, col)) >= 0)
@@ -1096,9 +1102,9 @@ check_deferred_returning(Relation rel, Node *returning, Index varno)
 			 * Close from either of its keys: refused as one Close sets.
 			 */
 			if (column_kind(rel, att, &key) != COLUMN_READ_ONLY &&
-				((k = close_resource_key(close_get_table_resource(RelationGetRelid(rel)),
-										 key)) == NULL ||
-				 k->write_key == NULL))
+				((k = close_resource_key(res, key)) == NULL ||
+				 (k->write_key == NULL && !k->close_rewrites &&
+				  (!k->close_sets || list_member_int(target_attrs, attnum)))))
 				continue;
 		}
 		ereport(ERROR,
@@ -1111,6 +1117,54 @@ check_deferred_returning(Relation rel, Node *returning, Index varno)
 				 errdetail("Close sets that value when the write is sent, at COMMIT."),
 				 errhint("Use OPTIONS (write_mode 'immediate') on foreign table \"%s\" for that statement.",
 						 RelationGetRelationName(rel))));
+	}
+}
+
+/*
+ * A deferred INSERT's RETURNING shows the row given, but a NULL is not sent
+ * on create, and for a key Close fills itself (a new opportunity's
+ * confidence, status, user...) Close then stores a value of its own at
+ * COMMIT: RETURNING such a column of a row that holds NULL in it is
+ * refused, as when the statement leaves it out (check_deferred_returning).
+ */
+static void
+check_deferred_returned_nulls(CloseModifyState *st, ResultRelInfo *rinfo,
+							  TupleTableSlot *slot)
+{
+	Bitmapset  *attrs = NULL;
+	bool		pulled = false;
+	ListCell   *lc;
+
+	if (!st->has_returning || rinfo->ri_returningList == NIL)
+		return;
+	slot_getallattrs(slot);
+	foreach(lc, st->target_attrs)
+	{
+		AttrNumber	attnum = lfirst_int(lc);
+		ColumnKind	kind = st->kinds[attnum - 1];
+		const CloseResourceKey *k;
+
+		if (!slot->tts_isnull[attnum - 1] ||
+			(kind != COLUMN_WRITABLE && kind != COLUMN_CREATE_ONLY))
+			continue;
+		k = close_resource_key(st->res, close_column_key(st->conv, attnum));
+		if (k == NULL || !k->close_sets)
+			continue;
+		if (!pulled)
+		{
+			pull_varattnos((Node *) rinfo->ri_returningList,
+						   rinfo->ri_RangeTableIndex, &attrs);
+			pulled = true;
+		}
+		if (bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber, attrs))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot return column \"%s\" of foreign table \"%s\" with write_mode 'deferred'",
+							NameStr(TupleDescAttr(RelationGetDescr(st->rel), attnum - 1)->attname),
+							RelationGetRelationName(st->rel)),
+					 errdetail("The row holds NULL in it, which a new record does not send: Close sets that value when the write is sent, at COMMIT."),
+					 errhint("Use OPTIONS (write_mode 'immediate') on foreign table \"%s\" for that statement.",
+							 RelationGetRelationName(st->rel))));
 	}
 }
 
@@ -1207,7 +1261,7 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 		close_write_mode_deferred(rte->relid))
 		check_deferred_returning(rel, (Node *) list_nth(plan->returningLists,
 														subplan_index),
-								 resultRelation);
+								 resultRelation, target_attrs);
 
 	/*
 	 * UPDATE ... FROM and DELETE ... USING join the table to others: a record
@@ -2920,6 +2974,9 @@ log_written(CloseModifyState *st, const char *id)
 	else
 		write_log_add(st->log, id);
 	write_entry_add(st, id, st->last_lead, st->last_status, WRITE_SENT);
+	/* Close's reads lag its deletes: scans skip it (answers.c) */
+	if (st->operation == CMD_DELETE)
+		close_note_deleted(id);
 }
 
 /*
@@ -3333,7 +3390,10 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 			check_deferred_returning(st->rel, (Node *) rinfo->ri_returningList,
 									 st->mtstate && st->mtstate->resultRelInfo
 									 ? st->mtstate->resultRelInfo->ri_RangeTableIndex
-									 : rinfo->ri_RangeTableIndex);
+									 : rinfo->ri_RangeTableIndex,
+									 NIL);	/* its NULLs are not sent */
+		else
+			check_deferred_returned_nulls(st, rinfo, slot);
 		st->check_returning = false;
 		queue_write(st, st->res->path,
 					build_body(st, slot, st->target_attrs, NULL), NULL);
@@ -3443,7 +3503,12 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	}
 	MemoryContextSwitchTo(oldcxt);
 	if (missing)
+	{
+		/* gone: scans skip a stale copy of it too */
+		if (!st->deferred)
+			close_note_deleted(id);
 		return NULL;			/* already gone: not deleted by us */
+	}
 	if (!st->deferred)
 		log_written(st, id);
 

@@ -280,6 +280,20 @@ moment_bound(int cond, Datum value, TimestampTz *at, int64 *widen)
 	return true;
 }
 
+/* Whether a text value is empty or spaces only. */
+static bool
+text_is_blank(Datum value)
+{
+	text	   *t = DatumGetTextPP(value);
+	const char *p = VARDATA_ANY(t);
+	const char *end = p + VARSIZE_ANY_EXHDR(t);
+
+	for (; p < end; p++)
+		if (!isspace((unsigned char) *p))
+			return false;
+	return true;
+}
+
 static void
 append_condition(StringInfo buf, const CloseResource *res, const char *key,
 				 const char *field, int cond, int op,
@@ -353,6 +367,16 @@ append_condition(StringInfo buf, const CloseResource *res, const char *key,
 									 PointerGetDatum(lfirst(lc)), false, type);
 				}
 				appendStringInfoString(buf, "]}");
+				return;
+			}
+			/*
+			 * An empty value (or one of spaces only): Close's sheets do not
+			 * say that a text search finds the records holding it (a search
+			 * engine may take it as no value at all), so it bounds nothing.
+			 */
+			if (text_is_blank(value))
+			{
+				appendStringInfoString(buf, "{\"type\": \"match_all\"}");
 				return;
 			}
 			appendStringInfoString(&c, "{\"type\": \"text\", \"mode\": \"exact_value\", \"value\": ");

@@ -1484,6 +1484,7 @@ def crm_delete_lead(store, rec):
     crm_tombstone(store, "lead", rec)
     for otype, index in (("contact", crm.contacts_by_lead), ("opportunity", crm.opps_by_lead)):
         for child in list(index.get(lead_id, ())):
+            crm_tombstone(store, otype, child)      # its reads lag too
             crm.remove_child(otype, child)
     for obj in list(store.by_lead.get(lead_id, ())):
         store.remove(obj)
