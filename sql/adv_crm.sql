@@ -91,23 +91,7 @@ SELECT id FROM ac.contacts WHERE title = '' ORDER BY id;
 SELECT id FROM ac.leads WHERE name IN ('Big Lead', '  ') ORDER BY id;
 SELECT * FROM emulator_requests();
 
--- 3. A key close_fdw does not know (a lead's nested contacts, through a
--- "field" option) is read by GET, which answers the whole record; Advanced
--- Filtering answers the fields it knows, so such a column read through a
--- search would be NULL: refused before any request.
-CREATE FOREIGN TABLE ac.leads_nested (id text, name text,
-  contacts jsonb OPTIONS (field 'contacts'), opps jsonb OPTIONS (field 'opportunities'))
-  SERVER close OPTIONS (resource 'lead');
-SELECT emulator_clear();
-SELECT id, jsonb_array_length(contacts) AS contacts, jsonb_array_length(opps) AS opps
-  FROM ac.leads_nested WHERE id = 'lead_Mixed00000000000000000000000000000000000000';
-SELECT id, jsonb_array_length(contacts) AS contacts FROM ac.leads_nested WHERE name = 'Mixed Lead';  -- ERROR
-SELECT * FROM ac.leads_nested;  -- ERROR
--- the known keys of the same table are searched as before
-SELECT id, name FROM ac.leads_nested WHERE name = 'Mixed Lead';
-SELECT * FROM emulator_requests();
-
--- 4. Close's reads lag its deletes: a GET by id just after a DELETE may
+-- 3. Close's reads lag its deletes: a GET by id just after a DELETE may
 -- answer a stale copy (here the emulator's stale_reads).  The rest of the
 -- transaction does not read back what it deleted: scans skip it, and skip
 -- a record of a lead it deleted (Close deletes a lead's contacts and

@@ -927,24 +927,7 @@ plan_search(PlannerInfo *root, RelOptInfo *baserel, CloseRelInfo *ri,
 			if (close_is_custom_map_column(att->atttypid, key))
 				all_custom = true;
 			else
-			{
-				/*
-				 * A key that is neither one of the resource's nor a custom
-				 * field (a lead's nested "contacts", through a "field"
-				 * option): a search answers the fields it knows, so it
-				 * would read as NULL.  Refused, not read so.
-				 */
-				if (res->open_keys && close_resource_key(res, key) == NULL &&
-					strncmp(key, CLOSE_CUSTOM_PREFIX, strlen(CLOSE_CUSTOM_PREFIX)) != 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-							 errmsg("cannot read column \"%s\" of foreign table \"%s\" through Close's search",
-									NameStr(att->attname), RelationGetRelationName(rel)),
-							 errdetail("Key \"%s\" is not one of the %s keys close_fdw knows, and Advanced Filtering is not known to return it: it would read as NULL.",
-									   key, close_resource_noun(res, false)),
-							 errhint("Read those records by id (WHERE id = ...), or leave the column out of the query.")));
 				field_keys = lappend(field_keys, makeString(key));
-			}
 		}
 		table_close(rel, NoLock);
 	}
