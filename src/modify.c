@@ -3360,12 +3360,6 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	bool		missing;
 	char	   *id;
 
-	/* the new row must stay in its partition */
-	if (st->rel->rd_rel->relispartition &&
-		!ExecPartitionCheck(rinfo, slot, estate, false))
-		refuse_partition_move(st->rel, false);
-	check_before_write(st, rinfo, slot, estate);
-
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
@@ -3374,6 +3368,21 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 		MemoryContextSwitchTo(oldcxt);
 		return NULL;			/* matched again: updated once */
 	}
+	MemoryContextSwitchTo(oldcxt);
+
+	/*
+	 * Only then the checks of the new row: a record already written is
+	 * skipped, as PostgreSQL skips a row the command already changed
+	 * without checking its view's CHECK OPTION, and an error here would
+	 * fail a statement whose other part already wrote to Close.
+	 */
+	/* the new row must stay in its partition */
+	if (st->rel->rd_rel->relispartition &&
+		!ExecPartitionCheck(rinfo, slot, estate, false))
+		refuse_partition_move(st->rel, false);
+	check_before_write(st, rinfo, slot, estate);
+
+	MemoryContextSwitchTo(st->row_cxt);
 	path = record_path(st, id);
 	if (st->send_changed)
 	{
