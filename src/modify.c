@@ -3428,7 +3428,6 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	bool		missing;
 	char	   *id;
 
-	check_before_write(st, rinfo, NULL, estate);
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
@@ -3437,6 +3436,10 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 		MemoryContextSwitchTo(oldcxt);
 		return NULL;			/* matched again: deleted once */
 	}
+	/* only for a record deleted now, as for UPDATE */
+	MemoryContextSwitchTo(oldcxt);
+	check_before_write(st, rinfo, NULL, estate);
+	MemoryContextSwitchTo(st->row_cxt);
 	path = record_path(st, id);
 	if (st->deferred)
 	{
