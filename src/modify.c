@@ -3420,12 +3420,6 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	bool		missing;
 	char	   *id;
 
-	/* the new row must stay in its partition */
-	if (st->rel->rd_rel->relispartition &&
-		!ExecPartitionCheck(rinfo, slot, estate, false))
-		refuse_partition_move(st->rel, false);
-	check_before_write(st, rinfo, slot, estate);
-
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
@@ -3434,6 +3428,21 @@ closeExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 		MemoryContextSwitchTo(oldcxt);
 		return NULL;			/* matched again: updated once */
 	}
+	MemoryContextSwitchTo(oldcxt);
+
+	/*
+	 * Only then the checks of the new row: a record already written is
+	 * skipped, as PostgreSQL skips a row the command already changed
+	 * without checking its view's CHECK OPTION, and an error here would
+	 * fail a statement whose other part already wrote to Close.
+	 */
+	/* the new row must stay in its partition */
+	if (st->rel->rd_rel->relispartition &&
+		!ExecPartitionCheck(rinfo, slot, estate, false))
+		refuse_partition_move(st->rel, false);
+	check_before_write(st, rinfo, slot, estate);
+
+	MemoryContextSwitchTo(st->row_cxt);
 	path = record_path(st, id);
 	if (st->send_changed)
 	{
@@ -3479,7 +3488,6 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	bool		missing;
 	char	   *id;
 
-	check_before_write(st, rinfo, NULL, estate);
 	MemoryContextReset(st->row_cxt);
 	oldcxt = MemoryContextSwitchTo(st->row_cxt);
 	id = row_id(st, planSlot);
@@ -3488,6 +3496,10 @@ closeExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 		MemoryContextSwitchTo(oldcxt);
 		return NULL;			/* matched again: deleted once */
 	}
+	/* only for a record deleted now, as for UPDATE */
+	MemoryContextSwitchTo(oldcxt);
+	check_before_write(st, rinfo, NULL, estate);
+	MemoryContextSwitchTo(st->row_cxt);
 	path = record_path(st, id);
 	if (st->deferred)
 	{
