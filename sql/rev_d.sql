@@ -1,0 +1,47 @@
+-- rev_d: hostile review of the CRM changes (deleted ids, deferred
+-- RETURNING of keys Close fills, blank search values).
+\set VERBOSITY default
+SELECT emulator_reset();
+CREATE SCHEMA rd;
+IMPORT FOREIGN SCHEMA crm FROM SERVER close INTO rd;
+
+-- 1. A deferred UPDATE's RETURNING of a key Close fills or rewrites that
+-- the UPDATE leaves alone shows the value the scan read from Close, which
+-- the PUT (only the assigned keys) does not change: not refused.  It is
+-- refused when the UPDATE assigns a key Close reacts to (a status: its
+-- date_won, pipeline; phones: the time zone inferred from them).
+ALTER FOREIGN TABLE rd.opportunities OPTIONS (ADD write_mode 'deferred');
+ALTER FOREIGN TABLE rd.contacts OPTIONS (ADD write_mode 'deferred');
+SELECT confidence, user_id, status_id, pipeline_id, date_won
+  FROM rd.opportunities WHERE id = 'oppo_Plain3Demo000000000000000000000000000000000';
+SELECT emulator_clear();
+BEGIN;
+UPDATE rd.opportunities SET value = 777
+ WHERE id = 'oppo_Plain3Demo000000000000000000000000000000000'
+RETURNING value, confidence, user_id, status_id, pipeline_id, date_won;
+COMMIT;
+SELECT * FROM emulator_requests();
+SELECT value, confidence, user_id, status_id, pipeline_id, date_won
+  FROM rd.opportunities WHERE id = 'oppo_Plain3Demo000000000000000000000000000000000';
+SELECT phones, timezone FROM rd.contacts
+ WHERE id = 'cont_Plain1A000000000000000000000000000000000000';
+BEGIN;
+UPDATE rd.contacts SET title = 'Buyer'
+ WHERE id = 'cont_Plain1A000000000000000000000000000000000000'
+RETURNING title, phones, timezone;
+COMMIT;
+-- still refused: what the UPDATE's keys make Close change
+BEGIN;
+UPDATE rd.opportunities SET status_id = 'stat_Won0000000000000000000000000000000000000000'
+ WHERE id = 'oppo_Plain3Demo000000000000000000000000000000000' RETURNING pipeline_id;  -- ERROR
+ROLLBACK;
+BEGIN;
+UPDATE rd.contacts SET phones = '[{"phone": "+14155550100", "type": "mobile"}]'
+ WHERE id = 'cont_Plain1A000000000000000000000000000000000000' RETURNING timezone;  -- ERROR
+ROLLBACK;
+BEGIN;
+UPDATE rd.contacts SET phones = '[{"phone": "(415) 555-0199", "type": "mobile"}]'
+ WHERE id = 'cont_Plain1A000000000000000000000000000000000000' RETURNING phones;  -- ERROR
+ROLLBACK;
+ALTER FOREIGN TABLE rd.opportunities OPTIONS (DROP write_mode);
+ALTER FOREIGN TABLE rd.contacts OPTIONS (DROP write_mode);
