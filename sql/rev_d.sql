@@ -45,3 +45,22 @@ UPDATE rd.contacts SET phones = '[{"phone": "(415) 555-0199", "type": "mobile"}]
 ROLLBACK;
 ALTER FOREIGN TABLE rd.opportunities OPTIONS (DROP write_mode);
 ALTER FOREIGN TABLE rd.contacts OPTIONS (DROP write_mode);
+
+-- 2. A scan skips a record the transaction deleted before the scan's
+-- statement, not one a later command deleted: a cursor opened before the
+-- DELETE reads with its own snapshot, as for a local table, and shows the
+-- record it had read from Close (a later SELECT does not).
+SELECT emulator_reset();
+SELECT id FROM rd.contacts WHERE lead_id = 'lead_Plain20000000000000000000000000000000000000';
+BEGIN;
+DECLARE c CURSOR FOR
+  SELECT id, name FROM rd.contacts WHERE lead_id = 'lead_Plain20000000000000000000000000000000000000';
+FETCH 1 FROM c;
+SELECT emulator_clear();
+DELETE FROM rd.contacts WHERE id = 'cont_Plain2A000000000000000000000000000000000000';
+FETCH ALL FROM c;
+CLOSE c;
+SELECT id FROM rd.contacts WHERE lead_id = 'lead_Plain20000000000000000000000000000000000000';
+COMMIT;
+SELECT * FROM emulator_requests();
+SELECT emulator_reset();

@@ -2482,8 +2482,8 @@ next_row(CloseScanState *fsstate, TupleTableSlot *slot)
 		if (close_created_since(record_id(record), fsstate->cid))
 			continue;
 		/* a stale copy of a record this backend deleted, or of its lead's */
-		if (close_deleted_in_xact(record_id(record)) ||
-			close_deleted_in_xact(record_lead_id(record)))
+		if (close_deleted_in_xact(record_id(record), fsstate->cid) ||
+			close_deleted_in_xact(record_lead_id(record), fsstate->cid))
 			continue;
 		close_convert_record(fsstate->conv, record,
 							 slot->tts_values, slot->tts_isnull);
