@@ -63,4 +63,21 @@ CLOSE c;
 SELECT id FROM rd.contacts WHERE lead_id = 'lead_Plain20000000000000000000000000000000000000';
 COMMIT;
 SELECT * FROM emulator_requests();
+
+-- 3. After a lead's DELETE, a search (or listing) of contacts that reads
+-- no lead_id column asks lead_id too, to skip the stale copies of the
+-- lead's contacts Close's lagging index still shows (here the emulator's
+-- stale_lists), as one that reads lead_id does.
+SELECT emulator_reset();
+SELECT emulator_call('POST', '/_emulator/config', '{"stale_reads": 5, "stale_lists": 1}');
+BEGIN;
+DELETE FROM rd.leads WHERE id = 'lead_Plain50000000000000000000000000000000000000';
+SELECT emulator_clear();
+SELECT id, name FROM rd.contacts WHERE name LIKE '% Five' ORDER BY id;
+SELECT id, name, lead_id FROM rd.contacts WHERE name LIKE '% Five' ORDER BY id;
+COMMIT;
+SELECT * FROM emulator_requests();
+-- the next transaction reads Close as it answers (its lagging list)
+SELECT id, name FROM rd.contacts WHERE name LIKE '% Five' ORDER BY id;
+SELECT emulator_call('POST', '/_emulator/config', '{"stale_reads": 0, "stale_lists": 0}');
 SELECT emulator_reset();

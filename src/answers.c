@@ -525,8 +525,8 @@ close_created_since(const char *id, CommandId cid)
  * transaction must not read back what it deleted, as PostgreSQL's own
  * tables do not: the scans of a later command skip a record the
  * transaction deleted (or found gone), and a record whose lead_id (when
- * the record shows it) names a lead it deleted, since Close deletes a lead's contacts, opportunities and
- * custom objects with it.  Kept until the transaction ends
+ * the record shows it) names a lead it deleted, since Close deletes a
+ * lead's contacts, opportunities and custom objects with it.  Kept until the transaction ends
  * (TopTransactionContext), at most CLOSE_DELETED_MAX ids (about 3 MB; past
  * that, the later deletes are not remembered).
  */
