@@ -81,3 +81,21 @@ SELECT * FROM emulator_requests();
 SELECT id, name FROM rd.contacts WHERE name LIKE '% Five' ORDER BY id;
 SELECT emulator_call('POST', '/_emulator/config', '{"stale_reads": 0, "stale_lists": 0}');
 SELECT emulator_reset();
+
+-- 4. A BEFORE ROW UPDATE trigger may set a status the UPDATE does not
+-- assign (Close then fills date_won): RETURNING a key Close fills stays
+-- refused on a table with one.
+CREATE FUNCTION rd.win() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.status_id := 'stat_Won0000000000000000000000000000000000000000';
+  RETURN NEW;
+END $$;
+CREATE TRIGGER win BEFORE UPDATE ON rd.opportunities
+  FOR EACH ROW EXECUTE FUNCTION rd.win();
+ALTER FOREIGN TABLE rd.opportunities OPTIONS (ADD write_mode 'deferred');
+BEGIN;
+UPDATE rd.opportunities SET value = 5
+ WHERE id = 'oppo_Plain3Demo000000000000000000000000000000000' RETURNING date_won;  -- ERROR
+ROLLBACK;
+ALTER FOREIGN TABLE rd.opportunities OPTIONS (DROP write_mode);
+DROP TRIGGER win ON rd.opportunities;

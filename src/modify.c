@@ -1087,8 +1087,13 @@ check_deferred_returning(Relation rel, Node *returning, Index varno,
 	bool		reacts = false;
 	ListCell   *lc;
 
-	/* does the UPDATE assign a key Close reacts to? */
-	if (update)
+	/*
+	 * Does the UPDATE assign a key Close reacts to?  A BEFORE ROW trigger
+	 * may change any key (a status), so with one it may.
+	 */
+	if (update && rel->trigdesc && rel->trigdesc->trig_update_before_row)
+		reacts = true;
+	else if (update)
 		foreach(lc, target_attrs)
 		{
 			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
