@@ -30,7 +30,7 @@ PGFILEDESC = "close_fdw - foreign data wrapper for the Close CRM API"
 
 SHLIB_LINK = -lcurl -ljson-c
 
-REGRESS = setup options types read_lead read_id joins search explain connection errors resilience fuzz concurrency cancel memory writes writes_bulk writes_direct import fields upgrade edges_pushdown edges_json edges_encoding edges_writelog edges_writelog_batch edges_modify partitions invalidation security consistency planning analyze pushdown_upper budget definitions review_write review_read many_connections stats sqlstates write_log deferred pacing edges_jsonb paging_overlap review_tx review_plan deferred_gaps cache crm_read crm_write crm_import crm_search perf_json review_crm_write review_crm_read review_cache_tx review_lead adv_edges adv_spec adv_pushdown adv_tx rev_a rev_b adv_exec adv_write adv_crm rev_c
+REGRESS = setup options types read_lead read_id joins search explain connection errors resilience fuzz concurrency cancel memory writes writes_bulk writes_direct import fields upgrade edges_pushdown edges_json edges_encoding edges_writelog edges_writelog_batch edges_modify partitions invalidation security consistency planning analyze pushdown_upper budget definitions review_write review_read many_connections stats sqlstates write_log deferred pacing edges_jsonb paging_overlap review_tx review_plan deferred_gaps cache crm_read crm_write crm_import crm_search perf_json review_crm_write review_crm_read review_cache_tx review_lead adv_edges adv_spec adv_pushdown adv_tx rev_a rev_b adv_exec adv_write adv_crm rev_c rev_d
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=close_fdw
 
 # A VPATH build (pg_buildext's build-N directories) writes the objects

@@ -523,10 +523,10 @@ close_created_since(const char *id, CommandId cid)
  * answer the record (a stale copy), and its lists and searches keep a
  * deleted record for 30 to 60 s (close-crm-api.md).  The rest of the
  * transaction must not read back what it deleted, as PostgreSQL's own
- * tables do not: scans skip a record the transaction deleted (or found
- * gone), and a record whose lead_id (when the record shows it) names a lead
- * it deleted, since Close deletes a lead's contacts, opportunities and
- * custom objects with it.  Kept until the transaction ends
+ * tables do not: the scans of a later command skip a record the
+ * transaction deleted (or found gone), and a record whose lead_id (when
+ * the record shows it) names a lead it deleted, since Close deletes a
+ * lead's contacts, opportunities and custom objects with it.  Kept until the transaction ends
  * (TopTransactionContext), at most CLOSE_DELETED_MAX ids (about 3 MB; past
  * that, the later deletes are not remembered).
  */
@@ -535,6 +535,7 @@ close_created_since(const char *id, CommandId cid)
 typedef struct CloseDeletedEntry
 {
 	char		id[CLOSE_CREATED_ID_MAX];	/* hash key */
+	CommandId	cid;			/* the command that deleted it (first) */
 } CloseDeletedEntry;
 
 static HTAB *deleted_ids = NULL;
@@ -564,6 +565,9 @@ deleted_xact_callback(XactEvent event, void *arg)
 void
 close_note_deleted(const char *id)
 {
+	CloseDeletedEntry *entry;
+	bool		found;
+
 	if (id == NULL || strlen(id) >= CLOSE_CREATED_ID_MAX)
 		return;
 	if (!deleted_callback)
@@ -584,7 +588,9 @@ close_note_deleted(const char *id)
 	}
 	if (hash_get_num_entries(deleted_ids) >= CLOSE_DELETED_MAX)
 		return;
-	(void) hash_search(deleted_ids, id, HASH_ENTER, NULL);
+	entry = hash_search(deleted_ids, id, HASH_ENTER, &found);
+	if (!found)
+		entry->cid = GetCurrentCommandId(false);
 	if (strncmp(id, CLOSE_PREFIX_LEAD, strlen(CLOSE_PREFIX_LEAD)) == 0)
 		deleted_lead = true;
 }
@@ -596,12 +602,20 @@ close_deleted_lead_in_xact(void)
 	return deleted_lead;
 }
 
-/* Did this transaction delete the record of this id? */
+/*
+ * Did a command of this transaction before cid (the reading statement's)
+ * delete the record of this id?  Not one at or after it: a cursor opened
+ * before the DELETE, or another part of the DELETE's own statement (a
+ * CTE), reads with a snapshot taken before it, as for a local table.
+ */
 bool
-close_deleted_in_xact(const char *id)
+close_deleted_in_xact(const char *id, CommandId cid)
 {
+	CloseDeletedEntry *entry;
+
 	if (deleted_ids == NULL || id == NULL ||
 		strlen(id) >= CLOSE_CREATED_ID_MAX)
 		return false;
-	return hash_search(deleted_ids, id, HASH_FIND, NULL) != NULL;
+	entry = hash_search(deleted_ids, id, HASH_FIND, NULL);
+	return entry != NULL && entry->cid < cid;
 }

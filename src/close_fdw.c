@@ -250,6 +250,7 @@ static void closeExplainForeignScan(ForeignScanState *node, ExplainState *es);
 static void drop_next_round(CloseScanState *fsstate);
 static void abandon_next_round(CloseScanState *fsstate);
 static void drop_rows(CloseScanState *fsstate);
+static const char *fields_asked(CloseScanState *fsstate);
 
 void
 _PG_init(void)
@@ -1356,6 +1357,17 @@ start_search(ForeignScanState *node)
 		keys = list_concat_copy(keys, fsstate->custom_keys);
 	}
 
+	/* after a lead's DELETE: lead_id too, to skip stale copies (next_row) */
+	if (fsstate->res->lead_filter && close_deleted_lead_in_xact())
+	{
+		ListCell   *lc;
+
+		foreach(lc, keys)
+			if (strcmp(strVal(lfirst(lc)), CLOSE_KEY_LEAD_ID) == 0)
+				break;
+		if (lc == NULL)
+			keys = lappend(list_copy(keys), makeString(CLOSE_KEY_LEAD_ID));
+	}
 	fields = close_search_render_fields(keys);
 	page_limit = fsstate->search_limit > 0
 		? Min(fsstate->search_limit, CLOSE_SEARCH_PAGE) : CLOSE_SEARCH_PAGE;
@@ -1548,7 +1560,7 @@ append_listing(StringInfo path, CloseScanState *fsstate, const char *key)
 		append_filter(path, name, (const char *) lfirst(lc));
 	}
 	if (fsstate->fields)
-		close_append_query_list(path, "_fields", fsstate->fields);
+		close_append_query_list(path, "_fields", fields_asked(fsstate));
 }
 
 /*
@@ -1609,6 +1621,21 @@ fields_has_key(const char *fields, const char *key)
 		p += len;
 	}
 	return false;
+}
+
+/*
+ * The _fields a scan's GET sends (fsstate->fields, not NULL).  After a
+ * lead's DELETE in the transaction, a record of that lead read by id or
+ * listed may be a stale copy (Close's reads and list index lag deletes):
+ * its lead_id is asked too, to tell (next_row).
+ */
+static const char *
+fields_asked(CloseScanState *fsstate)
+{
+	if (fsstate->res->lead_filter && close_deleted_lead_in_xact() &&
+		!fields_has_key(fsstate->fields, CLOSE_KEY_LEAD_ID))
+		return psprintf("%s,%s", fsstate->fields, CLOSE_KEY_LEAD_ID);
+	return fsstate->fields;
 }
 
 /* A record's lead_id, or NULL if it shows none. */
@@ -2288,19 +2315,7 @@ fetch_by_id(CloseScanState *fsstate)
 		appendStringInfoString(&buf, close_record_path(fsstate->res->path,
 													   fsstate->current_key));
 		if (fsstate->fields)
-		{
-			/*
-			 * After a lead's DELETE by this backend, a record of that lead
-			 * read by id may be a stale copy: ask its lead_id to tell.
-			 */
-			if (fsstate->res->lead_filter && close_deleted_lead_in_xact() &&
-				!fields_has_key(fsstate->fields, CLOSE_KEY_LEAD_ID))
-				close_append_query_list(&buf, "_fields",
-										psprintf("%s,%s", fsstate->fields,
-												 CLOSE_KEY_LEAD_ID));
-			else
-				close_append_query_list(&buf, "_fields", fsstate->fields);
-		}
+			close_append_query_list(&buf, "_fields", fields_asked(fsstate));
 		path = buf.data;
 	}
 
@@ -2482,8 +2497,8 @@ next_row(CloseScanState *fsstate, TupleTableSlot *slot)
 		if (close_created_since(record_id(record), fsstate->cid))
 			continue;
 		/* a stale copy of a record this backend deleted, or of its lead's */
-		if (close_deleted_in_xact(record_id(record)) ||
-			close_deleted_in_xact(record_lead_id(record)))
+		if (close_deleted_in_xact(record_id(record), fsstate->cid) ||
+			close_deleted_in_xact(record_lead_id(record), fsstate->cid))
 			continue;
 		close_convert_record(fsstate->conv, record,
 							 slot->tts_values, slot->tts_isnull);

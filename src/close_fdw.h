@@ -499,7 +499,7 @@ extern void close_untrack_created(void);
 extern void close_note_created(const char *id);
 extern bool close_created_since(const char *id, CommandId cid);
 extern void close_note_deleted(const char *id);
-extern bool close_deleted_in_xact(const char *id);
+extern bool close_deleted_in_xact(const char *id, CommandId cid);
 extern bool close_deleted_lead_in_xact(void);
 
 /* in costs.c */

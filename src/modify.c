@@ -1071,15 +1071,43 @@ refuse_update_column(Relation rel, Form_pg_attribute att, ColumnKind kind,
  * own when a write leaves it out (a new opportunity's status, confidence
  * and user; date_won when its status becomes won) is refused too, unless
  * the statement assigns it (target_attrs), and so is one Close rewrites
- * (a contact's phones, as E.164).
+ * (a contact's phones, as E.164).  An UPDATE's RETURNING shows the value
+ * the scan read for a key it leaves alone, which its PUT (a patch of the
+ * assigned keys) does not change: such a key is refused only when the
+ * UPDATE assigns one Close reacts to (a status: date_won, the pipeline;
+ * phones: the time zone), and a key Close rewrites only when assigned.
  */
 static void
 check_deferred_returning(Relation rel, Node *returning, Index varno,
-						 List *target_attrs)
+						 List *target_attrs, bool update)
 {
 	Bitmapset  *attrs = NULL;
 	int			col = -1;
 	const CloseResource *res = close_get_table_resource(RelationGetRelid(rel));
+	bool		reacts = false;
+	ListCell   *lc;
+
+	/*
+	 * Does the UPDATE assign a key Close reacts to?  A BEFORE ROW trigger
+	 * may change any key (a status), so with one it may.
+	 */
+	if (update && rel->trigdesc && rel->trigdesc->trig_update_before_row)
+		reacts = true;
+	else if (update)
+		foreach(lc, target_attrs)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
+												  lfirst_int(lc) - 1);
+			const char *key;
+			const CloseResourceKey *k;
+
+			if (column_kind(rel, att, &key) == COLUMN_READ_ONLY)
+				continue;
+			k = close_resource_key(res, key);
+			if (k != NULL && (k->write_key != NULL || k->close_sets ||
+							  k->close_rewrites))
+				reacts = true;
+		}
 
 	pull_varattnos(returning, varno, &attrs);
 	while ((col = bms_next_member(attrs, col)) >= 0)
@@ -1105,6 +1133,10 @@ check_deferred_returning(Relation rel, Node *returning, Index varno,
 				((k = close_resource_key(res, key)) == NULL ||
 				 (k->write_key == NULL && !k->close_rewrites &&
 				  (!k->close_sets || list_member_int(target_attrs, attnum)))))
+				continue;
+			/* an UPDATE's key it leaves alone: the value read */
+			if (update && column_kind(rel, att, &key) != COLUMN_READ_ONLY &&
+				!list_member_int(target_attrs, attnum) && !reacts)
 				continue;
 		}
 		ereport(ERROR,
@@ -1261,7 +1293,8 @@ closePlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 		close_write_mode_deferred(rte->relid))
 		check_deferred_returning(rel, (Node *) list_nth(plan->returningLists,
 														subplan_index),
-								 resultRelation, target_attrs);
+								 resultRelation, target_attrs,
+								 plan->operation == CMD_UPDATE);
 
 	/*
 	 * UPDATE ... FROM and DELETE ... USING join the table to others: a record
@@ -3391,7 +3424,7 @@ closeExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 									 st->mtstate && st->mtstate->resultRelInfo
 									 ? st->mtstate->resultRelInfo->ri_RangeTableIndex
 									 : rinfo->ri_RangeTableIndex,
-									 NIL);	/* its NULLs are not sent */
+									 NIL, false);	/* its NULLs are not sent */
 		else
 			check_deferred_returned_nulls(st, rinfo, slot);
 		st->check_returning = false;

@@ -194,7 +194,9 @@ CRM resources (close_emulator_crm.py; /work/shared/close-crm-api.md):
     its contacts, opportunities and custom objects; deleting a contact clears contact_id on its
     opportunities.  With config stale_reads N, the first N GETs by id of a deleted lead,
     contact or opportunity still answer its last copy (Close's reads lag deletes); listings
-    never show it.
+    never show it, but with config stale_lists 1 too the whole contact listing (no lead_id)
+    and searches of contacts and opportunities still show those copies (Close's list and
+    search index lags its deletes by 30-60 s).
 
 Numbers in request bodies are kept exactly as written (12.50 stays 12.50,
 12345678901234.5678 keeps every digit): JSON is parsed with Decimal and
@@ -230,7 +232,8 @@ Control API (no auth, never logged), under /_emulator/:
                                                 "crm_max_limit" (200), "lead_max_skip"
                                                 (35000), "crm_max_skip" (0: none),
                                                 "crm_search_day_granular" (0, 1, 2),
-                                                "stale_reads" (0), "max_url" (0: none;
+                                                "stale_reads" (0), "stale_lists" (0),
+                                                "max_url" (0: none;
                                                 else a longer request target is 414, as
                                                 Close takes URLs of about 2000
                                                 characters)} (any subset,
@@ -1089,7 +1092,7 @@ CONFIG_KEYS = ("latency_ms", "max_limit", "max_skip", "rate_limit_per_sec",
                "cursor_ttl", "search_max_results", "search_rate_limit_per_sec",
                "short_pages", "list_by_date_updated", "rate_limit_window_ms",
                "crm_max_limit", "lead_max_skip", "crm_max_skip", "crm_search_day_granular",
-               "stale_reads", "max_url")
+               "stale_reads", "max_url", "stale_lists")
 CONFIG_MINIMUM = {"max_limit": 1, "search_max_results": 1, "rate_limit_window_ms": 1,
                   "crm_max_limit": 1}   # others: 0
 
@@ -1118,6 +1121,18 @@ def fmt_seconds(x):
 
 
 # ---------------------------------------------------------------------------
+def crm_search_pool(store, otype):
+    """A CRM type's records a search sees: with config stale_lists, also the
+    stale copies of deleted ones (Close's index lags its deletes)."""
+    records = store.crm.records(otype)
+    prefix = {"contact": "cont_", "opportunity": "oppo_"}.get(otype)
+    if not store.config.get("stale_lists", 0) or prefix is None:
+        return records
+    pool = {oid: t[0] for oid, t in store.crm.tombstones.items() if oid.startswith(prefix)}
+    pool.update(records)
+    return pool
+
+
 # Advanced Filtering (POST /data/search/): query compiler and sorting
 # ---------------------------------------------------------------------------
 
@@ -2068,7 +2083,7 @@ class Handler(crm.CrmHandlers, crm.CrmWrites, crm.CrmControl, BaseHTTPRequestHan
                 # date index gives the order, and a date_created range in the
                 # top-level "and" narrows what is evaluated.
                 if otype != "custom_object":
-                    matched = [r for r in store.crm.records(otype).values() if pred(r)]
+                    matched = [r for r in crm_search_pool(store, otype).values() if pred(r)]
                     sort_search_results(matched, sort_spec)
                 elif len(sort_spec) == 1 and sort_spec[0][0] == "date_created":
                     lower, upper = top_level_date_created_range(body["query"], ctx)
@@ -2098,7 +2113,7 @@ class Handler(crm.CrmHandlers, crm.CrmWrites, crm.CrmControl, BaseHTTPRequestHan
             end = min(position + limit, len(ids))
             data = []
             otype = state["object_type"]
-            records = store.objects if otype == "custom_object" else store.crm.records(otype)
+            records = store.objects if otype == "custom_object" else crm_search_pool(store, otype)
             for oid in ids[position:end]:
                 rec = records.get(oid)
                 if rec is None:
@@ -2614,7 +2629,7 @@ def main(argv=None):
               "crm_max_limit": args.crm_max_limit, "lead_max_skip": args.lead_max_skip,
               "crm_max_skip": args.crm_max_skip,
               "crm_search_day_granular": args.crm_search_day_granular, "stale_reads": 0,
-              "max_url": 0}
+              "max_url": 0, "stale_lists": 0}
     store = Store(config, args.data)
     server = EmulatorServer(("127.0.0.1", args.port), Handler)
     server.store = store

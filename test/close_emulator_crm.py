@@ -789,6 +789,10 @@ class CrmHandlers:
                 recs.sort(key=lambda r: r["date_created"], reverse=True)
             else:
                 recs = crm.sorted_records("contact", [("date_created", True)])
+                if store.config.get("stale_lists", 0):
+                    # the list index lags deletes: stale copies still listed
+                    recs = recs + [t[0] for oid, t in sorted(crm.tombstones.items())
+                                   if oid.startswith("cont_")]
             return self._crm_page(req, "contact", recs, self._crm_view)
 
     def api_crm_get_contact(self, req, label, match, body):

@@ -806,7 +806,7 @@ class ControlTests(EmulatorTest):
                           "cursor_ttl": 30, "search_max_results": 10000, "search_rate_limit_per_sec": 0,
                           "short_pages": 0, "list_by_date_updated": 0, "crm_max_limit": 200,
                           "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0,
-                          "stale_reads": 0, "max_url": 0})
+                          "stale_reads": 0, "max_url": 0, "stale_lists": 0})
         self.assertEqual(control("GET", "faults").json()["rules"], [])
         self.assertEqual(api_log(), "")
         self.assertStatus(request("GET", "/api/v1/custom_object/%s/" % emu.OBJ_SHEET), 200)
@@ -1912,7 +1912,7 @@ class ProcessTests(unittest.TestCase):
                                    "cursor_ttl": 7, "search_max_results": 50, "search_rate_limit_per_sec": 3,
                                    "short_pages": 0, "list_by_date_updated": 0, "crm_max_limit": 200,
                                    "lead_max_skip": 35000, "crm_max_skip": 0, "crm_search_day_granular": 0,
-                          "stale_reads": 0, "max_url": 0})
+                          "stale_reads": 0, "max_url": 0, "stale_lists": 0})
             path = objects_path(emu.LEAD_BIG, _limit=6)
             self.assertEqual(request("GET", path, port=port).status, 400)
             self.assertEqual(request("GET", path, port=port).status, 400)
