@@ -416,18 +416,21 @@ close_whole_end(CloseWholeAnswer *whole, CloseConnection *conn,
  */
 #define CLOSE_CREATED_ID_MAX 128
 
-typedef struct CloseCreatedEntry
+/* An id created or deleted, with the command that did it (the first) */
+typedef struct CloseIdEntry
 {
 	char		id[CLOSE_CREATED_ID_MAX];	/* hash key */
-	CommandId	cid;			/* the command that created it */
-} CloseCreatedEntry;
+	CommandId	cid;
+} CloseIdEntry;
 
 static int	created_scans = 0;	/* scans open */
 static HTAB *created_ids = NULL;
-static bool created_callback = false;
+static HTAB *deleted_ids = NULL;	/* see "objects this transaction deleted" */
+static bool deleted_lead = false;	/* a lead among them */
+static bool ids_callback = false;
 
 static void
-created_xact_callback(XactEvent event, void *arg)
+ids_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
@@ -436,24 +439,48 @@ created_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
-			/* the table was in TopTransactionContext, which goes */
+			/* the tables were in TopTransactionContext, which goes */
 			created_scans = 0;
 			created_ids = NULL;
+			deleted_ids = NULL;
+			deleted_lead = false;
 			break;
 		default:
 			break;
 	}
 }
 
+/* Before any state the transaction's end must clear. */
+static void
+ids_register_callback(void)
+{
+	if (!ids_callback)
+	{
+		RegisterXactCallback(ids_xact_callback, NULL);
+		ids_callback = true;
+	}
+}
+
+/* A table of the transaction's ids, in TopTransactionContext. */
+static HTAB *
+ids_table(const char *name)
+{
+	HASHCTL		ctl;
+
+	ids_register_callback();
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = CLOSE_CREATED_ID_MAX;
+	ctl.entrysize = sizeof(CloseIdEntry);
+	ctl.hcxt = TopTransactionContext;
+	return hash_create(name, 64, &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
 /* A scan begins: keep created ids until it ends. */
 void
 close_track_created(void)
 {
-	if (!created_callback)
-	{
-		RegisterXactCallback(created_xact_callback, NULL);
-		created_callback = true;
-	}
+	ids_register_callback();
 	created_scans++;
 }
 
@@ -472,23 +499,14 @@ close_untrack_created(void)
 void
 close_note_created(const char *id)
 {
-	CloseCreatedEntry *entry;
+	CloseIdEntry *entry;
 	bool		found;
 
 	/* (an id longer than the key, which Close's are not, is cut to it) */
 	if (created_scans == 0 || id == NULL)
 		return;
 	if (created_ids == NULL)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = CLOSE_CREATED_ID_MAX;
-		ctl.entrysize = sizeof(CloseCreatedEntry);
-		ctl.hcxt = TopTransactionContext;
-		created_ids = hash_create("close_fdw created ids", 256, &ctl,
-								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	}
+		created_ids = ids_table("close_fdw created ids");
 	entry = hash_search(created_ids, id, HASH_ENTER, &found);
 
 	/*
@@ -508,7 +526,7 @@ close_note_created(const char *id)
 bool
 close_created_since(const char *id, CommandId cid)
 {
-	CloseCreatedEntry *entry;
+	CloseIdEntry *entry;
 
 	if (created_ids == NULL || id == NULL)
 		return false;
@@ -532,60 +550,17 @@ close_created_since(const char *id, CommandId cid)
  */
 #define CLOSE_DELETED_MAX		20000
 
-typedef struct CloseDeletedEntry
-{
-	char		id[CLOSE_CREATED_ID_MAX];	/* hash key */
-	CommandId	cid;			/* the command that deleted it (first) */
-} CloseDeletedEntry;
-
-static HTAB *deleted_ids = NULL;
-static bool deleted_lead = false;	/* a lead among them */
-static bool deleted_callback = false;
-
-static void
-deleted_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_PREPARE:
-			/* the table was in TopTransactionContext, which goes */
-			deleted_ids = NULL;
-			deleted_lead = false;
-			break;
-		default:
-			break;
-	}
-}
-
 /* modify.c: Close answered a DELETE of this id (or found it gone). */
 void
 close_note_deleted(const char *id)
 {
-	CloseDeletedEntry *entry;
+	CloseIdEntry *entry;
 	bool		found;
 
 	if (id == NULL || strlen(id) >= CLOSE_CREATED_ID_MAX)
 		return;
-	if (!deleted_callback)
-	{
-		RegisterXactCallback(deleted_xact_callback, NULL);
-		deleted_callback = true;
-	}
 	if (deleted_ids == NULL)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = CLOSE_CREATED_ID_MAX;
-		ctl.entrysize = sizeof(CloseDeletedEntry);
-		ctl.hcxt = TopTransactionContext;
-		deleted_ids = hash_create("close_fdw deleted ids", 64, &ctl,
-								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	}
+		deleted_ids = ids_table("close_fdw deleted ids");
 	if (hash_get_num_entries(deleted_ids) >= CLOSE_DELETED_MAX)
 		return;
 	entry = hash_search(deleted_ids, id, HASH_ENTER, &found);
@@ -611,7 +586,7 @@ close_deleted_lead_in_xact(void)
 bool
 close_deleted_in_xact(const char *id, CommandId cid)
 {
-	CloseDeletedEntry *entry;
+	CloseIdEntry *entry;
 
 	if (deleted_ids == NULL || id == NULL ||
 		strlen(id) >= CLOSE_CREATED_ID_MAX)
