@@ -1595,17 +1595,19 @@ lead_listing_path(CloseScanState *fsstate, const char *key)
 	return path.data;
 }
 
-/* A record's id, or NULL if it has none. */
+/* A record's key as a string (its id, its lead_id), or NULL if not one. */
 static const char *
-record_id(struct json_object *record)
+record_text(struct json_object *record, const char *key)
 {
-	struct json_object *id = close_json_object_get(record, CLOSE_KEY_ID);
+	struct json_object *member = close_json_object_get(record, key);
 	size_t		len;
 
-	if (id == NULL || close_json_kind(id) != CLOSE_JSON_STRING)
+	if (member == NULL || close_json_kind(member) != CLOSE_JSON_STRING)
 		return NULL;
-	return close_json_scalar_text(id, &len);
+	return close_json_scalar_text(member, &len);
 }
+
+#define record_id(record) record_text((record), CLOSE_KEY_ID)
 
 /* Whether a _fields list ("id,name") holds this key. */
 static bool
@@ -1636,18 +1638,6 @@ fields_asked(CloseScanState *fsstate)
 		!fields_has_key(fsstate->fields, CLOSE_KEY_LEAD_ID))
 		return psprintf("%s,%s", fsstate->fields, CLOSE_KEY_LEAD_ID);
 	return fsstate->fields;
-}
-
-/* A record's lead_id, or NULL if it shows none. */
-static const char *
-record_lead_id(struct json_object *record)
-{
-	struct json_object *lead = close_json_object_get(record, CLOSE_KEY_LEAD_ID);
-	size_t		len;
-
-	if (lead == NULL || close_json_kind(lead) != CLOSE_JSON_STRING)
-		return NULL;
-	return close_json_scalar_text(lead, &len);
 }
 
 /*
@@ -2195,12 +2185,9 @@ static bool
 record_has_key_value(struct json_object *record, const char *key,
 					 const char *value)
 {
-	struct json_object *member = close_json_object_get(record, key);
-	size_t		len;
+	const char *member = record_text(record, key);
 
-	if (member == NULL || close_json_kind(member) != CLOSE_JSON_STRING)
-		return true;
-	return strcmp(close_json_scalar_text(member, &len), value) == 0;
+	return member == NULL || strcmp(member, value) == 0;
 }
 
 static void
@@ -2248,15 +2235,10 @@ idset_has(CloseIdSet *set, uint64 hash)
 static bool
 lead_record_take(CloseScanState *fsstate, struct json_object *record)
 {
-	struct json_object *member = close_json_object_get(record,
-													   CLOSE_KEY_LEAD_ID);
-	const char *lead = NULL;
+	const char *lead = record_text(record, CLOSE_KEY_LEAD_ID);
 	bool		own;
 	uint64		hash;
-	size_t		len;
 
-	if (member != NULL && close_json_kind(member) == CLOSE_JSON_STRING)
-		lead = close_json_scalar_text(member, &len);
 	own = lead == NULL || strcmp(lead, fsstate->current_key) == 0;
 	if (fsstate->nkeys < 2)
 		return own;
@@ -2491,14 +2473,18 @@ next_row(CloseScanState *fsstate, TupleTableSlot *slot)
 	for (;;)
 	{
 		struct json_object *record = next_record(fsstate);
+		const char *id;
 
 		if (record == NULL)
 			return false;
-		if (close_created_since(record_id(record), fsstate->cid))
+		id = record_id(record);
+		if (close_created_since(id, fsstate->cid))
 			continue;
-		/* a stale copy of a record this backend deleted, or of its lead's */
-		if (close_deleted_in_xact(record_id(record), fsstate->cid) ||
-			close_deleted_in_xact(record_lead_id(record), fsstate->cid))
+		/* a stale copy of a record this transaction deleted, or of its lead's */
+		if (close_deleted_in_xact(id, fsstate->cid) ||
+			(close_deleted_lead_in_xact() &&
+			 close_deleted_in_xact(record_text(record, CLOSE_KEY_LEAD_ID),
+								   fsstate->cid)))
 			continue;
 		close_convert_record(fsstate->conv, record,
 							 slot->tts_values, slot->tts_isnull);
