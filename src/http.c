@@ -1472,6 +1472,24 @@ discard_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return size * nmemb;
 }
 
+/*
+ * Give up the transfer of a busy slot: it gets no answer, so it leaves the
+ * pacing's count of requests in flight, and nothing may be written to the
+ * caller's buffers from now on (they may be gone already).
+ */
+static void
+drop_transfer(CloseFlight *flight, int slot)
+{
+	if (flight->group[0])
+		close_pace_release(flight->key, flight->group,
+						   flight->attempts[slot].ticket.number, 1);
+	curl_easy_setopt(flight->handles[slot], CURLOPT_WRITEFUNCTION, discard_data);
+	curl_easy_setopt(flight->handles[slot], CURLOPT_HEADERFUNCTION, discard_data);
+	curl_multi_remove_handle(flight->multi, flight->handles[slot]);
+	flight->busy[slot] = false;
+	flight->done[slot] = false;
+}
+
 static void
 flight_cleanup(void *arg)
 {
@@ -1479,16 +1497,12 @@ flight_cleanup(void *arg)
 	int			i;
 
 	/* what is still out, or was let go but not sent, gets no answer */
-	if (flight->group[0])
-	{
-		for (i = 0; i < flight->nslots; i++)
-			if (flight->busy[i])
-				close_pace_release(flight->key, flight->group,
-								   flight->attempts[i].ticket.number, 1);
-		if (flight->reserved)
-			close_pace_release(flight->key, flight->group,
-							   flight->reserved_ticket.number, 1);
-	}
+	for (i = 0; i < flight->nslots; i++)
+		if (flight->busy[i])
+			drop_transfer(flight, i);
+	if (flight->reserved && flight->group[0])
+		close_pace_release(flight->key, flight->group,
+						   flight->reserved_ticket.number, 1);
 	flight->in_flight = 0;
 	flight->reserved = false;
 
@@ -1496,13 +1510,6 @@ flight_cleanup(void *arg)
 	{
 		if (flight->handles[i] == NULL)
 			continue;
-		if (flight->busy[i] && flight->multi)
-		{
-			/* the buffers may be gone already: nothing may be written now */
-			curl_easy_setopt(flight->handles[i], CURLOPT_WRITEFUNCTION, discard_data);
-			curl_easy_setopt(flight->handles[i], CURLOPT_HEADERFUNCTION, discard_data);
-			curl_multi_remove_handle(flight->multi, flight->handles[i]);
-		}
 		curl_easy_cleanup(flight->handles[i]);
 		flight->handles[i] = NULL;
 	}
@@ -1712,15 +1719,7 @@ close_flight_abandon(CloseFlight *flight, int *unsent)
 			went_out++;
 		else
 			(*unsent)++;
-		if (flight->group[0])
-			close_pace_release(flight->key, flight->group,
-							   flight->attempts[i].ticket.number, 1);
-		/* nothing may be written to the caller's buffers from now on */
-		curl_easy_setopt(flight->handles[i], CURLOPT_WRITEFUNCTION, discard_data);
-		curl_easy_setopt(flight->handles[i], CURLOPT_HEADERFUNCTION, discard_data);
-		curl_multi_remove_handle(flight->multi, flight->handles[i]);
-		flight->busy[i] = false;
-		flight->done[i] = false;
+		drop_transfer(flight, i);
 	}
 	flight->in_flight = 0;
 	return went_out;
