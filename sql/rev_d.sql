@@ -99,3 +99,26 @@ UPDATE rd.opportunities SET value = 5
 ROLLBACK;
 ALTER FOREIGN TABLE rd.opportunities OPTIONS (DROP write_mode);
 DROP TRIGGER win ON rd.opportunities;
+
+-- 5. A DELETE sent inside a savepoint that is rolled back stays done in
+-- Close (nothing undoes it): the rest of the transaction still skips the
+-- record Close answers stale.  A DELETE Close refused deleted nothing: the
+-- record still shows.
+SELECT emulator_reset();
+SELECT emulator_call('POST', '/_emulator/config', '{"stale_reads": 5}');
+BEGIN;
+SAVEPOINT s;
+DELETE FROM rd.contacts WHERE id = 'cont_Plain2A000000000000000000000000000000000000';
+ROLLBACK TO SAVEPOINT s;
+SELECT id FROM rd.contacts WHERE id = 'cont_Plain2A000000000000000000000000000000000000';
+SELECT emulator_fault('{"method": "DELETE", "action": "status", "status": 403, "body": {"error": "Forbidden"}, "times": 1}');
+SAVEPOINT t;
+DELETE FROM rd.contacts WHERE id = 'cont_Plain2B000000000000000000000000000000000000';  -- ERROR
+ROLLBACK TO SAVEPOINT t;
+SELECT id FROM rd.contacts WHERE id = 'cont_Plain2B000000000000000000000000000000000000';
+COMMIT;
+-- Close answered the deleted contact's GET (a stale copy, 200)
+SELECT e->>'method' AS method, e->>'path' AS path, e->>'status' AS status
+  FROM emulator_log_entries() e;
+SELECT emulator_call('POST', '/_emulator/config', '{"stale_reads": 0}');
+SELECT emulator_reset();
