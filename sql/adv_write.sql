@@ -94,6 +94,23 @@ DELETE FROM aw_leads_plain1 WHERE id = 'custobj_RLXAgBmZ7wwqmY4x9HFsf9wNtNbrWHhe
 UPDATE aw_leads_plain1 SET name = 'not mine' WHERE id = 'custobj_RLXAgBmZ7wwqmY4x9HFsf9wNtNbrWHhei9NVVy9CGwA';
 SELECT * FROM emulator_requests() r WHERE r NOT LIKE 'GET%' AND r NOT LIKE 'POST /data/search/%';
 SELECT name FROM aw_leads_other WHERE id = 'custobj_RLXAgBmZ7wwqmY4x9HFsf9wNtNbrWHhei9NVVy9CGwA';
+-- the DEFAULT partition's bound is checked locally, so neither its order
+-- with a LIMIT (WITH TIES too) nor a count is handed to Close: the same
+-- rows as a local copy of the partitioned table gives, from whole searches
+CREATE TEMP TABLE aw_leads_copy AS SELECT * FROM aw_leads;
+SELECT emulator_clear();
+SELECT (SELECT array_agg(name ORDER BY name) FROM (SELECT name FROM aw_leads_other
+          ORDER BY lead_id FETCH FIRST 2 ROWS WITH TIES) f)
+     = (SELECT array_agg(name ORDER BY name) FROM (SELECT name FROM aw_leads_copy
+          WHERE lead_id NOT IN ('lead_One0000000000000000000000000000000000000000',
+                                'lead_Plain10000000000000000000000000000000000000')
+          ORDER BY lead_id FETCH FIRST 2 ROWS WITH TIES) c) AS same_rows,
+       (SELECT count(*) FROM aw_leads_other) AS counted;
+SELECT count(*) AS searches,
+       count(*) FILTER (WHERE r LIKE '%results_limit%' OR r NOT LIKE '%"_limit":200,%'
+                           OR r LIKE '%lead_id","object_type%') AS cut_or_sorted_by_close
+  FROM emulator_requests() r;
+DROP TABLE aw_leads_copy;
 
 -- 4. INSERT ... ON CONFLICT DO NOTHING into a partitioned table (a table
 -- with a foreign partition has no unique index, so no conflict target):
